@@ -1,0 +1,238 @@
+//! Command-line definitions only (clap derive). One source for parsing, `--help`,
+//! and later the man pages and completions.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (API key manager; not the keyutils keyctl)"
+);
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success, 1 runtime failure (store unreadable, foreign, newer, read-only; I/O),
+2 usage (bad flag or value), 3 not found, 4 conflict (ambiguous key, name taken, key limit).
+
+Environment: KEYCTL_DB (store path), KEYCTL_ACTOR (actor name), NO_COLOR (disable colour).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyctl",
+    version = VERSION,
+    about = "Administer API keys in a local SQLite store",
+    long_about = "Administer API keys in a local SQLite store: create keys and see them once, \
+                  list, inspect and configure them. Only SHA-256 hashes of secrets are stored.",
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Key store file [default: keys.db in the platform data folder]
+    #[arg(long, global = true, env = "KEYCTL_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Who performs admin actions [default: the OS user name]
+    #[arg(long, global = true, env = "KEYCTL_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+
+    /// Output format for commands that print records
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+
+    /// Short for --format json
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Disable colour (also when NO_COLOR is set)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// Print no messages on stderr, only data on stdout and errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the key store (refuses to overwrite one)
+    Init(InitArgs),
+    /// Create a key and show its secret once
+    Create(Box<CreateArgs>),
+    /// List keys with their prefixes, status and last use
+    List(ListArgs),
+    /// Show every field of one key and its recent usage
+    Show(ShowArgs),
+    /// Read and change store settings
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Prefix of the store's secrets: 1-16 characters of a-z and 0-9
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct CreateArgs {
+    /// Name of the key (required without a terminal)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Free-text description
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Owner of the key [default: the actor]
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Category tag: production, staging, development or any text
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Pricing or organisational group tag
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Scope the key is limited to (repeatable; none = unrestricted)
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Vec<String>,
+    /// The one deployment or workspace the key is bound to
+    #[arg(long, value_name = "D")]
+    pub deployment: Option<String>,
+    /// Model the key may use (repeatable; none = any)
+    #[arg(long = "allow-model", value_name = "M")]
+    pub allow_models: Vec<String>,
+    /// Allowed IPs and CIDR ranges, comma-separated (repeatable; none = any)
+    #[arg(long = "allow-ip", value_name = "LIST")]
+    pub allow_ips: Vec<String>,
+    /// Expiry: a duration (30d), a date (2027-01-31), a date-time, or never
+    #[arg(long, value_name = "WHEN")]
+    pub expires: Option<String>,
+    /// Cap on accepted requests over the key's lifetime
+    #[arg(long, value_name = "N")]
+    pub quota_total: Option<String>,
+    /// Cap on accepted requests in any 24 hours
+    #[arg(long, value_name = "N")]
+    pub quota_daily: Option<String>,
+    /// Cap on accepted requests in any 7 days
+    #[arg(long, value_name = "N")]
+    pub quota_weekly: Option<String>,
+    /// Cap on accepted requests in any 30 days
+    #[arg(long, value_name = "N")]
+    pub quota_monthly: Option<String>,
+    /// Rate limit: N/s or N/m
+    #[arg(long, value_name = "N/s|N/m")]
+    pub rate_limit: Option<String>,
+    /// Credit limit (none = unlimited)
+    #[arg(long, value_name = "N")]
+    pub credits: Option<String>,
+    /// Make a test-mode key (<prefix>_test_...)
+    #[arg(long)]
+    pub test: bool,
+    /// Copy the secret to the clipboard (not yet implemented: see README)
+    #[arg(long, overrides_with = "no_copy")]
+    pub copy: bool,
+    /// Do not copy the secret to the clipboard
+    #[arg(long, overrides_with = "copy")]
+    pub no_copy: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Active,
+    Disabled,
+    Expired,
+    Revoked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum SortArg {
+    Name,
+    #[default]
+    Created,
+    LastUsed,
+    Expires,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ListArgs {
+    /// Only keys with this status (repeatable or comma-separated)
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub status: Vec<StatusArg>,
+    /// Only keys with this category
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Only keys with this owner
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Only keys bound to this deployment
+    #[arg(long)]
+    pub deployment: Option<String>,
+    /// Only keys in this group
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Only keys whose name, description, id or prefix contains TEXT (any case)
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+    /// Include revoked keys
+    #[arg(long)]
+    pub all: bool,
+    /// Order: name, created (newest first), last-used (latest first), expires (soonest first)
+    #[arg(long, value_enum, default_value_t = SortArg::Created)]
+    pub sort: SortArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The key: its id, exact name, or display prefix (with or without "...")
+    #[arg(value_name = "KEYREF")]
+    pub keyref: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print one setting's value
+    Get {
+        /// key-prefix, max-keys, failed-auth-limit, failed-auth-window, block-duration or log-retention
+        name: String,
+    },
+    /// Change one setting
+    Set {
+        /// The setting to change
+        name: String,
+        /// Its new value
+        value: String,
+    },
+    /// List every setting with its value and default
+    List,
+}
+
+/// Parses arguments; errors come back as clap errors for main to report in one line.
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

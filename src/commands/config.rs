@@ -1,0 +1,138 @@
+//! `keyctl config get|set|list`: store settings, validated, audited when changed.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::audit_event;
+use crate::cli::{ConfigCommand, Format};
+use crate::context::Ctx;
+use crate::core::settings::{default_of, is_known, known_names, normalize, SETTINGS};
+use crate::error::{Error, Result};
+use crate::store::Txn;
+use crate::ui::output::stdout;
+
+fn check_known(name: &str) -> Result<()> {
+    if is_known(name) {
+        Ok(())
+    } else {
+        Err(Error::not_found(format!(
+            "unknown setting '{name}': use one of {}",
+            known_names()
+        )))
+    }
+}
+
+/// The stored value of a setting, or None when it has its default.
+fn stored(tx: &dyn Txn, name: &str) -> Result<Option<String>> {
+    Ok(tx
+        .setting_pairs()?
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v))
+}
+
+#[derive(Serialize)]
+struct SettingJson<'a> {
+    name: &'a str,
+    value: String,
+    default: &'a str,
+    is_default: bool,
+}
+
+pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
+    match cmd {
+        ConfigCommand::Get { name } => {
+            check_known(&name)?;
+            let mut store = ctx.open_read()?;
+            let tx = store.read()?;
+            let default = default_of(&name).unwrap_or_default();
+            let value = stored(tx.as_ref(), &name)?;
+            let mut out = stdout();
+            match ctx.format {
+                Format::Json => {
+                    let v = SettingJson {
+                        name: &name,
+                        is_default: value.is_none(),
+                        value: value.unwrap_or_else(|| default.to_string()),
+                        default,
+                    };
+                    serde_json::to_writer(&mut out, &v).map_err(std::io::Error::other)?;
+                    writeln!(out)?;
+                }
+                _ => writeln!(out, "{}", value.as_deref().unwrap_or(default))?,
+            }
+            out.flush()?;
+            Ok(())
+        }
+        ConfigCommand::Set { name, value } => {
+            check_known(&name)?;
+            let value = normalize(&name, &value).map_err(Error::usage)?;
+            let mut store = ctx.open_write()?;
+            let mut tx = store.write()?;
+            let old = stored(tx.as_ref(), &name)?;
+            let default = default_of(&name).unwrap_or_default();
+            let old_shown = old.clone().unwrap_or_else(|| default.to_string());
+            if old_shown != value || old.is_none() {
+                tx.set_setting(&name, Some(&value))?;
+                tx.append_audit(audit_event(
+                    ctx,
+                    "config",
+                    None,
+                    serde_json::json!({ "setting": name, "old": old_shown, "new": value }),
+                ))?;
+            }
+            tx.commit()?;
+            ctx.note(&format!("{name} = {value}"));
+            Ok(())
+        }
+        ConfigCommand::List => {
+            let mut store = ctx.open_read()?;
+            let tx = store.read()?;
+            let pairs = tx.setting_pairs()?;
+            let rows: Vec<SettingJson> = SETTINGS
+                .iter()
+                .map(|(name, default, _)| {
+                    let v = pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+                    SettingJson {
+                        name,
+                        is_default: v.is_none(),
+                        value: v.unwrap_or_else(|| default.to_string()),
+                        default,
+                    }
+                })
+                .collect();
+            let mut out = stdout();
+            match ctx.format {
+                Format::Json => {
+                    serde_json::to_writer_pretty(&mut out, &rows)
+                        .map_err(std::io::Error::other)?;
+                    writeln!(out)?;
+                }
+                Format::Csv => {
+                    crate::ui::csv::write_row(&mut out, &["name", "value", "default", "is_default"])?;
+                    for r in &rows {
+                        crate::ui::csv::write_row(
+                            &mut out,
+                            &[r.name, &r.value, r.default, if r.is_default { "true" } else { "false" }],
+                        )?;
+                    }
+                }
+                Format::Table => {
+                    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+                    let vwidth = rows.iter().map(|r| r.value.len()).max().unwrap_or(0);
+                    for (r, (_, _, about)) in rows.iter().zip(SETTINGS) {
+                        let source = if r.is_default { "default" } else { "set" };
+                        writeln!(
+                            out,
+                            "{:width$}  {:vwidth$}  ({source}) {about}",
+                            r.name, r.value
+                        )?;
+                    }
+                }
+            }
+            out.flush()?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! `keyctl create`: validate every input, insert the key, reveal the secret once, and
+//! only then commit, so a secret that could not be delivered leaves no key behind.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use rand::TryRng;
+
+use super::audit_event;
+use crate::cli::{CreateArgs, Format};
+use crate::context::Ctx;
+use crate::core::allowlist;
+use crate::core::key::{self, Mode, Secret};
+use crate::core::limits::{parse_count, parse_rate_limit, Quotas};
+use crate::core::model::{KeySettings, NewKey};
+use crate::core::names::{optional_text, token_set, validate_name};
+use crate::core::settings::Settings;
+use crate::core::time::parse_time_spec;
+use crate::error::{Error, Result};
+use crate::store::Txn;
+use crate::ui::output::{stdout, sync_stdout_if_file};
+use crate::ui::reveal::{details, write_reveal, RevealStyle};
+
+pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
+    let style = reveal_style(ctx, "create")?;
+    let Some(name) = args.name.clone() else {
+        return Err(Error::usage(
+            "--name is required: keyctl create --name NAME (the interactive wizard is not built yet)",
+        ));
+    };
+    let settings = key_settings(ctx, &args, name, ctx.now)?;
+    let mode = if args.test { Mode::Test } else { Mode::Live };
+
+    let mut store = ctx.open_write()?;
+    let mut tx = store.write()?;
+    check_can_add(tx.as_ref(), &settings.name, ctx.now)?;
+    let prefix = Settings::from_pairs(
+        tx.setting_pairs()?
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+    )
+    .key_prefix;
+    let (secret, new_key) = generate(&prefix, mode, settings, ctx.now, None)?;
+    tx.insert_key(&new_key)?;
+    let record = tx
+        .key_by_id(&new_key.id)?
+        .ok_or_else(|| Error::runtime("the new key could not be read back from the store"))?;
+    tx.append_audit(audit_event(
+        ctx,
+        "created",
+        Some(&record.id),
+        serde_json::json!({
+            "name": record.name,
+            "key_prefix": record.key_prefix,
+            "mode": record.mode.as_str(),
+            "expires_at": record.expires_at.map(crate::core::time::rfc3339),
+        }),
+    ))?;
+
+    if args.copy {
+        ctx.warn("--copy: this keyctl cannot copy to the clipboard yet; the secret was not copied");
+    }
+    deliver(style, &secret, &record, ctx.now)?;
+    tx.commit()?;
+    if style == RevealStyle::Plain {
+        ctx.note(&details(&record));
+    }
+    Ok(())
+}
+
+/// How the secret will be shown; csv has no sensible shape for a one-time reveal.
+pub(crate) fn reveal_style(ctx: &Ctx, command: &str) -> Result<RevealStyle> {
+    match ctx.format {
+        Format::Json => Ok(RevealStyle::Json),
+        Format::Csv => Err(Error::usage(format!(
+            "--format csv is not available for {command}: use --json or the default output"
+        ))),
+        Format::Table if ctx.stdout_tty => Ok(RevealStyle::Terminal),
+        Format::Table => Ok(RevealStyle::Plain),
+    }
+}
+
+/// Writes, flushes and (for a regular file) syncs the secret. An error here means the
+/// secret did not reach its reader, so the caller must not commit.
+pub(crate) fn deliver(
+    style: RevealStyle,
+    secret: &Secret,
+    record: &crate::core::model::KeyRecord,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut out = stdout();
+    write_reveal(&mut out, style, secret, record, now, None)
+        .and_then(|_| out.flush())
+        .and_then(|_| sync_stdout_if_file())
+        .map_err(|e| {
+            Error::runtime(format!(
+                "could not write the new key to stdout ({e}); nothing was created"
+            ))
+        })
+}
+
+/// Refuses a new key when the name is held by another key or the key limit is reached.
+pub(crate) fn check_can_add(tx: &dyn Txn, name: &str, now: DateTime<Utc>) -> Result<()> {
+    if let Some(holder) = tx
+        .keys_by_name(name)?
+        .into_iter()
+        .find(|k| k.holds_name(now))
+    {
+        return Err(Error::conflict(format!(
+            "a key named '{name}' already exists ({}): choose another name, or rotate or revoke that key",
+            holder.id
+        )));
+    }
+    let settings = Settings::from_pairs(
+        tx.setting_pairs()?
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+    );
+    if let Some(max) = settings.max_keys {
+        let used = tx.count_limited(now)?;
+        if used >= max {
+            return Err(Error::conflict(format!(
+                "key limit reached ({used}/{max}): revoke or delete an unused key first"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Fills `buf` from the OS random source.
+pub(crate) fn os_random(buf: &mut [u8]) -> Result<()> {
+    rand::rngs::SysRng
+        .try_fill_bytes(buf)
+        .map_err(|e| Error::runtime(format!("cannot read the OS random source: {e}")))
+}
+
+/// Draws a new secret and id and builds the row to insert.
+pub(crate) fn generate(
+    prefix: &str,
+    mode: Mode,
+    settings: KeySettings,
+    now: DateTime<Utc>,
+    rotated_from: Option<String>,
+) -> Result<(Secret, NewKey)> {
+    let body = loop {
+        let mut random = [0u8; 64];
+        os_random(&mut random)?;
+        if let Some(body) = key::random_body(&random) {
+            break body;
+        }
+    };
+    let secret = key::assemble(prefix, mode, &body);
+    let mut id_bytes = [0u8; key::ID_LEN];
+    os_random(&mut id_bytes)?;
+    let new_key = NewKey {
+        id: key::key_id(&id_bytes),
+        hash: secret.hash(),
+        key_prefix: key::display_prefix(prefix, mode, &body),
+        mode,
+        created_at: now,
+        settings,
+        rotated_from,
+    };
+    Ok((secret, new_key))
+}
+
+fn usage<T>(r: std::result::Result<T, String>) -> Result<T> {
+    r.map_err(Error::usage)
+}
+
+/// Validates every create flag into key settings, before the store is touched.
+pub(crate) fn key_settings(
+    ctx: &Ctx,
+    args: &CreateArgs,
+    name: String,
+    now: DateTime<Utc>,
+) -> Result<KeySettings> {
+    usage(validate_name(&name))?;
+    let count = |flag: &str, v: &Option<String>| -> Result<Option<u64>> {
+        v.as_deref()
+            .map(|t| usage(parse_count(flag, t)))
+            .transpose()
+    };
+    let expires_at = match &args.expires {
+        None => None,
+        Some(text) => {
+            let spec = usage(
+                parse_time_spec(text, true).map_err(|e| format!("invalid --expires: {e}")),
+            )?;
+            let at = spec.after(now);
+            if let Some(t) = at {
+                if t <= now {
+                    return Err(Error::usage(format!(
+                        "invalid --expires '{text}': it is in the past; use a future date or a duration like 30d"
+                    )));
+                }
+            }
+            at
+        }
+    };
+    let owner = usage(optional_text("--owner", args.owner.as_deref()))?
+        .unwrap_or_else(|| ctx.actor.clone());
+    Ok(KeySettings {
+        name,
+        description: usage(optional_text("--description", args.description.as_deref()))?,
+        owner,
+        category: usage(optional_text("--category", args.category.as_deref()))?,
+        group: usage(optional_text("--group", args.group.as_deref()))?,
+        scopes: usage(token_set("--scope", &args.scopes))?,
+        deployment: usage(optional_text("--deployment", args.deployment.as_deref()))?,
+        allowed_models: usage(token_set("--allow-model", &args.allow_models))?,
+        allowed_ips: usage(allowlist::parse_lists(&args.allow_ips).map_err(|e| format!("--allow-ip: {e}")))?
+            .iter()
+            .map(|r| r.to_string())
+            .collect(),
+        quotas: Quotas {
+            total: count("--quota-total", &args.quota_total)?,
+            daily: count("--quota-daily", &args.quota_daily)?,
+            weekly: count("--quota-weekly", &args.quota_weekly)?,
+            monthly: count("--quota-monthly", &args.quota_monthly)?,
+        },
+        rate_limit: args
+            .rate_limit
+            .as_deref()
+            .map(|t| usage(parse_rate_limit(t)))
+            .transpose()?,
+        credit_limit: count("--credits", &args.credits)?,
+        expires_at,
+    })
+}

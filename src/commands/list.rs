@@ -1,0 +1,88 @@
+//! `keyctl list`: stream keys as a table, json or csv.
+
+use std::io::Write;
+
+use crate::cli::{Format, ListArgs, SortArg, StatusArg};
+use crate::context::Ctx;
+use crate::core::model::Status;
+use crate::core::names::optional_text;
+use crate::core::settings::Settings;
+use crate::error::{Error, Result};
+use crate::store::{KeyQuery, SortBy};
+use crate::ui::keys::{summary_line, write_csv_row, write_json, ListTable, CSV_HEADER};
+use crate::ui::output::stdout;
+
+fn query(args: &ListArgs) -> Result<KeyQuery> {
+    let text = |flag: &str, v: &Option<String>| optional_text(flag, v.as_deref()).map_err(Error::usage);
+    Ok(KeyQuery {
+        statuses: args
+            .status
+            .iter()
+            .map(|s| match s {
+                StatusArg::Active => Status::Active,
+                StatusArg::Disabled => Status::Disabled,
+                StatusArg::Expired => Status::Expired,
+                StatusArg::Revoked => Status::Revoked,
+            })
+            .collect(),
+        include_revoked: args.all,
+        category: text("--category", &args.category)?,
+        owner: text("--owner", &args.owner)?,
+        deployment: text("--deployment", &args.deployment)?,
+        group: text("--group", &args.group)?,
+        search: text("--search", &args.search)?,
+        sort: match args.sort {
+            SortArg::Name => SortBy::Name,
+            SortArg::Created => SortBy::Created,
+            SortArg::LastUsed => SortBy::LastUsed,
+            SortArg::Expires => SortBy::Expires,
+        },
+    })
+}
+
+pub fn run(ctx: &Ctx, args: ListArgs) -> Result<()> {
+    let query = query(&args)?;
+    let mut store = ctx.open_read()?;
+    let tx = store.read()?;
+    let now = ctx.now;
+    let mut out = stdout();
+    match ctx.format {
+        Format::Json => {
+            // One object per line inside the array: valid json that greps and streams.
+            let mut first = true;
+            out.write_all(b"[")?;
+            tx.for_each_key(&query, now, &mut |k| {
+                out.write_all(if first { b"\n" } else { b",\n" })?;
+                first = false;
+                write_json(&mut out, k, now)
+            })?;
+            out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+        }
+        Format::Csv => {
+            crate::ui::csv::write_row(&mut out, CSV_HEADER)?;
+            tx.for_each_key(&query, now, &mut |k| write_csv_row(&mut out, k, now))?;
+        }
+        Format::Table => {
+            let mut table = ListTable::new(ctx.color);
+            let counts = tx.for_each_key(&query, now, &mut |k| {
+                table.add(k, now);
+                Ok(())
+            })?;
+            let settings = Settings::from_pairs(
+                tx.setting_pairs()?
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            );
+            let limited = tx.count_limited(now)?;
+            if table.rows() == 0 {
+                ctx.note("no keys match: create one with 'keyctl create --name NAME', or widen the filters (--all shows revoked keys)");
+            } else {
+                table.write(&mut out)?;
+                writeln!(out)?;
+            }
+            writeln!(out, "{}", summary_line(&counts, limited, settings.max_keys))?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

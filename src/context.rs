@@ -1,0 +1,147 @@
+//! Global settings resolved in one place: store path, actor, format, colour, clock.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use crate::cli::{Cli, Format};
+use crate::core::time::parse_datetime;
+use crate::error::{Error, Result};
+use crate::store::{self, OpenOptions, Store};
+
+/// What every command needs to know about how it was run.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub db: PathBuf,
+    /// True when no `--db`/`KEYCTL_DB` was given (the default folder may be created).
+    pub db_is_default: bool,
+    pub actor: String,
+    pub format: Format,
+    /// True when `--format`/`--json` was given explicitly.
+    pub format_explicit: bool,
+    pub color: bool,
+    pub quiet: bool,
+    /// The one "now" of this command (`KEYCTL_NOW` overrides it, for tests).
+    pub now: DateTime<Utc>,
+    pub stdout_tty: bool,
+    pub stdin_tty: bool,
+    pub stderr_tty: bool,
+}
+
+/// The default store: `keys.db` in the platform data folder.
+pub fn default_db_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "keyctl").map(|d| d.data_dir().join("keys.db"))
+}
+
+fn os_user_name() -> Option<String> {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.trim().is_empty() {
+                return Some(v);
+            }
+        }
+    }
+    // SAFETY: getpwuid returns a pointer into static storage or null; we copy the name
+    // out at once and keyctl reads it from one thread only.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr((*pw).pw_name);
+        Some(name.to_string_lossy().into_owned())
+    }
+}
+
+impl Ctx {
+    pub fn from_cli(cli: &Cli) -> Result<Ctx> {
+        let (db, db_is_default) = match &cli.db {
+            Some(p) if !p.as_os_str().is_empty() => (p.clone(), false),
+            _ => (
+                default_db_path().ok_or_else(|| {
+                    Error::runtime(
+                        "cannot find a home folder for the default key store: pass --db or set KEYCTL_DB",
+                    )
+                })?,
+                true,
+            ),
+        };
+        let actor = match &cli.actor {
+            Some(a) if !a.trim().is_empty() => a.trim().to_string(),
+            _ => os_user_name().unwrap_or_else(|| "unknown".into()),
+        };
+        if actor.chars().any(char::is_control) {
+            return Err(Error::usage(
+                "invalid --actor: it contains control characters; use a plain name",
+            ));
+        }
+        let now = match std::env::var("KEYCTL_NOW") {
+            Ok(v) if !v.is_empty() => parse_datetime(&v).map_err(|e| {
+                Error::usage(format!("invalid KEYCTL_NOW: {e}"))
+            })?,
+            _ => Utc::now(),
+        };
+        let stdout_tty = io::stdout().is_terminal();
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let format_explicit = cli.json || cli.format.is_some();
+        let format = if cli.json {
+            Format::Json
+        } else {
+            cli.format.unwrap_or(Format::Table)
+        };
+        Ok(Ctx {
+            db,
+            db_is_default,
+            actor,
+            format,
+            format_explicit,
+            color: stdout_tty && !cli.no_color && !no_color_env,
+            quiet: cli.quiet,
+            now,
+            stdout_tty,
+            stdin_tty: io::stdin().is_terminal(),
+            stderr_tty: io::stderr().is_terminal(),
+        })
+    }
+
+    /// True when prompts may be shown: stdin and stderr are both terminals.
+    pub fn interactive(&self) -> bool {
+        self.stdin_tty && self.stderr_tty
+    }
+
+    /// Opens the store for reading; a missing store is an error.
+    pub fn open_read(&self) -> Result<Box<dyn Store>> {
+        Ok(store::open(&self.db, &OpenOptions::default())?)
+    }
+
+    /// Opens the store for writing, creating it (and saying so) when missing.
+    pub fn open_write(&self) -> Result<Box<dyn Store>> {
+        self.open_write_with(None)
+    }
+
+    pub fn open_write_with(&self, prefix: Option<String>) -> Result<Box<dyn Store>> {
+        let opts = OpenOptions {
+            create: true,
+            create_parent: self.db_is_default,
+            prefix,
+        };
+        let store = store::open(&self.db, &opts)?;
+        if store.created() {
+            self.note(&format!("created key store at {}", self.db.display()));
+        }
+        Ok(store)
+    }
+
+    /// A message for people on stderr, unless `--quiet`.
+    pub fn note(&self, message: &str) {
+        if !self.quiet {
+            let _ = writeln!(io::stderr(), "{message}");
+        }
+    }
+
+    /// A warning on stderr; shown even with `--quiet`.
+    pub fn warn(&self, message: &str) {
+        let _ = writeln!(io::stderr(), "warning: {message}");
+    }
+}

@@ -1,0 +1,11 @@
+//! The pure core: no files, clock, environment or terminal. Everything here takes
+//! its inputs (time, random bytes) as parameters so it can be unit-tested exactly.
+
+pub mod allowlist;
+pub mod key;
+pub mod limits;
+pub mod model;
+pub mod names;
+pub mod settings;
+pub mod audit;
+pub mod time;

@@ -1,0 +1,204 @@
+//! Domain types shared by the store and the commands.
+
+use chrono::{DateTime, Utc};
+
+use super::key::Mode;
+use super::limits::{Quotas, RateLimit};
+
+/// What the store records about a key's lifecycle. `expired` is not stored: it is
+/// derived from `expires_at` and "now" (see [`KeyRecord::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Active,
+    Disabled,
+    Revoked,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Active => "active",
+            State::Disabled => "disabled",
+            State::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<State> {
+        match text {
+            "active" => Some(State::Active),
+            "disabled" => Some(State::Disabled),
+            "revoked" => Some(State::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// The status users see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    Active,
+    Disabled,
+    Expired,
+    Revoked,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Active,
+        Status::Disabled,
+        Status::Expired,
+        Status::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Disabled => "disabled",
+            Status::Expired => "expired",
+            Status::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Status, String> {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| {
+                format!("invalid --status '{text}': use active, disabled, expired or revoked")
+            })
+    }
+}
+
+/// Derives the visible status. The precedence matches `verify`'s order of checks
+/// (revoked, then inactive, then expired), so `list` agrees with what `verify` says.
+pub fn derive_status(
+    state: State,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Status {
+    match state {
+        State::Revoked => Status::Revoked,
+        State::Disabled => Status::Disabled,
+        State::Active if expires_at.is_some_and(|e| e <= now) => Status::Expired,
+        State::Active => Status::Active,
+    }
+}
+
+/// Everything stored about one key (never its secret: only the hash is stored, and
+/// it is not part of this record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub owner: String,
+    pub key_prefix: String,
+    pub mode: Mode,
+    pub category: Option<String>,
+    pub group: Option<String>,
+    pub scopes: Vec<String>,
+    pub deployment: Option<String>,
+    pub allowed_models: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    pub quotas: Quotas,
+    pub rate_limit: Option<RateLimit>,
+    pub credit_limit: Option<u64>,
+    pub credits_used: u64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
+    pub state: State,
+    pub rotated_from: Option<String>,
+    pub rotated_to: Option<String>,
+}
+
+impl KeyRecord {
+    pub fn status(&self, now: DateTime<Utc>) -> Status {
+        derive_status(self.state, self.expires_at, now)
+    }
+
+    /// True when this key holds its name: active or disabled, not expired, and not
+    /// superseded by a rotation. At most one key holds any name.
+    pub fn holds_name(&self, now: DateTime<Utc>) -> bool {
+        matches!(self.status(now), Status::Active | Status::Disabled) && self.rotated_to.is_none()
+    }
+}
+
+/// The settings a new key is created with (every field but the generated ones).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeySettings {
+    pub name: String,
+    pub description: Option<String>,
+    pub owner: String,
+    pub category: Option<String>,
+    pub group: Option<String>,
+    pub scopes: Vec<String>,
+    pub deployment: Option<String>,
+    pub allowed_models: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    pub quotas: Quotas,
+    pub rate_limit: Option<RateLimit>,
+    pub credit_limit: Option<u64>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A key about to be inserted: its settings plus what was generated for it.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub id: String,
+    pub hash: [u8; 32],
+    pub key_prefix: String,
+    pub mode: Mode,
+    pub created_at: DateTime<Utc>,
+    pub settings: KeySettings,
+    /// For a rotation: the key whose credit balance the new key shares.
+    pub rotated_from: Option<String>,
+}
+
+/// Counts shown in the `list` summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub active: u64,
+    pub disabled: u64,
+    pub expired: u64,
+    pub revoked: u64,
+}
+
+impl StatusCounts {
+    pub fn add(&mut self, status: Status) {
+        match status {
+            Status::Active => self.active += 1,
+            Status::Disabled => self.disabled += 1,
+            Status::Expired => self.expired += 1,
+            Status::Revoked => self.revoked += 1,
+        }
+    }
+}
+
+/// Accepted and rejected requests and credits over one span of time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageFigures {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub credits: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::time::parse_datetime;
+
+    #[test]
+    fn status_precedence_follows_verify_order() {
+        let now = parse_datetime("2026-11-23T12:00:00Z").unwrap();
+        let past = Some(parse_datetime("2026-11-01").unwrap());
+        let future = Some(parse_datetime("2027-01-01").unwrap());
+        assert_eq!(derive_status(State::Active, None, now), Status::Active);
+        assert_eq!(derive_status(State::Active, future, now), Status::Active);
+        assert_eq!(derive_status(State::Active, past, now), Status::Expired);
+        assert_eq!(derive_status(State::Active, Some(now), now), Status::Expired);
+        assert_eq!(derive_status(State::Disabled, past, now), Status::Disabled);
+        assert_eq!(derive_status(State::Revoked, past, now), Status::Revoked);
+    }
+}

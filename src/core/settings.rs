@@ -1,0 +1,153 @@
+//! Store settings (`keyctl config`): names, defaults and validation.
+
+use chrono::Duration;
+
+use super::key::{validate_prefix, DEFAULT_PREFIX};
+use super::limits::parse_optional_count;
+use super::time::{format_duration, parse_duration};
+
+/// Every setting, in the order `config list` shows them, with its default.
+pub const SETTINGS: &[(&str, &str, &str)] = &[
+    ("key-prefix", DEFAULT_PREFIX, "prefix of new secrets (1-16 of a-z0-9)"),
+    ("max-keys", "none", "limit on active + disabled keys ('none' = no limit)"),
+    ("failed-auth-limit", "10", "invalid attempts from one IP that block it"),
+    ("failed-auth-window", "10m", "window in which failed attempts are counted"),
+    ("block-duration", "15m", "how long a blocked IP stays blocked"),
+    ("log-retention", "never", "request-log rows older than this are pruned ('never' keeps all)"),
+];
+
+pub fn is_known(name: &str) -> bool {
+    SETTINGS.iter().any(|(n, _, _)| *n == name)
+}
+
+pub fn default_of(name: &str) -> Option<&'static str> {
+    SETTINGS.iter().find(|(n, _, _)| *n == name).map(|(_, d, _)| *d)
+}
+
+pub fn known_names() -> String {
+    SETTINGS
+        .iter()
+        .map(|(n, _, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Validates a value for a setting and returns its canonical text.
+pub fn normalize(name: &str, value: &str) -> Result<String, String> {
+    let v = value.trim();
+    match name {
+        "key-prefix" => validate_prefix(v).map(|_| v.to_string()),
+        "max-keys" => parse_optional_count("max-keys", v)
+            .map(|n| n.map_or_else(|| "none".to_string(), |n| n.to_string())),
+        "failed-auth-limit" => match parse_optional_count("failed-auth-limit", v) {
+            Ok(Some(n)) => Ok(n.to_string()),
+            _ => Err(format!(
+                "invalid failed-auth-limit '{value}': use a whole number from 1, like 10"
+            )),
+        },
+        "failed-auth-window" | "block-duration" => parse_duration(v)
+            .map(format_duration)
+            .map_err(|e| format!("invalid {name}: {e}")),
+        "log-retention" if v.eq_ignore_ascii_case("never") => Ok("never".into()),
+        "log-retention" => parse_duration(v)
+            .map(format_duration)
+            .map_err(|e| format!("invalid log-retention: {e}, or 'never'")),
+        _ => Err(format!(
+            "unknown setting '{name}': use one of {}",
+            known_names()
+        )),
+    }
+}
+
+/// The settings in force, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub key_prefix: String,
+    pub max_keys: Option<u64>,
+    pub failed_auth_limit: u64,
+    pub failed_auth_window: Duration,
+    pub block_duration: Duration,
+    pub log_retention: Option<Duration>,
+}
+
+impl Settings {
+    /// Builds typed settings from stored (name, value) pairs; an unreadable stored value
+    /// falls back to the default rather than making the store unusable.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Settings {
+        let mut s = Settings::defaults();
+        for (name, value) in pairs {
+            match name {
+                "key-prefix" if validate_prefix(value).is_ok() => s.key_prefix = value.into(),
+                "max-keys" => {
+                    if let Ok(n) = parse_optional_count(name, value) {
+                        s.max_keys = n;
+                    }
+                }
+                "failed-auth-limit" => {
+                    if let Ok(Some(n)) = parse_optional_count(name, value) {
+                        s.failed_auth_limit = n;
+                    }
+                }
+                "failed-auth-window" => {
+                    if let Ok(d) = parse_duration(value) {
+                        s.failed_auth_window = d;
+                    }
+                }
+                "block-duration" => {
+                    if let Ok(d) = parse_duration(value) {
+                        s.block_duration = d;
+                    }
+                }
+                "log-retention" => s.log_retention = parse_duration(value).ok(),
+                _ => {}
+            }
+        }
+        s
+    }
+
+    pub fn defaults() -> Settings {
+        Settings {
+            key_prefix: DEFAULT_PREFIX.into(),
+            max_keys: None,
+            failed_auth_limit: 10,
+            failed_auth_window: Duration::minutes(10),
+            block_duration: Duration::minutes(15),
+            log_retention: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_and_rejects() {
+        assert_eq!(normalize("max-keys", "50").unwrap(), "50");
+        assert_eq!(normalize("max-keys", "NONE").unwrap(), "none");
+        assert_eq!(normalize("failed-auth-window", "600s").unwrap(), "10m");
+        assert_eq!(normalize("log-retention", "Never").unwrap(), "never");
+        assert_eq!(normalize("key-prefix", "acme").unwrap(), "acme");
+        for (n, v) in [
+            ("max-keys", "-1"),
+            ("max-keys", "0"),
+            ("failed-auth-limit", "none"),
+            ("block-duration", "forever"),
+            ("key-prefix", "ACME"),
+            ("nosuch", "1"),
+        ] {
+            assert!(normalize(n, v).is_err(), "{n}={v}");
+        }
+    }
+
+    #[test]
+    fn typed_from_pairs() {
+        let s = Settings::from_pairs([("max-keys", "3"), ("block-duration", "1h")]);
+        assert_eq!(s.max_keys, Some(3));
+        assert_eq!(s.block_duration, Duration::hours(1));
+        assert_eq!(s.failed_auth_limit, 10);
+        for (name, default, _) in SETTINGS {
+            assert!(normalize(name, default).is_ok(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Time inputs (`never`, durations, RFC 3339 dates and date-times) and time output
+//! (RFC 3339 UTC for machines, relative phrases for people). `now` is always passed in.
+
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
+
+/// A parsed time input, before it is anchored to "now".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSpec {
+    Never,
+    /// A length of time: `--expires 30d` means 30 days from now, `--since 1d` one day ago.
+    In(Duration),
+    At(DateTime<Utc>),
+}
+
+const DURATION_HELP: &str = "a duration like 90m, 12h, 30d or 2w";
+const DATE_HELP: &str = "a date like 2027-01-31 or a date-time like 2027-01-31T12:00:00Z";
+
+/// Parses a duration: a whole number followed by `s`, `m`, `h`, `d` or `w`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let unit_at = t
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("'{text}' has no unit: use {DURATION_HELP}"))?;
+    let (digits, unit) = t.split_at(unit_at);
+    if digits.is_empty() {
+        return Err(format!("'{text}' is not a duration: use {DURATION_HELP}"));
+    }
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is too long a duration: use {DURATION_HELP}"))?;
+    let secs_per_unit: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "'{text}' has an unknown unit '{unit}': use {DURATION_HELP}"
+            ))
+        }
+    };
+    // Cap at 1000 years: beyond that chrono cannot represent the resulting dates.
+    const MAX_SECS: i64 = 1000 * 366 * 86_400;
+    match n.checked_mul(secs_per_unit) {
+        Some(s) if s <= MAX_SECS => Ok(Duration::seconds(s)),
+        _ => Err(format!(
+            "'{text}' is too long a duration: use at most 1000 years"
+        )),
+    }
+}
+
+/// Parses an RFC 3339 date (`2027-01-31`, midnight UTC) or date-time.
+pub fn parse_datetime(text: &str) -> Result<DateTime<Utc>, String> {
+    let t = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Ok(dt.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        if let Some(dt) = d.and_hms_opt(0, 0, 0) {
+            return Ok(dt.and_utc());
+        }
+    }
+    Err(format!("'{text}' is not a valid date: use {DATE_HELP}"))
+}
+
+/// Parses any time input. `allow_never` is false where "never" makes no sense.
+pub fn parse_time_spec(text: &str, allow_never: bool) -> Result<TimeSpec, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("never") {
+        return if allow_never {
+            Ok(TimeSpec::Never)
+        } else {
+            Err(format!("'{text}' is not allowed here: use {DURATION_HELP}, or {DATE_HELP}"))
+        };
+    }
+    if t.starts_with(|c: char| c.is_ascii_digit()) && t.len() <= 21 && !t.contains(['-', ':']) {
+        return parse_duration(t).map(TimeSpec::In);
+    }
+    parse_datetime(t).map(TimeSpec::At).map_err(|_| {
+        let never = if allow_never { ", or 'never'" } else { "" };
+        format!("'{text}' is not a time: use {DURATION_HELP}, {DATE_HELP}{never}")
+    })
+}
+
+impl TimeSpec {
+    /// A future instant: a duration counts forward from `now`.
+    pub fn after(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            TimeSpec::Never => None,
+            TimeSpec::In(d) => now.checked_add_signed(d),
+            TimeSpec::At(t) => Some(t),
+        }
+    }
+
+    /// A past instant: a duration counts back from `now` (`--since 1d`).
+    pub fn before(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            TimeSpec::Never => None,
+            TimeSpec::In(d) => now.checked_sub_signed(d),
+            TimeSpec::At(t) => Some(t),
+        }
+    }
+}
+
+/// Formats a duration the way it is typed (`90m`, `12h`, `30d`, `2w`).
+pub fn format_duration(d: Duration) -> String {
+    let s = d.num_seconds();
+    for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if s != 0 && s % size == 0 {
+            return format!("{}{unit}", s / size);
+        }
+    }
+    format!("{s}s")
+}
+
+/// RFC 3339 in UTC with whole seconds, as json and csv print it.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Milliseconds since the epoch, as the store keeps times.
+pub fn to_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// "3 hours ago", "in 29 days", "just now": the largest whole unit, as tables show.
+pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - t).num_seconds();
+    let (past, secs) = (secs >= 0, secs.unsigned_abs());
+    if secs < 60 {
+        return if past { "just now".into() } else { "in less than a minute".into() };
+    }
+    let (n, unit) = match secs {
+        s if s < 3_600 => (s / 60, "minute"),
+        s if s < 86_400 => (s / 3_600, "hour"),
+        s if s < 30 * 86_400 => (s / 86_400, "day"),
+        s if s < 365 * 86_400 => (s / (30 * 86_400), "month"),
+        s => (s / (365 * 86_400), "year"),
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    if past {
+        format!("{n} {unit}{plural} ago")
+    } else {
+        format!("in {n} {unit}{plural}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        parse_datetime("2026-11-23T12:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90m").unwrap(), Duration::minutes(90));
+        assert_eq!(parse_duration("12h").unwrap(), Duration::hours(12));
+        assert_eq!(parse_duration("30d").unwrap(), Duration::days(30));
+        assert_eq!(parse_duration("2w").unwrap(), Duration::weeks(2));
+        assert_eq!(parse_duration("45s").unwrap(), Duration::seconds(45));
+        for bad in ["", "d", "10", "10x", "1.5d", "-3d", "99999999999999999999999d", "9999999w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn time_specs() {
+        let n = now();
+        assert_eq!(parse_time_spec("never", true).unwrap(), TimeSpec::Never);
+        assert!(parse_time_spec("never", false).is_err());
+        let in30 = parse_time_spec("30d", true).unwrap();
+        assert_eq!(in30.after(n).map(rfc3339).unwrap(), "2026-12-23T12:00:00Z");
+        assert_eq!(in30.before(n).map(rfc3339).unwrap(), "2026-10-24T12:00:00Z");
+        let date = parse_time_spec("2027-01-31", true).unwrap();
+        assert_eq!(date.after(n).map(rfc3339).unwrap(), "2027-01-31T00:00:00Z");
+        let dt = parse_time_spec("2027-01-31T12:00:00+02:00", true).unwrap();
+        assert_eq!(dt.after(n).map(rfc3339).unwrap(), "2027-01-31T10:00:00Z");
+        for bad in ["2027-02-30", "tomorrow", "2027-13-01", "31/01/2027", "2027-01-31T25:00:00Z"] {
+            let err = parse_time_spec(bad, true).unwrap_err();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn relative_phrases() {
+        let n = now();
+        assert_eq!(relative(n, n), "just now");
+        assert_eq!(relative(n - Duration::hours(3), n), "3 hours ago");
+        assert_eq!(relative(n - Duration::minutes(1), n), "1 minute ago");
+        assert_eq!(relative(n + Duration::days(29) + Duration::hours(1), n), "in 29 days");
+        assert_eq!(relative(n - Duration::days(400), n), "1 year ago");
+        assert_eq!(relative(n + Duration::days(90), n), "in 3 months");
+    }
+
+    #[test]
+    fn duration_round_trip() {
+        for text in ["90m", "12h", "30d", "2w", "45s", "10m", "15m"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
+
+    #[test]
+    fn millis_round_trip() {
+        let n = now();
+        assert_eq!(from_millis(to_millis(n)), n);
+    }
+}

@@ -1,0 +1,88 @@
+//! Error kinds and the exit codes of SPEC §2. Every failure a user can cause ends up
+//! here as one line on stderr and a documented exit code.
+
+use std::fmt;
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// 1: the store is unreadable, foreign, corrupt, newer or read-only; I/O.
+    Runtime,
+    /// 2: a bad flag or value, or `--yes` needed.
+    Usage,
+    /// 3: a KEYREF or setting that matches nothing.
+    NotFound,
+    /// 4: ambiguous KEYREF, name taken, key limit, refused transition.
+    Conflict,
+    /// stdout was closed by its reader (`keyctl list | head`): end quietly, exit 0.
+    ClosedOutput,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Kind::Runtime => 1,
+            Kind::Usage => 2,
+            Kind::NotFound => 3,
+            Kind::Conflict => 4,
+            Kind::ClosedOutput => 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Error {
+    pub kind: Kind,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::new(Kind::Usage, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Error {
+        Error::new(Kind::NotFound, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Error {
+        Error::new(Kind::Conflict, message)
+    }
+    pub fn runtime(message: impl Into<String>) -> Error {
+        Error::new(Kind::Runtime, message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Error::new(Kind::ClosedOutput, "output closed")
+        } else {
+            Error::runtime(format!("could not write output: {e}"))
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        match e {
+            StoreError::Sink(io) => io.into(),
+            other => Error::runtime(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

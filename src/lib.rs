@@ -1,0 +1,13 @@
+//! keyctl: administer API keys kept in a local SQLite file.
+//!
+//! Layers: [`core`] is pure (key format, time, allowlists, settings); [`store`] holds
+//! every SQL statement behind the `Store`/`Txn` traits; [`cli`] is the clap
+//! definitions; [`commands`] runs one subcommand each; [`ui`] formats output.
+
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod core;
+pub mod error;
+pub mod store;
+pub mod ui;

@@ -1,0 +1,116 @@
+//! The key store: the only module that knows about SQL. Commands talk to it through
+//! the [`Store`] and [`Txn`] traits with domain types, so another backend (PostgreSQL
+//! for fleets of API hosts) can be added without touching the commands.
+
+mod sqlite;
+
+use std::fmt;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use crate::core::audit::AuditEvent;
+use crate::core::model::{KeyRecord, NewKey, Status, StatusCounts, UsageFigures};
+
+pub use sqlite::{open, OpenOptions};
+
+/// Why the store could not do what was asked. Every kind is a runtime failure
+/// (exit 1); the message is one line and names the store.
+#[derive(Debug)]
+pub enum StoreError {
+    /// A read command found no store file.
+    Missing(String),
+    /// The file is not a keyctl store (foreign, not a database, newer, corrupt, empty).
+    Refused(String),
+    /// The store (or its folder) cannot be written.
+    ReadOnly(String),
+    /// Writing to the output sink failed (a closed pipe, a full disk).
+    Sink(std::io::Error),
+    /// Anything else: I/O, a full disk, an unexpected database error.
+    Other(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Missing(m)
+            | StoreError::Refused(m)
+            | StoreError::ReadOnly(m)
+            | StoreError::Other(m) => f.write_str(m),
+            StoreError::Sink(e) => write!(f, "could not write output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// How `list` orders keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortBy {
+    Name,
+    /// Newest first.
+    #[default]
+    Created,
+    /// Most recently used first, never-used last.
+    LastUsed,
+    /// Soonest expiry first, no expiry last.
+    Expires,
+}
+
+/// Which keys `list` shows.
+#[derive(Debug, Clone, Default)]
+pub struct KeyQuery {
+    /// Only these statuses (empty: every status but revoked, unless `include_revoked`).
+    pub statuses: Vec<Status>,
+    pub include_revoked: bool,
+    pub category: Option<String>,
+    pub owner: Option<String>,
+    pub deployment: Option<String>,
+    pub group: Option<String>,
+    /// Case-insensitive substring of name, description, id or prefix.
+    pub search: Option<String>,
+    pub sort: SortBy,
+}
+
+/// A store handle. Every command runs in exactly one transaction from it.
+pub trait Store {
+    fn path(&self) -> &Path;
+    /// True when this open created the store file.
+    fn created(&self) -> bool;
+    /// A consistent read-only snapshot.
+    fn read(&mut self) -> Result<Box<dyn Txn + '_>>;
+    /// A write transaction, taken with the write lock up front (`BEGIN IMMEDIATE`), so
+    /// concurrent writers queue instead of failing.
+    fn write(&mut self) -> Result<Box<dyn Txn + '_>>;
+}
+
+/// One transaction. Dropping it without [`Txn::commit`] rolls everything back.
+pub trait Txn {
+    /// Stored settings as (name, value) pairs; absent settings have their default.
+    fn setting_pairs(&self) -> Result<Vec<(String, String)>>;
+    /// Sets (`Some`) or resets to the default (`None`) one setting.
+    fn set_setting(&mut self, name: &str, value: Option<&str>) -> Result<()>;
+
+    fn insert_key(&mut self, key: &NewKey) -> Result<()>;
+    fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>>;
+    fn keys_by_name(&self, name: &str) -> Result<Vec<KeyRecord>>;
+    fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<KeyRecord>>;
+    /// Active and disabled, unexpired keys: what `max-keys` limits.
+    fn count_limited(&self, now: DateTime<Utc>) -> Result<u64>;
+    /// Streams matching keys to `sink` in the query's order without collecting them.
+    fn for_each_key(
+        &self,
+        query: &KeyQuery,
+        now: DateTime<Utc>,
+        sink: &mut dyn FnMut(&KeyRecord) -> std::io::Result<()>,
+    ) -> Result<StatusCounts>;
+    /// Requests and credits of one key since `since`.
+    fn usage_since(&self, key_id: &str, since: DateTime<Utc>) -> Result<UsageFigures>;
+
+    /// Appends an event to the hash-chained audit trail; fills in seq.
+    fn append_audit(&mut self, event: AuditEvent) -> Result<()>;
+
+    fn commit(self: Box<Self>) -> Result<()>;
+}

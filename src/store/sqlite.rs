@@ -1,0 +1,661 @@
+//! The SQLite backend: file checks, pragmas, migrations and every SQL statement.
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+
+use super::{KeyQuery, Result, SortBy, Store, StoreError, Txn};
+use crate::core::audit::{chain_hash, AuditEvent, GENESIS};
+use crate::core::key::Mode;
+use crate::core::limits::{Quotas, RateLimit, RateUnit};
+use crate::core::model::{KeyRecord, NewKey, State, StatusCounts, UsageFigures};
+use crate::core::time::{from_millis, to_millis};
+
+/// SQLite `application_id` of a keyctl store: "kyct".
+pub const APPLICATION_ID: i32 = 0x6b79_6374;
+
+/// Ordered migrations; schema version N means the first N have run. Never remove or
+/// edit an entry: stores in the field were built by them.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql")];
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a command waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// How to open a store.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Create the store when the file is missing (write commands).
+    pub create: bool,
+    /// Also create a missing parent folder (0700); only for the default location, so a
+    /// mistyped `--db` folder is reported instead of silently created.
+    pub create_parent: bool,
+    /// Key prefix for a newly created store (`init --prefix`).
+    pub prefix: Option<String>,
+}
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    created: bool,
+}
+
+/// Opens (or, with `create`, creates) the store at `path`, checking that it is a
+/// keyctl store of a known schema version and migrating an older one forward.
+pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn Store>> {
+    let shown = path.display().to_string();
+    let mut created = false;
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(StoreError::Refused(format!(
+                "{shown} is a directory, not a key store file: pass a file path with --db"
+            )))
+        }
+        Ok(_) => check_header(path)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !opts.create {
+                return Err(StoreError::Missing(format!(
+                    "no key store at {shown} (run 'keyctl init' or pass --db)"
+                )));
+            }
+            created = create_store(path, opts)?;
+            if !created {
+                // Another process created it first: use theirs like any existing store.
+                check_header(path)?;
+            }
+        }
+        Err(e) => return Err(io_error(path, &e)),
+    }
+    let conn = connect(path)?;
+    let mut store = SqliteStore {
+        conn,
+        path: path.to_path_buf(),
+        created,
+    };
+    store.check_and_migrate()?;
+    Ok(Box::new(store))
+}
+
+fn io_error(path: &Path, e: &io::Error) -> StoreError {
+    let shown = path.display();
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => StoreError::ReadOnly(format!(
+            "cannot access key store {shown}: permission denied"
+        )),
+        _ => StoreError::Other(format!("cannot access key store {shown}: {e}")),
+    }
+}
+
+/// Reads the 100-byte SQLite header without letting SQLite touch the file, so a
+/// foreign or damaged file is refused by name and left exactly as it was.
+fn check_header(path: &Path) -> Result<()> {
+    let shown = path.display();
+    let mut header = Vec::with_capacity(100);
+    fs::File::open(path)
+        .and_then(|f| f.take(100).read_to_end(&mut header))
+        .map_err(|e| io_error(path, &e))?;
+    if header.is_empty() {
+        return Err(StoreError::Refused(format!(
+            "{shown} is an empty file, not a keyctl store: remove it or pass another --db"
+        )));
+    }
+    if header.len() < 100 || &header[..16] != SQLITE_MAGIC {
+        return Err(StoreError::Refused(format!(
+            "{shown} is not an SQLite database, so not a keyctl store: pass the right file with --db"
+        )));
+    }
+    let app_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    if app_id != APPLICATION_ID {
+        return Err(StoreError::Refused(format!(
+            "{shown} is an SQLite database of another program (application_id {app_id:#x}), not a keyctl store"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates a store: a 0600 file, initialised under a temporary name and then linked
+/// into place, so no other process ever sees a half-made store. Returns false when
+/// another process created the store first.
+fn create_store(path: &Path, opts: &OpenOptions) -> Result<bool> {
+    let shown = path.display();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        if !opts.create_parent {
+            return Err(StoreError::Other(format!(
+                "cannot create key store {shown}: folder {} does not exist (create it first or pass another --db)",
+                dir.display()
+            )));
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                StoreError::Other(format!("cannot create folder {}: {e}", dir.display()))
+            })?;
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "keys.db".into());
+    let tmp = dir.join(format!(".{file_name}.{}.new", std::process::id()));
+    let cleanup = |p: &Path| {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut s = p.as_os_str().to_owned();
+            s.push(suffix);
+            let _ = fs::remove_file(PathBuf::from(s));
+        }
+    };
+    cleanup(&tmp);
+    let result = (|| -> Result<bool> {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::PermissionDenied => StoreError::ReadOnly(format!(
+                    "cannot create key store {shown}: folder {} is not writable",
+                    dir.display()
+                )),
+                _ => StoreError::Other(format!("cannot create key store {shown}: {e}")),
+            })?;
+        let mut conn = connect(&tmp)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .map_err(|e| sql_error(path, e))?;
+        migrate(&mut conn, path, opts.prefix.as_deref())?;
+        conn.close().map_err(|(_, e)| sql_error(path, e))?;
+        match fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            // Filesystems without hard links: fall back to a rename.
+            Err(_) if !path.exists() => fs::rename(&tmp, path)
+                .map(|_| true)
+                .map_err(|e| StoreError::Other(format!("cannot create key store {shown}: {e}"))),
+            Err(_) => Ok(false),
+        }
+    })();
+    cleanup(&tmp);
+    result
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| sql_error(path, e))?;
+    // FULL: a committed key survives power loss, so a revealed secret always works.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(|e| sql_error(path, e))?;
+    Ok(conn)
+}
+
+/// Runs every pending migration in one transaction and stamps the version.
+fn migrate(conn: &mut Connection, path: &Path, prefix: Option<&str>) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| sql_error(path, e))?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| sql_error(path, e))?;
+    if version > SCHEMA_VERSION {
+        return Err(newer_error(path, version));
+    }
+    for sql in MIGRATIONS.iter().skip(version.max(0) as usize) {
+        tx.execute_batch(sql).map_err(|e| sql_error(path, e))?;
+    }
+    tx.execute_batch(&format!(
+        "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
+    ))
+    .map_err(|e| sql_error(path, e))?;
+    if let Some(p) = prefix {
+        tx.execute(
+            "INSERT OR REPLACE INTO settings (name, value) VALUES ('key-prefix', ?1)",
+            [p],
+        )
+        .map_err(|e| sql_error(path, e))?;
+    }
+    tx.commit().map_err(|e| sql_error(path, e))
+}
+
+fn newer_error(path: &Path, version: i64) -> StoreError {
+    StoreError::Refused(format!(
+        "{} was written by a newer keyctl (schema {version}; this keyctl {} knows up to {SCHEMA_VERSION}): upgrade keyctl",
+        path.display(),
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+impl SqliteStore {
+    fn check_and_migrate(&mut self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| sql_error(&self.path, e))?;
+        if version > SCHEMA_VERSION {
+            return Err(newer_error(&self.path, version));
+        }
+        if version < SCHEMA_VERSION {
+            migrate(&mut self.conn, &self.path, None)?;
+        }
+        Ok(())
+    }
+}
+
+/// Maps an SQLite failure to a one-line message naming the store and what to do.
+fn sql_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    let shown = path.display();
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+        _ => None,
+    };
+    match code {
+        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(format!(
+            "key store {shown} is read-only: make the file and its folder writable, or use a read command"
+        )),
+        Some(ErrorCode::PermissionDenied) => StoreError::ReadOnly(format!(
+            "cannot access key store {shown}: permission denied"
+        )),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Other(format!(
+            "key store {shown} stayed locked by another process for {}s: try again",
+            BUSY_TIMEOUT.as_secs()
+        )),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Refused(format!(
+            "{shown} is corrupt or not a keyctl store ({e}): restore it from a backup"
+        )),
+        Some(ErrorCode::DiskFull) => StoreError::Other(format!(
+            "no space left for key store {shown}: free some disk space and try again"
+        )),
+        Some(ErrorCode::CannotOpen) => StoreError::Other(format!(
+            "cannot open key store {shown}: check that it and its folder are readable ({e})"
+        )),
+        _ => StoreError::Other(format!("key store {shown}: {e}")),
+    }
+}
+
+impl Store for SqliteStore {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn created(&self) -> bool {
+        self.created
+    }
+
+    fn read(&mut self) -> Result<Box<dyn Txn + '_>> {
+        self.begin(TransactionBehavior::Deferred)
+    }
+
+    fn write(&mut self) -> Result<Box<dyn Txn + '_>> {
+        self.begin(TransactionBehavior::Immediate)
+    }
+}
+
+impl SqliteStore {
+    fn begin(&mut self, behavior: TransactionBehavior) -> Result<Box<dyn Txn + '_>> {
+        let SqliteStore { conn, path, .. } = self;
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(|e| sql_error(path, e))?;
+        Ok(Box::new(SqliteTxn { tx, path }))
+    }
+}
+
+struct SqliteTxn<'a> {
+    tx: rusqlite::Transaction<'a>,
+    path: &'a Path,
+}
+
+/// Columns of a key record, in the order [`key_from_row`] reads them.
+const KEY_COLUMNS: &str = "k.id, k.name, k.description, k.owner, k.key_prefix, k.livemode, \
+    k.category, k.grp, k.scopes, k.deployment, k.allowed_models, k.allowed_ips, \
+    k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
+    k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
+    k.last_used_ip, k.state, k.rotated_from, k.rotated_to";
+
+const KEY_FROM: &str = "FROM keys k JOIN credit_pools p ON p.id = k.pool_id";
+
+/// The derived status in SQL; the same precedence as `model::derive_status`.
+const STATUS_SQL: &str = "CASE WHEN k.state = 'revoked' THEN 'revoked' \
+    WHEN k.state = 'disabled' THEN 'disabled' \
+    WHEN k.expires_at IS NOT NULL AND k.expires_at <= ?1 THEN 'expired' ELSE 'active' END";
+
+fn conversion_error(col: usize, msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        col,
+        rusqlite::types::Type::Text,
+        Box::new(io::Error::new(io::ErrorKind::InvalidData, msg)),
+    )
+}
+
+fn json_list(row: &Row, col: usize) -> rusqlite::Result<Vec<String>> {
+    let text: String = row.get(col)?;
+    if text == "[]" {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(&text).map_err(|e| conversion_error(col, e.to_string()))
+}
+
+fn to_json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+fn opt_u64(row: &Row, col: usize) -> rusqlite::Result<Option<u64>> {
+    Ok(row.get::<_, Option<i64>>(col)?.map(|v| v.max(0) as u64))
+}
+
+fn opt_time(row: &Row, col: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    Ok(row.get::<_, Option<i64>>(col)?.map(from_millis))
+}
+
+fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
+    let rate_limit = match (row.get::<_, Option<i64>>(16)?, row.get::<_, Option<String>>(17)?) {
+        (Some(count), Some(unit)) => Some(RateLimit {
+            count: count.max(0) as u64,
+            unit: if unit == "m" {
+                RateUnit::Minute
+            } else {
+                RateUnit::Second
+            },
+        }),
+        _ => None,
+    };
+    let state_text: String = row.get(24)?;
+    let state = State::parse(&state_text)
+        .ok_or_else(|| conversion_error(24, format!("unknown state '{state_text}'")))?;
+    Ok(KeyRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        description: row.get(2)?,
+        owner: row.get(3)?,
+        key_prefix: row.get(4)?,
+        mode: if row.get::<_, i64>(5)? != 0 {
+            Mode::Live
+        } else {
+            Mode::Test
+        },
+        category: row.get(6)?,
+        group: row.get(7)?,
+        scopes: json_list(row, 8)?,
+        deployment: row.get(9)?,
+        allowed_models: json_list(row, 10)?,
+        allowed_ips: json_list(row, 11)?,
+        quotas: Quotas {
+            total: opt_u64(row, 12)?,
+            daily: opt_u64(row, 13)?,
+            weekly: opt_u64(row, 14)?,
+            monthly: opt_u64(row, 15)?,
+        },
+        rate_limit,
+        credit_limit: opt_u64(row, 18)?,
+        credits_used: row.get::<_, i64>(19)?.max(0) as u64,
+        created_at: from_millis(row.get(20)?),
+        expires_at: opt_time(row, 21)?,
+        last_used_at: opt_time(row, 22)?,
+        last_used_ip: row.get(23)?,
+        state,
+        rotated_from: row.get(25)?,
+        rotated_to: row.get(26)?,
+    })
+}
+
+fn count_to_sql(v: Option<u64>) -> Option<i64> {
+    v.map(|n| n.min(i64::MAX as u64) as i64)
+}
+
+impl SqliteTxn<'_> {
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        sql_error(self.path, e)
+    }
+
+    fn keys_where(&self, condition: &str, value: &str) -> Result<Vec<KeyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE {condition} ORDER BY k.seq");
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([value], key_from_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+impl Txn for SqliteTxn<'_> {
+    fn setting_pairs(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT name, value FROM settings ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn set_setting(&mut self, name: &str, value: Option<&str>) -> Result<()> {
+        let result = match value {
+            Some(v) => self.tx.execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![name, v],
+            ),
+            None => self.tx.execute("DELETE FROM settings WHERE name = ?1", [name]),
+        };
+        result.map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    fn insert_key(&mut self, key: &NewKey) -> Result<()> {
+        let pool_id: i64 = match &key.rotated_from {
+            Some(from) => self
+                .tx
+                .query_row("SELECT pool_id FROM keys WHERE id = ?1", [from], |r| r.get(0))
+                .map_err(|e| self.err(e))?,
+            None => {
+                self.tx
+                    .execute("INSERT INTO credit_pools DEFAULT VALUES", [])
+                    .map_err(|e| self.err(e))?;
+                self.tx.last_insert_rowid()
+            }
+        };
+        let s = &key.settings;
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO keys (id, secret_hash, name, description, owner, key_prefix, livemode, \
+                 category, grp, scopes, deployment, allowed_models, allowed_ips, quota_total, \
+                 quota_daily, quota_weekly, quota_monthly, rate_count, rate_unit, credit_limit, \
+                 pool_id, created_at, expires_at, state, rotated_from) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, 'active', ?24)",
+            )
+            .map_err(|e| sql_error(self.path, e))?;
+        stmt.execute(params![
+            key.id,
+            &key.hash[..],
+            s.name,
+            s.description,
+            s.owner,
+            key.key_prefix,
+            i64::from(key.mode == Mode::Live),
+            s.category,
+            s.group,
+            to_json_list(&s.scopes),
+            s.deployment,
+            to_json_list(&s.allowed_models),
+            to_json_list(&s.allowed_ips),
+            count_to_sql(s.quotas.total),
+            count_to_sql(s.quotas.daily),
+            count_to_sql(s.quotas.weekly),
+            count_to_sql(s.quotas.monthly),
+            count_to_sql(s.rate_limit.map(|r| r.count)),
+            s.rate_limit.map(|r| match r.unit {
+                RateUnit::Second => "s",
+                RateUnit::Minute => "m",
+            }),
+            count_to_sql(s.credit_limit),
+            pool_id,
+            to_millis(key.created_at),
+            s.expires_at.map(to_millis),
+            key.rotated_from,
+        ])
+        .map(|_| ())
+        .map_err(|e| sql_error(self.path, e))
+    }
+
+    fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>> {
+        Ok(self.keys_where("k.id = ?1", id)?.into_iter().next())
+    }
+
+    fn keys_by_name(&self, name: &str) -> Result<Vec<KeyRecord>> {
+        self.keys_where("k.name = ?1", name)
+    }
+
+    fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<KeyRecord>> {
+        self.keys_where("k.key_prefix = ?1", prefix)
+    }
+
+    fn count_limited(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.tx
+            .query_row(
+                "SELECT count(*) FROM keys WHERE state = 'disabled' \
+                 OR (state = 'active' AND (expires_at IS NULL OR expires_at > ?1))",
+                [to_millis(now)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    fn for_each_key(
+        &self,
+        query: &KeyQuery,
+        now: DateTime<Utc>,
+        sink: &mut dyn FnMut(&KeyRecord) -> io::Result<()>,
+    ) -> Result<StatusCounts> {
+        let mut args: Vec<Value> = vec![Value::Integer(to_millis(now))];
+        // ?1 (now) is always bound, so the statement always names it.
+        let mut conds: Vec<String> = vec!["?1 IS NOT NULL".into()];
+        if !query.statuses.is_empty() {
+            let list: Vec<String> = query
+                .statuses
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
+            conds.push(format!("({STATUS_SQL}) IN ({})", list.join(", ")));
+        } else if !query.include_revoked {
+            conds.push("k.state != 'revoked'".into());
+        }
+        for (column, value) in [
+            ("k.category", &query.category),
+            ("k.owner", &query.owner),
+            ("k.deployment", &query.deployment),
+            ("k.grp", &query.group),
+        ] {
+            if let Some(v) = value {
+                args.push(Value::Text(v.clone()));
+                conds.push(format!("{column} = ?{}", args.len()));
+            }
+        }
+        if let Some(text) = &query.search {
+            args.push(Value::Text(text.to_lowercase()));
+            let n = args.len();
+            conds.push(format!(
+                "(instr(lower(k.name), ?{n}) > 0 OR instr(lower(coalesce(k.description, '')), ?{n}) > 0 \
+                 OR instr(k.id, ?{n}) > 0 OR instr(lower(k.key_prefix), ?{n}) > 0)"
+            ));
+        }
+        let filter = format!("WHERE {}", conds.join(" AND "));
+        let order = match query.sort {
+            SortBy::Name => "k.name COLLATE NOCASE, k.seq",
+            SortBy::Created => "k.seq DESC",
+            SortBy::LastUsed => "k.last_used_at IS NULL, k.last_used_at DESC, k.seq DESC",
+            SortBy::Expires => "k.expires_at IS NULL, k.expires_at, k.seq DESC",
+        };
+        let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} {filter} ORDER BY {order}");
+        let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args))
+            .map_err(|e| self.err(e))?;
+        let mut counts = StatusCounts::default();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let key = key_from_row(row).map_err(|e| self.err(e))?;
+            counts.add(key.status(now));
+            sink(&key).map_err(StoreError::Sink)?;
+        }
+        Ok(counts)
+    }
+
+    fn usage_since(&self, key_id: &str, since: DateTime<Utc>) -> Result<UsageFigures> {
+        self.tx
+            .query_row(
+                "SELECT coalesce(sum(http_status = 200), 0), coalesce(sum(http_status != 200), 0), \
+                 coalesce(sum(credits), 0) FROM requests WHERE key_id = ?1 AND at >= ?2",
+                params![key_id, to_millis(since)],
+                |r| {
+                    Ok(UsageFigures {
+                        accepted: r.get::<_, i64>(0)?.max(0) as u64,
+                        rejected: r.get::<_, i64>(1)?.max(0) as u64,
+                        credits: r.get::<_, i64>(2)?.max(0) as u64,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    fn append_audit(&mut self, mut event: AuditEvent) -> Result<()> {
+        let last: Option<(i64, Vec<u8>)> = self
+            .tx
+            .query_row(
+                "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let (seq, prev) = match last {
+            Some((seq, hash)) => {
+                let mut prev = [0u8; 32];
+                if hash.len() == 32 {
+                    prev.copy_from_slice(&hash);
+                }
+                (seq + 1, prev)
+            }
+            None => (1, GENESIS),
+        };
+        event.seq = seq;
+        let hash = chain_hash(&prev, &event);
+        self.tx
+            .execute(
+                "INSERT INTO audit_events (seq, at, actor, action, key_id, details, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    event.seq,
+                    event.at_ms,
+                    event.actor,
+                    event.action,
+                    event.key_id,
+                    event.details,
+                    &prev[..],
+                    &hash[..]
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        let path = self.path;
+        self.tx.commit().map_err(|e| sql_error(path, e))
+    }
+}

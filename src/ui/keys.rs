@@ -1,0 +1,454 @@
+//! Key records as json objects, csv rows, list tables and `show` details.
+
+use std::io::{self, Write};
+
+use chrono::{DateTime, Local, Utc};
+use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
+use serde::Serialize;
+
+use super::csv;
+use crate::core::key::Mode;
+use crate::core::model::{KeyRecord, Status, StatusCounts, UsageFigures};
+use crate::core::time::{relative, rfc3339};
+
+#[derive(Serialize)]
+struct QuotasJson {
+    total: Option<u64>,
+    daily: Option<u64>,
+    weekly: Option<u64>,
+    monthly: Option<u64>,
+}
+
+/// The key object of SPEC §2, field for field, in the spec's order.
+#[derive(Serialize)]
+pub struct KeyJson<'a> {
+    id: &'a str,
+    name: &'a str,
+    description: Option<&'a str>,
+    owner: &'a str,
+    key_prefix: &'a str,
+    status: &'static str,
+    is_active: bool,
+    livemode: bool,
+    category: Option<&'a str>,
+    group: Option<&'a str>,
+    scopes: &'a [String],
+    deployment: Option<&'a str>,
+    allowed_models: &'a [String],
+    allowed_ips: &'a [String],
+    quotas: QuotasJson,
+    rate_limit: Option<String>,
+    credit_limit: Option<u64>,
+    credits_used: u64,
+    created_at: String,
+    expires_at: Option<String>,
+    last_used_at: Option<String>,
+    last_used_ip: Option<&'a str>,
+    rotated_from: Option<&'a str>,
+    rotated_to: Option<&'a str>,
+}
+
+impl<'a> KeyJson<'a> {
+    pub fn new(k: &'a KeyRecord, now: DateTime<Utc>) -> KeyJson<'a> {
+        let status = k.status(now);
+        KeyJson {
+            id: &k.id,
+            name: &k.name,
+            description: k.description.as_deref(),
+            owner: &k.owner,
+            key_prefix: &k.key_prefix,
+            status: status.as_str(),
+            is_active: status == Status::Active,
+            livemode: k.mode == Mode::Live,
+            category: k.category.as_deref(),
+            group: k.group.as_deref(),
+            scopes: &k.scopes,
+            deployment: k.deployment.as_deref(),
+            allowed_models: &k.allowed_models,
+            allowed_ips: &k.allowed_ips,
+            quotas: QuotasJson {
+                total: k.quotas.total,
+                daily: k.quotas.daily,
+                weekly: k.quotas.weekly,
+                monthly: k.quotas.monthly,
+            },
+            rate_limit: k.rate_limit.map(|r| r.to_string()),
+            credit_limit: k.credit_limit,
+            credits_used: k.credits_used,
+            created_at: rfc3339(k.created_at),
+            expires_at: k.expires_at.map(rfc3339),
+            last_used_at: k.last_used_at.map(rfc3339),
+            last_used_ip: k.last_used_ip.as_deref(),
+            rotated_from: k.rotated_from.as_deref(),
+            rotated_to: k.rotated_to.as_deref(),
+        }
+    }
+}
+
+fn json_error(e: serde_json::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Writes one key object as compact json (no newline).
+pub fn write_json(out: &mut dyn Write, k: &KeyRecord, now: DateTime<Utc>) -> io::Result<()> {
+    serde_json::to_writer(out, &KeyJson::new(k, now)).map_err(json_error)
+}
+
+/// The csv header; lists are joined with `;` inside one field.
+pub const CSV_HEADER: &[&str] = &[
+    "id", "name", "description", "owner", "key_prefix", "status", "is_active", "livemode",
+    "category", "group", "scopes", "deployment", "allowed_models", "allowed_ips", "quota_total",
+    "quota_daily", "quota_weekly", "quota_monthly", "rate_limit", "credit_limit", "credits_used",
+    "created_at", "expires_at", "last_used_at", "last_used_ip", "rotated_from", "rotated_to",
+];
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+pub fn write_csv_row(out: &mut dyn Write, k: &KeyRecord, now: DateTime<Utc>) -> io::Result<()> {
+    let status = k.status(now);
+    let fields: [String; 27] = [
+        k.id.clone(),
+        k.name.clone(),
+        opt(k.description.as_deref()),
+        k.owner.clone(),
+        k.key_prefix.clone(),
+        status.as_str().into(),
+        (status == Status::Active).to_string(),
+        (k.mode == Mode::Live).to_string(),
+        opt(k.category.as_deref()),
+        opt(k.group.as_deref()),
+        k.scopes.join(";"),
+        opt(k.deployment.as_deref()),
+        k.allowed_models.join(";"),
+        k.allowed_ips.join(";"),
+        opt(k.quotas.total),
+        opt(k.quotas.daily),
+        opt(k.quotas.weekly),
+        opt(k.quotas.monthly),
+        opt(k.rate_limit),
+        opt(k.credit_limit),
+        k.credits_used.to_string(),
+        rfc3339(k.created_at),
+        opt(k.expires_at.map(rfc3339)),
+        opt(k.last_used_at.map(rfc3339)),
+        opt(k.last_used_ip.as_deref()),
+        opt(k.rotated_from.as_deref()),
+        opt(k.rotated_to.as_deref()),
+    ];
+    csv::write_row(out, &fields)
+}
+
+/// A status with its coloured dot: active green, disabled amber, expired/revoked grey.
+pub fn status_cell(status: Status, color: bool) -> Cell {
+    let cell = Cell::new(format!("● {}", status.as_str()));
+    if !color {
+        return cell;
+    }
+    cell.fg(match status {
+        Status::Active => Color::Green,
+        Status::Disabled => Color::Yellow,
+        Status::Expired | Status::Revoked => Color::DarkGrey,
+    })
+}
+
+fn new_table(color: bool) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if color {
+        table.enforce_styling();
+    } else {
+        table.force_no_tty();
+    }
+    table
+}
+
+/// Renders a table with two spaces between columns and no trailing blanks.
+fn render(table: &mut Table) -> String {
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let text = table.to_string();
+    let mut lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines.join("\n")
+}
+
+fn header(names: &[&str], color: bool) -> Vec<Cell> {
+    names
+        .iter()
+        .map(|n| {
+            let c = Cell::new(n);
+            if color {
+                c.add_attribute(Attribute::Bold)
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// "Never", or a relative phrase.
+pub fn relative_or_never(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    t.map_or_else(|| "Never".to_string(), |t| relative(t, now))
+}
+
+/// Local time with its offset, for people.
+pub fn local_time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
+
+/// Collects rows for the `list` table.
+pub struct ListTable {
+    table: Table,
+    color: bool,
+    rows: usize,
+}
+
+impl ListTable {
+    pub fn new(color: bool) -> ListTable {
+        let mut table = new_table(color);
+        table.set_header(header(
+            &["Name", "Key", "Status", "Created", "Expires", "Last used"],
+            color,
+        ));
+        ListTable {
+            table,
+            color,
+            rows: 0,
+        }
+    }
+
+    pub fn add(&mut self, k: &KeyRecord, now: DateTime<Utc>) {
+        self.rows += 1;
+        self.table.add_row(vec![
+            Cell::new(&k.name),
+            Cell::new(format!("{}...", k.key_prefix)),
+            status_cell(k.status(now), self.color),
+            Cell::new(relative(k.created_at, now)),
+            Cell::new(relative_or_never(k.expires_at, now)),
+            Cell::new(relative_or_never(k.last_used_at, now)),
+        ]);
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn write(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "{}", render(&mut self.table))
+    }
+}
+
+/// `12 active · 2 disabled · limit 14/50` (counts of the listed keys; the limit is the
+/// store's: active and disabled keys against `max-keys`).
+pub fn summary_line(counts: &StatusCounts, limited: u64, max_keys: Option<u64>) -> String {
+    let mut parts = vec![format!("{} active", counts.active)];
+    for (n, word) in [
+        (counts.disabled, "disabled"),
+        (counts.expired, "expired"),
+        (counts.revoked, "revoked"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {word}"));
+        }
+    }
+    parts.push(match max_keys {
+        Some(max) => format!("limit {limited}/{max}"),
+        None => format!("limit {limited}/none"),
+    });
+    parts.join(" · ")
+}
+
+/// Usage over the windows `show` reports.
+pub struct UsageWindows {
+    pub last_24h: UsageFigures,
+    pub last_7d: UsageFigures,
+    pub last_30d: UsageFigures,
+}
+
+#[derive(Serialize)]
+struct UsageJson {
+    requests: u64,
+    accepted: u64,
+    rejected: u64,
+    credits: u64,
+}
+
+impl From<&UsageFigures> for UsageJson {
+    fn from(u: &UsageFigures) -> UsageJson {
+        UsageJson {
+            requests: u.accepted + u.rejected,
+            accepted: u.accepted,
+            rejected: u.rejected,
+            credits: u.credits,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ShowJson<'a> {
+    #[serde(flatten)]
+    key: KeyJson<'a>,
+    usage: UsageWindowsJson,
+}
+
+#[derive(Serialize)]
+struct UsageWindowsJson {
+    last_24h: UsageJson,
+    last_7d: UsageJson,
+    last_30d: UsageJson,
+}
+
+/// `show --json`: the key object plus a `usage` member.
+pub fn write_show_json(
+    out: &mut dyn Write,
+    k: &KeyRecord,
+    usage: &UsageWindows,
+    now: DateTime<Utc>,
+) -> io::Result<()> {
+    let value = ShowJson {
+        key: KeyJson::new(k, now),
+        usage: UsageWindowsJson {
+            last_24h: (&usage.last_24h).into(),
+            last_7d: (&usage.last_7d).into(),
+            last_30d: (&usage.last_30d).into(),
+        },
+    };
+    serde_json::to_writer_pretty(&mut *out, &value).map_err(json_error)?;
+    out.write_all(b"\n")
+}
+
+fn list_or(items: &[String], empty: &str) -> String {
+    if items.is_empty() {
+        empty.to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn time_with_relative(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match t {
+        Some(t) => format!("{} ({})", local_time(t), relative(t, now)),
+        None => "Never".into(),
+    }
+}
+
+fn usage_text(u: &UsageFigures) -> String {
+    format!(
+        "{} requests ({} accepted, {} rejected), {} credits",
+        u.accepted + u.rejected,
+        u.accepted,
+        u.rejected,
+        u.credits
+    )
+}
+
+/// `show` for people: every field, one per line.
+pub fn write_show_table(
+    out: &mut dyn Write,
+    k: &KeyRecord,
+    usage: &UsageWindows,
+    now: DateTime<Utc>,
+    color: bool,
+) -> io::Result<()> {
+    let mut table = new_table(color);
+    let none = "none";
+    let quota = |q: Option<u64>| q.map_or_else(|| none.to_string(), |n| n.to_string());
+    let credits = match k.credit_limit {
+        Some(limit) => format!(
+            "{} used of {limit} ({} left)",
+            k.credits_used,
+            limit.saturating_sub(k.credits_used)
+        ),
+        None => format!("{} used (unlimited)", k.credits_used),
+    };
+    let rows: Vec<(&str, Cell)> = vec![
+        ("ID", Cell::new(&k.id)),
+        ("Name", Cell::new(&k.name)),
+        ("Description", Cell::new(k.description.as_deref().unwrap_or(""))),
+        ("Owner", Cell::new(&k.owner)),
+        ("Key", Cell::new(format!("{}...", k.key_prefix))),
+        ("Status", status_cell(k.status(now), color)),
+        ("Mode", Cell::new(k.mode.as_str())),
+        ("Category", Cell::new(k.category.as_deref().unwrap_or(""))),
+        ("Group", Cell::new(k.group.as_deref().unwrap_or(""))),
+        ("Scopes", Cell::new(list_or(&k.scopes, "unrestricted"))),
+        (
+            "Deployment",
+            Cell::new(k.deployment.as_deref().unwrap_or("project-wide")),
+        ),
+        ("Allowed models", Cell::new(list_or(&k.allowed_models, "any"))),
+        ("Allowed IPs", Cell::new(list_or(&k.allowed_ips, "any"))),
+        (
+            "Quotas",
+            Cell::new(format!(
+                "total {}, daily {}, weekly {}, monthly {}",
+                quota(k.quotas.total),
+                quota(k.quotas.daily),
+                quota(k.quotas.weekly),
+                quota(k.quotas.monthly)
+            )),
+        ),
+        (
+            "Rate limit",
+            Cell::new(k.rate_limit.map_or_else(
+                || none.to_string(),
+                |r| format!("{} per {}", r.count, r.unit.word()),
+            )),
+        ),
+        ("Credits", Cell::new(credits)),
+        ("Created", Cell::new(time_with_relative(Some(k.created_at), now))),
+        ("Expires", Cell::new(time_with_relative(k.expires_at, now))),
+        ("Last used", Cell::new(time_with_relative(k.last_used_at, now))),
+        (
+            "Last used IP",
+            Cell::new(k.last_used_ip.as_deref().unwrap_or("")),
+        ),
+        (
+            "Rotated from",
+            Cell::new(k.rotated_from.as_deref().unwrap_or("")),
+        ),
+        ("Rotated to", Cell::new(k.rotated_to.as_deref().unwrap_or(""))),
+        ("Usage 24h", Cell::new(usage_text(&usage.last_24h))),
+        ("Usage 7d", Cell::new(usage_text(&usage.last_7d))),
+        ("Usage 30d", Cell::new(usage_text(&usage.last_30d))),
+    ];
+    for (label, value) in rows {
+        let label = Cell::new(label);
+        let label = if color {
+            label.add_attribute(Attribute::Bold)
+        } else {
+            label
+        };
+        table.add_row(vec![label, value]);
+    }
+    writeln!(out, "{}", render(&mut table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_shapes() {
+        let c = StatusCounts {
+            active: 12,
+            disabled: 2,
+            expired: 0,
+            revoked: 0,
+        };
+        assert_eq!(summary_line(&c, 14, Some(50)), "12 active · 2 disabled · limit 14/50");
+        assert_eq!(
+            summary_line(&StatusCounts::default(), 0, None),
+            "0 active · limit 0/none"
+        );
+    }
+}

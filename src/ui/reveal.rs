@@ -1,0 +1,79 @@
+//! The one-time reveal of a new secret (`create`, later `rotate`).
+
+use std::io::{self, Write};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::keys::KeyJson;
+use crate::core::key::Secret;
+use crate::core::model::KeyRecord;
+
+pub const WARNING: &str = "This key will not be shown again. Store it securely now.";
+
+/// How the secret is shown: a framed block for a person at a terminal, the bare
+/// secret for a pipe (`KEY=$(keyctl create --name ci)`), or a json object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevealStyle {
+    Terminal,
+    Plain,
+    Json,
+}
+
+#[derive(Serialize)]
+struct RevealJson<'a> {
+    key: &'a str,
+    key_details: KeyJson<'a>,
+}
+
+/// Writes the reveal. The caller flushes (and syncs) before committing the key.
+pub fn write_reveal(
+    out: &mut dyn Write,
+    style: RevealStyle,
+    secret: &Secret,
+    key: &KeyRecord,
+    now: DateTime<Utc>,
+    clipboard_line: Option<&str>,
+) -> io::Result<()> {
+    match style {
+        RevealStyle::Plain => writeln!(out, "{}", secret.expose()),
+        RevealStyle::Json => {
+            let value = RevealJson {
+                key: secret.expose(),
+                key_details: KeyJson::new(key, now),
+            };
+            serde_json::to_writer(&mut *out, &value).map_err(io::Error::other)?;
+            out.write_all(b"\n")
+        }
+        RevealStyle::Terminal => {
+            let text = secret.expose();
+            let width = text.chars().count() + 2;
+            let bar = "─".repeat(width);
+            writeln!(out)?;
+            writeln!(out, "  API key \"{}\" created ({})", key.name, key.id)?;
+            writeln!(out)?;
+            writeln!(out, "  ╭{bar}╮")?;
+            writeln!(out, "  │ {text} │")?;
+            writeln!(out, "  ╰{bar}╯")?;
+            writeln!(out, "  {WARNING}")?;
+            if let Some(line) = clipboard_line {
+                writeln!(out, "  {line}")?;
+            }
+            writeln!(out)
+        }
+    }
+}
+
+/// The key details that follow a plain reveal on stderr.
+pub fn details(key: &KeyRecord) -> String {
+    let expires = key
+        .expires_at
+        .map_or_else(|| "never".to_string(), crate::core::time::rfc3339);
+    format!(
+        "created key \"{}\" ({}, {}..., {} mode, expires {expires})",
+        key.name,
+        key.id,
+        key.key_prefix,
+        key.mode.as_str()
+    )
+}
