@@ -77,9 +77,9 @@ impl Ctx {
             ));
         }
         let now = match std::env::var("KEYCTL_NOW") {
-            Ok(v) if !v.is_empty() => parse_datetime(&v).map_err(|e| {
-                Error::usage(format!("invalid KEYCTL_NOW: {e}"))
-            })?,
+            Ok(v) if !v.is_empty() => {
+                parse_datetime(&v).map_err(|e| Error::usage(format!("invalid KEYCTL_NOW: {e}")))?
+            }
             _ => Utc::now(),
         };
         let stdout_tty = io::stdout().is_terminal();

@@ -52,10 +52,7 @@ fn report_clap_error(e: &clap::Error) -> i32 {
                 })
                 .filter(|c| !c.is_empty())
                 .unwrap_or_else(|| "keyctl".into());
-            let _ = writeln!(
-                std::io::stderr(),
-                "error: {first} (see '{command} --help')"
-            );
+            let _ = writeln!(std::io::stderr(), "error: {first} (see '{command} --help')");
             2
         }
     }

@@ -93,7 +93,10 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             let rows: Vec<SettingJson> = SETTINGS
                 .iter()
                 .map(|(name, default, _)| {
-                    let v = pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+                    let v = pairs
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone());
                     SettingJson {
                         name,
                         is_default: v.is_none(),
@@ -105,16 +108,23 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             let mut out = stdout();
             match ctx.format {
                 Format::Json => {
-                    serde_json::to_writer_pretty(&mut out, &rows)
-                        .map_err(std::io::Error::other)?;
+                    serde_json::to_writer_pretty(&mut out, &rows).map_err(std::io::Error::other)?;
                     writeln!(out)?;
                 }
                 Format::Csv => {
-                    crate::ui::csv::write_row(&mut out, &["name", "value", "default", "is_default"])?;
+                    crate::ui::csv::write_row(
+                        &mut out,
+                        &["name", "value", "default", "is_default"],
+                    )?;
                     for r in &rows {
                         crate::ui::csv::write_row(
                             &mut out,
-                            &[r.name, &r.value, r.default, if r.is_default { "true" } else { "false" }],
+                            &[
+                                r.name,
+                                &r.value,
+                                r.default,
+                                if r.is_default { "true" } else { "false" },
+                            ],
                         )?;
                     }
                 }

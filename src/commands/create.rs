@@ -184,9 +184,8 @@ pub(crate) fn key_settings(
     let expires_at = match &args.expires {
         None => None,
         Some(text) => {
-            let spec = usage(
-                parse_time_spec(text, true).map_err(|e| format!("invalid --expires: {e}")),
-            )?;
+            let spec =
+                usage(parse_time_spec(text, true).map_err(|e| format!("invalid --expires: {e}")))?;
             let at = spec.after(now);
             if let Some(t) = at {
                 if t <= now {
@@ -209,10 +208,12 @@ pub(crate) fn key_settings(
         scopes: usage(token_set("--scope", &args.scopes))?,
         deployment: usage(optional_text("--deployment", args.deployment.as_deref()))?,
         allowed_models: usage(token_set("--allow-model", &args.allow_models))?,
-        allowed_ips: usage(allowlist::parse_lists(&args.allow_ips).map_err(|e| format!("--allow-ip: {e}")))?
-            .iter()
-            .map(|r| r.to_string())
-            .collect(),
+        allowed_ips: usage(
+            allowlist::parse_lists(&args.allow_ips).map_err(|e| format!("--allow-ip: {e}")),
+        )?
+        .iter()
+        .map(|r| r.to_string())
+        .collect(),
         quotas: Quotas {
             total: count("--quota-total", &args.quota_total)?,
             daily: count("--quota-daily", &args.quota_daily)?,

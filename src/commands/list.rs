@@ -13,7 +13,8 @@ use crate::ui::keys::{summary_line, write_csv_row, write_json, ListTable, CSV_HE
 use crate::ui::output::stdout;
 
 fn query(args: &ListArgs) -> Result<KeyQuery> {
-    let text = |flag: &str, v: &Option<String>| optional_text(flag, v.as_deref()).map_err(Error::usage);
+    let text =
+        |flag: &str, v: &Option<String>| optional_text(flag, v.as_deref()).map_err(Error::usage);
     Ok(KeyQuery {
         statuses: args
             .status

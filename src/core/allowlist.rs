@@ -48,7 +48,9 @@ pub fn parse_ip(text: &str) -> Result<IpAddr, String> {
 pub fn parse_rule(text: &str) -> Result<IpRule, String> {
     let t = text.trim();
     if t.is_empty() {
-        return Err("empty IP entry: use an address like 203.0.113.7 or a range like 10.0.0.0/8".into());
+        return Err(
+            "empty IP entry: use an address like 203.0.113.7 or a range like 10.0.0.0/8".into(),
+        );
     }
     if t.contains('/') {
         let net: IpNet = t.parse().map_err(|_| {
@@ -101,7 +103,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_entries_naming_them() {
-        for bad in ["10.0.0.300", "10.0.0.0/33", "fe80::/129", "abc", "10.0.0.5/8", "", "1.2.3.4/"] {
+        for bad in [
+            "10.0.0.300",
+            "10.0.0.0/33",
+            "fe80::/129",
+            "abc",
+            "10.0.0.5/8",
+            "",
+            "1.2.3.4/",
+        ] {
             let err = parse_lists(&[bad]).unwrap_err();
             assert!(err.contains(bad.trim()) || bad.is_empty(), "{err}");
         }

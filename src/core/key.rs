@@ -180,9 +180,8 @@ pub fn key_id(random: &[u8; ID_LEN]) -> String {
 
 /// True when `text` has the shape of a key id.
 pub fn looks_like_key_id(text: &str) -> bool {
-    text.strip_prefix("key_").is_some_and(|rest| {
-        rest.len() == ID_LEN && rest.bytes().all(|b| ID_ALPHABET.contains(&b))
-    })
+    text.strip_prefix("key_")
+        .is_some_and(|rest| rest.len() == ID_LEN && rest.bytes().all(|b| ID_ALPHABET.contains(&b)))
 }
 
 /// Lower-case hex of a hash, for diagnostics and the audit trail.
@@ -236,7 +235,10 @@ mod tests {
             n /= 62;
         }
         expect.reverse();
-        assert_eq!(&text[text.len() - 6..], std::str::from_utf8(&expect).unwrap());
+        assert_eq!(
+            &text[text.len() - 6..],
+            std::str::from_utf8(&expect).unwrap()
+        );
     }
 
     #[test]

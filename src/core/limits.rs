@@ -10,13 +10,17 @@ pub fn parse_count(flag: &str, text: &str) -> Result<u64, String> {
     let t = text.trim();
     let help = "use a whole number from 1 to 9223372036854775807";
     if t.starts_with('-') {
-        return Err(format!("invalid {flag} '{text}': negative values are not allowed; {help}"));
+        return Err(format!(
+            "invalid {flag} '{text}': negative values are not allowed; {help}"
+        ));
     }
     if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("invalid {flag} '{text}': {help}"));
     }
     match t.parse::<u64>() {
-        Ok(0) => Err(format!("invalid {flag} '{text}': must be at least 1; {help}")),
+        Ok(0) => Err(format!(
+            "invalid {flag} '{text}': must be at least 1; {help}"
+        )),
         Ok(n) if n <= MAX_COUNT => Ok(n),
         _ => Err(format!("invalid {flag} '{text}': too large; {help}")),
     }
@@ -81,7 +85,11 @@ pub fn parse_rate_limit(text: &str) -> Result<RateLimit, String> {
     let unit = match unit {
         "s" | "sec" | "second" => RateUnit::Second,
         "m" | "min" | "minute" => RateUnit::Minute,
-        _ => return Err(format!("invalid --rate-limit '{text}': unknown unit '{unit}'; {help}")),
+        _ => {
+            return Err(format!(
+                "invalid --rate-limit '{text}': unknown unit '{unit}'; {help}"
+            ))
+        }
     };
     let count = parse_count("--rate-limit", n).map_err(|_| {
         format!("invalid --rate-limit '{text}': the count must be a whole number from 1; {help}")
@@ -105,8 +113,19 @@ mod tests {
     #[test]
     fn counts() {
         assert_eq!(parse_count("--quota-total", "100"), Ok(100));
-        assert_eq!(parse_count("--quota-total", "9223372036854775807"), Ok(MAX_COUNT));
-        for bad in ["0", "-1", "1.5", "", "abc", "9223372036854775808", "99999999999999999999999"] {
+        assert_eq!(
+            parse_count("--quota-total", "9223372036854775807"),
+            Ok(MAX_COUNT)
+        );
+        for bad in [
+            "0",
+            "-1",
+            "1.5",
+            "",
+            "abc",
+            "9223372036854775808",
+            "99999999999999999999999",
+        ] {
             let err = parse_count("--quota-total", bad).unwrap_err();
             assert!(err.contains("--quota-total"), "{err}");
         }

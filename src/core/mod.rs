@@ -2,10 +2,10 @@
 //! its inputs (time, random bytes) as parameters so it can be unit-tested exactly.
 
 pub mod allowlist;
+pub mod audit;
 pub mod key;
 pub mod limits;
 pub mod model;
 pub mod names;
 pub mod settings;
-pub mod audit;
 pub mod time;

@@ -197,7 +197,10 @@ mod tests {
         assert_eq!(derive_status(State::Active, None, now), Status::Active);
         assert_eq!(derive_status(State::Active, future, now), Status::Active);
         assert_eq!(derive_status(State::Active, past, now), Status::Expired);
-        assert_eq!(derive_status(State::Active, Some(now), now), Status::Expired);
+        assert_eq!(
+            derive_status(State::Active, Some(now), now),
+            Status::Expired
+        );
         assert_eq!(derive_status(State::Disabled, past, now), Status::Disabled);
         assert_eq!(derive_status(State::Revoked, past, now), Status::Revoked);
     }

@@ -38,7 +38,10 @@ pub fn validate_text(flag: &str, value: &str) -> Result<(), String> {
         ));
     }
     if value.chars().count() > 10 * MAX_TEXT {
-        return Err(format!("invalid {flag}: longer than {} characters", 10 * MAX_TEXT));
+        return Err(format!(
+            "invalid {flag}: longer than {} characters",
+            10 * MAX_TEXT
+        ));
     }
     Ok(())
 }
@@ -58,7 +61,10 @@ pub fn token_set<S: AsRef<str>>(flag: &str, values: &[S]) -> Result<Vec<String>,
     let mut out: Vec<String> = Vec::with_capacity(values.len());
     for v in values {
         let v = v.as_ref().trim();
-        if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',') {
+        if v.is_empty()
+            || v.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+        {
             return Err(format!(
                 "invalid {flag} '{v}': use a word without spaces or commas, like 'read' or 'billing:write'"
             ));
@@ -85,7 +91,10 @@ mod tests {
 
     #[test]
     fn token_sets() {
-        assert_eq!(token_set("--scope", &["write", "read", "read"]).unwrap(), ["read", "write"]);
+        assert_eq!(
+            token_set("--scope", &["write", "read", "read"]).unwrap(),
+            ["read", "write"]
+        );
         assert!(token_set("--scope", &["a b"]).is_err());
         assert!(token_set("--scope", &[""]).is_err());
         assert_eq!(optional_text("--owner", Some("  ")).unwrap(), None);

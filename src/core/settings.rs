@@ -8,12 +8,36 @@ use super::time::{format_duration, parse_duration};
 
 /// Every setting, in the order `config list` shows them, with its default.
 pub const SETTINGS: &[(&str, &str, &str)] = &[
-    ("key-prefix", DEFAULT_PREFIX, "prefix of new secrets (1-16 of a-z0-9)"),
-    ("max-keys", "none", "limit on active + disabled keys ('none' = no limit)"),
-    ("failed-auth-limit", "10", "invalid attempts from one IP that block it"),
-    ("failed-auth-window", "10m", "window in which failed attempts are counted"),
-    ("block-duration", "15m", "how long a blocked IP stays blocked"),
-    ("log-retention", "never", "request-log rows older than this are pruned ('never' keeps all)"),
+    (
+        "key-prefix",
+        DEFAULT_PREFIX,
+        "prefix of new secrets (1-16 of a-z0-9)",
+    ),
+    (
+        "max-keys",
+        "none",
+        "limit on active + disabled keys ('none' = no limit)",
+    ),
+    (
+        "failed-auth-limit",
+        "10",
+        "invalid attempts from one IP that block it",
+    ),
+    (
+        "failed-auth-window",
+        "10m",
+        "window in which failed attempts are counted",
+    ),
+    (
+        "block-duration",
+        "15m",
+        "how long a blocked IP stays blocked",
+    ),
+    (
+        "log-retention",
+        "never",
+        "request-log rows older than this are pruned ('never' keeps all)",
+    ),
 ];
 
 pub fn is_known(name: &str) -> bool {
@@ -21,7 +45,10 @@ pub fn is_known(name: &str) -> bool {
 }
 
 pub fn default_of(name: &str) -> Option<&'static str> {
-    SETTINGS.iter().find(|(n, _, _)| *n == name).map(|(_, d, _)| *d)
+    SETTINGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, d, _)| *d)
 }
 
 pub fn known_names() -> String {

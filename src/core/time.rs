@@ -71,7 +71,9 @@ pub fn parse_time_spec(text: &str, allow_never: bool) -> Result<TimeSpec, String
         return if allow_never {
             Ok(TimeSpec::Never)
         } else {
-            Err(format!("'{text}' is not allowed here: use {DURATION_HELP}, or {DATE_HELP}"))
+            Err(format!(
+                "'{text}' is not allowed here: use {DURATION_HELP}, or {DATE_HELP}"
+            ))
         };
     }
     if t.starts_with(|c: char| c.is_ascii_digit()) && t.len() <= 21 && !t.contains(['-', ':']) {
@@ -133,7 +135,11 @@ pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (now - t).num_seconds();
     let (past, secs) = (secs >= 0, secs.unsigned_abs());
     if secs < 60 {
-        return if past { "just now".into() } else { "in less than a minute".into() };
+        return if past {
+            "just now".into()
+        } else {
+            "in less than a minute".into()
+        };
     }
     let (n, unit) = match secs {
         s if s < 3_600 => (s / 60, "minute"),
@@ -165,7 +171,16 @@ mod tests {
         assert_eq!(parse_duration("30d").unwrap(), Duration::days(30));
         assert_eq!(parse_duration("2w").unwrap(), Duration::weeks(2));
         assert_eq!(parse_duration("45s").unwrap(), Duration::seconds(45));
-        for bad in ["", "d", "10", "10x", "1.5d", "-3d", "99999999999999999999999d", "9999999w"] {
+        for bad in [
+            "",
+            "d",
+            "10",
+            "10x",
+            "1.5d",
+            "-3d",
+            "99999999999999999999999d",
+            "9999999w",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
@@ -182,7 +197,13 @@ mod tests {
         assert_eq!(date.after(n).map(rfc3339).unwrap(), "2027-01-31T00:00:00Z");
         let dt = parse_time_spec("2027-01-31T12:00:00+02:00", true).unwrap();
         assert_eq!(dt.after(n).map(rfc3339).unwrap(), "2027-01-31T10:00:00Z");
-        for bad in ["2027-02-30", "tomorrow", "2027-13-01", "31/01/2027", "2027-01-31T25:00:00Z"] {
+        for bad in [
+            "2027-02-30",
+            "tomorrow",
+            "2027-13-01",
+            "31/01/2027",
+            "2027-01-31T25:00:00Z",
+        ] {
             let err = parse_time_spec(bad, true).unwrap_err();
             assert!(err.contains(bad), "{err}");
         }
@@ -194,7 +215,10 @@ mod tests {
         assert_eq!(relative(n, n), "just now");
         assert_eq!(relative(n - Duration::hours(3), n), "3 hours ago");
         assert_eq!(relative(n - Duration::minutes(1), n), "1 minute ago");
-        assert_eq!(relative(n + Duration::days(29) + Duration::hours(1), n), "in 29 days");
+        assert_eq!(
+            relative(n + Duration::days(29) + Duration::hours(1), n),
+            "in 29 days"
+        );
         assert_eq!(relative(n - Duration::days(400), n), "1 year ago");
         assert_eq!(relative(n + Duration::days(90), n), "in 3 months");
     }

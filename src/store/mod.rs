@@ -84,6 +84,9 @@ pub trait Store {
     /// A write transaction, taken with the write lock up front (`BEGIN IMMEDIATE`), so
     /// concurrent writers queue instead of failing.
     fn write(&mut self) -> Result<Box<dyn Txn + '_>>;
+    /// A write transaction for many rows at once (`create --batch`): like `write`, with
+    /// a large page cache so index pages are not spilled and re-read mid-transaction.
+    fn write_bulk(&mut self) -> Result<Box<dyn Txn + '_>>;
 }
 
 /// One transaction. Dropping it without [`Txn::commit`] rolls everything back.

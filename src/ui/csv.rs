@@ -30,6 +30,9 @@ mod tests {
     fn quoting() {
         let mut buf = Vec::new();
         write_row(&mut buf, &["a", "b,c", "say \"hi\"", ""]).unwrap();
-        assert_eq!(String::from_utf8(buf).unwrap(), "a,\"b,c\",\"say \"\"hi\"\"\",\n");
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "a,\"b,c\",\"say \"\"hi\"\"\",\n"
+        );
     }
 }

@@ -96,10 +96,33 @@ pub fn write_json(out: &mut dyn Write, k: &KeyRecord, now: DateTime<Utc>) -> io:
 
 /// The csv header; lists are joined with `;` inside one field.
 pub const CSV_HEADER: &[&str] = &[
-    "id", "name", "description", "owner", "key_prefix", "status", "is_active", "livemode",
-    "category", "group", "scopes", "deployment", "allowed_models", "allowed_ips", "quota_total",
-    "quota_daily", "quota_weekly", "quota_monthly", "rate_limit", "credit_limit", "credits_used",
-    "created_at", "expires_at", "last_used_at", "last_used_ip", "rotated_from", "rotated_to",
+    "id",
+    "name",
+    "description",
+    "owner",
+    "key_prefix",
+    "status",
+    "is_active",
+    "livemode",
+    "category",
+    "group",
+    "scopes",
+    "deployment",
+    "allowed_models",
+    "allowed_ips",
+    "quota_total",
+    "quota_daily",
+    "quota_weekly",
+    "quota_monthly",
+    "rate_limit",
+    "credit_limit",
+    "credits_used",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+    "last_used_ip",
+    "rotated_from",
+    "rotated_to",
 ];
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -373,7 +396,10 @@ pub fn write_show_table(
     let rows: Vec<(&str, Cell)> = vec![
         ("ID", Cell::new(&k.id)),
         ("Name", Cell::new(&k.name)),
-        ("Description", Cell::new(k.description.as_deref().unwrap_or(""))),
+        (
+            "Description",
+            Cell::new(k.description.as_deref().unwrap_or("")),
+        ),
         ("Owner", Cell::new(&k.owner)),
         ("Key", Cell::new(format!("{}...", k.key_prefix))),
         ("Status", status_cell(k.status(now), color)),
@@ -385,7 +411,10 @@ pub fn write_show_table(
             "Deployment",
             Cell::new(k.deployment.as_deref().unwrap_or("project-wide")),
         ),
-        ("Allowed models", Cell::new(list_or(&k.allowed_models, "any"))),
+        (
+            "Allowed models",
+            Cell::new(list_or(&k.allowed_models, "any")),
+        ),
         ("Allowed IPs", Cell::new(list_or(&k.allowed_ips, "any"))),
         (
             "Quotas",
@@ -405,9 +434,15 @@ pub fn write_show_table(
             )),
         ),
         ("Credits", Cell::new(credits)),
-        ("Created", Cell::new(time_with_relative(Some(k.created_at), now))),
+        (
+            "Created",
+            Cell::new(time_with_relative(Some(k.created_at), now)),
+        ),
         ("Expires", Cell::new(time_with_relative(k.expires_at, now))),
-        ("Last used", Cell::new(time_with_relative(k.last_used_at, now))),
+        (
+            "Last used",
+            Cell::new(time_with_relative(k.last_used_at, now)),
+        ),
         (
             "Last used IP",
             Cell::new(k.last_used_ip.as_deref().unwrap_or("")),
@@ -416,7 +451,10 @@ pub fn write_show_table(
             "Rotated from",
             Cell::new(k.rotated_from.as_deref().unwrap_or("")),
         ),
-        ("Rotated to", Cell::new(k.rotated_to.as_deref().unwrap_or(""))),
+        (
+            "Rotated to",
+            Cell::new(k.rotated_to.as_deref().unwrap_or("")),
+        ),
         ("Usage 24h", Cell::new(usage_text(&usage.last_24h))),
         ("Usage 7d", Cell::new(usage_text(&usage.last_7d))),
         ("Usage 30d", Cell::new(usage_text(&usage.last_30d))),
@@ -445,7 +483,10 @@ mod tests {
             expired: 0,
             revoked: 0,
         };
-        assert_eq!(summary_line(&c, 14, Some(50)), "12 active · 2 disabled · limit 14/50");
+        assert_eq!(
+            summary_line(&c, 14, Some(50)),
+            "12 active · 2 disabled · limit 14/50"
+        );
         assert_eq!(
             summary_line(&StatusCounts::default(), 0, None),
             "0 active · limit 0/none"

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""keyctl benchmarks: each figure runs keyctl and its baseline side by side, alternating
+run by run, and reports medians and the ratio of medians. See bench/README.md."""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEYCTL = os.path.join(ROOT, "target", "release", "keyctl")
+FILL = os.path.join(ROOT, "target", "release", "examples", "fill_store")
+
+# The columns `keyctl list --json` prints, as stored (same join for credits_used).
+KEY_COLUMNS = (
+    "k.id, k.name, k.description, k.owner, k.key_prefix, k.livemode, k.category, k.grp, "
+    "k.scopes, k.deployment, k.allowed_models, k.allowed_ips, k.quota_total, k.quota_daily, "
+    "k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, k.credit_limit, "
+    "p.credits_used, k.created_at, k.expires_at, k.last_used_at, k.last_used_ip, k.state, "
+    "k.rotated_from, k.rotated_to"
+)
+
+
+def peak_rss_kib(argv, env=None, stdin=None):
+    """Peak resident memory of one run, measured by GNU time. (A child forked from this
+    Python process inherits Python's RSS high-water mark across exec, so wait4's
+    ru_maxrss would overstate small programs; GNU time is a small parent.)"""
+    out = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"keyctl-bench-rss-{os.getpid()}")
+    run_once(["/usr/bin/time", "-f", "%M", "-o", out] + argv, env, stdin)
+    with open(out) as f:
+        value = int(f.read().strip().splitlines()[-1])
+    os.unlink(out)
+    return value
+
+
+def run_once(argv, env=None, stdin=None):
+    """Runs argv with stdout to /dev/null; returns (seconds, exit status)."""
+    with open(os.devnull, "wb") as devnull:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=devnull, stderr=subprocess.PIPE,
+                                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                env=env)
+        if stdin is not None:
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        err = proc.stderr.read()
+        proc.stderr.close()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"benchmark command failed ({proc.returncode}): {' '.join(argv)}\n{err.decode(errors='replace')}")
+    return elapsed, usage.ru_maxrss
+
+
+def side_by_side(name, ours, baseline, runs, target, warmup=1, rss=None):
+    """Alternates ours/baseline `runs` times; each is () -> (secs, _). `rss` is a
+    () -> KiB measuring keyctl's peak memory in a separate run."""
+    for _ in range(warmup):
+        ours()
+        baseline()
+    a, b = [], []
+    for _ in range(runs):
+        a.append(ours()[0])
+        b.append(baseline()[0])
+    row = {
+        "figure": name,
+        "keyctl": statistics.median(a),
+        "baseline": statistics.median(b),
+        "keyctl_rss_kib": rss() if rss else None,
+        "target": target,
+        "runs": runs,
+    }
+    row["ratio"] = row["keyctl"] / row["baseline"]
+    return row
+
+
+def build():
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "keyctl",
+                    "--example", "fill_store"], cwd=ROOT, check=True)
+
+
+def ensure_store(path, keys):
+    if os.path.exists(path):
+        return
+    print(f"building a {keys}-key store at {path} ...", file=sys.stderr)
+    start = time.perf_counter()
+    subprocess.run([FILL, path, str(keys)], check=True)
+    print(f"  done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--keys", type=int, default=1_000_000, help="keys in the store (default 1M)")
+    ap.add_argument("--runs", type=int, default=5, help="alternating runs per figure")
+    ap.add_argument("--dir", default=os.path.join(ROOT, "target", "bench"),
+                    help="where the benchmark stores live")
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    for tool, package in (("sqlite3", "sqlite3"), ("/usr/bin/time", "time")):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed: apt-get install -y {package}")
+    if not args.no_build:
+        build()
+    os.makedirs(args.dir, exist_ok=True)
+    store = os.path.join(args.dir, f"keys-{args.keys}.db")
+    ensure_store(store, args.keys)
+    env = dict(os.environ, KEYCTL_DB=store, NO_COLOR="1")
+    rows = []
+
+    sql = f"SELECT {KEY_COLUMNS} FROM keys k JOIN credit_pools p ON p.id = k.pool_id ORDER BY k.seq DESC"
+    rows.append(side_by_side(
+        f"list --json, {args.keys} keys (vs sqlite3 -json)",
+        lambda: run_once([KEYCTL, "list", "--json"], env),
+        lambda: run_once(["sqlite3", "-json", store, sql], env),
+        args.runs, "<= 1.0x, peak <= 16 MiB",
+        rss=lambda: peak_rss_kib([KEYCTL, "list", "--json"], env)))
+
+    # One create process per run, on the same large store (each adds one key).
+    counter = iter(range(10**9))
+    create_store = store
+    rows.append(side_by_side(
+        f"create (one process, {args.keys}-key store) vs /bin/true",
+        lambda: run_once([KEYCTL, "create", "--name", f"bench-create-{time.time_ns()}-{next(counter)}",
+                          "--quiet"], dict(env, KEYCTL_DB=create_store)),
+        lambda: run_once(["/bin/true"], env),
+        max(args.runs, 20), "report",
+        rss=lambda: peak_rss_kib([KEYCTL, "create", "--name", f"bench-rss-{time.time_ns()}", "--quiet"], env)))
+
+    print_table(rows)
+
+
+def print_table(rows):
+    print("| figure | keyctl (median) | baseline (median) | ratio | keyctl peak RSS | runs | target |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        rss = "-" if r["keyctl_rss_kib"] is None else f"{r['keyctl_rss_kib'] / 1024:.1f} MiB"
+        print(f"| {r['figure']} | {fmt_secs(r['keyctl'])} | {fmt_secs(r['baseline'])} | "
+              f"{r['ratio']:.2f}x | {rss} | {r['runs']} | {r['target']} |")
+
+
+def fmt_secs(s):
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+if __name__ == "__main__":
+    main()

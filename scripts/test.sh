@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as a new user and CI run it: `bash scripts/test.sh`.
+# It installs what the tests need on a fresh machine (Rust toolchain only), then runs
+# every unit and integration test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests drive, as "command:package" pairs; installed only when
+# the command is missing (apt as root, else sudo). None yet beyond the Rust toolchain.
+tools=()
+need=()
+for pair in "${tools[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if ((${#need[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing test tools: ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo test --locked --all-targets
