@@ -74,9 +74,187 @@ pub enum Command {
     List(ListArgs),
     /// Show every field of one key and its recent usage
     Show(ShowArgs),
+    /// Change a key's settings (never its secret)
+    Edit(Box<EditArgs>),
+    /// Deactivate keys (reversible with enable)
+    Disable(KeyRefsArgs),
+    /// Reactivate disabled keys
+    Enable(KeyRefsArgs),
+    /// Revoke keys permanently
+    Revoke(RevokeArgs),
+    /// Remove keys (an active key is revoked first)
+    Delete(DeleteArgs),
+    /// Replace a key with a new secret that keeps every setting
+    Rotate(RotateArgs),
+    /// Show the audit trail of admin actions, or verify its hash chain
+    Audit(AuditArgs),
+    /// Write a consistent copy of the store
+    Backup(BackupArgs),
     /// Read and change store settings
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyRefsArgs {
+    /// Keys: ids, exact names, or display prefixes
+    #[arg(value_name = "KEYREF", required = true)]
+    pub keyrefs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Keys: ids, exact names, or display prefixes
+    #[arg(value_name = "KEYREF", required = true)]
+    pub keyrefs: Vec<String>,
+    /// Why the keys are revoked (kept in the audit trail)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Keys: ids, exact names, or display prefixes
+    #[arg(value_name = "KEYREF", required = true)]
+    pub keyrefs: Vec<String>,
+    /// Delete keys that have request history too
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The key to replace
+    #[arg(value_name = "KEYREF")]
+    pub keyref: String,
+    /// Keep the old key working until then (a duration like 24h, or a date); without it
+    /// the old key is disabled at once
+    #[arg(long, value_name = "WHEN")]
+    pub grace: Option<String>,
+    /// Expiry of the new key [default: the old key's lifetime, counted from now]
+    #[arg(long, value_name = "WHEN")]
+    pub expires: Option<String>,
+    /// Copy the new secret to the clipboard (not yet implemented: see README)
+    #[arg(long, overrides_with = "no_copy")]
+    pub copy: bool,
+    /// Do not copy the new secret to the clipboard
+    #[arg(long, overrides_with = "copy")]
+    pub no_copy: bool,
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+    /// Only events of this key (an id also matches deleted keys)
+    #[arg(value_name = "KEYREF")]
+    pub keyref: Option<String>,
+    /// Only events since then (a duration like 7d, or a date)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only this action: created, edited, disabled, enabled, revoked, rotated, deleted, config
+    #[arg(long, value_name = "ACTION")]
+    pub action: Option<String>,
+    /// At most N events, newest first
+    #[arg(long, value_name = "N", default_value = "100")]
+    pub limit: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; print the event count and head hash
+    Verify {
+        /// Also fail unless the chain contains this head hash (detects a cut-off tail)
+        #[arg(long, value_name = "HASH")]
+        expect_head: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Replace an existing file
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct EditArgs {
+    /// The key to change
+    #[arg(value_name = "KEYREF")]
+    pub keyref: String,
+    /// New name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New description ("" clears it)
+    #[arg(long)]
+    pub description: Option<String>,
+    /// New owner
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// New category ("" clears it)
+    #[arg(long)]
+    pub category: Option<String>,
+    /// New group ("" clears it)
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Replace the scopes (repeatable)
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Vec<String>,
+    /// Remove every scope (unrestricted)
+    #[arg(long, conflicts_with = "scopes")]
+    pub clear_scopes: bool,
+    /// Bind to this deployment ("" makes the key project-wide)
+    #[arg(long, value_name = "D")]
+    pub deployment: Option<String>,
+    /// Replace the allowed models (repeatable)
+    #[arg(long = "allow-model", value_name = "M")]
+    pub allow_models: Vec<String>,
+    /// Allow any model
+    #[arg(long, conflicts_with = "allow_models")]
+    pub clear_models: bool,
+    /// Replace the allowed IPs and CIDR ranges (comma-separated, repeatable)
+    #[arg(long = "allow-ip", value_name = "LIST")]
+    pub allow_ips: Vec<String>,
+    /// Allow any IP
+    #[arg(long, conflicts_with = "allow_ips")]
+    pub clear_ips: bool,
+    /// New expiry: a duration, a date, or never
+    #[arg(long, value_name = "WHEN")]
+    pub expires: Option<String>,
+    /// Lifetime request cap, or none
+    #[arg(long, value_name = "N|none")]
+    pub quota_total: Option<String>,
+    /// 24-hour request cap, or none
+    #[arg(long, value_name = "N|none")]
+    pub quota_daily: Option<String>,
+    /// 7-day request cap, or none
+    #[arg(long, value_name = "N|none")]
+    pub quota_weekly: Option<String>,
+    /// 30-day request cap, or none
+    #[arg(long, value_name = "N|none")]
+    pub quota_monthly: Option<String>,
+    /// Rate limit N/s or N/m, or none
+    #[arg(long, value_name = "N/s|N/m|none")]
+    pub rate_limit: Option<String>,
+    /// Credit limit
+    #[arg(long, value_name = "N", conflicts_with = "unlimited")]
+    pub credits: Option<String>,
+    /// Remove the credit limit
+    #[arg(long)]
+    pub unlimited: bool,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +266,9 @@ pub struct InitArgs {
 
 #[derive(Debug, Args, Default)]
 pub struct CreateArgs {
+    /// Create many keys from json lines in FILE (- for stdin), in one transaction
+    #[arg(long, value_name = "FILE")]
+    pub batch: Option<String>,
     /// Name of the key (required without a terminal)
     #[arg(long)]
     pub name: Option<String>,

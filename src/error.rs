@@ -15,6 +15,8 @@ pub enum Kind {
     NotFound,
     /// 4: ambiguous KEYREF, name taken, key limit, refused transition.
     Conflict,
+    /// 8: `audit verify` found a broken chain or a different head.
+    AuditBroken,
     /// stdout was closed by its reader (`keyctl list | head`): end quietly, exit 0.
     ClosedOutput,
 }
@@ -26,6 +28,7 @@ impl Kind {
             Kind::Usage => 2,
             Kind::NotFound => 3,
             Kind::Conflict => 4,
+            Kind::AuditBroken => 8,
             Kind::ClosedOutput => 0,
         }
     }

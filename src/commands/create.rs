@@ -22,6 +22,14 @@ use crate::ui::output::{stdout, sync_stdout_if_file};
 use crate::ui::reveal::{details, write_reveal, RevealStyle};
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
+    if let Some(source) = &args.batch {
+        if super::batch::has_other_fields(&args) {
+            return Err(Error::usage(
+                "--batch takes every key's fields from its input: drop the other create flags",
+            ));
+        }
+        return super::batch::run(ctx, source);
+    }
     let style = reveal_style(ctx, "create")?;
     let Some(name) = args.name.clone() else {
         return Err(Error::usage(

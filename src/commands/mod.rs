@@ -1,11 +1,17 @@
 //! One module per subcommand: parse input with the core, act through the store,
 //! print through the ui.
 
+mod audit;
+mod backup;
+mod batch;
 mod config;
 mod create;
+mod edit;
 mod init;
 pub mod keyref;
+mod lifecycle;
 mod list;
+mod rotate;
 mod show;
 
 use crate::cli::{Cli, Command};
@@ -19,6 +25,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Create(args) => create::run(&ctx, *args),
         Command::List(args) => list::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
+        Command::Edit(args) => edit::run(&ctx, *args),
+        Command::Disable(args) => lifecycle::disable(&ctx, args),
+        Command::Enable(args) => lifecycle::enable(&ctx, args),
+        Command::Revoke(args) => lifecycle::revoke(&ctx, args),
+        Command::Delete(args) => lifecycle::delete(&ctx, args),
+        Command::Rotate(args) => rotate::run(&ctx, args),
+        Command::Audit(args) => audit::run(&ctx, args),
+        Command::Backup(args) => backup::run(&ctx, args),
         Command::Config(cmd) => config::run(&ctx, cmd),
     }
 }
@@ -37,5 +51,46 @@ pub(crate) fn audit_event(
         action: action.to_string(),
         key_id: key_id.map(str::to_string),
         details: details.to_string(),
+    }
+}
+
+/// Confirmation for destructive commands. With `--yes`, the references go on as given.
+/// At a terminal, the keys are resolved in a read transaction (no write lock is held
+/// while a person reads the question) and their ids go on if the answer is yes;
+/// `None` means the person said no. Without a terminal and `--yes`: a usage error.
+pub(crate) fn confirmed_refs(
+    ctx: &Ctx,
+    yes: bool,
+    verb: &str,
+    refs: &[String],
+    question: impl Fn(&[crate::core::model::KeyRecord]) -> String,
+) -> Result<Vec<String>> {
+    if yes {
+        return Ok(refs.to_vec());
+    }
+    if !ctx.interactive() {
+        return Err(crate::error::Error::usage(format!(
+            "{verb} needs confirmation: pass --yes (there is no terminal to ask on)"
+        )));
+    }
+    let mut store = ctx.open_read()?;
+    let tx = store.read()?;
+    let mut keys = Vec::new();
+    for r in refs {
+        let k = keyref::resolve(tx.as_ref(), r, ctx.now)?;
+        if !keys
+            .iter()
+            .any(|x: &crate::core::model::KeyRecord| x.id == k.id)
+        {
+            keys.push(k);
+        }
+    }
+    drop(tx);
+    if crate::ui::prompt::confirm(&question(&keys))? {
+        Ok(keys.into_iter().map(|k| k.id).collect())
+    } else {
+        Err(crate::error::Error::runtime(format!(
+            "{verb} cancelled: nothing changed"
+        )))
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod allowlist;
 pub mod audit;
+pub mod diff;
 pub mod key;
 pub mod limits;
 pub mod model;

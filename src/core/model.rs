@@ -109,11 +109,81 @@ pub struct KeyRecord {
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,
     pub state: State,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoke_reason: Option<String>,
     pub rotated_from: Option<String>,
     pub rotated_to: Option<String>,
 }
 
 impl KeyRecord {
+    /// The record a freshly inserted key has (so callers need not read it back).
+    pub fn from_new(new: &NewKey, credits_used: u64) -> KeyRecord {
+        let s = new.settings.clone();
+        KeyRecord {
+            id: new.id.clone(),
+            name: s.name,
+            description: s.description,
+            owner: s.owner,
+            key_prefix: new.key_prefix.clone(),
+            mode: new.mode,
+            category: s.category,
+            group: s.group,
+            scopes: s.scopes,
+            deployment: s.deployment,
+            allowed_models: s.allowed_models,
+            allowed_ips: s.allowed_ips,
+            quotas: s.quotas,
+            rate_limit: s.rate_limit,
+            credit_limit: s.credit_limit,
+            credits_used,
+            created_at: new.created_at,
+            expires_at: s.expires_at,
+            last_used_at: None,
+            last_used_ip: None,
+            state: State::Active,
+            revoked_at: None,
+            revoke_reason: None,
+            rotated_from: new.rotated_from.clone(),
+            rotated_to: None,
+        }
+    }
+
+    /// The settings of this key, as `rotate` copies them and `edit` changes them.
+    pub fn settings(&self) -> KeySettings {
+        KeySettings {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            owner: self.owner.clone(),
+            category: self.category.clone(),
+            group: self.group.clone(),
+            scopes: self.scopes.clone(),
+            deployment: self.deployment.clone(),
+            allowed_models: self.allowed_models.clone(),
+            allowed_ips: self.allowed_ips.clone(),
+            quotas: self.quotas,
+            rate_limit: self.rate_limit,
+            credit_limit: self.credit_limit,
+            expires_at: self.expires_at,
+        }
+    }
+
+    /// Applies edited settings (the secret, id, usage and lifecycle stay).
+    pub fn apply(&mut self, s: KeySettings) {
+        self.name = s.name;
+        self.description = s.description;
+        self.owner = s.owner;
+        self.category = s.category;
+        self.group = s.group;
+        self.scopes = s.scopes;
+        self.deployment = s.deployment;
+        self.allowed_models = s.allowed_models;
+        self.allowed_ips = s.allowed_ips;
+        self.quotas = s.quotas;
+        self.rate_limit = s.rate_limit;
+        self.credit_limit = s.credit_limit;
+        self.expires_at = s.expires_at;
+    }
+
     pub fn status(&self, now: DateTime<Utc>) -> Status {
         derive_status(self.state, self.expires_at, now)
     }

@@ -87,6 +87,28 @@ pub trait Store {
     /// A write transaction for many rows at once (`create --batch`): like `write`, with
     /// a large page cache so index pages are not spilled and re-read mid-transaction.
     fn write_bulk(&mut self) -> Result<Box<dyn Txn + '_>>;
+    /// Writes a consistent copy of the store to `dest` (which must not exist), mode
+    /// 0600, while other processes may keep writing.
+    fn backup_to(&mut self, dest: &Path) -> Result<()>;
+}
+
+/// Which audit events `audit` shows.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub key_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub action: Option<String>,
+    pub limit: Option<u64>,
+    /// Newest first (for people); `audit verify` reads oldest first.
+    pub newest_first: bool,
+}
+
+/// An audit event with the chain links stored beside it.
+#[derive(Debug, Clone)]
+pub struct StoredAuditEvent {
+    pub event: AuditEvent,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
 }
 
 /// One transaction. Dropping it without [`Txn::commit`] rolls everything back.
@@ -112,8 +134,21 @@ pub trait Txn {
     /// Requests and credits of one key since `since`.
     fn usage_since(&self, key_id: &str, since: DateTime<Utc>) -> Result<UsageFigures>;
 
+    /// Rewrites every mutable field of an existing key (by id).
+    fn update_key(&mut self, key: &KeyRecord) -> Result<()>;
+    /// Removes a key; its request-log rows and audit events keep its id.
+    fn delete_key(&mut self, id: &str) -> Result<()>;
+    /// True when the request log has any row for this key.
+    fn has_requests(&self, key_id: &str) -> Result<bool>;
+
     /// Appends an event to the hash-chained audit trail; fills in seq.
     fn append_audit(&mut self, event: AuditEvent) -> Result<()>;
+    /// Streams audit events matching `query`.
+    fn for_each_audit(
+        &self,
+        query: &AuditQuery,
+        sink: &mut dyn FnMut(&StoredAuditEvent) -> std::io::Result<()>,
+    ) -> Result<()>;
 
     fn commit(self: Box<Self>) -> Result<()>;
 }

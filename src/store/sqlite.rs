@@ -12,7 +12,7 @@ use rusqlite::{
     params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior,
 };
 
-use super::{KeyQuery, Result, SortBy, Store, StoreError, Txn};
+use super::{AuditQuery, KeyQuery, Result, SortBy, Store, StoreError, StoredAuditEvent, Txn};
 use crate::core::audit::{chain_hash, AuditEvent, GENESIS};
 use crate::core::key::Mode;
 use crate::core::limits::{Quotas, RateLimit, RateUnit};
@@ -310,6 +310,56 @@ impl Store for SqliteStore {
             .map_err(|e| sql_error(&self.path, e))?;
         self.begin(TransactionBehavior::Immediate)
     }
+
+    fn backup_to(&mut self, dest: &Path) -> Result<()> {
+        let shown = dest.display();
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(StoreError::Other(format!(
+                "cannot write backup {shown}: folder {} does not exist",
+                dir.display()
+            )));
+        }
+        let file_name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "backup.db".into());
+        // Copy into a private temporary file, then rename into place, so a reader never
+        // sees a half-written backup and an interrupted one leaves nothing behind.
+        let tmp = dir.join(format!(".{file_name}.{}.partial", std::process::id()));
+        let remove_tmp = |p: &Path| {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut s = p.as_os_str().to_owned();
+                s.push(suffix);
+                let _ = fs::remove_file(PathBuf::from(s));
+            }
+        };
+        remove_tmp(&tmp);
+        let result = (|| -> Result<()> {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| StoreError::Other(format!("cannot write backup {shown}: {e}")))?;
+            let mut dst = connect(&tmp)?;
+            {
+                let backup = rusqlite::backup::Backup::new(&self.conn, &mut dst)
+                    .map_err(|e| sql_error(&self.path, e))?;
+                // All pages in one step: one read transaction, so one consistent snapshot
+                // even while other processes commit (WAL readers never block writers).
+                backup.step(-1).map_err(|e| sql_error(&self.path, e))?;
+            }
+            dst.close().map_err(|(_, e)| sql_error(dest, e))?;
+            fs::rename(&tmp, dest)
+                .map_err(|e| StoreError::Other(format!("cannot write backup {shown}: {e}")))
+        })();
+        remove_tmp(&tmp);
+        result
+    }
 }
 
 impl SqliteStore {
@@ -332,7 +382,7 @@ const KEY_COLUMNS: &str = "k.id, k.name, k.description, k.owner, k.key_prefix, k
     k.category, k.grp, k.scopes, k.deployment, k.allowed_models, k.allowed_ips, \
     k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
     k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
-    k.last_used_ip, k.state, k.rotated_from, k.rotated_to";
+    k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason";
 
 const KEY_FROM: &str = "FROM keys k JOIN credit_pools p ON p.id = k.pool_id";
 
@@ -420,7 +470,16 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
         state,
         rotated_from: row.get(25)?,
         rotated_to: row.get(26)?,
+        revoked_at: opt_time(row, 27)?,
+        revoke_reason: row.get(28)?,
     })
+}
+
+fn rate_unit_sql(unit: RateUnit) -> &'static str {
+    match unit {
+        RateUnit::Second => "s",
+        RateUnit::Minute => "m",
+    }
 }
 
 fn count_to_sql(v: Option<u64>) -> Option<i64> {
@@ -516,10 +575,7 @@ impl Txn for SqliteTxn<'_> {
             count_to_sql(s.quotas.weekly),
             count_to_sql(s.quotas.monthly),
             count_to_sql(s.rate_limit.map(|r| r.count)),
-            s.rate_limit.map(|r| match r.unit {
-                RateUnit::Second => "s",
-                RateUnit::Minute => "m",
-            }),
+            s.rate_limit.map(|r| rate_unit_sql(r.unit)),
             count_to_sql(s.credit_limit),
             pool_id,
             to_millis(key.created_at),
@@ -628,6 +684,129 @@ impl Txn for SqliteTxn<'_> {
                 },
             )
             .map_err(|e| self.err(e))
+    }
+
+    fn update_key(&mut self, key: &KeyRecord) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "UPDATE keys SET name = ?2, description = ?3, owner = ?4, category = ?5, grp = ?6, \
+                 scopes = ?7, deployment = ?8, allowed_models = ?9, allowed_ips = ?10, \
+                 quota_total = ?11, quota_daily = ?12, quota_weekly = ?13, quota_monthly = ?14, \
+                 rate_count = ?15, rate_unit = ?16, credit_limit = ?17, expires_at = ?18, \
+                 state = ?19, revoked_at = ?20, revoke_reason = ?21, rotated_to = ?22 \
+                 WHERE id = ?1",
+            )
+            .map_err(|e| sql_error(self.path, e))?;
+        let changed = stmt
+            .execute(params![
+                key.id,
+                key.name,
+                key.description,
+                key.owner,
+                key.category,
+                key.group,
+                to_json_list(&key.scopes),
+                key.deployment,
+                to_json_list(&key.allowed_models),
+                to_json_list(&key.allowed_ips),
+                count_to_sql(key.quotas.total),
+                count_to_sql(key.quotas.daily),
+                count_to_sql(key.quotas.weekly),
+                count_to_sql(key.quotas.monthly),
+                count_to_sql(key.rate_limit.map(|r| r.count)),
+                key.rate_limit.map(|r| rate_unit_sql(r.unit)),
+                count_to_sql(key.credit_limit),
+                key.expires_at.map(to_millis),
+                key.state.as_str(),
+                key.revoked_at.map(to_millis),
+                key.revoke_reason,
+                key.rotated_to,
+            ])
+            .map_err(|e| sql_error(self.path, e))?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Other(format!(
+                "key {} vanished during the update",
+                key.id
+            )))
+        }
+    }
+
+    fn delete_key(&mut self, id: &str) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM keys WHERE id = ?1", [id])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    fn has_requests(&self, key_id: &str) -> Result<bool> {
+        self.tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM requests WHERE key_id = ?1)",
+                [key_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    fn for_each_audit(
+        &self,
+        query: &AuditQuery,
+        sink: &mut dyn FnMut(&StoredAuditEvent) -> io::Result<()>,
+    ) -> Result<()> {
+        let mut args: Vec<Value> = Vec::new();
+        let mut conds: Vec<String> = Vec::new();
+        if let Some(k) = &query.key_id {
+            args.push(Value::Text(k.clone()));
+            conds.push(format!("key_id = ?{}", args.len()));
+        }
+        if let Some(t) = query.since {
+            args.push(Value::Integer(to_millis(t)));
+            conds.push(format!("at >= ?{}", args.len()));
+        }
+        if let Some(a) = &query.action {
+            args.push(Value::Text(a.clone()));
+            conds.push(format!("action = ?{}", args.len()));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let order = if query.newest_first { "DESC" } else { "ASC" };
+        let limit = query
+            .limit
+            .map(|n| format!(" LIMIT {}", n.min(i64::MAX as u64)))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT seq, at, actor, action, key_id, details, prev_hash, hash FROM audit_events \
+             {filter} ORDER BY seq {order}{limit}"
+        );
+        let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args))
+            .map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let stored = (|| -> rusqlite::Result<StoredAuditEvent> {
+                Ok(StoredAuditEvent {
+                    event: AuditEvent {
+                        seq: row.get(0)?,
+                        at_ms: row.get(1)?,
+                        actor: row.get(2)?,
+                        action: row.get(3)?,
+                        key_id: row.get(4)?,
+                        details: row.get(5)?,
+                    },
+                    prev_hash: row.get(6)?,
+                    hash: row.get(7)?,
+                })
+            })()
+            .map_err(|e| self.err(e))?;
+            sink(&stored).map_err(StoreError::Sink)?;
+        }
+        Ok(())
     }
 
     fn append_audit(&mut self, mut event: AuditEvent) -> Result<()> {

@@ -216,6 +216,21 @@ fn header(names: &[&str], color: bool) -> Vec<Cell> {
         .collect()
 }
 
+/// A simple table of text cells under a header.
+pub fn write_plain_table<const N: usize>(
+    out: &mut dyn Write,
+    names: &[&str; N],
+    rows: Vec<[String; N]>,
+    color: bool,
+) -> io::Result<()> {
+    let mut table = new_table(color);
+    table.set_header(header(names, color));
+    for row in rows {
+        table.add_row(row.to_vec());
+    }
+    writeln!(out, "{}", render(&mut table))
+}
+
 /// "Never", or a relative phrase.
 pub fn relative_or_never(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     t.map_or_else(|| "Never".to_string(), |t| relative(t, now))

@@ -3,4 +3,5 @@
 pub mod csv;
 pub mod keys;
 pub mod output;
+pub mod prompt;
 pub mod reveal;

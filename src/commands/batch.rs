@@ -1,0 +1,256 @@
+//! `keyctl create --batch FILE|-`: one json object of create fields per line, all keys
+//! in one transaction. Every line is validated and every key inserted before any
+//! secret is printed, so a bad line fails the whole batch with nothing shown or kept.
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::audit_event;
+use super::create::{generate, key_settings};
+use crate::cli::CreateArgs;
+use crate::context::Ctx;
+use crate::core::key::Mode;
+use crate::core::model::{KeyRecord, KeySettings};
+use crate::core::settings::Settings;
+use crate::core::time::rfc3339;
+use crate::error::{Error, Result};
+use crate::ui::output::{stdout, sync_stdout_if_file};
+use crate::ui::reveal::{write_reveal, RevealStyle};
+
+/// A number given as json number or string (`"quota_daily": 100` or `"100"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Count {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+impl Count {
+    fn text(self) -> String {
+        match self {
+            Count::Number(n) => n.to_string(),
+            Count::Text(t) => t,
+        }
+    }
+}
+
+/// A list given as json array or comma-separated string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum List {
+    Items(Vec<String>),
+    Text(String),
+}
+
+impl List {
+    fn items(self) -> Vec<String> {
+        match self {
+            List::Items(v) => v,
+            List::Text(t) => t.split(',').map(|s| s.trim().to_string()).collect(),
+        }
+    }
+}
+
+/// The create fields a batch line may carry (the flags' names, with `_`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchLine {
+    name: String,
+    description: Option<String>,
+    owner: Option<String>,
+    category: Option<String>,
+    group: Option<String>,
+    scopes: Option<List>,
+    deployment: Option<String>,
+    allowed_models: Option<List>,
+    allowed_ips: Option<List>,
+    expires: Option<String>,
+    quota_total: Option<Count>,
+    quota_daily: Option<Count>,
+    quota_weekly: Option<Count>,
+    quota_monthly: Option<Count>,
+    rate_limit: Option<String>,
+    credits: Option<Count>,
+    #[serde(default)]
+    test: bool,
+}
+
+impl BatchLine {
+    fn into_args(self) -> CreateArgs {
+        let list = |l: Option<List>| l.map(List::items).unwrap_or_default();
+        CreateArgs {
+            name: Some(self.name),
+            description: self.description,
+            owner: self.owner,
+            category: self.category,
+            group: self.group,
+            scopes: list(self.scopes),
+            deployment: self.deployment,
+            allow_models: list(self.allowed_models),
+            // IP lists are comma-separated per entry, like repeated --allow-ip flags.
+            allow_ips: list(self.allowed_ips),
+            expires: self.expires,
+            quota_total: self.quota_total.map(Count::text),
+            quota_daily: self.quota_daily.map(Count::text),
+            quota_weekly: self.quota_weekly.map(Count::text),
+            quota_monthly: self.quota_monthly.map(Count::text),
+            rate_limit: self.rate_limit,
+            credits: self.credits.map(Count::text),
+            test: self.test,
+            ..CreateArgs::default()
+        }
+    }
+}
+
+/// True when any create flag other than --batch was given.
+pub fn has_other_fields(a: &CreateArgs) -> bool {
+    a.name.is_some()
+        || a.description.is_some()
+        || a.owner.is_some()
+        || a.category.is_some()
+        || a.group.is_some()
+        || !a.scopes.is_empty()
+        || a.deployment.is_some()
+        || !a.allow_models.is_empty()
+        || !a.allow_ips.is_empty()
+        || a.expires.is_some()
+        || a.quota_total.is_some()
+        || a.quota_daily.is_some()
+        || a.quota_weekly.is_some()
+        || a.quota_monthly.is_some()
+        || a.rate_limit.is_some()
+        || a.credits.is_some()
+        || a.test
+}
+
+fn read_lines(source: &str) -> Result<Vec<(usize, String)>> {
+    let reader: Box<dyn Read> = if source == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(source)
+                .map_err(|e| Error::usage(format!("cannot read --batch file '{source}': {e}")))?,
+        )
+    };
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    let mut number = 0usize;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::runtime(format!("cannot read the batch input: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        let text = std::str::from_utf8(&buf)
+            .map_err(|_| Error::usage(format!("line {number}: not valid UTF-8 text")))?;
+        let text = text.trim();
+        if !text.is_empty() {
+            lines.push((number, text.to_string()));
+        }
+    }
+    Ok(lines)
+}
+
+fn parse_lines(ctx: &Ctx, lines: Vec<(usize, String)>) -> Result<Vec<(usize, KeySettings, Mode)>> {
+    let mut parsed = Vec::with_capacity(lines.len());
+    for (number, text) in lines {
+        let line: BatchLine = serde_json::from_str(&text).map_err(|e| {
+            // serde's own position ("at line 1 column 6") is within the line: drop it.
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            Error::usage(format!(
+                "line {number}: {msg} (each line must be one json object of create fields)"
+            ))
+        })?;
+        let mode = if line.test { Mode::Test } else { Mode::Live };
+        let args = line.into_args();
+        let name = args.name.clone().unwrap_or_default();
+        let settings = key_settings(ctx, &args, name, ctx.now)
+            .map_err(|e| Error::new(e.kind, format!("line {number}: {}", e.message)))?;
+        parsed.push((number, settings, mode));
+    }
+    Ok(parsed)
+}
+
+pub fn run(ctx: &Ctx, source: &str) -> Result<()> {
+    let parsed = parse_lines(ctx, read_lines(source)?)?;
+    if parsed.is_empty() {
+        return Err(Error::usage(
+            "the batch input has no lines: give one json object per line",
+        ));
+    }
+    let mut store = ctx.open_write()?;
+    let mut tx = store.write_bulk()?;
+    let settings = Settings::from_pairs(
+        tx.setting_pairs()?
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+    );
+    let mut counted = match settings.max_keys {
+        Some(_) => tx.count_limited(ctx.now)?,
+        None => 0,
+    };
+    let mut created: Vec<(crate::core::key::Secret, KeyRecord)> = Vec::with_capacity(parsed.len());
+    for (number, key_settings, mode) in parsed {
+        let fail = |e: Error| Error::new(e.kind, format!("line {number}: {}", e.message));
+        // Keys inserted earlier in this batch are visible here, so in-batch duplicates
+        // are caught like any other taken name.
+        if let Some(holder) = tx
+            .keys_by_name(&key_settings.name)?
+            .into_iter()
+            .find(|k| k.holds_name(ctx.now))
+        {
+            return Err(fail(Error::conflict(format!(
+                "a key named '{}' already exists ({}): choose another name",
+                key_settings.name, holder.id
+            ))));
+        }
+        if let Some(max) = settings.max_keys {
+            if counted >= max {
+                return Err(fail(Error::conflict(format!(
+                    "key limit reached ({counted}/{max}): revoke or delete an unused key first"
+                ))));
+            }
+            counted += 1;
+        }
+        let (secret, new_key) = generate(&settings.key_prefix, mode, key_settings, ctx.now, None)?;
+        tx.insert_key(&new_key)?;
+        let record = KeyRecord::from_new(&new_key, 0);
+        tx.append_audit(audit_event(
+            ctx,
+            "created",
+            Some(&record.id),
+            json!({
+                "name": record.name,
+                "key_prefix": record.key_prefix,
+                "mode": record.mode.as_str(),
+                "expires_at": record.expires_at.map(rfc3339),
+                "batch_line": number,
+            }),
+        ))?;
+        created.push((secret, record));
+    }
+    let mut out = stdout();
+    let delivered = (|| -> std::io::Result<()> {
+        for (secret, record) in &created {
+            write_reveal(&mut out, RevealStyle::Json, secret, record, ctx.now, None)?;
+        }
+        out.flush()?;
+        sync_stdout_if_file()
+    })();
+    delivered.map_err(|e| {
+        Error::runtime(format!(
+            "could not write the new keys to stdout ({e}); nothing was created"
+        ))
+    })?;
+    tx.commit()?;
+    ctx.note(&format!("created {} keys", created.len()));
+    let _ = std::io::stderr().flush();
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! `keyctl rotate KEYREF`: a new key with every setting of the old one, revealed once;
+//! the old key is disabled at once, or keeps working until `--grace` and then expires.
+
+use serde_json::json;
+
+use super::create::{deliver, generate, reveal_style};
+use super::keyref::resolve;
+use super::lifecycle::describe_keys;
+use super::{audit_event, confirmed_refs};
+use crate::cli::RotateArgs;
+use crate::context::Ctx;
+use crate::core::model::{KeyRecord, State};
+use crate::core::settings::Settings;
+use crate::core::time::{parse_time_spec, rfc3339, TimeSpec};
+use crate::error::{Error, Result};
+use crate::ui::reveal::{details, RevealStyle};
+
+pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
+    let style = reveal_style(ctx, "rotate")?;
+    let grace_until = match &args.grace {
+        None => None,
+        Some(t) => {
+            let spec = parse_time_spec(t, false)
+                .map_err(|e| Error::usage(format!("invalid --grace: {e}")))?;
+            match spec.after(ctx.now) {
+                Some(at) if at > ctx.now => Some(at),
+                _ => {
+                    return Err(Error::usage(format!(
+                        "invalid --grace '{t}': it must end in the future, like 24h or 7d"
+                    )))
+                }
+            }
+        }
+    };
+    let expires_override = match &args.expires {
+        None => None,
+        Some(t) => {
+            let spec = parse_time_spec(t, true)
+                .map_err(|e| Error::usage(format!("invalid --expires: {e}")))?;
+            let at = spec.after(ctx.now);
+            if at.is_some_and(|at| at <= ctx.now) {
+                return Err(Error::usage(format!(
+                    "invalid --expires '{t}': it is in the past; use a future date, a duration like 30d, or never"
+                )));
+            }
+            Some(spec)
+        }
+    };
+    let refs = confirmed_refs(
+        ctx,
+        args.yes,
+        "rotate",
+        std::slice::from_ref(&args.keyref),
+        |keys| {
+            let when = match grace_until {
+                Some(t) => format!("keeps working until {}", rfc3339(t)),
+                None => "is disabled at once".to_string(),
+            };
+            format!("Rotate {}? The old key {when}.", describe_keys(keys, ctx))
+        },
+    )?;
+
+    let mut store = ctx.open_write()?;
+    let mut tx = store.write()?;
+    let mut old = resolve(tx.as_ref(), &refs[0], ctx.now)?;
+    refuse(&old)?;
+    let prefix = Settings::from_pairs(
+        tx.setting_pairs()?
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+    )
+    .key_prefix;
+    let mut settings = old.settings();
+    // A set lifetime is kept as the same length from now; --expires overrides it.
+    settings.expires_at = match expires_override {
+        Some(spec) => spec.after(ctx.now),
+        None => old
+            .expires_at
+            .and_then(|e| TimeSpec::In(e - old.created_at).after(ctx.now)),
+    };
+    let (secret, new_key) = generate(&prefix, old.mode, settings, ctx.now, Some(old.id.clone()))?;
+
+    // The old key gives up its name before the new one takes it.
+    old.rotated_to = Some(new_key.id.clone());
+    match grace_until {
+        Some(until) => {
+            old.expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
+        }
+        None => {
+            if old.state == State::Active {
+                old.state = State::Disabled;
+            }
+        }
+    }
+    tx.update_key(&old)?;
+    tx.insert_key(&new_key)?;
+    let record = tx
+        .key_by_id(&new_key.id)?
+        .ok_or_else(|| Error::runtime("the new key could not be read back from the store"))?;
+    tx.append_audit(audit_event(
+        ctx,
+        "rotated",
+        Some(&old.id),
+        json!({
+            "name": old.name,
+            "rotated_to": record.id,
+            "grace_until": grace_until.map(rfc3339),
+        }),
+    ))?;
+    tx.append_audit(audit_event(
+        ctx,
+        "created",
+        Some(&record.id),
+        json!({
+            "name": record.name,
+            "key_prefix": record.key_prefix,
+            "mode": record.mode.as_str(),
+            "expires_at": record.expires_at.map(rfc3339),
+            "rotated_from": old.id,
+        }),
+    ))?;
+    if args.copy {
+        ctx.warn("--copy: this keyctl cannot copy to the clipboard yet; the secret was not copied");
+    }
+    deliver(style, &secret, &record, ctx.now)?;
+    tx.commit()?;
+    if style == RevealStyle::Plain {
+        ctx.note(&details(&record));
+    }
+    ctx.note(&match grace_until {
+        Some(t) => format!("old key {} keeps working until {}", old.id, rfc3339(t)),
+        None => format!("old key {} is disabled", old.id),
+    });
+    Ok(())
+}
+
+fn refuse(old: &KeyRecord) -> Result<()> {
+    if old.state == State::Revoked {
+        return Err(Error::conflict(format!(
+            "key \"{}\" ({}) is revoked: revoked keys cannot be rotated; create a new key",
+            old.name, old.id
+        )));
+    }
+    if let Some(to) = &old.rotated_to {
+        return Err(Error::conflict(format!(
+            "key \"{}\" ({}) was already rotated to {to}: rotate that key instead",
+            old.name, old.id
+        )));
+    }
+    Ok(())
+}
