@@ -398,6 +398,11 @@ pub enum ConfigCommand {
     List,
 }
 
+/// The clap command tree (for help hints, man pages and completions).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Parses arguments; errors come back as clap errors for main to report in one line.
 pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
 where

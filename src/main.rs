@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 fn main() {
     // Files keyctl creates (the store, its -wal/-shm, folders) are private by default.
@@ -18,13 +18,13 @@ fn main() {
                 e.kind.exit_code()
             }
         },
-        Err(e) => report_clap_error(&e),
+        Err(e) => report_clap_error(&e, &std::env::args_os().collect::<Vec<_>>()),
     };
     std::process::exit(code);
 }
 
 /// Help and version print as clap renders them; every parse error becomes one line.
-fn report_clap_error(e: &clap::Error) -> i32 {
+fn report_clap_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
@@ -41,19 +41,33 @@ fn report_clap_error(e: &clap::Error) -> i32 {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            let command = rendered
-                .lines()
-                .find_map(|l| l.strip_prefix("Usage: "))
-                .map(|u| {
-                    u.split_whitespace()
-                        .take_while(|w| !w.starts_with(['[', '<', '-']))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| "keyctl".into());
-            let _ = writeln!(std::io::stderr(), "error: {first} (see '{command} --help')");
+            let valid = match e.get(ContextKind::ValidValue) {
+                Some(ContextValue::Strings(values)) if !values.is_empty() => {
+                    format!(": use one of {}", values.join(", "))
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {first}{valid} (see '{} --help')",
+                command_path(args)
+            );
             2
         }
     }
+}
+
+/// The subcommand path the arguments name (`keyctl config set`), for the help hint.
+fn command_path(args: &[std::ffi::OsString]) -> String {
+    let root = keyctl::cli::command();
+    let mut path = vec![root.get_name().to_string()];
+    let mut current = &root;
+    for arg in args.iter().skip(1) {
+        let Some(arg) = arg.to_str() else { continue };
+        if let Some(sub) = current.find_subcommand(arg) {
+            path.push(sub.get_name().to_string());
+            current = sub;
+        }
+    }
+    path.join(" ")
 }

@@ -16,6 +16,9 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> Result<()> {
         ))
     };
     if ctx.db.exists() {
+        // Only a real keyctl store is "already there"; anything else is named for what
+        // it is (a folder, an empty file, another program's database: exit 1).
+        ctx.open_read()?;
         return Err(exists());
     }
     let store = ctx.open_write_with(args.prefix.clone())?;

@@ -539,7 +539,8 @@ impl Txn for SqliteTxn<'_> {
                 .map_err(|e| self.err(e))?,
             None => {
                 self.tx
-                    .execute("INSERT INTO credit_pools DEFAULT VALUES", [])
+                    .prepare_cached("INSERT INTO credit_pools DEFAULT VALUES")
+                    .and_then(|mut st| st.execute([]))
                     .map_err(|e| self.err(e))?;
                 self.tx.last_insert_rowid()
             }
@@ -812,12 +813,8 @@ impl Txn for SqliteTxn<'_> {
     fn append_audit(&mut self, mut event: AuditEvent) -> Result<()> {
         let last: Option<(i64, Vec<u8>)> = self
             .tx
-            .query_row(
-                "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+            .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .map_err(|e| self.err(e))?;
         let (seq, prev) = match last {
             Some((seq, hash)) => {
@@ -832,10 +829,12 @@ impl Txn for SqliteTxn<'_> {
         event.seq = seq;
         let hash = chain_hash(&prev, &event);
         self.tx
-            .execute(
+            .prepare_cached(
                 "INSERT INTO audit_events (seq, at, actor, action, key_id, details, prev_hash, hash) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     event.seq,
                     event.at_ms,
                     event.actor,
@@ -844,8 +843,8 @@ impl Txn for SqliteTxn<'_> {
                     event.details,
                     &prev[..],
                     &hash[..]
-                ],
-            )
+                ])
+            })
             .map(|_| ())
             .map_err(|e| self.err(e))
     }

@@ -186,6 +186,11 @@ fn new_table(color: bool) -> Table {
     } else {
         table.force_no_tty();
     }
+    // A terminal that reports no width (CI, `docker run -t`) would squash every column
+    // to one character: lay out by content instead.
+    if table.width().is_none_or(|w| w == 0) {
+        table.set_content_arrangement(ContentArrangement::Disabled);
+    }
     table
 }
 

@@ -1,0 +1,45 @@
+//! Integration tests for `keyctl`: every test runs the real binary on a temporary
+//! store with a cleared environment and a fixed clock (`KEYCTL_NOW`), and asserts what
+//! a user sees: exit codes, stdout, stderr, and the store's bytes and modes.
+//!
+//! One test binary of modules (`cargo test --test cli`); the modules live in
+//! `tests/cli/`.
+
+#[path = "cli/support.rs"]
+mod support;
+
+#[path = "cli/bad_input.rs"]
+mod bad_input;
+#[path = "cli/concurrency.rs"]
+mod concurrency;
+#[path = "cli/config.rs"]
+mod config;
+#[path = "cli/create.rs"]
+mod create;
+#[path = "cli/global.rs"]
+mod global;
+#[path = "cli/init.rs"]
+mod init;
+#[path = "cli/list.rs"]
+mod list;
+#[path = "cli/show.rs"]
+mod show;
+#[path = "cli/store_files.rs"]
+mod store_files;
+
+/// Every file in `tests/cli/` is a module of this binary: a file nobody includes
+/// would never run.
+#[test]
+fn no_forgotten_test_files() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let this = std::fs::read_to_string(format!("{root}/tests/cli.rs")).unwrap();
+    for entry in std::fs::read_dir(format!("{root}/tests/cli")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".rs") {
+            assert!(
+                this.contains(&format!("#[path = \"cli/{name}\"]")),
+                "tests/cli/{name} is not included in tests/cli.rs"
+            );
+        }
+    }
+}

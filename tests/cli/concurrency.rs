@@ -1,0 +1,106 @@
+//! SPEC §4: many keyctl processes may run at once against one store; none fails with
+//! "database is locked", and no update is lost.
+
+use std::process::{Child, Stdio};
+
+use crate::support::*;
+
+/// Starts `keyctl ARGS` for each argument list at once, then waits for them all.
+fn run_together(env: &TestEnv, runs: &[Vec<String>]) -> Vec<Outcome> {
+    let children: Vec<(Vec<String>, Child)> = runs
+        .iter()
+        .map(|args| {
+            let mut c = env.command();
+            c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+            (args.clone(), c.spawn().expect("spawn keyctl"))
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|(args, child)| {
+            let output = child.wait_with_output().expect("wait for keyctl");
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Outcome::new(&args, output)
+        })
+        .collect()
+}
+
+fn creates(names: impl IntoIterator<Item = String>) -> Vec<Vec<String>> {
+    names
+        .into_iter()
+        .map(|n| vec!["create".to_string(), "--name".to_string(), n])
+        .collect()
+}
+
+#[test]
+fn parallel_creates_on_a_missing_store_all_succeed_and_make_one_store() {
+    let env = TestEnv::new();
+    let outs = run_together(&env, &creates((0..8).map(|i| format!("k{i}"))));
+    for out in &outs {
+        out.ok();
+        assert_secret(out.stdout.trim_end(), "sk", "live");
+    }
+    let created = outs
+        .iter()
+        .filter(|o| o.stderr.contains("created key store at"))
+        .count();
+    assert_eq!(created, 1, "exactly one process created the store");
+    let mut listed = env.list_names(&[]);
+    listed.sort();
+    let expected: Vec<String> = (0..8).map(|i| format!("k{i}")).collect();
+    assert_eq!(listed, expected, "no key was lost");
+    assert_eq!(mode(&env.db), 0o600);
+}
+
+#[test]
+fn parallel_creates_of_one_name_let_exactly_one_through() {
+    let env = TestEnv::initialized();
+    let outs = run_together(&env, &creates((0..6).map(|_| "same".to_string())));
+    let won: Vec<&Outcome> = outs.iter().filter(|o| o.code == Some(0)).collect();
+    assert_eq!(won.len(), 1, "one winner");
+    for out in outs.iter().filter(|o| o.code != Some(0)) {
+        let line = out.fails(4);
+        assert!(line.contains("'same'"), "{line}");
+        assert!(!line.contains("locked"), "{line}");
+    }
+    assert_eq!(env.list_names(&[]), ["same"]);
+}
+
+#[test]
+fn parallel_creates_respect_the_key_limit() {
+    let env = TestEnv::initialized();
+    env.run(&["config", "set", "max-keys", "3"]).ok();
+    let outs = run_together(&env, &creates((0..7).map(|i| format!("k{i}"))));
+    let won = outs.iter().filter(|o| o.code == Some(0)).count();
+    assert_eq!(won, 3, "exactly max-keys creates succeed");
+    for out in outs.iter().filter(|o| o.code != Some(0)) {
+        assert_eq!(
+            out.fails(4),
+            "error: key limit reached (3/3): revoke or delete an unused key first"
+        );
+    }
+    assert_eq!(env.list_json(&[]).len(), 3);
+}
+
+#[test]
+fn readers_and_writers_run_together() {
+    let env = TestEnv::initialized();
+    env.create("seed", &[]);
+    let mut runs = creates((0..4).map(|i| format!("w{i}")));
+    for _ in 0..4 {
+        runs.push(vec!["list".into(), "--json".into()]);
+        runs.push(vec!["show".into(), "seed".into()]);
+    }
+    runs.push(vec![
+        "config".into(),
+        "set".into(),
+        "block-duration".into(),
+        "1h".into(),
+    ]);
+    for out in run_together(&env, &runs) {
+        out.ok();
+        assert!(!out.stderr.contains("locked"), "{out}");
+    }
+    assert_eq!(env.list_json(&[]).len(), 5);
+    assert_eq!(env.run(&["config", "get", "block-duration"]).stdout, "1h\n");
+}

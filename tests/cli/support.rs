@@ -1,0 +1,635 @@
+//! Shared test harness: a `TestEnv` that owns a temporary folder and runs the real
+//! `keyctl` binary in it with a cleared environment and a fixed clock, plus helpers
+//! for json field order, the secret checksum, file snapshots, closed pipes and
+//! pseudo-terminals.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The one "now" of every command unless a test says otherwise.
+pub const NOW: &str = "2026-11-23T12:00:00Z";
+/// `NOW` in unix milliseconds, as the store keeps times.
+pub const NOW_MS: i64 = 1_795_435_200_000;
+/// The actor every command runs as (`KEYCTL_ACTOR`).
+pub const ACTOR: &str = "tester";
+
+/// The key object of SPEC §2 "Key object (json)", in order.
+pub const KEY_FIELDS: [&str; 24] = [
+    "id",
+    "name",
+    "description",
+    "owner",
+    "key_prefix",
+    "status",
+    "is_active",
+    "livemode",
+    "category",
+    "group",
+    "scopes",
+    "deployment",
+    "allowed_models",
+    "allowed_ips",
+    "quotas",
+    "rate_limit",
+    "credit_limit",
+    "credits_used",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+    "last_used_ip",
+    "rotated_from",
+    "rotated_to",
+];
+
+pub const QUOTA_FIELDS: [&str; 4] = ["total", "daily", "weekly", "monthly"];
+
+/// A temporary world for one test: `root/` holds `home/`, `data/` (XDG_DATA_HOME)
+/// and the store `keys.db` (KEYCTL_DB), which does not exist until a command makes it.
+pub struct TestEnv {
+    dir: TempDir,
+    pub db: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("keyctl-test-")
+            .tempdir()
+            .expect("create a temp dir");
+        fs::create_dir(dir.path().join("home")).unwrap();
+        fs::create_dir(dir.path().join("data")).unwrap();
+        let db = dir.path().join("keys.db");
+        TestEnv { dir, db }
+    }
+
+    /// A fresh environment whose store has been made with `keyctl init`.
+    pub fn initialized() -> TestEnv {
+        let env = TestEnv::new();
+        env.run(&["init"]).ok();
+        env
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.root().join("home")
+    }
+
+    pub fn data_home(&self) -> PathBuf {
+        self.root().join("data")
+    }
+
+    /// `keyctl` with a cleared environment: fixed HOME, XDG_DATA_HOME, store, clock,
+    /// actor and time zone; stdin is empty (never a terminal).
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_keyctl"));
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.home())
+            .env("XDG_DATA_HOME", self.data_home())
+            .env("KEYCTL_DB", &self.db)
+            .env("KEYCTL_NOW", NOW)
+            .env("KEYCTL_ACTOR", ACTOR)
+            .env("TZ", "UTC")
+            .current_dir(self.root())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `keyctl ARGS` and captures its exit code, stdout and stderr.
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        self.run_with(args, |_| {})
+    }
+
+    /// Runs `keyctl ARGS` with the clock set to `now`.
+    pub fn run_at(&self, now: &str, args: &[&str]) -> Outcome {
+        self.run_with(args, |c| {
+            c.env("KEYCTL_NOW", now);
+        })
+    }
+
+    /// Runs `keyctl ARGS` after `adjust` has changed the command (env, stdio).
+    pub fn run_with(&self, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Outcome {
+        let mut c = self.command();
+        c.args(args);
+        adjust(&mut c);
+        let output = c.output().expect("run keyctl");
+        Outcome::new(args, output)
+    }
+
+    /// `keyctl create --json --name NAME EXTRA...` (at `NOW`); returns the secret and
+    /// the key object.
+    pub fn create(&self, name: &str, extra: &[&str]) -> Created {
+        self.create_at(NOW, name, extra)
+    }
+
+    pub fn create_at(&self, now: &str, name: &str, extra: &[&str]) -> Created {
+        let mut args = vec!["create", "--json", "--name", name];
+        args.extend_from_slice(extra);
+        let out = self.run_at(now, &args);
+        out.ok();
+        let v = out.json();
+        let secret = v["key"].as_str().expect("key is a string").to_string();
+        Created {
+            secret,
+            details: v["key_details"].clone(),
+        }
+    }
+
+    /// `keyctl list --json ARGS` parsed.
+    pub fn list_json(&self, args: &[&str]) -> Vec<Value> {
+        self.list_json_at(NOW, args)
+    }
+
+    pub fn list_json_at(&self, now: &str, args: &[&str]) -> Vec<Value> {
+        let mut all = vec!["list", "--json"];
+        all.extend_from_slice(args);
+        let out = self.run_at(now, &all);
+        out.ok();
+        match out.json() {
+            Value::Array(items) => items,
+            other => panic!("list --json printed {other}, not an array"),
+        }
+    }
+
+    /// Names of the keys `list --json ARGS` prints, in order.
+    pub fn list_names(&self, args: &[&str]) -> Vec<String> {
+        names(&self.list_json(args))
+    }
+
+    /// Every file and folder under the temp root with a digest of its bytes.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::of(self.root())
+    }
+
+    /// A read-write SQLite connection to the store, for fixtures the CLI cannot make
+    /// yet (disabled/revoked states, last use, colliding prefixes).
+    pub fn sqlite(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db).expect("open the store with rusqlite")
+    }
+
+    /// Runs one fixture statement on the store with `?1` bound to a key id.
+    pub fn fixture(&self, sql: &str, id: &str) {
+        let changed = self.sqlite().execute(sql, [id]).expect("fixture sql");
+        assert_eq!(changed, 1, "fixture {sql:?} changed {changed} rows");
+    }
+}
+
+/// What `create --json` returned.
+pub struct Created {
+    pub secret: String,
+    pub details: Value,
+}
+
+impl Created {
+    pub fn id(&self) -> &str {
+        self.details["id"].as_str().expect("id is a string")
+    }
+
+    pub fn prefix(&self) -> &str {
+        self.details["key_prefix"]
+            .as_str()
+            .expect("key_prefix is a string")
+    }
+}
+
+pub fn names(keys: &[Value]) -> Vec<String> {
+    keys.iter()
+        .map(|k| k["name"].as_str().expect("name is a string").to_string())
+        .collect()
+}
+
+/// The result of one `keyctl` run.
+pub struct Outcome {
+    pub args: Vec<String>,
+    /// None when a signal ended the process.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "keyctl {:?}\n--- exit: {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.args, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Outcome {
+    pub fn new(args: &[&str], output: Output) -> Outcome {
+        Outcome {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).expect("stdout is utf-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is utf-8"),
+        }
+    }
+
+    /// Asserts exit 0 and no panic text.
+    pub fn ok(&self) -> &Outcome {
+        assert_eq!(self.code, Some(0), "expected success\n{self}");
+        self.no_panic();
+        self
+    }
+
+    /// Asserts a failure with `code`: nothing on stdout, and exactly one line on
+    /// stderr, `error: ...`. Returns that line.
+    pub fn fails(&self, code: i32) -> &str {
+        assert_eq!(self.code, Some(code), "expected exit {code}\n{self}");
+        assert_eq!(self.stdout, "", "a failure printed to stdout\n{self}");
+        self.one_error_line()
+    }
+
+    /// Asserts stderr is exactly one line starting with `error: `, and returns it.
+    pub fn one_error_line(&self) -> &str {
+        self.no_panic();
+        assert!(
+            self.stderr.ends_with('\n') && self.stderr.lines().count() == 1,
+            "stderr is not exactly one line\n{self}"
+        );
+        let line = self.stderr.trim_end_matches('\n');
+        assert!(line.starts_with("error: "), "no 'error: ' prefix\n{self}");
+        line
+    }
+
+    pub fn no_panic(&self) {
+        for bad in ["panicked", "RUST_BACKTRACE", "stack backtrace"] {
+            assert!(!self.stderr.contains(bad), "panic text on stderr\n{self}");
+        }
+        assert_ne!(self.code, Some(101), "exit 101 is a panic\n{self}");
+        assert!(self.code.is_some(), "killed by a signal\n{self}");
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not json ({e})\n{self}"))
+    }
+
+    pub fn stdout_lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+/// A file tree's contents, compared to prove a command changed nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot(BTreeMap<String, String>);
+
+impl Snapshot {
+    pub fn of(root: &Path) -> Snapshot {
+        let mut map = BTreeMap::new();
+        walk(root, root, &mut map);
+        Snapshot(map)
+    }
+
+    pub fn paths(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+fn walk(root: &Path, dir: &Path, map: &mut BTreeMap<String, String>) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o7777;
+        if meta.is_dir() {
+            map.insert(rel, format!("dir {mode:o}"));
+            walk(root, &path, map);
+        } else {
+            let bytes = fs::read(&path).unwrap();
+            map.insert(
+                rel,
+                format!("{mode:o} {} bytes fnv {:016x}", bytes.len(), fnv64(&bytes)),
+            );
+        }
+    }
+}
+
+fn fnv64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Permission bits of a file or folder.
+pub fn mode(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// `path` with `suffix` appended (`keys.db` → `keys.db-wal`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// True when `needle` occurs in `hay`.
+pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---- the secret's checksum, recomputed independently of keyctl's code ----
+
+/// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), bit by bit.
+pub fn crc32_ieee(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// `n` in base62 (`0-9A-Za-z`), most significant digit first, zero-padded to 6.
+pub fn base62_6(n: u32) -> String {
+    let mut n = u64::from(n);
+    let mut digits = [b'0'; 6];
+    for slot in digits.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    assert_eq!(n, 0, "62^6 > 2^32, so six digits always suffice");
+    String::from_utf8(digits.to_vec()).unwrap()
+}
+
+/// Asserts `secret` is `<prefix>_<mode>_<32 base62><6-char base62 CRC32>`.
+pub fn assert_secret(secret: &str, prefix: &str, mode: &str) {
+    let head = format!("{prefix}_{mode}_");
+    let body = secret
+        .strip_prefix(&head)
+        .unwrap_or_else(|| panic!("{secret:?} does not start with {head:?}"));
+    assert_eq!(body.len(), 38, "body of {secret:?} is not 38 characters");
+    assert!(
+        body.bytes().all(|b| BASE62.contains(&b)),
+        "body of {secret:?} is not base62"
+    );
+    let (before, sum) = secret.split_at(secret.len() - 6);
+    assert_eq!(
+        sum,
+        base62_6(crc32_ieee(before.as_bytes())),
+        "checksum of {secret:?}"
+    );
+}
+
+/// True when `text` holds something shaped like a full secret (a prefix, a mode and
+/// more than the 4 body characters of a display prefix).
+pub fn has_secret_shape(text: &str) -> bool {
+    for mode in ["_live_", "_test_"] {
+        let mut rest = text;
+        while let Some(i) = rest.find(mode) {
+            let after = &rest[i + mode.len()..];
+            let run = after.bytes().take_while(u8::is_ascii_alphanumeric).count();
+            if run > 4 {
+                return true;
+            }
+            rest = after;
+        }
+    }
+    false
+}
+
+// ---- json with its key order ----
+
+/// A json value that remembers the order of object members (serde_json's `Value`
+/// sorts them unless its `preserve_order` feature is on, which would change keyctl).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ordered {
+    Object(Vec<(String, Ordered)>),
+    Array(Vec<Ordered>),
+    Scalar,
+}
+
+impl Ordered {
+    pub fn parse(text: &str) -> Ordered {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("not json ({e}): {text}"))
+    }
+
+    /// Member names of an object, in order.
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            Ordered::Object(members) => members.iter().map(|(k, _)| k.as_str()).collect(),
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> &Ordered {
+        match self {
+            Ordered::Object(members) => {
+                &members
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .unwrap_or_else(|| panic!("no member {key}"))
+                    .1
+            }
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    pub fn items(&self) -> &[Ordered] {
+        match self {
+            Ordered::Array(items) => items,
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+}
+
+/// Asserts an object has exactly the key-object members, in the spec's order
+/// (and the quotas object its four members in order).
+pub fn assert_key_field_order(obj: &Ordered) {
+    assert_eq!(obj.keys(), KEY_FIELDS, "key object members");
+    assert_eq!(obj.get("quotas").keys(), QUOTA_FIELDS, "quotas members");
+}
+
+struct OrderedVisitor;
+
+impl<'de> Visitor<'de> for OrderedVisitor {
+    type Value = Ordered;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any json value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Ordered, D::Error> {
+        Ordered::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Ordered, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Ordered>()? {
+            items.push(item);
+        }
+        Ok(Ordered::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
+        let mut members = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            members.push((key, map.next_value::<Ordered>()?));
+        }
+        Ok(Ordered::Object(members))
+    }
+}
+
+impl<'de> Deserialize<'de> for Ordered {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ordered, D::Error> {
+        d.deserialize_any(OrderedVisitor)
+    }
+}
+
+// ---- unusual stdout: closed pipes, full disks, terminals ----
+
+/// The write end of a pipe whose read end is already closed: every write to it
+/// fails with EPIPE, deterministically (no race with a reader that exits).
+/// (`std::io::pipe` would do, but it needs Rust 1.87 and the crate's MSRV is 1.85.)
+pub fn closed_pipe() -> OwnedFd {
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array with new descriptors on success.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just created and are owned here only.
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(reader);
+    writer
+}
+
+/// Runs `command` with stdout on a pseudo-terminal `cols` columns wide (stderr is
+/// captured separately, stdin stays as the command set it). Returns the outcome with
+/// the terminal's output as stdout, carriage returns removed.
+pub fn run_on_tty(mut command: Command, args: &[&str], cols: u16) -> Outcome {
+    let mut master: libc::c_int = -1;
+    let mut slave: libc::c_int = -1;
+    let size = libc::winsize {
+        ws_row: 50,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two new descriptors into the provided ints; the null
+    // name and termios pointers are allowed; `size` outlives the call.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // Tests run in parallel threads: keep these descriptors out of other tests'
+    // children, or a stray copy of the slave side would hold this terminal open.
+    for fd in [master, slave] {
+        // SAFETY: fcntl on descriptors this function just opened.
+        let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        assert_eq!(rc, 0, "fcntl: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just opened by openpty and are owned here only.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    command
+        .args(args)
+        .stdout(Stdio::from(slave))
+        .stderr(Stdio::piped());
+    // Make the terminal the child's controlling terminal, as in a real session, so
+    // `/dev/tty` is this terminal too (terminal libraries ask it for the width).
+    // SAFETY: runs in the child between fork and exec and calls only the
+    // async-signal-safe setsid and ioctl; fd 1 is the terminal by then.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(1, libc::TIOCSCTTY as _, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().expect("spawn keyctl on a pty");
+    // The Command holds a copy of the terminal's slave side: drop it so the master
+    // sees the end of output when the child exits.
+    drop(command);
+    let reader = std::thread::spawn(move || {
+        let mut file = fs::File::from(master);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                // Linux reports EIO on the master once every slave side is closed.
+                Err(_) => break,
+            }
+        }
+        out
+    });
+    let output = child.wait_with_output().expect("wait for keyctl");
+    let tty = reader.join().expect("pty reader");
+    Outcome {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code: output.status.code(),
+        stdout: String::from_utf8(tty)
+            .expect("tty output is utf-8")
+            .replace('\r', ""),
+        stderr: String::from_utf8(output.stderr).expect("stderr is utf-8"),
+    }
+}
+
+#[test]
+fn checksum_helpers_match_known_values() {
+    // The CRC-32/ISO-HDLC check value, and base62 edges.
+    assert_eq!(crc32_ieee(b"123456789"), 0xCBF4_3926);
+    assert_eq!(crc32_ieee(b""), 0);
+    assert_eq!(base62_6(0), "000000");
+    assert_eq!(base62_6(61), "00000z");
+    assert_eq!(base62_6(62), "000010");
+    assert_eq!(base62_6(u32::MAX), "4gfFC3");
+    assert!(has_secret_shape("x sk_live_abcde y"));
+    assert!(!has_secret_shape("created key (sk_live_abcd...)"));
+}
