@@ -3,6 +3,7 @@
 run by run, and reports medians and the ratio of medians. See bench/README.md."""
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -13,6 +14,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYCTL = os.path.join(ROOT, "target", "release", "keyctl")
 FILL = os.path.join(ROOT, "target", "release", "examples", "fill_store")
+BARE = os.path.join(ROOT, "target", "release", "examples", "bare_insert")
 
 # The columns `keyctl list --json` prints, as stored (same join for credits_used).
 KEY_COLUMNS = (
@@ -80,7 +82,7 @@ def side_by_side(name, ours, baseline, runs, target, warmup=1, rss=None):
 
 def build():
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "keyctl",
-                    "--example", "fill_store"], cwd=ROOT, check=True)
+                    "--example", "fill_store", "--example", "bare_insert"], cwd=ROOT, check=True)
 
 
 def ensure_store(path, keys):
@@ -96,9 +98,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--keys", type=int, default=1_000_000, help="keys in the store (default 1M)")
     ap.add_argument("--runs", type=int, default=5, help="alternating runs per figure")
+    ap.add_argument("--batch", type=int, default=100_000, help="lines in the create --batch input")
     ap.add_argument("--dir", default=os.path.join(ROOT, "target", "bench"),
                     help="where the benchmark stores live")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated figures to run: list,create,batch")
     args = ap.parse_args()
     for tool, package in (("sqlite3", "sqlite3"), ("/usr/bin/time", "time")):
         if shutil.which(tool) is None:
@@ -110,9 +114,12 @@ def main():
     ensure_store(store, args.keys)
     env = dict(os.environ, KEYCTL_DB=store, NO_COLOR="1")
     rows = []
+    only = {x for x in args.only.split(",") if x}
+    want = lambda name: not only or name in only
 
     sql = f"SELECT {KEY_COLUMNS} FROM keys k JOIN credit_pools p ON p.id = k.pool_id ORDER BY k.seq DESC"
-    rows.append(side_by_side(
+    if want("list"):
+      rows.append(side_by_side(
         f"list --json, {args.keys} keys (vs sqlite3 -json)",
         lambda: run_once([KEYCTL, "list", "--json"], env),
         lambda: run_once(["sqlite3", "-json", store, sql], env),
@@ -122,7 +129,8 @@ def main():
     # One create process per run, on the same large store (each adds one key).
     counter = iter(range(10**9))
     create_store = store
-    rows.append(side_by_side(
+    if want("create"):
+      rows.append(side_by_side(
         f"create (one process, {args.keys}-key store) vs /bin/true",
         lambda: run_once([KEYCTL, "create", "--name", f"bench-create-{time.time_ns()}-{next(counter)}",
                           "--quiet"], dict(env, KEYCTL_DB=create_store)),
@@ -130,7 +138,51 @@ def main():
         max(args.runs, 20), "report",
         rss=lambda: peak_rss_kib([KEYCTL, "create", "--name", f"bench-rss-{time.time_ns()}", "--quiet"], env)))
 
+    if want("batch"):
+        rows.append(batch_figure(args, env))
+
     print_table(rows)
+
+
+def batch_figure(args, env):
+    """create --batch of N lines into an empty store, against the bare insert of the
+    same rows (examples/bare_insert.rs: prepared statements, one transaction)."""
+    work = os.path.join(args.dir, "batch")
+    os.makedirs(work, exist_ok=True)
+    lines = os.path.join(work, f"batch-{args.batch}.jsonl")
+    if not os.path.exists(lines):
+        with open(lines, "w") as f:
+            for i in range(args.batch):
+                f.write(json.dumps({"name": f"batch-{i:07d}", "scopes": ["read"],
+                                    "quota_daily": 1000, "expires": "90d",
+                                    "owner": f"team-{i % 17}"}) + "\n")
+    empty = os.path.join(work, "empty.db")
+    if not os.path.exists(empty):
+        subprocess.run([KEYCTL, "init", "-q"], env=dict(env, KEYCTL_DB=empty), check=True)
+    ours_db = os.path.join(work, "ours.db")
+    rows_db = os.path.join(work, "rows.db")
+    base_db = os.path.join(work, "base.db")
+
+    def fresh(path):
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.unlink(path + suffix)
+        shutil.copyfile(empty, path)
+        os.chmod(path, 0o600)
+
+    def ours():
+        fresh(ours_db)
+        result = run_once([KEYCTL, "create", "--batch", lines, "-q"], dict(env, KEYCTL_DB=ours_db))
+        shutil.copyfile(ours_db, rows_db)  # the rows the baseline inserts
+        return result
+
+    def baseline():
+        fresh(base_db)
+        return run_once([BARE, rows_db, base_db], env)
+
+    ours()  # make rows_db before the first baseline run
+    return side_by_side(f"create --batch, {args.batch} lines (vs bare insert of the same rows)",
+                        ours, baseline, args.runs, "<= 2.0x")
 
 
 def print_table(rows):

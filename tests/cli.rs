@@ -8,20 +8,32 @@
 #[path = "cli/support.rs"]
 mod support;
 
+#[path = "cli/audit.rs"]
+mod audit;
+#[path = "cli/backup.rs"]
+mod backup;
 #[path = "cli/bad_input.rs"]
 mod bad_input;
+#[path = "cli/batch.rs"]
+mod batch;
 #[path = "cli/concurrency.rs"]
 mod concurrency;
 #[path = "cli/config.rs"]
 mod config;
 #[path = "cli/create.rs"]
 mod create;
+#[path = "cli/edit.rs"]
+mod edit;
 #[path = "cli/global.rs"]
 mod global;
 #[path = "cli/init.rs"]
 mod init;
+#[path = "cli/lifecycle.rs"]
+mod lifecycle;
 #[path = "cli/list.rs"]
 mod list;
+#[path = "cli/rotate.rs"]
+mod rotate;
 #[path = "cli/show.rs"]
 mod show;
 #[path = "cli/store_files.rs"]

@@ -7,12 +7,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::audit_event;
+use super::audit_event_text;
 use super::create::{generate, key_settings};
 use crate::cli::CreateArgs;
 use crate::context::Ctx;
 use crate::core::key::Mode;
-use crate::core::model::{KeyRecord, KeySettings};
+use crate::core::model::{KeyRecord, KeySettings, NewKey};
 use crate::core::settings::Settings;
 use crate::core::time::rfc3339;
 use crate::error::{Error, Result};
@@ -159,6 +159,8 @@ fn read_lines(source: &str) -> Result<Vec<(usize, String)>> {
 
 fn parse_lines(ctx: &Ctx, lines: Vec<(usize, String)>) -> Result<Vec<(usize, KeySettings, Mode)>> {
     let mut parsed = Vec::with_capacity(lines.len());
+    let mut first_line: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::with_capacity(lines.len());
     for (number, text) in lines {
         let line: BatchLine = serde_json::from_str(&text).map_err(|e| {
             // serde's own position ("at line 1 column 6") is within the line: drop it.
@@ -173,9 +175,22 @@ fn parse_lines(ctx: &Ctx, lines: Vec<(usize, String)>) -> Result<Vec<(usize, Key
         let name = args.name.clone().unwrap_or_default();
         let settings = key_settings(ctx, &args, name, ctx.now)
             .map_err(|e| Error::new(e.kind, format!("line {number}: {}", e.message)))?;
+        if let Some(first) = first_line.insert(settings.name.clone(), number) {
+            return Err(Error::usage(format!(
+                "line {number}: the name '{}' is also on line {first} of this batch: names must be unique",
+                settings.name
+            )));
+        }
         parsed.push((number, settings, mode));
     }
     Ok(parsed)
+}
+
+/// A key made ready off the database thread: what to insert and audit.
+struct Prepared {
+    number: usize,
+    new_key: NewKey,
+    audit_details: String,
 }
 
 pub fn run(ctx: &Ctx, source: &str) -> Result<()> {
@@ -185,6 +200,7 @@ pub fn run(ctx: &Ctx, source: &str) -> Result<()> {
             "the batch input has no lines: give one json object per line",
         ));
     }
+    let total = parsed.len();
     let mut store = ctx.open_write()?;
     let mut tx = store.write_bulk()?;
     let settings = Settings::from_pairs(
@@ -196,61 +212,90 @@ pub fn run(ctx: &Ctx, source: &str) -> Result<()> {
         Some(_) => tx.count_limited(ctx.now)?,
         None => 0,
     };
-    let mut created: Vec<(crate::core::key::Secret, KeyRecord)> = Vec::with_capacity(parsed.len());
-    for (number, key_settings, mode) in parsed {
-        let fail = |e: Error| Error::new(e.kind, format!("line {number}: {}", e.message));
-        // Keys inserted earlier in this batch are visible here, so in-batch duplicates
-        // are caught like any other taken name.
-        if let Some(holder) = tx
-            .keys_by_name(&key_settings.name)?
-            .into_iter()
-            .find(|k| k.holds_name(ctx.now))
-        {
-            return Err(fail(Error::conflict(format!(
-                "a key named '{}' already exists ({}): choose another name",
-                key_settings.name, holder.id
-            ))));
-        }
-        if let Some(max) = settings.max_keys {
-            if counted >= max {
-                return Err(fail(Error::conflict(format!(
-                    "key limit reached ({counted}/{max}): revoke or delete an unused key first"
-                ))));
+    let now = ctx.now;
+    let prefix = settings.key_prefix.clone();
+
+    // Two stages on two cores: a producer draws secrets, hashes them and renders the
+    // output lines (kept in memory: nothing is printed until every key is in), while
+    // this thread does the database work in order.
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Prepared>(4096);
+    let output = std::thread::scope(|scope| -> Result<Vec<u8>> {
+        let producer = scope.spawn(move || -> Result<Vec<u8>> {
+            let mut out = Vec::with_capacity(total * 768);
+            for (number, key_settings, mode) in parsed {
+                let (secret, new_key) = generate(&prefix, mode, key_settings, now, None)?;
+                let record = KeyRecord::from_new(&new_key, 0);
+                write_reveal(&mut out, RevealStyle::Json, &secret, &record, now, None)?;
+                let audit_details = json!({
+                    "name": record.name,
+                    "key_prefix": record.key_prefix,
+                    "mode": record.mode.as_str(),
+                    "expires_at": record.expires_at.map(rfc3339),
+                    "batch_line": number,
+                })
+                .to_string();
+                let item = Prepared {
+                    number,
+                    new_key,
+                    audit_details,
+                };
+                if sender.send(item).is_err() {
+                    break; // the database stage failed; its error is reported
+                }
             }
-            counted += 1;
-        }
-        let (secret, new_key) = generate(&settings.key_prefix, mode, key_settings, ctx.now, None)?;
-        tx.insert_key(&new_key)?;
-        let record = KeyRecord::from_new(&new_key, 0);
-        tx.append_audit(audit_event(
-            ctx,
-            "created",
-            Some(&record.id),
-            json!({
-                "name": record.name,
-                "key_prefix": record.key_prefix,
-                "mode": record.mode.as_str(),
-                "expires_at": record.expires_at.map(rfc3339),
-                "batch_line": number,
-            }),
-        ))?;
-        created.push((secret, record));
-    }
+            Ok(out)
+        });
+        let consumed = (|| -> Result<()> {
+            for item in receiver.iter() {
+                let number = item.number;
+                let fail = |e: Error| Error::new(e.kind, format!("line {number}: {}", e.message));
+                let name = &item.new_key.settings.name;
+                // Keys inserted earlier in this batch are visible here, so in-batch
+                // duplicates are caught like any other taken name.
+                if let Some(holder) = tx.name_holder(name, now)? {
+                    return Err(fail(Error::conflict(format!(
+                        "a key named '{name}' already exists ({holder}): choose another name"
+                    ))));
+                }
+                if let Some(max) = settings.max_keys {
+                    if counted >= max {
+                        return Err(fail(Error::conflict(format!(
+                            "key limit reached ({counted}/{max}): revoke or delete an unused key first"
+                        ))));
+                    }
+                    counted += 1;
+                }
+                tx.insert_key(&item.new_key)?;
+                tx.append_audit(audit_event_text(
+                    ctx,
+                    "created",
+                    Some(&item.new_key.id),
+                    item.audit_details,
+                ))?;
+            }
+            Ok(())
+        })();
+        // On failure, dropping the receiver stops the producer at its next send.
+        drop(receiver);
+        let produced = producer
+            .join()
+            .map_err(|_| Error::runtime("the batch worker thread failed"))?;
+        consumed?;
+        let out = produced?;
+        Ok(out)
+    })?;
+
     let mut out = stdout();
-    let delivered = (|| -> std::io::Result<()> {
-        for (secret, record) in &created {
-            write_reveal(&mut out, RevealStyle::Json, secret, record, ctx.now, None)?;
-        }
-        out.flush()?;
-        sync_stdout_if_file()
-    })();
+    let delivered = out
+        .write_all(&output)
+        .and_then(|_| out.flush())
+        .and_then(|_| sync_stdout_if_file());
     delivered.map_err(|e| {
         Error::runtime(format!(
             "could not write the new keys to stdout ({e}); nothing was created"
         ))
     })?;
     tx.commit()?;
-    ctx.note(&format!("created {} keys", created.len()));
-    let _ = std::io::stderr().flush();
+    ctx.note(&format!("created {total} keys"));
     Ok(())
 }

@@ -109,14 +109,9 @@ pub(crate) fn deliver(
 
 /// Refuses a new key when the name is held by another key or the key limit is reached.
 pub(crate) fn check_can_add(tx: &dyn Txn, name: &str, now: DateTime<Utc>) -> Result<()> {
-    if let Some(holder) = tx
-        .keys_by_name(name)?
-        .into_iter()
-        .find(|k| k.holds_name(now))
-    {
+    if let Some(holder) = tx.name_holder(name, now)? {
         return Err(Error::conflict(format!(
-            "a key named '{name}' already exists ({}): choose another name, or rotate or revoke that key",
-            holder.id
+            "a key named '{name}' already exists ({holder}): choose another name, or rotate or revoke that key"
         )));
     }
     let settings = Settings::from_pairs(
@@ -150,16 +145,17 @@ pub(crate) fn generate(
     now: DateTime<Utc>,
     rotated_from: Option<String>,
 ) -> Result<(Secret, NewKey)> {
+    // One draw from the OS for both the body and the id (the last ID_LEN bytes).
+    let mut random = [0u8; 64 + key::ID_LEN];
     let body = loop {
-        let mut random = [0u8; 64];
         os_random(&mut random)?;
-        if let Some(body) = key::random_body(&random) {
+        if let Some(body) = key::random_body(&random[..64]) {
             break body;
         }
     };
     let secret = key::assemble(prefix, mode, &body);
     let mut id_bytes = [0u8; key::ID_LEN];
-    os_random(&mut id_bytes)?;
+    id_bytes.copy_from_slice(&random[64..]);
     let new_key = NewKey {
         id: key::key_id(&id_bytes),
         hash: secret.hash(),

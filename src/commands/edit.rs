@@ -206,7 +206,12 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
     let old = key.settings();
     let mut new = old.clone();
     patch.apply(&mut new);
-    if new.name != old.name {
+    let held_before = key.holds_name(ctx.now);
+    let mut edited = key.clone();
+    edited.apply(new.clone());
+    // A new name, or an extended expiry that brings the key back, must not take a name
+    // another key holds.
+    if edited.holds_name(ctx.now) && (new.name != old.name || !held_before) {
         if let Some(holder) = tx
             .keys_by_name(&new.name)?
             .into_iter()

@@ -54,6 +54,23 @@ pub(crate) fn audit_event(
     }
 }
 
+/// Like [`audit_event`], with details already rendered as a json object.
+pub(crate) fn audit_event_text(
+    ctx: &Ctx,
+    action: &str,
+    key_id: Option<&str>,
+    details: String,
+) -> crate::core::audit::AuditEvent {
+    crate::core::audit::AuditEvent {
+        seq: 0,
+        at_ms: crate::core::time::to_millis(ctx.now),
+        actor: ctx.actor.clone(),
+        action: action.to_string(),
+        key_id: key_id.map(str::to_string),
+        details,
+    }
+}
+
 /// Confirmation for destructive commands. With `--yes`, the references go on as given.
 /// At a terminal, the keys are resolved in a read transaction (no write lock is held
 /// while a person reads the question) and their ids go on if the answer is yes;

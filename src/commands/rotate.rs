@@ -64,6 +64,16 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     let mut tx = store.write()?;
     let mut old = resolve(tx.as_ref(), &refs[0], ctx.now)?;
     refuse(&old)?;
+    // The new key takes the old one's name: another key may have taken it meanwhile
+    // (after the old key expired).
+    if let Some(holder) = tx.name_holder(&old.name, ctx.now)? {
+        if holder != old.id {
+            return Err(Error::conflict(format!(
+                "a key named '{}' already exists ({holder}): rename the key with 'keyctl edit --name' before rotating it",
+                old.name
+            )));
+        }
+    }
     let prefix = Settings::from_pairs(
         tx.setting_pairs()?
             .iter()

@@ -18,27 +18,29 @@ pub struct AuditEvent {
 /// The hash before the first event.
 pub const GENESIS: [u8; 32] = [0u8; 32];
 
-fn put(h: &mut Sha256, field: &[u8]) {
-    h.update((field.len() as u64).to_be_bytes());
-    h.update(field);
+fn put(buf: &mut Vec<u8>, field: &[u8]) {
+    buf.extend_from_slice(&(field.len() as u64).to_be_bytes());
+    buf.extend_from_slice(field);
 }
 
 /// sha256(prev_hash || len-prefixed seq, time, actor, action, key id, details).
 pub fn chain_hash(prev: &[u8; 32], ev: &AuditEvent) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"keyctl-audit-v1");
-    h.update(prev);
-    put(&mut h, &ev.seq.to_be_bytes());
-    put(&mut h, &ev.at_ms.to_be_bytes());
-    put(&mut h, ev.actor.as_bytes());
-    put(&mut h, ev.action.as_bytes());
+    // The canonical encoding is built whole and hashed once (many small updates cost
+    // more than the hashing itself).
+    let mut buf = Vec::with_capacity(128 + ev.actor.len() + ev.details.len());
+    buf.extend_from_slice(b"keyctl-audit-v1");
+    buf.extend_from_slice(prev);
+    put(&mut buf, &ev.seq.to_be_bytes());
+    put(&mut buf, &ev.at_ms.to_be_bytes());
+    put(&mut buf, ev.actor.as_bytes());
+    put(&mut buf, ev.action.as_bytes());
     match &ev.key_id {
-        Some(k) => put(&mut h, k.as_bytes()),
-        None => h.update([0xff; 8]),
+        Some(k) => put(&mut buf, k.as_bytes()),
+        None => buf.extend_from_slice(&[0xff; 8]),
     }
-    put(&mut h, ev.details.as_bytes());
+    put(&mut buf, ev.details.as_bytes());
     let mut out = [0u8; 32];
-    out.copy_from_slice(&h.finalize());
+    out.copy_from_slice(&Sha256::digest(&buf));
     out
 }
 

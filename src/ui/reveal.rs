@@ -42,8 +42,10 @@ pub fn write_reveal(
                 key: secret.expose(),
                 key_details: KeyJson::new(key, now),
             };
-            serde_json::to_writer(&mut *out, &value).map_err(io::Error::other)?;
-            out.write_all(b"\n")
+            // Serialise into one buffer and write it whole: far fewer dynamic writes.
+            let mut line = serde_json::to_vec(&value).map_err(io::Error::other)?;
+            line.push(b'\n');
+            out.write_all(&line)
         }
         RevealStyle::Terminal => {
             let text = secret.expose();

@@ -633,3 +633,217 @@ fn checksum_helpers_match_known_values() {
     assert!(has_secret_shape("x sk_live_abcde y"));
     assert!(!has_secret_shape("created key (sk_live_abcd...)"));
 }
+
+// ---- lifecycle, audit, batch and backup helpers ----
+
+impl TestEnv {
+    /// Runs `keyctl ARGS` with `input` on stdin (written from a thread, so a large
+    /// input cannot deadlock against a full stdout pipe).
+    pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Outcome {
+        let mut c = self.command();
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn keyctl");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            // keyctl may fail before reading all of it: a broken pipe is fine here.
+            let _ = stdin.write_all(&input);
+        });
+        let output = child.wait_with_output().expect("wait for keyctl");
+        writer.join().expect("stdin writer");
+        Outcome::new(args, output)
+    }
+
+    /// `keyctl show --json KEYREF` without its `usage` member: the key object alone.
+    pub fn key_json(&self, keyref: &str) -> Value {
+        self.key_json_at(NOW, keyref)
+    }
+
+    pub fn key_json_at(&self, now: &str, keyref: &str) -> Value {
+        let out = self.run_at(now, &["show", "--json", keyref]);
+        out.ok();
+        let mut v = out.json();
+        v.as_object_mut()
+            .expect("show --json prints an object")
+            .remove("usage");
+        v
+    }
+
+    /// `keyctl audit --json ARGS`: the events, newest first.
+    pub fn audit_json(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = vec!["audit", "--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        out.ok();
+        match out.json() {
+            Value::Array(items) => items,
+            other => panic!("audit --json printed {other}, not an array"),
+        }
+    }
+
+    /// `keyctl audit verify` on an intact chain: its event count and head hash.
+    pub fn audit_head(&self) -> (u64, String) {
+        let out = self.run(&["audit", "verify"]);
+        out.ok();
+        parse_verify_line(&out.stdout)
+    }
+
+    /// The stored `secret_hash` of a key.
+    pub fn secret_hash(&self, id: &str) -> Vec<u8> {
+        self.sqlite()
+            .query_row("SELECT secret_hash FROM keys WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .expect("the key's secret_hash")
+    }
+}
+
+/// Parses `audit trail intact: N events, head HEX` into (N, HEX).
+pub fn parse_verify_line(stdout: &str) -> (u64, String) {
+    let line = stdout
+        .strip_prefix("audit trail intact: ")
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("not an 'audit trail intact' line: {stdout:?}"));
+    let (count, head) = line
+        .split_once(" events, head ")
+        .unwrap_or_else(|| panic!("no count and head in {stdout:?}"));
+    let head = head.to_string();
+    assert!(
+        head.len() == 64
+            && head
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "head {head:?} is not 64 lowercase hex digits"
+    );
+    (count.parse().expect("event count"), head)
+}
+
+/// SHA-256 of `bytes`, computed here (not by keyctl's code).
+pub fn sha256(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).to_vec()
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `NOW` plus `secs` seconds, as RFC 3339 UTC with whole seconds (keyctl's json form).
+pub fn now_plus(secs: i64) -> String {
+    let base = chrono::DateTime::parse_from_rfc3339(NOW).unwrap();
+    (base + chrono::Duration::seconds(secs))
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub const MINUTE: i64 = 60;
+pub const HOUR: i64 = 3_600;
+pub const DAY: i64 = 86_400;
+
+/// Runs `command` with stdin, stdout and stderr on one pseudo-terminal (its
+/// controlling terminal), as a person at a terminal would. Once the terminal shows
+/// `prompt`, `answer` is typed. Returns everything the terminal showed as stdout
+/// (carriage returns removed; stderr is empty). A run that takes over 30 s is killed.
+pub fn run_interactive(
+    mut command: Command,
+    args: &[&str],
+    prompt: &str,
+    answer: &[u8],
+) -> Outcome {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let mut master: libc::c_int = -1;
+    let mut slave: libc::c_int = -1;
+    let size = libc::winsize {
+        ws_row: 50,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: as in `run_on_tty`.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    for fd in [master, slave] {
+        // SAFETY: fcntl on descriptors this function just opened.
+        let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        assert_eq!(rc, 0, "fcntl: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just opened by openpty and are owned here only.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    command
+        .args(args)
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // SAFETY: runs in the child between fork and exec and calls only the
+    // async-signal-safe setsid and ioctl; fd 0 is the terminal by then.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("spawn keyctl on a pty");
+    drop(command);
+    let shown = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let mut typer = fs::File::from(master.try_clone().unwrap());
+    let reader = {
+        let shown = shown.clone();
+        std::thread::spawn(move || {
+            let mut file = fs::File::from(master);
+            let mut buf = [0u8; 4096];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => shown.lock().unwrap().extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut typed = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for keyctl") {
+            break status;
+        }
+        if !typed && String::from_utf8_lossy(&shown.lock().unwrap()).contains(prompt) {
+            typer.write_all(answer).expect("type the answer");
+            typed = true;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "keyctl {args:?} still running after 30 s; the terminal shows:\n{}",
+                String::from_utf8_lossy(&shown.lock().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    drop(typer);
+    reader.join().expect("pty reader");
+    let tty = shown.lock().unwrap().clone();
+    Outcome {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&tty).replace('\r', ""),
+        stderr: String::new(),
+    }
+}

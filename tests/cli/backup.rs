@@ -1,0 +1,275 @@
+//! `keyctl backup PATH`: a consistent copy that opens as a store with the same keys
+//! and audit chain, mode 0600, no clobbering without `--force`, and consistency while
+//! other keyctl processes write.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::support::*;
+
+/// `keyctl --db PATH ARGS`.
+fn run_on(env: &TestEnv, db: &Path, args: &[&str]) -> Outcome {
+    let mut all = vec!["--db", db.to_str().unwrap()];
+    all.extend_from_slice(args);
+    env.run(&all)
+}
+
+/// A store with keys in every state, settings and a non-trivial audit chain.
+fn busy_store(env: &TestEnv) {
+    env.run(&["config", "set", "max-keys", "50"]).ok();
+    env.create("active", &["--scope", "read", "--credits", "10"]);
+    env.create("disabled", &["--expires", "30d"]);
+    env.create("revoked", &[]);
+    env.create("rotated", &["--allow-ip", "10.0.0.0/8"]);
+    env.run(&["disable", "disabled"]).ok();
+    env.run(&["revoke", "--yes", "revoked", "--reason", "r"])
+        .ok();
+    env.run(&["rotate", "--yes", "--grace", "1d", "rotated"])
+        .ok();
+    env.create("gone", &[]);
+    env.run(&["delete", "--yes", "gone"]).ok();
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn integrity(path: &Path) -> String {
+    let c = rusqlite::Connection::open(path).expect("open the backup");
+    c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check")
+}
+
+#[test]
+fn the_copy_is_a_store_with_the_same_keys_settings_and_audit_chain() {
+    let env = TestEnv::initialized();
+    busy_store(&env);
+    let dir = env.root().join("backups");
+    fs::create_dir(&dir).unwrap();
+    let copy = dir.join("keys-copy.db");
+    let out = env.run(&["backup", copy.to_str().unwrap()]);
+    out.ok();
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        out.stderr,
+        format!("backed up {} to {}\n", env.db.display(), copy.display())
+    );
+    assert_eq!(mode(&copy), 0o600);
+    assert_eq!(
+        files_in(&dir),
+        ["keys-copy.db"],
+        "no temporary or journal file is left behind"
+    );
+    assert_eq!(integrity(&copy), "ok");
+
+    for args in [
+        &["list", "--json", "--all"][..],
+        &["list", "--json"],
+        &["audit", "--json"],
+        &["audit", "verify"],
+        &["config", "list", "--json"],
+        &["show", "--json", "active"],
+    ] {
+        let original = env.run(args);
+        original.ok();
+        let copied = run_on(&env, &copy, args);
+        copied.ok();
+        assert_eq!(copied.stdout, original.stdout, "{args:?}");
+    }
+    assert_eq!(env.list_json(&["--all"]).len(), 5);
+
+    // The copy is a working store of its own: it takes writes, the original does not
+    // see them.
+    run_on(&env, &copy, &["create", "--name", "only-in-copy"]).ok();
+    assert!(!env.list_names(&[]).contains(&"only-in-copy".to_string()));
+    run_on(&env, &copy, &["audit", "verify"]).ok();
+}
+
+#[test]
+fn the_copy_holds_no_secret() {
+    let env = TestEnv::initialized();
+    let k = env.create("k", &[]);
+    let copy = env.root().join("copy.db");
+    env.run(&["backup", copy.to_str().unwrap()]).ok();
+    let bytes = fs::read(&copy).unwrap();
+    assert!(contains_bytes(&bytes, k.id().as_bytes()));
+    assert!(!contains_bytes(&bytes, &k.secret.as_bytes()[8..]));
+}
+
+#[test]
+fn an_existing_file_is_refused_unless_force() {
+    let env = TestEnv::initialized();
+    env.create("k", &[]);
+    let target = env.root().join("precious.db");
+    fs::write(&target, "not yours to overwrite").unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+    let before = env.snapshot();
+    let out = env.run(&["backup", target.to_str().unwrap()]);
+    assert_eq!(
+        out.fails(4),
+        format!(
+            "error: {} already exists: pass --force to replace it",
+            target.display()
+        )
+    );
+    assert_eq!(env.snapshot(), before);
+
+    let out = env.run(&["backup", "--force", target.to_str().unwrap()]);
+    out.ok();
+    assert_eq!(mode(&target), 0o600, "the replaced file is private too");
+    assert_eq!(integrity(&target), "ok");
+    assert_eq!(
+        run_on(&env, &target, &["list", "--json"]).stdout,
+        env.run(&["list", "--json"]).stdout
+    );
+    // An older backup is replaced by a newer one.
+    env.create("later", &[]);
+    env.run(&["backup", "--force", target.to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        run_on(&env, &target, &["list", "--json"]).stdout,
+        env.run(&["list", "--json"]).stdout
+    );
+}
+
+#[test]
+fn unusable_destinations_and_sources_are_refused() {
+    let env = TestEnv::initialized();
+    env.create("k", &[]);
+    let folder = env.root().join("a-folder");
+    fs::create_dir(&folder).unwrap();
+    let in_missing = env.root().join("no-such-folder").join("copy.db");
+    let before = env.snapshot();
+    let cases: Vec<(Vec<String>, i32, String)> = vec![
+        (
+            vec!["backup".into(), folder.display().to_string()],
+            2,
+            "is a directory".into(),
+        ),
+        (
+            vec![
+                "backup".into(),
+                "--force".into(),
+                env.db.display().to_string(),
+            ],
+            2,
+            "the store itself".into(),
+        ),
+        (
+            vec!["backup".into(), in_missing.display().to_string()],
+            1,
+            "does not exist".into(),
+        ),
+    ];
+    for (args, code, says) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = env.run(&args);
+        let line = out.fails(*code);
+        assert!(line.contains(says.as_str()), "{args:?}: {line}");
+        assert_eq!(env.snapshot(), before, "{args:?} changed something");
+    }
+    assert!(!in_missing.parent().unwrap().exists());
+
+    // No store to copy.
+    let empty = TestEnv::new();
+    let dest = empty.root().join("copy.db");
+    let out = empty.run(&["backup", dest.to_str().unwrap()]);
+    assert!(out.fails(1).contains("no key store at"), "{out}");
+    assert!(!dest.exists());
+}
+
+/// A loop of `keyctl create` runs in another thread while backups are taken: each
+/// backup is a consistent snapshot (integrity check, intact audit chain, one created
+/// event per key) and no writer fails.
+#[test]
+fn backups_are_consistent_while_another_process_writes() {
+    let env = Arc::new(TestEnv::initialized());
+    env.create("seed", &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (env, stop, written) = (env.clone(), stop.clone(), written.clone());
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) && i < 2000 {
+                let name = format!("w{i}");
+                let out = env.run(&["create", "--name", &name, "--scope", "read"]);
+                if out.code != Some(0) {
+                    failures.push(out.to_string());
+                }
+                // An edit too, so pages are rewritten, not only appended.
+                let out = env.run(&["edit", &name, "--description", "edited"]);
+                if out.code != Some(0) {
+                    failures.push(out.to_string());
+                }
+                written.fetch_add(1, Ordering::SeqCst);
+                i += 1;
+            }
+            failures
+        })
+    };
+    let wait_for = |n: usize| {
+        let start = std::time::Instant::now();
+        while written.load(Ordering::SeqCst) < n {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "the writer made no progress"
+            );
+            std::thread::yield_now();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    };
+    let mut copies: Vec<PathBuf> = Vec::new();
+    let mut done = written.load(Ordering::SeqCst);
+    for round in 0..4 {
+        // When the last backup ended, the writer had finished `done` rounds and was
+        // perhaps in round done + 1; round done + 2 commits strictly after that
+        // backup, so each backup races fresh writes and sees more than the last.
+        wait_for(done + 2);
+        let copy = env.root().join(format!("during-{round}.db"));
+        let out = env.run(&["backup", copy.to_str().unwrap()]);
+        out.ok();
+        copies.push(copy);
+        done = written.load(Ordering::SeqCst);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let failures = writer.join().expect("writer thread");
+    assert!(
+        failures.is_empty(),
+        "writers failed while backups ran:\n{}",
+        failures.join("\n")
+    );
+
+    let mut sizes = Vec::new();
+    for copy in &copies {
+        assert_eq!(integrity(copy), "ok", "{}", copy.display());
+        assert_eq!(mode(copy), 0o600);
+        let (events, _) = parse_verify_line(&run_on(&env, copy, &["audit", "verify"]).stdout);
+        let c = rusqlite::Connection::open(copy).unwrap();
+        let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let keys = count("SELECT count(*) FROM keys");
+        let created = count("SELECT count(*) FROM audit_events WHERE action = 'created'");
+        let edited = count("SELECT count(*) FROM audit_events WHERE action = 'edited'");
+        let described = count("SELECT count(*) FROM keys WHERE description = 'edited'");
+        assert_eq!(keys, created, "each key came with its event");
+        assert_eq!(described, edited, "each edit came with its event");
+        assert_eq!(events as i64, created + edited);
+        sizes.push(keys);
+    }
+    assert!(
+        sizes.windows(2).all(|w| w[0] < w[1]),
+        "each backup saw later writes: {sizes:?}"
+    );
+    // The live store is whole too.
+    env.audit_head();
+    assert_eq!(integrity(&env.db), "ok");
+}

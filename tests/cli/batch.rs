@@ -1,0 +1,490 @@
+//! `keyctl create --batch FILE|-`: one json object of create fields per line, one
+//! `{"key", "key_details"}` line out per key in input order, all in one transaction;
+//! any bad line fails the whole batch naming its line and creates nothing.
+
+use std::fs;
+use std::process::Stdio;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// Writes `text` to `name` in the test's folder and returns its path.
+fn input_file(env: &TestEnv, name: &str, text: &str) -> String {
+    let path = env.root().join(name);
+    fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// The output lines of a successful batch, parsed.
+fn reveals(out: &Outcome) -> Vec<Value> {
+    out.stdout_lines()
+        .iter()
+        .map(|line| {
+            let o = Ordered::parse(line);
+            assert_eq!(o.keys(), ["key", "key_details"], "{line}");
+            assert_key_field_order(o.get("key_details"));
+            serde_json::from_str(line).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_file_creates_one_key_per_line_in_order() {
+    let env = TestEnv::initialized();
+    // Blank and whitespace-only lines are skipped but still counted.
+    let text = "{\"name\": \"first\"}\n\n{\"name\": \"second\", \"test\": true}\n   \n\t\n{\"name\": \"third\"}";
+    let file = input_file(&env, "keys.jsonl", text);
+    let out = env.run(&["create", "--batch", &file]);
+    out.ok();
+    assert_eq!(out.stderr, "created 3 keys\n");
+    let got = reveals(&out);
+    assert_eq!(got.len(), 3);
+    let names: Vec<&str> = got
+        .iter()
+        .map(|v| v["key_details"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first", "second", "third"]);
+    for (v, mode) in got.iter().zip(["live", "test", "live"]) {
+        let secret = v["key"].as_str().unwrap();
+        assert_secret(secret, "sk", mode);
+        let d = &v["key_details"];
+        assert_eq!(d["key_prefix"], &secret[..12]);
+        assert_eq!(d["status"], "active");
+        assert_eq!(d["owner"], ACTOR);
+        assert_eq!(d["created_at"], NOW);
+        let id = d["id"].as_str().unwrap();
+        assert_eq!(
+            &env.key_json(id),
+            d,
+            "the stored key matches the printed one"
+        );
+        assert_eq!(env.secret_hash(id), sha256(secret.as_bytes()));
+    }
+    // One created event per key, naming its input line.
+    let mut ev = env.audit_json(&["--action", "created"]);
+    ev.reverse();
+    let lines: Vec<i64> = ev
+        .iter()
+        .map(|e| e["details"]["batch_line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(lines, [1, 3, 6]);
+    // No secret in the store.
+    let db = fs::read(&env.db).unwrap();
+    for v in &got {
+        let secret = v["key"].as_str().unwrap();
+        assert!(!contains_bytes(&db, &secret.as_bytes()[8..]));
+    }
+}
+
+#[test]
+fn a_batch_from_stdin() {
+    let env = TestEnv::initialized();
+    let input = b"{\"name\": \"s1\"}\r\n{\"name\": \"s2\"}\n";
+    let out = env.run_with_stdin(&["create", "--batch", "-"], input);
+    out.ok();
+    let got = reveals(&out);
+    let names: Vec<&str> = got
+        .iter()
+        .map(|v| v["key_details"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["s1", "s2"]);
+    assert_eq!(env.list_names(&["--sort", "name"]), ["s1", "s2"]);
+    // --quiet silences the note; --json changes nothing (the lines are json anyway).
+    let out = env.run_with_stdin(
+        &["-q", "--json", "create", "--batch", "-"],
+        b"{\"name\": \"s3\"}\n",
+    );
+    out.ok();
+    assert_eq!(out.stderr, "");
+    assert_eq!(reveals(&out).len(), 1);
+}
+
+#[test]
+fn every_create_field_is_accepted_as_json() {
+    let env = TestEnv::initialized();
+    let line = json!({
+        "name": "full",
+        "description": "all of it",
+        "owner": "ops",
+        "category": "staging",
+        "group": "paid",
+        "scopes": ["write", "read"],
+        "deployment": "eu-1",
+        "allowed_models": "small, large",
+        "allowed_ips": ["10.0.0.0/8,2001:db8::/32", "203.0.113.7"],
+        "expires": "30d",
+        "quota_total": 1000,
+        "quota_daily": "10",
+        "quota_weekly": 50,
+        "quota_monthly": 100,
+        "rate_limit": "5/s",
+        "credits": 500,
+        "test": true,
+    });
+    let out = env.run_with_stdin(&["create", "--batch", "-"], format!("{line}\n").as_bytes());
+    out.ok();
+    let v = &reveals(&out)[0];
+    let d = &v["key_details"];
+    assert_secret(v["key"].as_str().unwrap(), "sk", "test");
+    let expected = json!({
+        "id": d["id"],
+        "name": "full",
+        "description": "all of it",
+        "owner": "ops",
+        "key_prefix": d["key_prefix"],
+        "status": "active",
+        "is_active": true,
+        "livemode": false,
+        "category": "staging",
+        "group": "paid",
+        "scopes": ["read", "write"],
+        "deployment": "eu-1",
+        "allowed_models": ["large", "small"],
+        "allowed_ips": ["10.0.0.0/8", "2001:db8::/32", "203.0.113.7"],
+        "quotas": {"total": 1000, "daily": 10, "weekly": 50, "monthly": 100},
+        "rate_limit": "5/s",
+        "credit_limit": 500,
+        "credits_used": 0,
+        "created_at": NOW,
+        "expires_at": now_plus(30 * DAY),
+        "last_used_at": null,
+        "last_used_ip": null,
+        "rotated_from": null,
+        "rotated_to": null,
+    });
+    assert_eq!(d, &expected);
+    // The same key made with flags looks the same.
+    let flags = env.create(
+        "flags",
+        &[
+            "--description",
+            "all of it",
+            "--owner",
+            "ops",
+            "--category",
+            "staging",
+            "--group",
+            "paid",
+            "--scope",
+            "write",
+            "--scope",
+            "read",
+            "--deployment",
+            "eu-1",
+            "--allow-model",
+            "small",
+            "--allow-model",
+            "large",
+            "--allow-ip",
+            "10.0.0.0/8,2001:db8::/32",
+            "--allow-ip",
+            "203.0.113.7",
+            "--expires",
+            "30d",
+            "--quota-total",
+            "1000",
+            "--quota-daily",
+            "10",
+            "--quota-weekly",
+            "50",
+            "--quota-monthly",
+            "100",
+            "--rate-limit",
+            "5/s",
+            "--credits",
+            "500",
+            "--test",
+        ],
+    );
+    for field in KEY_FIELDS {
+        if !["id", "name", "key_prefix"].contains(&field) {
+            assert_eq!(flags.details[field], d[field], "{field}");
+        }
+    }
+}
+
+struct BadBatch {
+    what: &'static str,
+    lines: &'static str,
+    code: i32,
+    /// The error line starts with `error: line N: `.
+    line: usize,
+    says: &'static str,
+}
+
+const BAD: &[BadBatch] = &[
+    BadBatch {
+        what: "malformed json",
+        lines: "{\"name\": \"a\"}\n{\"name\": \"b\"}\n{\"name\": \"c\"\n",
+        code: 2,
+        line: 3,
+        says: "json",
+    },
+    BadBatch {
+        what: "not an object",
+        lines: "{\"name\": \"a\"}\n[\"b\"]\n",
+        code: 2,
+        line: 2,
+        says: "",
+    },
+    BadBatch {
+        what: "unknown field",
+        lines: "{\"name\": \"a\"}\n{\"name\": \"b\", \"nmae\": \"x\"}\n",
+        code: 2,
+        line: 2,
+        says: "nmae",
+    },
+    BadBatch {
+        what: "missing name",
+        lines: "{\"name\": \"a\"}\n\n{\"description\": \"no name\"}\n",
+        code: 2,
+        line: 3,
+        says: "name",
+    },
+    BadBatch {
+        what: "zero quota",
+        lines: "{\"name\": \"a\"}\n{\"name\": \"b\", \"quota_daily\": 0}\n",
+        code: 2,
+        line: 2,
+        says: "--quota-daily",
+    },
+    BadBatch {
+        what: "bad expiry",
+        lines: "{\"name\": \"a\", \"expires\": \"2020-01-01\"}\n",
+        code: 2,
+        line: 1,
+        says: "in the past",
+    },
+    BadBatch {
+        what: "bad ip range",
+        lines: "{\"name\": \"a\"}\n{\"name\": \"b\", \"allowed_ips\": \"10.0.0.5/8\"}\n",
+        code: 2,
+        line: 2,
+        says: "10.0.0.0/8",
+    },
+    BadBatch {
+        what: "bad rate limit",
+        lines: "{\"name\": \"a\", \"rate_limit\": \"5/h\"}\n",
+        code: 2,
+        line: 1,
+        says: "--rate-limit",
+    },
+    BadBatch {
+        what: "wrong type",
+        lines: "{\"name\": \"a\"}\n{\"name\": \"b\", \"test\": \"yes\"}\n",
+        code: 2,
+        line: 2,
+        says: "",
+    },
+    BadBatch {
+        what: "empty name",
+        lines: "{\"name\": \"\"}\n",
+        code: 2,
+        line: 1,
+        says: "name",
+    },
+    BadBatch {
+        what: "name already taken in the store",
+        lines: "{\"name\": \"a\"}\n{\"name\": \"taken\"}\n",
+        code: 4,
+        line: 2,
+        says: "'taken'",
+    },
+];
+
+#[test]
+fn any_bad_line_fails_the_whole_batch_naming_it_and_creates_nothing() {
+    let env = TestEnv::initialized();
+    env.create("taken", &[]);
+    let mut problems = Vec::new();
+    for case in BAD {
+        let before = env.snapshot();
+        for from_stdin in [false, true] {
+            let out = if from_stdin {
+                env.run_with_stdin(&["create", "--batch", "-"], case.lines.as_bytes())
+            } else {
+                let file = env.root().join("bad.jsonl");
+                fs::write(&file, case.lines).unwrap();
+                let before = env.snapshot();
+                let out = env.run(&["create", "--batch", file.to_str().unwrap()]);
+                if env.snapshot() != before {
+                    problems.push(format!("{}: the store changed", case.what));
+                }
+                fs::remove_file(&file).unwrap();
+                out
+            };
+            let prefix = format!("error: line {}: ", case.line);
+            let mut wrong = Vec::new();
+            if out.code != Some(case.code) {
+                wrong.push(format!("exit {:?}, want {}", out.code, case.code));
+            }
+            if !out.stdout.is_empty() {
+                wrong.push("printed to stdout".to_string());
+            }
+            if out.stderr.lines().count() != 1 || !out.stderr.starts_with(&prefix) {
+                wrong.push(format!("stderr is not one line starting {prefix:?}"));
+            }
+            if !out.stderr.contains(case.says) {
+                wrong.push(format!("does not say {:?}", case.says));
+            }
+            if out.stderr.contains("panicked") {
+                wrong.push("panicked".to_string());
+            }
+            if !wrong.is_empty() {
+                problems.push(format!(
+                    "{} ({}): {}\n{out}",
+                    case.what,
+                    if from_stdin { "stdin" } else { "file" },
+                    wrong.join("; ")
+                ));
+            }
+        }
+        if env.snapshot() != before {
+            problems.push(format!("{}: the store changed", case.what));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} bad batch case(s) misbehave:\n\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
+    assert_eq!(env.list_names(&["--all"]), ["taken"]);
+}
+
+/// Two lines of one batch naming the same key: the input contradicts itself, which
+/// is bad input (exit 2) naming the later line, like any other bad line. The error
+/// must not cite the id of a key from this batch: that key never came to exist.
+#[test]
+fn a_name_repeated_inside_the_batch_is_a_bad_line() {
+    let env = TestEnv::initialized();
+    let before = env.snapshot();
+    let lines = "{\"name\": \"a\"}\n{\"name\": \"b\"}\n\n{\"name\": \"a\"}\n";
+    let out = env.run_with_stdin(&["create", "--batch", "-"], lines.as_bytes());
+    let line = out.fails(2);
+    assert!(line.starts_with("error: line 4: "), "{line}");
+    assert!(line.contains("'a'"), "{line}");
+    assert!(
+        !line.contains("key_"),
+        "names the id of a key that was never created: {line}"
+    );
+    assert_eq!(env.snapshot(), before);
+    assert_eq!(env.list_names(&["--all"]), Vec::<String>::new());
+}
+
+#[test]
+fn the_key_limit_holds_across_the_batch() {
+    let env = TestEnv::initialized();
+    env.run(&["config", "set", "max-keys", "3"]).ok();
+    env.create("existing", &[]);
+    let before = env.snapshot();
+    let lines = "{\"name\": \"n1\"}\n{\"name\": \"n2\"}\n\n{\"name\": \"n3\"}\n";
+    let out = env.run_with_stdin(&["create", "--batch", "-"], lines.as_bytes());
+    assert_eq!(
+        out.fails(4),
+        "error: line 4: key limit reached (3/3): revoke or delete an unused key first"
+    );
+    assert_eq!(env.snapshot(), before);
+    assert_eq!(env.list_names(&[]), ["existing"]);
+    // Exactly up to the limit is fine.
+    let out = env.run_with_stdin(
+        &["create", "--batch", "-"],
+        b"{\"name\": \"n1\"}\n{\"name\": \"n2\"}\n",
+    );
+    out.ok();
+    assert_eq!(env.list_names(&[]).len(), 3);
+    env.run_with_stdin(&["create", "--batch", "-"], b"{\"name\": \"n4\"}\n")
+        .fails(4);
+}
+
+#[test]
+fn batch_names_may_reuse_a_revoked_keys_name() {
+    let env = TestEnv::initialized();
+    let old = env.create("reused", &[]);
+    env.run(&["revoke", "--yes", "reused"]).ok();
+    let out = env.run_with_stdin(&["create", "--batch", "-"], b"{\"name\": \"reused\"}\n");
+    out.ok();
+    let id = reveals(&out)[0]["key_details"]["id"].clone();
+    assert_ne!(id, old.id());
+    assert_eq!(env.key_json("reused")["id"], id);
+}
+
+#[test]
+fn batch_with_other_create_flags_is_refused() {
+    let env = TestEnv::initialized();
+    let file = input_file(&env, "k.jsonl", "{\"name\": \"a\"}\n");
+    let before = env.snapshot();
+    for extra in [
+        &["--name", "x"][..],
+        &["--test"],
+        &["--description", "d"],
+        &["--scope", "read"],
+        &["--credits", "5"],
+    ] {
+        let mut args = vec!["create", "--batch", &file];
+        args.extend_from_slice(extra);
+        let out = env.run(&args);
+        assert_eq!(
+            out.fails(2),
+            "error: --batch takes every key's fields from its input: drop the other create flags",
+            "{extra:?}"
+        );
+    }
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn empty_or_unreadable_input_is_refused() {
+    let env = TestEnv::initialized();
+    let empty = input_file(&env, "empty.jsonl", "\n  \n\n");
+    let missing = env.root().join("missing.jsonl").display().to_string();
+    let before = env.snapshot();
+    let out = env.run(&["create", "--batch", &empty]);
+    assert!(out.fails(2).contains("no lines"), "{out}");
+    let out = env.run_with_stdin(&["create", "--batch", "-"], b"");
+    assert!(out.fails(2).contains("no lines"), "{out}");
+    let out = env.run(&["create", "--batch", &missing]);
+    assert!(out.fails(2).contains(&missing), "{out}");
+    let out = env.run_with_stdin(&["create", "--batch", "-"], b"{\"name\": \"\xff\"}\n");
+    assert!(out.fails(2).starts_with("error: line 1: "), "{out}");
+    assert_eq!(env.snapshot(), before);
+}
+
+/// SPEC §4 for a batch: if stdout cannot take the secrets, no key is kept.
+#[test]
+fn a_closed_stdout_creates_nothing() {
+    let env = TestEnv::initialized();
+    let file = input_file(&env, "k.jsonl", "{\"name\": \"a\"}\n{\"name\": \"b\"}\n");
+    let before = env.snapshot();
+    let out = env.run_with(&["create", "--batch", &file], |c| {
+        c.stdout(Stdio::from(closed_pipe()));
+    });
+    let line = out.fails(1);
+    assert!(line.contains("nothing was created"), "{line}");
+    assert!(!has_secret_shape(&out.stderr), "{out}");
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn a_batch_is_one_transaction_with_a_whole_audit_chain() {
+    let env = TestEnv::initialized();
+    let lines: String = (0..200)
+        .map(|i| {
+            format!(
+                "{{\"name\": \"bulk-{i:03}\", \"quota_daily\": {}}}\n",
+                i + 1
+            )
+        })
+        .collect();
+    let out = env.run_with_stdin(&["create", "--batch", "-"], lines.as_bytes());
+    out.ok();
+    let got = reveals(&out);
+    assert_eq!(got.len(), 200);
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(v["key_details"]["name"], format!("bulk-{i:03}"));
+        assert_eq!(v["key_details"]["quotas"]["daily"], i as u64 + 1);
+    }
+    assert_eq!(env.list_json(&[]).len(), 200);
+    assert_eq!(env.audit_head().0, 200);
+}
