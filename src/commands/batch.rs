@@ -218,10 +218,12 @@ pub fn run(ctx: &Ctx, source: &str) -> Result<()> {
     // Two stages on two cores: a producer draws secrets, hashes them and renders the
     // output lines (kept in memory: nothing is printed until every key is in), while
     // this thread does the database work in order.
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Prepared>(4096);
+    const CHUNK: usize = 512;
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(8);
     let output = std::thread::scope(|scope| -> Result<Vec<u8>> {
         let producer = scope.spawn(move || -> Result<Vec<u8>> {
             let mut out = Vec::with_capacity(total * 768);
+            let mut chunk = Vec::with_capacity(CHUNK);
             for (number, key_settings, mode) in parsed {
                 let (secret, new_key) = generate(&prefix, mode, key_settings, now, None)?;
                 let record = KeyRecord::from_new(&new_key, 0);
@@ -234,19 +236,23 @@ pub fn run(ctx: &Ctx, source: &str) -> Result<()> {
                     "batch_line": number,
                 })
                 .to_string();
-                let item = Prepared {
+                chunk.push(Prepared {
                     number,
                     new_key,
                     audit_details,
-                };
-                if sender.send(item).is_err() {
-                    break; // the database stage failed; its error is reported
+                });
+                // Hand over in chunks: one wake-up per chunk, not per key.
+                if chunk.len() == CHUNK && sender.send(std::mem::take(&mut chunk)).is_err() {
+                    return Ok(out); // the database stage failed; its error is reported
                 }
+            }
+            if !chunk.is_empty() {
+                let _ = sender.send(chunk);
             }
             Ok(out)
         });
         let consumed = (|| -> Result<()> {
-            for item in receiver.iter() {
+            for item in receiver.iter().flatten() {
                 let number = item.number;
                 let fail = |e: Error| Error::new(e.kind, format!("line {number}: {}", e.message));
                 let name = &item.new_key.settings.name;
