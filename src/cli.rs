@@ -13,7 +13,10 @@ const VERSION: &str = concat!(
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 runtime failure (store unreadable, foreign, newer, read-only; I/O),
-2 usage (bad flag or value), 3 not found, 4 conflict (ambiguous key, name taken, key limit).
+2 usage (bad flag or value), 3 not found, 4 conflict (ambiguous key, name taken, key limit,
+refused transition), 8 audit trail broken. verify: 0 valid, 10 invalid, 11 inactive,
+12 expired, 13 revoked, 14 quota exceeded, 15 credits exhausted, 16 IP not allowed,
+17 IP blocked, 18 deployment, 19 scope, 20 model, 21 rate limited.
 
 Environment: KEYCTL_DB (store path), KEYCTL_ACTOR (actor name), NO_COLOR (disable colour).";
 
@@ -86,6 +89,12 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Replace a key with a new secret that keeps every setting
     Rotate(RotateArgs),
+    /// Check a presented key (from stdin or --key-env) and record the request
+    Verify(VerifyArgs),
+    /// Show the request log, or prune it
+    Logs(LogsArgs),
+    /// Requests per day (accepted, rejected) and credits
+    Usage(UsageArgs),
     /// Show the audit trail of admin actions, or verify its hash chain
     Audit(AuditArgs),
     /// Write a consistent copy of the store
@@ -178,6 +187,88 @@ pub enum AuditCommand {
         #[arg(long, value_name = "HASH")]
         expect_head: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Read the presented key from this environment variable instead of stdin
+    #[arg(long, value_name = "VAR")]
+    pub key_env: Option<String>,
+    /// The client's IP address
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<String>,
+    /// The scope the request needs
+    #[arg(long, value_name = "S")]
+    pub scope: Option<String>,
+    /// The deployment the request is for
+    #[arg(long, value_name = "D")]
+    pub deployment: Option<String>,
+    /// The model the request uses
+    #[arg(long, value_name = "M")]
+    pub model: Option<String>,
+    /// The endpoint, like "POST /v1/chat" (recorded)
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Credits the request costs
+    #[arg(long, value_name = "N", default_value = "1")]
+    pub cost: String,
+    /// How long the request took (recorded)
+    #[arg(long, value_name = "N")]
+    pub duration_ms: Option<String>,
+    /// Check only: count and log nothing
+    #[arg(long)]
+    pub no_record: bool,
+    /// Serve many requests: one json request per stdin line, one json result per line
+    #[arg(long, conflicts_with_all = ["key_env", "ip", "scope", "deployment", "model", "endpoint", "duration_ms"])]
+    pub stream: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LogsArgs {
+    #[command(subcommand)]
+    pub command: Option<LogsCommand>,
+    /// Only requests of this key (an id also matches deleted keys)
+    #[arg(value_name = "KEYREF")]
+    pub keyref: Option<String>,
+    /// Only requests since then (a duration like 1h, or a date)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only requests before then
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Only this HTTP status (401) or result code (quota_exceeded)
+    #[arg(long, value_name = "CODE")]
+    pub status: Option<String>,
+    /// Only requests from this IP
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<String>,
+    /// At most N rows, newest first
+    #[arg(long, value_name = "N", default_value = "100")]
+    pub limit: String,
+    /// Keep printing new rows until interrupted
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Delete older request-log rows (counters, usage and last use stay)
+    Prune {
+        /// Delete rows older than this (a duration like 90d, or a date)
+        #[arg(long, value_name = "WHEN", required = true)]
+        before: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Only this key (default: every request)
+    #[arg(value_name = "KEYREF")]
+    pub keyref: Option<String>,
+    /// How many days, ending today (UTC)
+    #[arg(long, value_name = "N", default_value = "30")]
+    pub days: String,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,8 @@ pub struct Ctx {
     pub quiet: bool,
     /// The one "now" of this command (`KEYCTL_NOW` overrides it, for tests).
     pub now: DateTime<Utc>,
+    /// True when `KEYCTL_NOW` fixed the clock (long-running commands then keep it).
+    pub now_fixed: bool,
     pub stdout_tty: bool,
     pub stdin_tty: bool,
     pub stderr_tty: bool,
@@ -76,11 +78,12 @@ impl Ctx {
                 "invalid --actor: it contains control characters; use a plain name",
             ));
         }
-        let now = match std::env::var("KEYCTL_NOW") {
-            Ok(v) if !v.is_empty() => {
-                parse_datetime(&v).map_err(|e| Error::usage(format!("invalid KEYCTL_NOW: {e}")))?
-            }
-            _ => Utc::now(),
+        let (now, now_fixed) = match std::env::var("KEYCTL_NOW") {
+            Ok(v) if !v.is_empty() => (
+                parse_datetime(&v).map_err(|e| Error::usage(format!("invalid KEYCTL_NOW: {e}")))?,
+                true,
+            ),
+            _ => (Utc::now(), false),
         };
         let stdout_tty = io::stdout().is_terminal();
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -99,10 +102,20 @@ impl Ctx {
             color: stdout_tty && !cli.no_color && !no_color_env,
             quiet: cli.quiet,
             now,
+            now_fixed,
             stdout_tty,
             stdin_tty: io::stdin().is_terminal(),
             stderr_tty: io::stderr().is_terminal(),
         })
+    }
+
+    /// The time now, for commands that run on (`verify --stream`, `logs --follow`).
+    pub fn clock(&self) -> DateTime<Utc> {
+        if self.now_fixed {
+            self.now
+        } else {
+            Utc::now()
+        }
     }
 
     /// True when prompts may be shown: stdin and stderr are both terminals.

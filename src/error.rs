@@ -17,6 +17,8 @@ pub enum Kind {
     Conflict,
     /// 8: `audit verify` found a broken chain or a different head.
     AuditBroken,
+    /// A finished command whose exit code says its answer (`verify`): nothing to print.
+    Exit(i32),
     /// stdout was closed by its reader (`keyctl list | head`): end quietly, exit 0.
     ClosedOutput,
 }
@@ -29,6 +31,7 @@ impl Kind {
             Kind::NotFound => 3,
             Kind::Conflict => 4,
             Kind::AuditBroken => 8,
+            Kind::Exit(code) => code,
             Kind::ClosedOutput => 0,
         }
     }

@@ -12,7 +12,10 @@ fn main() {
         Ok(cli) => match keyctl::commands::run(cli) {
             Ok(()) => 0,
             Err(e) => {
-                if e.kind != keyctl::error::Kind::ClosedOutput {
+                if !matches!(
+                    e.kind,
+                    keyctl::error::Kind::ClosedOutput | keyctl::error::Kind::Exit(_)
+                ) {
                     let _ = writeln!(std::io::stderr(), "error: {}", e.message);
                 }
                 e.kind.exit_code()

@@ -6,11 +6,11 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::keyref::resolve;
+use super::keyref::filter_id;
 use crate::cli::{AuditArgs, AuditCommand, Format};
 use crate::context::Ctx;
 use crate::core::audit::{chain_hash, GENESIS};
-use crate::core::key::{hex, looks_like_key_id};
+use crate::core::key::hex;
 use crate::core::limits::parse_count;
 use crate::core::time::{from_millis, parse_time_spec, rfc3339};
 use crate::error::{Error, Kind, Result};
@@ -84,14 +84,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
     let tx = store.read()?;
     let key_id = match &args.keyref {
         None => None,
-        Some(r) => match resolve(tx.as_ref(), r, ctx.now) {
-            Ok(k) => Some(k.id),
-            // A deleted key's events stay findable by its id.
-            Err(e) if e.kind == Kind::NotFound && looks_like_key_id(r.trim()) => {
-                Some(r.trim().to_string())
-            }
-            Err(e) => return Err(e),
-        },
+        Some(r) => Some(filter_id(tx.as_ref(), r, ctx.now)?),
     };
     let query = AuditQuery {
         key_id,

@@ -62,3 +62,15 @@ pub fn resolve(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<KeyR
         }
     }
 }
+
+/// The key id a filter means: a resolved KEYREF, or the id of a deleted key (whose log
+/// rows and audit events keep its id).
+pub fn filter_id(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<String> {
+    match resolve(tx, reference, now) {
+        Ok(k) => Ok(k.id),
+        Err(e) if e.kind == crate::error::Kind::NotFound && looks_like_key_id(reference.trim()) => {
+            Ok(reference.trim().to_string())
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -11,8 +11,11 @@ mod init;
 pub mod keyref;
 mod lifecycle;
 mod list;
+mod logs;
 mod rotate;
 mod show;
+mod usage;
+mod verify;
 
 use crate::cli::{Cli, Command};
 use crate::context::Ctx;
@@ -31,6 +34,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Revoke(args) => lifecycle::revoke(&ctx, args),
         Command::Delete(args) => lifecycle::delete(&ctx, args),
         Command::Rotate(args) => rotate::run(&ctx, args),
+        Command::Verify(args) => verify::run(&ctx, args),
+        Command::Logs(args) => logs::run(&ctx, args),
+        Command::Usage(args) => usage::run(&ctx, args),
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Backup(args) => backup::run(&ctx, args),
         Command::Config(cmd) => config::run(&ctx, cmd),

@@ -15,10 +15,18 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
     let mut store = ctx.open_read()?;
     let tx = store.read()?;
     let key = resolve(tx.as_ref(), &args.keyref, ctx.now)?;
+    let figures = tx.usage_windows(
+        &key.id,
+        &[
+            ctx.now - Duration::hours(24),
+            ctx.now - Duration::days(7),
+            ctx.now - Duration::days(30),
+        ],
+    )?;
     let usage = UsageWindows {
-        last_24h: tx.usage_since(&key.id, ctx.now - Duration::hours(24))?,
-        last_7d: tx.usage_since(&key.id, ctx.now - Duration::days(7))?,
-        last_30d: tx.usage_since(&key.id, ctx.now - Duration::days(30))?,
+        last_24h: figures[0],
+        last_7d: figures[1],
+        last_30d: figures[2],
     };
     let mut out = stdout();
     match ctx.format {
@@ -27,7 +35,20 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
             crate::ui::csv::write_row(&mut out, CSV_HEADER)?;
             write_csv_row(&mut out, &key, ctx.now)?;
         }
-        Format::Table => write_show_table(&mut out, &key, &usage, ctx.now, ctx.color)?,
+        Format::Table => {
+            write_show_table(&mut out, &key, &usage, ctx.now, ctx.color)?;
+            if ctx.stdout_tty {
+                let today = super::usage::day_of(ctx.now);
+                let days = super::usage::daily(tx.as_ref(), Some(&key.id), today - 29, today)?;
+                let values: Vec<u64> = days.iter().map(|(_, u)| u.accepted + u.rejected).collect();
+                writeln!(
+                    out,
+                    "Last 30 days    {}  ({} requests)",
+                    crate::ui::chart::sparkline(&values),
+                    values.iter().sum::<u64>()
+                )?;
+            }
+        }
     }
     out.flush()?;
     Ok(())

@@ -184,6 +184,25 @@ pub fn looks_like_key_id(text: &str) -> bool {
         .is_some_and(|rest| rest.len() == ID_LEN && rest.bytes().all(|b| ID_ALPHABET.contains(&b)))
 }
 
+/// The key in a presented credential: a bare secret, `Bearer <secret>`, or a whole
+/// `Authorization: Bearer <secret>` header line (names matched in any case).
+pub fn strip_bearer(text: &str) -> &str {
+    fn strip_word<'a>(t: &'a str, word: &str) -> Option<&'a str> {
+        let head = t.get(..word.len())?;
+        head.eq_ignore_ascii_case(word).then(|| &t[word.len()..])
+    }
+    let mut t = text.trim();
+    if let Some(rest) = strip_word(t, "authorization:") {
+        t = rest.trim_start();
+    }
+    if let Some(rest) = strip_word(t, "bearer") {
+        if rest.starts_with([' ', '\t']) {
+            t = rest.trim_start();
+        }
+    }
+    t.trim_end()
+}
+
 /// Lower-case hex of a hash, for diagnostics and the audit trail.
 pub fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -307,6 +326,18 @@ mod tests {
         assert_eq!(id, "key_abcd7a7ai723");
         assert!(!looks_like_key_id("key_ABCDEFGHIJKL"));
         assert!(!looks_like_key_id("key_abc"));
+    }
+
+    #[test]
+    fn bearer_forms() {
+        assert_eq!(strip_bearer("sk_live_x"), "sk_live_x");
+        assert_eq!(strip_bearer("Bearer sk_live_x\r\n"), "sk_live_x");
+        assert_eq!(strip_bearer("bearer   sk_live_x"), "sk_live_x");
+        assert_eq!(strip_bearer("Authorization: Bearer sk_live_x"), "sk_live_x");
+        assert_eq!(strip_bearer("authorization:bearer sk_live_x"), "sk_live_x");
+        assert_eq!(strip_bearer("Bearersk_live_x"), "Bearersk_live_x");
+        assert_eq!(strip_bearer(""), "");
+        assert_eq!(strip_bearer("é"), "é");
     }
 
     #[test]

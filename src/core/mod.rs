@@ -8,5 +8,6 @@ pub mod key;
 pub mod limits;
 pub mod model;
 pub mod names;
+pub mod policy;
 pub mod settings;
 pub mod time;

@@ -104,6 +104,8 @@ pub struct KeyRecord {
     pub rate_limit: Option<RateLimit>,
     pub credit_limit: Option<u64>,
     pub credits_used: u64,
+    /// Accepted requests over the key's lifetime (what the total quota counts).
+    pub accepted_total: u64,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -136,6 +138,7 @@ impl KeyRecord {
             rate_limit: s.rate_limit,
             credit_limit: s.credit_limit,
             credits_used,
+            accepted_total: 0,
             created_at: new.created_at,
             expires_at: s.expires_at,
             last_used_at: None,
@@ -254,6 +257,37 @@ impl StatusCounts {
 pub struct UsageFigures {
     pub accepted: u64,
     pub rejected: u64,
+    pub credits: u64,
+}
+
+/// One recorded verification, as `verify` hands it to the store.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub at: DateTime<Utc>,
+    /// The key the presented secret matched (id, name), if any.
+    pub key: Option<(String, String)>,
+    pub endpoint: Option<String>,
+    pub http_status: u16,
+    pub code: String,
+    pub ip: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// Credits charged (0 unless accepted).
+    pub credits: u64,
+    pub accepted: bool,
+}
+
+/// One request-log row, as `logs` shows it.
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub key_id: Option<String>,
+    pub key_name: Option<String>,
+    pub endpoint: Option<String>,
+    pub http_status: u16,
+    pub code: String,
+    pub ip: Option<String>,
+    pub duration_ms: Option<u64>,
     pub credits: u64,
 }
 

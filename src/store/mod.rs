@@ -10,7 +10,9 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use crate::core::audit::AuditEvent;
-use crate::core::model::{KeyRecord, NewKey, Status, StatusCounts, UsageFigures};
+use crate::core::model::{
+    KeyRecord, NewKey, RequestRecord, RequestRow, Status, StatusCounts, UsageFigures,
+};
 
 pub use sqlite::{open, OpenOptions};
 
@@ -90,6 +92,23 @@ pub trait Store {
     /// Writes a consistent copy of the store to `dest` (which must not exist), mode
     /// 0600, while other processes may keep writing.
     fn backup_to(&mut self, dest: &Path) -> Result<()>;
+    /// Trades durability of the newest commits on power loss (not on a crash) for
+    /// speed: `verify` records requests at thousands per second.
+    fn relax_durability(&mut self) -> Result<()>;
+}
+
+/// Which request-log rows `logs` shows.
+#[derive(Debug, Clone, Default)]
+pub struct RequestQuery {
+    pub key_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub http_status: Option<u16>,
+    pub code: Option<String>,
+    pub ip: Option<String>,
+    pub limit: Option<u64>,
+    /// Only rows after this one, oldest first (`logs --follow`).
+    pub after_seq: Option<i64>,
 }
 
 /// Which audit events `audit` shows.
@@ -134,14 +153,49 @@ pub trait Txn {
         now: DateTime<Utc>,
         sink: &mut dyn FnMut(&KeyRecord) -> std::io::Result<()>,
     ) -> Result<StatusCounts>;
-    /// Requests and credits of one key since `since`.
-    fn usage_since(&self, key_id: &str, since: DateTime<Utc>) -> Result<UsageFigures>;
+    /// Exact requests and credits of one key in each window (since, now], one entry per
+    /// start, at a cost independent of the key's history.
+    fn usage_windows(&self, key_id: &str, starts: &[DateTime<Utc>]) -> Result<Vec<UsageFigures>>;
+    /// Per-day figures (UTC days since the epoch, `from..=to`) of one key, or of every
+    /// request when `key_id` is None; days without requests are left out.
+    fn usage_by_day(
+        &self,
+        key_id: Option<&str>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<(i64, UsageFigures)>>;
+
+    /// The key whose secret has this sha256, if any.
+    fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>>;
+    /// Until when this IP is blocked, if it is blocked at `now`.
+    fn ip_blocked_until(&self, ip: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
+    /// Counts an invalid attempt from `ip`; blocks the IP until `now + block` when the
+    /// attempts within `window` reach `limit`. Returns true when it blocked.
+    fn record_auth_failure(
+        &mut self,
+        ip: &str,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u64,
+        block: chrono::Duration,
+    ) -> Result<bool>;
+    /// Writes one request-log row and, for a known key, its counters, usage and (when
+    /// accepted) last use and credits, all in this transaction.
+    fn record_request(&mut self, request: &RequestRecord) -> Result<()>;
+    /// Streams request-log rows: newest first, or oldest first after `after_seq`.
+    fn for_each_request(
+        &self,
+        query: &RequestQuery,
+        sink: &mut dyn FnMut(&RequestRow) -> std::io::Result<()>,
+    ) -> Result<()>;
+    /// Deletes request-log rows older than `before`; counters, usage and last use stay.
+    fn prune_requests(&mut self, before: DateTime<Utc>) -> Result<u64>;
 
     /// Rewrites every mutable field of an existing key (by id).
     fn update_key(&mut self, key: &KeyRecord) -> Result<()>;
     /// Removes a key; its request-log rows and audit events keep its id.
     fn delete_key(&mut self, id: &str) -> Result<()>;
-    /// True when the request log has any row for this key.
+    /// True when the key has any recorded request (in its counters or the log).
     fn has_requests(&self, key_id: &str) -> Result<bool>;
 
     /// Appends an event to the hash-chained audit trail; fills in seq.

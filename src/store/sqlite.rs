@@ -12,11 +12,15 @@ use rusqlite::{
     params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior,
 };
 
-use super::{AuditQuery, KeyQuery, Result, SortBy, Store, StoreError, StoredAuditEvent, Txn};
+use super::{
+    AuditQuery, KeyQuery, RequestQuery, Result, SortBy, Store, StoreError, StoredAuditEvent, Txn,
+};
 use crate::core::audit::{chain_hash, AuditEvent, GENESIS};
 use crate::core::key::Mode;
 use crate::core::limits::{Quotas, RateLimit, RateUnit};
-use crate::core::model::{KeyRecord, NewKey, State, StatusCounts, UsageFigures};
+use crate::core::model::{
+    KeyRecord, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
+};
 use crate::core::time::{from_millis, to_millis};
 
 /// SQLite `application_id` of a keyctl store: "kyct".
@@ -24,13 +28,19 @@ pub const APPLICATION_ID: i32 = 0x6b79_6374;
 
 /// Ordered migrations; schema version N means the first N have run. Never remove or
 /// edit an entry: stores in the field were built by them.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_init.sql"),
+    include_str!("migrations/002_verification.sql"),
+];
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// How long a command waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// The longest rolling window (monthly quota: 30 days), in milliseconds.
+const LONGEST_WINDOW_MS: i64 = 30 * 86_400_000;
 
 /// How to open a store.
 #[derive(Debug, Clone, Default)]
@@ -311,6 +321,12 @@ impl Store for SqliteStore {
         self.begin(TransactionBehavior::Immediate)
     }
 
+    fn relax_durability(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(|e| sql_error(&self.path, e))
+    }
+
     fn write_bulk(&mut self) -> Result<Box<dyn Txn + '_>> {
         // 256 MiB (negative = KiB); only touched pages are allocated.
         self.conn
@@ -397,7 +413,7 @@ const KEY_COLUMNS: &str = "k.id, k.name, k.description, k.owner, k.key_prefix, k
     k.category, k.grp, k.scopes, k.deployment, k.allowed_models, k.allowed_ips, \
     k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
     k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
-    k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason";
+    k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, k.requests_total";
 
 const KEY_FROM: &str = "FROM keys k JOIN credit_pools p ON p.id = k.pool_id";
 
@@ -487,6 +503,7 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
         rotated_to: row.get(26)?,
         revoked_at: opt_time(row, 27)?,
         revoke_reason: row.get(28)?,
+        accepted_total: row.get::<_, i64>(29)?.max(0) as u64,
     })
 }
 
@@ -700,20 +717,290 @@ impl Txn for SqliteTxn<'_> {
         Ok(counts)
     }
 
-    fn usage_since(&self, key_id: &str, since: DateTime<Utc>) -> Result<UsageFigures> {
-        self.tx
-            .query_row(
-                "SELECT coalesce(sum(http_status = 200), 0), coalesce(sum(http_status != 200), 0), \
-                 coalesce(sum(credits), 0) FROM requests WHERE key_id = ?1 AND at >= ?2",
-                params![key_id, to_millis(since)],
-                |r| {
-                    Ok(UsageFigures {
-                        accepted: r.get::<_, i64>(0)?.max(0) as u64,
-                        rejected: r.get::<_, i64>(1)?.max(0) as u64,
-                        credits: r.get::<_, i64>(2)?.max(0) as u64,
-                    })
-                },
+    fn usage_windows(&self, key_id: &str, starts: &[DateTime<Utc>]) -> Result<Vec<UsageFigures>> {
+        let totals: Option<(i64, i64, i64)> = self
+            .tx
+            .prepare_cached(
+                "SELECT events_total, requests_total, credits_total FROM keys WHERE id = ?1",
             )
+            .and_then(|mut st| {
+                st.query_row([key_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(|e| self.err(e))?;
+        let Some((events, accepted, credits)) = totals else {
+            return Ok(vec![UsageFigures::default(); starts.len()]);
+        };
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT n, accepted_cum, accepted, credits_cum, cost FROM key_events \
+                 WHERE key_id = ?1 AND at > ?2 ORDER BY at, n LIMIT 1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(starts.len());
+        for start in starts {
+            let first: Option<(i64, i64, i64, i64, i64)> = stmt
+                .query_row(params![key_id, to_millis(*start)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()
+                .map_err(|e| sql_error(self.path, e))?;
+            out.push(match first {
+                None => UsageFigures::default(),
+                Some((n, acc_cum, acc, cr_cum, cost)) => {
+                    // Totals now minus totals just before the first request in the window.
+                    let all = events - (n - 1);
+                    let acc_in = accepted - (acc_cum - acc);
+                    UsageFigures {
+                        accepted: acc_in.max(0) as u64,
+                        rejected: (all - acc_in).max(0) as u64,
+                        credits: (credits - (cr_cum - cost)).max(0) as u64,
+                    }
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    fn usage_by_day(
+        &self,
+        key_id: Option<&str>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<(i64, UsageFigures)>> {
+        let sql = match key_id {
+            Some(_) => {
+                "SELECT day, accepted, rejected, credits FROM usage_days \
+                 WHERE key_id = ?3 AND day BETWEEN ?1 AND ?2 ORDER BY day"
+            }
+            None => {
+                "SELECT day, sum(accepted), sum(rejected), sum(credits) FROM usage_days \
+                 WHERE day BETWEEN ?1 AND ?2 AND ?3 IS NULL GROUP BY day ORDER BY day"
+            }
+        };
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![from_day, to_day, key_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    UsageFigures {
+                        accepted: r.get::<_, i64>(1)?.max(0) as u64,
+                        rejected: r.get::<_, i64>(2)?.max(0) as u64,
+                        credits: r.get::<_, i64>(3)?.max(0) as u64,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE k.secret_hash = ?1");
+        self.tx
+            .prepare_cached(&sql)
+            .and_then(|mut st| st.query_row([&hash[..]], key_from_row).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    fn ip_blocked_until(&self, ip: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        self.tx
+            .prepare_cached("SELECT until FROM ip_blocks WHERE ip = ?1 AND until > ?2")
+            .and_then(|mut st| {
+                st.query_row(params![ip, to_millis(now)], |r| r.get::<_, i64>(0))
+                    .optional()
+            })
+            .map(|t| t.map(from_millis))
+            .map_err(|e| self.err(e))
+    }
+
+    fn record_auth_failure(
+        &mut self,
+        ip: &str,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u64,
+        block: chrono::Duration,
+    ) -> Result<bool> {
+        let now_ms = to_millis(now);
+        let start = now_ms - window.num_milliseconds();
+        let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<bool> {
+            // Attempts that left the window no longer matter.
+            tx.prepare_cached("DELETE FROM auth_failures WHERE ip = ?1 AND at <= ?2")?
+                .execute(params![ip, start])?;
+            tx.prepare_cached("INSERT INTO auth_failures (ip, at) VALUES (?1, ?2)")?
+                .execute(params![ip, now_ms])?;
+            let count: i64 = tx
+                .prepare_cached("SELECT count(*) FROM auth_failures WHERE ip = ?1 AND at > ?2")?
+                .query_row(params![ip, start], |r| r.get(0))?;
+            if (count.max(0) as u64) < limit {
+                return Ok(false);
+            }
+            tx.prepare_cached(
+                "INSERT INTO ip_blocks (ip, until) VALUES (?1, ?2) \
+                 ON CONFLICT (ip) DO UPDATE SET until = max(until, excluded.until)",
+            )?
+            .execute(params![ip, now_ms + block.num_milliseconds()])?;
+            Ok(true)
+        };
+        run(&self.tx).map_err(|e| self.err(e))
+    }
+
+    fn record_request(&mut self, r: &RequestRecord) -> Result<()> {
+        let at = to_millis(r.at);
+        let day = at.div_euclid(86_400_000);
+        let accepted = i64::from(r.accepted);
+        let credits = count_to_sql(Some(r.credits)).unwrap_or(0);
+        let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
+            tx.prepare_cached(
+                "INSERT INTO requests (at, key_id, key_name, endpoint, http_status, code, ip, \
+                 duration_ms, credits) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                at,
+                r.key.as_ref().map(|k| &k.0),
+                r.key.as_ref().map(|k| &k.1),
+                r.endpoint,
+                i64::from(r.http_status),
+                r.code,
+                r.ip,
+                count_to_sql(r.duration_ms),
+                credits,
+            ])?;
+            tx.prepare_cached(
+                "INSERT INTO usage_days (key_id, day, accepted, rejected, credits) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key_id, day) DO UPDATE SET \
+                 accepted = accepted + excluded.accepted, rejected = rejected + excluded.rejected, \
+                 credits = credits + excluded.credits",
+            )?
+            .execute(params![
+                r.key.as_ref().map_or("", |k| k.0.as_str()),
+                day,
+                accepted,
+                1 - accepted,
+                credits
+            ])?;
+            let Some((key_id, _)) = &r.key else {
+                return Ok(());
+            };
+            // The key's running totals; `at` is kept non-decreasing per key so the
+            // window seeks in usage_windows stay exact if the clock steps back.
+            let (n, acc_cum, cr_cum, event_at, pool_id): (i64, i64, i64, i64, i64) = tx
+                .prepare_cached(
+                    "UPDATE keys SET events_total = events_total + 1, \
+                     requests_total = requests_total + ?2, rejected_total = rejected_total + 1 - ?2, \
+                     credits_total = credits_total + ?3, \
+                     last_event_at = max(coalesce(last_event_at, ?4), ?4), \
+                     last_used_at = CASE WHEN ?2 = 1 THEN ?4 ELSE last_used_at END, \
+                     last_used_ip = CASE WHEN ?2 = 1 THEN ?5 ELSE last_used_ip END \
+                     WHERE id = ?1 \
+                     RETURNING events_total, requests_total, credits_total, last_event_at, pool_id",
+                )?
+                .query_row(params![key_id, accepted, credits, at, r.ip], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                })?;
+            tx.prepare_cached(
+                "INSERT INTO key_events (key_id, at, n, accepted_cum, credits_cum, accepted, cost) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![key_id, event_at, n, acc_cum, cr_cum, accepted, credits])?;
+            if credits > 0 {
+                tx.prepare_cached(
+                    "UPDATE credit_pools SET credits_used = credits_used + ?2 WHERE id = ?1",
+                )?
+                .execute(params![pool_id, credits])?;
+            }
+            // Every 64th request, drop this key's events older than the longest window.
+            if n % 64 == 0 {
+                tx.prepare_cached("DELETE FROM key_events WHERE key_id = ?1 AND at <= ?2")?
+                    .execute(params![key_id, event_at - LONGEST_WINDOW_MS])?;
+            }
+            Ok(())
+        };
+        run(&self.tx).map_err(|e| self.err(e))
+    }
+
+    fn for_each_request(
+        &self,
+        query: &RequestQuery,
+        sink: &mut dyn FnMut(&RequestRow) -> io::Result<()>,
+    ) -> Result<()> {
+        let mut args: Vec<Value> = Vec::new();
+        let mut conds: Vec<String> = Vec::new();
+        let mut push = |cond: &str, v: Value| {
+            args.push(v);
+            conds.push(format!("{cond} ?{}", args.len()));
+        };
+        if let Some(k) = &query.key_id {
+            push("key_id =", Value::Text(k.clone()));
+        }
+        if let Some(t) = query.since {
+            push("at >=", Value::Integer(to_millis(t)));
+        }
+        if let Some(t) = query.until {
+            push("at <", Value::Integer(to_millis(t)));
+        }
+        if let Some(st) = query.http_status {
+            push("http_status =", Value::Integer(i64::from(st)));
+        }
+        if let Some(c) = &query.code {
+            push("code =", Value::Text(c.clone()));
+        }
+        if let Some(ip) = &query.ip {
+            push("ip =", Value::Text(ip.clone()));
+        }
+        if let Some(seq) = query.after_seq {
+            push("seq >", Value::Integer(seq));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let order = if query.after_seq.is_some() {
+            "ASC"
+        } else {
+            "DESC"
+        };
+        let limit = query
+            .limit
+            .map(|n| format!(" LIMIT {}", n.min(i64::MAX as u64)))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT seq, at, key_id, key_name, endpoint, http_status, code, ip, duration_ms, credits \
+             FROM requests {filter} ORDER BY seq {order}{limit}"
+        );
+        let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args))
+            .map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let r = (|| -> rusqlite::Result<RequestRow> {
+                Ok(RequestRow {
+                    seq: row.get(0)?,
+                    at: from_millis(row.get(1)?),
+                    key_id: row.get(2)?,
+                    key_name: row.get(3)?,
+                    endpoint: row.get(4)?,
+                    http_status: row.get::<_, i64>(5)?.clamp(0, 999) as u16,
+                    code: row.get(6)?,
+                    ip: row.get(7)?,
+                    duration_ms: opt_u64(row, 8)?,
+                    credits: row.get::<_, i64>(9)?.max(0) as u64,
+                })
+            })()
+            .map_err(|e| self.err(e))?;
+            sink(&r).map_err(StoreError::Sink)?;
+        }
+        Ok(())
+    }
+
+    fn prune_requests(&mut self, before: DateTime<Utc>) -> Result<u64> {
+        self.tx
+            .prepare_cached("DELETE FROM requests WHERE at < ?1")
+            .and_then(|mut st| st.execute([to_millis(before)]))
+            .map(|n| n as u64)
             .map_err(|e| self.err(e))
     }
 
@@ -775,7 +1062,8 @@ impl Txn for SqliteTxn<'_> {
     fn has_requests(&self, key_id: &str) -> Result<bool> {
         self.tx
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM requests WHERE key_id = ?1)",
+                "SELECT EXISTS (SELECT 1 FROM keys WHERE id = ?1 AND events_total > 0) \
+                 OR EXISTS (SELECT 1 FROM requests WHERE key_id = ?1)",
                 [key_id],
                 |r| r.get(0),
             )

@@ -1,5 +1,6 @@
 //! Presentation: output sinks, key records as table/json/csv, the one-time reveal.
 
+pub mod chart;
 pub mod csv;
 pub mod keys;
 pub mod output;

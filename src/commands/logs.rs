@@ -1,0 +1,294 @@
+//! `keyctl logs [KEYREF]`: the request log, newest first; `--follow` keeps printing
+//! new rows; `logs prune --before` deletes old rows (never counters or usage).
+
+use std::io::Write;
+use std::time::Duration as StdDuration;
+
+use serde::Serialize;
+
+use super::keyref::filter_id;
+use crate::cli::{Format, LogsArgs, LogsCommand};
+use crate::context::Ctx;
+use crate::core::allowlist::parse_ip;
+use crate::core::limits::parse_count;
+use crate::core::model::RequestRow;
+use crate::core::time::{parse_time_spec, rfc3339};
+use crate::error::{Error, Result};
+use crate::store::RequestQuery;
+use crate::ui::output::{stdout, Out};
+
+/// Result codes `--status` accepts besides HTTP statuses.
+pub const CODES: &[&str] = &[
+    "valid",
+    "invalid",
+    "revoked",
+    "inactive",
+    "expired",
+    "ip_not_allowed",
+    "ip_blocked",
+    "forbidden_deployment",
+    "forbidden_scope",
+    "forbidden_model",
+    "rate_limited",
+    "quota_exceeded",
+    "credits_exhausted",
+];
+
+#[derive(Serialize)]
+struct RowJson<'a> {
+    seq: i64,
+    at: String,
+    key_id: Option<&'a str>,
+    key_name: Option<&'a str>,
+    endpoint: Option<&'a str>,
+    status: u16,
+    code: &'a str,
+    ip: Option<&'a str>,
+    duration_ms: Option<u64>,
+    credits: u64,
+}
+
+fn row_json(r: &RequestRow) -> RowJson<'_> {
+    RowJson {
+        seq: r.seq,
+        at: rfc3339(r.at),
+        key_id: r.key_id.as_deref(),
+        key_name: r.key_name.as_deref(),
+        endpoint: r.endpoint.as_deref(),
+        status: r.http_status,
+        code: &r.code,
+        ip: r.ip.as_deref(),
+        duration_ms: r.duration_ms,
+        credits: r.credits,
+    }
+}
+
+const HEADER: [&str; 8] = [
+    "Time", "Key", "Endpoint", "Status", "Reason", "IP", "Duration", "Credits",
+];
+
+fn table_row(r: &RequestRow) -> [String; 8] {
+    let key = match (&r.key_name, &r.key_id) {
+        (Some(n), Some(id)) => format!("{n} ({id})"),
+        (None, Some(id)) => id.clone(),
+        _ => "-".into(),
+    };
+    [
+        crate::ui::keys::local_time(r.at),
+        key,
+        r.endpoint.clone().unwrap_or_default(),
+        r.http_status.to_string(),
+        r.code.clone(),
+        r.ip.clone().unwrap_or_default(),
+        r.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default(),
+        r.credits.to_string(),
+    ]
+}
+
+fn csv_row(r: &RequestRow) -> [String; 10] {
+    [
+        r.seq.to_string(),
+        rfc3339(r.at),
+        r.key_id.clone().unwrap_or_default(),
+        r.key_name.clone().unwrap_or_default(),
+        r.endpoint.clone().unwrap_or_default(),
+        r.http_status.to_string(),
+        r.code.clone(),
+        r.ip.clone().unwrap_or_default(),
+        r.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+        r.credits.to_string(),
+    ]
+}
+
+const CSV_HEADER: [&str; 10] = [
+    "seq",
+    "at",
+    "key_id",
+    "key_name",
+    "endpoint",
+    "status",
+    "code",
+    "ip",
+    "duration_ms",
+    "credits",
+];
+
+fn write_json_line(out: &mut Out, r: &RequestRow) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &row_json(r)).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
+    if let Some(LogsCommand::Prune { before }) = &args.command {
+        return prune(ctx, before);
+    }
+    let limit = parse_count("--limit", &args.limit).map_err(Error::usage)?;
+    let when = |flag: &str, v: &Option<String>| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        match v {
+            None => Ok(None),
+            Some(t) => Ok(parse_time_spec(t, false)
+                .map_err(|e| Error::usage(format!("invalid {flag}: {e}")))?
+                .before(ctx.now)),
+        }
+    };
+    let (http_status, code) = match args.status.as_deref().map(str::trim) {
+        None => (None, None),
+        Some(t) if t.bytes().all(|b| b.is_ascii_digit()) && !t.is_empty() => match t.parse::<u16>()
+        {
+            Ok(n) if (100..=599).contains(&n) => (Some(n), None),
+            _ => return Err(Error::usage(format!(
+                "invalid --status '{t}': use an HTTP status like 401 or a code like quota_exceeded"
+            ))),
+        },
+        Some(t) if CODES.contains(&t) => (None, Some(t.to_string())),
+        Some(t) => {
+            return Err(Error::usage(format!(
+                "invalid --status '{t}': use an HTTP status like 401 or one of {}",
+                CODES.join(", ")
+            )))
+        }
+    };
+    let ip = args
+        .ip
+        .as_deref()
+        .map(|t| parse_ip(t).map_err(|e| Error::usage(format!("--ip: {e}"))))
+        .transpose()?;
+    let mut store = ctx.open_read()?;
+    let mut query = RequestQuery {
+        key_id: None,
+        since: when("--since", &args.since)?,
+        until: when("--until", &args.until)?,
+        http_status,
+        code,
+        ip: ip.map(|i| i.to_string()),
+        limit: Some(limit),
+        after_seq: None,
+    };
+    {
+        let tx = store.read()?;
+        if let Some(r) = &args.keyref {
+            query.key_id = Some(filter_id(tx.as_ref(), r, ctx.now)?);
+        }
+    }
+    let mut out = stdout();
+    if args.follow {
+        return follow(ctx, store.as_mut(), query, &mut out);
+    }
+    let tx = store.read()?;
+    match ctx.format {
+        Format::Json => {
+            let mut first = true;
+            out.write_all(b"[")?;
+            tx.for_each_request(&query, &mut |r| {
+                out.write_all(if first { b"\n" } else { b",\n" })?;
+                first = false;
+                serde_json::to_writer(&mut out, &row_json(r)).map_err(std::io::Error::other)
+            })?;
+            out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+        }
+        Format::Csv => {
+            crate::ui::csv::write_row(&mut out, &CSV_HEADER)?;
+            tx.for_each_request(&query, &mut |r| {
+                crate::ui::csv::write_row(&mut out, &csv_row(r))
+            })?;
+        }
+        Format::Table => {
+            let mut rows = Vec::new();
+            tx.for_each_request(&query, &mut |r| {
+                rows.push(table_row(r));
+                Ok(())
+            })?;
+            if rows.is_empty() {
+                ctx.note("no requests match");
+            } else {
+                crate::ui::keys::write_plain_table(&mut out, &HEADER, rows, ctx.color)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints the newest `limit` rows oldest first, then polls for new ones until the
+/// process is interrupted or stdout closes. json is one object per line here.
+fn follow(
+    ctx: &Ctx,
+    store: &mut dyn crate::store::Store,
+    mut query: RequestQuery,
+    out: &mut Out,
+) -> Result<()> {
+    let print = |out: &mut Out, rows: &[RequestRow]| -> std::io::Result<()> {
+        for r in rows {
+            match ctx.format {
+                Format::Json => write_json_line(out, r)?,
+                Format::Csv => crate::ui::csv::write_row(out, &csv_row(r))?,
+                Format::Table => {
+                    let cells = table_row(r);
+                    writeln!(out, "{}", cells.join("  "))?;
+                }
+            }
+        }
+        out.flush()
+    };
+    if ctx.format == Format::Csv {
+        crate::ui::csv::write_row(out, &CSV_HEADER)?;
+    }
+    let mut rows = Vec::new();
+    {
+        let tx = store.read()?;
+        tx.for_each_request(&query, &mut |r| {
+            rows.push(r.clone());
+            Ok(())
+        })?;
+    }
+    rows.reverse();
+    let mut last = rows.last().map(|r| r.seq).unwrap_or(0);
+    if rows.is_empty() {
+        // Start after the newest row in the whole log, filters aside.
+        let tx = store.read()?;
+        tx.for_each_request(
+            &RequestQuery {
+                limit: Some(1),
+                ..RequestQuery::default()
+            },
+            &mut |r| {
+                last = r.seq;
+                Ok(())
+            },
+        )?;
+    }
+    print(out, &rows)?;
+    query.limit = None;
+    loop {
+        std::thread::sleep(StdDuration::from_millis(250));
+        query.after_seq = Some(last);
+        let mut fresh = Vec::new();
+        {
+            let tx = store.read()?;
+            tx.for_each_request(&query, &mut |r| {
+                fresh.push(r.clone());
+                Ok(())
+            })?;
+        }
+        if let Some(r) = fresh.last() {
+            last = r.seq;
+        }
+        print(out, &fresh)?;
+    }
+}
+
+fn prune(ctx: &Ctx, before: &str) -> Result<()> {
+    let cutoff = parse_time_spec(before, false)
+        .map_err(|e| Error::usage(format!("invalid --before: {e}")))?
+        .before(ctx.now)
+        .ok_or_else(|| Error::usage("invalid --before: use a duration like 90d or a date"))?;
+    let mut store = ctx.open_write()?;
+    let mut tx = store.write()?;
+    let n = tx.prune_requests(cutoff)?;
+    tx.commit()?;
+    ctx.note(&format!(
+        "deleted {n} request-log rows older than {}",
+        rfc3339(cutoff)
+    ));
+    Ok(())
+}

@@ -1,0 +1,421 @@
+//! `keyctl verify`: is a presented key good for this request? The checks of SPEC §3 in
+//! order (the pure policy decides), then one request-log row and the counters, all in
+//! one transaction. `--stream` serves many requests from one process.
+
+use std::io::{self, BufRead, Read, Write};
+use std::net::IpAddr;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{Format, VerifyArgs};
+use crate::context::Ctx;
+use crate::core::allowlist::parse_ip;
+use crate::core::key::{self, hash_secret, strip_bearer};
+use crate::core::model::{KeyRecord, RequestRecord};
+use crate::core::names::validate_text;
+use crate::core::policy::{check_key, check_limits, Counts, Outcome, Request};
+use crate::core::settings::Settings;
+use crate::error::{Error, Kind, Result};
+use crate::store::{Store, Txn};
+use crate::ui::output::stdout;
+
+/// Most bytes of stdin read for one presented key (SPEC §3).
+const MAX_KEY_INPUT: u64 = 1024;
+/// Longest stream-mode request line.
+const MAX_STREAM_LINE: usize = 64 * 1024;
+
+/// What is recorded about a request besides its outcome.
+#[derive(Debug, Clone, Default)]
+struct Meta {
+    ip_text: Option<String>,
+    endpoint: Option<String>,
+    duration_ms: Option<u64>,
+}
+
+/// The answer to one request.
+struct Verdict {
+    outcome: Outcome,
+    key: Option<KeyRecord>,
+    credits_remaining: Option<u64>,
+    quota_remaining: Option<QuotaRemaining>,
+}
+
+#[derive(Serialize, Default)]
+struct QuotaRemaining {
+    total: Option<u64>,
+    daily: Option<u64>,
+    weekly: Option<u64>,
+    monthly: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct VerdictJson<'a> {
+    valid: bool,
+    code: &'static str,
+    status: u16,
+    message: String,
+    key_id: Option<&'a str>,
+    key_name: Option<&'a str>,
+    credits_remaining: Option<u64>,
+    quota_remaining: Option<&'a QuotaRemaining>,
+}
+
+fn verdict_json(v: &Verdict) -> Vec<u8> {
+    let j = VerdictJson {
+        valid: v.outcome.is_valid(),
+        code: v.outcome.code(),
+        status: v.outcome.http_status(),
+        message: v.outcome.message(),
+        key_id: v.key.as_ref().map(|k| k.id.as_str()),
+        key_name: v.key.as_ref().map(|k| k.name.as_str()),
+        credits_remaining: v.credits_remaining,
+        quota_remaining: v.quota_remaining.as_ref(),
+    };
+    let mut line = serde_json::to_vec(&j).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+fn settings_of(tx: &dyn Txn) -> Result<Settings> {
+    Ok(Settings::from_pairs(
+        tx.setting_pairs()?
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+    ))
+}
+
+/// Decides one request and, with `record`, writes it down in `tx`.
+fn evaluate(
+    tx: &mut dyn Txn,
+    presented: &str,
+    req: &Request,
+    meta: &Meta,
+    now: DateTime<Utc>,
+    record: bool,
+) -> Result<Verdict> {
+    let settings = settings_of(tx)?;
+    let mut key: Option<KeyRecord> = None;
+    let mut counts = Counts::default();
+    let outcome = 'decide: {
+        if let Some(ip) = &meta.ip_text {
+            if tx.ip_blocked_until(ip, now)?.is_some() {
+                break 'decide Outcome::IpBlocked;
+            }
+        }
+        // Format and checksum first: a mistyped key never reaches the index.
+        if key::parse(presented).is_err() {
+            break 'decide Outcome::Invalid;
+        }
+        let Some(found) = tx.key_by_hash(&hash_secret(presented))? else {
+            break 'decide Outcome::Invalid;
+        };
+        let k = key.insert(found);
+        let first = check_key(k, req, now);
+        if first != Outcome::Valid {
+            break 'decide first;
+        }
+        counts = window_counts(tx, k, now)?;
+        check_limits(k, &counts, req.cost)
+    };
+    let accepted = outcome.is_valid();
+    if record {
+        tx.record_request(&RequestRecord {
+            at: now,
+            key: key.as_ref().map(|k| (k.id.clone(), k.name.clone())),
+            endpoint: meta.endpoint.clone(),
+            http_status: outcome.http_status(),
+            code: outcome.code().to_string(),
+            ip: meta.ip_text.clone(),
+            duration_ms: meta.duration_ms,
+            credits: if accepted { req.cost } else { 0 },
+            accepted,
+        })?;
+        if outcome == Outcome::Invalid {
+            if let Some(ip) = &meta.ip_text {
+                tx.record_auth_failure(
+                    ip,
+                    now,
+                    settings.failed_auth_window,
+                    settings.failed_auth_limit,
+                    settings.block_duration,
+                )?;
+            }
+        }
+        if let Some(keep) = settings.log_retention {
+            tx.prune_requests(now - keep)?;
+        }
+    }
+    // What is left after this request (it counts when accepted).
+    let used_now = u64::from(accepted);
+    let (credits_remaining, quota_remaining) = match &key {
+        None => (None, None),
+        Some(k) => {
+            let spent = k.credits_used + if accepted { req.cost } else { 0 };
+            let left = |cap: Option<u64>, used: u64| cap.map(|c| c.saturating_sub(used + used_now));
+            (
+                k.credit_limit.map(|l| l.saturating_sub(spent)),
+                Some(QuotaRemaining {
+                    total: left(k.quotas.total, k.accepted_total),
+                    daily: left(k.quotas.daily, counts.daily),
+                    weekly: left(k.quotas.weekly, counts.weekly),
+                    monthly: left(k.quotas.monthly, counts.monthly),
+                }),
+            )
+        }
+    };
+    Ok(Verdict {
+        outcome,
+        key,
+        credits_remaining,
+        quota_remaining,
+    })
+}
+
+/// Accepted requests in each window the key limits, counted exactly.
+fn window_counts(tx: &dyn Txn, k: &KeyRecord, now: DateTime<Utc>) -> Result<Counts> {
+    let mut starts = Vec::with_capacity(4);
+    if let Some(rate) = k.rate_limit {
+        starts.push(now - Duration::milliseconds(rate.unit.millis()));
+    }
+    let q = &k.quotas;
+    for (cap, span) in [
+        (q.daily, Duration::days(1)),
+        (q.weekly, Duration::days(7)),
+        (q.monthly, Duration::days(30)),
+    ] {
+        if cap.is_some() {
+            starts.push(now - span);
+        }
+    }
+    let figures = if starts.is_empty() {
+        Vec::new()
+    } else {
+        tx.usage_windows(&k.id, &starts)?
+    };
+    let mut it = figures.iter().map(|f| f.accepted);
+    let mut next = |present: bool| if present { it.next().unwrap_or(0) } else { 0 };
+    Ok(Counts {
+        rate_window: next(k.rate_limit.is_some()),
+        daily: next(q.daily.is_some()),
+        weekly: next(q.weekly.is_some()),
+        monthly: next(q.monthly.is_some()),
+        total: k.accepted_total,
+    })
+}
+
+/// Reads the presented key: the env var named by `--key-env`, else the first line of
+/// stdin (at most 1 KiB). Anything that is not text is an invalid key, not an error.
+fn presented_key(args: &VerifyArgs) -> Result<String> {
+    if let Some(var) = &args.key_env {
+        return match std::env::var_os(var) {
+            Some(v) => Ok(strip_bearer(&v.to_string_lossy()).to_string()),
+            None => Err(Error::usage(format!(
+                "--key-env {var}: that environment variable is not set"
+            ))),
+        };
+    }
+    let mut buf = Vec::new();
+    io::stdin()
+        .lock()
+        .take(MAX_KEY_INPUT)
+        .read_until(b'\n', &mut buf)
+        .map_err(|e| Error::runtime(format!("cannot read the key from stdin: {e}")))?;
+    Ok(std::str::from_utf8(&buf)
+        .map(|t| strip_bearer(t).to_string())
+        .unwrap_or_default())
+}
+
+fn optional_field(flag: &str, v: &Option<String>) -> Result<Option<String>> {
+    match v {
+        None => Ok(None),
+        Some(t) => validate_text(flag, t)
+            .map(|_| Some(t.trim().to_string()))
+            .map_err(Error::usage),
+    }
+}
+
+fn parse_u64(flag: &str, text: &str) -> Result<u64> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n <= i64::MAX as u64)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "invalid {flag} '{text}': use a whole number from 0 to 9223372036854775807"
+            ))
+        })
+}
+
+pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
+    let cost = parse_u64("--cost", &args.cost)?;
+    if args.stream {
+        return stream(ctx, cost, args.no_record);
+    }
+    let ip: Option<IpAddr> = args
+        .ip
+        .as_deref()
+        .map(|t| parse_ip(t).map_err(|e| Error::usage(format!("--ip: {e}"))))
+        .transpose()?;
+    let req = Request {
+        ip,
+        scope: optional_field("--scope", &args.scope)?,
+        deployment: optional_field("--deployment", &args.deployment)?,
+        model: optional_field("--model", &args.model)?,
+        cost,
+    };
+    let meta = Meta {
+        ip_text: ip.map(|i| i.to_string()),
+        endpoint: optional_field("--endpoint", &args.endpoint)?,
+        duration_ms: args
+            .duration_ms
+            .as_deref()
+            .map(|t| parse_u64("--duration-ms", t))
+            .transpose()?,
+    };
+    let presented = presented_key(&args)?;
+    let mut store = ctx.open_read()?;
+    let verdict = if args.no_record {
+        let mut tx = store.read()?;
+        evaluate(tx.as_mut(), &presented, &req, &meta, ctx.now, false)?
+    } else {
+        store.relax_durability()?;
+        let mut tx = store.write()?;
+        let v = evaluate(tx.as_mut(), &presented, &req, &meta, ctx.now, true)?;
+        tx.commit()?;
+        v
+    };
+    let mut out = stdout();
+    if ctx.format == Format::Json {
+        out.write_all(&verdict_json(&verdict))?;
+    } else {
+        writeln!(out, "{}", verdict.outcome.message())?;
+    }
+    out.flush()?;
+    match verdict.outcome.exit_code() {
+        0 => Ok(()),
+        code => Err(Error::new(Kind::Exit(code), "")),
+    }
+}
+
+/// One stream-mode request line (only `key` is required; unknown fields are ignored so
+/// services can add their own).
+#[derive(Deserialize)]
+struct StreamRequest {
+    key: String,
+    ip: Option<String>,
+    scope: Option<String>,
+    deployment: Option<String>,
+    model: Option<String>,
+    endpoint: Option<String>,
+    cost: Option<u64>,
+    duration_ms: Option<u64>,
+}
+
+fn bad_request(why: String) -> Verdict {
+    Verdict {
+        outcome: Outcome::BadRequest(why),
+        key: None,
+        credits_remaining: None,
+        quota_remaining: None,
+    }
+}
+
+/// Parses one stream line into a request, or says why it is not one.
+fn parse_stream_line(
+    line: &[u8],
+    default_cost: u64,
+) -> std::result::Result<(String, Request, Meta), String> {
+    let text = std::str::from_utf8(line).map_err(|_| "the line is not UTF-8 text".to_string())?;
+    let r: StreamRequest = serde_json::from_str(text.trim()).map_err(|e| {
+        let msg = e.to_string();
+        msg.split(" at line ").next().unwrap_or(&msg).to_string()
+    })?;
+    let ip = r.ip.as_deref().map(parse_ip).transpose()?;
+    let check = |field: &str, v: Option<String>| -> std::result::Result<Option<String>, String> {
+        match v {
+            Some(t) => validate_text(field, &t).map(|_| Some(t.trim().to_string())),
+            None => Ok(None),
+        }
+    };
+    let cost = r.cost.unwrap_or(default_cost);
+    if cost > i64::MAX as u64 {
+        return Err("cost is too large".into());
+    }
+    let req = Request {
+        ip,
+        scope: check("scope", r.scope)?,
+        deployment: check("deployment", r.deployment)?,
+        model: check("model", r.model)?,
+        cost,
+    };
+    let meta = Meta {
+        ip_text: ip.map(|i| i.to_string()),
+        endpoint: check("endpoint", r.endpoint)?,
+        duration_ms: r.duration_ms.filter(|d| *d <= i64::MAX as u64),
+    };
+    Ok((strip_bearer(&r.key).to_string(), req, meta))
+}
+
+/// `verify --stream`: one json result line per request line, flushed, in order; each
+/// request its own transaction. A store failure ends the stream with exit 1.
+fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
+    let mut store = ctx.open_read()?;
+    if !no_record {
+        store.relax_durability()?;
+    }
+    let mut input = io::stdin().lock();
+    let mut out = stdout();
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        let n = (&mut input)
+            .take(MAX_STREAM_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::runtime(format!("cannot read the request stream: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let verdict = if line.len() > MAX_STREAM_LINE && !line.ends_with(b"\n") {
+            // Skip the rest of an over-long line, then answer it.
+            let mut rest = Vec::new();
+            let _ = input.read_until(b'\n', &mut rest);
+            bad_request(format!("the line is longer than {MAX_STREAM_LINE} bytes"))
+        } else if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        } else {
+            match parse_stream_line(&line, default_cost) {
+                Err(why) => bad_request(why),
+                Ok((presented, req, meta)) => serve_one(
+                    store.as_mut(),
+                    &presented,
+                    &req,
+                    &meta,
+                    ctx.clock(),
+                    no_record,
+                )?,
+            }
+        };
+        out.write_all(&verdict_json(&verdict))?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+fn serve_one(
+    store: &mut dyn Store,
+    presented: &str,
+    req: &Request,
+    meta: &Meta,
+    now: DateTime<Utc>,
+    no_record: bool,
+) -> Result<Verdict> {
+    if no_record {
+        let mut tx = store.read()?;
+        return evaluate(tx.as_mut(), presented, req, meta, now, false);
+    }
+    let mut tx = store.write()?;
+    let v = evaluate(tx.as_mut(), presented, req, meta, now, true)?;
+    tx.commit()?;
+    Ok(v)
+}
