@@ -9,12 +9,14 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYCTL = os.path.join(ROOT, "target", "release", "keyctl")
 FILL = os.path.join(ROOT, "target", "release", "examples", "fill_store")
 BARE = os.path.join(ROOT, "target", "release", "examples", "bare_insert")
+FILL_REQUESTS = os.path.join(ROOT, "target", "release", "examples", "fill_requests")
 
 # The columns `keyctl list --json` prints, as stored (same join for credits_used).
 KEY_COLUMNS = (
@@ -38,17 +40,31 @@ def peak_rss_kib(argv, env=None, stdin=None):
     return value
 
 
+_STDIN_FILES = {}
+
+
+def stdin_file(data):
+    """A file holding `data`, so a child reads stdin from a file rather than from a pipe
+    this process is still writing (which would time our writing too)."""
+    path = _STDIN_FILES.get(data)
+    if path is None:
+        fd, path = tempfile.mkstemp(prefix="keyctl-bench-stdin-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        _STDIN_FILES[data] = path
+    return open(path, "rb")
+
+
 def run_once(argv, env=None, stdin=None):
     """Runs argv with stdout to /dev/null; returns (seconds, exit status)."""
     with open(os.devnull, "wb") as devnull:
+        source = stdin_file(stdin) if stdin is not None else subprocess.DEVNULL
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=devnull, stderr=subprocess.PIPE,
-                                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                env=env)
-        if stdin is not None:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
+                                stdin=source, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
+        if stdin is not None:
+            source.close()
         elapsed = time.perf_counter() - start
         err = proc.stderr.read()
         proc.stderr.close()
@@ -82,7 +98,8 @@ def side_by_side(name, ours, baseline, runs, target, warmup=1, rss=None):
 
 def build():
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "keyctl",
-                    "--example", "fill_store", "--example", "bare_insert"], cwd=ROOT, check=True)
+                    "--example", "fill_store", "--example", "bare_insert",
+                    "--example", "fill_requests"], cwd=ROOT, check=True)
 
 
 def ensure_store(path, keys):
@@ -102,7 +119,10 @@ def main():
     ap.add_argument("--dir", default=os.path.join(ROOT, "target", "bench"),
                     help="where the benchmark stores live")
     ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--only", default="", help="comma-separated figures to run: list,create,batch")
+    ap.add_argument("--only", default="",
+                    help="comma-separated figures to run: list,create,batch,verify,stream")
+    ap.add_argument("--history", type=int, default=1_000_000,
+                    help="requests recorded for the heavy key in its last 30 days")
     args = ap.parse_args()
     for tool, package in (("sqlite3", "sqlite3"), ("/usr/bin/time", "time")):
         if shutil.which(tool) is None:
@@ -140,8 +160,12 @@ def main():
 
     if want("batch"):
         rows.append(batch_figure(args, env))
+    if want("verify") or want("stream"):
+        rows.extend(verify_figures(args, env, store, want))
 
     print_table(rows)
+    for path in _STDIN_FILES.values():
+        os.unlink(path)
 
 
 def batch_figure(args, env):
@@ -185,11 +209,85 @@ def batch_figure(args, env):
                         ours, baseline, args.runs, "<= 2.0x")
 
 
+LIMITS = ["--quota-total", "1000000000", "--quota-daily", "1000000000",
+          "--quota-weekly", "1000000000", "--quota-monthly", "1000000000",
+          "--rate-limit", "1000000/s", "--credits", "1000000000000"]
+
+
+def bench_key(env, work, name, history, limits=True):
+    """A key with every limit set and its secret in a 0600 file (benchmark data only);
+    with `history`, that many accepted requests in its last 30 days."""
+    secret_file = os.path.join(work, f"{name}.secret")
+    found = subprocess.run([KEYCTL, "show", name, "--json"], env=env,
+                           capture_output=True).returncode == 0
+    if not (found and os.path.exists(secret_file)):
+        if found:
+            subprocess.run([KEYCTL, "delete", name, "--yes", "--force", "-q"], env=env, check=True)
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            subprocess.run([KEYCTL, "create", "--name", name, "-q"] + (LIMITS if limits else []),
+                           env=env, stdout=f, check=True)
+        if history:
+            key_id = json.loads(subprocess.run([KEYCTL, "show", name, "--json"], env=env,
+                                               capture_output=True, check=True).stdout)["id"]
+            print(f"recording {history} requests for {name} ...", file=sys.stderr)
+            subprocess.run([FILL_REQUESTS, env["KEYCTL_DB"], key_id, str(history)], check=True)
+    with open(secret_file, "rb") as f:
+        return f.read()
+
+
+def verify_figures(args, env, store, want):
+    """verify on the large store: against sqlite3's bare indexed lookup of the same
+    (precomputed) hash; a key with a long history against a fresh one; stream rate."""
+    import hashlib
+    work = os.path.join(args.dir, "verify")
+    os.makedirs(work, exist_ok=True)
+    plain = bench_key(env, work, "bench-plain", 0, limits=False)
+    fresh = bench_key(env, work, "bench-fresh", 0)
+    heavy = bench_key(env, work, "bench-heavy", args.history)
+    digest = hashlib.sha256(plain.strip()).hexdigest()
+    lookup = ["sqlite3", store,
+              f"SELECT id, state, expires_at FROM keys WHERE secret_hash = X'{digest}'"]
+    runs = max(args.runs, 30)
+    rows = []
+    if want("verify"):
+        rows.append(side_by_side(
+            f"verify --no-record, {args.keys}-key store (vs sqlite3 indexed lookup)",
+            lambda: run_once([KEYCTL, "verify", "--no-record"], env, plain),
+            lambda: run_once(lookup, env), runs, "<= 1.0x"))
+        rows.append(side_by_side(
+            f"verify, recorded, {args.keys}-key store (vs sqlite3 indexed lookup)",
+            lambda: run_once([KEYCTL, "verify"], env, plain),
+            lambda: run_once(lookup, env), runs, "<= 1.6x, peak <= 8 MiB",
+            rss=lambda: peak_rss_kib([KEYCTL, "verify"], env, plain)))
+        rows.append(side_by_side(
+            f"verify, key with {args.history} requests in 30 d (vs fresh key), all limits set",
+            lambda: run_once([KEYCTL, "verify"], env, heavy),
+            lambda: run_once([KEYCTL, "verify"], env, fresh), runs, "<= 1.2x"))
+    if want("stream"):
+        n = 20_000
+        lines = b"".join(b'{"key":"' + fresh.strip() + b'","ip":"10.0.0.1","cost":1}\n'
+                         for _ in range(n))
+        times = []
+        for _ in range(max(args.runs, 3)):
+            times.append(run_once([KEYCTL, "verify", "--stream"], env, lines)[0])
+        rate = n / statistics.median(times)
+        rows.append({"figure": f"verify --stream, {n} recorded requests, {args.keys}-key store",
+                     "keyctl": statistics.median(times), "baseline": None,
+                     "rate": rate, "keyctl_rss_kib": None, "runs": len(times),
+                     "target": ">= 8000/s"})
+    return rows
+
+
 def print_table(rows):
     print("| figure | keyctl (median) | baseline (median) | ratio | keyctl peak RSS | runs | target |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         rss = "-" if r["keyctl_rss_kib"] is None else f"{r['keyctl_rss_kib'] / 1024:.1f} MiB"
+        if r.get("baseline") is None:
+            print(f"| {r['figure']} | {fmt_secs(r['keyctl'])} | - | {r['rate']:.0f}/s | {rss} | "
+                  f"{r['runs']} | {r['target']} |")
+            continue
         print(f"| {r['figure']} | {fmt_secs(r['keyctl'])} | {fmt_secs(r['baseline'])} | "
               f"{r['ratio']:.2f}x | {rss} | {r['runs']} | {r['target']} |")
 

@@ -16,7 +16,9 @@ pub struct Ctx {
     pub db: PathBuf,
     /// True when no `--db`/`KEYCTL_DB` was given (the default folder may be created).
     pub db_is_default: bool,
-    pub actor: String,
+    /// `--actor` / `KEYCTL_ACTOR` when given; otherwise looked up on first use (the OS
+    /// user lookup reads /etc/passwd, which `verify` never needs).
+    actor: std::sync::OnceLock<String>,
     pub format: Format,
     /// True when `--format`/`--json` was given explicitly.
     pub format_explicit: bool,
@@ -69,14 +71,19 @@ impl Ctx {
                 true,
             ),
         };
-        let actor = match &cli.actor {
-            Some(a) if !a.trim().is_empty() => a.trim().to_string(),
-            _ => os_user_name().unwrap_or_else(|| "unknown".into()),
-        };
-        if actor.chars().any(char::is_control) {
-            return Err(Error::usage(
-                "invalid --actor: it contains control characters; use a plain name",
-            ));
+        let actor = std::sync::OnceLock::new();
+        if let Some(a) = cli
+            .actor
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            if a.chars().any(char::is_control) {
+                return Err(Error::usage(
+                    "invalid --actor: it contains control characters; use a plain name",
+                ));
+            }
+            let _ = actor.set(a.to_string());
         }
         let (now, now_fixed) = match std::env::var("KEYCTL_NOW") {
             Ok(v) if !v.is_empty() => (
@@ -106,6 +113,15 @@ impl Ctx {
             stdout_tty,
             stdin_tty: io::stdin().is_terminal(),
             stderr_tty: io::stderr().is_terminal(),
+        })
+    }
+
+    /// Who performs admin actions: `--actor`, else `KEYCTL_ACTOR`, else the OS user.
+    pub fn actor(&self) -> &str {
+        self.actor.get_or_init(|| {
+            os_user_name()
+                .filter(|n| !n.chars().any(char::is_control))
+                .unwrap_or_else(|| "unknown".into())
         })
     }
 

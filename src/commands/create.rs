@@ -202,7 +202,7 @@ pub(crate) fn key_settings(
         }
     };
     let owner = usage(optional_text("--owner", args.owner.as_deref()))?
-        .unwrap_or_else(|| ctx.actor.clone());
+        .unwrap_or_else(|| ctx.actor().to_string());
     Ok(KeySettings {
         name,
         description: usage(optional_text("--description", args.description.as_deref()))?,

@@ -136,9 +136,11 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
         Some(t) if t.bytes().all(|b| b.is_ascii_digit()) && !t.is_empty() => match t.parse::<u16>()
         {
             Ok(n) if (100..=599).contains(&n) => (Some(n), None),
-            _ => return Err(Error::usage(format!(
+            _ => {
+                return Err(Error::usage(format!(
                 "invalid --status '{t}': use an HTTP status like 401 or a code like quota_exceeded"
-            ))),
+            )))
+            }
         },
         Some(t) if CODES.contains(&t) => (None, Some(t.to_string())),
         Some(t) => {

@@ -53,7 +53,7 @@ pub(crate) fn audit_event(
     crate::core::audit::AuditEvent {
         seq: 0,
         at_ms: crate::core::time::to_millis(ctx.now),
-        actor: ctx.actor.clone(),
+        actor: ctx.actor().to_string(),
         action: action.to_string(),
         key_id: key_id.map(str::to_string),
         details: details.to_string(),
@@ -70,7 +70,7 @@ pub(crate) fn audit_event_text(
     crate::core::audit::AuditEvent {
         seq: 0,
         at_ms: crate::core::time::to_millis(ctx.now),
-        actor: ctx.actor.clone(),
+        actor: ctx.actor().to_string(),
         action: action.to_string(),
         key_id: key_id.map(str::to_string),
         details,

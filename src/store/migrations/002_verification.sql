@@ -1,5 +1,10 @@
 -- keyctl schema version 2: verification, exact rolling windows, usage, IP blocking.
 
+-- Every recorded verification writes the log; each index on it is one more page per
+-- commit. `logs KEYREF` walks the log newest first instead (it stops after --limit
+-- matches), and history checks use the key's counters.
+DROP INDEX IF EXISTS requests_key_at;
+
 -- Running totals per key (they survive request-log pruning).
 ALTER TABLE keys ADD COLUMN events_total INTEGER NOT NULL DEFAULT 0;   -- recorded requests
 ALTER TABLE keys ADD COLUMN rejected_total INTEGER NOT NULL DEFAULT 0;
