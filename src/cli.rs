@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCandidates;
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -102,19 +103,53 @@ pub enum Command {
     /// Read and change store settings
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the completion script for a shell
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Install: see README.md, section Shell completions. In bash, zsh and fish, \
+key arguments complete with the names of the keys in the store (--db / KEYCTL_DB / default)."
+)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+impl ShellArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            ShellArg::Bash => "bash",
+            ShellArg::Zsh => "zsh",
+            ShellArg::Fish => "fish",
+            ShellArg::Powershell => "powershell",
+            ShellArg::Elvish => "elvish",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct KeyRefsArgs {
     /// Keys: ids, exact names, or display prefixes
-    #[arg(value_name = "KEYREF", required = true)]
+    #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyrefs: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// Keys: ids, exact names, or display prefixes
-    #[arg(value_name = "KEYREF", required = true)]
+    #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyrefs: Vec<String>,
     /// Why the keys are revoked (kept in the audit trail)
     #[arg(long, value_name = "TEXT")]
@@ -127,7 +162,7 @@ pub struct RevokeArgs {
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Keys: ids, exact names, or display prefixes
-    #[arg(value_name = "KEYREF", required = true)]
+    #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyrefs: Vec<String>,
     /// Delete keys that have request history too
     #[arg(long)]
@@ -140,7 +175,7 @@ pub struct DeleteArgs {
 #[derive(Debug, Args)]
 pub struct RotateArgs {
     /// The key to replace
-    #[arg(value_name = "KEYREF")]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyref: String,
     /// Keep the old key working until then (a duration like 24h, or a date); without it
     /// the old key is disabled at once
@@ -166,7 +201,7 @@ pub struct AuditArgs {
     #[command(subcommand)]
     pub command: Option<AuditCommand>,
     /// Only events of this key (an id also matches deleted keys)
-    #[arg(value_name = "KEYREF")]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyref: Option<String>,
     /// Only events since then (a duration like 7d, or a date)
     #[arg(long, value_name = "WHEN")]
@@ -229,7 +264,7 @@ pub struct LogsArgs {
     #[command(subcommand)]
     pub command: Option<LogsCommand>,
     /// Only requests of this key (an id also matches deleted keys)
-    #[arg(value_name = "KEYREF")]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyref: Option<String>,
     /// Only requests since then (a duration like 1h, or a date)
     #[arg(long, value_name = "WHEN")]
@@ -264,7 +299,7 @@ pub enum LogsCommand {
 #[derive(Debug, Args)]
 pub struct UsageArgs {
     /// Only this key (default: every request)
-    #[arg(value_name = "KEYREF")]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyref: Option<String>,
     /// How many days, ending today (UTC)
     #[arg(long, value_name = "N", default_value = "30")]
@@ -284,7 +319,7 @@ pub struct BackupArgs {
 #[derive(Debug, Args, Default)]
 pub struct EditArgs {
     /// The key to change
-    #[arg(value_name = "KEYREF")]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyref: String,
     /// New name
     #[arg(long)]
@@ -467,7 +502,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The key: its id, exact name, or display prefix (with or without "...")
-    #[arg(value_name = "KEYREF")]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyref: String,
 }
 

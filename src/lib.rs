@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod context;
 pub mod core;
 pub mod error;

@@ -40,6 +40,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Backup(args) => backup::run(&ctx, args),
         Command::Config(cmd) => config::run(&ctx, cmd),
+        Command::Completions(args) => {
+            let mut out = crate::ui::output::stdout();
+            crate::complete::registration_script(args.shell.name(), &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            Ok(())
+        }
     }
 }
 
