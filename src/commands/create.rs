@@ -31,10 +31,27 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         return super::batch::run(ctx, source);
     }
     let style = reveal_style(ctx, "create")?;
-    let Some(name) = args.name.clone() else {
-        return Err(Error::usage(
-            "--name is required: keyctl create --name NAME (the interactive wizard is not built yet)",
-        ));
+    let mut args = args;
+    let name = match args.name.clone() {
+        Some(n) => n,
+        None if ctx.interactive() => {
+            let answers = wizard(ctx)?;
+            if args.description.is_none() {
+                args.description = answers.description;
+            }
+            if args.expires.is_none() {
+                args.expires = Some(answers.expires);
+            }
+            if args.scopes.is_empty() {
+                args.scopes = answers.scopes;
+            }
+            answers.name
+        }
+        None => {
+            return Err(Error::usage(
+                "--name is required without a terminal: keyctl create --name NAME",
+            ))
+        }
     };
     let settings = key_settings(ctx, &args, name, ctx.now)?;
     let mode = if args.test { Mode::Test } else { Mode::Live };
@@ -74,6 +91,27 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         ctx.note(&details(&record));
     }
     Ok(())
+}
+
+/// Asks for the key's fields at a terminal; a name is checked as it is entered, for
+/// its form and against the names held in the store (when there is one).
+fn wizard(ctx: &Ctx) -> Result<crate::ui::wizard::Answers> {
+    let mut store = ctx.open_read().ok();
+    let check = move |name: &str| -> std::result::Result<(), String> {
+        validate_name(name)?;
+        if let Some(store) = store.as_mut() {
+            let taken = store
+                .read()
+                .and_then(|tx| tx.name_holder(name, ctx.now))
+                .map_err(|e| e.to_string())?;
+            if let Some(id) = taken {
+                return Err(format!("a key named '{name}' already exists ({id})"));
+            }
+        }
+        Ok(())
+    };
+    let store_cell = std::cell::RefCell::new(check);
+    crate::ui::wizard::run(&|name| (store_cell.borrow_mut())(name))
 }
 
 /// How the secret will be shown; csv has no sensible shape for a one-time reveal.
