@@ -1,0 +1,225 @@
+//! Property tests for the pure core: key format, time parsing, IP ranges, and the
+//! verification policy. Failing cases are shrunk and reported by proptest.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use chrono::{DateTime, Duration, Utc};
+use keyctl::core::allowlist::{allows, parse_rule};
+use keyctl::core::key::{self, Mode, BASE62};
+use keyctl::core::limits::{Quotas, RateLimit, RateUnit};
+use keyctl::core::model::{KeyRecord, KeySettings, NewKey};
+use keyctl::core::policy::{check_key, check_limits, Counts, Outcome, Request};
+use keyctl::core::time::{format_duration, parse_duration, parse_time_spec, rfc3339};
+use proptest::prelude::*;
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn body() -> impl Strategy<Value = String> {
+    proptest::collection::vec(0usize..62, key::RANDOM_LEN)
+        .prop_map(|v| v.into_iter().map(|i| BASE62[i] as char).collect())
+}
+
+fn prefix() -> impl Strategy<Value = String> {
+    "[a-z0-9]{1,16}"
+}
+
+proptest! {
+    #[test]
+    fn secrets_round_trip(p in prefix(), test in any::<bool>(), b in body()) {
+        let mode = if test { Mode::Test } else { Mode::Live };
+        let secret = key::assemble(&p, mode, &b);
+        let parsed = key::parse(secret.expose()).unwrap();
+        prop_assert_eq!(parsed.prefix, p.as_str());
+        prop_assert_eq!(parsed.mode, mode);
+        prop_assert_eq!(&parsed.body[..key::RANDOM_LEN], b.as_str());
+    }
+
+    #[test]
+    fn any_single_character_change_is_rejected(
+        p in prefix(), b in body(), pos in any::<prop::sample::Index>(), c in any::<char>()
+    ) {
+        let secret = key::assemble(&p, Mode::Live, &b);
+        let text = secret.expose();
+        let chars: Vec<char> = text.chars().collect();
+        let i = pos.index(chars.len());
+        prop_assume!(chars[i] != c);
+        let mut changed = chars.clone();
+        changed[i] = c;
+        let changed: String = changed.into_iter().collect();
+        prop_assert!(key::parse(&changed).is_err(), "accepted {changed:?}");
+    }
+
+    #[test]
+    fn key_parsing_never_panics(s in any::<String>()) {
+        let _ = key::parse(&s);
+        let _ = key::strip_bearer(&s);
+    }
+
+    #[test]
+    fn time_parsing_never_panics(s in any::<String>()) {
+        let _ = parse_time_spec(&s, true);
+        let _ = parse_duration(&s);
+    }
+
+    #[test]
+    fn durations_round_trip(n in 1i64..50_000, unit in prop::sample::select(vec!["s", "m", "h", "d", "w"])) {
+        let text = format!("{n}{unit}");
+        let d = parse_duration(&text).unwrap();
+        let again = parse_duration(&format_duration(d)).unwrap();
+        prop_assert_eq!(d, again);
+    }
+
+    #[test]
+    fn dates_round_trip(secs in 0i64..4_000_000_000) {
+        let t = DateTime::from_timestamp(secs, 0).unwrap();
+        let spec = parse_time_spec(&rfc3339(t), true).unwrap();
+        prop_assert_eq!(spec.after(now()), Some(t));
+    }
+
+    #[test]
+    fn ipv4_ranges_agree_with_a_reference(net in any::<u32>(), len in 0u8..=32, addr in any::<u32>()) {
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+        let network = net & mask;
+        let rule = parse_rule(&format!("{}/{len}", Ipv4Addr::from(network))).unwrap();
+        let ip = IpAddr::V4(Ipv4Addr::from(addr));
+        prop_assert_eq!(allows(&[rule], &ip), addr & mask == network);
+    }
+}
+
+/// A key whose every restriction can be toggled.
+#[derive(Debug, Clone)]
+struct Restrictions {
+    scopes: Vec<String>,
+    models: Vec<String>,
+    deployment: Option<String>,
+    ips: Vec<String>,
+    quota: Option<u64>,
+    rate: Option<u64>,
+    credits: Option<u64>,
+    expired: bool,
+}
+
+fn restrictions() -> impl Strategy<Value = Restrictions> {
+    (
+        proptest::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 0..3),
+        proptest::collection::vec(prop::sample::select(vec!["m1", "m2"]), 0..2),
+        proptest::option::of(prop::sample::select(vec!["prod", "dev"])),
+        proptest::collection::vec(prop::sample::select(vec!["10.0.0.0/8", "192.0.2.1"]), 0..2),
+        proptest::option::of(0u64..5),
+        proptest::option::of(1u64..5),
+        proptest::option::of(0u64..5),
+        any::<bool>(),
+    )
+        .prop_map(|(s, m, d, i, q, r, c, e)| Restrictions {
+            scopes: s.into_iter().map(String::from).collect(),
+            models: m.into_iter().map(String::from).collect(),
+            deployment: d.map(String::from),
+            ips: i.into_iter().map(String::from).collect(),
+            quota: q,
+            rate: r,
+            credits: c,
+            expired: e,
+        })
+}
+
+fn key_with(r: &Restrictions) -> KeyRecord {
+    let new = NewKey {
+        id: "key_aaaaaaaaaaaa".into(),
+        hash: [0; 32],
+        key_prefix: "sk_live_abcd".into(),
+        mode: Mode::Live,
+        created_at: now() - Duration::days(1),
+        settings: KeySettings {
+            name: "k".into(),
+            owner: "o".into(),
+            scopes: r.scopes.clone(),
+            allowed_models: r.models.clone(),
+            deployment: r.deployment.clone(),
+            allowed_ips: r.ips.clone(),
+            quotas: Quotas {
+                daily: r.quota,
+                ..Quotas::default()
+            },
+            rate_limit: r.rate.map(|count| RateLimit {
+                count,
+                unit: RateUnit::Second,
+            }),
+            credit_limit: r.credits,
+            expires_at: r.expired.then(|| now() - Duration::seconds(1)),
+            ..KeySettings::default()
+        },
+        rotated_from: None,
+    };
+    KeyRecord::from_new(&new, 1)
+}
+
+fn decide(k: &KeyRecord, req: &Request, counts: &Counts) -> Outcome {
+    match check_key(k, req, now()) {
+        Outcome::Valid => check_limits(k, counts, req.cost),
+        other => other,
+    }
+}
+
+/// An allow-set made stricter: an empty set (everything allowed) gains one entry; a
+/// larger set loses one; a single entry cannot shrink (empty would mean "any").
+fn shrink(set: &mut Vec<String>, new: &str) {
+    match set.len() {
+        0 => set.push(new.into()),
+        1 => {}
+        _ => {
+            set.pop();
+        }
+    }
+}
+
+/// Makes one restriction stricter (or adds it).
+fn tighten(mut r: Restrictions, which: u8) -> Restrictions {
+    match which % 8 {
+        0 => shrink(&mut r.scopes, "z"),
+        1 => shrink(&mut r.models, "mz"),
+        2 => {
+            if r.deployment.is_none() {
+                r.deployment = Some("elsewhere".into());
+            }
+        }
+        3 => shrink(&mut r.ips, "198.51.100.0/24"),
+        4 => r.quota = Some(r.quota.map_or(0, |q| q.saturating_sub(1))),
+        5 => r.rate = Some(r.rate.map_or(1, |q| q.saturating_sub(1).max(1))),
+        6 => r.credits = Some(r.credits.map_or(0, |c| c.saturating_sub(1))),
+        _ => r.expired = true,
+    }
+    r
+}
+
+proptest! {
+    /// A stricter setting never accepts a request the looser one refuses.
+    #[test]
+    fn stricter_settings_never_accept_more(
+        r in restrictions(),
+        which in any::<u8>(),
+        scope in proptest::option::of(prop::sample::select(vec!["a", "b", "z"])),
+        model in proptest::option::of(prop::sample::select(vec!["m1", "m2", "mz"])),
+        deployment in proptest::option::of(prop::sample::select(vec!["prod", "dev", "elsewhere"])),
+        ip in proptest::option::of(prop::sample::select(vec!["10.1.2.3", "192.0.2.1", "198.51.100.7"])),
+        used in 0u64..5,
+        cost in 0u64..3,
+    ) {
+        let loose = key_with(&r);
+        let strict = key_with(&tighten(r, which));
+        let req = Request {
+            ip: ip.map(|i| i.parse().unwrap()),
+            scope: scope.map(String::from),
+            deployment: deployment.map(String::from),
+            model: model.map(String::from),
+            cost,
+        };
+        let counts = Counts { rate_window: used, total: used, daily: used, weekly: used, monthly: used };
+        if decide(&strict, &req, &counts) == Outcome::Valid {
+            prop_assert_eq!(decide(&loose, &req, &counts), Outcome::Valid);
+        }
+    }
+}
