@@ -116,6 +116,27 @@ impl Ctx {
         })
     }
 
+    /// A context not built from a command line (fuzzing, embedding): no store path,
+    /// actor "keyctl", table output, no terminal, the given clock.
+    pub fn detached(now: DateTime<Utc>) -> Ctx {
+        let actor = std::sync::OnceLock::new();
+        let _ = actor.set("keyctl".to_string());
+        Ctx {
+            db: PathBuf::new(),
+            db_is_default: false,
+            actor,
+            format: Format::Table,
+            format_explicit: false,
+            color: false,
+            quiet: true,
+            now,
+            now_fixed: true,
+            stdout_tty: false,
+            stdin_tty: false,
+            stderr_tty: false,
+        }
+    }
+
     /// Who performs admin actions: `--actor`, else `KEYCTL_ACTOR`, else the OS user.
     pub fn actor(&self) -> &str {
         self.actor.get_or_init(|| {

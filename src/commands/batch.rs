@@ -186,6 +186,18 @@ fn parse_lines(ctx: &Ctx, lines: Vec<(usize, String)>) -> Result<Vec<(usize, Key
     Ok(parsed)
 }
 
+/// Fuzzing entry point: parses and validates batch input (must never panic).
+#[doc(hidden)]
+pub fn fuzz_batch_input(input: &[u8]) {
+    let ctx = Ctx::detached(chrono::DateTime::UNIX_EPOCH);
+    let lines: Vec<(usize, String)> = input
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter_map(|(i, l)| std::str::from_utf8(l).ok().map(|t| (i + 1, t.to_string())))
+        .collect();
+    let _ = parse_lines(&ctx, lines);
+}
+
 /// A key made ready off the database thread: what to insert and audit.
 struct Prepared {
     number: usize,

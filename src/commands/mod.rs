@@ -17,6 +17,11 @@ mod show;
 mod usage;
 mod verify;
 
+#[doc(hidden)]
+pub use batch::fuzz_batch_input;
+#[doc(hidden)]
+pub use verify::fuzz_stream_line;
+
 use crate::cli::{Cli, Command};
 use crate::context::Ctx;
 use crate::error::Result;

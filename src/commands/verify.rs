@@ -357,6 +357,12 @@ fn parse_stream_line(
     Ok((strip_bearer(&r.key).to_string(), req, meta))
 }
 
+/// Fuzzing entry point: parses one stream-mode line (must never panic).
+#[doc(hidden)]
+pub fn fuzz_stream_line(line: &[u8]) {
+    let _ = parse_stream_line(line, 1);
+}
+
 /// `verify --stream`: one json result line per request line, flushed, in order; each
 /// request its own transaction. A store failure ends the stream with exit 1.
 fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
