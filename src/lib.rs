@@ -10,5 +10,6 @@ pub mod complete;
 pub mod context;
 pub mod core;
 pub mod error;
+pub mod process;
 pub mod store;
 pub mod ui;

@@ -28,6 +28,13 @@ use crate::error::Result;
 
 pub fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx::from_cli(&cli)?;
+    // These commands hold a secret in memory: keep it out of core dumps.
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Rotate(_) | Command::Verify(_)
+    ) {
+        crate::process::forbid_core_dumps();
+    }
     match cli.command {
         Command::Init(args) => init::run(&ctx, args),
         Command::Create(args) => create::run(&ctx, *args),
