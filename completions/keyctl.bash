@@ -1,3 +1,5 @@
+# keyctl: key names may contain ':'; keep them one word.
+COMP_WORDBREAKS=${COMP_WORDBREAKS//:}
 
 _clap_complete_keyctl() {
     local IFS=$'\013'
@@ -20,7 +22,9 @@ _clap_complete_keyctl() {
         COMPLETE="bash" \
         "keyctl" -- "${words[@]}" \
     ) )
-    if [[ $? != 0 ]]; then
+    local _keyctl_status=$? _keyctl_i
+    for _keyctl_i in "${!COMPREPLY[@]}"; do printf -v "COMPREPLY[_keyctl_i]" %q "${COMPREPLY[_keyctl_i]}"; done
+    if [[ $_keyctl_status != 0 ]]; then
         unset COMPREPLY
     elif [[ $_CLAP_COMPLETE_SPACE == false ]] && [[ "${COMPREPLY-}" =~ [=/:]$ ]]; then
         compopt -o nospace

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive, as "command:package" pairs; installed only when
 # the command is missing (apt as root, else sudo). None yet beyond the Rust toolchain.
-tools=(man:man-db zsh:zsh fish:fish)
+tools=(man:man-db zsh:zsh fish:fish Xvfb:xvfb xclip:xclip)
 need=()
 for pair in "${tools[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")

@@ -184,7 +184,7 @@ pub struct RotateArgs {
     /// Expiry of the new key [default: the old key's lifetime, counted from now]
     #[arg(long, value_name = "WHEN")]
     pub expires: Option<String>,
-    /// Copy the new secret to the clipboard (not yet implemented: see README)
+    /// Copy the new secret to the clipboard [default: when stdout is a terminal]
     #[arg(long, overrides_with = "no_copy")]
     pub copy: bool,
     /// Do not copy the new secret to the clipboard
@@ -446,7 +446,7 @@ pub struct CreateArgs {
     /// Make a test-mode key (<prefix>_test_...)
     #[arg(long)]
     pub test: bool,
-    /// Copy the secret to the clipboard (not yet implemented: see README)
+    /// Copy the secret to the clipboard [default: when stdout is a terminal]
     #[arg(long, overrides_with = "no_copy")]
     pub copy: bool,
     /// Do not copy the secret to the clipboard

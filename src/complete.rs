@@ -49,7 +49,36 @@ pub fn registration_script(shell: &str, out: &mut dyn Write) -> std::io::Result<
     let Some(completer) = shells.completer(shell) else {
         return Err(std::io::Error::other(format!("unknown shell '{shell}'")));
     };
-    completer.write_registration(COMPLETE_VAR, "keyctl", "keyctl", "keyctl", out)
+    if shell != "bash" {
+        return completer.write_registration(COMPLETE_VAR, "keyctl", "keyctl", "keyctl", out);
+    }
+    let mut script = Vec::new();
+    completer.write_registration(COMPLETE_VAR, "keyctl", "keyctl", "keyctl", &mut script)?;
+    out.write_all(patch_bash(&String::from_utf8_lossy(&script)).as_bytes())
+}
+
+/// Two fixes to clap's bash script, so key names complete as one word: replies are
+/// shell-quoted (a name with spaces), and `:` no longer splits words (a name like
+/// `team:ci`; the same COMP_WORDBREAKS change npm's completion makes).
+fn patch_bash(script: &str) -> String {
+    let mut out = String::with_capacity(script.len() + 512);
+    out.push_str(
+        "# keyctl: key names may contain ':'; keep them one word.\n\
+         COMP_WORDBREAKS=${COMP_WORDBREAKS//:}\n",
+    );
+    for line in script.lines() {
+        if line.trim() == "if [[ $? != 0 ]]; then" {
+            out.push_str("    local _keyctl_status=$? _keyctl_i\n");
+            out.push_str(
+                "    for _keyctl_i in \"${!COMPREPLY[@]}\"; do printf -v \"COMPREPLY[_keyctl_i]\" %q \"${COMPREPLY[_keyctl_i]}\"; done\n",
+            );
+            out.push_str("    if [[ $_keyctl_status != 0 ]]; then\n");
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 fn store_path() -> Option<PathBuf> {

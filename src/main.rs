@@ -3,6 +3,11 @@ use std::io::Write;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 fn main() {
+    // The detached clipboard helper (keyctl re-executed by `create`/`rotate`) is
+    // recognised before the parser, so it never shows in --help or completions.
+    if keyctl::ui::clipboard::helper_requested() {
+        std::process::exit(keyctl::ui::clipboard::run_helper());
+    }
     // Files keyctl creates (the store, its -wal/-shm, folders) are private by default.
     // SAFETY: umask only changes this process's file-creation mask.
     unsafe {
@@ -46,6 +51,17 @@ fn report_clap_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
+            // Never echo a secret someone passed as an argument (argv is visible to
+            // every user; error output should not repeat it).
+            let first = redact_secrets(first);
+            let first = if e.kind() == ErrorKind::UnknownArgument
+                && command_path(args) == "keyctl verify"
+            {
+                "verify takes no key argument: pipe the key on stdin or use --key-env VAR"
+                    .to_string()
+            } else {
+                first
+            };
             let valid = match e.get(ContextKind::ValidValue) {
                 Some(ContextValue::Strings(values)) if !values.is_empty() => {
                     format!(": use one of {}", values.join(", "))
@@ -60,6 +76,24 @@ fn report_clap_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
             2
         }
     }
+}
+
+/// Replaces every word shaped like a key secret (`<prefix>_live_…`, `<prefix>_test_…`)
+/// with `<redacted>`.
+fn redact_secrets(text: &str) -> String {
+    let looks_secret = |w: &str| {
+        let w = w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+        let mut parts = w.splitn(3, '_');
+        matches!(
+            (parts.next(), parts.next(), parts.next()),
+            (Some(p), Some("live" | "test"), Some(body))
+                if !p.is_empty() && body.len() >= 8 && body.bytes().all(|b| b.is_ascii_alphanumeric())
+        )
+    };
+    text.split(' ')
+        .map(|w| if looks_secret(w) { "<redacted>" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The subcommand path the arguments name (`keyctl config set`), for the help hint.

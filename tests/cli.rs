@@ -16,6 +16,8 @@ mod backup;
 mod bad_input;
 #[path = "cli/batch.rs"]
 mod batch;
+#[path = "cli/clipboard.rs"]
+mod clipboard;
 #[path = "cli/concurrency.rs"]
 mod concurrency;
 #[path = "cli/config.rs"]
@@ -32,12 +34,24 @@ mod init;
 mod lifecycle;
 #[path = "cli/list.rs"]
 mod list;
+#[path = "cli/logs.rs"]
+mod logs;
 #[path = "cli/rotate.rs"]
 mod rotate;
+#[path = "cli/shells.rs"]
+mod shells;
 #[path = "cli/show.rs"]
 mod show;
 #[path = "cli/store_files.rs"]
 mod store_files;
+#[path = "cli/stream.rs"]
+mod stream;
+#[path = "cli/usage.rs"]
+mod usage;
+#[path = "cli/verify.rs"]
+mod verify;
+#[path = "cli/wizard.rs"]
+mod wizard;
 
 /// Every file in `tests/cli/` is a module of this binary: a file nobody includes
 /// would never run.

@@ -18,6 +18,7 @@ use crate::core::settings::Settings;
 use crate::core::time::parse_time_spec;
 use crate::error::{Error, Result};
 use crate::store::Txn;
+use crate::ui::clipboard::{self, Copied};
 use crate::ui::output::{stdout, sync_stdout_if_file};
 use crate::ui::reveal::{details, write_reveal, RevealStyle};
 
@@ -82,10 +83,13 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         }),
     ))?;
 
-    if args.copy {
-        ctx.warn("--copy: this keyctl cannot copy to the clipboard yet; the secret was not copied");
-    }
-    deliver(style, &secret, &record, ctx.now)?;
+    deliver(
+        ctx,
+        style,
+        &secret,
+        &record,
+        wants_copy(ctx, args.copy, args.no_copy),
+    )?;
     tx.commit()?;
     if style == RevealStyle::Plain {
         ctx.note(&details(&record));
@@ -96,22 +100,23 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
 /// Asks for the key's fields at a terminal; a name is checked as it is entered, for
 /// its form and against the names held in the store (when there is one).
 fn wizard(ctx: &Ctx) -> Result<crate::ui::wizard::Answers> {
-    let mut store = ctx.open_read().ok();
-    let check = move |name: &str| -> std::result::Result<(), String> {
+    // The store is opened per check and closed again: no connection stays open while
+    // a person types (Ctrl-C would leave its -wal/-shm files behind).
+    let check = |name: &str| -> std::result::Result<(), String> {
         validate_name(name)?;
-        if let Some(store) = store.as_mut() {
-            let taken = store
-                .read()
-                .and_then(|tx| tx.name_holder(name, ctx.now))
-                .map_err(|e| e.to_string())?;
-            if let Some(id) = taken {
-                return Err(format!("a key named '{name}' already exists ({id})"));
-            }
+        let Ok(mut store) = ctx.open_read() else {
+            return Ok(()); // no store yet: every valid name is free
+        };
+        let taken = store
+            .read()
+            .and_then(|tx| tx.name_holder(name, ctx.now))
+            .map_err(|e| e.to_string())?;
+        match taken {
+            Some(id) => Err(format!("a key named '{name}' already exists ({id})")),
+            None => Ok(()),
         }
-        Ok(())
     };
-    let store_cell = std::cell::RefCell::new(check);
-    crate::ui::wizard::run(&|name| (store_cell.borrow_mut())(name))
+    crate::ui::wizard::run(&check)
 }
 
 /// How the secret will be shown; csv has no sensible shape for a one-time reveal.
@@ -126,23 +131,56 @@ pub(crate) fn reveal_style(ctx: &Ctx, command: &str) -> Result<RevealStyle> {
     }
 }
 
-/// Writes, flushes and (for a regular file) syncs the secret. An error here means the
-/// secret did not reach its reader, so the caller must not commit.
+/// `--copy` forces the clipboard copy, `--no-copy` prevents it; by default only a
+/// terminal gets it (never a pipe or a file).
+pub(crate) fn wants_copy(ctx: &Ctx, copy: bool, no_copy: bool) -> bool {
+    copy || (ctx.stdout_tty && !no_copy)
+}
+
+/// Copies the secret to the clipboard when asked (a failure is a warning), then
+/// writes, flushes and (for a regular file) syncs it. An error here means the secret
+/// did not reach its reader, so the caller must not commit.
 pub(crate) fn deliver(
+    ctx: &Ctx,
     style: RevealStyle,
     secret: &Secret,
     record: &crate::core::model::KeyRecord,
-    now: DateTime<Utc>,
+    copy: bool,
 ) -> Result<()> {
+    let copied = match copy.then(|| clipboard::copy(secret.expose())) {
+        Some(Ok(copied)) => Some(copied),
+        Some(Err(reason)) => {
+            ctx.warn(&format!(
+                "the key was not copied to the clipboard: {reason}"
+            ));
+            None
+        }
+        None => None,
+    };
+    let line = copied
+        .as_ref()
+        .filter(|_| style == RevealStyle::Terminal)
+        .map(Copied::reveal_line);
     let mut out = stdout();
-    write_reveal(&mut out, style, secret, record, now, None)
+    let written = write_reveal(&mut out, style, secret, record, ctx.now, line.as_deref())
         .and_then(|_| out.flush())
-        .and_then(|_| sync_stdout_if_file())
-        .map_err(|e| {
-            Error::runtime(format!(
+        .and_then(|_| sync_stdout_if_file());
+    match (written, copied) {
+        (Err(e), copied) => {
+            // No key will exist: take its secret back off the clipboard.
+            if let Some(copied) = copied {
+                copied.withdraw();
+            }
+            Err(Error::runtime(format!(
                 "could not write the new key to stdout ({e}); nothing was created"
-            ))
-        })
+            )))
+        }
+        (Ok(()), Some(copied)) if style != RevealStyle::Terminal => {
+            ctx.note(&copied.note());
+            Ok(())
+        }
+        (Ok(()), _) => Ok(()),
+    }
 }
 
 /// Refuses a new key when the name is held by another key or the key limit is reached.

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::create::{deliver, generate, reveal_style};
+use super::create::{deliver, generate, reveal_style, wants_copy};
 use super::keyref::resolve;
 use super::lifecycle::describe_keys;
 use super::{audit_event, confirmed_refs};
@@ -129,10 +129,13 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
             "rotated_from": old.id,
         }),
     ))?;
-    if args.copy {
-        ctx.warn("--copy: this keyctl cannot copy to the clipboard yet; the secret was not copied");
-    }
-    deliver(style, &secret, &record, ctx.now)?;
+    deliver(
+        ctx,
+        style,
+        &secret,
+        &record,
+        wants_copy(ctx, args.copy, args.no_copy),
+    )?;
     tx.commit()?;
     if style == RevealStyle::Plain {
         ctx.note(&details(&record));

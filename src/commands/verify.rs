@@ -111,11 +111,12 @@ fn evaluate(
             break 'decide Outcome::Invalid;
         };
         let k = key.insert(found);
+        // Counted even when an earlier check refuses, so quota_remaining is right.
+        counts = window_counts(tx, k, now)?;
         let first = check_key(k, req, now);
         if first != Outcome::Valid {
             break 'decide first;
         }
-        counts = window_counts(tx, k, now)?;
         check_limits(k, &counts, req.cost)
     };
     let accepted = outcome.is_valid();
@@ -252,11 +253,13 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     if args.stream {
         return stream(ctx, cost, args.no_record);
     }
+    // An IPv4-mapped IPv6 address is the IPv4 address: one IP, one block counter.
     let ip: Option<IpAddr> = args
         .ip
         .as_deref()
         .map(|t| parse_ip(t).map_err(|e| Error::usage(format!("--ip: {e}"))))
-        .transpose()?;
+        .transpose()?
+        .map(|i| i.to_canonical());
     let req = Request {
         ip,
         scope: optional_field("--scope", &args.scope)?,
@@ -286,12 +289,19 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         v
     };
     let mut out = stdout();
-    if ctx.format == Format::Json {
-        out.write_all(&verdict_json(&verdict))?;
+    let written = if ctx.format == Format::Json {
+        out.write_all(&verdict_json(&verdict))
     } else {
-        writeln!(out, "{}", verdict.outcome.message())?;
+        writeln!(out, "{}", verdict.outcome.message())
     }
-    out.flush()?;
+    .and_then(|_| out.flush());
+    // The exit code is the answer: a reader that closed stdout must not turn a refusal
+    // into success, so a broken pipe is ignored here and only here.
+    if let Err(e) = written {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
     match verdict.outcome.exit_code() {
         0 => Ok(()),
         code => Err(Error::new(Kind::Exit(code), "")),
@@ -331,7 +341,11 @@ fn parse_stream_line(
         let msg = e.to_string();
         msg.split(" at line ").next().unwrap_or(&msg).to_string()
     })?;
-    let ip = r.ip.as_deref().map(parse_ip).transpose()?;
+    let ip =
+        r.ip.as_deref()
+            .map(parse_ip)
+            .transpose()?
+            .map(|i| i.to_canonical());
     let check = |field: &str, v: Option<String>| -> std::result::Result<Option<String>, String> {
         match v {
             Some(t) => validate_text(field, &t).map(|_| Some(t.trim().to_string())),

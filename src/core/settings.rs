@@ -59,6 +59,14 @@ pub fn known_names() -> String {
         .join(", ")
 }
 
+/// A duration longer than zero (a zero window, block or retention would be a mistake).
+fn positive_duration(v: &str) -> Result<Duration, String> {
+    match parse_duration(v)? {
+        d if d > Duration::zero() => Ok(d),
+        _ => Err(format!("'{v}' must be longer than zero, like 10m or 90d")),
+    }
+}
+
 /// Validates a value for a setting and returns its canonical text.
 pub fn normalize(name: &str, value: &str) -> Result<String, String> {
     let v = value.trim();
@@ -72,11 +80,11 @@ pub fn normalize(name: &str, value: &str) -> Result<String, String> {
                 "invalid failed-auth-limit '{value}': use a whole number from 1, like 10"
             )),
         },
-        "failed-auth-window" | "block-duration" => parse_duration(v)
+        "failed-auth-window" | "block-duration" => positive_duration(v)
             .map(format_duration)
             .map_err(|e| format!("invalid {name}: {e}")),
         "log-retention" if v.eq_ignore_ascii_case("never") => Ok("never".into()),
-        "log-retention" => parse_duration(v)
+        "log-retention" => positive_duration(v)
             .map(format_duration)
             .map_err(|e| format!("invalid log-retention: {e}, or 'never'")),
         _ => Err(format!(
@@ -161,6 +169,8 @@ mod tests {
             ("failed-auth-limit", "none"),
             ("block-duration", "forever"),
             ("key-prefix", "ACME"),
+            ("log-retention", "0d"),
+            ("block-duration", "0m"),
             ("nosuch", "1"),
         ] {
             assert!(normalize(n, v).is_err(), "{n}={v}");

@@ -828,9 +828,12 @@ impl Txn for SqliteTxn<'_> {
         let now_ms = to_millis(now);
         let start = now_ms - window.num_milliseconds();
         let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<bool> {
-            // Attempts that left the window no longer matter.
-            tx.prepare_cached("DELETE FROM auth_failures WHERE ip = ?1 AND at <= ?2")?
-                .execute(params![ip, start])?;
+            // Attempts that left the window and blocks that ended no longer matter (from
+            // any IP: the tables stay small under attacks from many addresses).
+            tx.prepare_cached("DELETE FROM auth_failures WHERE at <= ?1")?
+                .execute(params![start])?;
+            tx.prepare_cached("DELETE FROM ip_blocks WHERE until <= ?1")?
+                .execute(params![now_ms])?;
             tx.prepare_cached("INSERT INTO auth_failures (ip, at) VALUES (?1, ?2)")?
                 .execute(params![ip, now_ms])?;
             let count: i64 = tx

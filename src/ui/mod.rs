@@ -1,6 +1,8 @@
-//! Presentation: output sinks, key records as table/json/csv, the one-time reveal.
+//! Presentation: output sinks, key records as table/json/csv, the one-time reveal and
+//! its clipboard copy.
 
 pub mod chart;
+pub mod clipboard;
 pub mod csv;
 pub mod keys;
 pub mod output;

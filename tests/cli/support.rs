@@ -847,3 +847,417 @@ pub fn run_interactive(
         stderr: String::new(),
     }
 }
+
+// ---- verification, request-log and usage helpers ----
+
+/// The members of a `verify --json` result (SPEC §3), in order.
+pub const VERDICT_FIELDS: [&str; 8] = [
+    "valid",
+    "code",
+    "status",
+    "message",
+    "key_id",
+    "key_name",
+    "credits_remaining",
+    "quota_remaining",
+];
+
+/// `NOW` plus `ms` milliseconds, as RFC 3339 UTC with milliseconds (for `KEYCTL_NOW`
+/// at a window's edge).
+pub fn now_plus_ms(ms: i64) -> String {
+    let base = chrono::DateTime::parse_from_rfc3339(NOW).unwrap();
+    (base + chrono::Duration::milliseconds(ms))
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A well-formed secret (right shape, right checksum) that no store holds: `body32`
+/// is its 32 random characters.
+pub fn forge_secret(prefix: &str, mode: &str, body32: &str) -> String {
+    assert_eq!(body32.len(), 32, "the random part is 32 characters");
+    let before = format!("{prefix}_{mode}_{body32}");
+    let secret = format!("{before}{}", base62_6(crc32_ieee(before.as_bytes())));
+    assert_secret(&secret, prefix, mode);
+    secret
+}
+
+impl TestEnv {
+    /// Runs `keyctl ARGS` at `now` with `input` on stdin, after `adjust` has changed
+    /// the command (written from a thread, like `run_with_stdin`).
+    pub fn run_input_with(
+        &self,
+        now: &str,
+        args: &[&str],
+        input: &[u8],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Outcome {
+        let mut c = self.command();
+        c.env("KEYCTL_NOW", now)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        adjust(&mut c);
+        let mut child = c.spawn().expect("spawn keyctl");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&input);
+        });
+        let output = child.wait_with_output().expect("wait for keyctl");
+        writer.join().expect("stdin writer");
+        Outcome::new(args, output)
+    }
+
+    /// Runs `keyctl ARGS` at `now` with `input` on stdin.
+    pub fn run_at_with_stdin(&self, now: &str, args: &[&str], input: &[u8]) -> Outcome {
+        self.run_input_with(now, args, input, |_| {})
+    }
+
+    /// `keyctl verify ARGS` at `now`, the secret piped on stdin as one line.
+    pub fn verify(&self, now: &str, secret: &str, args: &[&str]) -> Outcome {
+        let mut all = vec!["verify"];
+        all.extend_from_slice(args);
+        self.run_at_with_stdin(now, &all, format!("{secret}\n").as_bytes())
+    }
+
+    /// `keyctl verify --json ARGS` at `now`: asserts the result's shape (members in
+    /// order, one line, nothing on stderr, the exit code its outcome implies is left
+    /// to the caller) and returns it parsed.
+    pub fn verify_json(&self, now: &str, secret: &str, args: &[&str]) -> (Outcome, Value) {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.verify(now, secret, &all);
+        let v = assert_verdict_line(&out, out.stdout.trim_end_matches('\n'));
+        assert_eq!(out.stderr, "", "verify wrote to stderr\n{out}");
+        (out, v)
+    }
+
+    /// Rows in one table of the store.
+    pub fn count_rows(&self, table: &str) -> i64 {
+        self.sqlite()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count rows")
+    }
+
+    /// `keyctl logs --json ARGS` (at `NOW`): the rows, newest first.
+    pub fn logs_json(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = vec!["logs", "--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        out.ok();
+        match out.json() {
+            Value::Array(items) => items,
+            other => panic!("logs --json printed {other}, not an array"),
+        }
+    }
+
+    /// `keyctl show --json KEYREF` at `now`: its `usage` member.
+    pub fn usage_of(&self, now: &str, keyref: &str) -> Value {
+        let out = self.run_at(now, &["show", "--json", keyref]);
+        out.ok();
+        out.json()["usage"].clone()
+    }
+}
+
+/// Asserts `line` (one line of a verify or stream result) is a verdict object with the
+/// members of SPEC §3 in order, and that it is one stdout line of `out`. Returns it.
+pub fn assert_verdict_line(out: &Outcome, line: &str) -> Value {
+    assert!(
+        !line.contains('\n'),
+        "a verdict is one line: {line:?}\n{out}"
+    );
+    let ordered = Ordered::parse(line);
+    assert_eq!(ordered.keys(), VERDICT_FIELDS, "verdict members\n{out}");
+    if let Ordered::Object(_) = ordered.get("quota_remaining") {
+        assert_eq!(
+            ordered.get("quota_remaining").keys(),
+            QUOTA_FIELDS,
+            "quota_remaining members\n{out}"
+        );
+    }
+    serde_json::from_str(line).unwrap()
+}
+
+/// Asserts a plain `verify` answered `message` as its only stdout line, wrote nothing
+/// to stderr and exited `exit`.
+pub fn assert_says(out: &Outcome, exit: i32, message: &str) {
+    out.no_panic();
+    assert_eq!(out.code, Some(exit), "exit code\n{out}");
+    assert_eq!(out.stdout, format!("{message}\n"), "stdout\n{out}");
+    assert_eq!(out.stderr, "", "stderr\n{out}");
+}
+
+/// SPEC §3: the HTTP status and exit code of each verify outcome code.
+pub fn status_and_exit(code: &str) -> (u64, i32) {
+    match code {
+        "ip_blocked" => (403, 17),
+        "invalid" => (401, 10),
+        "revoked" => (403, 13),
+        "inactive" => (401, 11),
+        "expired" => (401, 12),
+        "ip_not_allowed" => (403, 16),
+        "forbidden_deployment" => (403, 18),
+        "forbidden_scope" => (403, 19),
+        "forbidden_model" => (403, 20),
+        "rate_limited" => (429, 21),
+        "quota_exceeded" => (401, 14),
+        "credits_exhausted" => (401, 15),
+        "valid" => (200, 0),
+        other => panic!("no such verify outcome: {other}"),
+    }
+}
+
+/// Asserts a verdict object says `code` with `message` (and the status SPEC §3 gives
+/// that code).
+pub fn assert_verdict(v: &Value, code: &str, message: &str) {
+    let (status, _) = status_and_exit(code);
+    assert_eq!(v["valid"], Value::Bool(code == "valid"), "valid in {v}");
+    assert_eq!(v["code"], code, "code in {v}");
+    assert_eq!(v["status"], status, "status in {v}");
+    assert_eq!(v["message"], message, "message in {v}");
+}
+
+impl TestEnv {
+    /// One recorded `verify` (plain output) at `now` that must answer `code` with
+    /// `message` and the matching exit code.
+    pub fn expect_verify(&self, now: &str, secret: &str, args: &[&str], code: &str, message: &str) {
+        let out = self.verify(now, secret, args);
+        assert_says(&out, status_and_exit(code).1, message);
+    }
+
+    /// One recorded `verify --json` at `now` that must answer `code` with `message`;
+    /// returns the verdict.
+    pub fn expect_verify_json(
+        &self,
+        now: &str,
+        secret: &str,
+        args: &[&str],
+        code: &str,
+        message: &str,
+    ) -> Value {
+        let (out, v) = self.verify_json(now, secret, args);
+        assert_eq!(out.code, Some(status_and_exit(code).1), "exit code\n{out}");
+        assert_verdict(&v, code, message);
+        v
+    }
+}
+
+// ---- real shells and interactive sessions: completions, the create wizard ----
+
+/// The absolute path of `tool` in PATH (or /usr/bin, /bin). A missing tool fails the
+/// test, never skips it: `scripts/test.sh` installs what the tests drive.
+pub fn require_tool(tool: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs =
+        std::env::split_paths(&path).chain([PathBuf::from("/usr/bin"), PathBuf::from("/bin")]);
+    for dir in dirs {
+        let candidate = dir.join(tool);
+        if let Ok(meta) = fs::metadata(&candidate) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "`{tool}` is not installed, so this test cannot run: run `bash scripts/test.sh`, \
+         which installs the shells the tests drive (zsh, fish) and then runs every test"
+    );
+}
+
+/// How long one `Pty::expect` or `Pty::wait` waits before failing the test.
+pub const PTY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A program running on a pseudo-terminal (stdin, stdout and stderr, and its
+/// controlling terminal), driven like a person would: type bytes, wait for text.
+/// Every wait is bounded by `PTY_TIMEOUT`; dropping it kills the program.
+pub struct Pty {
+    child: std::process::Child,
+    typer: fs::File,
+    shown: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// Where the next `expect` starts looking, in bytes of `shown`.
+    mark: usize,
+    label: String,
+}
+
+impl Pty {
+    /// Starts `command` on a new terminal `cols` columns wide, in its own session.
+    pub fn spawn(mut command: Command, cols: u16) -> Pty {
+        let mut master: libc::c_int = -1;
+        let mut slave: libc::c_int = -1;
+        let size = libc::winsize {
+            ws_row: 50,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: as in `run_on_tty`.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        for fd in [master, slave] {
+            // SAFETY: fcntl on descriptors this function just opened.
+            let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            assert_eq!(rc, 0, "fcntl: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors were just opened by openpty and are owned here only.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        command
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        // SAFETY: runs in the child between fork and exec and calls only the
+        // async-signal-safe setsid and ioctl; fd 0 is the terminal by then.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let label = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let child = command.spawn().expect("spawn a program on a pty");
+        // The Command holds copies of the slave side: drop them, so the master sees
+        // the end of output once the program (and its children) are gone.
+        drop(command);
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let typer = fs::File::from(master.try_clone().unwrap());
+        let reader = {
+            let shown = shown.clone();
+            std::thread::spawn(move || {
+                let mut file = fs::File::from(master);
+                let mut buf = [0u8; 4096];
+                loop {
+                    match file.read(&mut buf) {
+                        // Linux reports EIO once every slave side is closed.
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => shown.lock().unwrap().extend_from_slice(&buf[..n]),
+                    }
+                }
+            })
+        };
+        Pty {
+            child,
+            typer,
+            shown,
+            reader: Some(reader),
+            mark: 0,
+            label,
+        }
+    }
+
+    /// Types `bytes` (a control character is a key: "\r" Enter, "\x03" Ctrl-C, "\t"
+    /// Tab, "\x1b[B" Down).
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.typer.write_all(bytes).expect("type on the pty");
+        self.typer.flush().expect("flush the pty");
+    }
+
+    /// Everything the terminal has shown so far, carriage returns removed.
+    pub fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.shown.lock().unwrap()).replace('\r', "")
+    }
+
+    /// Waits until `text` appears after the end of the previous `expect`'s match and
+    /// returns what the terminal showed from there to the end of this match. Fails
+    /// the test (showing the terminal) when it does not appear in `PTY_TIMEOUT`.
+    pub fn expect(&mut self, text: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            {
+                let shown = self.shown.lock().unwrap();
+                let tail = &shown[self.mark.min(shown.len())..];
+                if let Some(i) = tail
+                    .windows(text.len().max(1))
+                    .position(|w| w == text.as_bytes())
+                {
+                    let end = self.mark + i + text.len();
+                    let seen = String::from_utf8_lossy(&shown[self.mark..end]).replace('\r', "");
+                    self.mark = end;
+                    return seen;
+                }
+            }
+            if start.elapsed() > PTY_TIMEOUT {
+                let screen = self.screen();
+                self.kill();
+                panic!(
+                    "{text:?} did not appear within {PTY_TIMEOUT:?} on the terminal of {}; \
+                     it shows:\n{screen}\n--- (escaped) {screen:?}",
+                    self.label
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Waits (at most `PTY_TIMEOUT`) for the program to exit, then for the terminal's
+    /// last output, and returns the exit code (None: ended by a signal) and everything
+    /// the terminal showed.
+    pub fn wait(&mut self) -> (Option<i32>, String) {
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the pty program") {
+                break status;
+            }
+            if start.elapsed() > PTY_TIMEOUT {
+                let screen = self.screen();
+                self.kill();
+                panic!(
+                    "{} still running after {PTY_TIMEOUT:?}; the terminal shows:\n{screen}\n\
+                     --- (escaped) {screen:?}",
+                    self.label
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        // The reader ends when no process holds the terminal any more; a stray
+        // grandchild that kept it would only cost this bounded wait.
+        let drained = std::time::Instant::now();
+        while self.reader.as_ref().is_some_and(|r| !r.is_finished())
+            && drained.elapsed() < std::time::Duration::from_secs(2)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if self.reader.as_ref().is_some_and(|r| r.is_finished()) {
+            self.reader.take().unwrap().join().expect("pty reader");
+        }
+        (status.code(), self.screen())
+    }
+
+    /// Kills the program (and, through SIGHUP of its terminal session, what it
+    /// started) if it is still running.
+    pub fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = self.child.id() as libc::pid_t;
+            // SAFETY: signals the session leader this Pty started (its own process
+            // group, from setsid), and only that group.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

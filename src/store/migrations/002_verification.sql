@@ -47,6 +47,7 @@ CREATE TABLE auth_failures (
 ) STRICT;
 
 CREATE INDEX auth_failures_ip_at ON auth_failures(ip, at);
+CREATE INDEX auth_failures_at ON auth_failures(at);
 
 CREATE TABLE ip_blocks (
     ip    TEXT PRIMARY KEY,

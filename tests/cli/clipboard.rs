@@ -1,0 +1,581 @@
+//! The clipboard copy of `create` and `rotate` (SPEC §2 "One-time reveal"), under a
+//! real X server: each test starts its own Xvfb (on a display number the server picks
+//! itself, `-displayfd`) and reads the clipboard with xclip, as a person pasting would.
+//! Nothing is skipped: without Xvfb or xclip these tests fail and say how to get them.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// The path of `tool`; a missing tool fails the test (never a silent skip).
+fn require(tool: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    for dir in path.split(':').chain(["/usr/bin", "/bin"]) {
+        let candidate = Path::new(dir).join(tool);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "{tool} is not installed: the clipboard tests need Xvfb and xclip; \
+         run `bash scripts/test.sh`, which installs them"
+    );
+}
+
+/// Polls `done` every 50 ms for at most `limit`; true when it became true.
+fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for `child` at most `limit`, killing it after that; its exit status.
+fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if start.elapsed() >= limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A private X server for one test; killed when dropped.
+struct Xvfb {
+    child: Child,
+    display: String,
+    xclip: PathBuf,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        let xvfb = require("Xvfb");
+        let xclip = require("xclip");
+        let mut fds = [-1 as libc::c_int; 2];
+        // SAFETY: pipe2 fills the two-element array with new descriptors on success.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+        assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just created and are owned here only.
+        let (reader, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let mut command = Command::new(xvfb);
+        command
+            .args(["-displayfd", "3", "-nolisten", "tcp", "-noreset"])
+            .args(["-screen", "0", "320x240x24"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let fd = writer.as_raw_fd();
+        // Xvfb writes the display number it picked to fd 3 once it accepts clients.
+        // SAFETY: runs between fork and exec and calls only async-signal-safe dup2 and
+        // fcntl on a descriptor that is open in the child.
+        unsafe {
+            command.pre_exec(move || {
+                let rc = if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, 3)
+                };
+                if rc < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("start Xvfb");
+        drop(command);
+        drop(writer);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = fs::File::from(reader).read_to_string(&mut text);
+            let _ = tx.send(text);
+        });
+        let mut server = Xvfb {
+            child,
+            display: String::new(),
+            xclip,
+        };
+        // The number comes as "N\n"; the pipe ends when Xvfb closes it or exits.
+        let number = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("Xvfb did not report its display within 10 s");
+        let number = number.trim();
+        assert!(
+            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()),
+            "Xvfb did not start (display {number:?})"
+        );
+        server.display = format!(":{number}");
+        server
+    }
+
+    /// `keyctl ARGS` with this display and `KEYCTL_CLIP_TIME=clip`; also returns how
+    /// long it took.
+    fn keyctl(&self, env: &TestEnv, clip: &str, args: &[&str]) -> (Outcome, Duration) {
+        let start = Instant::now();
+        let out = env.run_with(args, |c| {
+            c.env("DISPLAY", &self.display)
+                .env("KEYCTL_CLIP_TIME", clip);
+        });
+        (out, start.elapsed())
+    }
+
+    /// What a paste would give: `xclip -o -selection clipboard`, or None when the
+    /// clipboard is empty.
+    fn paste(&self) -> Option<String> {
+        let mut child = Command::new(&self.xclip)
+            .args(["-o", "-selection", "clipboard"])
+            .env_clear()
+            .env("DISPLAY", &self.display)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run xclip -o");
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        let status = wait_bounded(&mut child, Duration::from_secs(5), "xclip -o");
+        let text = reader.join().expect("xclip reader");
+        status.success().then_some(text)
+    }
+
+    /// Copies `text` as another program would: `xclip -i -selection clipboard` (it
+    /// keeps serving it in the background until this server ends).
+    fn copy(&self, text: &str) {
+        let mut child = Command::new(&self.xclip)
+            .args(["-i", "-selection", "clipboard"])
+            .env_clear()
+            .env("DISPLAY", &self.display)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run xclip -i");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(text.as_bytes()).expect("feed xclip");
+        drop(stdin);
+        let status = wait_bounded(&mut child, Duration::from_secs(5), "xclip -i");
+        assert!(status.success(), "xclip -i failed: {status}");
+    }
+
+    /// The keyctl processes (the clipboard helpers) serving this display for `env`:
+    /// display numbers are reused by later tests, store paths are not.
+    fn helpers(&self, env: &TestEnv) -> Vec<u32> {
+        let display = format!("DISPLAY={}", self.display);
+        let store = format!("KEYCTL_DB={}", env.db.display());
+        keyctl_processes()
+            .into_iter()
+            .filter(|(_, _, environ)| {
+                let mut vars = environ.split(|&b| b == 0);
+                vars.clone().any(|v| v == display.as_bytes()) && vars.any(|v| v == store.as_bytes())
+            })
+            .map(|(pid, _, _)| pid)
+            .collect()
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        // SIGTERM lets Xvfb remove its socket; SIGKILL if it does not end in 2 s.
+        // SAFETY: kill(2) on the pid of a child this guard owns and has not reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every process of this user whose executable is the keyctl under test: its pid,
+/// argv (`/proc/PID/cmdline`) and environment (`/proc/PID/environ`).
+fn keyctl_processes() -> Vec<(u32, Vec<u8>, Vec<u8>)> {
+    let bin = fs::canonicalize(env!("CARGO_BIN_EXE_keyctl")).expect("the keyctl binary");
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").expect("read /proc") {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dir = entry.path();
+        // Other users' processes, and processes that just ended, cannot be read.
+        let Ok(exe) = fs::read_link(dir.join("exe")) else {
+            continue;
+        };
+        if exe != bin {
+            continue;
+        }
+        let (Ok(cmdline), Ok(environ)) =
+            (fs::read(dir.join("cmdline")), fs::read(dir.join("environ")))
+        else {
+            continue;
+        };
+        found.push((pid, cmdline, environ));
+    }
+    found
+}
+
+/// No keyctl process carries `secret` in its argv or environment.
+fn assert_secret_not_in_proc(secret: &str) {
+    for (pid, cmdline, environ) in keyctl_processes() {
+        assert!(
+            !contains_bytes(&cmdline, secret.as_bytes()),
+            "keyctl process {pid} has the secret in /proc/{pid}/cmdline"
+        );
+        assert!(
+            !contains_bytes(&environ, secret.as_bytes()),
+            "keyctl process {pid} has the secret in /proc/{pid}/environ"
+        );
+    }
+}
+
+/// The secret of a plain reveal (stdout is a pipe): the one stdout line.
+fn plain_secret(out: &Outcome) -> String {
+    out.ok();
+    let secret = out.stdout.trim_end().to_string();
+    assert_secret(&secret, "sk", "live");
+    secret
+}
+
+/// The secret inside the terminal reveal's frame.
+fn framed_secret(out: &Outcome) -> String {
+    let framed: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('│'))
+        .collect();
+    assert_eq!(framed.len(), 1, "one framed line\n{out}");
+    framed[0]
+        .trim()
+        .trim_start_matches('│')
+        .trim_end_matches('│')
+        .trim()
+        .to_string()
+}
+
+/// The lines of stderr that start with `warning:`.
+fn warnings(out: &Outcome) -> Vec<&str> {
+    out.stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect()
+}
+
+#[test]
+fn the_copy_outlives_keyctl_and_is_cleared_after_clip_time() {
+    let x = Xvfb::start();
+    let env = TestEnv::initialized();
+    let (out, took) = x.keyctl(&env, "2", &["create", "--copy", "--name", "pasted"]);
+    let secret = plain_secret(&out);
+    // Nothing keeps keyctl's stdout open: `KEY=$(keyctl create ...)` returns at once.
+    assert!(took < Duration::from_secs(2), "create --copy took {took:?}");
+    assert!(
+        out.stderr.contains("copied to clipboard (clears in 2s)\n"),
+        "{out}"
+    );
+    assert!(warnings(&out).is_empty(), "{out}");
+    let done = Instant::now();
+
+    // keyctl has exited; its helper serves the secret.
+    assert_eq!(x.paste().as_deref(), Some(secret.as_str()));
+    let helpers = x.helpers(&env);
+    assert_eq!(helpers.len(), 1, "one clipboard helper: {helpers:?}");
+    assert_secret_not_in_proc(&secret);
+
+    // KEYCTL_CLIP_TIME=2: gone a second after that, and the helper with it.
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(done.elapsed()));
+    assert!(
+        wait_for(Duration::from_secs(2), || x.paste().is_none()),
+        "the clipboard still holds {:?} after 3 s",
+        x.paste()
+    );
+    assert!(
+        wait_for(Duration::from_secs(2), || x.helpers(&env).is_empty()),
+        "the clipboard helper is still running: {:?}",
+        x.helpers(&env)
+    );
+}
+
+#[test]
+fn something_copied_meanwhile_is_not_clobbered() {
+    let x = Xvfb::start();
+    let env = TestEnv::initialized();
+    let (out, _) = x.keyctl(&env, "2", &["create", "--copy", "--name", "replaced"]);
+    let secret = plain_secret(&out);
+    let done = Instant::now();
+    assert_eq!(x.paste().as_deref(), Some(secret.as_str()));
+
+    x.copy("something else");
+    assert_eq!(x.paste().as_deref(), Some("something else"));
+    // The helper notices it lost the clipboard and leaves at once.
+    assert!(
+        wait_for(Duration::from_secs(2), || x.helpers(&env).is_empty()),
+        "the clipboard helper is still running: {:?}",
+        x.helpers(&env)
+    );
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(done.elapsed()));
+    assert_eq!(x.paste().as_deref(), Some("something else"));
+}
+
+#[test]
+fn a_second_copy_replaces_the_first() {
+    let x = Xvfb::start();
+    let env = TestEnv::initialized();
+    let (first, _) = x.keyctl(&env, "30", &["create", "--copy", "--name", "first"]);
+    let first = plain_secret(&first);
+    assert_eq!(x.paste().as_deref(), Some(first.as_str()));
+    let (second, _) = x.keyctl(&env, "30", &["create", "--copy", "--name", "second"]);
+    let second = plain_secret(&second);
+    assert_eq!(x.paste().as_deref(), Some(second.as_str()));
+    // The first helper lost the clipboard and exits quietly; the second one stays.
+    assert!(
+        wait_for(Duration::from_secs(2), || x.helpers(&env).len() == 1),
+        "clipboard helpers: {:?}",
+        x.helpers(&env)
+    );
+    assert_eq!(x.paste().as_deref(), Some(second.as_str()));
+    assert_secret_not_in_proc(&first);
+    assert_secret_not_in_proc(&second);
+}
+
+#[test]
+fn a_terminal_copies_by_default_and_no_copy_prevents_it() {
+    let x = Xvfb::start();
+    let env = TestEnv::initialized();
+    let mut command = env.command();
+    command
+        .env("DISPLAY", &x.display)
+        .env("KEYCTL_CLIP_TIME", "30");
+    let out = run_on_tty(command, &["create", "--name", "tty"], 100);
+    out.ok();
+    let secret = framed_secret(&out);
+    assert!(
+        out.stdout
+            .contains("  Copied to clipboard (clears in 30s).\n"),
+        "{out}"
+    );
+    // In a terminal the frame says it; stderr has no second note.
+    assert_eq!(out.stderr, "", "{out}");
+    assert_eq!(x.paste().as_deref(), Some(secret.as_str()));
+
+    let mut command = env.command();
+    command
+        .env("DISPLAY", &x.display)
+        .env("KEYCTL_CLIP_TIME", "30");
+    let out = run_on_tty(command, &["create", "--name", "kept-off", "--no-copy"], 100);
+    out.ok();
+    assert!(!out.stdout.contains("Copied to clipboard"), "{out}");
+    assert_eq!(out.stderr, "", "{out}");
+    // The first secret is still there: nothing was copied.
+    assert_eq!(x.paste().as_deref(), Some(secret.as_str()));
+}
+
+#[test]
+fn pipes_copy_only_when_asked_and_rotate_copies_the_new_secret() {
+    let x = Xvfb::start();
+    let env = TestEnv::initialized();
+    // Not a terminal: no copy by default.
+    let (out, _) = x.keyctl(&env, "30", &["create", "--json", "--name", "svc"]);
+    out.ok();
+    assert_eq!(out.stderr, "", "{out}");
+    assert_eq!(x.paste(), None, "a pipe got a clipboard copy by default");
+
+    let (out, _) = x.keyctl(&env, "30", &["rotate", "--yes", "--json", "--copy", "svc"]);
+    out.ok();
+    let new = out.json()["key"].as_str().expect("key").to_string();
+    assert!(
+        out.stderr.contains("copied to clipboard (clears in 30s)\n"),
+        "{out}"
+    );
+    assert_eq!(x.paste().as_deref(), Some(new.as_str()));
+    assert_secret_not_in_proc(&new);
+
+    // --quiet drops the note, not the copy.
+    let (out, _) = x.keyctl(
+        &env,
+        "30",
+        &["create", "--quiet", "--copy", "--name", "quiet"],
+    );
+    let quiet = plain_secret(&out);
+    assert_eq!(out.stderr, "", "{out}");
+    assert_eq!(x.paste().as_deref(), Some(quiet.as_str()));
+}
+
+/// No display at all (CI): one warning line, the secret still printed, exit 0, fast.
+#[test]
+fn no_display_warns_and_still_prints_the_secret() {
+    let env = TestEnv::initialized();
+    for args in [
+        &["create", "--copy", "--name", "ci"][..],
+        &["rotate", "--copy", "--yes", "ci"][..],
+    ] {
+        let start = Instant::now();
+        let out = env.run(args);
+        let took = start.elapsed();
+        let secret = plain_secret(&out);
+        assert!(took < Duration::from_secs(2), "{args:?} took {took:?}");
+        assert_eq!(
+            warnings(&out),
+            ["warning: the key was not copied to the clipboard: no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"],
+            "{out}"
+        );
+        assert!(!out.stderr.contains(&secret), "{out}");
+    }
+}
+
+/// A display that does not answer (no server behind it, a Wayland socket that does not
+/// exist): the helper reports the failure; still one warning line within a second.
+#[test]
+fn an_unreachable_display_warns_within_a_second() {
+    let env = TestEnv::initialized();
+    let unused = (7000..7999)
+        .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+        .expect("a free display number");
+    let display = format!(":{unused}");
+    let cases: [(&str, &str); 2] = [
+        ("DISPLAY", display.as_str()),
+        ("WAYLAND_DISPLAY", "no-such-wayland"),
+    ];
+    for (i, (var, value)) in cases.into_iter().enumerate() {
+        let name = format!("k{i}");
+        let start = Instant::now();
+        let out = env.run_with(&["create", "--copy", "--name", &name], |c| {
+            c.env(var, value).env("XDG_RUNTIME_DIR", env.root());
+        });
+        let took = start.elapsed();
+        let secret = plain_secret(&out);
+        assert!(
+            took < Duration::from_secs(2),
+            "{var}={value}: took {took:?}"
+        );
+        let warned = warnings(&out);
+        assert_eq!(warned.len(), 1, "{out}");
+        assert!(
+            warned[0].starts_with("warning: the key was not copied to the clipboard: "),
+            "{out}"
+        );
+        assert!(!out.stderr.contains(&secret), "{out}");
+        assert!(!out.stderr.contains("copied to clipboard ("), "{out}");
+    }
+}
+
+#[test]
+fn a_bad_clip_time_is_a_warning_and_nothing_is_copied() {
+    let env = TestEnv::initialized();
+    for bad in ["0", "soon", "86401"] {
+        let out = env.run_with(&["create", "--copy", "--name", &format!("t{bad}")], |c| {
+            c.env("KEYCTL_CLIP_TIME", bad).env("DISPLAY", ":7999");
+        });
+        plain_secret(&out);
+        assert_eq!(
+            warnings(&out),
+            [format!(
+                "warning: the key was not copied to the clipboard: invalid KEYCTL_CLIP_TIME '{bad}': use whole seconds from 1 to 86400"
+            )],
+            "{out}"
+        );
+    }
+}
+
+/// The helper is keyctl itself, recognised before the parser: it is in no help text,
+/// and its marker variable alone does not turn a normal command into it.
+#[test]
+fn the_helper_is_hidden_from_help_and_needs_its_marker_and_no_arguments() {
+    let env = TestEnv::new();
+    for args in [&["--help"][..], &["create", "--help"][..]] {
+        let out = env.run(args);
+        out.ok();
+        assert!(!out.stdout.to_lowercase().contains("helper"), "{out}");
+    }
+    let out = env.run_with(&["--version"], |c| {
+        c.env("KEYCTL_CLIPBOARD_HELPER", "1");
+    });
+    out.ok();
+    assert!(out.stdout.starts_with("keyctl "), "{out}");
+}
+
+/// The helper outlives keyctl, so it must hold nothing of its caller's: not stdout,
+/// not stderr, not a pipe the caller passed down on another descriptor.
+#[test]
+fn the_helper_holds_none_of_the_callers_descriptors() {
+    let x = Xvfb::start();
+    let env = TestEnv::initialized();
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array with new descriptors on success.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just created and are owned here only.
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut command = env.command();
+    command
+        .args(["create", "--copy", "--name", "fds"])
+        .env("DISPLAY", &x.display)
+        .env("KEYCTL_CLIP_TIME", "30")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let fd = writer.as_raw_fd();
+    // keyctl gets the pipe's write end as descriptor 5, without close-on-exec.
+    // SAFETY: runs between fork and exec and calls only async-signal-safe dup2.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(fd, 5) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let start = Instant::now();
+    let output = command.output().expect("run keyctl");
+    drop(command);
+    drop(writer);
+    let took = start.elapsed();
+    let out = Outcome::new(&["create", "--copy"], output);
+    let secret = plain_secret(&out);
+    assert!(took < Duration::from_secs(2), "create --copy took {took:?}");
+    assert_eq!(x.paste().as_deref(), Some(secret.as_str()));
+    assert_eq!(x.helpers(&env).len(), 1, "the helper is running");
+    // keyctl has exited and the helper is alive: the pipe still ends.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        let _ = fs::File::from(reader).read_to_end(&mut rest);
+        let _ = tx.send(rest);
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_ok(),
+        "the clipboard helper holds the caller's descriptor 5 open"
+    );
+}

@@ -1,0 +1,456 @@
+//! SPEC §3 stream mode (`verify --stream`): one json request per stdin line, exactly
+//! one flushed `--json`-shaped result line per request line, in order; a malformed
+//! line gets `bad_request` and the stream goes on; each request its own transaction.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// Runs `keyctl verify --stream ARGS` at `now` on `input`; asserts exit 0 and a
+/// quiet stderr, and returns the result lines parsed (each checked for its shape).
+fn stream(env: &TestEnv, now: &str, args: &[&str], input: &[u8]) -> (Outcome, Vec<Value>) {
+    let mut all = vec!["verify", "--stream"];
+    all.extend_from_slice(args);
+    let out = env.run_at_with_stdin(now, &all, input);
+    out.ok();
+    assert_eq!(out.stderr, "", "stream mode wrote to stderr\n{out}");
+    assert!(
+        out.stdout.is_empty() || out.stdout.ends_with('\n'),
+        "every result line is terminated\n{out}"
+    );
+    let results = out
+        .stdout
+        .lines()
+        .map(|line| assert_verdict_line(&out, line))
+        .collect();
+    (out, results)
+}
+
+fn req(v: Value) -> String {
+    format!("{v}\n")
+}
+
+fn codes(results: &[Value]) -> Vec<&str> {
+    results
+        .iter()
+        .map(|r| r["code"].as_str().expect("code is a string"))
+        .collect()
+}
+
+fn assert_bad_request(r: &Value) {
+    assert_eq!(r["valid"], false, "{r}");
+    assert_eq!(r["code"], "bad_request", "{r}");
+    assert_eq!(r["status"], 400, "{r}");
+    assert!(r["message"].as_str().is_some_and(|m| !m.is_empty()), "{r}");
+    assert_eq!(r["key_id"], Value::Null, "{r}");
+}
+
+#[test]
+fn every_request_line_gets_one_result_line_in_order() {
+    let env = TestEnv::initialized();
+    let k = env.create("svc", &["--scope", "read"]);
+    let r = env.create("old", &[]);
+    env.run(&["revoke", "--yes", "old"]).ok();
+    let forged = forge_secret("sk", "live", "0123456789ABCDEFGHIJabcdefghij01");
+    let mut input = Vec::new();
+    input.extend(req(json!({"key": k.secret})).bytes());
+    input.extend(b"\n");
+    input.extend(req(json!({"key": forged})).bytes());
+    input.extend(b"not json\n");
+    input.extend(b"   \t \r\n");
+    input.extend(b"{\"key\": 5}\n");
+    input.extend(b"{\"ip\": \"10.0.0.1\"}\n");
+    input.extend(req(json!({"key": k.secret, "ip": "bad"})).bytes());
+    input.extend([0xff, 0xfe, b'{', b'}', b'\n']);
+    input.extend(b"[1, 2]\n");
+    input.extend(b"{\"key\": \"x\"\n");
+    input.extend(req(json!({"key": format!("Bearer {}", k.secret), "scope": "admin"})).bytes());
+    input.extend(b"\n\n");
+    input.extend(req(json!({"key": r.secret})).bytes());
+    input.extend(req(json!({"key": format!("Authorization: Bearer {}", k.secret)})).bytes());
+    // The last line has no newline: it is still a request.
+    input.extend(
+        json!({"key": k.secret, "scope": "read"})
+            .to_string()
+            .bytes(),
+    );
+
+    let (out, results) = stream(&env, NOW, &[], &input);
+    assert_eq!(
+        codes(&results),
+        [
+            "valid",
+            "invalid",
+            "bad_request",
+            "bad_request",
+            "bad_request",
+            "bad_request",
+            "bad_request",
+            "bad_request",
+            "bad_request",
+            "forbidden_scope",
+            "revoked",
+            "valid",
+            "valid",
+        ],
+        "{out}"
+    );
+    for r in results.iter().filter(|r| r["code"] == "bad_request") {
+        assert_bad_request(r);
+    }
+    assert_verdict(&results[0], "valid", "OK");
+    assert_eq!(results[0]["key_id"], k.id());
+    assert_eq!(results[0]["key_name"], "svc");
+    assert_eq!(
+        results[0]["quota_remaining"],
+        json!({"total": null, "daily": null, "weekly": null, "monthly": null})
+    );
+    assert_verdict(&results[1], "invalid", "Invalid API Key");
+    assert_verdict(&results[9], "forbidden_scope", "API key lacks scope: admin");
+    assert_verdict(&results[10], "revoked", "API key has been revoked");
+    // The verifications were recorded like single ones.
+    let logged = env.logs_json(&[]);
+    let logged: Vec<&str> = logged.iter().map(|r| r["code"].as_str().unwrap()).collect();
+    assert_eq!(
+        logged,
+        [
+            "valid",
+            "valid",
+            "revoked",
+            "forbidden_scope",
+            "invalid",
+            "valid"
+        ]
+    );
+}
+
+#[test]
+fn empty_input_gives_no_output() {
+    let env = TestEnv::initialized();
+    let (out, results) = stream(&env, NOW, &[], b"");
+    assert!(results.is_empty());
+    assert_eq!(out.stdout, "");
+    let (_, results) = stream(&env, NOW, &[], b"\n\n   \n");
+    assert!(results.is_empty());
+}
+
+#[test]
+fn request_fields_are_checked_and_recorded() {
+    let env = TestEnv::initialized();
+    let k = env.create(
+        "ctx",
+        &[
+            "--allow-ip",
+            "10.0.0.0/8",
+            "--deployment",
+            "prod",
+            "--scope",
+            "read",
+            "--allow-model",
+            "m1",
+            "--credits",
+            "10",
+        ],
+    );
+    let s = &k.secret;
+    let good = json!({
+        "key": s, "ip": "10.1.2.3", "deployment": "prod", "scope": "read", "model": "m1",
+        "endpoint": "POST /v1/chat", "cost": 4, "duration_ms": 37, "trace_id": "ignored",
+    });
+    let mut lines = vec![req(good.clone())];
+    // The same request with one field wrong.
+    for (field, value) in [
+        ("ip", json!("11.0.0.1")),
+        ("deployment", json!("dev")),
+        ("scope", json!("write")),
+        ("model", json!("m2")),
+        ("cost", json!(7)),
+    ] {
+        let mut v = good.clone();
+        v[field] = value;
+        lines.push(req(v));
+    }
+    let mut no_ip = good.clone();
+    no_ip.as_object_mut().unwrap().remove("ip");
+    lines.push(req(no_ip));
+    let (_, results) = stream(&env, NOW, &[], lines.concat().as_bytes());
+    assert_eq!(
+        codes(&results),
+        [
+            "valid",
+            "ip_not_allowed",
+            "forbidden_deployment",
+            "forbidden_scope",
+            "forbidden_model",
+            "credits_exhausted",
+            "ip_not_allowed",
+        ]
+    );
+    assert_eq!(results[0]["credits_remaining"], 6);
+    assert_verdict(
+        &results[2],
+        "forbidden_deployment",
+        "API key is not authorized for this deployment.",
+    );
+    assert_verdict(&results[5], "credits_exhausted", "Credit limit reached");
+    let rows = env.logs_json(&["--status", "valid"]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["endpoint"], "POST /v1/chat");
+    assert_eq!(rows[0]["duration_ms"], 37);
+    assert_eq!(rows[0]["credits"], 4);
+    assert_eq!(rows[0]["ip"], "10.1.2.3");
+    let shown = env.key_json("ctx");
+    assert_eq!(shown["credits_used"], 4);
+    assert_eq!(shown["last_used_ip"], "10.1.2.3");
+}
+
+#[test]
+fn the_cost_flag_is_the_default_cost_of_stream_requests() {
+    let env = TestEnv::initialized();
+    let k = env.create("paid", &["--credits", "10"]);
+    let input = [
+        req(json!({"key": k.secret})),
+        req(json!({"key": k.secret, "cost": 1})),
+    ]
+    .concat();
+    let (_, results) = stream(&env, NOW, &["--cost", "3"], input.as_bytes());
+    assert_eq!(results[0]["credits_remaining"], 7);
+    assert_eq!(results[1]["credits_remaining"], 6);
+}
+
+#[test]
+fn limits_apply_across_the_lines_of_one_stream() {
+    let env = TestEnv::initialized();
+    let q = env.create("quota", &["--quota-daily", "2"]);
+    let r = env.create("rate", &["--rate-limit", "1/s"]);
+    let input = [
+        req(json!({"key": q.secret})),
+        req(json!({"key": r.secret})),
+        req(json!({"key": q.secret})),
+        req(json!({"key": r.secret})),
+        req(json!({"key": q.secret})),
+    ]
+    .concat();
+    let (_, results) = stream(&env, NOW, &[], input.as_bytes());
+    assert_eq!(
+        codes(&results),
+        ["valid", "valid", "valid", "rate_limited", "quota_exceeded"]
+    );
+    assert_verdict(
+        &results[3],
+        "rate_limited",
+        "Rate limit exceeded: 1 per second",
+    );
+    assert_verdict(
+        &results[4],
+        "quota_exceeded",
+        "Rate limit exceeded: quota daily",
+    );
+    assert_eq!(results[2]["quota_remaining"]["daily"], 0);
+}
+
+#[test]
+fn invalid_stream_requests_from_one_ip_block_it() {
+    let env = TestEnv::initialized();
+    env.run(&["config", "set", "failed-auth-limit", "3"]).ok();
+    let k = env.create("svc", &[]);
+    let ip = "203.0.113.50";
+    let mut lines: Vec<String> = (0..3)
+        .map(|i| req(json!({"key": format!("bogus{i}"), "ip": ip})))
+        .collect();
+    lines.push(req(json!({"key": k.secret, "ip": ip})));
+    lines.push(req(json!({"key": k.secret, "ip": "198.51.100.1"})));
+    let (_, results) = stream(&env, NOW, &[], lines.concat().as_bytes());
+    assert_eq!(
+        codes(&results),
+        ["invalid", "invalid", "invalid", "ip_blocked", "valid"]
+    );
+    assert_verdict(&results[3], "ip_blocked", "IP temporarily blocked");
+}
+
+#[test]
+fn an_overlong_line_is_a_bad_request_and_the_stream_goes_on() {
+    let env = TestEnv::initialized();
+    let k = env.create("svc", &[]);
+    let long = format!("{{\"key\": \"{}\"}}\n", "x".repeat(100_000));
+    let input = [long, req(json!({"key": k.secret}))].concat();
+    let (_, results) = stream(&env, NOW, &[], input.as_bytes());
+    assert_eq!(codes(&results), ["bad_request", "valid"]);
+    assert_bad_request(&results[0]);
+}
+
+#[test]
+fn no_record_in_stream_mode_writes_nothing() {
+    let env = TestEnv::initialized();
+    env.run(&["config", "set", "failed-auth-limit", "1"]).ok();
+    let k = env.create("svc", &["--quota-daily", "1", "--credits", "2"]);
+    let before = env.snapshot();
+    let input = [
+        req(json!({"key": k.secret, "ip": "10.0.0.1"})),
+        req(json!({"key": k.secret, "cost": 2})),
+        req(json!({"key": "bogus", "ip": "203.0.113.1"})),
+        "garbage\n".to_string(),
+        req(json!({"key": k.secret, "ip": "203.0.113.1"})),
+    ]
+    .concat();
+    let (_, results) = stream(&env, NOW, &["--no-record"], input.as_bytes());
+    assert_eq!(
+        codes(&results),
+        ["valid", "valid", "invalid", "bad_request", "valid"]
+    );
+    assert_eq!(env.snapshot(), before, "--no-record changed the store");
+    assert_eq!(env.count_rows("requests"), 0);
+    assert_eq!(env.key_json("svc")["last_used_at"], Value::Null);
+}
+
+#[test]
+fn stream_mode_takes_no_single_request_flags() {
+    let env = TestEnv::initialized();
+    for flag in [
+        &["--ip", "10.0.0.1"][..],
+        &["--key-env", "K"],
+        &["--scope", "s"],
+        &["--deployment", "d"],
+        &["--model", "m"],
+        &["--endpoint", "GET /"],
+        &["--duration-ms", "5"],
+    ] {
+        let mut args = vec!["verify", "--stream"];
+        args.extend_from_slice(flag);
+        env.run_at_with_stdin(NOW, &args, b"").fails(2);
+    }
+}
+
+/// Reads lines of `child`'s stdout on a thread, so a test can wait for one with a
+/// time limit.
+fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            match line {
+                Ok(l) => {
+                    if tx.send(l).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    rx
+}
+
+fn next_line(rx: &mpsc::Receiver<String>) -> Value {
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a result line within 10 s");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not json ({e}): {line}"))
+}
+
+/// A coprocess gets each answer before it sends the next request (results are
+/// flushed), and each request sees the store as it is then (its own transaction).
+#[test]
+fn a_coprocess_gets_each_answer_before_sending_the_next_request() {
+    let env = TestEnv::initialized();
+    let k = env.create("svc", &[]);
+    let mut child = env
+        .command()
+        .args(["verify", "--stream"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn keyctl verify --stream");
+    let rx = line_reader(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut send = |line: String| {
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    };
+    send(req(json!({"key": k.secret})));
+    assert_eq!(next_line(&rx)["code"], "valid");
+    // Another process disables the key while the stream runs.
+    env.run(&["disable", "svc"]).ok();
+    send(req(json!({"key": k.secret})));
+    assert_eq!(next_line(&rx)["code"], "inactive");
+    send("{oops\n".to_string());
+    assert_eq!(next_line(&rx)["code"], "bad_request");
+    env.run(&["enable", "svc"]).ok();
+    send(req(json!({"key": k.secret})));
+    assert_eq!(next_line(&rx)["code"], "valid");
+    // End of input.
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for the stream");
+    assert_eq!(out.status.code(), Some(0), "exit 0 at end of input");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(
+        rx.recv_timeout(Duration::from_secs(1)).is_err(),
+        "no extra line"
+    );
+    assert_eq!(env.count_rows("requests"), 3);
+}
+
+/// Issue 5, the stream form: 8 `--stream` processes × 100 lines of one key at once.
+#[test]
+fn eight_streams_verifying_one_key_at_once_lose_nothing() {
+    let env = TestEnv::initialized();
+    let k = env.create("hot", &["--quota-total", "800"]);
+    let input = req(json!({"key": k.secret})).repeat(100);
+    // Start all eight first, then feed them, so they run at once.
+    let children: Vec<Child> = (0..8)
+        .map(|_| {
+            env.command()
+                .args(["verify", "--stream"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn a stream")
+        })
+        .collect();
+    let running: Vec<_> = children
+        .into_iter()
+        .map(|mut child| {
+            let mut stdin = child.stdin.take().unwrap();
+            let input = input.clone();
+            let writer = std::thread::spawn(move || {
+                let _ = stdin.write_all(input.as_bytes());
+            });
+            (child, writer)
+        })
+        .collect();
+    let outs: Vec<std::process::Output> = running
+        .into_iter()
+        .map(|(child, writer)| {
+            let out = child.wait_with_output().expect("wait for a stream");
+            writer.join().unwrap();
+            out
+        })
+        .collect();
+    for out in &outs {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("locked"), "{stderr}");
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert_eq!(stderr, "");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.lines().count(), 100);
+        for line in stdout.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["code"], "valid", "{line}");
+        }
+    }
+    assert_eq!(env.count_rows("requests"), 800);
+    assert_eq!(env.usage_of(NOW, "hot")["last_24h"]["accepted"], 800);
+    let (_, results) = stream(&env, NOW, &[], req(json!({"key": k.secret})).as_bytes());
+    assert_verdict(
+        &results[0],
+        "quota_exceeded",
+        "Rate limit exceeded: quota total",
+    );
+}
