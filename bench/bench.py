@@ -188,8 +188,10 @@ def batch_figure(args, env):
                                     "quota_daily": 1000, "expires": "90d",
                                     "owner": f"team-{i % 17}"}) + "\n")
     empty = os.path.join(work, "empty.db")
-    if not os.path.exists(empty):
-        subprocess.run([KEYCTL, "init", "-q"], env=dict(env, KEYCTL_DB=empty), check=True)
+    for suffix in ("", "-wal", "-shm"):  # made anew: the schema may have changed
+        if os.path.exists(empty + suffix):
+            os.unlink(empty + suffix)
+    subprocess.run([KEYCTL, "init", "-q"], env=dict(env, KEYCTL_DB=empty), check=True)
     ours_db = os.path.join(work, "ours.db")
     rows_db = os.path.join(work, "rows.db")
     base_db = os.path.join(work, "base.db")

@@ -94,7 +94,6 @@ fn evaluate(
     now: DateTime<Utc>,
     record: bool,
 ) -> Result<Verdict> {
-    let settings = settings_of(tx)?;
     let mut key: Option<KeyRecord> = None;
     let mut counts = Counts::default();
     let outcome = 'decide: {
@@ -121,6 +120,8 @@ fn evaluate(
     };
     let accepted = outcome.is_valid();
     if record {
+        // Settings matter only for what recording does (blocking, retention).
+        let settings = settings_of(tx)?;
         tx.record_request(&RequestRecord {
             at: now,
             key: key.as_ref().map(|k| (k.id.clone(), k.name.clone())),
