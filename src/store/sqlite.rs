@@ -215,9 +215,9 @@ fn connect(path: &Path) -> Result<Connection> {
         true,
     )
     .map_err(|e| sql_error(path, e))?;
-    // FULL: a committed key survives power loss, so a revealed secret always works.
-    conn.execute_batch("PRAGMA synchronous = FULL;")
-        .map_err(|e| sql_error(path, e))?;
+    // synchronous = FULL is SQLite's compiled default (so nothing to run here): a
+    // committed key survives power loss, so a revealed secret always works. `verify`
+    // relaxes it (relax_durability).
     Ok(conn)
 }
 
@@ -276,6 +276,7 @@ impl SqliteStore {
 /// Maps an SQLite failure to a one-line message naming the store and what to do.
 fn sql_error(path: &Path, e: rusqlite::Error) -> StoreError {
     let shown = path.display();
+    if std::env::var_os("KEYCTL_DEBUG_SQL").is_some() { eprintln!("DEBUG {e:?}"); }
     let code = match &e {
         rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
         _ => None,
