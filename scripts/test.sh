@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive, as "command:package" pairs; installed only when
-# the command is missing (apt as root, else sudo). None yet beyond the Rust toolchain.
+# the command is missing (apt as root, else sudo): man pages are rendered with man-db,
+# completions loaded in zsh and fish, the clipboard served under Xvfb and read by xclip.
 tools=(man:man-db zsh:zsh fish:fish Xvfb:xvfb xclip:xclip)
 need=()
 for pair in "${tools[@]}"; do
