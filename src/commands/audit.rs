@@ -97,9 +97,8 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
     match ctx.format {
         Format::Json => {
             let mut first = true;
-            out.write_all(b"[")?;
             tx.for_each_audit(&query, &mut |e| {
-                out.write_all(if first { b"\n" } else { b",\n" })?;
+                out.write_all(if first { b"[\n" } else { b",\n" })?;
                 first = false;
                 let j = EventJson {
                     seq: e.event.seq,
@@ -112,7 +111,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
                 };
                 serde_json::to_writer(&mut out, &j).map_err(std::io::Error::other)
             })?;
-            out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+            out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
         }
         Format::Csv => {
             crate::ui::csv::write_row(

@@ -12,7 +12,7 @@ use crate::context::Ctx;
 use crate::core::allowlist;
 use crate::core::key::{self, Mode, Secret};
 use crate::core::limits::{parse_count, parse_rate_limit, Quotas};
-use crate::core::model::{KeySettings, NewKey};
+use crate::core::model::{KeyRecord, KeySettings, NewKey};
 use crate::core::names::{optional_text, token_set, validate_name};
 use crate::core::settings::Settings;
 use crate::core::time::parse_time_spec;
@@ -75,24 +75,40 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         ctx,
         "created",
         Some(&record.id),
-        serde_json::json!({
-            "name": record.name,
-            "key_prefix": record.key_prefix,
-            "mode": record.mode.as_str(),
-            "expires_at": record.expires_at.map(crate::core::time::rfc3339),
-        }),
+        created_details(&record),
     ))?;
+    reveal_and_commit(ctx, tx, style, &secret, &record, args.copy, args.no_copy)
+}
 
-    deliver(
-        ctx,
-        style,
-        &secret,
-        &record,
-        wants_copy(ctx, args.copy, args.no_copy),
-    )?;
+/// The details of a `created` audit event.
+pub(crate) fn created_details(record: &KeyRecord) -> serde_json::Value {
+    let mut details = serde_json::json!({
+        "name": record.name,
+        "key_prefix": record.key_prefix,
+        "mode": record.mode.as_str(),
+        "expires_at": record.expires_at.map(crate::core::time::rfc3339),
+    });
+    if let Some(from) = &record.rotated_from {
+        details["rotated_from"] = serde_json::json!(from);
+    }
+    details
+}
+
+/// Shows the new secret once (copying it when asked), then commits: the key exists
+/// only if its secret reached stdout.
+pub(crate) fn reveal_and_commit(
+    ctx: &Ctx,
+    tx: Box<dyn Txn + '_>,
+    style: RevealStyle,
+    secret: &Secret,
+    record: &KeyRecord,
+    copy: bool,
+    no_copy: bool,
+) -> Result<()> {
+    deliver(ctx, style, secret, record, wants_copy(ctx, copy, no_copy))?;
     tx.commit()?;
     if style == RevealStyle::Plain {
-        ctx.note(&details(&record));
+        ctx.note(&details(record));
     }
     Ok(())
 }

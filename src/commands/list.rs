@@ -50,14 +50,15 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> Result<()> {
     match ctx.format {
         Format::Json => {
             // One object per line inside the array: valid json that greps and streams.
+            // The opening bracket waits for the first row, so a store that fails at
+            // the start of the query leaves stdout empty.
             let mut first = true;
-            out.write_all(b"[")?;
             tx.for_each_key(&query, now, &mut |k| {
-                out.write_all(if first { b"\n" } else { b",\n" })?;
+                out.write_all(if first { b"[\n" } else { b",\n" })?;
                 first = false;
                 write_json(&mut out, k, now)
             })?;
-            out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+            out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
         }
         Format::Csv => {
             crate::ui::csv::write_row(&mut out, CSV_HEADER)?;

@@ -180,13 +180,12 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     match ctx.format {
         Format::Json => {
             let mut first = true;
-            out.write_all(b"[")?;
             tx.for_each_request(&query, &mut |r| {
-                out.write_all(if first { b"\n" } else { b",\n" })?;
+                out.write_all(if first { b"[\n" } else { b",\n" })?;
                 first = false;
                 serde_json::to_writer(&mut out, &row_json(r)).map_err(std::io::Error::other)
             })?;
-            out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+            out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
         }
         Format::Csv => {
             crate::ui::csv::write_row(&mut out, &CSV_HEADER)?;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::create::{deliver, generate, reveal_style, wants_copy};
+use super::create::{created_details, generate, reveal_and_commit, reveal_style};
 use super::keyref::resolve;
 use super::lifecycle::describe_keys;
 use super::{audit_event, confirmed_refs};
@@ -13,7 +13,6 @@ use crate::core::model::{KeyRecord, State};
 use crate::core::settings::Settings;
 use crate::core::time::{parse_time_spec, rfc3339, TimeSpec};
 use crate::error::{Error, Result};
-use crate::ui::reveal::{details, RevealStyle};
 
 pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     let style = reveal_style(ctx, "rotate")?;
@@ -121,25 +120,9 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
         ctx,
         "created",
         Some(&record.id),
-        json!({
-            "name": record.name,
-            "key_prefix": record.key_prefix,
-            "mode": record.mode.as_str(),
-            "expires_at": record.expires_at.map(rfc3339),
-            "rotated_from": old.id,
-        }),
+        created_details(&record),
     ))?;
-    deliver(
-        ctx,
-        style,
-        &secret,
-        &record,
-        wants_copy(ctx, args.copy, args.no_copy),
-    )?;
-    tx.commit()?;
-    if style == RevealStyle::Plain {
-        ctx.note(&details(&record));
-    }
+    reveal_and_commit(ctx, tx, style, &secret, &record, args.copy, args.no_copy)?;
     ctx.note(&match grace_until {
         Some(t) => format!("old key {} keeps working until {}", old.id, rfc3339(t)),
         None => format!("old key {} is disabled", old.id),

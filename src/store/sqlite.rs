@@ -259,6 +259,13 @@ fn newer_error(path: &Path, version: i64) -> StoreError {
 
 impl SqliteStore {
     fn check_and_migrate(&mut self) -> Result<()> {
+        // Reading the schema now makes a damaged file fail here, before a command has
+        // printed anything.
+        self.conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|e| sql_error(&self.path, e))?;
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -276,7 +283,9 @@ impl SqliteStore {
 /// Maps an SQLite failure to a one-line message naming the store and what to do.
 fn sql_error(path: &Path, e: rusqlite::Error) -> StoreError {
     let shown = path.display();
-    if std::env::var_os("KEYCTL_DEBUG_SQL").is_some() { eprintln!("DEBUG {e:?}"); }
+    if std::env::var_os("KEYCTL_DEBUG_SQL").is_some() {
+        eprintln!("DEBUG {e:?}");
+    }
     let code = match &e {
         rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
         _ => None,
