@@ -62,9 +62,19 @@ fn report_clap_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
             } else {
                 first
             };
-            let valid = match e.get(ContextKind::ValidValue) {
-                Some(ContextValue::Strings(values)) if !values.is_empty() => {
+            let valid = match (
+                e.kind(),
+                e.get(ContextKind::ValidValue),
+                e.get(ContextKind::InvalidArg),
+            ) {
+                (_, Some(ContextValue::Strings(values)), _) if !values.is_empty() => {
                     format!(": use one of {}", values.join(", "))
+                }
+                // clap lists the missing arguments on lines of their own: name them here.
+                (ErrorKind::MissingRequiredArgument, _, Some(ContextValue::Strings(args)))
+                    if !args.is_empty() =>
+                {
+                    format!(" {}", args.join(", "))
                 }
                 _ => String::new(),
             };

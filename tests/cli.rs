@@ -20,14 +20,22 @@ mod batch;
 mod clipboard;
 #[path = "cli/concurrency.rs"]
 mod concurrency;
+#[path = "cli/concurrency_mix.rs"]
+mod concurrency_mix;
 #[path = "cli/config.rs"]
 mod config;
+#[path = "cli/crash.rs"]
+mod crash;
 #[path = "cli/create.rs"]
 mod create;
 #[path = "cli/edit.rs"]
 mod edit;
+#[path = "cli/files.rs"]
+mod files;
 #[path = "cli/global.rs"]
 mod global;
+#[path = "cli/hostile.rs"]
+mod hostile;
 #[path = "cli/init.rs"]
 mod init;
 #[path = "cli/lifecycle.rs"]
@@ -38,6 +46,8 @@ mod list;
 mod logs;
 #[path = "cli/rotate.rs"]
 mod rotate;
+#[path = "cli/secrets.rs"]
+mod secrets;
 #[path = "cli/shells.rs"]
 mod shells;
 #[path = "cli/show.rs"]

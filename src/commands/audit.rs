@@ -225,7 +225,8 @@ fn verify(ctx: &Ctx, expect_head: Option<String>) -> Result<()> {
         (None, Some(h)) if !seen_expected => Err((
             None,
             format!(
-                "audit trail does not contain the expected head {h}: its newest events were cut off or it was rewritten (head now {head}, {count} events)"
+                "audit trail does not contain the expected head {h}: its newest events were cut off or it was rewritten (head now {head}, {count} {})",
+                if count == 1 { "event" } else { "events" }
             ),
         )),
         _ => Ok(()),
@@ -242,7 +243,8 @@ fn verify(ctx: &Ctx, expect_head: Option<String>) -> Result<()> {
         serde_json::to_writer(&mut out, &j).map_err(std::io::Error::other)?;
         writeln!(out)?;
     } else if verdict.is_ok() {
-        writeln!(out, "audit trail intact: {count} events, head {head}")?;
+        let events = if count == 1 { "event" } else { "events" };
+        writeln!(out, "audit trail intact: {count} {events}, head {head}")?;
     }
     out.flush()?;
     verdict.map_err(|(_, msg)| Error::new(Kind::AuditBroken, msg))

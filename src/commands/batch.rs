@@ -125,14 +125,21 @@ pub fn has_other_fields(a: &CreateArgs) -> bool {
         || a.test
 }
 
+/// Longest batch line accepted (a create object is a few hundred bytes).
+const MAX_LINE: usize = 64 * 1024;
+
 fn read_lines(source: &str) -> Result<Vec<(usize, String)>> {
-    let reader: Box<dyn Read> = if source == "-" {
-        Box::new(std::io::stdin())
+    let (reader, name): (Box<dyn Read>, String) = if source == "-" {
+        (Box::new(std::io::stdin()), "the batch input (stdin)".into())
     } else {
-        Box::new(
-            std::fs::File::open(source)
-                .map_err(|e| Error::usage(format!("cannot read --batch file '{source}': {e}")))?,
-        )
+        if std::path::Path::new(source).is_dir() {
+            return Err(Error::usage(format!(
+                "cannot read --batch file '{source}': it is a directory"
+            )));
+        }
+        let file = std::fs::File::open(source)
+            .map_err(|e| Error::usage(format!("cannot read --batch file '{source}': {e}")))?;
+        (Box::new(file), format!("--batch file '{source}'"))
     };
     let mut lines = Vec::new();
     let mut reader = BufReader::new(reader);
@@ -140,13 +147,20 @@ fn read_lines(source: &str) -> Result<Vec<(usize, String)>> {
     let mut number = 0usize;
     loop {
         buf.clear();
-        let n = reader
+        // Bounded per line, so input without newlines cannot exhaust memory.
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::runtime(format!("cannot read the batch input: {e}")))?;
+            .map_err(|e| Error::usage(format!("cannot read {name}: {e}")))?;
         if n == 0 {
             break;
         }
         number += 1;
+        if buf.len() > MAX_LINE {
+            return Err(Error::usage(format!(
+                "line {number}: longer than {MAX_LINE} bytes (each line must be one json object of create fields)"
+            )));
+        }
         let text = std::str::from_utf8(&buf)
             .map_err(|_| Error::usage(format!("line {number}: not valid UTF-8 text")))?;
         let text = text.trim();

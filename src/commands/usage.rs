@@ -71,12 +71,15 @@ struct DayTotals {
 }
 
 pub fn run(ctx: &Ctx, args: UsageArgs) -> Result<()> {
-    let days = crate::core::limits::parse_count("--days", &args.days).map_err(Error::usage)?;
-    if days > 3660 {
-        return Err(Error::usage(format!(
-            "invalid --days '{days}': use at most 3660 (ten years)"
-        )));
-    }
+    let days = match args.days.trim().parse::<u64>() {
+        Ok(n) if (1..=3660).contains(&n) => n,
+        _ => {
+            return Err(Error::usage(format!(
+                "invalid --days '{}': use a whole number of days from 1 to 3660",
+                args.days
+            )))
+        }
+    };
     let mut store = ctx.open_read()?;
     let tx = store.read()?;
     let (key_id, key_name) = match &args.keyref {

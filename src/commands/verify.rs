@@ -398,9 +398,8 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
             break;
         }
         let verdict = if line.len() > MAX_STREAM_LINE && !line.ends_with(b"\n") {
-            // Skip the rest of an over-long line, then answer it.
-            let mut rest = Vec::new();
-            let _ = input.read_until(b'\n', &mut rest);
+            // Skip the rest of an over-long line without holding it, then answer it.
+            skip_line(&mut input);
             bad_request(format!("the line is longer than {MAX_STREAM_LINE} bytes"))
         } else if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -421,6 +420,23 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
         out.flush()?;
     }
     Ok(())
+}
+
+/// Discards input up to and including the next newline, in buffer-sized pieces.
+fn skip_line(input: &mut impl BufRead) {
+    loop {
+        let (done, used) = match input.fill_buf() {
+            Ok([]) | Err(_) => return,
+            Ok(buf) => match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (true, i + 1),
+                None => (false, buf.len()),
+            },
+        };
+        input.consume(used);
+        if done {
+            return;
+        }
+    }
 }
 
 fn serve_one(

@@ -71,7 +71,10 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn Store>> {
                 "{shown} is a directory, not a key store file: pass a file path with --db"
             )))
         }
-        Ok(_) => check_header(path)?,
+        Ok(_) => {
+            check_header(path)?;
+            repair_side_files(path);
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if !opts.create {
                 return Err(StoreError::Missing(format!(
@@ -131,6 +134,26 @@ fn check_header(path: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// SQLite gives a new `-wal`/`-shm` the mode of the store file, so a read while the file
+/// was read-only (0400) leaves read-only side files behind, and once the file is
+/// writable again every write would still fail on them. Side files this user owns are
+/// put back to 0600 (what keyctl creates them with); anything else is left alone.
+fn repair_side_files(path: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = PathBuf::from(side);
+        if let Ok(meta) = fs::symlink_metadata(&side) {
+            if meta.is_file() && meta.uid() == me && meta.mode() & 0o200 == 0 {
+                let _ = fs::set_permissions(&side, fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
 }
 
 /// Creates a store: a 0600 file, initialised under a temporary name and then linked
@@ -283,17 +306,20 @@ impl SqliteStore {
 /// Maps an SQLite failure to a one-line message naming the store and what to do.
 fn sql_error(path: &Path, e: rusqlite::Error) -> StoreError {
     let shown = path.display();
-    if std::env::var_os("KEYCTL_DEBUG_SQL").is_some() {
-        eprintln!("DEBUG {e:?}");
-    }
-    let code = match &e {
-        rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
-        _ => None,
+    let (code, extended) = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => (Some(f.code), f.extended_code),
+        _ => (None, 0),
     };
     match code {
-        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(format!(
-            "key store {shown} is read-only: make the file and its folder writable, or use a read command"
-        )),
+        Some(ErrorCode::ReadOnly) => read_only_error(path, extended),
+        // Extending the -shm file failed: on a full disk that is the first write.
+        Some(ErrorCode::SystemIoFailure)
+            if extended == rusqlite::ffi::SQLITE_IOERR_SHMSIZE || no_space_left(path) =>
+        {
+            StoreError::Other(format!(
+                "no space left for key store {shown}: free some disk space and try again"
+            ))
+        }
         Some(ErrorCode::PermissionDenied) => StoreError::ReadOnly(format!(
             "cannot access key store {shown}: permission denied"
         )),
@@ -312,6 +338,87 @@ fn sql_error(path: &Path, e: rusqlite::Error) -> StoreError {
         )),
         _ => StoreError::Other(format!("key store {shown}: {e}")),
     }
+}
+
+/// The folder that holds `path` (`.` for a bare file name).
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// True when this process may write `path` (access(2) with W_OK: file modes, ACLs, a
+/// read-only mount; root passes unless the mount is read-only).
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: access(2) only reads the NUL-terminated path, which outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// True when the filesystem holding the store has no free blocks or inodes left.
+fn no_space_left(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(folder_of(path).as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs(3) reads the NUL-terminated path and fills the zeroed struct it is
+    // given; both outlive the call.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        // Some filesystems (btrfs) report no inode counts at all: f_files 0.
+        libc::statvfs(c.as_ptr(), &mut st) == 0
+            && (st.f_bavail == 0 || (st.f_files > 0 && st.f_favail == 0))
+    }
+}
+
+/// A read-only store, said precisely: a WAL store needs its folder writable even to be
+/// read (SQLite creates `-wal` and `-shm` next to it), and only its file to be changed.
+fn read_only_error(path: &Path, extended: std::ffi::c_int) -> StoreError {
+    let shown = path.display();
+    let dir = folder_of(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "keys.db".into());
+    let file_too = if writable(path) {
+        ""
+    } else {
+        " (the file is read-only too)"
+    };
+    if extended == rusqlite::ffi::SQLITE_READONLY_DIRECTORY || !writable(&dir) {
+        return StoreError::ReadOnly(format!(
+            "cannot use key store {shown}: its folder {} is read-only, and SQLite must create {name}-wal and {name}-shm there even to read the store; make the folder writable{file_too}",
+            dir.display()
+        ));
+    }
+    if !writable(path) {
+        return StoreError::ReadOnly(format!(
+            "key store {shown} is read-only (no write permission on the file): make it writable to change keys; read commands still work"
+        ));
+    }
+    // File and folder are writable: a -shm or -wal file left read-only (by a run while
+    // the store was read-only, or by another user) blocks writing.
+    let stale: Vec<String> = ["-shm", "-wal"]
+        .iter()
+        .map(|suffix| format!("{name}{suffix}"))
+        .filter(|side| {
+            let p = dir.join(side);
+            p.exists() && !writable(&p)
+        })
+        .collect();
+    if !stale.is_empty() {
+        return StoreError::ReadOnly(format!(
+            "key store {shown} cannot be written: {} next to it is read-only; make it writable (or remove it while no keyctl uses the store)",
+            stale.join(" and ")
+        ));
+    }
+    StoreError::ReadOnly(format!(
+        "key store {shown} is read-only: make the file and its folder writable, or use a read command"
+    ))
 }
 
 impl Store for SqliteStore {

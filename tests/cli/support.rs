@@ -702,7 +702,7 @@ impl TestEnv {
     }
 }
 
-/// Parses `audit trail intact: N events, head HEX` into (N, HEX).
+/// Parses `audit trail intact: N events, head HEX` (`1 event`) into (N, HEX).
 pub fn parse_verify_line(stdout: &str) -> (u64, String) {
     let line = stdout
         .strip_prefix("audit trail intact: ")
@@ -710,6 +710,7 @@ pub fn parse_verify_line(stdout: &str) -> (u64, String) {
         .unwrap_or_else(|| panic!("not an 'audit trail intact' line: {stdout:?}"));
     let (count, head) = line
         .split_once(" events, head ")
+        .or_else(|| line.split_once(" event, head ").filter(|(n, _)| *n == "1"))
         .unwrap_or_else(|| panic!("no count and head in {stdout:?}"));
     let head = head.to_string();
     assert!(
@@ -1259,5 +1260,609 @@ impl Pty {
 impl Drop for Pty {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+// ---- bounded runs, seeded randomness and kills (crash and concurrency tests) ----
+
+/// How long a bounded run may take before the test kills it and fails: longer than
+/// keyctl's 30 s busy timeout, so a process that waited that long still reports its
+/// own error instead of being cut off.
+pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A small seeded pseudo-random generator (xorshift64*): the same seed gives the same
+/// sequence on every machine, with no extra crate.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> XorShift {
+        // Zero is xorshift's one fixed point: map it elsewhere.
+        XorShift(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in [0, 1), in steps of 2^-53.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Waits at most `limit` for `child` to exit (polling, so the caller keeps the child
+/// and may still signal it). None when it is still running.
+pub fn wait_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child process") {
+            return Some(status);
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// Sends SIGKILL to `child`. Safe to call until the child has been waited for: an
+/// exited but unreaped child is a zombie whose pid cannot be reused, so the signal
+/// never reaches another process.
+pub fn sigkill(child: &std::process::Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+    // SAFETY: kill(2) with a pid this test spawned and has not reaped (see above).
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+/// Reads `source` to its end on a thread; the bytes arrive on the returned channel.
+pub fn drain<R: Read + Send + 'static>(mut source: R) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = source.read_to_end(&mut bytes);
+        let _ = tx.send(bytes);
+    });
+    rx
+}
+
+/// What a drained pipe held, waiting at most `limit` for its writer to close it.
+pub fn drained(rx: &std::sync::mpsc::Receiver<Vec<u8>>, limit: std::time::Duration) -> Vec<u8> {
+    rx.recv_timeout(limit)
+        .expect("a child's output pipe was still open long after it exited")
+}
+
+/// Runs `command` (its args already set; `label` names them in messages) with `input`
+/// on stdin (None: no stdin), capturing stdout and stderr, and fails the test if it
+/// runs longer than `limit` (the process is killed first).
+pub fn output_within(
+    mut command: Command,
+    label: &[&str],
+    input: Option<Vec<u8>>,
+    limit: std::time::Duration,
+) -> Outcome {
+    command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn keyctl");
+    let writer = input.map(|bytes| {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            // keyctl may stop reading early: a broken pipe is fine here.
+            let _ = stdin.write_all(&bytes);
+        })
+    });
+    let out = drain(child.stdout.take().expect("piped stdout"));
+    let err = drain(child.stderr.take().expect("piped stderr"));
+    let Some(status) = wait_within(&mut child, limit) else {
+        sigkill(&child);
+        let _ = child.wait();
+        panic!("keyctl {label:?} still running after {limit:?}: killed");
+    };
+    let output = Output {
+        status,
+        stdout: drained(&out, limit),
+        stderr: drained(&err, limit),
+    };
+    if let Some(w) = writer {
+        w.join().expect("stdin writer");
+    }
+    Outcome::new(label, output)
+}
+
+impl TestEnv {
+    /// `keyctl ARGS` (at `NOW`, no stdin), failing the test after `RUN_LIMIT`.
+    pub fn run_bounded(&self, args: &[&str]) -> Outcome {
+        let mut c = self.command();
+        c.args(args);
+        output_within(c, args, None, RUN_LIMIT)
+    }
+
+    /// `keyctl ARGS` (at `NOW`) with `input` on stdin, failing the test after
+    /// `RUN_LIMIT`.
+    pub fn run_bounded_with_stdin(&self, args: &[&str], input: &[u8]) -> Outcome {
+        let mut c = self.command();
+        c.args(args);
+        output_within(c, args, Some(input.to_vec()), RUN_LIMIT)
+    }
+
+    /// `keyctl create --json --name NAME EXTRA...` as a bounded run: the secret and
+    /// the key object.
+    pub fn create_bounded(&self, name: &str, extra: &[&str]) -> Created {
+        let mut args = vec!["create", "--json", "--name", name];
+        args.extend_from_slice(extra);
+        let out = self.run_bounded(&args);
+        out.ok();
+        let v = out.json();
+        Created {
+            secret: v["key"].as_str().expect("key is a string").to_string(),
+            details: v["key_details"].clone(),
+        }
+    }
+
+    /// `PRAGMA integrity_check` of the store, through rusqlite: "ok" when intact.
+    pub fn integrity_check(&self) -> String {
+        let conn = self.sqlite();
+        let mut stmt = conn
+            .prepare("PRAGMA integrity_check")
+            .expect("prepare integrity_check");
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("run integrity_check")
+            .collect::<rusqlite::Result<_>>()
+            .expect("read integrity_check");
+        rows.join("\n")
+    }
+}
+
+// ---- hostile conditions: other users, full disks, damaged files, live processes ----
+
+/// The unprivileged user (`nobody`) that permission tests run keyctl as: root ignores
+/// file modes, so only another user shows what a read-only file or folder does.
+pub const NOBODY: u32 = 65534;
+
+/// A small seeded PRNG (SplitMix64), so randomised tests repeat exactly.
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Polls `done` every 20 ms for at most `limit`; true when it became true.
+pub fn poll_until(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// An `Outcome` from raw output whose arguments may not be UTF-8 (shown lossily).
+/// Output that is not UTF-8 is kept lossily too; callers check `output_is_utf8`.
+pub fn outcome_lossy(args: &[std::ffi::OsString], output: Output) -> (Outcome, bool) {
+    let utf8 =
+        std::str::from_utf8(&output.stdout).is_ok() && std::str::from_utf8(&output.stderr).is_ok();
+    let outcome = Outcome {
+        args: args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    (outcome, utf8)
+}
+
+/// Runs `command` with `input` on stdin (written from a thread; a reader that stops
+/// early is fine) and returns its output. A run over 60 s is killed and fails the test.
+pub fn output_with_stdin(mut command: Command, input: &[u8]) -> Output {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn keyctl");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+    });
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(output) => output.expect("wait for keyctl"),
+        Err(_) => {
+            // SAFETY: kill(2) on the pid of a child that has not been reaped (its waiter
+            // thread is still blocked in wait).
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            panic!("keyctl (pid {pid}) still running after 60 s: killed");
+        }
+    };
+    writer.join().expect("stdin writer");
+    output
+}
+
+impl TestEnv {
+    /// A folder `name` under the temp root owned by `nobody` (mode 0700); the temp
+    /// root becomes 0711 so that user can reach it.
+    pub fn nobody_folder(&self, name: &str) -> PathBuf {
+        fs::set_permissions(self.root(), fs::Permissions::from_mode(0o711)).unwrap();
+        let dir = self.root().join(name);
+        fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        dir
+    }
+
+    /// `keyctl` run as `nobody` through util-linux `setpriv` (real and effective ids,
+    /// no supplementary groups), on the store `db`, with `command()`'s fixed
+    /// environment; with `umask`, through `sh -c 'umask U; exec keyctl ...'`. Its home
+    /// and working folder are the store's folder.
+    pub fn command_as_nobody(&self, db: &Path, umask: Option<&str>) -> Command {
+        let folder = db.parent().expect("the store's folder").to_path_buf();
+        let mut c = Command::new(require_tool("setpriv"));
+        c.arg(format!("--reuid={NOBODY}"))
+            .arg(format!("--regid={NOBODY}"))
+            .arg("--clear-groups");
+        if let Some(mask) = umask {
+            c.arg(require_tool("sh"))
+                .arg("-c")
+                .arg(format!("umask {mask}; exec \"$0\" \"$@\""));
+        }
+        c.arg(env!("CARGO_BIN_EXE_keyctl"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &folder)
+            .env("XDG_DATA_HOME", folder.join("data"))
+            .env("KEYCTL_DB", db)
+            .env("KEYCTL_NOW", NOW)
+            .env("KEYCTL_ACTOR", ACTOR)
+            .env("TZ", "UTC")
+            .current_dir(&folder)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `keyctl ARGS` as `nobody` on the store `db` with `input` on stdin.
+    pub fn run_as_nobody(&self, db: &Path, args: &[&str], input: &[u8]) -> Outcome {
+        let mut c = self.command_as_nobody(db, None);
+        c.args(args);
+        Outcome::new(args, output_with_stdin(c, input))
+    }
+}
+
+/// A tmpfs of `size` (like "512k") mounted on a new folder `dir`, unmounted (lazily)
+/// when dropped. Mounting needs root (CAP_SYS_ADMIN): where it is not permitted, the
+/// test fails and says so; it is never skipped.
+pub struct Tmpfs {
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap();
+        let out = Command::new(require_tool("mount"))
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a {size} tmpfs on {} for the full-disk test ({}): it needs root or \
+             CAP_SYS_ADMIN in this sandbox; mount said: {}",
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Tmpfs {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Writes a file `name` of zeros until the filesystem is full; returns its path.
+    pub fn fill(&self, name: &str) -> PathBuf {
+        use std::io::Write;
+        let path = self.dir.join(name);
+        let mut file = fs::File::create(&path).unwrap();
+        let block = [0u8; 4096];
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        // A last partial page, byte by byte.
+        while let Ok(1) = file.write(&[0u8]) {}
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        if let Ok(umount) = std::panic::catch_unwind(|| require_tool("umount")) {
+            let _ = Command::new(umount)
+                .arg("-l")
+                .arg(&self.dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A long-running keyctl (`verify --stream`, `logs --follow`, a command waiting for
+/// its input or a lock) with piped stdin and stdout: send lines, wait (bounded) for
+/// output lines. Dropping it kills the process.
+pub struct LiveProcess {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// How long a `LiveProcess` waits for a line or an exit before failing the test.
+pub const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+impl LiveProcess {
+    pub fn spawn(mut command: Command) -> LiveProcess {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command.spawn().expect("spawn keyctl");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LiveProcess {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Writes raw bytes to its stdin.
+    pub fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        stdin.write_all(bytes).and_then(|_| stdin.flush())
+    }
+
+    /// Writes `line` and a newline to its stdin.
+    pub fn send(&mut self, line: &str) {
+        self.write_raw(format!("{line}\n").as_bytes())
+            .expect("write to keyctl's stdin");
+    }
+
+    /// The next line of its stdout, waiting at most `LIVE_TIMEOUT`.
+    pub fn next_line(&mut self) -> String {
+        self.lines
+            .recv_timeout(LIVE_TIMEOUT)
+            .unwrap_or_else(|e| panic!("no output line from keyctl within {LIVE_TIMEOUT:?}: {e}"))
+    }
+
+    /// Sends `line` and returns the answer line.
+    pub fn ask(&mut self, line: &str) -> String {
+        self.send(line);
+        self.next_line()
+    }
+
+    /// Closes its stdin and waits (at most `LIVE_TIMEOUT`) for it to exit.
+    pub fn finish(mut self) -> Option<i32> {
+        drop(self.stdin.take());
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for keyctl") {
+                return status.code();
+            }
+            if start.elapsed() > LIVE_TIMEOUT {
+                panic!("keyctl still running {LIVE_TIMEOUT:?} after its stdin closed");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would end it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LiveProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Owner uid of a file (`/proc/PID/environ` shows whether a process is dumpable).
+pub fn owner_of(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).ok().map(|m| m.uid())
+}
+
+/// Every running process whose executable is the keyctl under test and whose
+/// environment names the store `db`: pid, argv (`/proc/PID/cmdline`) and environment
+/// (`/proc/PID/environ`).
+pub fn keyctl_processes_on(db: &Path) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
+    let bin = fs::canonicalize(env!("CARGO_BIN_EXE_keyctl")).expect("the keyctl binary");
+    let store = {
+        let mut s = b"KEYCTL_DB=".to_vec();
+        s.extend_from_slice(db.as_os_str().as_encoded_bytes());
+        s
+    };
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dir = entry.path();
+        if fs::read_link(dir.join("exe")).ok().as_deref() != Some(bin.as_path()) {
+            continue;
+        }
+        let (Ok(cmdline), Ok(environ)) =
+            (fs::read(dir.join("cmdline")), fs::read(dir.join("environ")))
+        else {
+            continue;
+        };
+        if environ.split(|&b| b == 0).any(|v| v == store.as_slice()) {
+            found.push((pid, cmdline, environ));
+        }
+    }
+    found
+}
+
+/// A private X server (Xvfb on a display number it picks itself, `-displayfd`), for a
+/// clipboard copy in a test; killed when dropped. Missing Xvfb fails the test.
+pub struct XServer {
+    child: std::process::Child,
+    pub display: String,
+}
+
+impl XServer {
+    pub fn start() -> XServer {
+        use std::os::fd::AsRawFd;
+        let mut fds = [-1 as libc::c_int; 2];
+        // SAFETY: pipe2 fills the two-element array with new descriptors on success.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+        assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just created and are owned here only.
+        let (reader, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let mut command = Command::new(require_tool("Xvfb"));
+        command
+            .args(["-displayfd", "3", "-nolisten", "tcp", "-noreset"])
+            .args(["-screen", "0", "320x240x24"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let fd = writer.as_raw_fd();
+        // SAFETY: runs between fork and exec and calls only the async-signal-safe dup2
+        // and fcntl on a descriptor that is open in the child.
+        unsafe {
+            command.pre_exec(move || {
+                let rc = if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, 3)
+                };
+                if rc < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("start Xvfb");
+        drop(command);
+        drop(writer);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = fs::File::from(reader).read_to_string(&mut text);
+            let _ = tx.send(text);
+        });
+        let mut server = XServer {
+            child,
+            display: String::new(),
+        };
+        let number = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("Xvfb did not report its display within 10 s");
+        let number = number.trim();
+        assert!(
+            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()),
+            "Xvfb did not start (display {number:?})"
+        );
+        server.display = format!(":{number}");
+        server
+    }
+}
+
+impl Drop for XServer {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of a child this guard owns and has not reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        if !poll_until(std::time::Duration::from_secs(2), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        }) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
