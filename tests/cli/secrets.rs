@@ -303,7 +303,7 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
 
 /// True once `pid` runs the keyctl binary (not `setpriv` before its exec) as nobody.
 fn is_keyctl_as_nobody(pid: u32) -> bool {
-    let bin = fs::canonicalize(env!("CARGO_BIN_EXE_keyctl")).unwrap();
+    let bin = fs::canonicalize(nobody_binary()).unwrap();
     let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
     let uid_line = fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()

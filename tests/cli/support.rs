@@ -1527,6 +1527,47 @@ pub fn output_with_stdin(mut command: Command, input: &[u8]) -> Output {
     output
 }
 
+/// A copy of the keyctl binary that `nobody` can reach whatever folder the checkout
+/// (and so target/) lives in: /tmp is traversable by everyone.
+pub fn nobody_binary() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        // One copy per build (named by the binary's size and mtime), reused by later
+        // runs, written under a temporary name and renamed so parallel tests agree.
+        let original = fs::metadata(env!("CARGO_BIN_EXE_keyctl")).unwrap();
+        let stamp = original
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join("keyctl-test-bin");
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.join(format!("keyctl-{}-{stamp}", original.len()));
+        if !bin.exists() {
+            // Copies of earlier builds go (a running copy keeps its unlinked file).
+            for old in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let stale = old
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .is_some_and(|t| {
+                        t.elapsed()
+                            .is_ok_and(|age| age > std::time::Duration::from_secs(600))
+                    });
+                if stale {
+                    let _ = fs::remove_file(old.path());
+                }
+            }
+            let tmp = dir.join(format!(".keyctl-{}", std::process::id()));
+            fs::copy(env!("CARGO_BIN_EXE_keyctl"), &tmp).unwrap();
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+            fs::rename(&tmp, &bin).unwrap();
+        }
+        bin
+    })
+}
+
 impl TestEnv {
     /// A folder `name` under the temp root owned by `nobody` (mode 0700); the temp
     /// root becomes 0711 so that user can reach it.
@@ -1554,7 +1595,7 @@ impl TestEnv {
                 .arg("-c")
                 .arg(format!("umask {mask}; exec \"$0\" \"$@\""));
         }
-        c.arg(env!("CARGO_BIN_EXE_keyctl"))
+        c.arg(nobody_binary())
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HOME", &folder)
