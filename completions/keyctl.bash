@@ -19,7 +19,7 @@ _clap_complete_keyctl() {
         _CLAP_COMPLETE_INDEX="$_CLAP_COMPLETE_INDEX" \
         _CLAP_COMPLETE_COMP_TYPE="$_CLAP_COMPLETE_COMP_TYPE" \
         _CLAP_COMPLETE_SPACE="$_CLAP_COMPLETE_SPACE" \
-        COMPLETE="bash" \
+        KEYCTL_COMPLETE="bash" \
         "keyctl" -- "${words[@]}" \
     ) )
     local _keyctl_status=$? _keyctl_i

@@ -1,1 +1,1 @@
-complete --keep-order --exclusive --command keyctl --arguments "(COMPLETE=fish keyctl -- (commandline --current-process --tokenize --cut-at-cursor) (commandline --current-token))"
+complete --keep-order --exclusive --command keyctl --arguments "(KEYCTL_COMPLETE=fish keyctl -- (commandline --current-process --tokenize --cut-at-cursor) (commandline --current-token))"

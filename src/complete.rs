@@ -13,13 +13,14 @@ use clap_complete::CompletionCandidate;
 use crate::core::model::Status;
 use crate::store::{self, KeyQuery, OpenOptions, SortBy};
 
-/// The environment variable the registration scripts set when they call keyctl back.
-pub const COMPLETE_VAR: &str = "COMPLETE";
+/// The environment variable the registration scripts set when they call keyctl back
+/// (keyctl's own name, so a `COMPLETE` set for another tool cannot trigger it).
+pub const COMPLETE_VAR: &str = "KEYCTL_COMPLETE";
 
 /// `--db` from the command line being completed, when it names one.
 static COMPLETION_DB: OnceLock<PathBuf> = OnceLock::new();
 
-/// Handles a completion request (`COMPLETE=bash keyctl -- ...`) and exits; returns
+/// Handles a completion request (`KEYCTL_COMPLETE=bash keyctl -- ...`) and exits; returns
 /// when this is a normal run. Called first thing in `main`.
 pub fn handle_request(args: &[OsString]) {
     if std::env::var_os(COMPLETE_VAR).is_none_or(|v| v.is_empty() || v == "0") {

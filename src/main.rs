@@ -13,7 +13,7 @@ fn main() {
     unsafe {
         libc::umask(0o077);
     }
-    // `COMPLETE=<shell> keyctl -- ...` is a shell asking for candidates: answer, exit.
+    // `KEYCTL_COMPLETE=<shell> keyctl -- ...` is a shell asking for candidates: answer, exit.
     keyctl::complete::handle_request(&std::env::args_os().collect::<Vec<_>>());
     let code = match keyctl::cli::parse(std::env::args_os()) {
         Ok(cli) => match keyctl::commands::run(cli) {

@@ -126,7 +126,7 @@ fn fish_loads_the_completion_script_with_nothing_on_stderr() {
     );
     assert_clean(&out);
     assert!(
-        out.stdout.contains("COMPLETE=fish keyctl"),
+        out.stdout.contains("KEYCTL_COMPLETE=fish keyctl"),
         "the script did not register a completion for keyctl\n{out}"
     );
 }
@@ -151,7 +151,7 @@ fn candidates_with(
     adjust: impl FnOnce(&mut Command),
 ) -> Vec<String> {
     let mut c = env.command();
-    c.env("COMPLETE", shell).arg("--").args(words);
+    c.env("KEYCTL_COMPLETE", shell).arg("--").args(words);
     let index = (words.len() - 1).to_string();
     match shell {
         // completions/keyctl.bash: IFS is \v; COMP_CWORD, COMP_TYPE (9: a first Tab),
@@ -179,11 +179,11 @@ fn candidates_with(
     assert_eq!(
         out.code,
         Some(0),
-        "COMPLETE={shell}: a completion failed\n{out}"
+        "KEYCTL_COMPLETE={shell}: a completion failed\n{out}"
     );
     assert_eq!(
         out.stderr, "",
-        "COMPLETE={shell}: completion wrote to stderr\n{out}"
+        "KEYCTL_COMPLETE={shell}: completion wrote to stderr\n{out}"
     );
     parse_candidates(shell, &out.stdout)
 }
@@ -253,7 +253,7 @@ fn keyrefs_complete_with_the_names_of_the_stores_unrevoked_keys() {
         assert_eq!(
             non_flags(&all),
             ["alpha-key", "beta-key"],
-            "COMPLETE={shell} `keyctl revoke <Tab>`: the names of the active keys, \
+            "KEYCTL_COMPLETE={shell} `keyctl revoke <Tab>`: the names of the active keys, \
              not the revoked one's, and no ids (they are hidden): {all:?}"
         );
         assert!(!all.contains(&gone), "{shell}: {all:?}");
