@@ -68,14 +68,7 @@ pub(crate) fn audit_event(
     key_id: Option<&str>,
     details: serde_json::Value,
 ) -> crate::core::audit::AuditEvent {
-    crate::core::audit::AuditEvent {
-        seq: 0,
-        at_ms: crate::core::time::to_millis(ctx.now),
-        actor: ctx.actor().to_string(),
-        action: action.to_string(),
-        key_id: key_id.map(str::to_string),
-        details: details.to_string(),
-    }
+    audit_event_text(ctx, action, key_id, details.to_string())
 }
 
 /// Like [`audit_event`], with details already rendered as a json object.
