@@ -13,7 +13,6 @@ use crate::cli::CreateArgs;
 use crate::context::Ctx;
 use crate::core::key::Mode;
 use crate::core::model::{KeyRecord, KeySettings, NewKey};
-use crate::core::settings::Settings;
 use crate::core::time::rfc3339;
 use crate::error::{Error, Result};
 use crate::ui::output::{stdout, sync_stdout_if_file};
@@ -229,11 +228,7 @@ pub fn run(ctx: &Ctx, source: &str) -> Result<()> {
     let total = parsed.len();
     let mut store = ctx.open_write()?;
     let mut tx = store.write_bulk()?;
-    let settings = Settings::from_pairs(
-        tx.setting_pairs()?
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str())),
-    );
+    let settings = tx.settings()?;
     let mut counted = match settings.max_keys {
         Some(_) => tx.count_limited(ctx.now)?,
         None => 0,

@@ -59,14 +59,9 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
 
     let mut store = ctx.open_write()?;
     let mut tx = store.write()?;
-    check_can_add(tx.as_ref(), &settings.name, ctx.now)?;
-    let prefix = Settings::from_pairs(
-        tx.setting_pairs()?
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str())),
-    )
-    .key_prefix;
-    let (secret, new_key) = generate(&prefix, mode, settings, ctx.now, None)?;
+    let store_settings = tx.settings()?;
+    check_can_add(tx.as_ref(), &store_settings, &settings.name, ctx.now)?;
+    let (secret, new_key) = generate(&store_settings.key_prefix, mode, settings, ctx.now, None)?;
     tx.insert_key(&new_key)?;
     let record = tx
         .key_by_id(&new_key.id)?
@@ -200,17 +195,17 @@ pub(crate) fn deliver(
 }
 
 /// Refuses a new key when the name is held by another key or the key limit is reached.
-pub(crate) fn check_can_add(tx: &dyn Txn, name: &str, now: DateTime<Utc>) -> Result<()> {
+pub(crate) fn check_can_add(
+    tx: &dyn Txn,
+    settings: &Settings,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
     if let Some(holder) = tx.name_holder(name, now)? {
         return Err(Error::conflict(format!(
             "a key named '{name}' already exists ({holder}): choose another name, or rotate or revoke that key"
         )));
     }
-    let settings = Settings::from_pairs(
-        tx.setting_pairs()?
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str())),
-    );
     if let Some(max) = settings.max_keys {
         let used = tx.count_limited(now)?;
         if used >= max {

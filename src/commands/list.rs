@@ -6,7 +6,6 @@ use crate::cli::{Format, ListArgs, SortArg, StatusArg};
 use crate::context::Ctx;
 use crate::core::model::Status;
 use crate::core::names::optional_text;
-use crate::core::settings::Settings;
 use crate::error::{Error, Result};
 use crate::store::{KeyQuery, SortBy};
 use crate::ui::keys::{summary_line, write_csv_row, write_json, ListTable, CSV_HEADER};
@@ -70,11 +69,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> Result<()> {
                 table.add(k, now);
                 Ok(())
             })?;
-            let settings = Settings::from_pairs(
-                tx.setting_pairs()?
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str())),
-            );
+            let settings = tx.settings()?;
             let limited = tx.count_limited(now)?;
             if table.rows() == 0 {
                 ctx.note("no keys match: create one with 'keyctl create --name NAME', or widen the filters (--all shows revoked keys)");

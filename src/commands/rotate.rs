@@ -10,7 +10,6 @@ use super::{audit_event, confirmed_refs};
 use crate::cli::RotateArgs;
 use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State};
-use crate::core::settings::Settings;
 use crate::core::time::{parse_time_spec, rfc3339, TimeSpec};
 use crate::error::{Error, Result};
 
@@ -73,12 +72,7 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
             )));
         }
     }
-    let prefix = Settings::from_pairs(
-        tx.setting_pairs()?
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str())),
-    )
-    .key_prefix;
+    let prefix = tx.settings()?.key_prefix;
     let mut settings = old.settings();
     // A set lifetime is kept as the same length from now; --expires overrides it.
     settings.expires_at = match expires_override {

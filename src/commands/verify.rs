@@ -15,7 +15,6 @@ use crate::core::key::{self, hash_secret, strip_bearer};
 use crate::core::model::{KeyRecord, RequestRecord};
 use crate::core::names::validate_text;
 use crate::core::policy::{check_key, check_limits, Counts, Outcome, Request};
-use crate::core::settings::Settings;
 use crate::error::{Error, Kind, Result};
 use crate::store::{Store, Txn};
 use crate::ui::output::stdout;
@@ -77,14 +76,6 @@ fn verdict_json(v: &Verdict) -> Vec<u8> {
     line
 }
 
-fn settings_of(tx: &dyn Txn) -> Result<Settings> {
-    Ok(Settings::from_pairs(
-        tx.setting_pairs()?
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str())),
-    ))
-}
-
 /// Decides one request and, with `record`, writes it down in `tx`.
 fn evaluate(
     tx: &mut dyn Txn,
@@ -121,7 +112,7 @@ fn evaluate(
     let accepted = outcome.is_valid();
     if record {
         // Settings matter only for what recording does (blocking, retention).
-        let settings = settings_of(tx)?;
+        let settings = tx.settings()?;
         tx.record_request(&RequestRecord {
             at: now,
             key: key.as_ref().map(|k| (k.id.clone(), k.name.clone())),

@@ -13,6 +13,7 @@ use crate::core::audit::AuditEvent;
 use crate::core::model::{
     KeyRecord, NewKey, RequestRecord, RequestRow, Status, StatusCounts, UsageFigures,
 };
+use crate::core::settings::Settings;
 
 pub use sqlite::{open, OpenOptions};
 
@@ -134,6 +135,13 @@ pub struct StoredAuditEvent {
 pub trait Txn {
     /// Stored settings as (name, value) pairs; absent settings have their default.
     fn setting_pairs(&self) -> Result<Vec<(String, String)>>;
+    /// The settings in force (stored values over defaults), typed.
+    fn settings(&self) -> Result<Settings> {
+        let pairs = self.setting_pairs()?;
+        Ok(Settings::from_pairs(
+            pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        ))
+    }
     /// Sets (`Some`) or resets to the default (`None`) one setting.
     fn set_setting(&mut self, name: &str, value: Option<&str>) -> Result<()>;
 
