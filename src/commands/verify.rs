@@ -245,13 +245,11 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     if args.stream {
         return stream(ctx, cost, args.no_record);
     }
-    // An IPv4-mapped IPv6 address is the IPv4 address: one IP, one block counter.
     let ip: Option<IpAddr> = args
         .ip
         .as_deref()
         .map(|t| parse_ip(t).map_err(|e| Error::usage(format!("--ip: {e}"))))
-        .transpose()?
-        .map(|i| i.to_canonical());
+        .transpose()?;
     let req = Request {
         ip,
         scope: optional_field("--scope", &args.scope)?,
@@ -333,11 +331,7 @@ fn parse_stream_line(
         let msg = e.to_string();
         msg.split(" at line ").next().unwrap_or(&msg).to_string()
     })?;
-    let ip =
-        r.ip.as_deref()
-            .map(parse_ip)
-            .transpose()?
-            .map(|i| i.to_canonical());
+    let ip = r.ip.as_deref().map(parse_ip).transpose()?;
     let check = |field: &str, v: Option<String>| -> std::result::Result<Option<String>, String> {
         match v {
             Some(t) => validate_text(field, &t).map(|_| Some(t.trim().to_string())),

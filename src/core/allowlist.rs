@@ -14,8 +14,9 @@ pub enum IpRule {
 impl IpRule {
     pub fn contains(&self, ip: &IpAddr) -> bool {
         match self {
-            IpRule::Addr(a) => canonical(*a) == canonical(*ip),
-            IpRule::Net(n) => n.contains(&canonical(*ip)),
+            // IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) match as the IPv4 address.
+            IpRule::Addr(a) => a.to_canonical() == ip.to_canonical(),
+            IpRule::Net(n) => n.contains(&ip.to_canonical()),
         }
     }
 }
@@ -29,17 +30,10 @@ impl std::fmt::Display for IpRule {
     }
 }
 
-/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) are matched as the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
-
-/// Parses one address (`10.0.0.1`, `2001:db8::1`) for `verify --ip`.
+/// Parses one client address (`10.0.0.1`, `2001:db8::1`), canonical: an IPv4-mapped
+/// IPv6 address is the IPv4 address, so blocking, logging and `logs --ip` see one IP.
 pub fn parse_ip(text: &str) -> Result<IpAddr, String> {
-    text.trim().parse::<IpAddr>().map_err(|_| {
+    text.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()).map_err(|_| {
         format!("invalid IP address '{text}': use an IPv4 or IPv6 address like 203.0.113.7 or 2001:db8::1")
     })
 }
@@ -128,5 +122,6 @@ mod tests {
             assert!(!allows(&rules, &parse_ip(no).unwrap()), "{no}");
         }
         assert!(allows(&[], &parse_ip("1.1.1.1").unwrap()));
+        assert_eq!(parse_ip("::ffff:10.9.9.9").unwrap().to_string(), "10.9.9.9");
     }
 }
