@@ -74,3 +74,15 @@ pub fn filter_id(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<St
         Err(e) => Err(e),
     }
 }
+
+/// Resolves every reference, dropping repeats of the same key (in first-seen order).
+pub fn resolve_all(tx: &dyn Txn, refs: &[String], now: DateTime<Utc>) -> Result<Vec<KeyRecord>> {
+    let mut keys: Vec<KeyRecord> = Vec::with_capacity(refs.len());
+    for r in refs {
+        let k = resolve(tx, r, now)?;
+        if !keys.iter().any(|x| x.id == k.id) {
+            keys.push(k);
+        }
+    }
+    Ok(keys)
+}

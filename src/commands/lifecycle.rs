@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::keyref::resolve;
+use super::keyref::resolve_all;
 use super::{audit_event, confirmed_refs};
 use crate::cli::{DeleteArgs, KeyRefsArgs, RevokeArgs};
 use crate::context::Ctx;
@@ -12,88 +12,80 @@ use crate::core::names::optional_text;
 use crate::error::{Error, Result};
 use crate::store::Txn;
 
-/// Resolves every reference, dropping repeats of the same key.
-fn resolve_all(tx: &dyn Txn, refs: &[String], ctx: &Ctx) -> Result<Vec<KeyRecord>> {
-    let mut keys: Vec<KeyRecord> = Vec::with_capacity(refs.len());
-    for r in refs {
-        let k = resolve(tx, r, ctx.now)?;
-        if !keys.iter().any(|x| x.id == k.id) {
-            keys.push(k);
-        }
-    }
-    Ok(keys)
-}
-
 fn label(k: &KeyRecord) -> String {
     format!("\"{}\" ({})", k.name, k.id)
 }
 
-pub fn disable(ctx: &Ctx, args: KeyRefsArgs) -> Result<()> {
+/// Runs `step` on every referenced key inside one write transaction and prints the
+/// notes it returns after the commit; an error from any key rolls back all of them.
+fn in_one_transaction(
+    ctx: &Ctx,
+    refs: &[String],
+    mut step: impl FnMut(&mut dyn Txn, KeyRecord) -> Result<String>,
+) -> Result<()> {
     let mut store = ctx.open_write()?;
     let mut tx = store.write()?;
-    let keys = resolve_all(tx.as_ref(), &args.keyrefs, ctx)?;
-    let mut notes = Vec::new();
-    for mut k in keys {
-        match k.state {
-            State::Revoked => {
-                return Err(Error::conflict(format!(
-                    "key {} is revoked: revoked keys cannot be disabled",
-                    label(&k)
-                )))
-            }
-            State::Disabled => notes.push(format!("key {} is already disabled", label(&k))),
-            State::Active => {
-                k.state = State::Disabled;
-                tx.update_key(&k)?;
-                tx.append_audit(audit_event(
-                    ctx,
-                    "disabled",
-                    Some(&k.id),
-                    json!({ "name": k.name }),
-                ))?;
-                notes.push(format!("disabled key {}", label(&k)));
-            }
-        }
+    let keys = resolve_all(tx.as_ref(), refs, ctx.now)?;
+    let mut notes = Vec::with_capacity(keys.len());
+    for k in keys {
+        notes.push(step(tx.as_mut(), k)?);
     }
     tx.commit()?;
     notes.iter().for_each(|n| ctx.note(n));
     Ok(())
 }
 
-pub fn enable(ctx: &Ctx, args: KeyRefsArgs) -> Result<()> {
-    let mut store = ctx.open_write()?;
-    let mut tx = store.write()?;
-    let keys = resolve_all(tx.as_ref(), &args.keyrefs, ctx)?;
-    let mut notes = Vec::new();
-    for mut k in keys {
-        match k.state {
-            State::Revoked => {
-                return Err(Error::conflict(
-                    "revoked keys cannot be reactivated; create a new key",
-                ))
-            }
-            State::Active => notes.push(format!("key {} is already active", label(&k))),
-            State::Disabled => {
-                k.state = State::Active;
-                tx.update_key(&k)?;
-                tx.append_audit(audit_event(
-                    ctx,
-                    "enabled",
-                    Some(&k.id),
-                    json!({ "name": k.name }),
-                ))?;
-                let expired = k.status(ctx.now) == Status::Expired;
-                notes.push(if expired {
-                    format!("enabled key {}, but it has expired: extend it with 'keyctl edit --expires'", label(&k))
-                } else {
-                    format!("enabled key {}", label(&k))
-                });
-            }
-        }
-    }
-    tx.commit()?;
-    notes.iter().for_each(|n| ctx.note(n));
+/// Sets a key's state and records the event named after the new state.
+fn set_state(
+    ctx: &Ctx,
+    tx: &mut dyn Txn,
+    k: &mut KeyRecord,
+    state: State,
+    action: &str,
+) -> Result<()> {
+    k.state = state;
+    tx.update_key(k)?;
+    tx.append_audit(audit_event(
+        ctx,
+        action,
+        Some(&k.id),
+        json!({ "name": k.name }),
+    ))?;
     Ok(())
+}
+
+pub fn disable(ctx: &Ctx, args: KeyRefsArgs) -> Result<()> {
+    in_one_transaction(ctx, &args.keyrefs, |tx, mut k| match k.state {
+        State::Revoked => Err(Error::conflict(format!(
+            "key {} is revoked: revoked keys cannot be disabled",
+            label(&k)
+        ))),
+        State::Disabled => Ok(format!("key {} is already disabled", label(&k))),
+        State::Active => {
+            set_state(ctx, tx, &mut k, State::Disabled, "disabled")?;
+            Ok(format!("disabled key {}", label(&k)))
+        }
+    })
+}
+
+pub fn enable(ctx: &Ctx, args: KeyRefsArgs) -> Result<()> {
+    in_one_transaction(ctx, &args.keyrefs, |tx, mut k| match k.state {
+        State::Revoked => Err(Error::conflict(
+            "revoked keys cannot be reactivated; create a new key",
+        )),
+        State::Active => Ok(format!("key {} is already active", label(&k))),
+        State::Disabled => {
+            set_state(ctx, tx, &mut k, State::Active, "enabled")?;
+            Ok(if k.status(ctx.now) == Status::Expired {
+                format!(
+                    "enabled key {}, but it has expired: extend it with 'keyctl edit --expires'",
+                    label(&k)
+                )
+            } else {
+                format!("enabled key {}", label(&k))
+            })
+        }
+    })
 }
 
 /// Revokes `k` in `tx`, with its audit event.
@@ -119,21 +111,13 @@ pub fn revoke(ctx: &Ctx, args: RevokeArgs) -> Result<()> {
             describe_keys(keys, ctx)
         )
     })?;
-    let mut store = ctx.open_write()?;
-    let mut tx = store.write()?;
-    let keys = resolve_all(tx.as_ref(), &refs, ctx)?;
-    let mut notes = Vec::new();
-    for mut k in keys {
+    in_one_transaction(ctx, &refs, |tx, mut k| {
         if k.state == State::Revoked {
-            notes.push(format!("key {} is already revoked", label(&k)));
-            continue;
+            return Ok(format!("key {} is already revoked", label(&k)));
         }
-        revoke_one(ctx, tx.as_mut(), &mut k, reason.as_deref())?;
-        notes.push(format!("revoked key {}", label(&k)));
-    }
-    tx.commit()?;
-    notes.iter().for_each(|n| ctx.note(n));
-    Ok(())
+        revoke_one(ctx, tx, &mut k, reason.as_deref())?;
+        Ok(format!("revoked key {}", label(&k)))
+    })
 }
 
 pub fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
@@ -143,11 +127,7 @@ pub fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
             describe_keys(keys, ctx)
         )
     })?;
-    let mut store = ctx.open_write()?;
-    let mut tx = store.write()?;
-    let keys = resolve_all(tx.as_ref(), &refs, ctx)?;
-    let mut notes = Vec::new();
-    for mut k in keys {
+    in_one_transaction(ctx, &refs, |tx, mut k| {
         if !args.force && tx.has_requests(&k.id)? {
             return Err(Error::conflict(format!(
                 "key {} has request history: pass --force to delete it anyway (its log rows and audit events keep its id)",
@@ -155,7 +135,7 @@ pub fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
             )));
         }
         if k.state != State::Revoked {
-            revoke_one(ctx, tx.as_mut(), &mut k, Some("deleted"))?;
+            revoke_one(ctx, tx, &mut k, Some("deleted"))?;
         }
         tx.delete_key(&k.id)?;
         tx.append_audit(audit_event(
@@ -164,11 +144,8 @@ pub fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
             Some(&k.id),
             json!({ "name": k.name, "key_prefix": k.key_prefix, "forced": args.force }),
         ))?;
-        notes.push(format!("deleted key {}", label(&k)));
-    }
-    tx.commit()?;
-    notes.iter().for_each(|n| ctx.note(n));
-    Ok(())
+        Ok(format!("deleted key {}", label(&k)))
+    })
 }
 
 /// `"ci" (sk_live_4eC3..., active)` or `3 keys: "a" (...), "b" (...)`.

@@ -109,16 +109,7 @@ pub(crate) fn confirmed_refs(
     }
     let mut store = ctx.open_read()?;
     let tx = store.read()?;
-    let mut keys = Vec::new();
-    for r in refs {
-        let k = keyref::resolve(tx.as_ref(), r, ctx.now)?;
-        if !keys
-            .iter()
-            .any(|x: &crate::core::model::KeyRecord| x.id == k.id)
-        {
-            keys.push(k);
-        }
-    }
+    let keys = keyref::resolve_all(tx.as_ref(), refs, ctx.now)?;
     drop(tx);
     if crate::ui::prompt::confirm(&question(&keys))? {
         Ok(keys.into_iter().map(|k| k.id).collect())
