@@ -26,7 +26,8 @@ KEY_COLUMNS = (
     "k.scopes, k.deployment, k.allowed_models, k.allowed_ips, k.quota_total, k.quota_daily, "
     "k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, k.credit_limit, "
     "p.credits_used, k.created_at, k.expires_at, k.last_used_at, k.last_used_ip, k.state, "
-    "k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason"
+    "k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, k.requests_total, "
+    "k.events_total, k.credits_total"
 )
 
 

@@ -16,7 +16,7 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
     let tx = store.read()?;
     let key = resolve(tx.as_ref(), &args.keyref, ctx.now)?;
     let figures = tx.usage_windows(
-        &key.id,
+        &key,
         &[
             ctx.now - Duration::hours(24),
             ctx.now - Duration::days(7),

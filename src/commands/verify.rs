@@ -184,7 +184,7 @@ fn window_counts(tx: &dyn Txn, k: &KeyRecord, now: DateTime<Utc>) -> Result<Coun
     let figures = if starts.is_empty() {
         Vec::new()
     } else {
-        tx.usage_windows(&k.id, &starts)?
+        tx.usage_windows(k, &starts)?
     };
     let mut it = figures.iter().map(|f| f.accepted);
     let mut next = |present: bool| if present { it.next().unwrap_or(0) } else { 0 };

@@ -106,6 +106,10 @@ pub struct KeyRecord {
     pub credits_used: u64,
     /// Accepted requests over the key's lifetime (what the total quota counts).
     pub accepted_total: u64,
+    /// Recorded requests over the key's lifetime, accepted or not.
+    pub events_total: u64,
+    /// Credits this key itself has spent (its pool may be shared after a rotation).
+    pub credits_total: u64,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -139,6 +143,8 @@ impl KeyRecord {
             credit_limit: s.credit_limit,
             credits_used,
             accepted_total: 0,
+            events_total: 0,
+            credits_total: 0,
             created_at: new.created_at,
             expires_at: s.expires_at,
             last_used_at: None,

@@ -163,7 +163,8 @@ pub trait Txn {
     ) -> Result<StatusCounts>;
     /// Exact requests and credits of one key in each window (since, now], one entry per
     /// start, at a cost independent of the key's history.
-    fn usage_windows(&self, key_id: &str, starts: &[DateTime<Utc>]) -> Result<Vec<UsageFigures>>;
+    fn usage_windows(&self, key: &KeyRecord, starts: &[DateTime<Utc>])
+        -> Result<Vec<UsageFigures>>;
     /// Per-day figures (UTC days since the epoch, `from..=to`) of one key, or of every
     /// request when `key_id` is None; days without requests are left out.
     fn usage_by_day(

@@ -527,14 +527,19 @@ struct SqliteTxn<'a> {
     audit_head: Option<(i64, [u8; 32])>,
 }
 
-/// Columns of a key record, in the order [`key_from_row`] reads them.
-const KEY_COLUMNS: &str = "k.id, k.name, k.description, k.owner, k.key_prefix, k.livemode, \
-    k.category, k.grp, k.scopes, k.deployment, k.allowed_models, k.allowed_ips, \
-    k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
-    k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
-    k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, k.requests_total";
-
-const KEY_FROM: &str = "FROM keys k JOIN credit_pools p ON p.id = k.pool_id";
+/// `SELECT <a key record's columns, in the order key_from_row reads them> FROM …`, as a
+/// literal so fixed lookups (one per `verify`) need no formatting.
+macro_rules! select_keys {
+    () => {
+        "SELECT k.id, k.name, k.description, k.owner, k.key_prefix, k.livemode, \
+         k.category, k.grp, k.scopes, k.deployment, k.allowed_models, k.allowed_ips, \
+         k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
+         k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
+         k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, \
+         k.requests_total, k.events_total, k.credits_total \
+         FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
+    };
+}
 
 /// The derived status in SQL; the same precedence as `model::derive_status`.
 const STATUS_SQL: &str = "CASE WHEN k.state = 'revoked' THEN 'revoked' \
@@ -623,6 +628,8 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
         revoked_at: opt_time(row, 27)?,
         revoke_reason: row.get(28)?,
         accepted_total: row.get::<_, i64>(29)?.max(0) as u64,
+        events_total: row.get::<_, i64>(30)?.max(0) as u64,
+        credits_total: row.get::<_, i64>(31)?.max(0) as u64,
     })
 }
 
@@ -642,9 +649,9 @@ impl SqliteTxn<'_> {
         sql_error(self.path, e)
     }
 
-    fn keys_where(&self, condition: &str, value: &str) -> Result<Vec<KeyRecord>> {
-        let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE {condition} ORDER BY k.seq");
-        let mut stmt = self.tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
+    /// Keys matching a fixed query (`sql` selects key columns with one parameter).
+    fn keys_where(&self, sql: &str, value: &str) -> Result<Vec<KeyRecord>> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([value], key_from_row)
             .map_err(|e| self.err(e))?;
@@ -739,15 +746,27 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>> {
-        Ok(self.keys_where("k.id = ?1", id)?.into_iter().next())
+        Ok(self
+            .keys_where(
+                concat!(select_keys!(), " WHERE k.id = ?1 ORDER BY k.seq"),
+                id,
+            )?
+            .into_iter()
+            .next())
     }
 
     fn keys_by_name(&self, name: &str) -> Result<Vec<KeyRecord>> {
-        self.keys_where("k.name = ?1", name)
+        self.keys_where(
+            concat!(select_keys!(), " WHERE k.name = ?1 ORDER BY k.seq"),
+            name,
+        )
     }
 
     fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<KeyRecord>> {
-        self.keys_where("k.key_prefix = ?1", prefix)
+        self.keys_where(
+            concat!(select_keys!(), " WHERE k.key_prefix = ?1 ORDER BY k.seq"),
+            prefix,
+        )
     }
 
     fn name_holder(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>> {
@@ -822,7 +841,7 @@ impl Txn for SqliteTxn<'_> {
             SortBy::LastUsed => "k.last_used_at IS NULL, k.last_used_at DESC, k.seq DESC",
             SortBy::Expires => "k.expires_at IS NULL, k.expires_at, k.seq DESC",
         };
-        let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} {filter} ORDER BY {order}");
+        let sql = format!(concat!(select_keys!(), " {} ORDER BY {}"), filter, order);
         let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt
             .query(rusqlite::params_from_iter(args))
@@ -836,20 +855,20 @@ impl Txn for SqliteTxn<'_> {
         Ok(counts)
     }
 
-    fn usage_windows(&self, key_id: &str, starts: &[DateTime<Utc>]) -> Result<Vec<UsageFigures>> {
-        let totals: Option<(i64, i64, i64)> = self
-            .tx
-            .prepare_cached(
-                "SELECT events_total, requests_total, credits_total FROM keys WHERE id = ?1",
-            )
-            .and_then(|mut st| {
-                st.query_row([key_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-            })
-            .map_err(|e| self.err(e))?;
-        let Some((events, accepted, credits)) = totals else {
-            return Ok(vec![UsageFigures::default(); starts.len()]);
-        };
+    fn usage_windows(
+        &self,
+        key: &KeyRecord,
+        starts: &[DateTime<Utc>],
+    ) -> Result<Vec<UsageFigures>> {
+        // Today's totals come with the record; each window is one seek for the totals
+        // just before it.
+        let key_id = key.id.as_str();
+        let to_i64 = |n: u64| n.min(i64::MAX as u64) as i64;
+        let (events, accepted, credits) = (
+            to_i64(key.events_total),
+            to_i64(key.accepted_total),
+            to_i64(key.credits_total),
+        );
         let mut stmt = self
             .tx
             .prepare_cached(
@@ -916,9 +935,8 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>> {
-        let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE k.secret_hash = ?1");
         self.tx
-            .prepare_cached(&sql)
+            .prepare_cached(concat!(select_keys!(), " WHERE k.secret_hash = ?1"))
             .and_then(|mut st| st.query_row([&hash[..]], key_from_row).optional())
             .map_err(|e| self.err(e))
     }
