@@ -14,21 +14,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-/// The path of `tool`; a missing tool fails the test (never a silent skip).
-fn require(tool: &str) -> PathBuf {
-    let path = std::env::var("PATH").unwrap_or_default();
-    for dir in path.split(':').chain(["/usr/bin", "/bin"]) {
-        let candidate = Path::new(dir).join(tool);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "{tool} is not installed: the clipboard tests need Xvfb and xclip; \
-         run `bash scripts/test.sh`, which installs them"
-    );
-}
-
 /// Polls `done` every 50 ms for at most `limit`; true when it became true.
 fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -59,73 +44,25 @@ fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> std::process:
     }
 }
 
-/// A private X server for one test; killed when dropped.
+/// A private X server for one test (support's XServer) plus xclip to read and write
+/// its clipboard; the server is killed when dropped.
 struct Xvfb {
-    child: Child,
+    /// Held for its Drop, which stops the server.
+    _server: XServer,
     display: String,
     xclip: PathBuf,
 }
 
 impl Xvfb {
     fn start() -> Xvfb {
-        let xvfb = require("Xvfb");
-        let xclip = require("xclip");
-        let mut fds = [-1 as libc::c_int; 2];
-        // SAFETY: pipe2 fills the two-element array with new descriptors on success.
-        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-        assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
-        // SAFETY: both descriptors were just created and are owned here only.
-        let (reader, writer) =
-            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let mut command = Command::new(xvfb);
-        command
-            .args(["-displayfd", "3", "-nolisten", "tcp", "-noreset"])
-            .args(["-screen", "0", "320x240x24"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let fd = writer.as_raw_fd();
-        // Xvfb writes the display number it picked to fd 3 once it accepts clients.
-        // SAFETY: runs between fork and exec and calls only async-signal-safe dup2 and
-        // fcntl on a descriptor that is open in the child.
-        unsafe {
-            command.pre_exec(move || {
-                let rc = if fd == 3 {
-                    libc::fcntl(3, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(fd, 3)
-                };
-                if rc < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command.spawn().expect("start Xvfb");
-        drop(command);
-        drop(writer);
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = fs::File::from(reader).read_to_string(&mut text);
-            let _ = tx.send(text);
-        });
-        let mut server = Xvfb {
-            child,
-            display: String::new(),
+        let xclip = require_tool("xclip");
+        let server = XServer::start();
+        let display = server.display.clone();
+        Xvfb {
+            _server: server,
+            display,
             xclip,
-        };
-        // The number comes as "N\n"; the pipe ends when Xvfb closes it or exits.
-        let number = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("Xvfb did not report its display within 10 s");
-        let number = number.trim();
-        assert!(
-            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()),
-            "Xvfb did not start (display {number:?})"
-        );
-        server.display = format!(":{number}");
-        server
+        }
     }
 
     /// `keyctl ARGS` with this display and `KEYCTL_CLIP_TIME=clip`; also returns how
@@ -194,25 +131,6 @@ impl Xvfb {
             })
             .map(|(pid, _, _)| pid)
             .collect()
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        // SIGTERM lets Xvfb remove its socket; SIGKILL if it does not end in 2 s.
-        // SAFETY: kill(2) on the pid of a child this guard owns and has not reaped.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(2) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
