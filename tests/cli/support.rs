@@ -542,10 +542,8 @@ pub fn closed_pipe() -> OwnedFd {
     writer
 }
 
-/// Runs `command` with stdout on a pseudo-terminal `cols` columns wide (stderr is
-/// captured separately, stdin stays as the command set it). Returns the outcome with
-/// the terminal's output as stdout, carriage returns removed.
-pub fn run_on_tty(mut command: Command, args: &[&str], cols: u16) -> Outcome {
+/// A new pseudo-terminal `cols` columns wide: (master, slave), both close-on-exec.
+pub fn open_pty(cols: u16) -> (OwnedFd, OwnedFd) {
     let mut master: libc::c_int = -1;
     let mut slave: libc::c_int = -1;
     let size = libc::winsize {
@@ -574,7 +572,14 @@ pub fn run_on_tty(mut command: Command, args: &[&str], cols: u16) -> Outcome {
         assert_eq!(rc, 0, "fcntl: {}", std::io::Error::last_os_error());
     }
     // SAFETY: both descriptors were just opened by openpty and are owned here only.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+}
+
+/// Runs `command` with stdout on a pseudo-terminal `cols` columns wide (stderr is
+/// captured separately, stdin stays as the command set it). Returns the outcome with
+/// the terminal's output as stdout, carriage returns removed.
+pub fn run_on_tty(mut command: Command, args: &[&str], cols: u16) -> Outcome {
+    let (master, slave) = open_pty(cols);
     command
         .args(args)
         .stdout(Stdio::from(slave))
@@ -760,32 +765,7 @@ pub fn run_interactive(
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    let mut master: libc::c_int = -1;
-    let mut slave: libc::c_int = -1;
-    let size = libc::winsize {
-        ws_row: 50,
-        ws_col: 120,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: as in `run_on_tty`.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &size,
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    for fd in [master, slave] {
-        // SAFETY: fcntl on descriptors this function just opened.
-        let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        assert_eq!(rc, 0, "fcntl: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just opened by openpty and are owned here only.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let (master, slave) = open_pty(120);
     command
         .args(args)
         .stdin(Stdio::from(slave.try_clone().unwrap()))
@@ -1086,33 +1066,7 @@ pub struct Pty {
 impl Pty {
     /// Starts `command` on a new terminal `cols` columns wide, in its own session.
     pub fn spawn(mut command: Command, cols: u16) -> Pty {
-        let mut master: libc::c_int = -1;
-        let mut slave: libc::c_int = -1;
-        let size = libc::winsize {
-            ws_row: 50,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: as in `run_on_tty`.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                &size,
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        for fd in [master, slave] {
-            // SAFETY: fcntl on descriptors this function just opened.
-            let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-            assert_eq!(rc, 0, "fcntl: {}", std::io::Error::last_os_error());
-        }
-        // SAFETY: both descriptors were just opened by openpty and are owned here only.
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let (master, slave) = open_pty(cols);
         command
             .stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
