@@ -7,6 +7,7 @@ use chrono::Duration;
 use super::keyref::resolve;
 use crate::cli::{Format, ShowArgs};
 use crate::context::Ctx;
+use crate::core::limits::add_counts;
 use crate::error::Result;
 use crate::ui::keys::{write_csv_row, write_show_json, write_show_table, UsageWindows, CSV_HEADER};
 use crate::ui::output::stdout;
@@ -40,12 +41,15 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
             if ctx.stdout_tty {
                 let today = super::usage::day_of(ctx.now);
                 let days = super::usage::daily(tx.as_ref(), Some(&key.id), today - 29, today)?;
-                let values: Vec<u64> = days.iter().map(|(_, u)| u.accepted + u.rejected).collect();
+                let values: Vec<u64> = days
+                    .iter()
+                    .map(|(_, u)| add_counts(u.accepted, u.rejected))
+                    .collect();
                 writeln!(
                     out,
                     "Last 30 days    {}  ({} requests)",
                     crate::ui::chart::sparkline(&values),
-                    values.iter().sum::<u64>()
+                    values.iter().fold(0, |t, v| add_counts(t, *v))
                 )?;
             }
         }

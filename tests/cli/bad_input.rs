@@ -393,7 +393,7 @@ fn usage_errors_point_at_the_right_help() {
     for (args, help) in [
         (&["list", "--bogus"][..], "keyctl list --help"),
         (&["list", "--sort", "size"], "keyctl list --help"),
-        (&["create", "--quota-total", "-5"], "keyctl create --help"),
+        (&["create", "--quota-totl", "5"], "keyctl create --help"),
     ] {
         let out = env.run(args);
         let line = out.fails(2);
