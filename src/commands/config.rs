@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::audit_event;
 use crate::cli::{ConfigCommand, Format};
 use crate::context::Ctx;
-use crate::core::settings::{default_of, is_known, known_names, normalize, SETTINGS};
+use crate::core::settings::{default_of, is_known, known_names, normalize, read_stored, SETTINGS};
 use crate::error::{Error, Result};
 use crate::store::Txn;
 use crate::ui::output::stdout;
@@ -23,13 +23,13 @@ fn check_known(name: &str) -> Result<()> {
     }
 }
 
-/// The stored value of a setting, or None when it has its default.
+/// The stored value of a setting as it is in force, or None when it has its default.
 fn stored(tx: &dyn Txn, name: &str) -> Result<Option<String>> {
     Ok(tx
         .setting_pairs()?
         .into_iter()
         .find(|(n, _)| n == name)
-        .map(|(_, v)| v))
+        .and_then(|(_, v)| read_stored(name, &v)))
 }
 
 #[derive(Serialize)]
@@ -96,7 +96,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                     let v = pairs
                         .iter()
                         .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.clone());
+                        .and_then(|(_, v)| read_stored(name, v));
                     SettingJson {
                         name,
                         is_default: v.is_none(),

@@ -95,6 +95,24 @@ pub fn normalize(name: &str, value: &str) -> Result<String, String> {
     }
 }
 
+/// A stored setting as keyctl reads it, as canonical text (what `config get` shows and
+/// what is in force): a count beyond its range reads as the nearest end (SPEC §5: a
+/// larger stored value reads as 2^53 - 1). None when it cannot be read at all (another
+/// writer's text), so the default applies.
+pub fn read_stored(name: &str, value: &str) -> Option<String> {
+    let count = |max: u64| {
+        clamp_stored_text(value)
+            .filter(|n| *n >= 1)
+            .map(|n| n.min(max).to_string())
+    };
+    match name {
+        "max-keys" if value.trim().eq_ignore_ascii_case("none") => Some("none".into()),
+        "max-keys" | "failed-auth-limit" => count(MAX_COUNT),
+        "failed-auth-ipv6-prefix" => count(*IPV6_PREFIX_RANGE.end()),
+        _ => normalize(name, value).ok(),
+    }
+}
+
 /// Bits of an IPv6 network that `failed-auth-ipv6-prefix` may name.
 const IPV6_PREFIX_RANGE: std::ops::RangeInclusive<u64> = 1..=128;
 
@@ -112,41 +130,24 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Builds typed settings from stored (name, value) pairs; an unreadable stored value
-    /// falls back to the default rather than making the store unusable.
+    /// Builds typed settings from stored (name, value) pairs, each read as
+    /// [`read_stored`] reads it (an unreadable value leaves the default in force rather
+    /// than making the store unusable).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Settings {
         let mut s = Settings::defaults();
         for (name, value) in pairs {
+            let Some(v) = read_stored(name, value) else {
+                continue;
+            };
+            let duration = |default| parse_duration(&v).unwrap_or(default);
             match name {
-                "key-prefix" if validate_prefix(value).is_ok() => s.key_prefix = value.into(),
-                // Counts above the ceiling (another writer) read as the ceiling.
-                "max-keys" if value.trim().eq_ignore_ascii_case("none") => s.max_keys = None,
-                "max-keys" => {
-                    if let Some(n) = clamp_stored_text(value).filter(|n| *n >= 1) {
-                        s.max_keys = Some(n);
-                    }
-                }
-                "failed-auth-limit" => {
-                    if let Some(n) = clamp_stored_text(value).filter(|n| *n >= 1) {
-                        s.failed_auth_limit = n;
-                    }
-                }
-                "failed-auth-ipv6-prefix" => {
-                    if let Some(n) = clamp_stored_text(value).filter(|n| *n >= 1) {
-                        s.failed_auth_ipv6_prefix = n.min(128) as u8;
-                    }
-                }
-                "failed-auth-window" => {
-                    if let Ok(d) = parse_duration(value) {
-                        s.failed_auth_window = d;
-                    }
-                }
-                "block-duration" => {
-                    if let Ok(d) = parse_duration(value) {
-                        s.block_duration = d;
-                    }
-                }
-                "log-retention" => s.log_retention = parse_duration(value).ok(),
+                "key-prefix" => s.key_prefix = v,
+                "max-keys" => s.max_keys = v.parse().ok(),
+                "failed-auth-limit" => s.failed_auth_limit = v.parse().unwrap_or(10),
+                "failed-auth-ipv6-prefix" => s.failed_auth_ipv6_prefix = v.parse().unwrap_or(64),
+                "failed-auth-window" => s.failed_auth_window = duration(s.failed_auth_window),
+                "block-duration" => s.block_duration = duration(s.block_duration),
+                "log-retention" => s.log_retention = parse_duration(&v).ok(),
                 _ => {}
             }
         }
@@ -212,6 +213,19 @@ mod tests {
         assert_eq!(big.failed_auth_limit, MAX_COUNT);
         assert_eq!(big.failed_auth_ipv6_prefix, 128);
         assert_eq!(normalize("failed-auth-ipv6-prefix", "48").unwrap(), "48");
+        // Unreadable stored values leave the default; zero durations too.
+        let odd = Settings::from_pairs([
+            ("max-keys", "lots"),
+            ("failed-auth-window", "0m"),
+            ("key-prefix", "NOPE"),
+            ("log-retention", "never"),
+        ]);
+        assert_eq!(odd, Settings::defaults());
+        assert_eq!(read_stored("max-keys", "-4"), None);
+        assert_eq!(
+            read_stored("block-duration", "3600s").as_deref(),
+            Some("1h")
+        );
         for (name, default, _) in SETTINGS {
             assert!(normalize(name, default).is_ok(), "{name}");
         }

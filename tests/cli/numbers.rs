@@ -321,7 +321,26 @@ fn stored_values_out_of_range_read_as_the_ceiling_or_zero_and_break_nothing() {
     assert_eq!(neg_row["credits"], 0);
     every_reader_works(&env, "svc");
     every_reader_works(&env, "neg");
-    env.run(&["config", "list"]).ok();
+    // Settings read as what is in force: the ceiling, and the widest IPv6 prefix.
+    for (name, value) in [
+        ("max-keys", MAX_TEXT),
+        ("failed-auth-limit", MAX_TEXT),
+        ("failed-auth-ipv6-prefix", "128"),
+    ] {
+        let out = env.run(&["config", "get", name]);
+        out.ok();
+        assert_eq!(out.stdout, format!("{value}\n"), "{out}");
+    }
+    let list = env.run(&["config", "list", "--json"]);
+    list.ok();
+    assert!(
+        list.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "max-keys" && s["value"] == MAX_TEXT),
+        "{list}"
+    );
 
     // Verify still decides: the total quota (the ceiling) is reached, and a key whose
     // counters were negative counts from zero (its daily cap, read as 0, refuses).
