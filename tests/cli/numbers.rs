@@ -183,6 +183,17 @@ fn every_number_flag_refuses_past_the_ceiling_naming_itself_and_the_range() {
         assert!(!line.contains(&k.secret), "{line}");
         assert!(env.snapshot() == before, "the store changed\n{out}");
     }
+    // A batch line is held to the same range, as a number or as text.
+    for field in ["9007199254740992", "\"9007199254740992\"", "1e30"] {
+        let line = format!("{{\"name\": \"b\", \"quota_daily\": {field}}}\n");
+        let out = env.run_with_stdin(&["create", "--batch", "-"], line.as_bytes());
+        let error = out.fails(2);
+        assert!(
+            error.contains("quota") && error.contains(MAX_TEXT),
+            "{error}"
+        );
+        assert!(env.snapshot() == before, "the store changed\n{out}");
+    }
     // The ceiling itself is taken everywhere.
     env.run(&[
         "edit",
