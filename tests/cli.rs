@@ -54,6 +54,8 @@ mod shells;
 mod show;
 #[path = "cli/store_files.rs"]
 mod store_files;
+#[path = "cli/stored_times.rs"]
+mod stored_times;
 #[path = "cli/stream.rs"]
 mod stream;
 #[path = "cli/usage.rs"]
