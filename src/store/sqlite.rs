@@ -15,7 +15,7 @@ use rusqlite::{
 use super::{
     AuditQuery, KeyQuery, RequestQuery, Result, SortBy, Store, StoreError, StoredAuditEvent, Txn,
 };
-use crate::core::audit::{chain_hash, AuditEvent, GENESIS};
+use crate::core::audit::{chain_hash, dated_after, AuditEvent, GENESIS};
 use crate::core::key::Mode;
 use crate::core::limits::{Quotas, RateLimit, RateUnit};
 use crate::core::model::{
@@ -522,9 +522,9 @@ impl SqliteStore {
 struct SqliteTxn<'a> {
     tx: rusqlite::Transaction<'a>,
     path: &'a Path,
-    /// The audit trail's newest (seq, hash), once read in this transaction: appends
-    /// in a batch then need no query each (the write lock keeps it current).
-    audit_head: Option<(i64, [u8; 32])>,
+    /// The audit trail's newest (seq, hash, time), once read in this transaction:
+    /// appends in a batch then need no query each (the write lock keeps it current).
+    audit_head: Option<(i64, [u8; 32], i64)>,
 }
 
 /// `SELECT <a key record's columns, in the order key_from_row reads them> FROM …`, as a
@@ -1269,27 +1269,33 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn append_audit(&mut self, mut event: AuditEvent) -> Result<()> {
-        let (seq, prev) = match self.audit_head {
-            Some((seq, hash)) => (seq + 1, hash),
+        let (seq, prev, prev_at) = match self.audit_head {
+            Some((seq, hash, at)) => (seq + 1, hash, Some(at)),
             None => {
-                let last: Option<(i64, Vec<u8>)> = self
+                let last: Option<(i64, Vec<u8>, i64)> = self
                     .tx
-                    .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-                    .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                    .prepare_cached(
+                        "SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1",
+                    )
+                    .and_then(|mut st| {
+                        st.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                            .optional()
+                    })
                     .map_err(|e| self.err(e))?;
                 match last {
-                    Some((seq, hash)) => {
+                    Some((seq, hash, at)) => {
                         let mut prev = [0u8; 32];
                         if hash.len() == 32 {
                             prev.copy_from_slice(&hash);
                         }
-                        (seq + 1, prev)
+                        (seq + 1, prev, Some(at))
                     }
-                    None => (1, GENESIS),
+                    None => (1, GENESIS, None),
                 }
             }
         };
         event.seq = seq;
+        event.at_ms = dated_after(prev_at, event.at_ms);
         let hash = chain_hash(&prev, &event);
         self.tx
             .prepare_cached(
@@ -1309,7 +1315,7 @@ impl Txn for SqliteTxn<'_> {
                 ])
             })
             .map_err(|e| self.err(e))?;
-        self.audit_head = Some((seq, hash));
+        self.audit_head = Some((seq, hash, event.at_ms));
         Ok(())
     }
 
