@@ -336,8 +336,46 @@ fn sql_error(path: &Path, e: rusqlite::Error) -> StoreError {
         Some(ErrorCode::CannotOpen) => StoreError::Other(format!(
             "cannot open key store {shown}: check that it and its folder are readable ({e})"
         )),
-        _ => StoreError::Other(format!("key store {shown}: {e}")),
+        // keyctl's statements are fixed, so one that no longer compiles, or a migration
+        // that meets tables it should create, means the schema is not what the store's
+        // version says (tampered `user_version`, a dropped or renamed column).
+        _ if matches!(e, rusqlite::Error::SqlInputError { .. })
+            || is_schema_problem(&sqlite_problem(&e)) =>
+        {
+            StoreError::Refused(format!(
+                "key store {shown}: its schema does not match its version ({}): restore it from a backup",
+                sqlite_problem(&e)
+            ))
+        }
+        _ => StoreError::Other(format!("key store {shown}: {}", sqlite_problem(&e))),
     }
+}
+
+/// What an SQLite error says is wrong, in one line and without the statement text
+/// (rusqlite's message for a statement that does not compile quotes all of it).
+fn sqlite_problem(e: &rusqlite::Error) -> String {
+    let text = match e {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        other => other.to_string(),
+    };
+    let line = text.lines().next().unwrap_or_default();
+    // `table settings already exists in CREATE TABLE ...`
+    line.split(" in ").next().unwrap_or(line).trim().to_string()
+}
+
+/// True for SQLite's words for a table or column that is missing or already there.
+fn is_schema_problem(problem: &str) -> bool {
+    [
+        "no such table",
+        "no such column",
+        "no such index",
+        "has no column named",
+        "already exists",
+        "duplicate column name",
+    ]
+    .iter()
+    .any(|words| problem.contains(words))
 }
 
 /// The folder that holds `path` (`.` for a bare file name).
