@@ -91,8 +91,8 @@ fn refusal(dest: &Path, target: &Target, force: bool) -> Option<Error> {
         }
         Found::Directory => {
             return Some(Error::conflict(format!(
-                "{subject} is a directory: give the backup a file name, like {}/keys-backup.db",
-                target.path.display()
+                "{subject} is a directory: give the backup a file name, like {}",
+                target.path.join("keys-backup.db").display()
             )))
         }
         Found::CharDevice => "a character device",
@@ -122,6 +122,13 @@ fn inspect(dest: &Path, store: &Path) -> Result<Target> {
             (path, found_of(meta.file_type()))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => (dest.to_path_buf(), Found::Missing),
+        // A link loop: as refused as a dangling link.
+        Err(e) if link.is_some() => {
+            return Err(Error::conflict(format!(
+                "{} is a symlink that cannot be followed ({e}): give another path",
+                dest.display()
+            )))
+        }
         Err(e) => return Err(cannot(e)),
     };
     // A dangling link's target, for naming it when it is a store file (`-journal` only

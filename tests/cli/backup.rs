@@ -436,6 +436,16 @@ fn a_dangling_symlink_is_refused() {
         assert!(!nowhere.exists());
         assert!(file_type(&link).is_symlink());
     }
+    // A link that leads to itself is refused alike.
+    let looped = env.root().join("loop.db");
+    symlink(&looped, &looped).unwrap();
+    let out = env.run(&["backup", "--force", looped.to_str().unwrap()]);
+    assert!(
+        out.fails(4)
+            .contains("loop.db is a symlink that cannot be followed"),
+        "{out}"
+    );
+    assert!(file_type(&looped).is_symlink());
 }
 
 /// Issue 10: `backup STORE-wal --force` was accepted and then broke a running
