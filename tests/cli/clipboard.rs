@@ -409,6 +409,15 @@ fn a_terminal_without_a_display_warns_only_for_an_explicit_copy() {
     assert!(warnings(&out).is_empty(), "{out}");
 }
 
+/// A file removed when the test ends, passed or not.
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
 /// SPEC §5: the copy is made after the commit, never while the write lock is held. A
 /// display that accepts the helper's connection and never answers holds the helper
 /// (and keyctl, for up to a second) at the moment of the copy: by then the secret is
@@ -426,7 +435,7 @@ fn the_copy_starts_after_the_commit() {
             Some((n, std::os::unix::net::UnixListener::bind(&path).ok()?))
         })
         .expect("a free display socket");
-    let socket = format!("/tmp/.X11-unix/X{number}");
+    let _socket = RemovedOnDrop(PathBuf::from(format!("/tmp/.X11-unix/X{number}")));
     let mut child = env
         .command()
         .args(["create", "--json", "--copy", "--name", "held"])
@@ -449,7 +458,6 @@ fn the_copy_starts_after_the_commit() {
     let listed = env.list_names(&[]);
     let status = wait_bounded(&mut child, Duration::from_secs(10), "keyctl create");
     drop(connection);
-    let _ = fs::remove_file(&socket);
     let mut stdout = String::new();
     let mut stderr = String::new();
     child
