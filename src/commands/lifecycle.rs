@@ -97,9 +97,15 @@ fn in_one_transaction(
                 Some(end) => format!("until {} (its grace period)", rfc3339(end)),
                 None => "with no end".to_string(),
             };
-            // The id, not the name: once no key holds the name it is ambiguous.
+            // Ids, not the name: once no key holds the name it is ambiguous; a deleted
+            // key's id no longer resolves, so `delete` names the old key itself.
+            let hint = if verb == "delete" {
+                format!("revoke it with 'keyctl revoke {}'", p.id)
+            } else {
+                format!("{verb} it too with 'keyctl {verb} --with-predecessor {by}'")
+            };
             said.push(Said::Warning(format!(
-                "key {} was replaced by {} in a rotation and still verifies {until}: {verb} it too with 'keyctl {verb} --with-predecessor {by}'",
+                "key {} was replaced by {} in a rotation and still verifies {until}: {hint}",
                 label(&p),
                 p.rotated_to.as_deref().unwrap_or("another key"),
             )));
@@ -311,7 +317,9 @@ pub fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
             describe_keys(keys, ctx)
         )
     })?;
-    in_one_transaction(ctx, &refs, Predecessors::Ignore, |tx, mut k, _| {
+    // Deleting revokes first: the same warning as `revoke` (there is no flag here).
+    let scope = Predecessors::WarnInGrace("delete");
+    in_one_transaction(ctx, &refs, scope, |tx, mut k, _| {
         if !args.force && tx.has_requests(&k.id)? {
             return Err(Error::conflict(format!(
                 "key {} has request history: pass --force to delete it anyway (its log rows and audit events keep its id)",

@@ -125,6 +125,26 @@ fn disabling_the_name_after_a_graced_rotation_warns_too() {
 }
 
 #[test]
+fn deleting_the_new_key_warns_naming_the_old_key_to_revoke() {
+    let env = TestEnv::initialized();
+    let (old, _, new_id) = graced_pair(&env);
+    let out = env.run(&["delete", "--yes", "prod-api"]);
+    out.ok();
+    assert_eq!(
+        warnings(&out),
+        [format!(
+            "warning: key \"prod-api\" ({}) was replaced by {new_id} in a rotation and still verifies until {GRACE_END} (its grace period): revoke it with 'keyctl revoke {}'",
+            old.id(),
+            old.id()
+        )],
+        "{out}"
+    );
+    env.expect_verify(NOW, &old.secret, &[], "valid", "OK");
+    env.run(&["revoke", "--yes", old.id()]).ok();
+    env.expect_verify(NOW, &old.secret, &[], "revoked", "API key has been revoked");
+}
+
+#[test]
 fn no_warning_when_the_predecessor_no_longer_verifies() {
     // Plain rotation: the old key is disabled at once.
     let env = TestEnv::initialized();
@@ -558,4 +578,25 @@ fn a_name_shared_by_unrelated_keys_stays_ambiguous_in_audit() {
     env.run(&["revoke", "--yes", second.id()]).ok();
     let line = env.run(&["audit", "dup"]).fails(4).to_string();
     assert!(line.contains("matches 2 keys"), "{line}");
+}
+
+#[test]
+fn at_a_terminal_revoke_with_predecessor_asks_about_the_chain_too() {
+    let env = TestEnv::initialized();
+    let (old, new_secret, _) = graced_pair(&env);
+    let new_prefix = &new_secret[..12];
+    let out = run_interactive(
+        env.command(),
+        &["revoke", "prod-api", "--with-predecessor"],
+        "cannot be undone",
+        b"y",
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "Revoke key \"prod-api\" ({new_prefix}..., active) and every key it replaced in rotations? This cannot be undone."
+        )),
+        "{out}"
+    );
+    env.expect_verify(NOW, &old.secret, &[], "revoked", "API key has been revoked");
 }
