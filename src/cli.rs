@@ -151,8 +151,8 @@ pub struct KeyRefsArgs {
 /// `--with-predecessor` of `revoke`, `disable` and `enable`.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct PredecessorArgs {
-    /// Also every key these keys replaced through rotations (the whole chain back) that
-    /// is not revoked
+    /// Also act on every key these keys replaced in rotations (the whole chain back)
+    /// that is not revoked
     #[arg(long)]
     pub with_predecessor: bool,
 }

@@ -71,20 +71,11 @@ fn in_one_transaction(
         })
         .collect();
     if predecessors == Predecessors::Include {
-        for k in &named {
-            for id in tx.predecessors(&k.id)? {
-                if targets.iter().any(|t| t.key.id == id) {
-                    continue;
-                }
-                if let Some(p) = tx.key_by_id(&id)? {
-                    if p.state != State::Revoked {
-                        targets.push(Target {
-                            key: p,
-                            added: true,
-                        });
-                    }
-                }
-            }
+        for (p, _) in behind(tx.as_ref(), &named, |p| p.state != State::Revoked)? {
+            targets.push(Target {
+                key: p,
+                added: true,
+            });
         }
     }
     let mut said = Vec::with_capacity(targets.len());
@@ -92,23 +83,9 @@ fn in_one_transaction(
         said.push(step(tx.as_mut(), t.key, t.added)?);
     }
     if let Predecessors::WarnInGrace(verb) = predecessors {
-        for (p, by) in in_grace(tx.as_ref(), &named, ctx.now)? {
-            let until = match p.expires_at {
-                Some(end) => format!("until {} (its grace period)", rfc3339(end)),
-                None => "with no end".to_string(),
-            };
-            // Ids, not the name: once no key holds the name it is ambiguous; a deleted
-            // key's id no longer resolves, so `delete` names the old key itself.
-            let hint = if verb == "delete" {
-                format!("revoke it with 'keyctl revoke {}'", p.id)
-            } else {
-                format!("{verb} it too with 'keyctl {verb} --with-predecessor {by}'")
-            };
-            said.push(Said::Warning(format!(
-                "key {} was replaced by {} in a rotation and still verifies {until}: {hint}",
-                label(&p),
-                p.rotated_to.as_deref().unwrap_or("another key"),
-            )));
+        let verifying = |p: &KeyRecord| p.status(ctx.now) == Status::Active;
+        for (p, by) in behind(tx.as_ref(), &named, verifying)? {
+            said.push(Said::Warning(grace_warning(&p, &by, verb)));
         }
     }
     tx.commit()?;
@@ -121,27 +98,46 @@ fn in_one_transaction(
     Ok(())
 }
 
-/// The keys `keys` replaced in rotations (whole chains) that still verify, as `tx`
-/// has them now, each once, with the id of the key in `keys` that replaced them.
-fn in_grace(
+/// The keys `keys` replaced in rotations (whole chains, on behind deleted keys) that
+/// `keep` accepts as `tx` has them now: each once, none of `keys` themselves, with the
+/// id of the key in `keys` they were found behind.
+fn behind(
     tx: &dyn Txn,
     keys: &[KeyRecord],
-    now: DateTime<Utc>,
+    keep: impl Fn(&KeyRecord) -> bool,
 ) -> Result<Vec<(KeyRecord, String)>> {
     let mut found: Vec<(KeyRecord, String)> = Vec::new();
     for k in keys {
         for id in tx.predecessors(&k.id)? {
-            if found.iter().any(|(f, _)| f.id == id) {
+            if keys.iter().any(|n| n.id == id) || found.iter().any(|(f, _)| f.id == id) {
                 continue;
             }
-            if let Some(p) = tx.key_by_id(&id)? {
-                if p.status(now) == Status::Active {
-                    found.push((p, k.id.clone()));
-                }
+            if let Some(p) = tx.key_by_id(&id)?.filter(|p| keep(p)) {
+                found.push((p, k.id.clone()));
             }
         }
     }
     Ok(found)
+}
+
+/// Says that `p`, a key behind `by` in its rotation chain, still verifies after `verb`.
+fn grace_warning(p: &KeyRecord, by: &str, verb: &str) -> String {
+    let until = match p.expires_at {
+        Some(end) => format!("until {} (its grace period)", rfc3339(end)),
+        None => "with no end".to_string(),
+    };
+    // Ids, not the name: once no key holds the name it is ambiguous; a deleted key's
+    // id no longer resolves, so `delete` names the old key itself.
+    let hint = if verb == "delete" {
+        format!("revoke it with 'keyctl revoke {}'", p.id)
+    } else {
+        format!("{verb} it too with 'keyctl {verb} --with-predecessor {by}'")
+    };
+    format!(
+        "key {} was replaced by {} in a rotation and still verifies {until}: {hint}",
+        label(p),
+        p.rotated_to.as_deref().unwrap_or("another key"),
+    )
 }
 
 /// `key_new ("prod-api", active)`, or `key_new (since deleted)`: the key that

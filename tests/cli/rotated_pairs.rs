@@ -600,3 +600,27 @@ fn at_a_terminal_revoke_with_predecessor_asks_about_the_chain_too() {
     );
     env.expect_verify(NOW, &old.secret, &[], "revoked", "API key has been revoked");
 }
+
+/// Before SPEC §5, `enable OLD` after a plain rotation revived a superseded key for
+/// good. Such a key is still found and named: it verifies with no end.
+#[test]
+fn a_superseded_key_revived_by_an_older_keyctl_is_warned_about_and_reached() {
+    let env = TestEnv::initialized();
+    let old = env.create("prod-api", &[]);
+    let (_, new_id) = rotate(&env, &["prod-api"]);
+    env.fixture("UPDATE keys SET state = 'active' WHERE id = ?1", old.id());
+    env.expect_verify(NOW, &old.secret, &[], "valid", "OK");
+    let out = env.run(&["revoke", "--yes", "prod-api"]);
+    out.ok();
+    assert_eq!(
+        warnings(&out),
+        [format!(
+            "warning: key \"prod-api\" ({}) was replaced by {new_id} in a rotation and still verifies with no end: revoke it too with 'keyctl revoke --with-predecessor {new_id}'",
+            old.id()
+        )],
+        "{out}"
+    );
+    env.run(&["revoke", "--yes", "--with-predecessor", &new_id])
+        .ok();
+    env.expect_verify(NOW, &old.secret, &[], "revoked", "API key has been revoked");
+}
