@@ -624,3 +624,28 @@ fn a_superseded_key_revived_by_an_older_keyctl_is_warned_about_and_reached() {
         .ok();
     env.expect_verify(NOW, &old.secret, &[], "revoked", "API key has been revoked");
 }
+
+/// keyctl never writes a cycle of rotations, but another writer might: every walk of
+/// the chain ends, and each key is acted on once.
+#[test]
+fn a_stored_cycle_of_rotations_ends_every_walk() {
+    let env = TestEnv::initialized();
+    let a = env.create("loop", &[]);
+    let (b_secret, b) = rotate(&env, &["loop", "--grace", "24h"]);
+    // a was rotated to b, and now claims to come from b as well.
+    let changed = env
+        .sqlite()
+        .execute(
+            "UPDATE keys SET rotated_from = ?1 WHERE id = ?2",
+            [b.as_str(), a.id()],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert_eq!(events(&env, &[a.id()]).len(), 3);
+    let out = env.run(&["revoke", "--yes", "--with-predecessor", &b]);
+    out.ok();
+    for secret in [&a.secret, &b_secret] {
+        env.expect_verify(NOW, secret, &[], "revoked", "API key has been revoked");
+    }
+    assert_eq!(env.audit_json(&["--action", "revoked"]).len(), 2);
+}
