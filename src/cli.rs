@@ -144,6 +144,17 @@ pub struct KeyRefsArgs {
     /// Keys: ids, exact names, or display prefixes
     #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyrefs: Vec<String>,
+    #[command(flatten)]
+    pub chain: PredecessorArgs,
+}
+
+/// `--with-predecessor` of `revoke`, `disable` and `enable`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct PredecessorArgs {
+    /// Also act on every key these keys replaced in rotations (the whole chain back)
+    /// that is not revoked
+    #[arg(long)]
+    pub with_predecessor: bool,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +162,8 @@ pub struct RevokeArgs {
     /// Keys: ids, exact names, or display prefixes
     #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyrefs: Vec<String>,
+    #[command(flatten)]
+    pub chain: PredecessorArgs,
     /// Why the keys are revoked (kept in the audit trail)
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,

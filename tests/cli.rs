@@ -46,6 +46,8 @@ mod list;
 mod logs;
 #[path = "cli/rotate.rs"]
 mod rotate;
+#[path = "cli/rotated_pairs.rs"]
+mod rotated_pairs;
 #[path = "cli/secrets.rs"]
 mod secrets;
 #[path = "cli/shells.rs"]

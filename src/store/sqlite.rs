@@ -1259,6 +1259,14 @@ impl Txn for SqliteTxn<'_> {
             args.push(Value::Text(k.clone()));
             conds.push(format!("key_id = ?{}", args.len()));
         }
+        if !query.key_ids.is_empty() {
+            let mut slots = Vec::with_capacity(query.key_ids.len());
+            for k in &query.key_ids {
+                args.push(Value::Text(k.clone()));
+                slots.push(format!("?{}", args.len()));
+            }
+            conds.push(format!("key_id IN ({})", slots.join(", ")));
+        }
         if let Some(t) = query.since {
             args.push(Value::Integer(to_millis(t)));
             conds.push(format!("at >= ?{}", args.len()));
