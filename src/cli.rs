@@ -144,6 +144,17 @@ pub struct KeyRefsArgs {
     /// Keys: ids, exact names, or display prefixes
     #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyrefs: Vec<String>,
+    #[command(flatten)]
+    pub chain: PredecessorArgs,
+}
+
+/// `--with-predecessor` of `revoke`, `disable` and `enable`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct PredecessorArgs {
+    /// Also act on every key these keys replaced in rotations (the whole chain back)
+    /// that is not revoked
+    #[arg(long)]
+    pub with_predecessor: bool,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +162,8 @@ pub struct RevokeArgs {
     /// Keys: ids, exact names, or display prefixes
     #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyrefs: Vec<String>,
+    #[command(flatten)]
+    pub chain: PredecessorArgs,
     /// Why the keys are revoked (kept in the audit trail)
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
@@ -213,8 +226,8 @@ pub struct AuditArgs {
     #[arg(
         long,
         value_name = "N",
-        allow_negative_numbers = true,
-        default_value = "100"
+        default_value = "100",
+        allow_negative_numbers = true
     )]
     pub limit: String,
 }
@@ -253,8 +266,8 @@ pub struct VerifyArgs {
     #[arg(
         long,
         value_name = "N",
-        allow_negative_numbers = true,
-        default_value = "1"
+        default_value = "1",
+        allow_negative_numbers = true
     )]
     pub cost: String,
     /// How long the request took (recorded)
@@ -292,8 +305,8 @@ pub struct LogsArgs {
     #[arg(
         long,
         value_name = "N",
-        allow_negative_numbers = true,
-        default_value = "100"
+        default_value = "100",
+        allow_negative_numbers = true
     )]
     pub limit: String,
     /// Keep printing new rows until interrupted
@@ -320,8 +333,8 @@ pub struct UsageArgs {
     #[arg(
         long,
         value_name = "N",
-        allow_negative_numbers = true,
-        default_value = "30"
+        default_value = "30",
+        allow_negative_numbers = true
     )]
     pub days: String,
 }
@@ -399,8 +412,8 @@ pub struct EditArgs {
     #[arg(
         long,
         value_name = "N",
-        allow_negative_numbers = true,
-        conflicts_with = "unlimited"
+        conflicts_with = "unlimited",
+        allow_negative_numbers = true
     )]
     pub credits: Option<String>,
     /// Remove the credit limit
