@@ -57,7 +57,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                         value: value.unwrap_or_else(|| default.to_string()),
                         default,
                     };
-                    serde_json::to_writer(&mut out, &v).map_err(std::io::Error::other)?;
+                    crate::ui::json::write(&mut out, &v)?;
                     writeln!(out)?;
                 }
                 _ => writeln!(out, "{}", value.as_deref().unwrap_or(default))?,
@@ -108,7 +108,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             let mut out = stdout();
             match ctx.format {
                 Format::Json => {
-                    serde_json::to_writer_pretty(&mut out, &rows).map_err(std::io::Error::other)?;
+                    crate::ui::json::write_pretty(&mut out, &rows)?;
                     writeln!(out)?;
                 }
                 Format::Csv => {
