@@ -42,6 +42,11 @@ pub struct Cli {
     pub actor: Option<String>,
 
     /// Output format for commands that print records
+    ///
+    /// In csv, a cell that begins with =, +, -, @, tab or carriage return is written
+    /// with a leading ' so a spreadsheet shows it as text, not a formula (OWASP CSV
+    /// injection). In every format, control and invisible characters of stored text
+    /// are escaped (\u{202e}; \u202e in json).
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub format: Option<Format>,
 
