@@ -56,6 +56,8 @@ mod show;
 mod store_files;
 #[path = "cli/stream.rs"]
 mod stream;
+#[path = "cli/text.rs"]
+mod text;
 #[path = "cli/usage.rs"]
 mod usage;
 #[path = "cli/verify.rs"]
