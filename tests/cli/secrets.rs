@@ -545,3 +545,31 @@ fn a_secret_pasted_into_a_text_field_is_refused_without_echo_and_never_stored() 
     assert_eq!(env.list_names(&["--all"]), ["alpha"]);
     assert_eq!(env.count_rows("requests"), 0);
 }
+
+/// A stream answer quotes a bad value (a cost, an IP): a secret pasted there is shown
+/// as its display prefix.
+#[test]
+fn a_stream_answer_never_quotes_a_secret() {
+    let env = TestEnv::initialized();
+    let k = env.create("alpha", &[]);
+    let s = k.secret.as_str();
+    let input: String = ["cost", "ip", "duration_ms", "scope", "key"]
+        .iter()
+        .map(|field| {
+            let mut line = json!({ "key": s });
+            line[*field] = json!(s);
+            if *field == "key" {
+                line[*field] = json!([s]);
+            }
+            format!("{line}\n")
+        })
+        .collect();
+    let out = env.run_with_stdin(&["verify", "--stream"], input.as_bytes());
+    out.ok();
+    assert_eq!(out.stdout.lines().count(), 5, "{out}");
+    for line in out.stdout.lines() {
+        let answer: Value = serde_json::from_str(line).expect("json");
+        assert_eq!(answer["code"], "bad_request", "{out}");
+    }
+    assert_not_echoed(&out, s);
+}
