@@ -46,6 +46,8 @@ mod list;
 mod logs;
 #[path = "cli/rotate.rs"]
 mod rotate;
+#[path = "cli/rotated_pairs.rs"]
+mod rotated_pairs;
 #[path = "cli/secrets.rs"]
 mod secrets;
 #[path = "cli/shells.rs"]
@@ -54,6 +56,8 @@ mod shells;
 mod show;
 #[path = "cli/store_files.rs"]
 mod store_files;
+#[path = "cli/stored_times.rs"]
+mod stored_times;
 #[path = "cli/stream.rs"]
 mod stream;
 #[path = "cli/text.rs"]

@@ -32,6 +32,16 @@ fn stored(tx: &dyn Txn, name: &str) -> Result<Option<String>> {
         .map(|(_, v)| v))
 }
 
+/// The warning for a `max-keys` below the keys that already count against it.
+fn over_limit(counted: u64, max: u64) -> Option<String> {
+    (counted > max).then(|| {
+        format!(
+            "{counted} keys already count against max-keys {max}: create will fail until {} of them are revoked or deleted",
+            counted - max + 1
+        )
+    })
+}
+
 #[derive(Serialize)]
 struct SettingJson<'a> {
     name: &'a str,
@@ -82,8 +92,16 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                     serde_json::json!({ "setting": name, "old": old_shown, "new": value }),
                 ))?;
             }
+            // Keys that already exist are kept: a lower limit only stops new ones.
+            let over = match tx.settings()?.max_keys.filter(|_| name == "max-keys") {
+                Some(max) => over_limit(tx.count_limited(ctx.now)?, max),
+                None => None,
+            };
             tx.commit()?;
             ctx.note(&format!("{name} = {value}"));
+            if let Some(warning) = over {
+                ctx.warn(&warning);
+            }
             Ok(())
         }
         ConfigCommand::List => {
@@ -144,5 +162,20 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             out.flush()?;
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::over_limit;
+
+    #[test]
+    fn a_limit_below_the_count_says_how_many_must_go() {
+        assert_eq!(over_limit(2, 2), None);
+        assert_eq!(over_limit(0, 1), None);
+        assert_eq!(
+            over_limit(6, 2).as_deref(),
+            Some("6 keys already count against max-keys 2: create will fail until 5 of them are revoked or deleted")
+        );
     }
 }

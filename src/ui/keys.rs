@@ -160,9 +160,23 @@ pub fn write_csv_row(out: &mut dyn Write, k: &KeyRecord, now: DateTime<Utc>) -> 
     csv::write_row(out, &fields)
 }
 
-/// A status with its coloured dot: active green, disabled amber, expired/revoked grey.
-pub fn status_cell(status: Status, color: bool) -> Cell {
-    let cell = Cell::new(format!("● {}", status.as_str()));
+/// A key's status for people: a key superseded by a rotation is marked, `active
+/// (grace)` while it still verifies, else e.g. `disabled (rotated)`, so several rows
+/// with one name are not a puzzle.
+pub fn status_text(k: &KeyRecord, now: DateTime<Utc>) -> String {
+    let status = k.status(now);
+    match (&k.rotated_to, status) {
+        (None, _) => status.as_str().to_string(),
+        (Some(_), Status::Active) => "active (grace)".to_string(),
+        (Some(_), _) => format!("{} (rotated)", status.as_str()),
+    }
+}
+
+/// A key's status with its coloured dot: active green, disabled amber, expired/revoked
+/// grey.
+pub fn status_cell(k: &KeyRecord, now: DateTime<Utc>, color: bool) -> Cell {
+    let status = k.status(now);
+    let cell = Cell::new(format!("● {}", status_text(k, now)));
     if !color {
         return cell;
     }
@@ -276,7 +290,7 @@ impl ListTable {
         self.table.add_row(vec![
             text_cell(&k.name),
             text_cell(&format!("{}...", k.key_prefix)),
-            status_cell(k.status(now), self.color),
+            status_cell(k, now, self.color),
             Cell::new(relative(k.created_at, now)),
             Cell::new(relative_or_never(k.expires_at, now)),
             Cell::new(relative_or_never(k.last_used_at, now)),
@@ -424,7 +438,7 @@ pub fn write_show_table(
         ),
         ("Owner", text_cell(&k.owner)),
         ("Key", text_cell(&format!("{}...", k.key_prefix))),
-        ("Status", status_cell(k.status(now), color)),
+        ("Status", status_cell(k, now, color)),
         ("Mode", Cell::new(k.mode.as_str())),
         ("Category", text_cell(k.category.as_deref().unwrap_or(""))),
         ("Group", text_cell(k.group.as_deref().unwrap_or(""))),

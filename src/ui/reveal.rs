@@ -26,14 +26,14 @@ struct RevealJson<'a> {
     key_details: KeyJson<'a>,
 }
 
-/// Writes the reveal. The caller flushes (and syncs) before committing the key.
+/// Writes the reveal. The caller flushes (and syncs) before committing the key; the
+/// terminal frame is then closed by [`end_reveal`].
 pub fn write_reveal(
     out: &mut dyn Write,
     style: RevealStyle,
     secret: &Secret,
     key: &KeyRecord,
     now: DateTime<Utc>,
-    clipboard_line: Option<&str>,
 ) -> io::Result<()> {
     match style {
         RevealStyle::Plain => writeln!(out, "{}", secret.expose()),
@@ -58,13 +58,18 @@ pub fn write_reveal(
             writeln!(out, "  ╭{bar}╮")?;
             writeln!(out, "  │ {text} │")?;
             writeln!(out, "  ╰{bar}╯")?;
-            writeln!(out, "  {WARNING}")?;
-            if let Some(line) = clipboard_line {
-                writeln!(out, "  {line}")?;
-            }
-            writeln!(out)
+            writeln!(out, "  {WARNING}")
         }
     }
+}
+
+/// The terminal frame's end, after the commit: the clipboard line, if the secret was
+/// copied, and a blank line.
+pub fn end_reveal(out: &mut dyn Write, clipboard_line: Option<&str>) -> io::Result<()> {
+    if let Some(line) = clipboard_line {
+        writeln!(out, "  {line}")?;
+    }
+    writeln!(out)
 }
 
 /// The key details that follow a plain reveal on stderr.
