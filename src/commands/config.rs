@@ -8,6 +8,7 @@ use super::audit_event;
 use crate::cli::{ConfigCommand, Format};
 use crate::context::Ctx;
 use crate::core::settings::{default_of, is_known, known_names, normalize, SETTINGS};
+use crate::core::text::escape;
 use crate::error::{Error, Result};
 use crate::store::Txn;
 use crate::ui::output::stdout;
@@ -70,7 +71,8 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                     crate::ui::json::write(&mut out, &v)?;
                     writeln!(out)?;
                 }
-                _ => writeln!(out, "{}", value.as_deref().unwrap_or(default))?,
+                // A stored value is shown escaped: another writer may have put anything there.
+                _ => writeln!(out, "{}", escape(value.as_deref().unwrap_or(default)))?,
             }
             out.flush()?;
             Ok(())
@@ -154,7 +156,8 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                         writeln!(
                             out,
                             "{:width$}  {:vwidth$}  ({source}) {about}",
-                            r.name, r.value
+                            r.name,
+                            escape(&r.value)
                         )?;
                     }
                 }

@@ -261,6 +261,27 @@ fn stored_hidden_characters_are_escaped_in_every_command_and_format() {
     }
 }
 
+/// Ids and links written by another writer are shown escaped too (`show`'s
+/// "superseded by" line, the Rotated columns).
+#[test]
+fn a_stored_link_to_a_successor_is_escaped() {
+    let env = TestEnv::initialized();
+    let k = env.create("k", &["--expires", "1d"]);
+    env.fixture(
+        "UPDATE keys SET rotated_to = 'key_' || char(27) || '[2J' || char(8238) WHERE id = ?1",
+        k.id(),
+    );
+    for args in [
+        vec!["show", k.id()],
+        vec!["--format", "csv", "show", k.id()],
+    ] {
+        let out = env.run(&args);
+        out.ok();
+        assert_nothing_raw(&out);
+        assert!(out.stdout.contains("key_\\u{1b}[2J\\u{202e}"), "{out}");
+    }
+}
+
 /// True when `text` appears as a string anywhere in `v`.
 fn json_holds(v: &Value, text: &str) -> bool {
     match v {
