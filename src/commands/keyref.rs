@@ -51,6 +51,10 @@ pub fn resolve(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<KeyR
             .collect();
         if holders.len() == 1 {
             named = holders;
+        } else if let Some(newest) = holders.is_empty().then(|| chain_head(&named)).flatten() {
+            // No key holds the name (the newest was revoked or has expired): keys that
+            // are one rotation chain still mean one key, its newest.
+            named = vec![newest];
         }
     }
     matches.extend(named.into_iter().map(|k| (By::Name, k)));
@@ -101,6 +105,32 @@ pub fn resolve(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<KeyR
             )))
         }
     }
+}
+
+/// The newest key when `keys` are one rotation chain (each older key's successor is
+/// among them and following successors from any key reaches the same newest one).
+fn chain_head(keys: &[KeyRecord]) -> Option<KeyRecord> {
+    let by_id = |id: &str| keys.iter().find(|k| k.id == id);
+    let heads: Vec<&KeyRecord> = keys
+        .iter()
+        .filter(|k| k.rotated_to.as_deref().and_then(by_id).is_none())
+        .collect();
+    let [head] = heads[..] else { return None };
+    let reaches_head = |start: &KeyRecord| {
+        let mut at = start;
+        // At most one step per key: a stored cycle cannot loop forever.
+        for _ in 0..keys.len() {
+            if at.id == head.id {
+                return true;
+            }
+            match at.rotated_to.as_deref().and_then(by_id) {
+                Some(next) => at = next,
+                None => return false,
+            }
+        }
+        at.id == head.id
+    };
+    keys.iter().all(reaches_head).then(|| head.clone())
 }
 
 /// The key id a filter means: a resolved KEYREF, or the id of a deleted key (whose log
