@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive, as "command:package" pairs; installed only when
 # the command is missing (apt as root, else sudo): man pages are rendered with man-db,
-# completions loaded in zsh and fish, the clipboard served under Xvfb and read by xclip.
-tools=(man:man-db zsh:zsh fish:fish Xvfb:xvfb xclip:xclip setpriv:util-linux mount:mount umount:mount)
+# completions loaded in zsh and fish, the bash script checked by shellcheck, the
+# clipboard served under Xvfb and read by xclip.
+tools=(man:man-db zsh:zsh fish:fish shellcheck:shellcheck Xvfb:xvfb xclip:xclip setpriv:util-linux mount:mount umount:mount)
 need=()
 for pair in "${tools[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
