@@ -1108,3 +1108,47 @@ fn shellcheck_passes_on_the_bash_script() {
         "the checked-in script is the generated one"
     );
 }
+
+/// bash-completion's main script, which scripts/test.sh installs.
+const BASH_COMPLETION: &str = "/usr/share/bash-completion/bash_completion";
+
+/// The script needs no bash-completion (every test above runs without it) and works
+/// beside it, sourced before or after it; COMP_WORDBREAKS stays as bash-completion
+/// left it.
+#[test]
+fn bash_completion_works_beside_the_bash_completion_package() {
+    assert!(
+        Path::new(BASH_COMPLETION).is_file(),
+        "{BASH_COMPLETION} is missing, so this test cannot run: run `bash scripts/test.sh`, \
+         which installs the bash-completion package"
+    );
+    let env = TestEnv::initialized();
+    env.create("team:ci", &[]);
+    env.create("*", &[]);
+    let cwd = folder_with_files(&env);
+    for package_first in [true, false] {
+        let mut bash = bare_interactive_bash(&env, &cwd);
+        let load_package = format!("source {BASH_COMPLETION} && echo loaded-$((3*3))\n");
+        if package_first {
+            bash.send(load_package.as_bytes());
+            bash.expect("loaded-9");
+        }
+        let before = wordbreaks(&mut bash);
+        source_the_script(&mut bash);
+        assert_eq!(
+            wordbreaks(&mut bash),
+            before,
+            "package first: {package_first}"
+        );
+        if !package_first {
+            bash.send(load_package.as_bytes());
+            bash.expect("loaded-9");
+        }
+        assert_completes(&mut bash, "keyctl show team:", "keyctl show team:ci ");
+        let shown = press_tabs(&mut bash, "keyctl show ", "\t\t");
+        assert!(shown.contains("team:ci") && shown.contains('*'), "{shown}");
+        assert!(!shown.contains("file-in-cwd"), "{shown}");
+        assert_eq!(wordbreaks(&mut bash).contains(':'), before.contains(':'));
+        exit_bash(bash);
+    }
+}
