@@ -412,14 +412,7 @@ fn enable_offers_disabled_keys_and_show_offers_revoked_ones_in_fish_and_bash() {
             vec!["alpha-key", "gone-key", "late-key", "off-key", "rot-key"],
         ),
     ] {
-        let script = format!("source completions/keyctl.fish; and complete --do-complete '{line}'");
-        let out = run_shell(&env, "fish", &["--no-config", "-c", &script]);
-        assert_clean(&out);
-        assert_eq!(
-            non_flags(&parse_candidates("fish", &out.stdout)),
-            want,
-            "fish `{line}<Tab>`\n{out}"
-        );
+        assert_eq!(fish_offers(&env, repo(), line), want, "fish `{line}<Tab>`");
     }
     let mut bash = interactive_bash(&env);
     let shown = press_tabs(&mut bash, "keyctl enable ", "\t\t");
@@ -481,6 +474,7 @@ fn config_get_and_set_complete_setting_names() {
             "{shell}: a setting's value is not a setting name"
         );
     }
+    assert_eq!(fish_offers(&env, repo(), "keyctl config set "), settings);
     // Without a store too: the names come from keyctl, not from the store.
     std::fs::remove_file(&env.db).unwrap();
     assert_eq!(
@@ -524,6 +518,7 @@ fn audit_action_completes_the_actions_audit_accepts() {
             "{shell}"
         );
     }
+    assert_eq!(fish_offers(&env, repo(), "keyctl audit --action "), actions);
     let mut bash = interactive_bash(&env);
     for line in ["keyctl audit --action rot", "keyctl audit --action=rot"] {
         assert_completes(&mut bash, line, &format!("{line}ated "));
@@ -618,24 +613,30 @@ fn a_missing_or_unreadable_store_offers_no_names_and_stays_quiet() {
 
 // ---- real shells asking keyctl ----
 
+/// What a real fish, in `cwd` with the checked-in script sourced, offers for `line`
+/// (flags left out); asserts exit 0 and nothing on stderr.
+fn fish_offers(env: &TestEnv, cwd: &Path, line: &str) -> Vec<String> {
+    let script = format!(
+        "source {}; and complete --do-complete {}",
+        shell_quote(&repo().join("completions/keyctl.fish").to_string_lossy()),
+        shell_quote(line)
+    );
+    let mut fish = shell_command(env, "fish", &["--no-config", "-c", &script]);
+    fish.current_dir(cwd);
+    let out = Outcome::new(&["fish", "-c", &script], fish.output().expect("run fish"));
+    assert_clean(&out);
+    non_flags(&parse_candidates("fish", &out.stdout))
+}
+
 #[test]
 fn fish_itself_completes_key_names_through_the_script() {
     let env = TestEnv::initialized();
     two_keys_and_a_revoked_one(&env);
-    let script = "source completions/keyctl.fish; and complete --do-complete 'keyctl revoke '";
-    let out = run_shell(&env, "fish", &["--no-config", "-c", script]);
-    assert_clean(&out);
-    let offered = parse_candidates("fish", &out.stdout);
-    assert_eq!(non_flags(&offered), ["alpha-key", "beta-key"], "{out}");
+    let line = "keyctl revoke ";
+    assert_eq!(fish_offers(&env, repo(), line), ["alpha-key", "beta-key"]);
 
     std::fs::remove_file(&env.db).unwrap();
-    let out = run_shell(&env, "fish", &["--no-config", "-c", script]);
-    assert_clean(&out);
-    assert_eq!(
-        non_flags(&parse_candidates("fish", &out.stdout)),
-        Vec::<String>::new(),
-        "{out}"
-    );
+    assert_eq!(fish_offers(&env, repo(), line), Vec::<String>::new());
 }
 
 /// An interactive bash (no rc files, a fixed inputrc) on a pseudo-terminal, with the
@@ -917,18 +918,10 @@ fn bash_completes_glob_character_names_as_themselves_not_as_files() {
             "{shell}"
         );
     }
-    let script = format!(
-        "source {}; and complete --do-complete 'keyctl show '",
-        shell_quote(&repo().join("completions/keyctl.fish").to_string_lossy())
-    );
-    let mut fish = shell_command(&env, "fish", &["--no-config", "-c", &script]);
-    fish.current_dir(&cwd);
-    let out = Outcome::new(&["fish"], fish.output().expect("run fish"));
-    assert_clean(&out);
     assert_eq!(
-        sorted(non_flags(&parse_candidates("fish", &out.stdout))),
+        sorted(fish_offers(&env, &cwd, line)),
         sorted(globs.map(str::to_string).to_vec()),
-        "{out}"
+        "fish in a folder with files"
     );
 }
 
