@@ -2,7 +2,7 @@
 //! candidates read from the store the completed command would use. A candidate lookup
 //! never fails loudly: no store, no candidates.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use clap_complete::env::Shells;
 use clap_complete::CompletionCandidate;
 
 use crate::commands::audit::ACTIONS as AUDIT_ACTIONS;
-use crate::commands::keyref::resolve;
+use crate::commands::keyref::meant_by_name;
 use crate::core::model::{KeyRecord, State};
 use crate::core::settings::SETTINGS;
 use crate::core::time::parse_datetime;
@@ -227,26 +227,48 @@ fn keys_where(wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCandidate> {
         sort: SortBy::Name,
         ..KeyQuery::default()
     };
-    let mut keys = Vec::new();
+    // Every key, grouped by name, resolved in memory as `keyref::resolve` would: one
+    // pass over the store, no query per name.
+    let mut all: Vec<KeyRecord> = Vec::new();
     let _ = tx.for_each_key(&query, now, &mut |k| {
-        if wanted(k) {
-            keys.push(k.clone());
-        }
+        all.push(k.clone());
         Ok(())
     });
-    let mut names: Vec<CompletionCandidate> = Vec::new();
-    let mut named: HashSet<&str> = HashSet::new();
-    for k in &keys {
-        if !named.insert(&k.name) {
-            continue;
+    let ids_and_prefixes: HashMap<&str, &str> = all
+        .iter()
+        .flat_map(|k| {
+            [
+                (k.id.as_str(), k.id.as_str()),
+                (k.key_prefix.as_str(), k.id.as_str()),
+            ]
+        })
+        .collect();
+    let mut groups: HashMap<&str, Vec<KeyRecord>> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for k in &all {
+        let group = groups.entry(k.name.as_str()).or_default();
+        if group.is_empty() {
+            order.push(&k.name);
         }
-        if let Ok(meant) = resolve(tx.as_ref(), &k.name, now) {
-            if wanted(&meant) {
-                let help = format!("{} {}", meant.id, meant.status(now).as_str());
-                names.push(CompletionCandidate::new(&k.name).help(Some(help.into())));
-            }
+        group.push(k.clone());
+    }
+    let mut names: Vec<CompletionCandidate> = Vec::new();
+    for name in order {
+        let group = groups.remove(name).unwrap_or_default();
+        let [meant] = &meant_by_name(group, now)[..] else {
+            continue; // ambiguous: the command would refuse the name
+        };
+        let name = meant.name.as_str();
+        // A name shaped like another key's id or prefix is ambiguous too.
+        let other = ids_and_prefixes
+            .get(name.strip_suffix("...").unwrap_or(name))
+            .is_some_and(|id| *id != meant.id);
+        if wanted(meant) && !other {
+            let help = format!("{} {}", meant.id, meant.status(now).as_str());
+            names.push(CompletionCandidate::new(name).help(Some(help.into())));
         }
     }
+    let keys: Vec<&KeyRecord> = all.iter().filter(|k| wanted(k)).collect();
     names.extend(keys.iter().map(|k| {
         CompletionCandidate::new(&k.id)
             .help(Some(k.name.clone().into()))

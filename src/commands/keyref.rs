@@ -42,21 +42,7 @@ pub fn resolve(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<KeyR
     if looks_like_key_id(r) {
         matches.extend(tx.key_by_id(r)?.map(|k| (By::Id, k)));
     }
-    let mut named = tx.keys_by_name(r)?;
-    if named.len() > 1 {
-        let holders: Vec<KeyRecord> = named
-            .iter()
-            .filter(|k| k.holds_name(now))
-            .cloned()
-            .collect();
-        if holders.len() == 1 {
-            named = holders;
-        } else if let Some(newest) = holders.is_empty().then(|| chain_head(&named)).flatten() {
-            // No key holds the name (the newest was revoked or has expired): keys that
-            // are one rotation chain still mean one key, its newest.
-            named = vec![newest];
-        }
-    }
+    let named = meant_by_name(tx.keys_by_name(r)?, now);
     matches.extend(named.into_iter().map(|k| (By::Name, k)));
     let prefix = r.strip_suffix("...").unwrap_or(r);
     matches.extend(
@@ -105,6 +91,29 @@ pub fn resolve(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<KeyR
             )))
         }
     }
+}
+
+/// Which of the keys that share one name the name means: the one that holds it now;
+/// when none does (the newest was revoked or has expired), keys that are one rotation
+/// chain mean its newest; otherwise all of them (ambiguous).
+pub(crate) fn meant_by_name(named: Vec<KeyRecord>, now: DateTime<Utc>) -> Vec<KeyRecord> {
+    if named.len() < 2 {
+        return named;
+    }
+    let holders: Vec<KeyRecord> = named
+        .iter()
+        .filter(|k| k.holds_name(now))
+        .cloned()
+        .collect();
+    if holders.len() == 1 {
+        return holders;
+    }
+    if holders.is_empty() {
+        if let Some(newest) = chain_head(&named) {
+            return vec![newest];
+        }
+    }
+    named
 }
 
 /// The newest key when `keys` are one rotation chain (each older key's successor is
