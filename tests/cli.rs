@@ -62,6 +62,8 @@ mod store_files;
 mod stored_times;
 #[path = "cli/stream.rs"]
 mod stream;
+#[path = "cli/text.rs"]
+mod text;
 #[path = "cli/usage.rs"]
 mod usage;
 #[path = "cli/verify.rs"]

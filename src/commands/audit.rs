@@ -130,7 +130,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
                     details: details_value(e),
                     hash: hex(&e.hash),
                 };
-                serde_json::to_writer(&mut out, &j).map_err(std::io::Error::other)
+                crate::ui::json::write(&mut out, &j)
             })?;
             out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
         }
@@ -261,7 +261,7 @@ fn verify(ctx: &Ctx, expect_head: Option<String>) -> Result<()> {
             broken_at: verdict.as_ref().err().and_then(|(s, _)| *s),
             problem: verdict.as_ref().err().map(|(_, p)| p.clone()),
         };
-        serde_json::to_writer(&mut out, &j).map_err(std::io::Error::other)?;
+        crate::ui::json::write(&mut out, &j)?;
         writeln!(out)?;
     } else if verdict.is_ok() {
         let events = if count == 1 { "event" } else { "events" };

@@ -8,6 +8,7 @@ use super::audit_event;
 use crate::cli::{ConfigCommand, Format};
 use crate::context::Ctx;
 use crate::core::settings::{default_of, is_known, known_names, normalize, read_stored, SETTINGS};
+use crate::core::text::escape;
 use crate::error::{Error, Result};
 use crate::store::Txn;
 use crate::ui::output::stdout;
@@ -23,13 +24,19 @@ fn check_known(name: &str) -> Result<()> {
     }
 }
 
+/// A stored value as it is in force (a count past its range is the ceiling); one keyctl
+/// cannot read at all is shown as stored, so the odd row is visible.
+fn shown(name: &str, stored: String) -> String {
+    read_stored(name, &stored).unwrap_or(stored)
+}
+
 /// The stored value of a setting as it is in force, or None when it has its default.
 fn stored(tx: &dyn Txn, name: &str) -> Result<Option<String>> {
     Ok(tx
         .setting_pairs()?
         .into_iter()
         .find(|(n, _)| n == name)
-        .and_then(|(_, v)| read_stored(name, &v)))
+        .map(|(_, v)| shown(name, v)))
 }
 
 /// The warning for a `max-keys` below the keys that already count against it.
@@ -67,10 +74,11 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                         value: value.unwrap_or_else(|| default.to_string()),
                         default,
                     };
-                    serde_json::to_writer(&mut out, &v).map_err(std::io::Error::other)?;
+                    crate::ui::json::write(&mut out, &v)?;
                     writeln!(out)?;
                 }
-                _ => writeln!(out, "{}", value.as_deref().unwrap_or(default))?,
+                // A stored value is shown escaped: another writer may have put anything there.
+                _ => writeln!(out, "{}", escape(value.as_deref().unwrap_or(default)))?,
             }
             out.flush()?;
             Ok(())
@@ -114,7 +122,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                     let v = pairs
                         .iter()
                         .find(|(n, _)| n == name)
-                        .and_then(|(_, v)| read_stored(name, v));
+                        .map(|(_, v)| shown(name, v.clone()));
                     SettingJson {
                         name,
                         is_default: v.is_none(),
@@ -126,7 +134,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             let mut out = stdout();
             match ctx.format {
                 Format::Json => {
-                    serde_json::to_writer_pretty(&mut out, &rows).map_err(std::io::Error::other)?;
+                    crate::ui::json::write_pretty(&mut out, &rows)?;
                     writeln!(out)?;
                 }
                 Format::Csv => {
@@ -154,7 +162,8 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                         writeln!(
                             out,
                             "{:width$}  {:vwidth$}  ({source}) {about}",
-                            r.name, r.value
+                            r.name,
+                            escape(&r.value)
                         )?;
                     }
                 }

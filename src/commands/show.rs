@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
         Format::Table => {
             write_show_table(&mut out, &key, &usage, ctx.now, ctx.color)?;
             if let Some(line) = superseded_line(tx.as_ref(), &key, ctx.now)? {
-                writeln!(out, "{line}")?;
+                writeln!(out, "{}", crate::core::text::escape(&line))?;
             }
             if ctx.stdout_tty {
                 let today = super::usage::day_of(ctx.now);

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::csv;
 use crate::core::key::Mode;
 use crate::core::model::{KeyRecord, Status, StatusCounts, UsageFigures};
+use crate::core::text::escape;
 use crate::core::time::{relative, rfc3339};
 
 #[derive(Serialize)]
@@ -85,13 +86,9 @@ impl<'a> KeyJson<'a> {
     }
 }
 
-fn json_error(e: serde_json::Error) -> io::Error {
-    io::Error::other(e)
-}
-
 /// Writes one key object as compact json (no newline).
 pub fn write_json(out: &mut dyn Write, k: &KeyRecord, now: DateTime<Utc>) -> io::Result<()> {
-    serde_json::to_writer(out, &KeyJson::new(k, now)).map_err(json_error)
+    super::json::write(out, &KeyJson::new(k, now))
 }
 
 /// The csv header; lists are joined with `;` inside one field.
@@ -235,6 +232,11 @@ fn header(names: &[&str], color: bool) -> Vec<Cell> {
         .collect()
 }
 
+/// A cell of stored text: hidden characters escaped, never printed raw (SPEC §5).
+fn text_cell(text: &str) -> Cell {
+    Cell::new(escape(text))
+}
+
 /// A simple table of text cells under a header.
 pub fn write_plain_table<const N: usize>(
     out: &mut dyn Write,
@@ -245,7 +247,7 @@ pub fn write_plain_table<const N: usize>(
     let mut table = new_table(color);
     table.set_header(header(names, color));
     for row in rows {
-        table.add_row(row.to_vec());
+        table.add_row(row.iter().map(|c| text_cell(c)).collect::<Vec<_>>());
     }
     writeln!(out, "{}", render(&mut table))
 }
@@ -286,8 +288,8 @@ impl ListTable {
     pub fn add(&mut self, k: &KeyRecord, now: DateTime<Utc>) {
         self.rows += 1;
         self.table.add_row(vec![
-            Cell::new(&k.name),
-            Cell::new(format!("{}...", k.key_prefix)),
+            text_cell(&k.name),
+            text_cell(&format!("{}...", k.key_prefix)),
             status_cell(k, now, self.color),
             Cell::new(relative(k.created_at, now)),
             Cell::new(relative_or_never(k.expires_at, now)),
@@ -379,7 +381,7 @@ pub fn write_show_json(
             last_30d: (&usage.last_30d).into(),
         },
     };
-    serde_json::to_writer_pretty(&mut *out, &value).map_err(json_error)?;
+    super::json::write_pretty(&mut *out, &value)?;
     out.write_all(b"\n")
 }
 
@@ -428,28 +430,28 @@ pub fn write_show_table(
         None => format!("{} used (unlimited)", k.credits_used),
     };
     let rows: Vec<(&str, Cell)> = vec![
-        ("ID", Cell::new(&k.id)),
-        ("Name", Cell::new(&k.name)),
+        ("ID", text_cell(&k.id)),
+        ("Name", text_cell(&k.name)),
         (
             "Description",
-            Cell::new(k.description.as_deref().unwrap_or("")),
+            text_cell(k.description.as_deref().unwrap_or("")),
         ),
-        ("Owner", Cell::new(&k.owner)),
-        ("Key", Cell::new(format!("{}...", k.key_prefix))),
+        ("Owner", text_cell(&k.owner)),
+        ("Key", text_cell(&format!("{}...", k.key_prefix))),
         ("Status", status_cell(k, now, color)),
         ("Mode", Cell::new(k.mode.as_str())),
-        ("Category", Cell::new(k.category.as_deref().unwrap_or(""))),
-        ("Group", Cell::new(k.group.as_deref().unwrap_or(""))),
-        ("Scopes", Cell::new(list_or(&k.scopes, "unrestricted"))),
+        ("Category", text_cell(k.category.as_deref().unwrap_or(""))),
+        ("Group", text_cell(k.group.as_deref().unwrap_or(""))),
+        ("Scopes", text_cell(&list_or(&k.scopes, "unrestricted"))),
         (
             "Deployment",
-            Cell::new(k.deployment.as_deref().unwrap_or("project-wide")),
+            text_cell(k.deployment.as_deref().unwrap_or("project-wide")),
         ),
         (
             "Allowed models",
-            Cell::new(list_or(&k.allowed_models, "any")),
+            text_cell(&list_or(&k.allowed_models, "any")),
         ),
-        ("Allowed IPs", Cell::new(list_or(&k.allowed_ips, "any"))),
+        ("Allowed IPs", text_cell(&list_or(&k.allowed_ips, "any"))),
         (
             "Quotas",
             Cell::new(format!(
@@ -479,15 +481,15 @@ pub fn write_show_table(
         ),
         (
             "Last used IP",
-            Cell::new(k.last_used_ip.as_deref().unwrap_or("")),
+            text_cell(k.last_used_ip.as_deref().unwrap_or("")),
         ),
         (
             "Rotated from",
-            Cell::new(k.rotated_from.as_deref().unwrap_or("")),
+            text_cell(k.rotated_from.as_deref().unwrap_or("")),
         ),
         (
             "Rotated to",
-            Cell::new(k.rotated_to.as_deref().unwrap_or("")),
+            text_cell(k.rotated_to.as_deref().unwrap_or("")),
         ),
         ("Usage 24h", Cell::new(usage_text(&usage.last_24h))),
         ("Usage 7d", Cell::new(usage_text(&usage.last_7d))),

@@ -43,7 +43,7 @@ pub fn write_reveal(
                 key_details: KeyJson::new(key, now),
             };
             // Serialise into one buffer and write it whole: far fewer dynamic writes.
-            let mut line = serde_json::to_vec(&value).map_err(io::Error::other)?;
+            let mut line = super::json::to_vec(&value)?;
             line.push(b'\n');
             out.write_all(&line)
         }
@@ -52,7 +52,8 @@ pub fn write_reveal(
             let width = text.chars().count() + 2;
             let bar = "─".repeat(width);
             writeln!(out)?;
-            writeln!(out, "  API key \"{}\" created ({})", key.name, key.id)?;
+            let name = crate::core::text::escape(&key.name);
+            writeln!(out, "  API key \"{name}\" created ({})", key.id)?;
             writeln!(out)?;
             writeln!(out, "  ╭{bar}╮")?;
             writeln!(out, "  │ {text} │")?;
