@@ -58,8 +58,8 @@ mod shells;
 mod show;
 #[path = "cli/store_files.rs"]
 mod store_files;
-#[path = "cli/stored_times.rs"]
-mod stored_times;
+#[path = "cli/stored_values.rs"]
+mod stored_values;
 #[path = "cli/stream.rs"]
 mod stream;
 #[path = "cli/text.rs"]

@@ -350,6 +350,16 @@ fn sql_error(path: &Path, e: rusqlite::Error) -> StoreError {
                 sqlite_problem(&e)
             ))
         }
+        // A stored value keyctl could not have written (see json_list).
+        _ if matches!(e, rusqlite::Error::FromSqlConversionFailure(..)) => {
+            let why = match &e {
+                rusqlite::Error::FromSqlConversionFailure(_, _, inner) => inner.to_string(),
+                _ => String::new(),
+            };
+            StoreError::Refused(format!(
+                "key store {shown}: {why}: fix that value or restore the store from a backup"
+            ))
+        }
         _ => StoreError::Other(format!("key store {shown}: {}", sqlite_problem(&e))),
     }
 }
@@ -609,12 +619,21 @@ fn conversion_error(col: usize, msg: String) -> rusqlite::Error {
     )
 }
 
-fn json_list(row: &Row, col: usize) -> rusqlite::Result<Vec<String>> {
+/// A stored list (scopes, models, IPs). keyctl always writes a json array of strings;
+/// anything else was written by hand or another program, and is named (key and field)
+/// rather than quoted in a parser's words.
+fn json_list(row: &Row, col: usize, field: &str) -> rusqlite::Result<Vec<String>> {
     let text: String = row.get(col)?;
     if text == "[]" {
         return Ok(Vec::new());
     }
-    serde_json::from_str(&text).map_err(|e| conversion_error(col, e.to_string()))
+    serde_json::from_str(&text).map_err(|_| {
+        let id: String = row.get(0).unwrap_or_default();
+        conversion_error(
+            col,
+            format!("key {id} has a damaged {field} value (not a list of strings)"),
+        )
+    })
 }
 
 fn to_json_list(items: &[String]) -> String {
@@ -661,8 +680,10 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
         _ => None,
     };
     let state_text: String = row.get(24)?;
-    let state = State::parse(&state_text)
-        .ok_or_else(|| conversion_error(24, format!("unknown state '{state_text}'")))?;
+    let state = State::parse(&state_text).ok_or_else(|| {
+        let id: String = row.get(0).unwrap_or_default();
+        conversion_error(24, format!("key {id} has a damaged state value"))
+    })?;
     Ok(KeyRecord {
         id: row.get(0)?,
         name: row.get(1)?,
@@ -676,10 +697,10 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
         },
         category: row.get(6)?,
         group: row.get(7)?,
-        scopes: json_list(row, 8)?,
+        scopes: json_list(row, 8, "scopes")?,
         deployment: row.get(9)?,
-        allowed_models: json_list(row, 10)?,
-        allowed_ips: json_list(row, 11)?,
+        allowed_models: json_list(row, 10, "allowed models")?,
+        allowed_ips: json_list(row, 11, "allowed IPs")?,
         quotas: Quotas {
             total: opt_count(row, 12)?,
             daily: opt_count(row, 13)?,
