@@ -72,9 +72,33 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// True when `e` says the reader of our output went away. Writers that wrap an io error
+/// (serde_json's, `io::Error::other(..)`) hide its kind one or more levels down, so the
+/// whole chain of inner errors is searched, not just the outer kind.
+pub fn is_closed_output(e: &std::io::Error) -> bool {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return true;
+    }
+    let mut inner: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|i| i as _);
+    while let Some(cause) = inner {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        if let Some(json) = cause.downcast_ref::<serde_json::Error>() {
+            if json.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe) {
+                return true;
+            }
+        }
+        inner = cause.source();
+    }
+    false
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
+        if is_closed_output(&e) {
             Error::new(Kind::ClosedOutput, "output closed")
         } else {
             Error::runtime(format!("could not write output: {e}"))

@@ -85,8 +85,9 @@ impl<'a> KeyJson<'a> {
     }
 }
 
+/// serde_json hands back the writer's own io error (a closed pipe stays BrokenPipe).
 fn json_error(e: serde_json::Error) -> io::Error {
-    io::Error::other(e)
+    io::Error::from(e)
 }
 
 /// Writes one key object as compact json (no newline).

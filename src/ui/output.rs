@@ -25,3 +25,22 @@ pub fn sync_stdout_if_file() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `1 key`, `2 keys`: a count with its noun (regular plurals, which is all keyctl says).
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plural_says_one_without_s() {
+        assert_eq!(super::plural(0, "key"), "0 keys");
+        assert_eq!(super::plural(1, "key"), "1 key");
+        assert_eq!(super::plural(2, "event"), "2 events");
+    }
+}
