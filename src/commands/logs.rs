@@ -288,7 +288,8 @@ fn prune(ctx: &Ctx, before: &str) -> Result<()> {
     let n = tx.prune_requests(cutoff)?;
     tx.commit()?;
     ctx.note(&format!(
-        "deleted {n} request-log rows older than {}",
+        "deleted {} older than {}",
+        crate::ui::output::plural(n, "request-log row"),
         rfc3339(cutoff)
     ));
     Ok(())

@@ -43,9 +43,9 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
                 let values: Vec<u64> = days.iter().map(|(_, u)| u.accepted + u.rejected).collect();
                 writeln!(
                     out,
-                    "Last 30 days    {}  ({} requests)",
+                    "Last 30 days    {}  ({})",
                     crate::ui::chart::sparkline(&values),
-                    values.iter().sum::<u64>()
+                    crate::ui::output::plural(values.iter().sum::<u64>(), "request")
                 )?;
             }
         }

@@ -18,7 +18,7 @@ use crate::core::names::validate_text;
 use crate::core::policy::{check_key, check_limits, Counts, Outcome, Request};
 use crate::error::{Error, Kind, Result};
 use crate::store::{Store, Txn};
-use crate::ui::output::stdout;
+use crate::ui::output::{answer_written, stdout};
 
 /// Most bytes of stdin read for one presented key (SPEC §3).
 const MAX_KEY_INPUT: u64 = 1024;
@@ -284,13 +284,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         writeln!(out, "{}", verdict.outcome.message())
     }
     .and_then(|_| out.flush());
-    // The exit code is the answer: a reader that closed stdout must not turn a refusal
-    // into success, so a broken pipe is ignored here and only here.
-    if let Err(e) = written {
-        if !crate::error::is_closed_output(&e) {
-            return Err(e.into());
-        }
-    }
+    answer_written(written)?;
     match verdict.outcome.exit_code() {
         0 => Ok(()),
         code => Err(Error::new(Kind::Exit(code), "")),

@@ -5,6 +5,16 @@ use std::io::{self, BufWriter, StdoutLock};
 
 pub type Out = BufWriter<StdoutLock<'static>>;
 
+/// For commands whose exit code is their answer (`verify`, `audit verify`): a reader
+/// that closed stdout must not turn a refusal into success, so a closed pipe is no
+/// error here (the answer's exit code follows); any other write failure is.
+pub fn answer_written(written: io::Result<()>) -> crate::error::Result<()> {
+    match written {
+        Err(e) if !crate::error::is_closed_output(&e) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 pub fn stdout() -> Out {
     BufWriter::with_capacity(64 * 1024, io::stdout().lock())
 }

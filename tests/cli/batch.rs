@@ -529,6 +529,45 @@ fn the_closing_note_counts_keys_in_words() {
     assert_eq!(out.stderr, "created 2 keys\n");
 }
 
+/// Every count keyctl says agrees with its noun: `1 request`, `1 credit`, `1 event`,
+/// `1 request-log row`, as `created 1 key` does.
+#[test]
+fn counts_in_messages_agree_with_their_nouns() {
+    let env = TestEnv::initialized();
+    let k = env.create("one", &[]);
+    env.verify(NOW, &k.secret, &[]).ok();
+    let show = env.run(&["show", "one"]);
+    show.ok();
+    assert!(
+        show.stdout
+            .contains("1 request (1 accepted, 0 rejected), 1 credit\n"),
+        "{show}"
+    );
+    let chart = run_on_tty(env.command(), &["usage", "one", "--days", "1"], 100);
+    chart.ok();
+    assert!(
+        chart
+            .stdout
+            .contains("total: 1 accepted, 0 rejected, 1 credit\n")
+            && chart.stdout.contains(" 1 credit\ntotal"),
+        "{chart}"
+    );
+    let out = env.run(&["audit", "verify"]);
+    out.ok();
+    assert!(
+        out.stdout.starts_with("audit trail intact: 1 event, head "),
+        "{out}"
+    );
+    let later = now_plus(2 * 86_400);
+    let out = env.run_at(&later, &["logs", "prune", "--before", "1d"]);
+    out.ok();
+    assert!(
+        out.stderr
+            .starts_with("deleted 1 request-log row older than "),
+        "{out}"
+    );
+}
+
 /// Two lines of one batch naming the same key: the input contradicts itself, which
 /// is bad input (exit 2) naming the later line, like any other bad line. The error
 /// must not cite the id of a key from this batch: that key never came to exist.
