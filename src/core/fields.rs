@@ -78,10 +78,16 @@ fn syntax_problem(text: &str, e: &serde_json::Error) -> String {
         Some('{' | '[') if depth(before) >= 100 => {
             format!("the line is not valid json: too deeply nested at column {column}")
         }
-        Some(c) if !c.is_control() && !c.is_whitespace() => {
+        Some(c) if c.is_ascii_graphic() => {
             format!("the line is not valid json: unexpected character '{c}' at column {column}")
         }
-        _ => format!("the line is not valid json: unexpected input at column {column}"),
+        // By code point: a control character, BOM or bidi override printed raw would
+        // hide itself or garble the terminal.
+        Some(c) => format!(
+            "the line is not valid json: unexpected character U+{:04X} at column {column}",
+            c as u32
+        ),
+        None => format!("the line is not valid json: unexpected input at column {column}"),
     }
 }
 
@@ -331,6 +337,14 @@ mod tests {
             assert!(got.contains(says), "{input:?}: {got}");
             assert!(!got.contains(" expected"), "{input:?}: {got}");
         }
+        assert_eq!(
+            problem("\u{feff}{}"),
+            "the line is not valid json: unexpected character U+FEFF at column 1"
+        );
+        assert_eq!(
+            problem("{\"key\": \"a\tb\"}"),
+            "the line is not valid json: unexpected character U+0009 at column 11"
+        );
         let deep = format!("{{\"key\": {}{}}}", "[".repeat(200), "]".repeat(200));
         assert!(
             problem(&deep).contains("too deeply nested"),
