@@ -63,6 +63,9 @@ const CASES: &[Case] = &[
     quiet(&["logs", "--json"]),
     quiet(&["logs", "--format", "csv"]),
     quiet(&["logs", "k1", "--json"]),
+    // Rows exist, so the first write finds the reader gone at once.
+    quiet(&["logs", "--follow"]),
+    quiet(&["logs", "--follow", "--json"]),
     quiet(&["usage"]),
     quiet(&["usage", "--json"]),
     quiet(&["usage", "--format", "csv"]),
@@ -170,6 +173,13 @@ const CASES: &[Case] = &[
         input: Input::Nothing,
         exit: 0,
         stderr: "backed up ",
+        store: Store::Same,
+    },
+    Case {
+        args: &["logs", "prune", "--before", "30d"],
+        input: Input::Nothing,
+        exit: 0,
+        stderr: "deleted 0 request-log rows older than ",
         store: Store::Same,
     },
     // A secret that cannot be delivered is never created (SPEC §4).
