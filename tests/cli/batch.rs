@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use keyctl::core::limits::MAX_COUNT;
 
-use crate::stream::parser_word;
+use crate::stream::{parser_word, wrong_values, NOT_A_STRING};
 use crate::support::*;
 
 /// Writes `text` to `name` in the test's folder and returns its path.
@@ -407,65 +407,36 @@ fn a_field_of_the_wrong_type_names_the_line_and_the_field() {
         "credits",
     ];
     let over = (MAX_COUNT + 1).to_string();
-    let got_over = format!("got {over}");
     let mut cases: Vec<(String, String)> = Vec::new();
     for field in strings {
-        for (value, got) in [
-            ("5", "got 5"),
-            ("true", "got true"),
-            ("[\"a\"]", "got a list"),
-            ("{\"a\": \"b\"}", "got an object"),
-        ] {
-            let line = if field == "name" {
-                format!("{{\"name\": {value}}}")
-            } else {
-                format!("{{\"name\": \"b\", \"{field}\": {value}}}")
-            };
-            cases.push((line, format!("field `{field}` must be a string, {got}")));
-        }
+        cases.extend(wrong_values("name", field, &NOT_A_STRING, "a string"));
     }
+    let not_a_list = [
+        ("5", "5"),
+        ("{\"a\": \"b\"}", "an object"),
+        ("[\"a\", 2]", "2 as item 2"),
+        ("[[\"a\"]]", "a list as item 1"),
+    ];
+    let must_be = "a list of strings or a comma-separated string";
     for field in lists {
-        for (value, got) in [
-            ("5", "got 5"),
-            ("{\"a\": \"b\"}", "got an object"),
-            ("[\"a\", 2]", "got 2 as item 2"),
-            ("[[\"a\"]]", "got a list as item 1"),
-        ] {
-            cases.push((
-                format!("{{\"name\": \"b\", \"{field}\": {value}}}"),
-                format!(
-                    "field `{field}` must be a list of strings or a comma-separated string, {got}"
-                ),
-            ));
-        }
+        cases.extend(wrong_values("name", field, &not_a_list, must_be));
     }
+    let not_a_count = [
+        ("-1", "-1"),
+        ("0", "0"),
+        ("1.5", "1.5"),
+        ("\"-1\"", "\"-1\""),
+        ("\"ten\"", "a string"),
+        (&over, &over),
+        ("true", "true"),
+        ("[1]", "a list"),
+    ];
+    let must_be = format!("a whole number from 1 to {MAX_COUNT}");
     for field in counts {
-        for (value, got) in [
-            ("-1", "got -1"),
-            ("0", "got 0"),
-            ("1.5", "got 1.5"),
-            ("\"-1\"", "got \"-1\""),
-            ("\"ten\"", "got a string"),
-            (&over, &got_over),
-            ("true", "got true"),
-            ("[1]", "got a list"),
-        ] {
-            cases.push((
-                format!("{{\"name\": \"b\", \"{field}\": {value}}}"),
-                format!("field `{field}` must be a whole number from 1 to "),
-            ));
-            cases.push((
-                format!("{{\"name\": \"b\", \"{field}\": {value}}}"),
-                got.to_string(),
-            ));
-        }
+        cases.extend(wrong_values("name", field, &not_a_count, &must_be));
     }
-    for (value, got) in [("\"yes\"", "got a string"), ("1", "got 1")] {
-        cases.push((
-            format!("{{\"name\": \"b\", \"test\": {value}}}"),
-            format!("field `test` must be true or false, {got}"),
-        ));
-    }
+    let not_a_flag = [("\"yes\"", "a string"), ("1", "1")];
+    cases.extend(wrong_values("name", "test", &not_a_flag, "true or false"));
     let problems: Vec<String> = cases
         .iter()
         .filter_map(|(line, says)| refused_as_line_2(&env, line.as_bytes(), says))

@@ -50,6 +50,39 @@ pub(crate) fn parser_word(text: &str) -> Option<&'static str> {
     .find(|w| text.contains(w))
 }
 
+/// Values of the wrong type for a string field, with how the answer describes each.
+pub(crate) const NOT_A_STRING: [(&str, &str); 4] = [
+    ("5", "5"),
+    ("true", "true"),
+    ("[\"a\"]", "a list"),
+    ("{\"nested\": \"x\"}", "an object"),
+];
+
+/// One line per wrong value of `field` (the `required` field given a good value
+/// unless it is the one under test), each with the message it must get:
+/// ``field `F` must be MUST_BE, got GOT``.
+pub(crate) fn wrong_values(
+    required: &str,
+    field: &str,
+    values: &[(&str, &str)],
+    must_be: &str,
+) -> Vec<(String, String)> {
+    values
+        .iter()
+        .map(|(value, got)| {
+            let line = if field == required {
+                format!("{{\"{field}\": {value}}}")
+            } else {
+                format!("{{\"{required}\": \"b\", \"{field}\": {value}}}")
+            };
+            (
+                line,
+                format!("field `{field}` must be {must_be}, got {got}"),
+            )
+        })
+        .collect()
+}
+
 fn req(v: Value) -> String {
     format!("{v}\n")
 }
@@ -317,12 +350,7 @@ fn invalid_stream_requests_from_one_ip_block_it() {
 fn each_malformed_line_is_told_its_problem_in_plain_words() {
     let env = TestEnv::initialized();
     let k = env.create("svc", &[]);
-    let max = MAX_COUNT;
     let over = (MAX_COUNT + 1).to_string();
-    let count = |f: &str, got: &str| {
-        format!("field `{f}` must be a whole number from 0 to {max}, got {got}")
-    };
-    let string = |f: &str, got: &str| format!("field `{f}` must be a string, got {got}");
     let object = "the line must be one json object like {\"key\": \"...\"}, got";
     let mut cases: Vec<(Vec<u8>, String)> = vec![
         (
@@ -379,35 +407,32 @@ fn each_malformed_line_is_told_its_problem_in_plain_words() {
         ),
     ];
     for field in ["key", "ip", "scope", "deployment", "model", "endpoint"] {
-        for (value, got) in [
-            ("5", "5"),
-            ("true", "true"),
-            ("[\"a\"]", "a list"),
-            ("{\"nested\": \"x\"}", "an object"),
-        ] {
-            let line = if field == "key" {
-                format!("{{\"key\": {value}}}")
-            } else {
-                format!("{{\"key\": \"x\", \"{field}\": {value}}}")
-            };
-            cases.push((line.into_bytes(), string(field, got)));
-        }
+        let wrong = wrong_values("key", field, &NOT_A_STRING, "a string");
+        cases.extend(
+            wrong
+                .into_iter()
+                .map(|(line, says)| (line.into_bytes(), says)),
+        );
     }
+    let not_a_count = [
+        ("-1", "-1"),
+        ("1.5", "1.5"),
+        ("\"ten\"", "a string"),
+        ("\"-3\"", "\"-3\""),
+        (over.as_str(), over.as_str()),
+        ("1e300", "1e+300"),
+        ("false", "false"),
+        ("[1]", "a list"),
+        ("{\"n\": 1}", "an object"),
+    ];
     for field in ["cost", "duration_ms"] {
-        for (value, got) in [
-            ("-1", "-1"),
-            ("1.5", "1.5"),
-            ("\"ten\"", "a string"),
-            ("\"-3\"", "\"-3\""),
-            (over.as_str(), over.as_str()),
-            ("1e300", "1e+300"),
-            ("false", "false"),
-            ("[1]", "a list"),
-            ("{\"n\": 1}", "an object"),
-        ] {
-            let line = format!("{{\"key\": \"x\", \"{field}\": {value}}}");
-            cases.push((line.into_bytes(), count(field, got)));
-        }
+        let must_be = format!("a whole number from 0 to {MAX_COUNT}");
+        let wrong = wrong_values("key", field, &not_a_count, &must_be);
+        cases.extend(
+            wrong
+                .into_iter()
+                .map(|(line, says)| (line.into_bytes(), says)),
+        );
     }
     let good = req(json!({"key": k.secret}));
     let mut input = Vec::new();
