@@ -79,7 +79,17 @@ fn syntax_problem(text: &str, e: &serde_json::Error) -> String {
             format!("the line is not valid json: too deeply nested at column {column}")
         }
         Some(c) if c.is_ascii_graphic() => {
-            format!("the line is not valid json: unexpected character '{c}' at column {column}")
+            // The two slips people make most when typing json by hand.
+            let hint = match (c, before.trim_end().chars().last()) {
+                ('\'', _) => "; json strings and field names take double quotes",
+                (c, Some('{' | ',')) if c.is_ascii_alphabetic() => {
+                    "; field names take double quotes"
+                }
+                _ => "",
+            };
+            format!(
+                "the line is not valid json: unexpected character `{c}` at column {column}{hint}"
+            )
         }
         // By code point: a control character, BOM or bidi override printed raw would
         // hide itself or garble the terminal.
@@ -321,7 +331,7 @@ mod tests {
             ("true", "got true"),
             (
                 "{not json",
-                "not valid json: unexpected character 'n' at column 2",
+                "not valid json: unexpected character `n` at column 2",
             ),
             (
                 "{\"key\": \"x\"",
@@ -329,7 +339,7 @@ mod tests {
             ),
             (
                 "{} {}",
-                "not valid json: unexpected character '{' at column 4",
+                "not valid json: unexpected character `{` at column 4",
             ),
             ("{\"key\": 1, \"key\": 2}", "field `key` is given twice"),
         ] {
@@ -337,6 +347,14 @@ mod tests {
             assert!(got.contains(says), "{input:?}: {got}");
             assert!(!got.contains(" expected"), "{input:?}: {got}");
         }
+        assert_eq!(
+            problem("{'key': 'x'}"),
+            "the line is not valid json: unexpected character `'` at column 2; json strings and field names take double quotes"
+        );
+        assert_eq!(
+            problem("{\"key\": \"x\", ip: 5}"),
+            "the line is not valid json: unexpected character `i` at column 14; field names take double quotes"
+        );
         assert_eq!(
             problem("\u{feff}{}"),
             "the line is not valid json: unexpected character U+FEFF at column 1"

@@ -457,7 +457,7 @@ fn a_line_that_is_not_an_object_of_fields_says_what_it_is() {
         (b"[{\"name\": \"b\"}]", object),
         (
             b"{not json",
-            "the line is not valid json: unexpected character 'n' at column 2",
+            "the line is not valid json: unexpected character `n` at column 2",
         ),
         (
             b"{\"name\": \"b\"",

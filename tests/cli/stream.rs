@@ -359,11 +359,11 @@ fn each_malformed_line_is_told_its_problem_in_plain_words() {
         ),
         (
             b"{not json".to_vec(),
-            "the line is not valid json: unexpected character 'n' at column 2".into(),
+            "the line is not valid json: unexpected character `n` at column 2".into(),
         ),
         (
             b"{\"key\": \"x\", }".to_vec(),
-            "the line is not valid json: unexpected character '}' at column 14".into(),
+            "the line is not valid json: unexpected character `}` at column 14".into(),
         ),
         (
             b"{\"key\": \"x\"".to_vec(),
@@ -371,7 +371,7 @@ fn each_malformed_line_is_told_its_problem_in_plain_words() {
         ),
         (
             b"{\"key\": \"x\"} trailing".to_vec(),
-            "the line is not valid json: unexpected character 't' at column 14".into(),
+            "the line is not valid json: unexpected character `t` at column 14".into(),
         ),
         (b"[{\"key\": \"x\"}]".to_vec(), format!("{object} a list")),
         (b"null".to_vec(), format!("{object} null")),
@@ -477,7 +477,7 @@ fn the_issue_examples_get_plain_answers() {
     assert_eq!(
         messages,
         [
-            "Bad request: the line is not valid json: unexpected character 'n' at column 2",
+            "Bad request: the line is not valid json: unexpected character `n` at column 2; field names take double quotes",
             &format!(
                 "Bad request: field `cost` must be a whole number from 0 to {MAX_COUNT}, got -1"
             ),
