@@ -42,6 +42,11 @@ pub struct Cli {
     pub actor: Option<String>,
 
     /// Output format for commands that print records
+    ///
+    /// In csv, a cell that begins with =, +, -, @, tab or carriage return is written
+    /// with a leading ' so a spreadsheet shows it as text, not a formula (OWASP CSV
+    /// injection). In every format, control and invisible characters of stored text
+    /// are escaped (\u{202e}; \u202e in json).
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub format: Option<Format>,
 
@@ -144,6 +149,17 @@ pub struct KeyRefsArgs {
     /// Keys: ids, exact names, or display prefixes
     #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyrefs: Vec<String>,
+    #[command(flatten)]
+    pub chain: PredecessorArgs,
+}
+
+/// `--with-predecessor` of `revoke`, `disable` and `enable`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct PredecessorArgs {
+    /// Also act on every key these keys replaced in rotations (the whole chain back)
+    /// that is not revoked
+    #[arg(long)]
+    pub with_predecessor: bool,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +167,8 @@ pub struct RevokeArgs {
     /// Keys: ids, exact names, or display prefixes
     #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyrefs: Vec<String>,
+    #[command(flatten)]
+    pub chain: PredecessorArgs,
     /// Why the keys are revoked (kept in the audit trail)
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
@@ -210,7 +228,12 @@ pub struct AuditArgs {
     #[arg(long, value_name = "ACTION")]
     pub action: Option<String>,
     /// At most N events, newest first
-    #[arg(long, value_name = "N", default_value = "100")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "100",
+        allow_negative_numbers = true
+    )]
     pub limit: String,
 }
 
@@ -245,10 +268,15 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "ENDPOINT")]
     pub endpoint: Option<String>,
     /// Credits the request costs
-    #[arg(long, value_name = "N", default_value = "1")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "1",
+        allow_negative_numbers = true
+    )]
     pub cost: String,
     /// How long the request took (recorded)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub duration_ms: Option<String>,
     /// Check only: count and log nothing
     #[arg(long)]
@@ -279,7 +307,12 @@ pub struct LogsArgs {
     #[arg(long, value_name = "ADDR")]
     pub ip: Option<String>,
     /// At most N rows, newest first
-    #[arg(long, value_name = "N", default_value = "100")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "100",
+        allow_negative_numbers = true
+    )]
     pub limit: String,
     /// Keep printing new rows until interrupted
     #[arg(long)]
@@ -302,7 +335,12 @@ pub struct UsageArgs {
     #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
     pub keyref: Option<String>,
     /// How many days, ending today (UTC)
-    #[arg(long, value_name = "N", default_value = "30")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "30",
+        allow_negative_numbers = true
+    )]
     pub days: String,
 }
 
@@ -361,22 +399,27 @@ pub struct EditArgs {
     #[arg(long, value_name = "WHEN")]
     pub expires: Option<String>,
     /// Lifetime request cap, or none
-    #[arg(long, value_name = "N|none")]
+    #[arg(long, value_name = "N|none", allow_negative_numbers = true)]
     pub quota_total: Option<String>,
     /// 24-hour request cap, or none
-    #[arg(long, value_name = "N|none")]
+    #[arg(long, value_name = "N|none", allow_negative_numbers = true)]
     pub quota_daily: Option<String>,
     /// 7-day request cap, or none
-    #[arg(long, value_name = "N|none")]
+    #[arg(long, value_name = "N|none", allow_negative_numbers = true)]
     pub quota_weekly: Option<String>,
     /// 30-day request cap, or none
-    #[arg(long, value_name = "N|none")]
+    #[arg(long, value_name = "N|none", allow_negative_numbers = true)]
     pub quota_monthly: Option<String>,
     /// Rate limit N/s or N/m, or none
-    #[arg(long, value_name = "N/s|N/m|none")]
+    #[arg(long, value_name = "N/s|N/m|none", allow_hyphen_values = true)]
     pub rate_limit: Option<String>,
     /// Credit limit
-    #[arg(long, value_name = "N", conflicts_with = "unlimited")]
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "unlimited",
+        allow_negative_numbers = true
+    )]
     pub credits: Option<String>,
     /// Remove the credit limit
     #[arg(long)]
@@ -426,22 +469,22 @@ pub struct CreateArgs {
     #[arg(long, value_name = "WHEN")]
     pub expires: Option<String>,
     /// Cap on accepted requests over the key's lifetime
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub quota_total: Option<String>,
     /// Cap on accepted requests in any 24 hours
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub quota_daily: Option<String>,
     /// Cap on accepted requests in any 7 days
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub quota_weekly: Option<String>,
     /// Cap on accepted requests in any 30 days
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub quota_monthly: Option<String>,
     /// Rate limit: N/s or N/m
-    #[arg(long, value_name = "N/s|N/m")]
+    #[arg(long, value_name = "N/s|N/m", allow_hyphen_values = true)]
     pub rate_limit: Option<String>,
     /// Credit limit (none = unlimited)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub credits: Option<String>,
     /// Make a test-mode key (<prefix>_test_...)
     #[arg(long)]
@@ -518,6 +561,7 @@ pub enum ConfigCommand {
         /// The setting to change
         name: String,
         /// Its new value
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
     /// List every setting with its value and default

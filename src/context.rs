@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 
 use crate::cli::{Cli, Format};
+use crate::core::text::for_terminal;
 use crate::core::time::parse_datetime;
 use crate::error::{Error, Result};
 use crate::store::{self, OpenOptions, Store};
@@ -78,11 +79,7 @@ impl Ctx {
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            if a.chars().any(char::is_control) {
-                return Err(Error::usage(
-                    "invalid --actor: it contains control characters; use a plain name",
-                ));
-            }
+            crate::core::names::validate_text("--actor", a).map_err(Error::usage)?;
             let _ = actor.set(a.to_string());
         }
         let (now, now_fixed) = match std::env::var("KEYCTL_NOW") {
@@ -141,7 +138,7 @@ impl Ctx {
     pub fn actor(&self) -> &str {
         self.actor.get_or_init(|| {
             os_user_name()
-                .filter(|n| !n.chars().any(char::is_control))
+                .filter(|n| crate::core::names::validate_text("user", n).is_ok())
                 .unwrap_or_else(|| "unknown".into())
         })
     }
@@ -183,15 +180,16 @@ impl Ctx {
         Ok(store)
     }
 
-    /// A message for people on stderr, unless `--quiet`.
+    /// A message for people on stderr, unless `--quiet`. Like every stderr line, it
+    /// never shows a secret or a stored name's hidden characters raw.
     pub fn note(&self, message: &str) {
         if !self.quiet {
-            let _ = writeln!(io::stderr(), "{message}");
+            let _ = writeln!(io::stderr(), "{}", for_terminal(message));
         }
     }
 
     /// A warning on stderr; shown even with `--quiet`.
     pub fn warn(&self, message: &str) {
-        let _ = writeln!(io::stderr(), "warning: {message}");
+        let _ = writeln!(io::stderr(), "warning: {}", for_terminal(message));
     }
 }

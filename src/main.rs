@@ -1,6 +1,9 @@
 use std::io::Write;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
+// Every error line goes through this: a secret passed as an argument is cut to its
+// display prefix, and hidden characters in quoted names are escaped (SPEC §5).
+use keyctl::core::text::for_terminal;
 
 fn main() {
     // The detached clipboard helper (keyctl re-executed by `create`/`rotate`) is
@@ -23,7 +26,7 @@ fn main() {
                     e.kind,
                     keyctl::error::Kind::ClosedOutput | keyctl::error::Kind::Exit(_)
                 ) {
-                    let _ = writeln!(std::io::stderr(), "error: {}", e.message);
+                    let _ = writeln!(std::io::stderr(), "error: {}", for_terminal(&e.message));
                 }
                 e.kind.exit_code()
             }
@@ -51,9 +54,7 @@ fn report_clap_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            // Never echo a secret someone passed as an argument (argv is visible to
-            // every user; error output should not repeat it).
-            let first = redact_secrets(first);
+            let first = first.to_string();
             let first = if e.kind() == ErrorKind::UnknownArgument
                 && command_path(args) == "keyctl verify"
             {
@@ -78,32 +79,11 @@ fn report_clap_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
                 }
                 _ => String::new(),
             };
-            let _ = writeln!(
-                std::io::stderr(),
-                "error: {first}{valid} (see '{} --help')",
-                command_path(args)
-            );
+            let line = format!("{first}{valid} (see '{} --help')", command_path(args));
+            let _ = writeln!(std::io::stderr(), "error: {}", for_terminal(&line));
             2
         }
     }
-}
-
-/// Replaces every word shaped like a key secret (`<prefix>_live_…`, `<prefix>_test_…`)
-/// with `<redacted>`.
-fn redact_secrets(text: &str) -> String {
-    let looks_secret = |w: &str| {
-        let w = w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_');
-        let mut parts = w.splitn(3, '_');
-        matches!(
-            (parts.next(), parts.next(), parts.next()),
-            (Some(p), Some("live" | "test"), Some(body))
-                if !p.is_empty() && body.len() >= 8 && body.bytes().all(|b| b.is_ascii_alphanumeric())
-        )
-    };
-    text.split(' ')
-        .map(|w| if looks_secret(w) { "<redacted>" } else { w })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The subcommand path the arguments name (`keyctl config set`), for the help hint.

@@ -48,6 +48,8 @@ mod logs;
 mod pipes;
 #[path = "cli/rotate.rs"]
 mod rotate;
+#[path = "cli/rotated_pairs.rs"]
+mod rotated_pairs;
 #[path = "cli/secrets.rs"]
 mod secrets;
 #[path = "cli/shells.rs"]
@@ -56,8 +58,12 @@ mod shells;
 mod show;
 #[path = "cli/store_files.rs"]
 mod store_files;
+#[path = "cli/stored_times.rs"]
+mod stored_times;
 #[path = "cli/stream.rs"]
 mod stream;
+#[path = "cli/text.rs"]
+mod text;
 #[path = "cli/usage.rs"]
 mod usage;
 #[path = "cli/verify.rs"]

@@ -223,3 +223,38 @@ proptest! {
         }
     }
 }
+
+// ---- SPEC §5: text in and out ----
+
+proptest! {
+    /// Escaped text holds no hidden character, and escaping twice changes nothing.
+    #[test]
+    fn escaped_text_shows_nothing_hidden(t in any::<String>()) {
+        use keyctl::core::text::{escape, is_hidden};
+        let once = escape(&t).into_owned();
+        prop_assert!(!once.chars().any(is_hidden));
+        prop_assert_eq!(escape(&once).into_owned(), once);
+    }
+
+    /// keyctl's json holds no hidden character raw and parses back to the original.
+    #[test]
+    fn json_output_round_trips_without_raw_hidden_characters(t in any::<String>()) {
+        let bytes = keyctl::ui::json::to_vec(&t).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        prop_assert!(!text.chars().any(keyctl::core::text::is_hidden));
+        prop_assert_eq!(serde_json::from_str::<String>(&text).unwrap(), t);
+    }
+
+    /// A secret anywhere in a value is found (so refused) and cut from a message.
+    #[test]
+    fn a_secret_inside_any_text_is_found_and_redacted(
+        before in "[ -~]{0,20}", p in prefix(), live in any::<bool>(), b in body(), after in "[ -~]{0,20}"
+    ) {
+        let mode = if live { Mode::Live } else { Mode::Test };
+        let secret = key::assemble(&p, mode, &b);
+        let text = format!("{before}{}{after}", secret.expose());
+        prop_assert!(keyctl::core::text::find_secret(&text).is_some());
+        prop_assert!(keyctl::core::names::validate_text("--owner", &text).is_err());
+        prop_assert!(!keyctl::core::text::redact(&text).contains(&b));
+    }
+}

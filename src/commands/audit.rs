@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -14,7 +15,7 @@ use crate::core::key::hex;
 use crate::core::limits::parse_count;
 use crate::core::time::{from_millis, parse_time_spec, rfc3339};
 use crate::error::{Error, Kind, Result};
-use crate::store::{AuditQuery, StoredAuditEvent};
+use crate::store::{AuditQuery, StoredAuditEvent, Txn};
 use crate::ui::output::{answer_written, plural, stdout};
 
 pub const ACTIONS: &[&str] = &[
@@ -61,6 +62,25 @@ fn details_text(details: &Value) -> String {
     }
 }
 
+/// The keys whose events `audit KEYREF` shows: the whole rotation chain of the key,
+/// since the name moves from key to key. A name that no key holds now (the newest of
+/// its chain was revoked) still means its chain when all its keys are in that one chain.
+fn chain_of(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<Vec<String>> {
+    let err = match filter_id(tx, reference, now) {
+        Ok(id) => return Ok(tx.rotation_chain(&id)?),
+        Err(e) if e.kind == Kind::Conflict => e,
+        Err(e) => return Err(e),
+    };
+    let named = tx.keys_by_name(reference.trim())?;
+    if let Some(first) = named.first() {
+        let chain = tx.rotation_chain(&first.id)?;
+        if named.iter().all(|k| chain.contains(&k.id)) {
+            return Ok(chain);
+        }
+    }
+    Err(err)
+}
+
 pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
     if let Some(AuditCommand::Verify { expect_head }) = args.command {
         return verify(ctx, expect_head);
@@ -82,12 +102,13 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
     }
     let mut store = ctx.open_read()?;
     let tx = store.read()?;
-    let key_id = match &args.keyref {
-        None => None,
-        Some(r) => Some(filter_id(tx.as_ref(), r, ctx.now)?),
+    let key_ids = match &args.keyref {
+        None => Vec::new(),
+        Some(r) => chain_of(tx.as_ref(), r, ctx.now)?,
     };
     let query = AuditQuery {
-        key_id,
+        key_id: None,
+        key_ids,
         since,
         action: args.action.clone(),
         limit: Some(limit),
@@ -109,7 +130,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
                     details: details_value(e),
                     hash: hex(&e.hash),
                 };
-                serde_json::to_writer(&mut out, &j).map_err(std::io::Error::other)
+                crate::ui::json::write(&mut out, &j)
             })?;
             out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
         }
@@ -241,7 +262,7 @@ fn verify(ctx: &Ctx, expect_head: Option<String>) -> Result<()> {
                 broken_at: verdict.as_ref().err().and_then(|(s, _)| *s),
                 problem: verdict.as_ref().err().map(|(_, p)| p.clone()),
             };
-            serde_json::to_writer(&mut out, &j)?;
+            crate::ui::json::write(&mut out, &j)?;
             writeln!(out)?;
         } else if verdict.is_ok() {
             writeln!(

@@ -229,7 +229,7 @@ pub fn run(ctx: &Ctx, source: &str) -> Result<()> {
             for (number, key_settings, mode) in parsed {
                 let (secret, new_key) = generate(&prefix, mode, key_settings, now, None)?;
                 let record = KeyRecord::from_new(&new_key, 0);
-                write_reveal(&mut out, RevealStyle::Json, &secret, &record, now, None)?;
+                write_reveal(&mut out, RevealStyle::Json, &secret, &record, now)?;
                 let audit_details = json!({
                     "name": record.name,
                     "key_prefix": record.key_prefix,

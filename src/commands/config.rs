@@ -8,6 +8,7 @@ use super::audit_event;
 use crate::cli::{ConfigCommand, Format};
 use crate::context::Ctx;
 use crate::core::settings::{default_of, is_known, known_names, normalize, SETTINGS};
+use crate::core::text::escape;
 use crate::error::{Error, Result};
 use crate::store::Txn;
 use crate::ui::output::stdout;
@@ -30,6 +31,16 @@ fn stored(tx: &dyn Txn, name: &str) -> Result<Option<String>> {
         .into_iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v))
+}
+
+/// The warning for a `max-keys` below the keys that already count against it.
+fn over_limit(counted: u64, max: u64) -> Option<String> {
+    (counted > max).then(|| {
+        format!(
+            "{counted} keys already count against max-keys {max}: create will fail until {} of them are revoked or deleted",
+            counted - max + 1
+        )
+    })
 }
 
 #[derive(Serialize)]
@@ -57,10 +68,11 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                         value: value.unwrap_or_else(|| default.to_string()),
                         default,
                     };
-                    serde_json::to_writer(&mut out, &v).map_err(std::io::Error::other)?;
+                    crate::ui::json::write(&mut out, &v)?;
                     writeln!(out)?;
                 }
-                _ => writeln!(out, "{}", value.as_deref().unwrap_or(default))?,
+                // A stored value is shown escaped: another writer may have put anything there.
+                _ => writeln!(out, "{}", escape(value.as_deref().unwrap_or(default)))?,
             }
             out.flush()?;
             Ok(())
@@ -82,8 +94,16 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                     serde_json::json!({ "setting": name, "old": old_shown, "new": value }),
                 ))?;
             }
+            // Keys that already exist are kept: a lower limit only stops new ones.
+            let over = match tx.settings()?.max_keys.filter(|_| name == "max-keys") {
+                Some(max) => over_limit(tx.count_limited(ctx.now)?, max),
+                None => None,
+            };
             tx.commit()?;
             ctx.note(&format!("{name} = {value}"));
+            if let Some(warning) = over {
+                ctx.warn(&warning);
+            }
             Ok(())
         }
         ConfigCommand::List => {
@@ -108,7 +128,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             let mut out = stdout();
             match ctx.format {
                 Format::Json => {
-                    serde_json::to_writer_pretty(&mut out, &rows).map_err(std::io::Error::other)?;
+                    crate::ui::json::write_pretty(&mut out, &rows)?;
                     writeln!(out)?;
                 }
                 Format::Csv => {
@@ -136,7 +156,8 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                         writeln!(
                             out,
                             "{:width$}  {:vwidth$}  ({source}) {about}",
-                            r.name, r.value
+                            r.name,
+                            escape(&r.value)
                         )?;
                     }
                 }
@@ -144,5 +165,20 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             out.flush()?;
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::over_limit;
+
+    #[test]
+    fn a_limit_below_the_count_says_how_many_must_go() {
+        assert_eq!(over_limit(2, 2), None);
+        assert_eq!(over_limit(0, 1), None);
+        assert_eq!(
+            over_limit(6, 2).as_deref(),
+            Some("6 keys already count against max-keys 2: create will fail until 5 of them are revoked or deleted")
+        );
     }
 }

@@ -18,9 +18,9 @@ use crate::core::settings::Settings;
 use crate::core::time::parse_time_spec;
 use crate::error::{Error, Result};
 use crate::store::Txn;
-use crate::ui::clipboard::{self, Copied};
+use crate::ui::clipboard;
 use crate::ui::output::{stdout, sync_stdout_if_file};
-use crate::ui::reveal::{details, write_reveal, RevealStyle};
+use crate::ui::reveal::{details, end_reveal, write_reveal, RevealStyle};
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     if let Some(source) = &args.batch {
@@ -89,8 +89,9 @@ pub(crate) fn created_details(record: &KeyRecord) -> serde_json::Value {
     details
 }
 
-/// Shows the new secret once (copying it when asked), then commits: the key exists
-/// only if its secret reached stdout.
+/// Shows the new secret once, then commits: the key exists only if its secret reached
+/// stdout. The clipboard copy comes after the commit (SPEC §5), so no helper start
+/// ever holds the store's write lock.
 pub(crate) fn reveal_and_commit(
     ctx: &Ctx,
     tx: Box<dyn Txn + '_>,
@@ -100,11 +101,12 @@ pub(crate) fn reveal_and_commit(
     copy: bool,
     no_copy: bool,
 ) -> Result<()> {
-    deliver(ctx, style, secret, record, wants_copy(ctx, copy, no_copy))?;
+    deliver(ctx, style, secret, record)?;
     tx.commit()?;
     if style == RevealStyle::Plain {
         ctx.note(&details(record));
     }
+    copy_to_clipboard(ctx, style, secret, copy_wish(ctx, copy, no_copy));
     Ok(())
 }
 
@@ -142,55 +144,68 @@ pub(crate) fn reveal_style(ctx: &Ctx, command: &str) -> Result<RevealStyle> {
     }
 }
 
-/// `--copy` forces the clipboard copy, `--no-copy` prevents it; by default only a
-/// terminal gets it (never a pipe or a file).
-pub(crate) fn wants_copy(ctx: &Ctx, copy: bool, no_copy: bool) -> bool {
-    copy || (ctx.stdout_tty && !no_copy)
+/// Whether the new secret goes to the clipboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyWish {
+    No,
+    /// A terminal's default: silently off without a display.
+    Default,
+    /// `--copy`: a copy that cannot be made is a warning.
+    Asked,
 }
 
-/// Copies the secret to the clipboard when asked (a failure is a warning), then
-/// writes, flushes and (for a regular file) syncs it. An error here means the secret
-/// did not reach its reader, so the caller must not commit.
+/// `--copy` forces the clipboard copy, `--no-copy` prevents it; by default only a
+/// terminal gets it (never a pipe or a file).
+pub(crate) fn copy_wish(ctx: &Ctx, copy: bool, no_copy: bool) -> CopyWish {
+    match (copy, ctx.stdout_tty && !no_copy) {
+        (true, _) => CopyWish::Asked,
+        (false, true) => CopyWish::Default,
+        (false, false) => CopyWish::No,
+    }
+}
+
+/// Writes, flushes and (for a regular file) syncs the reveal. An error here means the
+/// secret did not reach its reader, so the caller must not commit.
 pub(crate) fn deliver(
     ctx: &Ctx,
     style: RevealStyle,
     secret: &Secret,
-    record: &crate::core::model::KeyRecord,
-    copy: bool,
+    record: &KeyRecord,
 ) -> Result<()> {
-    let copied = match copy.then(|| clipboard::copy(secret.expose())) {
-        Some(Ok(copied)) => Some(copied),
-        Some(Err(reason)) => {
-            ctx.warn(&format!(
-                "the key was not copied to the clipboard: {reason}"
-            ));
-            None
-        }
-        None => None,
-    };
-    let line = copied
-        .as_ref()
-        .filter(|_| style == RevealStyle::Terminal)
-        .map(Copied::reveal_line);
     let mut out = stdout();
-    let written = write_reveal(&mut out, style, secret, record, ctx.now, line.as_deref())
+    write_reveal(&mut out, style, secret, record, ctx.now)
         .and_then(|_| out.flush())
-        .and_then(|_| sync_stdout_if_file());
-    match (written, copied) {
-        (Err(e), copied) => {
-            // No key will exist: take its secret back off the clipboard.
-            if let Some(copied) = copied {
-                copied.withdraw();
-            }
-            Err(Error::runtime(format!(
+        .and_then(|_| sync_stdout_if_file())
+        .map_err(|e| {
+            Error::runtime(format!(
                 "could not write the new key to stdout ({e}); nothing was created"
-            )))
-        }
-        (Ok(()), Some(copied)) if style != RevealStyle::Terminal => {
-            ctx.note(&copied.note());
-            Ok(())
-        }
-        (Ok(()), _) => Ok(()),
+            ))
+        })
+}
+
+/// Copies the committed key's secret when wished, and says so after the reveal: in
+/// the terminal frame's last lines, else on stderr; a failure is a warning.
+fn copy_to_clipboard(ctx: &Ctx, style: RevealStyle, secret: &Secret, wish: CopyWish) {
+    let copied = match wish {
+        CopyWish::No => None,
+        CopyWish::Default if !clipboard::display_configured() => None,
+        CopyWish::Default | CopyWish::Asked => Some(clipboard::copy(secret.expose())),
+    };
+    if style == RevealStyle::Terminal {
+        let line = match &copied {
+            Some(Ok(c)) => Some(c.reveal_line()),
+            _ => None,
+        };
+        // The key is committed: a stdout closed by now loses only the frame's end.
+        let mut out = stdout();
+        let _ = end_reveal(&mut out, line.as_deref()).and_then(|_| out.flush());
+    }
+    match copied {
+        Some(Ok(c)) if style != RevealStyle::Terminal => ctx.note(&c.note()),
+        Some(Err(reason)) => ctx.warn(&format!(
+            "the key was not copied to the clipboard: {reason}"
+        )),
+        _ => {}
     }
 }
 

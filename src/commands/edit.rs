@@ -203,6 +203,15 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
             key.name, key.id
         )));
     }
+    // A superseded key lives on only for its grace period: never for good.
+    if key.rotated_to.is_some() && patch.expires_at == Some(None) {
+        return Err(super::lifecycle::superseded_error(
+            tx.as_ref(),
+            &key,
+            ctx.now,
+            "a superseded key cannot be given 'never' as expiry; its grace may be extended to a later date",
+        )?);
+    }
     let old = key.settings();
     let mut new = old.clone();
     patch.apply(&mut new);

@@ -1,4 +1,4 @@
-//! Resolving a KEYREF (id, exact name, or display prefix) to one key.
+//! Resolving a KEYREF (id, exact name, or display prefix) to one key, or saying why not.
 
 use chrono::{DateTime, Utc};
 
@@ -7,9 +7,30 @@ use crate::core::model::KeyRecord;
 use crate::error::{Error, Result};
 use crate::store::Txn;
 
-/// Ids win, then exact names, then display prefixes (with or without "..."). Among
-/// several keys with one name (rotations, revoked keys) the one that holds the name
-/// now is meant; otherwise the reference is ambiguous and the candidates are listed.
+/// How a reference matched a key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum By {
+    Id,
+    Name,
+    Prefix,
+}
+
+impl By {
+    fn word(self) -> &'static str {
+        match self {
+            By::Id => "id",
+            By::Name => "name",
+            By::Prefix => "display prefix",
+        }
+    }
+}
+
+/// A reference is matched as an id, an exact name and a display prefix (with or
+/// without "...") at once. Among several keys with one name (rotations, revoked keys)
+/// the one that holds the name now is meant. When the matches are not one key, the
+/// reference is ambiguous and the candidates are listed, with how each matched:
+/// a name shaped like another key's id or display prefix (an old store may hold one)
+/// never silently wins or loses (SPEC §5).
 pub fn resolve(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<KeyRecord> {
     let r = reference.trim();
     if r.is_empty() {
@@ -17,46 +38,65 @@ pub fn resolve(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<KeyR
             "empty key reference: give a key id, exact name or prefix",
         ));
     }
+    let mut matches: Vec<(By, KeyRecord)> = Vec::new();
     if looks_like_key_id(r) {
-        if let Some(k) = tx.key_by_id(r)? {
-            return Ok(k);
-        }
+        matches.extend(tx.key_by_id(r)?.map(|k| (By::Id, k)));
     }
-    let mut candidates = tx.keys_by_name(r)?;
-    if candidates.len() > 1 {
-        let holders: Vec<KeyRecord> = candidates
+    let mut named = tx.keys_by_name(r)?;
+    if named.len() > 1 {
+        let holders: Vec<KeyRecord> = named
             .iter()
             .filter(|k| k.holds_name(now))
             .cloned()
             .collect();
         if holders.len() == 1 {
-            candidates = holders;
+            named = holders;
         }
     }
-    if candidates.is_empty() {
-        let prefix = r.strip_suffix("...").unwrap_or(r);
-        candidates = tx.keys_by_prefix(prefix)?;
-    }
-    match candidates.len() {
+    matches.extend(named.into_iter().map(|k| (By::Name, k)));
+    let prefix = r.strip_suffix("...").unwrap_or(r);
+    matches.extend(
+        tx.keys_by_prefix(prefix)?
+            .into_iter()
+            .map(|k| (By::Prefix, k)),
+    );
+    // One key matched in several ways (a key named like its own prefix) is one key.
+    let mut seen: Vec<&str> = Vec::new();
+    let distinct = matches
+        .iter()
+        .filter(|(_, k)| {
+            let new = !seen.contains(&k.id.as_str());
+            seen.push(&k.id);
+            new
+        })
+        .count();
+    match distinct {
         0 => Err(Error::not_found(format!(
             "no key matches '{r}': use a key id, exact name or prefix (see 'keyctl list --all')"
         ))),
-        1 => Ok(candidates.remove(0)),
+        1 => Ok(matches.swap_remove(0).1),
         n => {
-            let listed: Vec<String> = candidates
+            let listed: Vec<String> = matches
                 .iter()
-                .map(|k| {
+                .map(|(by, k)| {
                     format!(
-                        "{} ({}, {}..., {})",
+                        "{} by {} ({}, {}..., {})",
                         k.id,
+                        by.word(),
                         k.name,
                         k.key_prefix,
                         k.status(now).as_str()
                     )
                 })
                 .collect();
+            let kinds: Vec<By> = matches.iter().map(|(by, _)| *by).collect();
+            let hint = if kinds.iter().any(|b| *b != kinds[0]) {
+                "; use the key id, and rename a look-alike with 'keyctl edit ID --name NEW'"
+            } else {
+                "; use the key id"
+            };
             Err(Error::conflict(format!(
-                "'{r}' matches {n} keys: {}; use the key id",
+                "'{r}' matches {n} keys: {}{hint}",
                 listed.join("; ")
             )))
         }

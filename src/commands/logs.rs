@@ -114,7 +114,7 @@ const CSV_HEADER: [&str; 10] = [
 ];
 
 fn write_json_line(out: &mut Out, r: &RequestRow) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, &row_json(r)).map_err(std::io::Error::other)?;
+    crate::ui::json::write(&mut *out, &row_json(r))?;
     out.write_all(b"\n")
 }
 
@@ -183,7 +183,7 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
             tx.for_each_request(&query, &mut |r| {
                 out.write_all(if first { b"[\n" } else { b",\n" })?;
                 first = false;
-                serde_json::to_writer(&mut out, &row_json(r)).map_err(std::io::Error::other)
+                crate::ui::json::write(&mut out, &row_json(r))
             })?;
             out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
         }
@@ -225,7 +225,7 @@ fn follow(
                 Format::Csv => crate::ui::csv::write_row(out, &csv_row(r))?,
                 Format::Table => {
                     let cells = table_row(r);
-                    writeln!(out, "{}", cells.join("  "))?;
+                    writeln!(out, "{}", crate::core::text::escape(&cells.join("  ")))?;
                 }
             }
         }

@@ -1,17 +1,19 @@
 //! `keyctl rotate KEYREF`: a new key with every setting of the old one, revealed once;
 //! the old key is disabled at once, or keeps working until `--grace` and then expires.
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::create::{created_details, generate, reveal_and_commit, reveal_style};
 use super::keyref::resolve;
-use super::lifecycle::describe_keys;
+use super::lifecycle::{describe_keys, superseded_error};
 use super::{audit_event, confirmed_refs};
 use crate::cli::RotateArgs;
 use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State};
 use crate::core::time::{parse_time_spec, rfc3339, TimeSpec};
 use crate::error::{Error, Result};
+use crate::store::Txn;
 
 pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     let style = reveal_style(ctx, "rotate")?;
@@ -61,7 +63,7 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     let mut store = ctx.open_write()?;
     let mut tx = store.write()?;
     let mut old = resolve(tx.as_ref(), &refs[0], ctx.now)?;
-    refuse(&old)?;
+    refuse(tx.as_ref(), &old, ctx.now)?;
     // The new key takes the old one's name: another key may have taken it meanwhile
     // (after the old key expired).
     if let Some(holder) = tx.name_holder(&old.name, ctx.now)? {
@@ -124,18 +126,20 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     Ok(())
 }
 
-fn refuse(old: &KeyRecord) -> Result<()> {
+fn refuse(tx: &dyn Txn, old: &KeyRecord, now: DateTime<Utc>) -> Result<()> {
     if old.state == State::Revoked {
         return Err(Error::conflict(format!(
             "key \"{}\" ({}) is revoked: revoked keys cannot be rotated; create a new key",
             old.name, old.id
         )));
     }
-    if let Some(to) = &old.rotated_to {
-        return Err(Error::conflict(format!(
-            "key \"{}\" ({}) was already rotated to {to}: rotate that key instead",
-            old.name, old.id
-        )));
+    if old.rotated_to.is_some() {
+        return Err(superseded_error(
+            tx,
+            old,
+            now,
+            "superseded keys cannot be rotated again; rotate the newest key of its chain",
+        )?);
     }
     Ok(())
 }

@@ -2,13 +2,18 @@
 
 use std::io::Write;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use super::keyref::resolve;
 use crate::cli::{Format, ShowArgs};
 use crate::context::Ctx;
+use crate::core::model::{KeyRecord, Status};
+use crate::core::time::relative;
 use crate::error::Result;
-use crate::ui::keys::{write_csv_row, write_show_json, write_show_table, UsageWindows, CSV_HEADER};
+use crate::store::Txn;
+use crate::ui::keys::{
+    local_time, write_csv_row, write_show_json, write_show_table, UsageWindows, CSV_HEADER,
+};
 use crate::ui::output::stdout;
 
 pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
@@ -37,6 +42,9 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
         }
         Format::Table => {
             write_show_table(&mut out, &key, &usage, ctx.now, ctx.color)?;
+            if let Some(line) = superseded_line(tx.as_ref(), &key, ctx.now)? {
+                writeln!(out, "{}", crate::core::text::escape(&line))?;
+            }
             if ctx.stdout_tty {
                 let today = super::usage::day_of(ctx.now);
                 let days = super::usage::daily(tx.as_ref(), Some(&key.id), today - 29, today)?;
@@ -52,4 +60,33 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// `superseded by key_… (grace until …)` for a key a rotation replaced.
+fn superseded_line(tx: &dyn Txn, k: &KeyRecord, now: DateTime<Utc>) -> Result<Option<String>> {
+    let Some(to) = &k.rotated_to else {
+        return Ok(None);
+    };
+    let mut notes = Vec::new();
+    if tx.key_by_id(to)?.is_none() {
+        notes.push("since deleted".to_string());
+    }
+    match (k.status(now), k.expires_at) {
+        (Status::Active, Some(end)) => notes.push(format!(
+            "grace until {}, {}",
+            local_time(end),
+            relative(end, now)
+        )),
+        (Status::Expired, Some(end)) => notes.push(format!(
+            "grace ended {}, {}",
+            local_time(end),
+            relative(end, now)
+        )),
+        _ => {}
+    }
+    Ok(Some(if notes.is_empty() {
+        format!("superseded by {to}")
+    } else {
+        format!("superseded by {to} ({})", notes.join("; "))
+    }))
 }

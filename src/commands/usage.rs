@@ -122,7 +122,7 @@ pub fn run(ctx: &Ctx, args: UsageArgs) -> Result<()> {
                     .collect(),
                 totals,
             };
-            serde_json::to_writer_pretty(&mut out, &j).map_err(std::io::Error::other)?;
+            crate::ui::json::write_pretty(&mut out, &j)?;
             writeln!(out)?;
         }
         Format::Csv => {
@@ -146,6 +146,7 @@ pub fn run(ctx: &Ctx, args: UsageArgs) -> Result<()> {
                 (Some(n), Some(id)) => format!("Requests per day for {n} ({id}), UTC"),
                 _ => "Requests per day, all keys, UTC".to_string(),
             };
+            let title = crate::core::text::escape(&title);
             writeln!(out, "{title}   █ accepted  ░ rejected")?;
             out.write_all(crate::ui::chart::bar_chart(&labelled, 40, ctx.color).as_bytes())?;
             writeln!(

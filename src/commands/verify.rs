@@ -70,7 +70,7 @@ fn verdict_json(v: &Verdict) -> Vec<u8> {
         credits_remaining: v.credits_remaining,
         quota_remaining: v.quota_remaining.as_ref(),
     };
-    let mut line = serde_json::to_vec(&j).unwrap_or_default();
+    let mut line = crate::ui::json::to_vec(&j).unwrap_or_default();
     line.push(b'\n');
     line
 }

@@ -44,6 +44,13 @@ pub fn chain_hash(prev: &[u8; 32], ev: &AuditEvent) -> [u8; 32] {
     out
 }
 
+/// The time to record for an event dated `at_ms` whose predecessor in the chain is
+/// dated `prev_ms`: never earlier (SPEC §5), so a clock set back — or another host's —
+/// cannot put an event before its predecessor and out of reach of `audit --since`.
+pub fn dated_after(prev_ms: Option<i64>, at_ms: i64) -> i64 {
+    prev_ms.map_or(at_ms, |prev| prev.max(at_ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +81,13 @@ mod tests {
         let mut b = ev(1, "a");
         b.action = "bc".into();
         assert_ne!(chain_hash(&GENESIS, &a), chain_hash(&GENESIS, &b));
+    }
+
+    #[test]
+    fn an_event_is_never_dated_before_its_predecessor() {
+        assert_eq!(dated_after(None, 5), 5);
+        assert_eq!(dated_after(Some(3), 5), 5);
+        assert_eq!(dated_after(Some(5), 5), 5);
+        assert_eq!(dated_after(Some(9), 5), 9);
     }
 }

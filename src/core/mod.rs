@@ -11,4 +11,5 @@ pub mod model;
 pub mod names;
 pub mod policy;
 pub mod settings;
+pub mod text;
 pub mod time;

@@ -1,49 +1,47 @@
 //! Validation of free-text fields: names, tags, scopes, models.
 
 use super::key::looks_like_key_id;
+use super::text::looks_like_display_prefix;
 
-const MAX_TEXT: usize = 200;
+const MAX_NAME: usize = 200;
 
-/// A key name: non-empty, no surrounding spaces, no control characters, and not
-/// shaped like a key id (ids are matched first, so such a name could not be used).
+/// A key name: non-empty, no surrounding spaces, free text (see [`validate_text`]), and
+/// not shaped like a key id or a display prefix, so that no name can pose as another
+/// key in a KEYREF.
 pub fn validate_name(name: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("the key name is empty: give a name like 'ci-deploy'".into());
     }
+    // First: the messages below quote the name, which must hold no secret and no
+    // hidden characters.
+    validate_text("name", name)?;
     if name.trim() != name {
         return Err(format!(
             "invalid name '{name}': remove the leading or trailing spaces"
         ));
     }
-    if name.chars().any(char::is_control) {
-        return Err("invalid name: it contains control characters; use printable text".into());
-    }
-    if name.chars().count() > MAX_TEXT {
-        return Err(format!("invalid name: longer than {MAX_TEXT} characters"));
+    if name.chars().count() > MAX_NAME {
+        return Err(format!("invalid name: longer than {MAX_NAME} characters"));
     }
     if looks_like_key_id(name) {
         return Err(format!(
             "invalid name '{name}': names shaped like key ids (key_ and 12 characters) are reserved"
         ));
     }
+    if looks_like_display_prefix(name) {
+        return Err(format!(
+            "invalid name '{name}': names shaped like a key's display prefix (sk_live_ and 4 characters) are reserved, so a name cannot pose as another key"
+        ));
+    }
     Ok(())
 }
 
-/// A free-text field (description, owner, category, group, deployment): one line of
-/// printable text, so tables stay aligned and csv rows stay one line each.
-pub fn validate_text(flag: &str, value: &str) -> Result<(), String> {
-    if value.chars().any(char::is_control) {
-        return Err(format!(
-            "invalid {flag}: it contains control characters; use one line of printable text"
-        ));
-    }
-    if value.chars().count() > 10 * MAX_TEXT {
-        return Err(format!(
-            "invalid {flag}: longer than {} characters",
-            10 * MAX_TEXT
-        ));
-    }
-    Ok(())
+/// A free-text field (description, owner, category, group, deployment, reason, actor,
+/// endpoint, scope, model): one line of plain text with no invisible characters and no
+/// pasted secret (SPEC §5). The one check every input path calls; `field` names the
+/// value in the message (`--owner`, `line 3: owner`).
+pub fn validate_text(field: &str, value: &str) -> Result<(), String> {
+    super::text::validate_text(field, value)
 }
 
 /// Optional text: empty means absent.
@@ -60,6 +58,7 @@ pub fn optional_text(flag: &str, value: Option<&str>) -> Result<Option<String>, 
 pub fn token_set<S: AsRef<str>>(flag: &str, values: &[S]) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::with_capacity(values.len());
     for v in values {
+        validate_text(flag, v.as_ref())?;
         let v = v.as_ref().trim();
         if v.is_empty()
             || v.chars()
@@ -84,7 +83,18 @@ mod tests {
     fn names() {
         assert!(validate_name("ci-deploy").is_ok());
         assert!(validate_name("Production key #2").is_ok());
-        for bad in ["", "   ", " x", "x ", "a\tb", "key_abcdefghijkl"] {
+        for bad in [
+            "",
+            "   ",
+            " x",
+            "x ",
+            "a\tb",
+            "key_abcdefghijkl",
+            "prod\u{200b}",
+            "a\u{202e}b",
+            "sk_live_C2PH",
+            "sk_live_C2PH...",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -80,7 +80,9 @@ impl Outcome {
             Outcome::QuotaExceeded(which) => format!("Rate limit exceeded: quota {which}"),
             Outcome::CreditsExhausted => "Credit limit reached".into(),
             Outcome::Valid => "OK".into(),
-            Outcome::BadRequest(why) => format!("Bad request: {why}"),
+            // `why` may quote a field of the request: a pasted secret shows as its
+            // display prefix (SPEC §5).
+            Outcome::BadRequest(why) => format!("Bad request: {}", super::text::redact(why)),
         }
     }
 

@@ -126,8 +126,16 @@ pub fn to_millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// Earliest and latest stored time keyctl reads back (0000-01-01 .. 9999-12-31): every
+/// time then prints as RFC 3339 with a four-digit year.
+const EARLIEST_MS: i64 = -62_167_219_200_000;
+const LATEST_MS: i64 = 253_402_300_799_999;
+
+/// A stored time. Values outside years 0000–9999 (written by hand or by another
+/// writer) read as the nearest bound, so a far-future expiry stays in the future.
 pub fn from_millis(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+    DateTime::from_timestamp_millis(ms.clamp(EARLIEST_MS, LATEST_MS))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// "3 hours ago", "in 29 days", "just now": the largest whole unit, as tables show.
@@ -162,6 +170,15 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         parse_datetime("2026-11-23T12:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn stored_times_out_of_range_read_as_the_nearest_bound() {
+        assert_eq!(rfc3339(from_millis(i64::MAX)), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(from_millis(i64::MIN)), "0000-01-01T00:00:00Z");
+        assert!(from_millis(i64::MAX) > now());
+        let t = parse_datetime("2027-01-31T12:00:00Z").unwrap();
+        assert_eq!(from_millis(to_millis(t)), t);
     }
 
     #[test]

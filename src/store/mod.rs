@@ -116,6 +116,8 @@ pub struct RequestQuery {
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub key_id: Option<String>,
+    /// Events of any of these keys (a rotation chain); empty: no such filter.
+    pub key_ids: Vec<String>,
     pub since: Option<DateTime<Utc>>,
     pub action: Option<String>,
     pub limit: Option<u64>,
@@ -216,5 +218,74 @@ pub trait Txn {
         sink: &mut dyn FnMut(&StoredAuditEvent) -> std::io::Result<()>,
     ) -> Result<()>;
 
+    /// The keys a rotation links `id` to directly. Read from its record and its
+    /// audit events, so the links of a deleted key are still known.
+    fn rotation_links(&self, id: &str) -> Result<RotationLinks> {
+        let mut links = RotationLinks::default();
+        if let Some(k) = self.key_by_id(id)? {
+            links.from = k.rotated_from;
+            links.to = k.rotated_to;
+        }
+        let query = AuditQuery {
+            key_id: Some(id.to_string()),
+            ..AuditQuery::default()
+        };
+        self.for_each_audit(&query, &mut |e| {
+            let (slot, field) = match e.event.action.as_str() {
+                "created" => (&mut links.from, "rotated_from"),
+                "rotated" => (&mut links.to, "rotated_to"),
+                _ => return Ok(()),
+            };
+            if slot.is_none() {
+                *slot = serde_json::from_str::<serde_json::Value>(&e.event.details)
+                    .ok()
+                    .and_then(|d| d.get(field)?.as_str().map(str::to_string));
+            }
+            Ok(())
+        })?;
+        Ok(links)
+    }
+
+    /// The ids of every key `id` replaced through rotations, nearest first (deleted
+    /// keys included: the chain goes on behind them).
+    fn predecessors(&self, id: &str) -> Result<Vec<String>> {
+        let mut chain: Vec<String> = Vec::new();
+        let mut at = id.to_string();
+        // A stored cycle (never written by keyctl) must not loop forever.
+        while let Some(from) = self.rotation_links(&at)?.from {
+            if from == id || chain.contains(&from) {
+                break;
+            }
+            chain.push(from.clone());
+            at = from;
+        }
+        Ok(chain)
+    }
+
+    /// `id` and every key linked to it through rotations, both ways, oldest first.
+    fn rotation_chain(&self, id: &str) -> Result<Vec<String>> {
+        let mut chain = self.predecessors(id)?;
+        chain.reverse();
+        chain.push(id.to_string());
+        let mut at = id.to_string();
+        while let Some(to) = self.rotation_links(&at)?.to {
+            if chain.contains(&to) {
+                break;
+            }
+            chain.push(to.clone());
+            at = to;
+        }
+        Ok(chain)
+    }
+
     fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// What a rotation links one key to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RotationLinks {
+    /// The key it replaced.
+    pub from: Option<String>,
+    /// The key that replaced it.
+    pub to: Option<String>,
 }

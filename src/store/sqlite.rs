@@ -15,7 +15,7 @@ use rusqlite::{
 use super::{
     AuditQuery, KeyQuery, RequestQuery, Result, SortBy, Store, StoreError, StoredAuditEvent, Txn,
 };
-use crate::core::audit::{chain_hash, AuditEvent, GENESIS};
+use crate::core::audit::{chain_hash, dated_after, AuditEvent, GENESIS};
 use crate::core::key::Mode;
 use crate::core::limits::{Quotas, RateLimit, RateUnit};
 use crate::core::model::{
@@ -336,8 +336,46 @@ fn sql_error(path: &Path, e: rusqlite::Error) -> StoreError {
         Some(ErrorCode::CannotOpen) => StoreError::Other(format!(
             "cannot open key store {shown}: check that it and its folder are readable ({e})"
         )),
-        _ => StoreError::Other(format!("key store {shown}: {e}")),
+        // keyctl's statements are fixed, so one that no longer compiles, or a migration
+        // that meets tables it should create, means the schema is not what the store's
+        // version says (tampered `user_version`, a dropped or renamed column).
+        _ if matches!(e, rusqlite::Error::SqlInputError { .. })
+            || is_schema_problem(&sqlite_problem(&e)) =>
+        {
+            StoreError::Refused(format!(
+                "key store {shown}: its schema does not match its version ({}): restore it from a backup",
+                sqlite_problem(&e)
+            ))
+        }
+        _ => StoreError::Other(format!("key store {shown}: {}", sqlite_problem(&e))),
     }
+}
+
+/// What an SQLite error says is wrong, in one line and without the statement text
+/// (rusqlite's message for a statement that does not compile quotes all of it).
+fn sqlite_problem(e: &rusqlite::Error) -> String {
+    let text = match e {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        other => other.to_string(),
+    };
+    let line = text.lines().next().unwrap_or_default();
+    // `table settings already exists in CREATE TABLE ...`
+    line.split(" in ").next().unwrap_or(line).trim().to_string()
+}
+
+/// True for SQLite's words for a table or column that is missing or already there.
+fn is_schema_problem(problem: &str) -> bool {
+    [
+        "no such table",
+        "no such column",
+        "no such index",
+        "has no column named",
+        "already exists",
+        "duplicate column name",
+    ]
+    .iter()
+    .any(|words| problem.contains(words))
 }
 
 /// The folder that holds `path` (`.` for a bare file name).
@@ -522,9 +560,9 @@ impl SqliteStore {
 struct SqliteTxn<'a> {
     tx: rusqlite::Transaction<'a>,
     path: &'a Path,
-    /// The audit trail's newest (seq, hash), once read in this transaction: appends
-    /// in a batch then need no query each (the write lock keeps it current).
-    audit_head: Option<(i64, [u8; 32])>,
+    /// The audit trail's newest (seq, hash, time), once read in this transaction:
+    /// appends in a batch then need no query each (the write lock keeps it current).
+    audit_head: Option<(i64, [u8; 32], i64)>,
 }
 
 /// `SELECT <a key record's columns, in the order key_from_row reads them> FROM …`, as a
@@ -1221,6 +1259,14 @@ impl Txn for SqliteTxn<'_> {
             args.push(Value::Text(k.clone()));
             conds.push(format!("key_id = ?{}", args.len()));
         }
+        if !query.key_ids.is_empty() {
+            let mut slots = Vec::with_capacity(query.key_ids.len());
+            for k in &query.key_ids {
+                args.push(Value::Text(k.clone()));
+                slots.push(format!("?{}", args.len()));
+            }
+            conds.push(format!("key_id IN ({})", slots.join(", ")));
+        }
         if let Some(t) = query.since {
             args.push(Value::Integer(to_millis(t)));
             conds.push(format!("at >= ?{}", args.len()));
@@ -1269,27 +1315,33 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn append_audit(&mut self, mut event: AuditEvent) -> Result<()> {
-        let (seq, prev) = match self.audit_head {
-            Some((seq, hash)) => (seq + 1, hash),
+        let (seq, prev, prev_at) = match self.audit_head {
+            Some((seq, hash, at)) => (seq + 1, hash, Some(at)),
             None => {
-                let last: Option<(i64, Vec<u8>)> = self
+                let last: Option<(i64, Vec<u8>, i64)> = self
                     .tx
-                    .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-                    .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                    .prepare_cached(
+                        "SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1",
+                    )
+                    .and_then(|mut st| {
+                        st.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                            .optional()
+                    })
                     .map_err(|e| self.err(e))?;
                 match last {
-                    Some((seq, hash)) => {
+                    Some((seq, hash, at)) => {
                         let mut prev = [0u8; 32];
                         if hash.len() == 32 {
                             prev.copy_from_slice(&hash);
                         }
-                        (seq + 1, prev)
+                        (seq + 1, prev, Some(at))
                     }
-                    None => (1, GENESIS),
+                    None => (1, GENESIS, None),
                 }
             }
         };
         event.seq = seq;
+        event.at_ms = dated_after(prev_at, event.at_ms);
         let hash = chain_hash(&prev, &event);
         self.tx
             .prepare_cached(
@@ -1309,7 +1361,7 @@ impl Txn for SqliteTxn<'_> {
                 ])
             })
             .map_err(|e| self.err(e))?;
-        self.audit_head = Some((seq, hash));
+        self.audit_head = Some((seq, hash, event.at_ms));
         Ok(())
     }
 

@@ -39,7 +39,6 @@ const MAX_INPUT: u64 = 4096;
 /// A copy that worked: the helper serves the secret for `seconds`.
 #[derive(Debug)]
 pub struct Copied {
-    helper: Child,
     pub seconds: u64,
 }
 
@@ -52,13 +51,6 @@ impl Copied {
     /// The note on stderr when the secret went to a pipe or json.
     pub fn note(&self) -> String {
         format!("copied to clipboard (clears in {}s)", self.seconds)
-    }
-
-    /// Takes the secret back off the clipboard (the key was not created after all):
-    /// ending the helper ends its ownership of the clipboard.
-    pub fn withdraw(mut self) {
-        let _ = self.helper.kill();
-        let _ = self.helper.wait();
     }
 }
 
@@ -77,7 +69,7 @@ pub fn clip_seconds() -> Result<u64, String> {
 }
 
 /// True when a display server may be reachable (X11 or Wayland).
-fn display_configured() -> bool {
+pub fn display_configured() -> bool {
     ["DISPLAY", "WAYLAND_DISPLAY"]
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
@@ -130,7 +122,8 @@ pub fn copy(secret: &str) -> Result<Copied, String> {
         let _ = tx.send(line);
     });
     match rx.recv_timeout(REPORT_WAIT) {
-        Ok(line) if line.trim_end() == "ok" => Ok(Copied { helper, seconds }),
+        // The helper lives on in its own session, serving the clipboard.
+        Ok(line) if line.trim_end() == "ok" => Ok(Copied { seconds }),
         Ok(line) => {
             let reason = line.trim().trim_start_matches("error: ").trim();
             let reason = if reason.is_empty() {

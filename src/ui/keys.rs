@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::csv;
 use crate::core::key::Mode;
 use crate::core::model::{KeyRecord, Status, StatusCounts, UsageFigures};
+use crate::core::text::escape;
 use crate::core::time::{relative, rfc3339};
 
 #[derive(Serialize)]
@@ -85,14 +86,9 @@ impl<'a> KeyJson<'a> {
     }
 }
 
-/// serde_json hands back the writer's own io error (a closed pipe stays BrokenPipe).
-fn json_error(e: serde_json::Error) -> io::Error {
-    io::Error::from(e)
-}
-
 /// Writes one key object as compact json (no newline).
 pub fn write_json(out: &mut dyn Write, k: &KeyRecord, now: DateTime<Utc>) -> io::Result<()> {
-    serde_json::to_writer(out, &KeyJson::new(k, now)).map_err(json_error)
+    super::json::write(out, &KeyJson::new(k, now))
 }
 
 /// The csv header; lists are joined with `;` inside one field.
@@ -164,9 +160,23 @@ pub fn write_csv_row(out: &mut dyn Write, k: &KeyRecord, now: DateTime<Utc>) -> 
     csv::write_row(out, &fields)
 }
 
-/// A status with its coloured dot: active green, disabled amber, expired/revoked grey.
-pub fn status_cell(status: Status, color: bool) -> Cell {
-    let cell = Cell::new(format!("● {}", status.as_str()));
+/// A key's status for people: a key superseded by a rotation is marked, `active
+/// (grace)` while it still verifies, else e.g. `disabled (rotated)`, so several rows
+/// with one name are not a puzzle.
+pub fn status_text(k: &KeyRecord, now: DateTime<Utc>) -> String {
+    let status = k.status(now);
+    match (&k.rotated_to, status) {
+        (None, _) => status.as_str().to_string(),
+        (Some(_), Status::Active) => "active (grace)".to_string(),
+        (Some(_), _) => format!("{} (rotated)", status.as_str()),
+    }
+}
+
+/// A key's status with its coloured dot: active green, disabled amber, expired/revoked
+/// grey.
+pub fn status_cell(k: &KeyRecord, now: DateTime<Utc>, color: bool) -> Cell {
+    let status = k.status(now);
+    let cell = Cell::new(format!("● {}", status_text(k, now)));
     if !color {
         return cell;
     }
@@ -222,6 +232,11 @@ fn header(names: &[&str], color: bool) -> Vec<Cell> {
         .collect()
 }
 
+/// A cell of stored text: hidden characters escaped, never printed raw (SPEC §5).
+fn text_cell(text: &str) -> Cell {
+    Cell::new(escape(text))
+}
+
 /// A simple table of text cells under a header.
 pub fn write_plain_table<const N: usize>(
     out: &mut dyn Write,
@@ -232,7 +247,7 @@ pub fn write_plain_table<const N: usize>(
     let mut table = new_table(color);
     table.set_header(header(names, color));
     for row in rows {
-        table.add_row(row.to_vec());
+        table.add_row(row.iter().map(|c| text_cell(c)).collect::<Vec<_>>());
     }
     writeln!(out, "{}", render(&mut table))
 }
@@ -273,9 +288,9 @@ impl ListTable {
     pub fn add(&mut self, k: &KeyRecord, now: DateTime<Utc>) {
         self.rows += 1;
         self.table.add_row(vec![
-            Cell::new(&k.name),
-            Cell::new(format!("{}...", k.key_prefix)),
-            status_cell(k.status(now), self.color),
+            text_cell(&k.name),
+            text_cell(&format!("{}...", k.key_prefix)),
+            status_cell(k, now, self.color),
             Cell::new(relative(k.created_at, now)),
             Cell::new(relative_or_never(k.expires_at, now)),
             Cell::new(relative_or_never(k.last_used_at, now)),
@@ -366,7 +381,7 @@ pub fn write_show_json(
             last_30d: (&usage.last_30d).into(),
         },
     };
-    serde_json::to_writer_pretty(&mut *out, &value).map_err(json_error)?;
+    super::json::write_pretty(&mut *out, &value)?;
     out.write_all(b"\n")
 }
 
@@ -415,28 +430,28 @@ pub fn write_show_table(
         None => format!("{} used (unlimited)", k.credits_used),
     };
     let rows: Vec<(&str, Cell)> = vec![
-        ("ID", Cell::new(&k.id)),
-        ("Name", Cell::new(&k.name)),
+        ("ID", text_cell(&k.id)),
+        ("Name", text_cell(&k.name)),
         (
             "Description",
-            Cell::new(k.description.as_deref().unwrap_or("")),
+            text_cell(k.description.as_deref().unwrap_or("")),
         ),
-        ("Owner", Cell::new(&k.owner)),
-        ("Key", Cell::new(format!("{}...", k.key_prefix))),
-        ("Status", status_cell(k.status(now), color)),
+        ("Owner", text_cell(&k.owner)),
+        ("Key", text_cell(&format!("{}...", k.key_prefix))),
+        ("Status", status_cell(k, now, color)),
         ("Mode", Cell::new(k.mode.as_str())),
-        ("Category", Cell::new(k.category.as_deref().unwrap_or(""))),
-        ("Group", Cell::new(k.group.as_deref().unwrap_or(""))),
-        ("Scopes", Cell::new(list_or(&k.scopes, "unrestricted"))),
+        ("Category", text_cell(k.category.as_deref().unwrap_or(""))),
+        ("Group", text_cell(k.group.as_deref().unwrap_or(""))),
+        ("Scopes", text_cell(&list_or(&k.scopes, "unrestricted"))),
         (
             "Deployment",
-            Cell::new(k.deployment.as_deref().unwrap_or("project-wide")),
+            text_cell(k.deployment.as_deref().unwrap_or("project-wide")),
         ),
         (
             "Allowed models",
-            Cell::new(list_or(&k.allowed_models, "any")),
+            text_cell(&list_or(&k.allowed_models, "any")),
         ),
-        ("Allowed IPs", Cell::new(list_or(&k.allowed_ips, "any"))),
+        ("Allowed IPs", text_cell(&list_or(&k.allowed_ips, "any"))),
         (
             "Quotas",
             Cell::new(format!(
@@ -466,15 +481,15 @@ pub fn write_show_table(
         ),
         (
             "Last used IP",
-            Cell::new(k.last_used_ip.as_deref().unwrap_or("")),
+            text_cell(k.last_used_ip.as_deref().unwrap_or("")),
         ),
         (
             "Rotated from",
-            Cell::new(k.rotated_from.as_deref().unwrap_or("")),
+            text_cell(k.rotated_from.as_deref().unwrap_or("")),
         ),
         (
             "Rotated to",
-            Cell::new(k.rotated_to.as_deref().unwrap_or("")),
+            text_cell(k.rotated_to.as_deref().unwrap_or("")),
         ),
         ("Usage 24h", Cell::new(usage_text(&usage.last_24h))),
         ("Usage 7d", Cell::new(usage_text(&usage.last_7d))),

@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod clipboard;
 pub mod csv;
+pub mod json;
 pub mod keys;
 pub mod output;
 pub mod prompt;

@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 /// Asks a yes/no question, defaulting to no. An interrupted prompt counts as no.
 pub fn confirm(question: &str) -> Result<bool> {
     Confirm::with_theme(&ColorfulTheme::default())
-        .with_prompt(question)
+        // The question quotes stored names: never raw (SPEC §5).
+        .with_prompt(crate::core::text::for_terminal(question))
         .default(false)
         .interact_opt()
         .map(|answer| answer.unwrap_or(false))

@@ -26,14 +26,14 @@ struct RevealJson<'a> {
     key_details: KeyJson<'a>,
 }
 
-/// Writes the reveal. The caller flushes (and syncs) before committing the key.
+/// Writes the reveal. The caller flushes (and syncs) before committing the key; the
+/// terminal frame is then closed by [`end_reveal`].
 pub fn write_reveal(
     out: &mut dyn Write,
     style: RevealStyle,
     secret: &Secret,
     key: &KeyRecord,
     now: DateTime<Utc>,
-    clipboard_line: Option<&str>,
 ) -> io::Result<()> {
     match style {
         RevealStyle::Plain => writeln!(out, "{}", secret.expose()),
@@ -43,7 +43,7 @@ pub fn write_reveal(
                 key_details: KeyJson::new(key, now),
             };
             // Serialise into one buffer and write it whole: far fewer dynamic writes.
-            let mut line = serde_json::to_vec(&value).map_err(io::Error::other)?;
+            let mut line = super::json::to_vec(&value)?;
             line.push(b'\n');
             out.write_all(&line)
         }
@@ -52,18 +52,24 @@ pub fn write_reveal(
             let width = text.chars().count() + 2;
             let bar = "─".repeat(width);
             writeln!(out)?;
-            writeln!(out, "  API key \"{}\" created ({})", key.name, key.id)?;
+            let name = crate::core::text::escape(&key.name);
+            writeln!(out, "  API key \"{name}\" created ({})", key.id)?;
             writeln!(out)?;
             writeln!(out, "  ╭{bar}╮")?;
             writeln!(out, "  │ {text} │")?;
             writeln!(out, "  ╰{bar}╯")?;
-            writeln!(out, "  {WARNING}")?;
-            if let Some(line) = clipboard_line {
-                writeln!(out, "  {line}")?;
-            }
-            writeln!(out)
+            writeln!(out, "  {WARNING}")
         }
     }
+}
+
+/// The terminal frame's end, after the commit: the clipboard line, if the secret was
+/// copied, and a blank line.
+pub fn end_reveal(out: &mut dyn Write, clipboard_line: Option<&str>) -> io::Result<()> {
+    if let Some(line) = clipboard_line {
+        writeln!(out, "  {line}")?;
+    }
+    writeln!(out)
 }
 
 /// The key details that follow a plain reveal on stderr.

@@ -793,3 +793,52 @@ fn a_closed_stdout_ends_audit_quietly() {
         assert_eq!(out.stderr, "", "{out}");
     }
 }
+
+/// Issue 10: an admin command run with a clock earlier than the newest event wrote an
+/// event dated before its predecessor, and `audit --since` then hid it. Each event is
+/// dated no earlier than the one before it; a later clock still dates events later.
+#[test]
+fn audit_times_never_go_backwards() {
+    let env = TestEnv::initialized();
+    env.create("a", &[]);
+    let earlier = now_plus(-2 * HOUR);
+    // A config change, one event; a batch, several events in one transaction.
+    env.run_at(&earlier, &["config", "set", "max-keys", "50"])
+        .ok();
+    env.run_at_with_stdin(
+        &earlier,
+        &["create", "--batch", "-"],
+        b"{\"name\":\"b\"}\n{\"name\":\"c\"}\n",
+    )
+    .ok();
+    env.run_at(&now_plus(HOUR), &["disable", "a"]).ok();
+
+    let events = env.audit_json(&[]);
+    let times: Vec<(i64, &str)> = events
+        .iter()
+        .rev()
+        .map(|e| (e["seq"].as_i64().unwrap(), e["at"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        times,
+        [
+            (1, NOW),
+            (2, NOW),
+            (3, NOW),
+            (4, NOW),
+            (5, now_plus(HOUR).as_str()),
+        ],
+        "events in seq order, each dated no earlier than its predecessor"
+    );
+    let since: Vec<i64> = env
+        .audit_json(&["--since", NOW])
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        since,
+        [5, 4, 3, 2, 1],
+        "--since the first event shows them all"
+    );
+    assert_eq!(env.audit_head().0, 5, "the chain is intact");
+}

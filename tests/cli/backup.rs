@@ -3,8 +3,10 @@
 //! other keyctl processes write.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{symlink, FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -151,7 +153,7 @@ fn unusable_destinations_and_sources_are_refused() {
     let cases: Vec<(Vec<String>, i32, String)> = vec![
         (
             vec!["backup".into(), folder.display().to_string()],
-            2,
+            4,
             "is a directory".into(),
         ),
         (
@@ -160,8 +162,8 @@ fn unusable_destinations_and_sources_are_refused() {
                 "--force".into(),
                 env.db.display().to_string(),
             ],
-            2,
-            "the store itself".into(),
+            4,
+            "is the key store itself: choose another file".into(),
         ),
         (
             vec!["backup".into(), in_missing.display().to_string()],
@@ -272,4 +274,206 @@ fn backups_are_consistent_while_another_process_writes() {
     // The live store is whole too.
     env.audit_head();
     assert_eq!(integrity(&env.db), "ok");
+}
+
+/// Runs a system tool that makes a test fixture (`mkfifo`, `mknod`).
+fn make(tool: &str, args: &[&str]) {
+    let status = Command::new(tool).args(args).status().expect(tool);
+    assert!(status.success(), "{tool} {args:?} failed");
+}
+
+/// The file type of `path` itself (a symlink is not followed), for "still a FIFO".
+fn file_type(path: &Path) -> fs::FileType {
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()))
+        .file_type()
+}
+
+/// Issue 10: `backup /dev/null --force` replaced the device node, a FIFO or a socket
+/// would be replaced alike, and the store's side files were accepted. Each is refused
+/// with exit 4, with and without --force, directly and through a symlink, and nothing
+/// changes: the special file keeps its type, the store its bytes.
+#[test]
+fn special_files_and_the_stores_own_files_are_refused() {
+    let env = TestEnv::initialized();
+    env.create("k", &[]);
+    // Special files live outside the store's folder, whose snapshot reads every file.
+    let odd = tempfile::tempdir().unwrap();
+    let fifo = odd.path().join("fifo");
+    make("mkfifo", &[fifo.to_str().unwrap()]);
+    let nulldev = odd.path().join("nulldev");
+    make("mknod", &[nulldev.to_str().unwrap(), "c", "1", "3"]);
+    let socket = odd.path().join("socket");
+    let _listener = UnixListener::bind(&socket).unwrap();
+    let folder = odd.path().join("folder");
+    fs::create_dir(&folder).unwrap();
+
+    let mut cases: Vec<(PathBuf, String)> = vec![
+        (
+            fifo.clone(),
+            "is a FIFO: backup writes only to a new or regular file".into(),
+        ),
+        (nulldev.clone(), "is a character device".into()),
+        (socket.clone(), "is a socket".into()),
+        (folder.clone(), "is a directory".into()),
+        (env.db.clone(), "is the key store itself".into()),
+    ];
+    for (suffix, what) in [
+        ("-wal", "write-ahead log"),
+        ("-shm", "shared-memory index"),
+        ("-journal", "rollback journal"),
+    ] {
+        cases.push((
+            with_suffix(&env.db, suffix),
+            format!("is the key store's {what}"),
+        ));
+    }
+    // The same through a symlink each, and the store through a relative path.
+    for (i, (path, says)) in cases.clone().into_iter().enumerate() {
+        let link = odd.path().join(format!("link{i}"));
+        symlink(&path, &link).unwrap();
+        let says = format!("links to {}, which {says}", path.display());
+        cases.push((link, says));
+    }
+    cases.push((
+        "./keys.db-wal".into(),
+        "is the key store's write-ahead log".into(),
+    ));
+
+    let before = env.snapshot();
+    for (path, says) in &cases {
+        for force in [true, false] {
+            let mut args = vec!["backup", path.to_str().unwrap()];
+            if force {
+                args.push("--force");
+            }
+            let out = env.run(&args);
+            let line = out.fails(4);
+            assert!(line.contains(says.as_str()), "{args:?}: {line}");
+            assert_eq!(env.snapshot(), before, "{args:?} changed the store");
+        }
+    }
+    assert!(file_type(&fifo).is_fifo(), "the FIFO is still a FIFO");
+    assert!(
+        file_type(&nulldev).is_char_device(),
+        "the node is still a device"
+    );
+    assert!(file_type(&socket).is_socket());
+    assert_eq!(files_in(&folder), Vec::<String>::new());
+    assert!(!with_suffix(&env.db, "-journal").exists());
+    for i in 0..8 {
+        assert!(file_type(&odd.path().join(format!("link{i}"))).is_symlink());
+    }
+}
+
+/// A symlink is written through to its target, as `cp` does: the target is replaced
+/// (with --force when it exists), the link stays a link, and the temporary copy is made
+/// beside the target, not beside the link.
+#[test]
+fn a_symlink_is_written_through_to_its_target() {
+    let env = TestEnv::initialized();
+    env.create("k", &[]);
+    let links = env.root().join("links");
+    let real = env.root().join("real");
+    fs::create_dir(&links).unwrap();
+    fs::create_dir(&real).unwrap();
+    let target = real.join("backup.db");
+    fs::write(&target, "an older backup").unwrap();
+    let link = links.join("latest.db");
+    symlink("../real/backup.db", &link).unwrap();
+
+    let before = env.snapshot();
+    let out = env.run(&["backup", link.to_str().unwrap()]);
+    assert_eq!(
+        out.fails(4),
+        format!(
+            "error: {} links to ../real/backup.db, which already exists: pass --force to replace it",
+            link.display()
+        )
+    );
+    assert_eq!(env.snapshot(), before);
+
+    let out = env.run(&["backup", "--force", link.to_str().unwrap()]);
+    out.ok();
+    assert!(file_type(&link).is_symlink(), "the link is kept");
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        Path::new("../real/backup.db")
+    );
+    assert!(file_type(&target).is_file());
+    assert_eq!(mode(&target), 0o600);
+    assert_eq!(integrity(&target), "ok");
+    assert_eq!(
+        run_on(&env, &target, &["list", "--json"]).stdout,
+        env.run(&["list", "--json"]).stdout
+    );
+    assert_eq!(files_in(&links), ["latest.db"]);
+    assert_eq!(files_in(&real), ["backup.db"], "no temporary file is left");
+}
+
+/// A dangling symlink is refused (as GNU cp refuses to write through one): no file
+/// appears at the link's target.
+#[test]
+fn a_dangling_symlink_is_refused() {
+    let env = TestEnv::initialized();
+    env.create("k", &[]);
+    let link = env.root().join("dangling.db");
+    let nowhere = env.root().join("nowhere.db");
+    symlink(&nowhere, &link).unwrap();
+    for args in [
+        vec!["backup", link.to_str().unwrap()],
+        vec!["backup", "--force", link.to_str().unwrap()],
+    ] {
+        let out = env.run(&args);
+        assert_eq!(
+            out.fails(4),
+            format!(
+                "error: {} links to {}, which does not exist: backup does not write through a dangling symlink; remove the link or give another path",
+                link.display(),
+                nowhere.display()
+            )
+        );
+        assert!(!nowhere.exists());
+        assert!(file_type(&link).is_symlink());
+    }
+    // A link that leads to itself is refused alike.
+    let looped = env.root().join("loop.db");
+    symlink(&looped, &looped).unwrap();
+    let out = env.run(&["backup", "--force", looped.to_str().unwrap()]);
+    assert!(
+        out.fails(4)
+            .contains("loop.db is a symlink that cannot be followed"),
+        "{out}"
+    );
+    assert!(file_type(&looped).is_symlink());
+}
+
+/// Issue 10: `backup STORE-wal --force` was accepted and then broke a running
+/// `verify --stream` ("disk I/O error"). Refused now, the stream keeps answering.
+#[test]
+fn a_running_stream_keeps_answering_after_a_refused_backup_over_its_wal() {
+    let env = TestEnv::initialized();
+    let k = env.create("svc", &[]);
+    let mut command = env.command();
+    command.args(["verify", "--stream"]);
+    let mut stream = LiveProcess::spawn(command);
+    let request = serde_json::json!({"key": k.secret}).to_string();
+    let mut ask = || -> serde_json::Value {
+        let line = stream.ask(&request);
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not json ({e}): {line:?}"))
+    };
+    assert_eq!(ask()["code"], "valid");
+    let wal = with_suffix(&env.db, "-wal");
+    assert!(wal.exists(), "the stream holds the store open in WAL mode");
+    for suffix in ["-wal", "-shm"] {
+        let side = with_suffix(&env.db, suffix);
+        env.run(&["backup", "--force", side.to_str().unwrap()])
+            .fails(4);
+    }
+    for _ in 0..3 {
+        assert_eq!(ask()["code"], "valid");
+    }
+    assert_eq!(stream.finish(), Some(0), "the stream ends at end of input");
+    assert_eq!(env.count_rows("requests"), 4);
+    env.run(&["audit", "verify"]).ok();
 }

@@ -258,6 +258,36 @@ const CASES: &[Case] = &[
         says: &["'taken'"],
         needs_store: true,
     },
+    // negative numbers reach the value check (not taken for flags)
+    case(
+        &["create", "--name", "x", "--credits", "-1"],
+        2,
+        &["--credits", "'-1'", "negative"],
+    ),
+    case(
+        &["create", "--name", "x", "--rate-limit", "-1/s"],
+        2,
+        &["--rate-limit", "'-1/s'"],
+    ),
+    case(&["logs", "--limit", "-5"], 2, &["--limit", "'-5'"]),
+    case(&["audit", "--limit", "-5"], 2, &["--limit", "'-5'"]),
+    case(&["usage", "--days", "-3"], 2, &["--days", "'-3'"]),
+    case(
+        &["config", "set", "max-keys", "-1"],
+        2,
+        &["max-keys", "'-1'"],
+    ),
+    case(
+        &["config", "set", "block-duration", "-5m"],
+        2,
+        &["block-duration", "'-5m'"],
+    ),
+    case(&["verify", "--cost", "-1"], 2, &["--cost", "'-1'"]),
+    case(
+        &["verify", "--duration-ms", "-1"],
+        2,
+        &["--duration-ms", "'-1'"],
+    ),
     // the clock
     Case {
         args: &["list"],
@@ -393,7 +423,7 @@ fn usage_errors_point_at_the_right_help() {
     for (args, help) in [
         (&["list", "--bogus"][..], "keyctl list --help"),
         (&["list", "--sort", "size"], "keyctl list --help"),
-        (&["create", "--quota-total", "-5"], "keyctl create --help"),
+        (&["create", "--nmae", "x"], "keyctl create --help"),
     ] {
         let out = env.run(args);
         let line = out.fails(2);

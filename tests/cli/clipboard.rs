@@ -300,14 +300,18 @@ fn a_terminal_copies_by_default_and_no_copy_prevents_it() {
     let out = run_on_tty(command, &["create", "--name", "tty"], 100);
     out.ok();
     let secret = framed_secret(&out);
+    // SPEC §5: the line follows the frame (the copy is made after the commit).
     assert!(
-        out.stdout
-            .contains("  Copied to clipboard (clears in 30s).\n"),
+        out.stdout.ends_with(
+            "  This key will not be shown again. Store it securely now.\n  Copied to clipboard (clears in 30s).\n\n"
+        ),
         "{out}"
     );
     // In a terminal the frame says it; stderr has no second note.
     assert_eq!(out.stderr, "", "{out}");
     assert_eq!(x.paste().as_deref(), Some(secret.as_str()));
+    // The key was committed: another process verifies it.
+    env.verify(NOW, &secret, &[]).ok();
 
     let mut command = env.command();
     command
@@ -371,7 +375,116 @@ fn no_display_warns_and_still_prints_the_secret() {
             "{out}"
         );
         assert!(!out.stderr.contains(&secret), "{out}");
+        env.verify(NOW, &secret, &[]).ok();
     }
+}
+
+/// SPEC §5: at a terminal without a display (an ssh session) the default copy is
+/// silently off; only an explicit `--copy` warns, after the frame, and the key exists.
+#[test]
+fn a_terminal_without_a_display_warns_only_for_an_explicit_copy() {
+    let env = TestEnv::initialized();
+    let frame_end = "  This key will not be shown again. Store it securely now.\n\n";
+    for (name, flags) in [("quiet", &[][..]), ("asked", &["--copy"][..])] {
+        let mut args = vec!["create", "--name", name];
+        args.extend_from_slice(flags);
+        let out = run_on_tty(env.command(), &args, 100);
+        out.ok();
+        let secret = framed_secret(&out);
+        assert!(out.stdout.ends_with(frame_end), "{out}");
+        if flags.is_empty() {
+            assert_eq!(out.stderr, "", "the default copy is silently off\n{out}");
+        } else {
+            assert_eq!(
+                out.stderr,
+                "warning: the key was not copied to the clipboard: no display (neither DISPLAY nor WAYLAND_DISPLAY is set)\n",
+                "{out}"
+            );
+        }
+        env.verify(NOW, &secret, &[]).ok();
+    }
+    // rotate shares the reveal.
+    let out = run_on_tty(env.command(), &["rotate", "--yes", "quiet"], 100);
+    out.ok();
+    assert!(warnings(&out).is_empty(), "{out}");
+}
+
+/// A file removed when the test ends, passed or not.
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// SPEC §5: the copy is made after the commit, never while the write lock is held. A
+/// display that accepts the helper's connection and never answers holds the helper
+/// (and keyctl, for up to a second) at the moment of the copy: by then the secret is
+/// printed and the key committed, so another process lists it and verifies it.
+#[test]
+fn the_copy_starts_after_the_commit() {
+    let env = TestEnv::initialized();
+    let (number, listener) = (7000..7999)
+        .find_map(|n| {
+            let path = format!("/tmp/.X11-unix/X{n}");
+            if Path::new(&path).exists() {
+                return None;
+            }
+            fs::create_dir_all("/tmp/.X11-unix").ok()?;
+            Some((n, std::os::unix::net::UnixListener::bind(&path).ok()?))
+        })
+        .expect("a free display socket");
+    let _socket = RemovedOnDrop(PathBuf::from(format!("/tmp/.X11-unix/X{number}")));
+    let mut child = env
+        .command()
+        .args(["create", "--json", "--copy", "--name", "held"])
+        .env("DISPLAY", format!(":{number}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn keyctl create");
+    // The helper connects to the display: the copy has begun. The connection is kept
+    // open and never answered.
+    listener.set_nonblocking(true).unwrap();
+    let mut connection = None;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            connection = listener.accept().ok();
+            connection.is_some()
+        }),
+        "the clipboard helper never connected to the display"
+    );
+    let listed = env.list_names(&[]);
+    let status = wait_bounded(&mut child, Duration::from_secs(10), "keyctl create");
+    drop(connection);
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        listed,
+        ["held"],
+        "the key was committed before the copy began"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("the reveal");
+    let secret = v["key"].as_str().expect("key");
+    assert!(
+        stderr.starts_with("warning: the key was not copied to the clipboard: "),
+        "{stderr}"
+    );
+    env.verify(NOW, secret, &[]).ok();
 }
 
 /// A display that does not answer (no server behind it, a Wayland socket that does not

@@ -174,7 +174,12 @@ fn lowering_max_keys_below_the_count_blocks_new_keys() {
     for name in ["a", "b", "c"] {
         env.create(name, &[]);
     }
-    env.run(&["config", "set", "max-keys", "1"]).ok();
+    let out = env.run(&["config", "set", "max-keys", "1"]);
+    out.ok();
+    assert_eq!(
+        out.stderr,
+        "max-keys = 1\nwarning: 3 keys already count against max-keys 1: create will fail until 3 of them are revoked or deleted\n"
+    );
     let out = env.run(&["create", "--name", "d"]);
     assert_eq!(
         out.fails(4),
@@ -248,4 +253,43 @@ fn read_commands_on_a_missing_store_fail_and_create_nothing() {
         );
     }
     assert_eq!(env.snapshot(), before);
+}
+
+/// Issue 10: `config set max-keys 2` with 6 keys counted was accepted silently. It is
+/// accepted (keys are never removed by a setting) and warns with the count; disabled
+/// keys count, revoked and expired ones do not; a limit at or above the count is quiet.
+#[test]
+fn a_max_keys_below_the_keys_counted_is_accepted_with_a_warning() {
+    let env = TestEnv::initialized();
+    for name in ["a", "b", "c", "d", "e", "f", "gone", "old"] {
+        env.create(name, &[]);
+    }
+    env.run(&["disable", "f"]).ok();
+    env.run(&["revoke", "--yes", "gone"]).ok();
+    env.run(&["edit", "old", "--expires", "1h"]).ok();
+    let later = now_plus(2 * 3600);
+    let out = env.run_at(&later, &["config", "set", "max-keys", "2"]);
+    out.ok();
+    assert_eq!(
+        out.stderr,
+        "max-keys = 2\nwarning: 6 keys already count against max-keys 2: create will fail until 5 of them are revoked or deleted\n"
+    );
+    assert_eq!(env.run(&["config", "get", "max-keys"]).stdout, "2\n");
+    assert_eq!(env.list_names(&["--all"]).len(), 8, "no key was touched");
+    // --quiet drops the note, not the warning.
+    let out = env.run_at(&later, &["-q", "config", "set", "max-keys", "3"]);
+    out.ok();
+    assert!(
+        out.stderr.starts_with("warning: 6 keys already count"),
+        "{out}"
+    );
+    for max in ["6", "7", "none"] {
+        let out = env.run_at(&later, &["config", "set", "max-keys", max]);
+        out.ok();
+        assert_eq!(out.stderr, format!("max-keys = {max}\n"));
+    }
+    // Other settings never warn about keys.
+    env.run_at(&later, &["config", "set", "max-keys", "1"]).ok();
+    let out = env.run_at(&later, &["config", "set", "failed-auth-limit", "5"]);
+    assert_eq!(out.stderr, "failed-auth-limit = 5\n");
 }

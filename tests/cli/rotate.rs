@@ -405,7 +405,7 @@ fn rotating_the_same_key_twice_is_refused() {
     assert_eq!(
         out.fails(4),
         format!(
-            "error: key \"once\" ({}) was already rotated to {}: rotate that key instead",
+            "error: key \"once\" ({}) was superseded by {} (\"once\", active) in a rotation: superseded keys cannot be rotated again; rotate the newest key of its chain",
             old.id(),
             new["id"].as_str().unwrap()
         )
@@ -495,7 +495,7 @@ fn a_closed_stdout_rotates_nothing() {
 }
 
 /// Several `rotate` processes on one key at once: exactly one rotates it, the others
-/// are refused as "already rotated" (exit 4), never "database is locked".
+/// are refused as "superseded" (exit 4), never "database is locked".
 #[test]
 fn parallel_rotations_of_one_key_let_exactly_one_through() {
     let env = TestEnv::initialized();
@@ -522,7 +522,7 @@ fn parallel_rotations_of_one_key_let_exactly_one_through() {
     assert_eq!(won.len(), 1, "one winner");
     for out in outs.iter().filter(|o| o.code != Some(0)) {
         let line = out.fails(4);
-        assert!(line.contains("already rotated"), "{line}");
+        assert!(line.contains("superseded by"), "{line}");
     }
     let secret = won[0].stdout.trim_end();
     let new = env.key_json("contended");

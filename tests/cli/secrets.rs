@@ -410,3 +410,166 @@ fn commands_holding_a_secret_are_not_dumpable() {
     assert_eq!(stream.finish(), Some(0));
     env.run_as_nobody(&db, &["audit", "verify"], b"").ok();
 }
+
+// ---- SPEC §5: pasted secrets ----
+
+/// `sk_live_` and the first 4 body characters, then `...`: how a message shows it.
+fn shown_as(secret: &str) -> String {
+    let mode_end = secret
+        .find("_live_")
+        .or_else(|| secret.find("_test_"))
+        .unwrap()
+        + 6;
+    format!("{}...", &secret[..mode_end + 4])
+}
+
+/// No form of `secret` and nothing secret-shaped on stdout or stderr.
+fn assert_not_echoed(out: &Outcome, secret: &str) {
+    for (stream, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert_eq!(
+            leak(text.as_bytes(), secret),
+            None,
+            "{stream} echoes the secret\n{out}"
+        );
+        assert!(
+            !has_secret_shape(text),
+            "{stream} holds something secret-shaped\n{out}"
+        );
+    }
+}
+
+/// No form of `secret` in the store or its WAL.
+fn assert_not_stored(env: &TestEnv, secret: &str) {
+    for path in [env.db.clone(), with_suffix(&env.db, "-wal")] {
+        if let Ok(bytes) = fs::read(&path) {
+            assert_eq!(
+                leak(&bytes, secret),
+                None,
+                "{} holds the secret",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_secret_given_as_a_keyref_is_shown_as_its_display_prefix() {
+    let env = TestEnv::initialized();
+    let k = env.create("alpha", &[]);
+    let forged = forge_secret("sk", "test", "4eC39HqLyjWDarjtT1zdp7dcQQQQQQQQ");
+    let before = env.snapshot();
+    for secret in [k.secret.clone(), forged, mistyped(&k.secret)] {
+        let s = secret.as_str();
+        for args in [
+            vec!["show", s],
+            vec!["revoke", "--yes", s],
+            vec!["disable", s],
+            vec!["enable", s],
+            vec!["delete", "--yes", s],
+            vec!["edit", s, "--description", "x"],
+            vec!["rotate", "--yes", s],
+            vec!["logs", s],
+            vec!["audit", s],
+            vec!["usage", s],
+        ] {
+            let out = env.run(&args);
+            let line = out.fails(3);
+            assert!(
+                line.contains(&format!("no key matches '{}'", shown_as(s))),
+                "{out}"
+            );
+            assert_not_echoed(&out, s);
+        }
+    }
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn a_secret_pasted_into_a_text_field_is_refused_without_echo_and_never_stored() {
+    let env = TestEnv::initialized();
+    let k = env.create("alpha", &[]);
+    let forged = forge_secret("acme", "live", "Zx81kLmNoPqRsTuVwXyZ0123456789ab");
+    let events = env.audit_json(&[]).len();
+    for secret in [k.secret.clone(), forged] {
+        let s = secret.as_str();
+        let says = format!("contains a key secret ({}); never paste", shown_as(s));
+        for value in [s.to_string(), format!("prod key {s} (do not share)")] {
+            let v = value.as_str();
+            let mut runs: Vec<Outcome> = Vec::new();
+            for &flag in crate::text::CREATE_TEXT_FLAGS {
+                let name_first = if flag == "--name" {
+                    "--owner"
+                } else {
+                    "--name"
+                };
+                runs.push(env.run(&["create", name_first, "n", flag, v]));
+                runs.push(env.run(&["edit", "alpha", flag, v]));
+                let field = match flag {
+                    "--scope" => "scopes",
+                    "--allow-model" => "allowed_models",
+                    f => f.trim_start_matches("--"),
+                };
+                let mut line = json!({ "name": "b" });
+                line[field] = json!(v);
+                runs.push(
+                    env.run_with_stdin(&["create", "--batch", "-"], format!("{line}\n").as_bytes()),
+                );
+            }
+            runs.push(env.run(&["revoke", "--yes", "alpha", "--reason", v]));
+            runs.push(env.run(&["--actor", v, "disable", "alpha"]));
+            runs.push(env.run_with(&["disable", "alpha"], |c| {
+                c.env("KEYCTL_ACTOR", v);
+            }));
+            for flag in ["--endpoint", "--scope", "--deployment", "--model"] {
+                runs.push(env.verify(NOW, &k.secret, &[flag, v]));
+            }
+            for out in &runs {
+                let line = out.fails(2);
+                assert!(line.contains(&says), "{out}");
+                assert_not_echoed(out, s);
+            }
+            for field in ["endpoint", "scope", "deployment", "model"] {
+                let mut line = json!({ "key": k.secret });
+                line[field] = json!(v);
+                let out =
+                    env.run_with_stdin(&["verify", "--stream"], format!("{line}\n").as_bytes());
+                out.ok();
+                let answer: Value = serde_json::from_str(out.stdout.trim()).expect("json");
+                assert_eq!(answer["code"], "bad_request", "{out}");
+                assert_not_echoed(&out, s);
+            }
+        }
+        assert_not_stored(&env, s);
+    }
+    assert_eq!(env.audit_json(&[]).len(), events);
+    assert_eq!(env.list_names(&["--all"]), ["alpha"]);
+    assert_eq!(env.count_rows("requests"), 0);
+}
+
+/// A stream answer quotes a bad value (a cost, an IP): a secret pasted there is shown
+/// as its display prefix.
+#[test]
+fn a_stream_answer_never_quotes_a_secret() {
+    let env = TestEnv::initialized();
+    let k = env.create("alpha", &[]);
+    let s = k.secret.as_str();
+    let input: String = ["cost", "ip", "duration_ms", "scope", "key"]
+        .iter()
+        .map(|field| {
+            let mut line = json!({ "key": s });
+            line[*field] = json!(s);
+            if *field == "key" {
+                line[*field] = json!([s]);
+            }
+            format!("{line}\n")
+        })
+        .collect();
+    let out = env.run_with_stdin(&["verify", "--stream"], input.as_bytes());
+    out.ok();
+    assert_eq!(out.stdout.lines().count(), 5, "{out}");
+    for line in out.stdout.lines() {
+        let answer: Value = serde_json::from_str(line).expect("json");
+        assert_eq!(answer["code"], "bad_request", "{out}");
+    }
+    assert_not_echoed(&out, s);
+}

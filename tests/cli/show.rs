@@ -27,13 +27,19 @@ fn keyref_by_id_name_and_prefix_with_or_without_dots() {
     }
 }
 
+/// SPEC §5: a name shaped like another key's display prefix (only an old store can
+/// hold one) makes the bare reference ambiguous; with dots it is a prefix only.
 #[test]
-fn an_exact_name_wins_over_a_prefix_and_dots_mean_a_prefix() {
+fn a_name_like_another_keys_prefix_is_ambiguous_and_dots_mean_a_prefix() {
     let env = TestEnv::initialized();
     let a = env.create("a", &[]);
-    // A key whose name is exactly another key's display prefix.
-    let b = env.create(a.prefix(), &[]);
-    assert_eq!(shown_id(&env, a.prefix()), b.id());
+    let b = env.create("b", &[]);
+    env.fixture(
+        &format!("UPDATE keys SET name = '{}' WHERE id = ?1", a.prefix()),
+        b.id(),
+    );
+    let line = env.run(&["show", a.prefix()]).fails(4).to_string();
+    assert!(line.contains(a.id()) && line.contains(b.id()), "{line}");
     assert_eq!(shown_id(&env, &format!("{}...", a.prefix())), a.id());
 }
 

@@ -276,3 +276,71 @@ fn newer_store_message_says_to_upgrade() {
     let line = out.fails(1);
     assert!(line.contains("99") && line.contains("upgrade"), "{line}");
 }
+
+/// Issue 10: a store whose `user_version` was tampered with printed ~90 lines of
+/// migration SQL, a dropped column a whole statement. Every command that fails on a
+/// schema that does not match its version says so in one line, without SQL, exit 1,
+/// and changes nothing. A wrong version stops every command (the migration fails); a
+/// missing column or table stops those that use it.
+#[test]
+fn a_schema_that_does_not_match_its_version_is_one_line_without_sql() {
+    let tamperings = [
+        ("PRAGMA user_version = 0", true),
+        ("PRAGMA user_version = 1", true),
+        ("ALTER TABLE keys DROP COLUMN last_used_ip", false),
+        ("ALTER TABLE keys RENAME COLUMN description TO about", false),
+        ("ALTER TABLE requests DROP COLUMN ip", false),
+        ("DROP TABLE audit_events", false),
+    ];
+    let commands: [&[&str]; 11] = [
+        &["list"],
+        &["list", "--json"],
+        &["show", "a"],
+        &["create", "--name", "z"],
+        &["edit", "a", "--description", "x"],
+        &["disable", "a"],
+        &["verify"],
+        &["logs"],
+        &["audit"],
+        &["usage"],
+        &["config", "set", "max-keys", "3"],
+    ];
+    let sql_words = [
+        "SELECT", "INSERT", "UPDATE", "CREATE", " FROM ", "WHERE", "offset",
+    ];
+    for (tampering, all_fail) in tamperings {
+        let env = TestEnv::initialized();
+        let k = env.create("a", &[]);
+        env.sqlite().execute_batch(tampering).unwrap();
+        let mut before = env.snapshot();
+        let mut failed = 0;
+        for command in commands {
+            let out = env.run_with_stdin(command, k.secret.as_bytes());
+            if out.code == Some(0) {
+                assert!(!all_fail, "{tampering}: {command:?} worked\n{out}");
+                // A command that works may write.
+                before = env.snapshot();
+                continue;
+            }
+            failed += 1;
+            let line = out.fails(1);
+            assert!(
+                line.starts_with(&format!(
+                    "error: key store {}: its schema does not match its version (",
+                    env.db.display()
+                )) && line.ends_with("): restore it from a backup"),
+                "{tampering}: {command:?}: {line}"
+            );
+            assert!(
+                !sql_words.iter().any(|w| line.contains(w)),
+                "{tampering}: SQL in the error: {line}"
+            );
+            assert_eq!(
+                env.snapshot(),
+                before,
+                "{tampering}: {command:?} changed the store"
+            );
+        }
+        assert!(failed > 0, "{tampering} went unnoticed");
+    }
+}

@@ -399,7 +399,7 @@ fn each_malformed_line_is_told_its_problem_in_plain_words() {
         ),
         (
             b"{\"key\": \"x\", \"scope\": \"a\\u0007b\"}".to_vec(),
-            "invalid field `scope`: it contains control characters".into(),
+            "invalid field `scope`: it contains a control character (U+0007)".into(),
         ),
         (
             format!("{{\"key\": \"{}\"}}", "x".repeat(70_000)).into_bytes(),
