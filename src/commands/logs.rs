@@ -262,6 +262,9 @@ fn follow(
     query.limit = None;
     loop {
         std::thread::sleep(StdDuration::from_millis(250));
+        if crate::ui::output::reader_gone() {
+            return Ok(());
+        }
         query.after_seq = Some(last);
         let mut fresh = Vec::new();
         {

@@ -19,6 +19,21 @@ pub fn stdout() -> Out {
     BufWriter::with_capacity(64 * 1024, io::stdout().lock())
 }
 
+/// True when stdout is a pipe or socket whose reader went away. A command that may
+/// wait long between writes (`logs --follow`) asks this while idle, so a gone reader
+/// ends it then rather than at its next write, which may never come.
+pub fn reader_gone() -> bool {
+    let mut fd = libc::pollfd {
+        fd: 1,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes only the one pollfd given, and does not block
+    // (timeout 0).
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready == 1 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
 /// Forces written data to stable storage when stdout is a regular file, so a secret
 /// that could not be saved (a full disk) is noticed before the key is committed.
 pub fn sync_stdout_if_file() -> io::Result<()> {

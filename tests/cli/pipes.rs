@@ -330,6 +330,38 @@ fn a_closed_stdout_keeps_a_broken_audit_chains_exit_code() {
     }
 }
 
+/// `logs --follow | head -1` with nothing new to print: the follower notices the gone
+/// reader while it waits, instead of running until a request that may never come.
+#[test]
+fn a_follower_with_nothing_to_print_ends_when_its_reader_goes() {
+    let env = TestEnv::initialized();
+    for args in [&["logs", "--follow"][..], &["logs", "--follow", "--json"]] {
+        let mut child = env
+            .command()
+            .args(args)
+            .stdout(Stdio::from(closed_pipe()))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn keyctl logs --follow");
+        // A bound on how long to wait for the exit, not a timing assertion.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let out = Outcome::new(args, child.wait_with_output().unwrap());
+        assert!(status.is_some(), "still following a closed stdout\n{out}");
+        assert_eq!(out.code, Some(0), "{out}");
+        assert_eq!(out.stderr, "", "{out}");
+    }
+}
+
 /// The real `| head -1`: the reader takes one line of a long output and goes away
 /// while keyctl is still writing.
 #[test]
