@@ -5,13 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests drive, as "command:package" pairs; installed only when
-# the command is missing (apt as root, else sudo): man pages are rendered with man-db,
-# completions loaded in zsh and fish, the clipboard served under Xvfb and read by xclip.
-tools=(man:man-db zsh:zsh fish:fish Xvfb:xvfb xclip:xclip setpriv:util-linux mount:mount umount:mount)
+# Debian packages the tests drive, as "command:package" pairs (or "file:package");
+# installed only when the command (file) is missing (apt as root, else sudo): man pages
+# are rendered with man-db, completions loaded in zsh and fish, the bash script checked
+# by shellcheck and tried beside bash-completion, the clipboard served under Xvfb and
+# read by xclip.
+tools=(man:man-db zsh:zsh fish:fish shellcheck:shellcheck
+  /usr/share/bash-completion/bash_completion:bash-completion
+  Xvfb:xvfb xclip:xclip setpriv:util-linux mount:mount umount:mount)
 need=()
 for pair in "${tools[@]}"; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+  what=${pair%%:*}
+  command -v "$what" >/dev/null 2>&1 || [ -f "$what" ] || need+=("${pair#*:}")
 done
 if ((${#need[@]})); then
   SUDO=""

@@ -86,8 +86,10 @@ pub enum Command {
     /// Change a key's settings (never its secret)
     Edit(Box<EditArgs>),
     /// Deactivate keys (reversible with enable)
+    #[command(mut_arg("keyrefs", |a| a.add(ArgValueCandidates::new(crate::complete::keys_to_disable))))]
     Disable(KeyRefsArgs),
     /// Reactivate disabled keys
+    #[command(mut_arg("keyrefs", |a| a.add(ArgValueCandidates::new(crate::complete::keys_to_enable))))]
     Enable(KeyRefsArgs),
     /// Revoke keys permanently
     Revoke(RevokeArgs),
@@ -147,7 +149,7 @@ impl ShellArg {
 #[derive(Debug, Args)]
 pub struct KeyRefsArgs {
     /// Keys: ids, exact names, or display prefixes
-    #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
+    #[arg(value_name = "KEYREF", required = true)]
     pub keyrefs: Vec<String>,
     #[command(flatten)]
     pub chain: PredecessorArgs,
@@ -165,7 +167,7 @@ pub struct PredecessorArgs {
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// Keys: ids, exact names, or display prefixes
-    #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
+    #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::unrevoked_keys))]
     pub keyrefs: Vec<String>,
     #[command(flatten)]
     pub chain: PredecessorArgs,
@@ -180,7 +182,7 @@ pub struct RevokeArgs {
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Keys: ids, exact names, or display prefixes
-    #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::keyrefs))]
+    #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::any_key))]
     pub keyrefs: Vec<String>,
     /// Delete keys that have request history too
     #[arg(long)]
@@ -193,7 +195,7 @@ pub struct DeleteArgs {
 #[derive(Debug, Args)]
 pub struct RotateArgs {
     /// The key to replace
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keys_to_rotate))]
     pub keyref: String,
     /// Keep the old key working until then (a duration like 24h, or a date); without it
     /// the old key is disabled at once
@@ -219,13 +221,13 @@ pub struct AuditArgs {
     #[command(subcommand)]
     pub command: Option<AuditCommand>,
     /// Only events of this key (an id also matches deleted keys)
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::any_key))]
     pub keyref: Option<String>,
     /// Only events since then (a duration like 7d, or a date)
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
     /// Only this action: created, edited, disabled, enabled, revoked, rotated, deleted, config
-    #[arg(long, value_name = "ACTION")]
+    #[arg(long, value_name = "ACTION", add = ArgValueCandidates::new(crate::complete::audit_actions))]
     pub action: Option<String>,
     /// At most N events, newest first
     #[arg(
@@ -292,7 +294,7 @@ pub struct LogsArgs {
     #[command(subcommand)]
     pub command: Option<LogsCommand>,
     /// Only requests of this key (an id also matches deleted keys)
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::any_key))]
     pub keyref: Option<String>,
     /// Only requests since then (a duration like 1h, or a date)
     #[arg(long, value_name = "WHEN")]
@@ -332,7 +334,7 @@ pub enum LogsCommand {
 #[derive(Debug, Args)]
 pub struct UsageArgs {
     /// Only this key (default: every request)
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::any_key))]
     pub keyref: Option<String>,
     /// How many days, ending today (UTC)
     #[arg(
@@ -357,7 +359,7 @@ pub struct BackupArgs {
 #[derive(Debug, Args, Default)]
 pub struct EditArgs {
     /// The key to change
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::unrevoked_keys))]
     pub keyref: String,
     /// New name
     #[arg(long)]
@@ -545,7 +547,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The key: its id, exact name, or display prefix (with or without "...")
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keyrefs))]
+    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::any_key))]
     pub keyref: String,
 }
 
@@ -553,12 +555,14 @@ pub struct ShowArgs {
 pub enum ConfigCommand {
     /// Print one setting's value
     Get {
-        /// key-prefix, max-keys, failed-auth-limit, failed-auth-window, block-duration or log-retention
+        /// key-prefix, max-keys, failed-auth-limit, failed-auth-ipv6-prefix, failed-auth-window, block-duration or log-retention
+        #[arg(add = ArgValueCandidates::new(crate::complete::setting_names))]
         name: String,
     },
     /// Change one setting
     Set {
         /// The setting to change
+        #[arg(add = ArgValueCandidates::new(crate::complete::setting_names))]
         name: String,
         /// Its new value
         #[arg(allow_hyphen_values = true)]

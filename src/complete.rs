@@ -2,15 +2,21 @@
 //! candidates read from the store the completed command would use. A candidate lookup
 //! never fails loudly: no store, no candidates.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use chrono::{DateTime, Utc};
 use clap_complete::env::Shells;
 use clap_complete::CompletionCandidate;
 
-use crate::core::model::Status;
+use crate::commands::audit::ACTIONS as AUDIT_ACTIONS;
+use crate::commands::keyref::meant_by_name;
+use crate::core::model::{KeyRecord, State};
+use crate::core::settings::SETTINGS;
+use crate::core::time::parse_datetime;
 use crate::store::{self, KeyQuery, OpenOptions, SortBy};
 
 /// The environment variable the registration scripts set when they call keyctl back
@@ -50,37 +56,138 @@ pub fn registration_script(shell: &str, out: &mut dyn Write) -> std::io::Result<
     let Some(completer) = shells.completer(shell) else {
         return Err(std::io::Error::other(format!("unknown shell '{shell}'")));
     };
-    if shell != "bash" {
-        return completer.write_registration(COMPLETE_VAR, "keyctl", "keyctl", "keyctl", out);
+    if shell == "bash" {
+        return out.write_all(BASH_SCRIPT.as_bytes());
     }
-    let mut script = Vec::new();
-    completer.write_registration(COMPLETE_VAR, "keyctl", "keyctl", "keyctl", &mut script)?;
-    out.write_all(patch_bash(&String::from_utf8_lossy(&script)).as_bytes())
+    completer.write_registration(COMPLETE_VAR, "keyctl", "keyctl", "keyctl", out)
 }
 
-/// Two fixes to clap's bash script, so key names complete as one word: replies are
-/// shell-quoted (a name with spaces), and `:` no longer splits words (a name like
-/// `team:ci`; the same COMP_WORDBREAKS change npm's completion makes).
-fn patch_bash(script: &str) -> String {
-    let mut out = String::with_capacity(script.len() + 512);
-    out.push_str(
-        "# keyctl: key names may contain ':'; keep them one word.\n\
-         COMP_WORDBREAKS=${COMP_WORDBREAKS//:}\n",
-    );
-    for line in script.lines() {
-        if line.trim() == "if [[ $? != 0 ]]; then" {
-            out.push_str("    local _keyctl_status=$? _keyctl_i\n");
-            out.push_str(
-                "    for _keyctl_i in \"${!COMPREPLY[@]}\"; do printf -v \"COMPREPLY[_keyctl_i]\" %q \"${COMPREPLY[_keyctl_i]}\"; done\n",
-            );
-            out.push_str("    if [[ $_keyctl_status != 0 ]]; then\n");
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
+/// keyctl's own bash script, speaking clap's protocol (the variables and `-- WORDS`
+/// that clap_complete's bash script passes) but safe with any key name:
+/// - candidates are split on \v by `read -a`, never by `$(...)` word splitting, so a
+///   key named `*` is not globbed into the folder's files;
+/// - bash splits words at `:` and `=` (COMP_WORDBREAKS); the script glues those pieces
+///   back for keyctl (`team:ci`, `--db=PATH`) and strips the glued part from the replies,
+///   as bash-completion's `__ltrim_colon_completions` does, without changing
+///   COMP_WORDBREAKS and without needing bash-completion;
+/// - words are dequoted (never `eval`ed) before keyctl sees them, and replies are
+///   shell-quoted unless the word was opened with a quote.
+const BASH_SCRIPT: &str = r#"# keyctl completion for bash: `source <(keyctl completions bash)`.
+# Needs no bash-completion and leaves COMP_WORDBREAKS as it is.
+
+# Quote removal without expansion (never eval): a\ b, 'a b' and "a b" all give `a b`.
+_keyctl_dequote() {
+    local in=$1 c q=''
+    REPLY=
+    while [[ -n $in ]]; do
+        c=${in:0:1}
+        in=${in:1}
+        if [[ $q == "'" ]]; then
+            if [[ $c == "'" ]]; then q=; else REPLY+=$c; fi
+        elif [[ $c == \\ && ( -z $q || $in == [\"\\\$\`]* ) ]]; then
+            REPLY+=${in:0:1}
+            in=${in:1}
+        elif [[ $c == '"' ]]; then
+            if [[ -n $q ]]; then q=; else q='"'; fi
+        elif [[ $c == "'" && -z $q ]]; then
+            q="'"
+        else
+            REPLY+=$c
+        fi
+    done
 }
+
+_clap_complete_keyctl() {
+    local rest=$COMP_LINE piece blank i j=-1 cword=0 head='' typed quoted=''
+    local -a words=()
+    # Bash splits `team:ci` into team, :, ci. Glue pieces that meet at ':' or '=' with
+    # no blank between them back into one word; drop what follows the cursor in the
+    # word being completed.
+    for ((i = 0; i < ${#COMP_WORDS[@]}; i++)); do
+        piece=${COMP_WORDS[i]}
+        blank=
+        [[ $rest == [[:blank:]]* ]] && blank=1
+        rest=${rest#"${rest%%[![:blank:]]*}"}
+        rest=${rest#"$piece"}
+        if ((j >= 1)) && [[ -z $blank ]] && [[ $piece == [:=]* || ${words[j]} == *[:=] ]]; then
+            ((i > COMP_CWORD && j == cword)) && continue
+        else
+            ((j++))
+            words[j]=
+        fi
+        if ((i == COMP_CWORD)); then
+            cword=$j
+            # Right after `team:` the cursor's piece is the `:` itself: bash completes
+            # the empty text after it, so the colon is glued text too.
+            if [[ -n $piece && -z ${piece//[:=]/} ]]; then
+                words[j]+=$piece
+                piece=''
+            fi
+            head=${words[j]}
+            typed=$piece
+            # Bash 4+ passes the word up to the cursor as $2, an opening quote removed.
+            if ((BASH_VERSINFO[0] >= 4)); then
+                typed=$2
+                [[ $piece == [\"\']* ]] && quoted=1
+            fi
+            piece=$typed
+        fi
+        words[j]+=$piece
+    done
+    for i in "${!words[@]}"; do
+        if ((i != cword)); then
+            _keyctl_dequote "${words[i]}"
+            words[i]=$REPLY
+        fi
+    done
+    # The glued text before the cursor's piece: keyctl's candidates start with it, but
+    # bash replaces only the piece, so it is cut from the replies.
+    _keyctl_dequote "$head"
+    head=$REPLY
+    if [[ -n $quoted ]]; then
+        words[cword]=$head$typed
+    else
+        _keyctl_dequote "$typed"
+        words[cword]=$head$REPLY
+    fi
+
+    local space=true out status candidate
+    compopt +o nospace 2>/dev/null && space=false
+    out=$(
+        _CLAP_IFS=$'\v' \
+        _CLAP_COMPLETE_INDEX=$cword \
+        _CLAP_COMPLETE_COMP_TYPE=${COMP_TYPE-} \
+        _CLAP_COMPLETE_SPACE=$space \
+        KEYCTL_COMPLETE=bash \
+        keyctl -- "${words[@]}"
+    )
+    status=$?
+    COMPREPLY=()
+    if ((status != 0)); then
+        unset COMPREPLY
+        return
+    fi
+    # One candidate per \v-separated field, taken as is: read -a neither splits at
+    # blanks nor globs (unlike COMPREPLY=( $(...) ), which made `*` the folder's files).
+    IFS=$'\v' read -r -d '' -a COMPREPLY < <(printf '%s' "$out") || :
+    for i in "${!COMPREPLY[@]}"; do
+        candidate=${COMPREPLY[i]#"$head"}
+        # Quoted for the command line; a listing (Tab Tab) shows the names as they are.
+        if [[ -z $quoted && -n $candidate && ${COMP_TYPE-} != 63 ]]; then
+            printf -v candidate %q "$candidate"
+        fi
+        COMPREPLY[i]=$candidate
+    done
+    if [[ $space == false && ${COMPREPLY[0]-} =~ [=/:]$ ]]; then
+        compopt -o nospace
+    fi
+}
+if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
+    complete -o nospace -o bashdefault -o nosort -F _clap_complete_keyctl keyctl
+else
+    complete -o nospace -o bashdefault -F _clap_complete_keyctl keyctl
+fi
+"#;
 
 fn store_path() -> Option<PathBuf> {
     if let Some(p) = COMPLETION_DB.get() {
@@ -92,42 +199,124 @@ fn store_path() -> Option<PathBuf> {
     }
 }
 
-/// Candidates for a KEYREF: the names and ids of the store's keys that are not revoked.
-pub fn keyrefs() -> Vec<CompletionCandidate> {
-    let Some(path) = store_path() else {
+/// "Now" for key states, honouring the tests' `KEYCTL_NOW` as every command does.
+fn now() -> DateTime<Utc> {
+    std::env::var("KEYCTL_NOW")
+        .ok()
+        .and_then(|v| parse_datetime(&v).ok())
+        .unwrap_or_else(Utc::now)
+}
+
+/// The store's keys for which `wanted` holds, as KEYREF candidates: each name that
+/// resolves (as the command would resolve it) to one of those keys, with its id and
+/// status as help, then every such key's id, hidden (offered once a word starts like
+/// one, so a key that shares its name is still reachable).
+fn keys_where(wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCandidate> {
+    let Some(path) = store_path().filter(|p| p.is_file()) else {
         return Vec::new();
     };
-    if !path.is_file() {
-        return Vec::new();
-    }
     let Ok(mut store) = store::open(&path, &OpenOptions::default()) else {
         return Vec::new();
     };
     let Ok(tx) = store.read() else {
         return Vec::new();
     };
-    let now = chrono::Utc::now();
+    let now = now();
     let query = KeyQuery {
+        include_revoked: true,
         sort: SortBy::Name,
         ..KeyQuery::default()
     };
-    let mut names = Vec::new();
-    let mut ids = Vec::new();
+    // Every key, grouped by name, resolved in memory as `keyref::resolve` would: one
+    // pass over the store, no query per name.
+    let mut all: Vec<KeyRecord> = Vec::new();
     let _ = tx.for_each_key(&query, now, &mut |k| {
-        let status = k.status(now);
-        if status != Status::Revoked {
-            names.push(
-                CompletionCandidate::new(k.name.clone())
-                    .help(Some(format!("{} {}", k.id, status.as_str()).into())),
-            );
-            ids.push(
-                CompletionCandidate::new(k.id.clone())
-                    .help(Some(k.name.clone().into()))
-                    .hide(true),
-            );
-        }
+        all.push(k.clone());
         Ok(())
     });
-    names.extend(ids);
+    let ids_and_prefixes: HashMap<&str, &str> = all
+        .iter()
+        .flat_map(|k| {
+            [
+                (k.id.as_str(), k.id.as_str()),
+                (k.key_prefix.as_str(), k.id.as_str()),
+            ]
+        })
+        .collect();
+    let mut groups: HashMap<&str, Vec<KeyRecord>> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for k in &all {
+        let group = groups.entry(k.name.as_str()).or_default();
+        if group.is_empty() {
+            order.push(&k.name);
+        }
+        group.push(k.clone());
+    }
+    let mut names: Vec<CompletionCandidate> = Vec::new();
+    for name in order {
+        let group = groups.remove(name).unwrap_or_default();
+        let [meant] = &meant_by_name(group, now)[..] else {
+            continue; // ambiguous: the command would refuse the name
+        };
+        let name = meant.name.as_str();
+        // A name shaped like another key's id or prefix is ambiguous too.
+        let other = ids_and_prefixes
+            .get(name.strip_suffix("...").unwrap_or(name))
+            .is_some_and(|id| *id != meant.id);
+        if wanted(meant) && !other {
+            let help = format!("{} {}", meant.id, meant.status(now).as_str());
+            names.push(CompletionCandidate::new(name).help(Some(help.into())));
+        }
+    }
+    let keys: Vec<&KeyRecord> = all.iter().filter(|k| wanted(k)).collect();
+    names.extend(keys.iter().map(|k| {
+        CompletionCandidate::new(&k.id)
+            .help(Some(k.name.clone().into()))
+            .hide(true)
+    }));
     names
+}
+
+/// A key that a rotation replaced (it cannot be enabled or rotated again).
+fn superseded(k: &KeyRecord) -> bool {
+    k.rotated_to.is_some()
+}
+
+/// Every key, revoked ones too: show, logs, usage, audit and delete take any key.
+pub fn any_key() -> Vec<CompletionCandidate> {
+    keys_where(|_| true)
+}
+
+/// Keys not revoked: what revoke and edit change.
+pub fn unrevoked_keys() -> Vec<CompletionCandidate> {
+    keys_where(|k| k.state != State::Revoked)
+}
+
+/// Keys disable changes: active ones (expired too: disabling one keeps an edit of
+/// its expiry from reviving it).
+pub fn keys_to_disable() -> Vec<CompletionCandidate> {
+    keys_where(|k| k.state == State::Active)
+}
+
+/// Keys enable changes: disabled ones, except a key a rotation replaced.
+pub fn keys_to_enable() -> Vec<CompletionCandidate> {
+    keys_where(|k| k.state == State::Disabled && !superseded(k))
+}
+
+/// Keys rotate accepts: not revoked and not already replaced by a rotation.
+pub fn keys_to_rotate() -> Vec<CompletionCandidate> {
+    keys_where(|k| k.state != State::Revoked && !superseded(k))
+}
+
+/// The store settings `config get|set` take, with their descriptions.
+pub fn setting_names() -> Vec<CompletionCandidate> {
+    SETTINGS
+        .iter()
+        .map(|(name, _, about)| CompletionCandidate::new(name).help(Some((*about).into())))
+        .collect()
+}
+
+/// The actions `audit --action` filters by.
+pub fn audit_actions() -> Vec<CompletionCandidate> {
+    AUDIT_ACTIONS.iter().map(CompletionCandidate::new).collect()
 }

@@ -44,6 +44,8 @@ mod lifecycle;
 mod list;
 #[path = "cli/logs.rs"]
 mod logs;
+#[path = "cli/numbers.rs"]
+mod numbers;
 #[path = "cli/pipes.rs"]
 mod pipes;
 #[path = "cli/rotate.rs"]

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::audit_event;
 use crate::cli::{ConfigCommand, Format};
 use crate::context::Ctx;
-use crate::core::settings::{default_of, is_known, known_names, normalize, SETTINGS};
+use crate::core::settings::{default_of, is_known, known_names, normalize, read_stored, SETTINGS};
 use crate::core::text::escape;
 use crate::error::{Error, Result};
 use crate::store::Txn;
@@ -24,13 +24,19 @@ fn check_known(name: &str) -> Result<()> {
     }
 }
 
-/// The stored value of a setting, or None when it has its default.
+/// A stored value as it is in force (a count past its range is the ceiling); one keyctl
+/// cannot read at all is shown as stored, so the odd row is visible.
+fn shown(name: &str, stored: String) -> String {
+    read_stored(name, &stored).unwrap_or(stored)
+}
+
+/// The stored value of a setting as it is in force, or None when it has its default.
 fn stored(tx: &dyn Txn, name: &str) -> Result<Option<String>> {
     Ok(tx
         .setting_pairs()?
         .into_iter()
         .find(|(n, _)| n == name)
-        .map(|(_, v)| v))
+        .map(|(_, v)| shown(name, v)))
 }
 
 /// The warning for a `max-keys` below the keys that already count against it.
@@ -116,7 +122,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                     let v = pairs
                         .iter()
                         .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.clone());
+                        .map(|(_, v)| shown(name, v.clone()));
                     SettingJson {
                         name,
                         is_default: v.is_none(),

@@ -1,7 +1,7 @@
 //! One module per subcommand: parse input with the core, act through the store,
 //! print through the ui.
 
-mod audit;
+pub(crate) mod audit;
 mod backup;
 mod batch;
 mod config;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::keyref::resolve;
 use crate::cli::{Format, ShowArgs};
 use crate::context::Ctx;
+use crate::core::limits::add_counts;
 use crate::core::model::{KeyRecord, Status};
 use crate::core::time::relative;
 use crate::error::Result;
@@ -48,12 +49,18 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
             if ctx.stdout_tty {
                 let today = super::usage::day_of(ctx.now);
                 let days = super::usage::daily(tx.as_ref(), Some(&key.id), today - 29, today)?;
-                let values: Vec<u64> = days.iter().map(|(_, u)| u.accepted + u.rejected).collect();
+                let values: Vec<u64> = days
+                    .iter()
+                    .map(|(_, u)| add_counts(u.accepted, u.rejected))
+                    .collect();
                 writeln!(
                     out,
                     "Last 30 days    {}  ({})",
                     crate::ui::chart::sparkline(&values),
-                    crate::ui::output::plural(values.iter().sum::<u64>(), "request")
+                    crate::ui::output::plural(
+                        values.iter().fold(0, |t, v| add_counts(t, *v)),
+                        "request"
+                    )
                 )?;
             }
         }

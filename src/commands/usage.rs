@@ -9,12 +9,16 @@ use serde::Serialize;
 use super::keyref::filter_id;
 use crate::cli::{Format, UsageArgs};
 use crate::context::Ctx;
+use crate::core::limits::{add_counts, parse_whole};
 use crate::core::model::UsageFigures;
 use crate::error::{Error, Result};
 use crate::store::Txn;
 use crate::ui::output::stdout;
 
 const DAY_MS: i64 = 86_400_000;
+
+/// Most days `usage --days` shows: ten years.
+const MAX_DAYS: u64 = 3660;
 
 /// UTC day number of a time (days since the epoch), as the store buckets them.
 pub fn day_of(t: DateTime<Utc>) -> i64 {
@@ -71,15 +75,7 @@ struct DayTotals {
 }
 
 pub fn run(ctx: &Ctx, args: UsageArgs) -> Result<()> {
-    let days = match args.days.trim().parse::<u64>() {
-        Ok(n) if (1..=3660).contains(&n) => n,
-        _ => {
-            return Err(Error::usage(format!(
-                "invalid --days '{}': use a whole number of days from 1 to 3660",
-                args.days
-            )))
-        }
-    };
+    let days = parse_whole("--days", &args.days, 1..=MAX_DAYS).map_err(Error::usage)?;
     let mut store = ctx.open_read()?;
     let tx = store.read()?;
     let (key_id, key_name) = match &args.keyref {
@@ -100,9 +96,9 @@ pub fn run(ctx: &Ctx, args: UsageArgs) -> Result<()> {
             credits: 0,
         },
         |t, (_, u)| DayTotals {
-            accepted: t.accepted + u.accepted,
-            rejected: t.rejected + u.rejected,
-            credits: t.credits + u.credits,
+            accepted: add_counts(t.accepted, u.accepted),
+            rejected: add_counts(t.rejected, u.rejected),
+            credits: add_counts(t.credits, u.credits),
         },
     );
     let mut out = stdout();

@@ -13,9 +13,11 @@ use crate::context::Ctx;
 use crate::core::allowlist::parse_ip;
 use crate::core::fields::{parse_line, too_long, MAX_LINE};
 use crate::core::key::{self, hash_secret, strip_bearer};
+use crate::core::limits::{add_counts, block_subject, parse_amount};
 use crate::core::model::{KeyRecord, RequestRecord};
 use crate::core::names::validate_text;
 use crate::core::policy::{check_key, check_limits, Counts, Outcome, Request};
+use crate::core::settings::Settings;
 use crate::error::{Error, Kind, Result};
 use crate::store::{Store, Txn};
 use crate::ui::output::{answer_written, stdout};
@@ -86,9 +88,19 @@ fn evaluate(
 ) -> Result<Verdict> {
     let mut key: Option<KeyRecord> = None;
     let mut counts = Counts::default();
+    // Settings are read only when needed: an IPv6 address's block is its network's.
+    let mut settings: Option<Settings> = None;
+    let subject = match req.ip {
+        None => None,
+        Some(ip @ IpAddr::V4(_)) => Some(block_subject(ip, 0)),
+        Some(ip @ IpAddr::V6(_)) => {
+            let s = settings.insert(tx.settings()?);
+            Some(block_subject(ip, s.failed_auth_ipv6_prefix))
+        }
+    };
     let outcome = 'decide: {
-        if let Some(ip) = &meta.ip_text {
-            if tx.ip_blocked_until(ip, now)?.is_some() {
+        if let Some(subject) = &subject {
+            if tx.ip_blocked_until(subject, now)?.is_some() {
                 break 'decide Outcome::IpBlocked;
             }
         }
@@ -111,7 +123,10 @@ fn evaluate(
     let accepted = outcome.is_valid();
     if record {
         // Settings matter only for what recording does (blocking, retention).
-        let settings = tx.settings()?;
+        let settings = match settings {
+            Some(s) => s,
+            None => tx.settings()?,
+        };
         tx.record_request(&RequestRecord {
             at: now,
             key: key.as_ref().map(|k| (k.id.clone(), k.name.clone())),
@@ -124,9 +139,9 @@ fn evaluate(
             accepted,
         })?;
         if outcome == Outcome::Invalid {
-            if let Some(ip) = &meta.ip_text {
+            if let Some(subject) = &subject {
                 tx.record_auth_failure(
-                    ip,
+                    subject,
                     now,
                     settings.failed_auth_window,
                     settings.failed_auth_limit,
@@ -143,12 +158,14 @@ fn evaluate(
     let (credits_remaining, quota_remaining) = match &key {
         None => (None, None),
         Some(k) => {
-            let spent = k.credits_used + if accepted { req.cost } else { 0 };
-            let left = |cap: Option<u64>, used: u64| cap.map(|c| c.saturating_sub(used + used_now));
+            let spent = add_counts(k.credits_used, if accepted { req.cost } else { 0 });
+            let left = |cap: Option<u64>, used: u64| {
+                cap.map(|c| c.saturating_sub(add_counts(used, used_now)))
+            };
             (
                 k.credit_limit.map(|l| l.saturating_sub(spent)),
                 Some(QuotaRemaining {
-                    total: left(k.quotas.total, k.accepted_total),
+                    total: left(k.quotas.total, k.pool_accepted_total),
                     daily: left(k.quotas.daily, counts.daily),
                     weekly: left(k.quotas.weekly, counts.weekly),
                     monthly: left(k.quotas.monthly, counts.monthly),
@@ -164,7 +181,8 @@ fn evaluate(
     })
 }
 
-/// Accepted requests in each window the key limits, counted exactly.
+/// Accepted requests in each window the key limits, counted exactly over its rotation
+/// lineage (a rotation neither resets nor doubles them).
 fn window_counts(tx: &dyn Txn, k: &KeyRecord, now: DateTime<Utc>) -> Result<Counts> {
     let mut starts = Vec::with_capacity(4);
     if let Some(rate) = k.rate_limit {
@@ -183,16 +201,16 @@ fn window_counts(tx: &dyn Txn, k: &KeyRecord, now: DateTime<Utc>) -> Result<Coun
     let figures = if starts.is_empty() {
         Vec::new()
     } else {
-        tx.usage_windows(k, &starts)?
+        tx.pool_windows(k, &starts)?
     };
-    let mut it = figures.iter().map(|f| f.accepted);
+    let mut it = figures.into_iter();
     let mut next = |present: bool| if present { it.next().unwrap_or(0) } else { 0 };
     Ok(Counts {
         rate_window: next(k.rate_limit.is_some()),
         daily: next(q.daily.is_some()),
         weekly: next(q.weekly.is_some()),
         monthly: next(q.monthly.is_some()),
-        total: k.accepted_total,
+        total: k.pool_accepted_total,
     })
 }
 
@@ -228,15 +246,7 @@ fn optional_field(flag: &str, v: &Option<String>) -> Result<Option<String>> {
 }
 
 fn parse_u64(flag: &str, text: &str) -> Result<u64> {
-    text.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n <= i64::MAX as u64)
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "invalid {flag} '{text}': use a whole number from 0 to 9223372036854775807"
-            ))
-        })
+    parse_amount(flag, text).map_err(Error::usage)
 }
 
 pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {

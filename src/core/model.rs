@@ -110,6 +110,9 @@ pub struct KeyRecord {
     pub events_total: u64,
     /// Credits this key itself has spent (its pool may be shared after a rotation).
     pub credits_total: u64,
+    /// Accepted requests of the key's whole rotation lineage (its pool), all time: what
+    /// the total quota counts, since a rotation neither resets nor doubles it.
+    pub pool_accepted_total: u64,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -145,6 +148,7 @@ impl KeyRecord {
             accepted_total: 0,
             events_total: 0,
             credits_total: 0,
+            pool_accepted_total: 0,
             created_at: new.created_at,
             expires_at: s.expires_at,
             last_used_at: None,

@@ -3,7 +3,7 @@
 use chrono::Duration;
 
 use super::key::{validate_prefix, DEFAULT_PREFIX};
-use super::limits::parse_optional_count;
+use super::limits::{clamp_stored_text, parse_optional_count, parse_whole, MAX_COUNT};
 use super::time::{format_duration, parse_duration};
 
 /// Every setting, in the order `config list` shows them, with its default.
@@ -22,6 +22,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "failed-auth-limit",
         "10",
         "invalid attempts from one IP that block it",
+    ),
+    (
+        "failed-auth-ipv6-prefix",
+        "64",
+        "IPv6 addresses are counted and blocked by network of this many bits (1-128)",
     ),
     (
         "failed-auth-window",
@@ -74,12 +79,8 @@ pub fn normalize(name: &str, value: &str) -> Result<String, String> {
         "key-prefix" => validate_prefix(v).map(|_| v.to_string()),
         "max-keys" => parse_optional_count("max-keys", v)
             .map(|n| n.map_or_else(|| "none".to_string(), |n| n.to_string())),
-        "failed-auth-limit" => match parse_optional_count("failed-auth-limit", v) {
-            Ok(Some(n)) => Ok(n.to_string()),
-            _ => Err(format!(
-                "invalid failed-auth-limit '{value}': use a whole number from 1, like 10"
-            )),
-        },
+        "failed-auth-limit" => parse_whole(name, v, 1..=MAX_COUNT).map(|n| n.to_string()),
+        "failed-auth-ipv6-prefix" => parse_whole(name, v, IPV6_PREFIX_RANGE).map(|n| n.to_string()),
         "failed-auth-window" | "block-duration" => positive_duration(v)
             .map(format_duration)
             .map_err(|e| format!("invalid {name}: {e}")),
@@ -94,46 +95,59 @@ pub fn normalize(name: &str, value: &str) -> Result<String, String> {
     }
 }
 
+/// A stored setting as keyctl reads it, as canonical text (what `config get` shows and
+/// what is in force): a count beyond its range reads as the nearest end (SPEC §5: a
+/// larger stored value reads as 2^53 - 1). None when it cannot be read at all (another
+/// writer's text), so the default applies.
+pub fn read_stored(name: &str, value: &str) -> Option<String> {
+    let count = |max: u64| {
+        clamp_stored_text(value)
+            .filter(|n| *n >= 1)
+            .map(|n| n.min(max).to_string())
+    };
+    match name {
+        "max-keys" if value.trim().eq_ignore_ascii_case("none") => Some("none".into()),
+        "max-keys" | "failed-auth-limit" => count(MAX_COUNT),
+        "failed-auth-ipv6-prefix" => count(*IPV6_PREFIX_RANGE.end()),
+        _ => normalize(name, value).ok(),
+    }
+}
+
+/// Bits of an IPv6 network that `failed-auth-ipv6-prefix` may name.
+const IPV6_PREFIX_RANGE: std::ops::RangeInclusive<u64> = 1..=128;
+
 /// The settings in force, typed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub key_prefix: String,
     pub max_keys: Option<u64>,
     pub failed_auth_limit: u64,
+    /// IPv6 addresses count toward `failed_auth_limit` by network of this many bits.
+    pub failed_auth_ipv6_prefix: u8,
     pub failed_auth_window: Duration,
     pub block_duration: Duration,
     pub log_retention: Option<Duration>,
 }
 
 impl Settings {
-    /// Builds typed settings from stored (name, value) pairs; an unreadable stored value
-    /// falls back to the default rather than making the store unusable.
+    /// Builds typed settings from stored (name, value) pairs, each read as
+    /// [`read_stored`] reads it (an unreadable value leaves the default in force rather
+    /// than making the store unusable).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Settings {
         let mut s = Settings::defaults();
         for (name, value) in pairs {
+            let Some(v) = read_stored(name, value) else {
+                continue;
+            };
+            let duration = |default| parse_duration(&v).unwrap_or(default);
             match name {
-                "key-prefix" if validate_prefix(value).is_ok() => s.key_prefix = value.into(),
-                "max-keys" => {
-                    if let Ok(n) = parse_optional_count(name, value) {
-                        s.max_keys = n;
-                    }
-                }
-                "failed-auth-limit" => {
-                    if let Ok(Some(n)) = parse_optional_count(name, value) {
-                        s.failed_auth_limit = n;
-                    }
-                }
-                "failed-auth-window" => {
-                    if let Ok(d) = parse_duration(value) {
-                        s.failed_auth_window = d;
-                    }
-                }
-                "block-duration" => {
-                    if let Ok(d) = parse_duration(value) {
-                        s.block_duration = d;
-                    }
-                }
-                "log-retention" => s.log_retention = parse_duration(value).ok(),
+                "key-prefix" => s.key_prefix = v,
+                "max-keys" => s.max_keys = v.parse().ok(),
+                "failed-auth-limit" => s.failed_auth_limit = v.parse().unwrap_or(10),
+                "failed-auth-ipv6-prefix" => s.failed_auth_ipv6_prefix = v.parse().unwrap_or(64),
+                "failed-auth-window" => s.failed_auth_window = duration(s.failed_auth_window),
+                "block-duration" => s.block_duration = duration(s.block_duration),
+                "log-retention" => s.log_retention = parse_duration(&v).ok(),
                 _ => {}
             }
         }
@@ -145,6 +159,7 @@ impl Settings {
             key_prefix: DEFAULT_PREFIX.into(),
             max_keys: None,
             failed_auth_limit: 10,
+            failed_auth_ipv6_prefix: 64,
             failed_auth_window: Duration::minutes(10),
             block_duration: Duration::minutes(15),
             log_retention: None,
@@ -167,6 +182,11 @@ mod tests {
             ("max-keys", "-1"),
             ("max-keys", "0"),
             ("failed-auth-limit", "none"),
+            ("failed-auth-limit", "9007199254740992"),
+            ("max-keys", "9007199254740992"),
+            ("failed-auth-ipv6-prefix", "0"),
+            ("failed-auth-ipv6-prefix", "129"),
+            ("failed-auth-ipv6-prefix", "none"),
             ("block-duration", "forever"),
             ("key-prefix", "ACME"),
             ("log-retention", "0d"),
@@ -183,6 +203,29 @@ mod tests {
         assert_eq!(s.max_keys, Some(3));
         assert_eq!(s.block_duration, Duration::hours(1));
         assert_eq!(s.failed_auth_limit, 10);
+        assert_eq!(s.failed_auth_ipv6_prefix, 64);
+        let big = Settings::from_pairs([
+            ("max-keys", "99999999999999999999"),
+            ("failed-auth-limit", "9223372036854775807"),
+            ("failed-auth-ipv6-prefix", "999"),
+        ]);
+        assert_eq!(big.max_keys, Some(MAX_COUNT));
+        assert_eq!(big.failed_auth_limit, MAX_COUNT);
+        assert_eq!(big.failed_auth_ipv6_prefix, 128);
+        assert_eq!(normalize("failed-auth-ipv6-prefix", "48").unwrap(), "48");
+        // Unreadable stored values leave the default; zero durations too.
+        let odd = Settings::from_pairs([
+            ("max-keys", "lots"),
+            ("failed-auth-window", "0m"),
+            ("key-prefix", "NOPE"),
+            ("log-retention", "never"),
+        ]);
+        assert_eq!(odd, Settings::defaults());
+        assert_eq!(read_stored("max-keys", "-4"), None);
+        assert_eq!(
+            read_stored("block-duration", "3600s").as_deref(),
+            Some("1h")
+        );
         for (name, default, _) in SETTINGS {
             assert!(normalize(name, default).is_ok(), "{name}");
         }

@@ -167,6 +167,11 @@ pub trait Txn {
     /// start, at a cost independent of the key's history.
     fn usage_windows(&self, key: &KeyRecord, starts: &[DateTime<Utc>])
         -> Result<Vec<UsageFigures>>;
+    /// Exact accepted requests of the key's rotation lineage (its pool: the key, its
+    /// predecessors and successors) in each window (since, now], one entry per start,
+    /// at a cost independent of history and of the chain's length. Quotas and rate
+    /// limits count these.
+    fn pool_windows(&self, key: &KeyRecord, starts: &[DateTime<Utc>]) -> Result<Vec<u64>>;
     /// Per-day figures (UTC days since the epoch, `from..=to`) of one key, or of every
     /// request when `key_id` is None; days without requests are left out.
     fn usage_by_day(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{
     params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior,
 };
@@ -17,7 +17,9 @@ use super::{
 };
 use crate::core::audit::{chain_hash, dated_after, AuditEvent, GENESIS};
 use crate::core::key::Mode;
-use crate::core::limits::{Quotas, RateLimit, RateUnit};
+use crate::core::limits::{
+    clamp_stored, clamp_stored_real, clamp_stored_text, Quotas, RateLimit, RateUnit, MAX_COUNT,
+};
 use crate::core::model::{
     KeyRecord, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
@@ -31,6 +33,7 @@ pub const APPLICATION_ID: i32 = 0x6b79_6374;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_init.sql"),
     include_str!("migrations/002_verification.sql"),
+    include_str!("migrations/003_shared_limits.sql"),
 ];
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -574,10 +577,24 @@ macro_rules! select_keys {
          k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
          k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
          k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, \
-         k.requests_total, k.events_total, k.credits_total \
+         k.requests_total, k.events_total, k.credits_total, p.accepted_total \
          FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
     };
 }
+
+/// `column + add` in SQL, stopping at MAX_COUNT (a negative stored value counts as 0),
+/// so no counter overflows into a REAL that a STRICT table refuses.
+macro_rules! saturating_add {
+    ($column:literal, $add:literal) => {
+        concat!("min(max(", $column, ", 0) + ", $add, ", 9007199254740991)")
+    };
+}
+
+/// The lineage's first accepted request after a window's start (?2), for the key ?1:
+/// one seek in pool_events' primary key.
+const POOL_WINDOW_SQL: &str = "SELECT n FROM pool_events \
+    WHERE pool_id = (SELECT pool_id FROM keys WHERE id = ?1) AND at > ?2 \
+    ORDER BY at, n LIMIT 1";
 
 /// The derived status in SQL; the same precedence as `model::derive_status`.
 const STATUS_SQL: &str = "CASE WHEN k.state = 'revoked' THEN 'revoked' \
@@ -604,8 +621,27 @@ fn to_json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
-fn opt_u64(row: &Row, col: usize) -> rusqlite::Result<Option<u64>> {
-    Ok(row.get::<_, Option<i64>>(col)?.map(|v| v.max(0) as u64))
+/// A count column as keyctl reads it: out of range reads as the nearest end of
+/// 0..=MAX_COUNT, and a REAL (another writer) as its whole part, so no stored value
+/// makes a read fail.
+fn opt_count(row: &Row, col: usize) -> rusqlite::Result<Option<u64>> {
+    Ok(match row.get_ref(col)? {
+        ValueRef::Null => None,
+        ValueRef::Integer(n) => Some(clamp_stored(n)),
+        ValueRef::Real(x) => Some(clamp_stored_real(x)),
+        ValueRef::Text(t) => Some(
+            std::str::from_utf8(t)
+                .ok()
+                .and_then(clamp_stored_text)
+                .unwrap_or(0),
+        ),
+        ValueRef::Blob(_) => Some(0),
+    })
+}
+
+/// A NOT NULL count column (see [`opt_count`]).
+fn count(row: &Row, col: usize) -> rusqlite::Result<u64> {
+    opt_count(row, col).map(Option::unwrap_or_default)
 }
 
 fn opt_time(row: &Row, col: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
@@ -613,12 +649,9 @@ fn opt_time(row: &Row, col: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
 }
 
 fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
-    let rate_limit = match (
-        row.get::<_, Option<i64>>(16)?,
-        row.get::<_, Option<String>>(17)?,
-    ) {
+    let rate_limit = match (opt_count(row, 16)?, row.get::<_, Option<String>>(17)?) {
         (Some(count), Some(unit)) => Some(RateLimit {
-            count: count.max(0) as u64,
+            count,
             unit: if unit == "m" {
                 RateUnit::Minute
             } else {
@@ -648,14 +681,14 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
         allowed_models: json_list(row, 10)?,
         allowed_ips: json_list(row, 11)?,
         quotas: Quotas {
-            total: opt_u64(row, 12)?,
-            daily: opt_u64(row, 13)?,
-            weekly: opt_u64(row, 14)?,
-            monthly: opt_u64(row, 15)?,
+            total: opt_count(row, 12)?,
+            daily: opt_count(row, 13)?,
+            weekly: opt_count(row, 14)?,
+            monthly: opt_count(row, 15)?,
         },
         rate_limit,
-        credit_limit: opt_u64(row, 18)?,
-        credits_used: row.get::<_, i64>(19)?.max(0) as u64,
+        credit_limit: opt_count(row, 18)?,
+        credits_used: count(row, 19)?,
         created_at: from_millis(row.get(20)?),
         expires_at: opt_time(row, 21)?,
         last_used_at: opt_time(row, 22)?,
@@ -665,9 +698,10 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
         rotated_to: row.get(26)?,
         revoked_at: opt_time(row, 27)?,
         revoke_reason: row.get(28)?,
-        accepted_total: row.get::<_, i64>(29)?.max(0) as u64,
-        events_total: row.get::<_, i64>(30)?.max(0) as u64,
-        credits_total: row.get::<_, i64>(31)?.max(0) as u64,
+        accepted_total: count(row, 29)?,
+        events_total: count(row, 30)?,
+        credits_total: count(row, 31)?,
+        pool_accepted_total: count(row, 32)?,
     })
 }
 
@@ -679,7 +713,7 @@ fn rate_unit_sql(unit: RateUnit) -> &'static str {
 }
 
 fn count_to_sql(v: Option<u64>) -> Option<i64> {
-    v.map(|n| n.min(i64::MAX as u64) as i64)
+    v.map(|n| n.min(MAX_COUNT) as i64)
 }
 
 impl SqliteTxn<'_> {
@@ -899,13 +933,12 @@ impl Txn for SqliteTxn<'_> {
         starts: &[DateTime<Utc>],
     ) -> Result<Vec<UsageFigures>> {
         // Today's totals come with the record; each window is one seek for the totals
-        // just before it.
+        // just before it. Every figure is within 0..=MAX_COUNT, so i64 cannot overflow.
         let key_id = key.id.as_str();
-        let to_i64 = |n: u64| n.min(i64::MAX as u64) as i64;
         let (events, accepted, credits) = (
-            to_i64(key.events_total),
-            to_i64(key.accepted_total),
-            to_i64(key.credits_total),
+            key.events_total as i64,
+            key.accepted_total as i64,
+            key.credits_total as i64,
         );
         let mut stmt = self
             .tx
@@ -916,27 +949,46 @@ impl Txn for SqliteTxn<'_> {
             .map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(starts.len());
         for start in starts {
-            let first: Option<(i64, i64, i64, i64, i64)> = stmt
+            let first: Option<[i64; 5]> = stmt
                 .query_row(params![key_id, to_millis(*start)], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    let c = |i| count(r, i).map(|n| n as i64);
+                    Ok([c(0)?, c(1)?, c(2)?, c(3)?, c(4)?])
                 })
                 .optional()
                 .map_err(|e| sql_error(self.path, e))?;
             out.push(match first {
                 None => UsageFigures::default(),
-                Some((n, acc_cum, acc, cr_cum, cost)) => {
+                Some([n, acc_cum, acc, cr_cum, cost]) => {
                     // Totals now minus totals just before the first request in the window.
                     let all = events - (n - 1);
                     let acc_in = accepted - (acc_cum - acc);
                     UsageFigures {
-                        accepted: acc_in.max(0) as u64,
-                        rejected: (all - acc_in).max(0) as u64,
-                        credits: (credits - (cr_cum - cost)).max(0) as u64,
+                        accepted: clamp_stored(acc_in),
+                        rejected: clamp_stored(all - acc_in),
+                        credits: clamp_stored(credits - (cr_cum - cost)),
                     }
                 }
             });
         }
         Ok(out)
+    }
+
+    fn pool_windows(&self, key: &KeyRecord, starts: &[DateTime<Utc>]) -> Result<Vec<u64>> {
+        // The lineage's total comes with the record; each window is one seek.
+        let total = key.pool_accepted_total as i64;
+        let mut stmt = self
+            .tx
+            .prepare_cached(POOL_WINDOW_SQL)
+            .map_err(|e| self.err(e))?;
+        starts
+            .iter()
+            .map(|start| {
+                stmt.query_row(params![key.id, to_millis(*start)], |r| count(r, 0))
+                    .optional()
+                    .map(|first| first.map_or(0, |n| clamp_stored(total - (n as i64 - 1))))
+                    .map_err(|e| sql_error(self.path, e))
+            })
+            .collect()
     }
 
     fn usage_by_day(
@@ -951,7 +1003,8 @@ impl Txn for SqliteTxn<'_> {
                  WHERE key_id = ?3 AND day BETWEEN ?1 AND ?2 ORDER BY day"
             }
             None => {
-                "SELECT day, sum(accepted), sum(rejected), sum(credits) FROM usage_days \
+                // total(): a float that cannot overflow as sum() would; read clamped.
+                "SELECT day, total(accepted), total(rejected), total(credits) FROM usage_days \
                  WHERE day BETWEEN ?1 AND ?2 AND ?3 IS NULL GROUP BY day ORDER BY day"
             }
         };
@@ -961,9 +1014,9 @@ impl Txn for SqliteTxn<'_> {
                 Ok((
                     r.get::<_, i64>(0)?,
                     UsageFigures {
-                        accepted: r.get::<_, i64>(1)?.max(0) as u64,
-                        rejected: r.get::<_, i64>(2)?.max(0) as u64,
-                        credits: r.get::<_, i64>(3)?.max(0) as u64,
+                        accepted: count(r, 1)?,
+                        rejected: count(r, 2)?,
+                        credits: count(r, 3)?,
                     },
                 ))
             })
@@ -1047,10 +1100,15 @@ impl Txn for SqliteTxn<'_> {
                 credits,
             ])?;
             tx.prepare_cached(
-                "INSERT INTO usage_days (key_id, day, accepted, rejected, credits) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key_id, day) DO UPDATE SET \
-                 accepted = accepted + excluded.accepted, rejected = rejected + excluded.rejected, \
-                 credits = credits + excluded.credits",
+                concat!(
+                    "INSERT INTO usage_days (key_id, day, accepted, rejected, credits) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key_id, day) DO UPDATE SET accepted = ",
+                    saturating_add!("accepted", "excluded.accepted"),
+                    ", rejected = ",
+                    saturating_add!("rejected", "excluded.rejected"),
+                    ", credits = ",
+                    saturating_add!("credits", "excluded.credits"),
+                ),
             )?
             .execute(params![
                 r.key.as_ref().map_or("", |k| k.0.as_str()),
@@ -1065,34 +1123,68 @@ impl Txn for SqliteTxn<'_> {
             // The key's running totals; `at` is kept non-decreasing per key so the
             // window seeks in usage_windows stay exact if the clock steps back.
             let (n, acc_cum, cr_cum, event_at, pool_id): (i64, i64, i64, i64, i64) = tx
-                .prepare_cached(
-                    "UPDATE keys SET events_total = events_total + 1, \
-                     requests_total = requests_total + ?2, rejected_total = rejected_total + 1 - ?2, \
-                     credits_total = credits_total + ?3, \
-                     last_event_at = max(coalesce(last_event_at, ?4), ?4), \
+                .prepare_cached(concat!(
+                    "UPDATE keys SET events_total = ",
+                    saturating_add!("events_total", "1"),
+                    ", requests_total = ",
+                    saturating_add!("requests_total", "?2"),
+                    ", rejected_total = ",
+                    saturating_add!("rejected_total", "1 - ?2"),
+                    ", credits_total = ",
+                    saturating_add!("credits_total", "?3"),
+                    ", last_event_at = max(coalesce(last_event_at, ?4), ?4), \
                      last_used_at = CASE WHEN ?2 = 1 THEN ?4 ELSE last_used_at END, \
                      last_used_ip = CASE WHEN ?2 = 1 THEN ?5 ELSE last_used_ip END \
                      WHERE id = ?1 \
                      RETURNING events_total, requests_total, credits_total, last_event_at, pool_id",
-                )?
+                ))?
                 .query_row(params![key_id, accepted, credits, at, r.ip], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
                 })?;
+            // OR IGNORE: a counter stopped at the ceiling repeats its n; the ledger then
+            // misses a row rather than failing the request.
             tx.prepare_cached(
-                "INSERT INTO key_events (key_id, at, n, accepted_cum, credits_cum, accepted, cost) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR IGNORE INTO key_events (key_id, at, n, accepted_cum, credits_cum, \
+                 accepted, cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![key_id, event_at, n, acc_cum, cr_cum, accepted, credits])?;
-            if credits > 0 {
-                tx.prepare_cached(
-                    "UPDATE credit_pools SET credits_used = credits_used + ?2 WHERE id = ?1",
-                )?
-                .execute(params![pool_id, credits])?;
-            }
+            .execute(params![
+                key_id, event_at, n, acc_cum, cr_cum, accepted, credits
+            ])?;
             // Every 64th request, drop this key's events older than the longest window.
             if n % 64 == 0 {
                 tx.prepare_cached("DELETE FROM key_events WHERE key_id = ?1 AND at <= ?2")?
                     .execute(params![key_id, event_at - LONGEST_WINDOW_MS])?;
+            }
+            if accepted == 0 {
+                return Ok(());
+            }
+            // The lineage's credits, total and window ledger: what quotas, rate limits
+            // and credit limits of every key in the rotation chain count.
+            let (pool_n, pool_at): (i64, i64) = tx
+                .prepare_cached(concat!(
+                    "UPDATE credit_pools SET credits_used = ",
+                    saturating_add!("credits_used", "?2"),
+                    ", accepted_total = ",
+                    saturating_add!("accepted_total", "1"),
+                    ", last_event_at = max(coalesce(last_event_at, ?3), ?3) \
+                     WHERE id = ?1 RETURNING accepted_total, last_event_at",
+                ))?
+                .query_row(params![pool_id, credits, at], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO pool_events (pool_id, at, n) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![pool_id, pool_at, pool_n])?;
+            if pool_n % 64 == 0 {
+                tx.prepare_cached("DELETE FROM pool_events WHERE pool_id = ?1 AND at <= ?2")?
+                    .execute(params![pool_id, pool_at - LONGEST_WINDOW_MS])?;
             }
             Ok(())
         };
@@ -1164,8 +1256,8 @@ impl Txn for SqliteTxn<'_> {
                     http_status: row.get::<_, i64>(5)?.clamp(0, 999) as u16,
                     code: row.get(6)?,
                     ip: row.get(7)?,
-                    duration_ms: opt_u64(row, 8)?,
-                    credits: row.get::<_, i64>(9)?.max(0) as u64,
+                    duration_ms: opt_count(row, 8)?,
+                    credits: count(row, 9)?,
                 })
             })()
             .map_err(|e| self.err(e))?;
@@ -1368,5 +1460,40 @@ impl Txn for SqliteTxn<'_> {
     fn commit(self: Box<Self>) -> Result<()> {
         let path = self.path;
         self.tx.commit().map_err(|e| sql_error(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saturating_sql_stops_at_the_same_ceiling_as_the_parsers() {
+        assert_eq!(
+            saturating_add!("c", "1"),
+            format!("min(max(c, 0) + 1, {MAX_COUNT})")
+        );
+    }
+
+    #[test]
+    fn a_lineage_window_is_one_primary_key_seek() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, Path::new(":memory:"), None).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {POOL_WINDOW_SQL}"))
+            .unwrap()
+            .query_map(params!["key_x", 0], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("pool_events USING PRIMARY KEY (pool_id=? AND at>?)")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
     }
 }

@@ -5,10 +5,11 @@ use serde_json::json;
 
 use crate::support::*;
 
-const DEFAULTS: [(&str, &str); 6] = [
+const DEFAULTS: [(&str, &str); 7] = [
     ("key-prefix", "sk"),
     ("max-keys", "none"),
     ("failed-auth-limit", "10"),
+    ("failed-auth-ipv6-prefix", "64"),
     ("failed-auth-window", "10m"),
     ("block-duration", "15m"),
     ("log-retention", "never"),

@@ -649,3 +649,23 @@ fn a_stored_cycle_of_rotations_ends_every_walk() {
     }
     assert_eq!(env.audit_json(&["--action", "revoked"]).len(), 2);
 }
+
+#[test]
+fn a_name_no_key_holds_means_the_newest_key_of_its_one_rotation_chain() {
+    let env = TestEnv::initialized();
+    let (old, _, new_id) = graced_pair(&env);
+    env.run(&["revoke", "--yes", "prod-api"]).ok();
+    // Nobody holds the name now; it still means the chain's newest key, so the
+    // operator can close the gap by name.
+    assert_eq!(env.key_json("prod-api")["id"], new_id.as_str());
+    env.run(&["revoke", "--yes", "--with-predecessor", "prod-api"])
+        .ok();
+    assert_eq!(status_of(&env, old.id()), "revoked");
+    // Keys that share a name without being one chain stay ambiguous.
+    let first = env.create("dup", &[]);
+    env.run(&["revoke", "--yes", first.id()]).ok();
+    let second = env.create("dup", &[]);
+    env.run(&["revoke", "--yes", second.id()]).ok();
+    let line = env.run(&["show", "dup"]).fails(4).to_string();
+    assert!(line.contains("matches 2 keys"), "{line}");
+}
