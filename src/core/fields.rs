@@ -74,8 +74,22 @@ fn syntax_problem(text: &str, e: &serde_json::Error) -> String {
         .and_then(|i| text.get(i..))
         .and_then(|rest| rest.chars().next());
     let before = text.get(..column.saturating_sub(1)).unwrap_or("");
+    let (depth, in_string) = scan(before);
+    // A misspelt word (`tru`, `nul`, an unquoted string) fails just after it.
+    let word_len = before
+        .bytes()
+        .rev()
+        .take_while(u8::is_ascii_alphanumeric)
+        .count();
+    let word = &before[before.len() - word_len..];
+    if !in_string && word.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) {
+        return format!(
+            "the line is not valid json: `{word}` at column {} is not a json value; use true, false, null, a number or a \"quoted string\"",
+            column - word_len
+        );
+    }
     match at {
-        Some('{' | '[') if depth(before) >= 100 => {
+        Some('{' | '[') if depth >= 100 => {
             format!("the line is not valid json: too deeply nested at column {column}")
         }
         Some(c) if c.is_ascii_graphic() => {
@@ -101,9 +115,10 @@ fn syntax_problem(text: &str, e: &serde_json::Error) -> String {
     }
 }
 
-/// How many brackets are open at the end of `prefix` (strings skipped): serde_json's
-/// nesting limit fails on a bracket, like any other unexpected one.
-fn depth(prefix: &str) -> usize {
+/// At the end of `prefix`: how many brackets are open (strings skipped), and whether
+/// it stops inside a string. serde_json's nesting limit fails on a bracket, like any
+/// other unexpected one; a misspelt word is only a word outside a string.
+fn scan(prefix: &str) -> (usize, bool) {
     let (mut open, mut in_string, mut escaped) = (0usize, false, false);
     for c in prefix.chars() {
         match (in_string, escaped, c) {
@@ -117,7 +132,7 @@ fn depth(prefix: &str) -> usize {
             _ => {}
         }
     }
-    open
+    (open, in_string)
 }
 
 /// What a line turned out to be at its top level.
@@ -355,6 +370,11 @@ mod tests {
             problem("{\"key\": \"x\", ip: 5}"),
             "the line is not valid json: unexpected character `i` at column 14; field names take double quotes"
         );
+        assert_eq!(
+            problem("{\"key\": nul}"),
+            "the line is not valid json: `nul` at column 9 is not a json value; use true, false, null, a number or a \"quoted string\""
+        );
+        assert!(problem("{\"key\": tru, \"ip\": 1}").contains("`tru` at column 9"));
         assert_eq!(
             problem("\u{feff}{}"),
             "the line is not valid json: unexpected character U+FEFF at column 1"

@@ -373,6 +373,10 @@ fn each_malformed_line_is_told_its_problem_in_plain_words() {
             b"{\"key\": \"x\"} trailing".to_vec(),
             "the line is not valid json: unexpected character `t` at column 14".into(),
         ),
+        (
+            b"{\"key\": tru}".to_vec(),
+            "the line is not valid json: `tru` at column 9 is not a json value".into(),
+        ),
         (b"[{\"key\": \"x\"}]".to_vec(), format!("{object} a list")),
         (b"null".to_vec(), format!("{object} null")),
         (b"12".to_vec(), format!("{object} a number")),
