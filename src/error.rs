@@ -72,9 +72,31 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// True when `e` says the reader of our output went away. Writers that wrap an io error
+/// (serde_json's, `io::Error::other(..)`) hide its kind one or more levels down, so the
+/// whole chain of inner errors is searched, not just the outer kind.
+pub fn is_closed_output(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
+        || e.get_ref()
+            .is_some_and(|inner| closed_cause(inner as &(dyn std::error::Error + 'static)))
+}
+
+fn closed_cause(cause: &(dyn std::error::Error + 'static)) -> bool {
+    // An io::Error's own source() skips the error it wraps: look inside it directly.
+    if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+        return is_closed_output(io);
+    }
+    if let Some(json) = cause.downcast_ref::<serde_json::Error>() {
+        if json.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe) {
+            return true;
+        }
+    }
+    cause.source().is_some_and(closed_cause)
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
+        if is_closed_output(&e) {
             Error::new(Kind::ClosedOutput, "output closed")
         } else {
             Error::runtime(format!("could not write output: {e}"))
@@ -92,3 +114,45 @@ impl From<StoreError> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, ErrorKind, Write};
+
+    use super::{is_closed_output, Error, Kind};
+
+    /// A writer whose reader went away.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_is_found_however_it_was_wrapped() {
+        let json = serde_json::to_writer(Closed, &[1, 2]).unwrap_err();
+        let wrapped = [
+            io::Error::from(ErrorKind::BrokenPipe),
+            io::Error::other(io::Error::from(ErrorKind::BrokenPipe)),
+            io::Error::other(io::Error::other(io::Error::from(ErrorKind::BrokenPipe))),
+            io::Error::other(json),
+        ];
+        for e in wrapped {
+            assert!(is_closed_output(&e), "{e:?}");
+            assert_eq!(Error::from(e).kind, Kind::ClosedOutput);
+        }
+        for e in [
+            io::Error::from(ErrorKind::StorageFull),
+            io::Error::other("Broken pipe"),
+            io::Error::other(io::Error::from(ErrorKind::PermissionDenied)),
+        ] {
+            assert!(!is_closed_output(&e), "{e:?}");
+            assert_eq!(Error::from(e).kind, Kind::Runtime);
+        }
+    }
+}

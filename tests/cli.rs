@@ -46,6 +46,8 @@ mod list;
 mod logs;
 #[path = "cli/numbers.rs"]
 mod numbers;
+#[path = "cli/pipes.rs"]
+mod pipes;
 #[path = "cli/rotate.rs"]
 mod rotate;
 #[path = "cli/rotated_pairs.rs"]

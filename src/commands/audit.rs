@@ -16,7 +16,7 @@ use crate::core::limits::parse_count;
 use crate::core::time::{from_millis, parse_time_spec, rfc3339};
 use crate::error::{Error, Kind, Result};
 use crate::store::{AuditQuery, StoredAuditEvent, Txn};
-use crate::ui::output::stdout;
+use crate::ui::output::{answer_written, plural, stdout};
 
 pub const ACTIONS: &[&str] = &[
     "created", "edited", "disabled", "enabled", "revoked", "rotated", "deleted", "config",
@@ -246,27 +246,33 @@ fn verify(ctx: &Ctx, expect_head: Option<String>) -> Result<()> {
         (None, Some(h)) if !seen_expected => Err((
             None,
             format!(
-                "audit trail does not contain the expected head {h}: its newest events were cut off or it was rewritten (head now {head}, {count} {})",
-                if count == 1 { "event" } else { "events" }
+                "audit trail does not contain the expected head {h}: its newest events were cut off or it was rewritten (head now {head}, {})",
+                plural(count, "event")
             ),
         )),
         _ => Ok(()),
     };
     let mut out = stdout();
-    if ctx.format == Format::Json {
-        let j = VerifyJson {
-            intact: verdict.is_ok(),
-            events: count,
-            head: head.clone(),
-            broken_at: verdict.as_ref().err().and_then(|(s, _)| *s),
-            problem: verdict.as_ref().err().map(|(_, p)| p.clone()),
-        };
-        crate::ui::json::write(&mut out, &j)?;
-        writeln!(out)?;
-    } else if verdict.is_ok() {
-        let events = if count == 1 { "event" } else { "events" };
-        writeln!(out, "audit trail intact: {count} {events}, head {head}")?;
-    }
-    out.flush()?;
+    let written = (|| -> std::io::Result<()> {
+        if ctx.format == Format::Json {
+            let j = VerifyJson {
+                intact: verdict.is_ok(),
+                events: count,
+                head: head.clone(),
+                broken_at: verdict.as_ref().err().and_then(|(s, _)| *s),
+                problem: verdict.as_ref().err().map(|(_, p)| p.clone()),
+            };
+            crate::ui::json::write(&mut out, &j)?;
+            writeln!(out)?;
+        } else if verdict.is_ok() {
+            writeln!(
+                out,
+                "audit trail intact: {}, head {head}",
+                plural(count, "event")
+            )?;
+        }
+        out.flush()
+    })();
+    answer_written(written)?;
     verdict.map_err(|(_, msg)| Error::new(Kind::AuditBroken, msg))
 }

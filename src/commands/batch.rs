@@ -4,103 +4,93 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 
-use serde::Deserialize;
 use serde_json::json;
 
 use super::audit_event_text;
 use super::create::{generate, key_settings};
 use crate::cli::CreateArgs;
 use crate::context::Ctx;
+use crate::core::fields::{parse_line, too_long, MAX_LINE};
 use crate::core::key::Mode;
 use crate::core::model::{KeyRecord, KeySettings, NewKey};
 use crate::core::time::rfc3339;
 use crate::error::{Error, Result};
-use crate::ui::output::{stdout, sync_stdout_if_file};
+use crate::ui::output::{plural, stdout, sync_stdout_if_file};
 use crate::ui::reveal::{write_reveal, RevealStyle};
 
-/// A number given as json number or string (`"quota_daily": 100` or `"100"`).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Count {
-    Number(serde_json::Number),
-    Text(String),
+/// The fields a batch line may carry (create's flags, with `_`), each with its flag,
+/// so the messages of create's checks can name the field instead.
+const FIELDS: &[(&str, &str)] = &[
+    ("name", "--name"),
+    ("description", "--description"),
+    ("owner", "--owner"),
+    ("category", "--category"),
+    ("group", "--group"),
+    ("scopes", "--scope"),
+    ("deployment", "--deployment"),
+    ("allowed_models", "--allow-model"),
+    ("allowed_ips", "--allow-ip"),
+    ("expires", "--expires"),
+    ("quota_total", "--quota-total"),
+    ("quota_daily", "--quota-daily"),
+    ("quota_weekly", "--quota-weekly"),
+    ("quota_monthly", "--quota-monthly"),
+    ("rate_limit", "--rate-limit"),
+    ("credits", "--credits"),
+    ("test", "--test"),
+];
+
+/// A good batch line, shown when a line is not one.
+const BATCH_EXAMPLE: &str = r#"{"name": "ci-deploy", "scopes": ["read"]}"#;
+
+/// Reads one batch line into create's arguments, each field type-checked by name.
+fn batch_args(line: &[u8]) -> std::result::Result<(CreateArgs, Mode), String> {
+    let f = parse_line(line, BATCH_EXAMPLE)?;
+    let names: Vec<&str> = FIELDS.iter().map(|(name, _)| *name).collect();
+    f.refuse_unknown(&names)?;
+    let text = |name: &str| f.text(name).map(|t| t.map(str::to_string));
+    // Counts are checked here, in the field's words; create checks them again.
+    let count = |name: &str| f.count(name, 1).map(|n| n.map(|n| n.to_string()));
+    let mode = if f.flag("test")? {
+        Mode::Test
+    } else {
+        Mode::Live
+    };
+    let args = CreateArgs {
+        name: Some(f.required_text("name")?.to_string()),
+        description: text("description")?,
+        owner: text("owner")?,
+        category: text("category")?,
+        group: text("group")?,
+        scopes: f.list("scopes")?,
+        deployment: text("deployment")?,
+        allow_models: f.list("allowed_models")?,
+        // IP lists are comma-separated per entry, like repeated --allow-ip flags.
+        allow_ips: f.list("allowed_ips")?,
+        expires: text("expires")?,
+        quota_total: count("quota_total")?,
+        quota_daily: count("quota_daily")?,
+        quota_weekly: count("quota_weekly")?,
+        quota_monthly: count("quota_monthly")?,
+        rate_limit: text("rate_limit")?,
+        credits: count("credits")?,
+        test: mode == Mode::Test,
+        ..CreateArgs::default()
+    };
+    Ok((args, mode))
 }
 
-impl Count {
-    fn text(self) -> String {
-        match self {
-            Count::Number(n) => n.to_string(),
-            Count::Text(t) => t,
-        }
-    }
-}
-
-/// A list given as json array or comma-separated string.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum List {
-    Items(Vec<String>),
-    Text(String),
-}
-
-impl List {
-    fn items(self) -> Vec<String> {
-        match self {
-            List::Items(v) => v,
-            List::Text(t) => t.split(',').map(|s| s.trim().to_string()).collect(),
-        }
-    }
-}
-
-/// The create fields a batch line may carry (the flags' names, with `_`).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchLine {
-    name: String,
-    description: Option<String>,
-    owner: Option<String>,
-    category: Option<String>,
-    group: Option<String>,
-    scopes: Option<List>,
-    deployment: Option<String>,
-    allowed_models: Option<List>,
-    allowed_ips: Option<List>,
-    expires: Option<String>,
-    quota_total: Option<Count>,
-    quota_daily: Option<Count>,
-    quota_weekly: Option<Count>,
-    quota_monthly: Option<Count>,
-    rate_limit: Option<String>,
-    credits: Option<Count>,
-    #[serde(default)]
-    test: bool,
-}
-
-impl BatchLine {
-    fn into_args(self) -> CreateArgs {
-        let list = |l: Option<List>| l.map(List::items).unwrap_or_default();
-        CreateArgs {
-            name: Some(self.name),
-            description: self.description,
-            owner: self.owner,
-            category: self.category,
-            group: self.group,
-            scopes: list(self.scopes),
-            deployment: self.deployment,
-            allow_models: list(self.allowed_models),
-            // IP lists are comma-separated per entry, like repeated --allow-ip flags.
-            allow_ips: list(self.allowed_ips),
-            expires: self.expires,
-            quota_total: self.quota_total.map(Count::text),
-            quota_daily: self.quota_daily.map(Count::text),
-            quota_weekly: self.quota_weekly.map(Count::text),
-            quota_monthly: self.quota_monthly.map(Count::text),
-            rate_limit: self.rate_limit,
-            credits: self.credits.map(Count::text),
-            test: self.test,
-            ..CreateArgs::default()
-        }
-    }
+/// key_settings speaks of create's flags; a batch line has fields, so the first flag
+/// its message names becomes that field (a bad name names neither: it says "name").
+fn in_field_words(message: &str) -> String {
+    FIELDS
+        .iter()
+        .filter_map(|(field, flag)| message.find(flag).map(|at| (at, field, flag)))
+        .min()
+        .map_or_else(
+            || message.to_string(),
+            |(_, field, flag)| message.replacen(flag, &format!("field `{field}`"), 1),
+        )
 }
 
 /// True when any create flag other than --batch was given.
@@ -124,10 +114,7 @@ pub fn has_other_fields(a: &CreateArgs) -> bool {
         || a.test
 }
 
-/// Longest batch line accepted (a create object is a few hundred bytes).
-const MAX_LINE: usize = 64 * 1024;
-
-fn read_lines(source: &str) -> Result<Vec<(usize, String)>> {
+fn read_lines(source: &str) -> Result<Vec<(usize, Vec<u8>)>> {
     let (reader, name): (Box<dyn Read>, String) = if source == "-" {
         (Box::new(std::io::stdin()), "the batch input (stdin)".into())
     } else {
@@ -156,38 +143,32 @@ fn read_lines(source: &str) -> Result<Vec<(usize, String)>> {
         }
         number += 1;
         if buf.len() > MAX_LINE {
-            return Err(Error::usage(format!(
-                "line {number}: longer than {MAX_LINE} bytes (each line must be one json object of create fields)"
-            )));
+            return Err(Error::usage(format!("line {number}: {}", too_long())));
         }
-        let text = std::str::from_utf8(&buf)
-            .map_err(|_| Error::usage(format!("line {number}: not valid UTF-8 text")))?;
-        let text = text.trim();
-        if !text.is_empty() {
-            lines.push((number, text.to_string()));
+        // Blank lines (a trailing newline, a spacer) are skipped but still counted.
+        if !buf.iter().all(u8::is_ascii_whitespace) {
+            lines.push((number, std::mem::take(&mut buf)));
         }
     }
     Ok(lines)
 }
 
-fn parse_lines(ctx: &Ctx, lines: Vec<(usize, String)>) -> Result<Vec<(usize, KeySettings, Mode)>> {
+fn parse_lines(ctx: &Ctx, lines: Vec<(usize, Vec<u8>)>) -> Result<Vec<(usize, KeySettings, Mode)>> {
     let mut parsed = Vec::with_capacity(lines.len());
     let mut first_line: std::collections::HashMap<String, usize> =
         std::collections::HashMap::with_capacity(lines.len());
-    for (number, text) in lines {
-        let line: BatchLine = serde_json::from_str(&text).map_err(|e| {
-            // serde's own position ("at line 1 column 6") is within the line: drop it.
-            let msg = e.to_string();
-            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            Error::usage(format!(
-                "line {number}: {msg} (each line must be one json object of create fields)"
-            ))
-        })?;
-        let mode = if line.test { Mode::Test } else { Mode::Live };
-        let args = line.into_args();
+    for (number, bytes) in lines {
+        let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let (args, mode) =
+            batch_args(bytes).map_err(|why| Error::usage(format!("line {number}: {why}")))?;
         let name = args.name.clone().unwrap_or_default();
-        let settings = key_settings(ctx, &args, name, ctx.now)
-            .map_err(|e| Error::new(e.kind, format!("line {number}: {}", e.message)))?;
+        let settings = key_settings(ctx, &args, name, ctx.now).map_err(|e| {
+            Error::new(
+                e.kind,
+                format!("line {number}: {}", in_field_words(&e.message)),
+            )
+        })?;
         if let Some(first) = first_line.insert(settings.name.clone(), number) {
             return Err(Error::usage(format!(
                 "line {number}: the name '{}' is also on line {first} of this batch: names must be unique",
@@ -203,10 +184,10 @@ fn parse_lines(ctx: &Ctx, lines: Vec<(usize, String)>) -> Result<Vec<(usize, Key
 #[doc(hidden)]
 pub fn fuzz_batch_input(input: &[u8]) {
     let ctx = Ctx::detached(chrono::DateTime::UNIX_EPOCH);
-    let lines: Vec<(usize, String)> = input
+    let lines: Vec<(usize, Vec<u8>)> = input
         .split(|b| *b == b'\n')
         .enumerate()
-        .filter_map(|(i, l)| std::str::from_utf8(l).ok().map(|t| (i + 1, t.to_string())))
+        .map(|(i, l)| (i + 1, l.to_vec()))
         .collect();
     let _ = parse_lines(&ctx, lines);
 }
@@ -323,6 +304,6 @@ pub fn run(ctx: &Ctx, source: &str) -> Result<()> {
         ))
     })?;
     tx.commit()?;
-    ctx.note(&format!("created {total} keys"));
+    ctx.note(&format!("created {}", plural(total as u64, "key")));
     Ok(())
 }

@@ -262,6 +262,9 @@ fn follow(
     query.limit = None;
     loop {
         std::thread::sleep(StdDuration::from_millis(250));
+        if crate::ui::output::reader_gone() {
+            return Ok(());
+        }
         query.after_seq = Some(last);
         let mut fresh = Vec::new();
         {
@@ -288,7 +291,8 @@ fn prune(ctx: &Ctx, before: &str) -> Result<()> {
     let n = tx.prune_requests(cutoff)?;
     tx.commit()?;
     ctx.note(&format!(
-        "deleted {n} request-log rows older than {}",
+        "deleted {} older than {}",
+        crate::ui::output::plural(n, "request-log row"),
         rfc3339(cutoff)
     ));
     Ok(())

@@ -55,9 +55,12 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
                     .collect();
                 writeln!(
                     out,
-                    "Last 30 days    {}  ({} requests)",
+                    "Last 30 days    {}  ({})",
                     crate::ui::chart::sparkline(&values),
-                    values.iter().fold(0, |t, v| add_counts(t, *v))
+                    crate::ui::output::plural(
+                        values.iter().fold(0, |t, v| add_counts(t, *v)),
+                        "request"
+                    )
                 )?;
             }
         }

@@ -147,8 +147,10 @@ pub fn run(ctx: &Ctx, args: UsageArgs) -> Result<()> {
             out.write_all(crate::ui::chart::bar_chart(&labelled, 40, ctx.color).as_bytes())?;
             writeln!(
                 out,
-                "total: {} accepted, {} rejected, {} credits",
-                totals.accepted, totals.rejected, totals.credits
+                "total: {} accepted, {} rejected, {}",
+                totals.accepted,
+                totals.rejected,
+                crate::ui::output::plural(totals.credits, "credit")
             )?;
         }
         Format::Table => {

@@ -6,25 +6,24 @@ use std::io::{self, BufRead, Read, Write};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::cli::{Format, VerifyArgs};
 use crate::context::Ctx;
 use crate::core::allowlist::parse_ip;
+use crate::core::fields::{parse_line, too_long, MAX_LINE};
 use crate::core::key::{self, hash_secret, strip_bearer};
-use crate::core::limits::{add_counts, block_subject, check_whole, parse_amount, MAX_COUNT};
+use crate::core::limits::{add_counts, block_subject, parse_amount};
 use crate::core::model::{KeyRecord, RequestRecord};
 use crate::core::names::validate_text;
 use crate::core::policy::{check_key, check_limits, Counts, Outcome, Request};
 use crate::core::settings::Settings;
 use crate::error::{Error, Kind, Result};
 use crate::store::{Store, Txn};
-use crate::ui::output::stdout;
+use crate::ui::output::{answer_written, stdout};
 
 /// Most bytes of stdin read for one presented key (SPEC §3).
 const MAX_KEY_INPUT: u64 = 1024;
-/// Longest stream-mode request line.
-const MAX_STREAM_LINE: usize = 64 * 1024;
 
 /// What is recorded about a request besides its outcome.
 #[derive(Debug, Clone, Default)]
@@ -295,31 +294,11 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         writeln!(out, "{}", verdict.outcome.message())
     }
     .and_then(|_| out.flush());
-    // The exit code is the answer: a reader that closed stdout must not turn a refusal
-    // into success, so a broken pipe is ignored here and only here.
-    if let Err(e) = written {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            return Err(e.into());
-        }
-    }
+    answer_written(written)?;
     match verdict.outcome.exit_code() {
         0 => Ok(()),
         code => Err(Error::new(Kind::Exit(code), "")),
     }
-}
-
-/// One stream-mode request line (only `key` is required; unknown fields are ignored so
-/// services can add their own).
-#[derive(Deserialize)]
-struct StreamRequest {
-    key: String,
-    ip: Option<String>,
-    scope: Option<String>,
-    deployment: Option<String>,
-    model: Option<String>,
-    endpoint: Option<String>,
-    cost: Option<u64>,
-    duration_ms: Option<u64>,
 }
 
 fn bad_request(why: String) -> Verdict {
@@ -331,44 +310,44 @@ fn bad_request(why: String) -> Verdict {
     }
 }
 
-/// Parses one stream line into a request, or says why it is not one.
+/// A good stream line, shown when a line is not one.
+const STREAM_EXAMPLE: &str = r#"{"key": "..."}"#;
+
+/// Parses one stream line into a request, or says why it is not one. Only `key` is
+/// required; unknown members are ignored so services can send their own.
 fn parse_stream_line(
     line: &[u8],
     default_cost: u64,
 ) -> std::result::Result<(String, Request, Meta), String> {
-    let text = std::str::from_utf8(line).map_err(|_| "the line is not UTF-8 text".to_string())?;
-    let r: StreamRequest = serde_json::from_str(text.trim()).map_err(|e| {
-        let msg = e.to_string();
-        msg.split(" at line ").next().unwrap_or(&msg).to_string()
-    })?;
-    let ip = r.ip.as_deref().map(parse_ip).transpose()?;
-    let check = |field: &str, v: Option<String>| -> std::result::Result<Option<String>, String> {
-        match v {
-            Some(t) => validate_text(field, &t).map(|_| Some(t.trim().to_string())),
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let fields = parse_line(line, STREAM_EXAMPLE)?;
+    let key = fields.required_text("key")?;
+    let ip = fields
+        .text("ip")?
+        .map(|t| parse_ip(t).map_err(|e| format!("field `ip`: {e}")))
+        .transpose()?;
+    let text = |name: &str| -> std::result::Result<Option<String>, String> {
+        match fields.text(name)? {
+            Some(t) => {
+                validate_text(&format!("field `{name}`"), t).map(|_| Some(t.trim().to_string()))
+            }
             None => Ok(None),
         }
     };
-    let amount = |field: &str, n: u64| {
-        check_whole(n, 0..=MAX_COUNT)
-            .map_err(|why| format!("{field} {why}: use a whole number from 0 to {MAX_COUNT}"))
-    };
-    let cost = amount("cost", r.cost.unwrap_or(default_cost))?;
     let req = Request {
         ip,
-        scope: check("scope", r.scope)?,
-        deployment: check("deployment", r.deployment)?,
-        model: check("model", r.model)?,
-        cost,
+        scope: text("scope")?,
+        deployment: text("deployment")?,
+        model: text("model")?,
+        cost: fields.count("cost", 0)?.unwrap_or(default_cost),
     };
     let meta = Meta {
         ip_text: ip.map(|i| i.to_string()),
-        endpoint: check("endpoint", r.endpoint)?,
-        duration_ms: r
-            .duration_ms
-            .map(|d| amount("duration_ms", d))
-            .transpose()?,
+        endpoint: text("endpoint")?,
+        duration_ms: fields.count("duration_ms", 0)?,
     };
-    Ok((strip_bearer(&r.key).to_string(), req, meta))
+    Ok((strip_bearer(key).to_string(), req, meta))
 }
 
 /// Fuzzing entry point: parses one stream-mode line (must never panic).
@@ -390,18 +369,18 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
     loop {
         line.clear();
         let n = (&mut input)
-            .take(MAX_STREAM_LINE as u64 + 1)
+            .take(MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut line)
             .map_err(|e| Error::runtime(format!("cannot read the request stream: {e}")))?;
         if n == 0 {
             break;
         }
-        let verdict = if line.len() > MAX_STREAM_LINE && !line.ends_with(b"\n") {
+        // Every line gets its answer, a blank one too: a client that writes a line
+        // and reads a line must never wait forever.
+        let verdict = if line.len() > MAX_LINE && !line.ends_with(b"\n") {
             // Skip the rest of an over-long line without holding it, then answer it.
             skip_line(&mut input);
-            bad_request(format!("the line is longer than {MAX_STREAM_LINE} bytes"))
-        } else if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+            bad_request(too_long())
         } else {
             match parse_stream_line(&line, default_cost) {
                 Err(why) => bad_request(why),

@@ -46,13 +46,15 @@ pub fn bar_chart(days: &[(String, UsageFigures)], width: usize, color: bool) -> 
         let r = cells(u.rejected);
         let pad = (width + 1).saturating_sub(a + r);
         out.push_str(&format!(
-            "{date}  {green}{}{reset}{red}{}{reset}{}{:>8} ok {:>6} rejected {:>8} credits\n",
+            "{date}  {green}{}{reset}{red}{}{reset}{}{:>8} ok {:>6} rejected {:>8} {}\n",
             "█".repeat(a),
             "░".repeat(r),
             " ".repeat(pad),
             u.accepted,
             u.rejected,
-            u.credits
+            u.credits,
+            // The noun follows its count; the numbers stay aligned.
+            if u.credits == 1 { "credit" } else { "credits" }
         ));
     }
     out

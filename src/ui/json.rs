@@ -63,7 +63,8 @@ fn serialize<T: Serialize + ?Sized, F: Formatter>(
     formatter: F,
 ) -> io::Result<()> {
     let mut ser = Serializer::with_formatter(out, Escaping(formatter));
-    value.serialize(&mut ser).map_err(io::Error::other)
+    // From keeps the writer's own io error (a closed pipe stays BrokenPipe).
+    value.serialize(&mut ser).map_err(io::Error::from)
 }
 
 /// Compact json (no newline).

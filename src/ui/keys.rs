@@ -402,11 +402,11 @@ fn time_with_relative(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
 
 fn usage_text(u: &UsageFigures) -> String {
     format!(
-        "{} requests ({} accepted, {} rejected), {} credits",
-        u.accepted + u.rejected,
+        "{} ({} accepted, {} rejected), {}",
+        super::output::plural(u.accepted + u.rejected, "request"),
         u.accepted,
         u.rejected,
-        u.credits
+        super::output::plural(u.credits, "credit")
     )
 }
 

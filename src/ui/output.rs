@@ -5,8 +5,33 @@ use std::io::{self, BufWriter, StdoutLock};
 
 pub type Out = BufWriter<StdoutLock<'static>>;
 
+/// For commands whose exit code is their answer (`verify`, `audit verify`): a reader
+/// that closed stdout must not turn a refusal into success, so a closed pipe is no
+/// error here (the answer's exit code follows); any other write failure is.
+pub fn answer_written(written: io::Result<()>) -> crate::error::Result<()> {
+    match written {
+        Err(e) if !crate::error::is_closed_output(&e) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 pub fn stdout() -> Out {
     BufWriter::with_capacity(64 * 1024, io::stdout().lock())
+}
+
+/// True when stdout is a pipe or socket whose reader went away. A command that may
+/// wait long between writes (`logs --follow`) asks this while idle, so a gone reader
+/// ends it then rather than at its next write, which may never come.
+pub fn reader_gone() -> bool {
+    let mut fd = libc::pollfd {
+        fd: 1,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes only the one pollfd given, and does not block
+    // (timeout 0).
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready == 1 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
 /// Forces written data to stable storage when stdout is a regular file, so a secret
@@ -24,4 +49,23 @@ pub fn sync_stdout_if_file() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `1 key`, `2 keys`: a count with its noun (regular plurals, which is all keyctl says).
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plural_says_one_without_s() {
+        assert_eq!(super::plural(0, "key"), "0 keys");
+        assert_eq!(super::plural(1, "key"), "1 key");
+        assert_eq!(super::plural(2, "event"), "2 events");
+    }
 }

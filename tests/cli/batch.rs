@@ -7,6 +7,9 @@ use std::process::Stdio;
 
 use serde_json::{json, Value};
 
+use keyctl::core::limits::MAX_COUNT;
+
+use crate::stream::{parser_word, wrong_values, NOT_A_STRING};
 use crate::support::*;
 
 /// Writes `text` to `name` in the test's folder and returns its path.
@@ -226,14 +229,14 @@ const BAD: &[BadBatch] = &[
         lines: "{\"name\": \"a\"}\n[\"b\"]\n",
         code: 2,
         line: 2,
-        says: "",
+        says: "the line must be one json object like {\"name\": ",
     },
     BadBatch {
         what: "unknown field",
         lines: "{\"name\": \"a\"}\n{\"name\": \"b\", \"nmae\": \"x\"}\n",
         code: 2,
         line: 2,
-        says: "nmae",
+        says: "unknown field `nmae`; fields are name, description, owner, ",
     },
     BadBatch {
         what: "missing name",
@@ -247,7 +250,7 @@ const BAD: &[BadBatch] = &[
         lines: "{\"name\": \"a\"}\n{\"name\": \"b\", \"quota_daily\": 0}\n",
         code: 2,
         line: 2,
-        says: "--quota-daily",
+        says: "field `quota_daily` must be a whole number from 1 to ",
     },
     BadBatch {
         what: "bad expiry",
@@ -268,14 +271,14 @@ const BAD: &[BadBatch] = &[
         lines: "{\"name\": \"a\", \"rate_limit\": \"5/h\"}\n",
         code: 2,
         line: 1,
-        says: "--rate-limit",
+        says: "invalid field `rate_limit` '5/h'",
     },
     BadBatch {
         what: "wrong type",
         lines: "{\"name\": \"a\"}\n{\"name\": \"b\", \"test\": \"yes\"}\n",
         code: 2,
         line: 2,
-        says: "",
+        says: "field `test` must be true or false, got a string",
     },
     BadBatch {
         what: "empty name",
@@ -331,6 +334,9 @@ fn any_bad_line_fails_the_whole_batch_naming_it_and_creates_nothing() {
             if out.stderr.contains("panicked") {
                 wrong.push("panicked".to_string());
             }
+            if let Some(word) = parser_word(&out.stderr) {
+                wrong.push(format!("shows the parser's {word:?}"));
+            }
             if !wrong.is_empty() {
                 problems.push(format!(
                     "{} ({}): {}\n{out}",
@@ -351,6 +357,186 @@ fn any_bad_line_fails_the_whole_batch_naming_it_and_creates_nothing() {
         problems.join("\n\n")
     );
     assert_eq!(env.list_names(&["--all"]), ["taken"]);
+}
+
+/// Runs a batch of a good first line and `bad` as line 2: it must fail with exit 2
+/// and one error line starting `error: line 2: ` that contains `says` and no parser
+/// internals, and create nothing. Returns a description of what went wrong, if any.
+fn refused_as_line_2(env: &TestEnv, bad: &[u8], says: &str) -> Option<String> {
+    let mut input = b"{\"name\": \"good\"}\n".to_vec();
+    input.extend_from_slice(bad);
+    input.push(b'\n');
+    let out = env.run_with_stdin(&["create", "--batch", "-"], &input);
+    let line = out.stderr.trim_end();
+    let ok = out.code == Some(2)
+        && out.stdout.is_empty()
+        && out.stderr.lines().count() == 1
+        && line.starts_with("error: line 2: ")
+        && line.contains(says)
+        && parser_word(line).is_none()
+        && env.list_names(&["--all"]).is_empty();
+    (!ok).then(|| {
+        format!(
+            "{:?} should say {says:?}\n{out}",
+            String::from_utf8_lossy(bad)
+        )
+    })
+}
+
+/// Every field given a value of the wrong type is named, with what it must be and
+/// what it was, never in a parser's words (`untagged enum List`, `expected u64`).
+#[test]
+fn a_field_of_the_wrong_type_names_the_line_and_the_field() {
+    let env = TestEnv::initialized();
+    let strings = [
+        "name",
+        "description",
+        "owner",
+        "category",
+        "group",
+        "deployment",
+        "expires",
+        "rate_limit",
+    ];
+    let lists = ["scopes", "allowed_models", "allowed_ips"];
+    let counts = [
+        "quota_total",
+        "quota_daily",
+        "quota_weekly",
+        "quota_monthly",
+        "credits",
+    ];
+    let over = (MAX_COUNT + 1).to_string();
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for field in strings {
+        cases.extend(wrong_values("name", field, &NOT_A_STRING, "a string"));
+    }
+    let not_a_list = [
+        ("5", "5"),
+        ("{\"a\": \"b\"}", "an object"),
+        ("[\"a\", 2]", "2 as item 2"),
+        ("[[\"a\"]]", "a list as item 1"),
+    ];
+    let must_be = "a list of strings or a comma-separated string";
+    for field in lists {
+        cases.extend(wrong_values("name", field, &not_a_list, must_be));
+    }
+    let not_a_count = [
+        ("-1", "-1"),
+        ("0", "0"),
+        ("1.5", "1.5"),
+        ("\"-1\"", "\"-1\""),
+        ("\"ten\"", "a string"),
+        (&over, &over),
+        ("true", "true"),
+        ("[1]", "a list"),
+    ];
+    let must_be = format!("a whole number from 1 to {MAX_COUNT}");
+    for field in counts {
+        cases.extend(wrong_values("name", field, &not_a_count, &must_be));
+    }
+    let not_a_flag = [("\"yes\"", "a string"), ("1", "1")];
+    cases.extend(wrong_values("name", "test", &not_a_flag, "true or false"));
+    let problems: Vec<String> = cases
+        .iter()
+        .filter_map(|(line, says)| refused_as_line_2(&env, line.as_bytes(), says))
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// A line that is not one object of fields says what it is instead, in plain words.
+#[test]
+fn a_line_that_is_not_an_object_of_fields_says_what_it_is() {
+    let env = TestEnv::initialized();
+    let object = "the line must be one json object like {\"name\": ";
+    let long = format!("{{\"name\": \"{}\"}}", "x".repeat(70_000));
+    let cases: Vec<(&[u8], &str)> = vec![
+        (b"null", "got null"),
+        (b"42", "got a number"),
+        (b"\"a string\"", "got a string"),
+        (b"[{\"name\": \"b\"}]", object),
+        (
+            b"{not json",
+            "the line is not valid json: unexpected character `n` at column 2",
+        ),
+        (
+            b"{\"name\": \"b\"",
+            "the line is not valid json: it ends at column 12",
+        ),
+        (b"{\"name\": \"b\"} {}", "the line is not valid json"),
+        (
+            b"{\"name\": \"b\", \"name\": \"c\"}",
+            "field `name` is given twice",
+        ),
+        (
+            b"{\"nmae\": \"b\"}",
+            "unknown field `nmae`; fields are name, description,",
+        ),
+        (
+            b"{\"name\": \"\xff\"}",
+            "the line is not UTF-8 text (invalid byte at column 11)",
+        ),
+        (long.as_bytes(), "the line is longer than 65536 bytes"),
+    ];
+    let problems: Vec<String> = cases
+        .iter()
+        .filter_map(|(line, says)| refused_as_line_2(&env, line, says))
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// The count in the closing note agrees with its noun.
+#[test]
+fn the_closing_note_counts_keys_in_words() {
+    let env = TestEnv::initialized();
+    let out = env.run_with_stdin(&["create", "--batch", "-"], b"{\"name\": \"one\"}\n");
+    out.ok();
+    assert_eq!(out.stderr, "created 1 key\n");
+    let out = env.run_with_stdin(
+        &["create", "--batch", "-"],
+        b"{\"name\": \"two\"}\n{\"name\": \"three\"}\n",
+    );
+    out.ok();
+    assert_eq!(out.stderr, "created 2 keys\n");
+}
+
+/// Every count keyctl says agrees with its noun: `1 request`, `1 credit`, `1 event`,
+/// `1 request-log row`, as `created 1 key` does.
+#[test]
+fn counts_in_messages_agree_with_their_nouns() {
+    let env = TestEnv::initialized();
+    let k = env.create("one", &[]);
+    env.verify(NOW, &k.secret, &[]).ok();
+    let show = env.run(&["show", "one"]);
+    show.ok();
+    assert!(
+        show.stdout
+            .contains("1 request (1 accepted, 0 rejected), 1 credit\n"),
+        "{show}"
+    );
+    let chart = run_on_tty(env.command(), &["usage", "one", "--days", "1"], 100);
+    chart.ok();
+    assert!(
+        chart
+            .stdout
+            .contains("total: 1 accepted, 0 rejected, 1 credit\n")
+            && chart.stdout.contains(" 1 credit\ntotal"),
+        "{chart}"
+    );
+    let out = env.run(&["audit", "verify"]);
+    out.ok();
+    assert!(
+        out.stdout.starts_with("audit trail intact: 1 event, head "),
+        "{out}"
+    );
+    let later = now_plus(2 * 86_400);
+    let out = env.run_at(&later, &["logs", "prune", "--before", "1d"]);
+    out.ok();
+    assert!(
+        out.stderr
+            .starts_with("deleted 1 request-log row older than "),
+        "{out}"
+    );
 }
 
 /// Two lines of one batch naming the same key: the input contradicts itself, which

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use keyctl::core::limits::MAX_COUNT;
+
 use crate::support::*;
 
 /// Runs `keyctl verify --stream ARGS` at `now` on `input`; asserts exit 0 and a
@@ -29,6 +31,56 @@ fn stream(env: &TestEnv, now: &str, args: &[&str], input: &[u8]) -> (Outcome, Ve
         .map(|line| assert_verdict_line(&out, line))
         .collect();
     (out, results)
+}
+
+/// The first word of a parser's internals in `text`, if any: messages must speak of
+/// the input, not of Rust types (`untagged enum List`, `expected ident`).
+pub(crate) fn parser_word(text: &str) -> Option<&'static str> {
+    [
+        "serde",
+        "untagged",
+        "variant",
+        "expected struct",
+        "ident",
+        "expected u64",
+        "invalid type",
+        "EOF",
+    ]
+    .into_iter()
+    .find(|w| text.contains(w))
+}
+
+/// Values of the wrong type for a string field, with how the answer describes each.
+pub(crate) const NOT_A_STRING: [(&str, &str); 4] = [
+    ("5", "5"),
+    ("true", "true"),
+    ("[\"a\"]", "a list"),
+    ("{\"nested\": \"x\"}", "an object"),
+];
+
+/// One line per wrong value of `field` (the `required` field given a good value
+/// unless it is the one under test), each with the message it must get:
+/// ``field `F` must be MUST_BE, got GOT``.
+pub(crate) fn wrong_values(
+    required: &str,
+    field: &str,
+    values: &[(&str, &str)],
+    must_be: &str,
+) -> Vec<(String, String)> {
+    values
+        .iter()
+        .map(|(value, got)| {
+            let line = if field == required {
+                format!("{{\"{field}\": {value}}}")
+            } else {
+                format!("{{\"{required}\": \"b\", \"{field}\": {value}}}")
+            };
+            (
+                line,
+                format!("field `{field}` must be {must_be}, got {got}"),
+            )
+        })
+        .collect()
 }
 
 fn req(v: Value) -> String {
@@ -85,6 +137,7 @@ fn every_request_line_gets_one_result_line_in_order() {
         codes(&results),
         [
             "valid",
+            "bad_request",
             "invalid",
             "bad_request",
             "bad_request",
@@ -93,7 +146,10 @@ fn every_request_line_gets_one_result_line_in_order() {
             "bad_request",
             "bad_request",
             "bad_request",
+            "bad_request",
             "forbidden_scope",
+            "bad_request",
+            "bad_request",
             "revoked",
             "valid",
             "valid",
@@ -110,9 +166,17 @@ fn every_request_line_gets_one_result_line_in_order() {
         results[0]["quota_remaining"],
         json!({"total": null, "daily": null, "weekly": null, "monthly": null})
     );
-    assert_verdict(&results[1], "invalid", "Invalid API Key");
-    assert_verdict(&results[9], "forbidden_scope", "API key lacks scope: admin");
-    assert_verdict(&results[10], "revoked", "API key has been revoked");
+    let empty = "Bad request: the line is empty; send one json object like {\"key\": \"...\"}";
+    for blank in [1, 4, 12, 13] {
+        assert_eq!(results[blank]["message"], empty, "{out}");
+    }
+    assert_verdict(&results[2], "invalid", "Invalid API Key");
+    assert_verdict(
+        &results[11],
+        "forbidden_scope",
+        "API key lacks scope: admin",
+    );
+    assert_verdict(&results[14], "revoked", "API key has been revoked");
     // The verifications were recorded like single ones.
     let logged = env.logs_json(&[]);
     let logged: Vec<&str> = logged.iter().map(|r| r["code"].as_str().unwrap()).collect();
@@ -129,14 +193,20 @@ fn every_request_line_gets_one_result_line_in_order() {
     );
 }
 
+/// No input, no answer; but every line, a blank one included, gets exactly one.
 #[test]
-fn empty_input_gives_no_output() {
+fn empty_input_gives_no_output_and_blank_lines_each_get_an_answer() {
     let env = TestEnv::initialized();
     let (out, results) = stream(&env, NOW, &[], b"");
     assert!(results.is_empty());
     assert_eq!(out.stdout, "");
-    let (_, results) = stream(&env, NOW, &[], b"\n\n   \n");
-    assert!(results.is_empty());
+    let (out, results) = stream(&env, NOW, &[], b"\n\r\n   \n\t");
+    assert_eq!(codes(&results), ["bad_request"; 4], "{out}");
+    assert_eq!(
+        env.count_rows("requests"),
+        0,
+        "a blank line is not a request"
+    );
 }
 
 #[test]
@@ -273,6 +343,155 @@ fn invalid_stream_requests_from_one_ip_block_it() {
     assert_verdict(&results[3], "ip_blocked", "IP temporarily blocked");
 }
 
+/// Each malformed line gets one `bad_request` whose message names the field and the
+/// problem in plain words (never a parser's internals), and the stream goes on: a
+/// good request after each bad one is answered `valid`.
+#[test]
+fn each_malformed_line_is_told_its_problem_in_plain_words() {
+    let env = TestEnv::initialized();
+    let k = env.create("svc", &[]);
+    let over = (MAX_COUNT + 1).to_string();
+    let object = "the line must be one json object like {\"key\": \"...\"}, got";
+    let mut cases: Vec<(Vec<u8>, String)> = vec![
+        (
+            b"".to_vec(),
+            "the line is empty; send one json object like {\"key\": \"...\"}".into(),
+        ),
+        (
+            b"{not json".to_vec(),
+            "the line is not valid json: unexpected character `n` at column 2".into(),
+        ),
+        (
+            b"{\"key\": \"x\", }".to_vec(),
+            "the line is not valid json: unexpected character `}` at column 14".into(),
+        ),
+        (
+            b"{\"key\": \"x\"".to_vec(),
+            "the line is not valid json: it ends at column 11 before the object is complete".into(),
+        ),
+        (
+            b"{\"key\": \"x\"} trailing".to_vec(),
+            "the line is not valid json: unexpected character `t` at column 14".into(),
+        ),
+        (
+            b"{\"key\": tru}".to_vec(),
+            "the line is not valid json: `tru` at column 9 is not a json value".into(),
+        ),
+        (b"[{\"key\": \"x\"}]".to_vec(), format!("{object} a list")),
+        (b"null".to_vec(), format!("{object} null")),
+        (b"12".to_vec(), format!("{object} a number")),
+        (b"\"sk_live_abc\"".to_vec(), format!("{object} a string")),
+        (
+            b"{}".to_vec(),
+            "field `key` is missing; it is required".into(),
+        ),
+        (
+            b"{\"key\": null}".to_vec(),
+            "field `key` is missing; it is required".into(),
+        ),
+        (
+            b"{\"key\": \"a\", \"key\": \"b\"}".to_vec(),
+            "field `key` is given twice; give each field once".into(),
+        ),
+        (
+            b"{\"key\": \"\xff\xfe\"}".to_vec(),
+            "the line is not UTF-8 text (invalid byte at column 10)".into(),
+        ),
+        (
+            b"{\"key\": \"x\", \"ip\": \"10.0.0.0/8\"}".to_vec(),
+            "field `ip`: invalid IP address '10.0.0.0/8'".into(),
+        ),
+        (
+            b"{\"key\": \"x\", \"scope\": \"a\\u0007b\"}".to_vec(),
+            "invalid field `scope`: it contains a control character (U+0007)".into(),
+        ),
+        (
+            format!("{{\"key\": \"{}\"}}", "x".repeat(70_000)).into_bytes(),
+            "the line is longer than 65536 bytes".into(),
+        ),
+    ];
+    for field in ["key", "ip", "scope", "deployment", "model", "endpoint"] {
+        let wrong = wrong_values("key", field, &NOT_A_STRING, "a string");
+        cases.extend(
+            wrong
+                .into_iter()
+                .map(|(line, says)| (line.into_bytes(), says)),
+        );
+    }
+    let not_a_count = [
+        ("-1", "-1"),
+        ("1.5", "1.5"),
+        ("\"ten\"", "a string"),
+        ("\"-3\"", "\"-3\""),
+        (over.as_str(), over.as_str()),
+        ("1e300", "1e+300"),
+        ("false", "false"),
+        ("[1]", "a list"),
+        ("{\"n\": 1}", "an object"),
+    ];
+    for field in ["cost", "duration_ms"] {
+        let must_be = format!("a whole number from 0 to {MAX_COUNT}");
+        let wrong = wrong_values("key", field, &not_a_count, &must_be);
+        cases.extend(
+            wrong
+                .into_iter()
+                .map(|(line, says)| (line.into_bytes(), says)),
+        );
+    }
+    let good = req(json!({"key": k.secret}));
+    let mut input = Vec::new();
+    for (line, _) in &cases {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+        input.extend_from_slice(good.as_bytes());
+    }
+    let (out, results) = stream(&env, NOW, &["--no-record"], &input);
+    assert_eq!(results.len(), 2 * cases.len(), "one answer per line\n{out}");
+    let mut problems = Vec::new();
+    for (i, (line, says)) in cases.iter().enumerate() {
+        let (bad, after) = (&results[2 * i], &results[2 * i + 1]);
+        let message = bad["message"].as_str().unwrap_or_default();
+        let shown = String::from_utf8_lossy(&line[..line.len().min(60)]);
+        if bad["code"] != "bad_request"
+            || message != format!("Bad request: {says}")
+                && !message.starts_with(&format!("Bad request: {says}"))
+        {
+            problems.push(format!("{shown:?}: answered {bad}, want {says:?}"));
+        }
+        if let Some(word) = parser_word(message) {
+            problems.push(format!("{shown:?}: shows the parser's {word:?}: {message}"));
+        }
+        if after["code"] != "valid" {
+            problems.push(format!("{shown:?}: the next good request got {after}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The examples of issue 10, answered in plain words.
+#[test]
+fn the_issue_examples_get_plain_answers() {
+    let env = TestEnv::initialized();
+    let input = b"{not json\n{\"key\": \"x\", \"cost\": -1}\n{\"key\": \"x\", \"ip\": 5}\n\n";
+    let (out, results) = stream(&env, NOW, &[], input);
+    let messages: Vec<&str> = results
+        .iter()
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "Bad request: the line is not valid json: unexpected character `n` at column 2; field names take double quotes",
+            &format!(
+                "Bad request: field `cost` must be a whole number from 0 to {MAX_COUNT}, got -1"
+            ),
+            "Bad request: field `ip` must be a string, got 5",
+            "Bad request: the line is empty; send one json object like {\"key\": \"...\"}",
+        ],
+        "{out}"
+    );
+}
+
 #[test]
 fn an_overlong_line_is_a_bad_request_and_the_stream_goes_on() {
     let env = TestEnv::initialized();
@@ -380,6 +599,9 @@ fn a_coprocess_gets_each_answer_before_sending_the_next_request() {
     send(req(json!({"key": k.secret})));
     assert_eq!(next_line(&rx)["code"], "inactive");
     send("{oops\n".to_string());
+    assert_eq!(next_line(&rx)["code"], "bad_request");
+    // A blank line is answered too: this client would otherwise wait forever.
+    send("\n".to_string());
     assert_eq!(next_line(&rx)["code"], "bad_request");
     env.run(&["enable", "svc"]).ok();
     send(req(json!({"key": k.secret})));
