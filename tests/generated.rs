@@ -110,6 +110,7 @@ fn readable(roff: &str) -> String {
         .replace("\\(dq", "\"")
         .replace("\\(aq", "'")
         .replace("\\&", "")
+        .replace("\\%", "")
         .replace("\\e", "\\")
 }
 
@@ -504,4 +505,25 @@ fn every_man_page_example_runs() {
     }
     problems.extend(run_examples("keyctl.7", &man::pages::CONCEPTS));
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// The top-level help renders the same exit-code table and names every environment
+/// variable the man pages list.
+#[test]
+fn the_top_level_help_shows_the_exit_table_and_every_variable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyctl"))
+        .arg("--help")
+        .env("COLUMNS", "100")
+        .output()
+        .expect("run keyctl --help");
+    assert!(out.status.success());
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let help = words(&String::from_utf8_lossy(&out.stdout));
+    assert!(help.contains(&words(&exit::help_text())), "{help}");
+    for e in exit::VERIFY_ANSWERS {
+        assert!(help.contains(&format!("{} {}", e.code, e.name)), "{help}");
+    }
+    for var in keyctl::cli::ENVIRONMENT {
+        assert!(help.contains(var.name), "--help lacks {}", var.name);
+    }
 }

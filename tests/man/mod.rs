@@ -12,7 +12,7 @@ use keyctl::core::limits::{RateLimit, RateUnit};
 use keyctl::core::policy::Outcome;
 
 use pages::{Example, PageText, CONCEPTS, DATE, PAGES};
-use roff::{bold, escape, italic, Page};
+use roff::{bold, code, escape, italic, Page};
 
 /// A command of the clap tree with its words (`["logs", "prune"]`).
 pub struct Node {
@@ -128,7 +128,7 @@ fn command_page(node: &Node, text: &PageText, names: &[String]) -> String {
             let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
             page.tagged(
                 &bold(sub.get_name()),
-                &[format!("{}. See {}(1).", escape(&about), bold(&page_name))],
+                &[format!("{}. See {}(1).", escape(&about), code(&page_name))],
             );
         }
     }
@@ -387,7 +387,7 @@ fn see_also(page: &mut Page, this: &str, names: &[String], note_keyutils: bool) 
     // \% keeps a page name from being hyphenated across lines.
     let refs: Vec<String> = refs
         .iter()
-        .map(|(stem, section)| format!("\\%{}({section})", bold(stem)))
+        .map(|(stem, section)| format!("{}({section})", code(stem)))
         .collect();
     page.raw_text(&refs.join(", "));
     if note_keyutils {

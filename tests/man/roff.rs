@@ -193,7 +193,7 @@ pub fn inline(text: &str) -> String {
     let mut out = String::new();
     for (i, piece) in text.split('`').enumerate() {
         if i % 2 == 1 {
-            out.push_str(&bold(piece));
+            out.push_str(&code(piece));
             continue;
         }
         for (j, part) in piece.split('*').enumerate() {
@@ -205,6 +205,11 @@ pub fn inline(text: &str) -> String {
         }
     }
     out
+}
+
+/// Bold that is never hyphenated: commands, flags, values in prose.
+pub fn code(text: &str) -> String {
+    format!("\\%{}", bold(text))
 }
 
 pub fn bold(text: &str) -> String {
@@ -223,7 +228,7 @@ mod tests {
     fn text_is_escaped_and_marked_up() {
         assert_eq!(
             inline("use `--db` or *PATH* \\u{202e} → x"),
-            "use \\fB\\-\\-db\\fR or \\fIPATH\\fR \\eu{202e} \\[u2192] x"
+            "use \\%\\fB\\-\\-db\\fR or \\fIPATH\\fR \\eu{202e} \\[u2192] x"
         );
     }
 
