@@ -307,7 +307,8 @@ impl ListTable {
 }
 
 /// `12 active · 2 disabled · limit 14/50` (counts of the listed keys; the limit is the
-/// store's: active and disabled keys against `max-keys`).
+/// store's: active and disabled keys against `max-keys`), or `… · 14 keys, no limit`
+/// when `max-keys` is not set.
 pub fn summary_line(counts: &StatusCounts, limited: u64, max_keys: Option<u64>) -> String {
     let mut parts = vec![format!("{} active", counts.active)];
     for (n, word) in [
@@ -321,7 +322,7 @@ pub fn summary_line(counts: &StatusCounts, limited: u64, max_keys: Option<u64>) 
     }
     parts.push(match max_keys {
         Some(max) => format!("limit {limited}/{max}"),
-        None => format!("limit {limited}/none"),
+        None => format!("{}, no limit", super::output::plural(limited, "key")),
     });
     parts.join(" · ")
 }
@@ -525,7 +526,11 @@ mod tests {
         );
         assert_eq!(
             summary_line(&StatusCounts::default(), 0, None),
-            "0 active · limit 0/none"
+            "0 active · 0 keys, no limit"
+        );
+        assert_eq!(
+            summary_line(&StatusCounts::default(), 1, None),
+            "0 active · 1 key, no limit"
         );
     }
 }

@@ -263,7 +263,7 @@ fn the_new_secret_is_printed_once_on_a_pipe_and_never_stored() {
     assert_eq!(
         out.stderr,
         format!(
-            "created key \"pipe\" ({new_id}, {}..., live mode, expires never)\nold key {} is disabled\n",
+            "rotated key \"pipe\" ({new_id}, {}..., live mode, expires never)\nold key {} is disabled\n",
             &secret[..12],
             old.id()
         )
