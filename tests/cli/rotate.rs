@@ -331,6 +331,9 @@ fn in_a_terminal_the_new_secret_is_framed_with_the_warning() {
         .unwrap_or_else(|| panic!("no secret line\n{out}"));
     let secret = line.trim().trim_matches('│').trim();
     assert_secret(secret, "sk", "live");
+    let id = new["id"].as_str().unwrap();
+    let said = format!("API key \"tty\" rotated ({id})");
+    assert!(out.stdout.contains(&said), "{out}");
 }
 
 #[test]
