@@ -150,13 +150,19 @@ struct Fit {
 const NARROWEST: usize = 6;
 
 impl Fit {
-    /// Narrows the key name, then the endpoint, until `row_width` fits `columns`.
+    /// Narrows the wider of the key name and the endpoint, a column at a time, until
+    /// `row_width` fits `columns` (or both are at their narrowest).
     fn narrowed(mut self, columns: usize, row_width: impl Fn(Fit) -> usize) -> Fit {
-        while row_width(self) > columns && self.name > NARROWEST {
-            self.name -= 1;
-        }
-        while row_width(self) > columns && self.endpoint > NARROWEST {
-            self.endpoint -= 1;
+        while row_width(self) > columns {
+            if self.name >= self.endpoint && self.name > NARROWEST {
+                self.name -= 1;
+            } else if self.endpoint > NARROWEST {
+                self.endpoint -= 1;
+            } else if self.name > NARROWEST {
+                self.name -= 1;
+            } else {
+                break;
+            }
         }
         self
     }
