@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::ArgValueCandidates;
 
+pub use crate::global::{Format, GlobalArgs};
+
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (API key manager; not the keyutils keyctl)"
@@ -17,9 +19,45 @@ Exit codes: 0 success, 1 runtime failure (store unreadable, foreign, newer, read
 2 usage (bad flag or value), 3 not found, 4 conflict (ambiguous key, name taken, key limit,
 refused transition), 8 audit trail broken. verify: 0 valid, 10 invalid, 11 inactive,
 12 expired, 13 revoked, 14 quota exceeded, 15 credits exhausted, 16 IP not allowed,
-17 IP blocked, 18 deployment, 19 scope, 20 model, 21 rate limited.
+17 IP blocked, 18 deployment, 19 scope, 20 model, 21 rate limited.";
 
-Environment: KEYCTL_DB (store path), KEYCTL_ACTOR (actor name), NO_COLOR (disable colour).";
+/// Every environment variable keyctl reads, for the top-level help (and man pages).
+/// Not listed: `KEYCTL_NOW` (a test clock, hidden per SPEC) and the variables keyctl
+/// sets for itself (`KEYCTL_COMPLETE` from the completion scripts, the clipboard
+/// helper's).
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    ("KEYCTL_DB", "the key store file, like --db"),
+    ("KEYCTL_ACTOR", "who performs admin actions, like --actor"),
+    (
+        "KEYCTL_CLIP_TIME",
+        "seconds a copied secret stays on the clipboard (default 45)",
+    ),
+    ("NO_COLOR", "disable colour, like --no-color"),
+    (
+        "DISPLAY, WAYLAND_DISPLAY",
+        "the display whose clipboard create and rotate copy to",
+    ),
+    (
+        "USER, LOGNAME",
+        "the actor when neither --actor nor KEYCTL_ACTOR is given",
+    ),
+    (
+        "XDG_DATA_HOME, HOME",
+        "where the default key store lives (keys.db in the data folder)",
+    ),
+];
+
+/// clap's default layout with the environment list after the exit codes.
+fn root_help_template() -> String {
+    let width = ENVIRONMENT.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut t = String::from(
+        "{before-help}{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}{after-help}\n\nEnvironment:",
+    );
+    for (name, what) in ENVIRONMENT {
+        t.push_str(&format!("\n  {name:width$}  {what}"));
+    }
+    t
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,48 +67,16 @@ Environment: KEYCTL_DB (store path), KEYCTL_ACTOR (actor name), NO_COLOR (disabl
     long_about = "Administer API keys in a local SQLite store: create keys and see them once, \
                   list, inspect and configure them. Only SHA-256 hashes of secrets are stored.",
     after_help = AFTER_HELP,
+    help_template = root_help_template(),
     propagate_version = true,
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Key store file [default: keys.db in the platform data folder]
-    #[arg(long, global = true, env = "KEYCTL_DB", value_name = "PATH")]
-    pub db: Option<PathBuf>,
-
-    /// Who performs admin actions [default: the OS user name]
-    #[arg(long, global = true, env = "KEYCTL_ACTOR", value_name = "NAME")]
-    pub actor: Option<String>,
-
-    /// Output format for commands that print records
-    ///
-    /// In csv, a cell that begins with =, +, -, @, tab or carriage return is written
-    /// with a leading ' so a spreadsheet shows it as text, not a formula (OWASP CSV
-    /// injection). In every format, control and invisible characters of stored text
-    /// are escaped (\u{202e}; \u202e in json).
-    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
-    pub format: Option<Format>,
-
-    /// Short for --format json
-    #[arg(long, global = true)]
-    pub json: bool,
-
-    /// Disable colour (also when NO_COLOR is set)
-    #[arg(long, global = true)]
-    pub no_color: bool,
-
-    /// Print no messages on stderr, only data on stdout and errors
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub global: GlobalArgs,
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -560,6 +566,7 @@ pub enum ConfigCommand {
         name: String,
     },
     /// Change one setting
+    #[command(after_help = crate::core::settings::help_text())]
     Set {
         /// The setting to change
         #[arg(add = ArgValueCandidates::new(crate::complete::setting_names))]

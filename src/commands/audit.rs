@@ -18,9 +18,7 @@ use crate::error::{Error, Kind, Result};
 use crate::store::{AuditQuery, StoredAuditEvent, Txn};
 use crate::ui::output::{answer_written, plural, stdout};
 
-pub const ACTIONS: &[&str] = &[
-    "created", "edited", "disabled", "enabled", "revoked", "rotated", "deleted", "config",
-];
+use crate::core::audit::ACTIONS;
 
 #[derive(Serialize)]
 struct EventJson<'a> {

@@ -27,7 +27,7 @@ use crate::context::Ctx;
 use crate::error::Result;
 
 pub fn run(cli: Cli) -> Result<()> {
-    let ctx = Ctx::from_cli(&cli)?;
+    let ctx = Ctx::from_globals(&cli.global)?;
     // These commands hold a secret in memory: keep it out of core dumps.
     if matches!(
         cli.command,
