@@ -79,7 +79,13 @@ fn report_clap_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
                 }
                 _ => String::new(),
             };
-            let line = format!("{first}{valid} (see '{} --help')", command_path(args));
+            // A value parser's message (cli.rs, from core) is the whole line, as when
+            // the command itself refuses a value.
+            let line = if e.kind() == ErrorKind::ValueValidation {
+                first
+            } else {
+                format!("{first}{valid} (see '{} --help')", command_path(args))
+            };
             let _ = writeln!(std::io::stderr(), "error: {}", for_terminal(&line));
             2
         }

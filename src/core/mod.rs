@@ -5,6 +5,7 @@ pub mod allowlist;
 pub mod audit;
 pub mod diff;
 pub mod fields;
+pub mod inputs;
 pub mod key;
 pub mod limits;
 pub mod model;
