@@ -11,10 +11,10 @@ use std::sync::OnceLock;
 use clap_complete::env::Shells;
 use clap_complete::CompletionCandidate;
 
-use crate::commands::keyref::meant_by_name;
 use crate::context::start_clock;
 use crate::core::audit::ACTIONS as AUDIT_ACTIONS;
 use crate::core::model::{KeyRecord, State};
+use crate::core::naming::meant_by_name;
 use crate::core::settings::SETTINGS;
 use crate::store::{self, KeyQuery, OpenOptions, SortBy};
 
@@ -25,9 +25,11 @@ pub const COMPLETE_VAR: &str = "KEYCTL_COMPLETE";
 /// `--db` from the command line being completed, when it names one.
 static COMPLETION_DB: OnceLock<PathBuf> = OnceLock::new();
 
-/// Handles a completion request (`KEYCTL_COMPLETE=bash keyctl -- ...`) and exits; returns
-/// when this is a normal run. Called first thing in `main`.
-pub fn handle_request(args: &[OsString]) {
+/// Handles a completion request (`KEYCTL_COMPLETE=bash keyctl -- ...`) for the command
+/// tree `command` builds (`cli::command`, passed in so this module need not know the
+/// parser that uses its candidates) and exits; returns when this is a normal run.
+/// Called first thing in `main`.
+pub fn handle_request(args: &[OsString], command: fn() -> clap::Command) {
     if std::env::var_os(COMPLETE_VAR).is_none_or(|v| v.is_empty() || v == "0") {
         return;
     }
@@ -42,7 +44,7 @@ pub fn handle_request(args: &[OsString]) {
             let _ = COMPLETION_DB.set(PathBuf::from(v));
         }
     }
-    clap_complete::CompleteEnv::with_factory(crate::cli::command)
+    clap_complete::CompleteEnv::with_factory(command)
         .var(COMPLETE_VAR)
         .completer("keyctl")
         .complete();

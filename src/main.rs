@@ -17,7 +17,10 @@ fn main() {
         libc::umask(0o077);
     }
     // `KEYCTL_COMPLETE=<shell> keyctl -- ...` is a shell asking for candidates: answer, exit.
-    keyctl::complete::handle_request(&std::env::args_os().collect::<Vec<_>>());
+    keyctl::complete::handle_request(
+        &std::env::args_os().collect::<Vec<_>>(),
+        keyctl::cli::command,
+    );
     let code = match keyctl::cli::parse(std::env::args_os()) {
         Ok(cli) => match keyctl::commands::run(cli) {
             Ok(()) => 0,

@@ -10,6 +10,7 @@ pub mod key;
 pub mod limits;
 pub mod model;
 pub mod names;
+pub mod naming;
 pub mod policy;
 pub mod settings;
 pub mod text;
