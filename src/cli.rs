@@ -363,7 +363,7 @@ pub struct BackupArgs {
 /// `edit` takes the fields of `create` (each replaces that setting), the clearing
 /// forms `none` and `""`, and flags that empty a list or remove the credit limit.
 #[derive(Debug, Args, Default)]
-#[command(mut_args(clearing_forms))]
+#[command(mut_args(edit_forms))]
 pub struct EditArgs {
     /// The key to change
     pub keyref: String,
@@ -387,13 +387,13 @@ pub struct EditArgs {
 /// parsed beside its flag by the core parser that `create --batch` uses for its fields.
 #[derive(Debug, Clone, Args, Default)]
 pub struct KeyFields {
-    /// Name of the key (create: required without a terminal)
+    /// Name of the key (required without a terminal)
     #[arg(long, value_parser = Core(inputs::name))]
     pub name: Option<String>,
     /// Free-text description ("" for none)
     #[arg(long, value_parser = Core(inputs::text))]
     pub description: Option<Text>,
-    /// Owner of the key [create's default: the actor]
+    /// Owner of the key [default: the actor]
     #[arg(long, value_parser = Core(inputs::text))]
     pub owner: Option<Text>,
     /// Category tag: production, staging, development or any text ("" for none)
@@ -432,7 +432,7 @@ pub struct KeyFields {
     /// Rate limit: N/s or N/m
     #[arg(long, value_name = "N/s|N/m", allow_hyphen_values = true, value_parser = Core(inputs::rate))]
     pub rate_limit: Option<Rate>,
-    /// Credit limit [create's default: unlimited]
+    /// Credit limit [default: unlimited]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = Core(inputs::count))]
     pub credits: Option<u64>,
 }
@@ -474,9 +474,13 @@ impl KeyFields {
     }
 }
 
-/// `edit`'s forms of the caps and the rate limit: `none` removes them.
-fn clearing_forms(arg: Arg) -> Arg {
+/// `edit`'s words for the fields it changes: no defaults (a field not given stays),
+/// and `none` removes a cap or the rate limit.
+fn edit_forms(arg: Arg) -> Arg {
     let (parser, value_name) = match arg.get_id().as_str() {
+        "name" => return arg.help("New name"),
+        "owner" => return arg.help("New owner"),
+        "credits" => return arg.help("Credit limit"),
         "quota_total" | "quota_daily" | "quota_weekly" | "quota_monthly" => {
             (Core(inputs::cap_or_none).into(), "N|none")
         }

@@ -280,3 +280,39 @@ fn help_lists_every_environment_variable() {
         assert!(line.len() <= 100, "{line}");
     }
 }
+
+/// create and edit share their fields' definitions; edit's help shows its own forms
+/// (`none` removes a cap or the rate limit) and no create defaults.
+#[test]
+fn edit_help_shows_its_clearing_forms_and_create_help_its_defaults() {
+    let env = TestEnv::new();
+    let create = env.run(&["create", "--help"]).stdout;
+    let edit = env.run(&["edit", "--help"]).stdout;
+    let line_of = |help: &str, flag: &str| {
+        let at = help
+            .find(&format!("      {flag} "))
+            .unwrap_or_else(|| panic!("no {flag}\n{help}"));
+        help[at..].lines().take(2).collect::<Vec<_>>().join(" ")
+    };
+    for flag in [
+        "--quota-total",
+        "--quota-daily",
+        "--quota-weekly",
+        "--quota-monthly",
+    ] {
+        assert!(line_of(&create, flag).contains("<N>"), "{create}");
+        assert!(line_of(&edit, flag).contains("<N|none>"), "{edit}");
+    }
+    assert!(line_of(&edit, "--rate-limit").contains("<N/s|N/m|none>"));
+    assert!(line_of(&create, "--owner").contains("[default: the actor]"));
+    assert!(!line_of(&edit, "--owner").contains("default"), "{edit}");
+    assert!(!line_of(&edit, "--name").contains("required"), "{edit}");
+    for flag in [
+        "--clear-scopes",
+        "--clear-models",
+        "--clear-ips",
+        "--unlimited",
+    ] {
+        assert!(edit.contains(flag) && !create.contains(flag), "{flag}");
+    }
+}
