@@ -1,11 +1,19 @@
 //! Command-line definitions only (clap derive). One source for parsing, `--help`,
 //! and later the man pages and completions.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::TypedValueParser;
+use clap::error::ErrorKind;
+use clap::{Arg, Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::ArgValueCandidates;
+use clap_complete::CompletionCandidate;
+
+use crate::complete;
+use crate::core::inputs::{self, Cap, IpList, Rate, Text, When};
+
+pub use crate::global::{Format, GlobalArgs};
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -20,43 +28,66 @@ pub struct EnvVar {
     pub long: &'static str,
 }
 
-/// Every environment variable a user may set (the test clock `KEYCTL_NOW` is not one).
+/// Every environment variable a user may set. Not listed: `KEYCTL_NOW` (a test clock,
+/// hidden per SPEC) and the variables keyctl sets for itself (`KEYCTL_COMPLETE` from
+/// the completion scripts, the clipboard helper's).
 pub const ENVIRONMENT: &[EnvVar] = &[
     EnvVar {
         name: "KEYCTL_DB",
-        short: "store path",
+        short: "the key store file, like --db",
         long: "Path of the key store, like --db (which wins when both are given).",
     },
     EnvVar {
         name: "KEYCTL_ACTOR",
-        short: "actor name",
+        short: "who performs admin actions, like --actor",
         long: "Who performs admin actions, like --actor; default: the OS user name. \
                Recorded in the audit trail and as the owner of new keys.",
     },
     EnvVar {
         name: "KEYCTL_CLIP_TIME",
-        short: "seconds a copied secret stays on the clipboard",
+        short: "seconds a copied secret stays on the clipboard (default 45)",
         long: "Seconds, 1 to 86400, before a secret copied by create or rotate is \
                cleared from the clipboard if it still holds it; default 45.",
     },
     EnvVar {
         name: "NO_COLOR",
-        short: "disable colour",
+        short: "disable colour, like --no-color",
         long: "When set and not empty, disables colour, like --no-color.",
+    },
+    EnvVar {
+        name: "DISPLAY, WAYLAND_DISPLAY",
+        short: "the display whose clipboard create and rotate copy to",
+        long: "The X11 or Wayland display whose clipboard create and rotate copy a new \
+               secret to; with neither set, the default copy is off.",
+    },
+    EnvVar {
+        name: "USER, LOGNAME",
+        short: "the actor when neither --actor nor KEYCTL_ACTOR is given",
+        long: "The actor when neither --actor nor KEYCTL_ACTOR is given.",
+    },
+    EnvVar {
+        name: "XDG_DATA_HOME, HOME",
+        short: "where the default key store lives (keys.db in the data folder)",
+        long: "Where the default key store lives: keys.db in the platform data folder \
+               ($XDG_DATA_HOME/keyctl, else ~/.local/share/keyctl on Linux).",
     },
 ];
 
-/// The top-level help's epilogue: exit codes and environment, from their tables.
+/// The top-level help's epilogue: the exit codes, from their table.
 fn after_help() -> String {
-    let env: Vec<String> = ENVIRONMENT
-        .iter()
-        .map(|v| format!("{} ({})", v.name, v.short))
-        .collect();
-    format!(
-        "{}\n\nEnvironment: {}.",
-        crate::core::exit::help_text(),
-        env.join(", ")
-    )
+    crate::core::exit::help_text()
+}
+
+/// clap's default layout with the environment list after the exit codes.
+fn root_help_template() -> String {
+    let width = ENVIRONMENT.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    let mut t = String::from(
+        "{before-help}{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}{after-help}\n\nEnvironment:",
+    );
+    for v in ENVIRONMENT {
+        t.push_str(&format!("\n  {:width$}  {}", v.name, v.short));
+    }
+    t
 }
 
 #[derive(Debug, Parser)]
@@ -67,48 +98,16 @@ fn after_help() -> String {
     long_about = "Administer API keys in a local SQLite store: create keys and see them once, \
                   list, inspect and configure them. Only SHA-256 hashes of secrets are stored.",
     after_help = after_help(),
+    help_template = root_help_template(),
     propagate_version = true,
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Key store file [default: keys.db in the platform data folder]
-    #[arg(long, global = true, env = "KEYCTL_DB", value_name = "PATH")]
-    pub db: Option<PathBuf>,
-
-    /// Who performs admin actions [default: the OS user name]
-    #[arg(long, global = true, env = "KEYCTL_ACTOR", value_name = "NAME")]
-    pub actor: Option<String>,
-
-    /// Output format for commands that print records
-    ///
-    /// In csv, a cell that begins with =, +, -, @, tab or carriage return is written
-    /// with a leading ' so a spreadsheet shows it as text, not a formula (OWASP CSV
-    /// injection). In every format, control and invisible characters of stored text
-    /// are escaped (\u{202e}; \u202e in json).
-    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
-    pub format: Option<Format>,
-
-    /// Short for --format json
-    #[arg(long, global = true)]
-    pub json: bool,
-
-    /// Disable colour (also when NO_COLOR is set)
-    #[arg(long, global = true)]
-    pub no_color: bool,
-
-    /// Print no messages on stderr, only data on stdout and errors
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub global: GlobalArgs,
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,12 +121,12 @@ pub enum Command {
     /// Show every field of one key and its recent usage
     Show(ShowArgs),
     /// Change a key's settings (never its secret)
+    ///
+    /// Each flag given replaces that setting; the others stay as they are.
     Edit(Box<EditArgs>),
     /// Deactivate keys (reversible with enable)
-    #[command(mut_arg("keyrefs", |a| a.add(ArgValueCandidates::new(crate::complete::keys_to_disable))))]
     Disable(KeyRefsArgs),
     /// Reactivate disabled keys
-    #[command(mut_arg("keyrefs", |a| a.add(ArgValueCandidates::new(crate::complete::keys_to_enable))))]
     Enable(KeyRefsArgs),
     /// Revoke keys permanently
     Revoke(RevokeArgs),
@@ -187,7 +186,7 @@ impl ShellArg {
 #[derive(Debug, Args)]
 pub struct KeyRefsArgs {
     /// Keys: ids, exact names, or display prefixes
-    #[arg(value_name = "KEYREF", required = true)]
+    #[arg(required = true)]
     pub keyrefs: Vec<String>,
     #[command(flatten)]
     pub chain: PredecessorArgs,
@@ -205,7 +204,7 @@ pub struct PredecessorArgs {
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// Keys: ids, exact names, or display prefixes
-    #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::unrevoked_keys))]
+    #[arg(required = true)]
     pub keyrefs: Vec<String>,
     #[command(flatten)]
     pub chain: PredecessorArgs,
@@ -220,7 +219,7 @@ pub struct RevokeArgs {
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Keys: ids, exact names, or display prefixes
-    #[arg(value_name = "KEYREF", required = true, add = ArgValueCandidates::new(crate::complete::any_key))]
+    #[arg(required = true)]
     pub keyrefs: Vec<String>,
     /// Delete keys that have request history too
     #[arg(long)]
@@ -233,21 +232,16 @@ pub struct DeleteArgs {
 #[derive(Debug, Args)]
 pub struct RotateArgs {
     /// The key to replace
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::keys_to_rotate))]
     pub keyref: String,
     /// Keep the old key working until then (a duration like 24h, or a date); without it
     /// the old key is disabled at once
-    #[arg(long, value_name = "WHEN")]
-    pub grace: Option<String>,
+    #[arg(long, value_name = "WHEN", value_parser = Core(inputs::grace))]
+    pub grace: Option<When>,
     /// Expiry of the new key [default: the old key's lifetime, counted from now]
-    #[arg(long, value_name = "WHEN")]
-    pub expires: Option<String>,
-    /// Copy the new secret to the clipboard [default: when stdout is a terminal]
-    #[arg(long, overrides_with = "no_copy")]
-    pub copy: bool,
-    /// Do not copy the new secret to the clipboard
-    #[arg(long, overrides_with = "copy")]
-    pub no_copy: bool,
+    #[arg(long, value_name = "WHEN", value_parser = Core(inputs::expiry))]
+    pub expires: Option<When>,
+    #[command(flatten)]
+    pub copy: CopyArgs,
     /// Do not ask for confirmation (required without a terminal)
     #[arg(short, long)]
     pub yes: bool,
@@ -259,7 +253,6 @@ pub struct AuditArgs {
     #[command(subcommand)]
     pub command: Option<AuditCommand>,
     /// Only events of this key (an id also matches deleted keys)
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::any_key))]
     pub keyref: Option<String>,
     /// Only events since then (a duration like 7d, or a date)
     #[arg(long, value_name = "WHEN")]
@@ -332,7 +325,6 @@ pub struct LogsArgs {
     #[command(subcommand)]
     pub command: Option<LogsCommand>,
     /// Only requests of this key (an id also matches deleted keys)
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::any_key))]
     pub keyref: Option<String>,
     /// Only requests since then (a duration like 1h, or a date)
     #[arg(long, value_name = "WHEN")]
@@ -372,7 +364,6 @@ pub enum LogsCommand {
 #[derive(Debug, Args)]
 pub struct UsageArgs {
     /// Only this key (default: every request)
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::any_key))]
     pub keyref: Option<String>,
     /// How many days, ending today (UTC)
     #[arg(
@@ -394,76 +385,166 @@ pub struct BackupArgs {
     pub force: bool,
 }
 
+/// `edit` takes the fields of `create` (each replaces that setting), the clearing
+/// forms `none` and `""`, and flags that empty a list or remove the credit limit.
 #[derive(Debug, Args, Default)]
+#[command(mut_args(edit_forms))]
 pub struct EditArgs {
     /// The key to change
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::unrevoked_keys))]
     pub keyref: String,
-    /// New name
-    #[arg(long)]
-    pub name: Option<String>,
-    /// New description ("" clears it)
-    #[arg(long)]
-    pub description: Option<String>,
-    /// New owner
-    #[arg(long)]
-    pub owner: Option<String>,
-    /// New category ("" clears it)
-    #[arg(long)]
-    pub category: Option<String>,
-    /// New group ("" clears it)
-    #[arg(long)]
-    pub group: Option<String>,
-    /// Replace the scopes (repeatable)
-    #[arg(long = "scope", value_name = "S")]
-    pub scopes: Vec<String>,
+    #[command(flatten)]
+    pub fields: KeyFields,
     /// Remove every scope (unrestricted)
     #[arg(long, conflicts_with = "scopes")]
     pub clear_scopes: bool,
-    /// Bind to this deployment ("" makes the key project-wide)
-    #[arg(long, value_name = "D")]
-    pub deployment: Option<String>,
-    /// Replace the allowed models (repeatable)
-    #[arg(long = "allow-model", value_name = "M")]
-    pub allow_models: Vec<String>,
     /// Allow any model
     #[arg(long, conflicts_with = "allow_models")]
     pub clear_models: bool,
-    /// Replace the allowed IPs and CIDR ranges (comma-separated, repeatable)
-    #[arg(long = "allow-ip", value_name = "LIST")]
-    pub allow_ips: Vec<String>,
     /// Allow any IP
     #[arg(long, conflicts_with = "allow_ips")]
     pub clear_ips: bool,
-    /// New expiry: a duration, a date, or never
-    #[arg(long, value_name = "WHEN")]
-    pub expires: Option<String>,
-    /// Lifetime request cap, or none
-    #[arg(long, value_name = "N|none", allow_negative_numbers = true)]
-    pub quota_total: Option<String>,
-    /// 24-hour request cap, or none
-    #[arg(long, value_name = "N|none", allow_negative_numbers = true)]
-    pub quota_daily: Option<String>,
-    /// 7-day request cap, or none
-    #[arg(long, value_name = "N|none", allow_negative_numbers = true)]
-    pub quota_weekly: Option<String>,
-    /// 30-day request cap, or none
-    #[arg(long, value_name = "N|none", allow_negative_numbers = true)]
-    pub quota_monthly: Option<String>,
-    /// Rate limit N/s or N/m, or none
-    #[arg(long, value_name = "N/s|N/m|none", allow_hyphen_values = true)]
-    pub rate_limit: Option<String>,
-    /// Credit limit
-    #[arg(
-        long,
-        value_name = "N",
-        conflicts_with = "unlimited",
-        allow_negative_numbers = true
-    )]
-    pub credits: Option<String>,
     /// Remove the credit limit
-    #[arg(long)]
+    #[arg(long, conflicts_with = "credits")]
     pub unlimited: bool,
+}
+
+/// The settings of a key, as `create` takes them and `edit` changes them; each value is
+/// parsed beside its flag by the core parser that `create --batch` uses for its fields.
+#[derive(Debug, Clone, Args, Default)]
+pub struct KeyFields {
+    /// Name of the key (required without a terminal)
+    #[arg(long, value_parser = Core(inputs::name))]
+    pub name: Option<String>,
+    /// Free-text description ("" for none)
+    #[arg(long, value_parser = Core(inputs::text))]
+    pub description: Option<Text>,
+    /// Owner of the key [default: the actor]
+    #[arg(long, value_parser = Core(inputs::text))]
+    pub owner: Option<Text>,
+    /// Category tag: production, staging, development or any text ("" for none)
+    #[arg(long, value_parser = Core(inputs::text))]
+    pub category: Option<Text>,
+    /// Pricing or organisational group tag ("" for none)
+    #[arg(long, value_parser = Core(inputs::text))]
+    pub group: Option<Text>,
+    /// Scope the key is limited to (repeatable; no scope = unrestricted)
+    #[arg(long = "scope", value_name = "S", value_parser = Core(inputs::token))]
+    pub scopes: Vec<String>,
+    /// The one deployment or workspace the key is bound to ("" for project-wide)
+    #[arg(long, value_name = "D", value_parser = Core(inputs::text))]
+    pub deployment: Option<Text>,
+    /// Model the key may use (repeatable; no model = any)
+    #[arg(long = "allow-model", value_name = "M", value_parser = Core(inputs::token))]
+    pub allow_models: Vec<String>,
+    /// Allowed IPs and CIDR ranges, comma-separated (repeatable; no list = any)
+    #[arg(long = "allow-ip", value_name = "LIST", value_parser = Core(inputs::ip_list))]
+    pub allow_ips: Vec<IpList>,
+    /// Expiry: a duration (30d), a date (2027-01-31), a date-time, or never
+    #[arg(long, value_name = "WHEN", value_parser = Core(inputs::expiry))]
+    pub expires: Option<When>,
+    /// Cap on accepted requests over the key's lifetime
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = Core(inputs::cap))]
+    pub quota_total: Option<Cap>,
+    /// Cap on accepted requests in any 24 hours
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = Core(inputs::cap))]
+    pub quota_daily: Option<Cap>,
+    /// Cap on accepted requests in any 7 days
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = Core(inputs::cap))]
+    pub quota_weekly: Option<Cap>,
+    /// Cap on accepted requests in any 30 days
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = Core(inputs::cap))]
+    pub quota_monthly: Option<Cap>,
+    /// Rate limit: N/s or N/m
+    #[arg(long, value_name = "N/s|N/m", allow_hyphen_values = true, value_parser = Core(inputs::rate))]
+    pub rate_limit: Option<Rate>,
+    /// Credit limit [default: unlimited]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = Core(inputs::count))]
+    pub credits: Option<u64>,
+}
+
+impl KeyFields {
+    /// True when no field was given.
+    pub fn is_empty(&self) -> bool {
+        let KeyFields {
+            name,
+            description,
+            owner,
+            category,
+            group,
+            scopes,
+            deployment,
+            allow_models,
+            allow_ips,
+            expires,
+            quota_total,
+            quota_daily,
+            quota_weekly,
+            quota_monthly,
+            rate_limit,
+            credits,
+        } = self;
+        name.is_none()
+            && [description, owner, category, group, deployment]
+                .iter()
+                .all(|t| t.is_none())
+            && scopes.is_empty()
+            && allow_models.is_empty()
+            && allow_ips.is_empty()
+            && expires.is_none()
+            && [quota_total, quota_daily, quota_weekly, quota_monthly]
+                .iter()
+                .all(|c| c.is_none())
+            && rate_limit.is_none()
+            && credits.is_none()
+    }
+}
+
+/// `edit`'s words for the fields it changes: no defaults (a field not given stays),
+/// and `none` removes a cap or the rate limit.
+fn edit_forms(arg: Arg) -> Arg {
+    let (parser, value_name) = match arg.get_id().as_str() {
+        "name" => return arg.help("New name"),
+        "owner" => return arg.help("New owner"),
+        "credits" => return arg.help("Credit limit"),
+        "quota_total" | "quota_daily" | "quota_weekly" | "quota_monthly" => {
+            (Core(inputs::cap_or_none).into(), "N|none")
+        }
+        "rate_limit" => (
+            clap::builder::ValueParser::from(Core(inputs::rate_or_none)),
+            "N/s|N/m|none",
+        ),
+        _ => return arg,
+    };
+    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+    arg.value_parser(parser)
+        .value_name(value_name)
+        .help(format!("{help}, or none"))
+}
+
+/// A clap value parser around one of core's parsers, handing it the flag's name so
+/// its message names the flag; the message is the whole error line (see main).
+#[derive(Clone)]
+struct Core<T>(fn(&str, &str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for Core<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let flag = arg
+            .and_then(Arg::get_long)
+            .map(|long| format!("--{long}"))
+            .unwrap_or_default();
+        let Some(text) = value.to_str() else {
+            return Err(clap::Error::new(ErrorKind::InvalidUtf8).with_cmd(cmd));
+        };
+        (self.0)(&flag, text)
+            .map_err(|message| clap::Error::raw(ErrorKind::ValueValidation, message))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -478,57 +559,18 @@ pub struct CreateArgs {
     /// Create many keys from json lines in FILE (- for stdin), in one transaction
     #[arg(long, value_name = "FILE")]
     pub batch: Option<String>,
-    /// Name of the key (required without a terminal)
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Free-text description
-    #[arg(long)]
-    pub description: Option<String>,
-    /// Owner of the key [default: the actor]
-    #[arg(long)]
-    pub owner: Option<String>,
-    /// Category tag: production, staging, development or any text
-    #[arg(long)]
-    pub category: Option<String>,
-    /// Pricing or organisational group tag
-    #[arg(long)]
-    pub group: Option<String>,
-    /// Scope the key is limited to (repeatable; none = unrestricted)
-    #[arg(long = "scope", value_name = "S")]
-    pub scopes: Vec<String>,
-    /// The one deployment or workspace the key is bound to
-    #[arg(long, value_name = "D")]
-    pub deployment: Option<String>,
-    /// Model the key may use (repeatable; none = any)
-    #[arg(long = "allow-model", value_name = "M")]
-    pub allow_models: Vec<String>,
-    /// Allowed IPs and CIDR ranges, comma-separated (repeatable; none = any)
-    #[arg(long = "allow-ip", value_name = "LIST")]
-    pub allow_ips: Vec<String>,
-    /// Expiry: a duration (30d), a date (2027-01-31), a date-time, or never
-    #[arg(long, value_name = "WHEN")]
-    pub expires: Option<String>,
-    /// Cap on accepted requests over the key's lifetime
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub quota_total: Option<String>,
-    /// Cap on accepted requests in any 24 hours
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub quota_daily: Option<String>,
-    /// Cap on accepted requests in any 7 days
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub quota_weekly: Option<String>,
-    /// Cap on accepted requests in any 30 days
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub quota_monthly: Option<String>,
-    /// Rate limit: N/s or N/m
-    #[arg(long, value_name = "N/s|N/m", allow_hyphen_values = true)]
-    pub rate_limit: Option<String>,
-    /// Credit limit (none = unlimited)
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub credits: Option<String>,
+    #[command(flatten)]
+    pub fields: KeyFields,
     /// Make a test-mode key (<prefix>_test_...)
     #[arg(long)]
     pub test: bool,
+    #[command(flatten)]
+    pub copy: CopyArgs,
+}
+
+/// Whether `create` and `rotate` copy the new secret to the clipboard.
+#[derive(Debug, Clone, Copy, Args, Default)]
+pub struct CopyArgs {
     /// Copy the secret to the clipboard [default: when stdout is a terminal]
     #[arg(long, overrides_with = "no_copy")]
     pub copy: bool,
@@ -585,7 +627,6 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The key: its id, exact name, or display prefix (with or without "...")
-    #[arg(value_name = "KEYREF", add = ArgValueCandidates::new(crate::complete::any_key))]
     pub keyref: String,
 }
 
@@ -598,6 +639,7 @@ pub enum ConfigCommand {
         name: String,
     },
     /// Change one setting
+    #[command(after_help = crate::core::settings::help_text())]
     Set {
         /// The setting to change
         #[arg(add = ArgValueCandidates::new(crate::complete::setting_names))]
@@ -610,9 +652,49 @@ pub enum ConfigCommand {
     List,
 }
 
-/// The clap command tree (for help hints, man pages and completions).
+/// Completion candidates for an argument.
+type Candidates = fn() -> Vec<CompletionCandidate>;
+
+/// Which keys each command's KEYREF completes with: the keys it would act on.
+const KEYREF_CANDIDATES: &[(&str, Candidates)] = &[
+    ("show", complete::any_key),
+    ("logs", complete::any_key),
+    ("usage", complete::any_key),
+    ("audit", complete::any_key),
+    ("delete", complete::any_key),
+    ("edit", complete::unrevoked_keys),
+    ("revoke", complete::unrevoked_keys),
+    ("disable", complete::keys_to_disable),
+    ("enable", complete::keys_to_enable),
+    ("rotate", complete::keys_to_rotate),
+];
+
+/// The one KEYREF argument definition: every command's `keyref`/`keyrefs` argument is
+/// shown as KEYREF and completes with that command's candidates.
+fn with_keyrefs(cmd: clap::Command) -> clap::Command {
+    cmd.mut_subcommands(|sub| {
+        let candidates = KEYREF_CANDIDATES
+            .iter()
+            .find(|(name, _)| *name == sub.get_name())
+            .map(|(_, candidates)| *candidates);
+        let id = sub
+            .get_arguments()
+            .map(|a| a.get_id().as_str())
+            .find(|id| matches!(*id, "keyref" | "keyrefs"))
+            .map(str::to_string);
+        match (id, candidates) {
+            (Some(id), Some(candidates)) => sub.mut_arg(id, |a| {
+                a.value_name("KEYREF")
+                    .add(ArgValueCandidates::new(candidates))
+            }),
+            _ => sub,
+        }
+    })
+}
+
+/// The clap command tree (for parsing, help hints, man pages and completions).
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    with_keyrefs(<Cli as clap::CommandFactory>::command())
 }
 
 /// Parses arguments; errors come back as clap errors for main to report in one line.
@@ -621,16 +703,37 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    Cli::try_parse_from(args)
+    let mut matches = command().try_get_matches_from(args)?;
+    <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn definitions_are_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn every_keyref_has_its_candidates() {
+        let root = command();
+        for (name, _) in KEYREF_CANDIDATES {
+            let sub = root.find_subcommand(name).unwrap();
+            let arg = sub
+                .get_arguments()
+                .find(|a| a.get_id() == "keyref" || a.get_id() == "keyrefs")
+                .unwrap_or_else(|| panic!("{name} has no KEYREF"));
+            assert_eq!(arg.get_value_names().unwrap()[0], "KEYREF", "{name}");
+        }
+        let with_keyref = root
+            .get_subcommands()
+            .filter(|s| {
+                s.get_arguments()
+                    .any(|a| a.get_id().as_str().starts_with("keyref"))
+            })
+            .count();
+        assert_eq!(with_keyref, KEYREF_CANDIDATES.len());
     }
 }

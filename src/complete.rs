@@ -8,15 +8,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Utc};
 use clap_complete::env::Shells;
 use clap_complete::CompletionCandidate;
 
-use crate::commands::audit::ACTIONS as AUDIT_ACTIONS;
-use crate::commands::keyref::meant_by_name;
+use crate::context::start_clock;
+use crate::core::audit::ACTIONS as AUDIT_ACTIONS;
 use crate::core::model::{KeyRecord, State};
+use crate::core::naming::meant_by_name;
 use crate::core::settings::SETTINGS;
-use crate::core::time::parse_datetime;
 use crate::store::{self, KeyQuery, OpenOptions, SortBy};
 
 /// The environment variable the registration scripts set when they call keyctl back
@@ -26,9 +25,11 @@ pub const COMPLETE_VAR: &str = "KEYCTL_COMPLETE";
 /// `--db` from the command line being completed, when it names one.
 static COMPLETION_DB: OnceLock<PathBuf> = OnceLock::new();
 
-/// Handles a completion request (`KEYCTL_COMPLETE=bash keyctl -- ...`) and exits; returns
-/// when this is a normal run. Called first thing in `main`.
-pub fn handle_request(args: &[OsString]) {
+/// Handles a completion request (`KEYCTL_COMPLETE=bash keyctl -- ...`) for the command
+/// tree `command` builds (`cli::command`, passed in so this module need not know the
+/// parser that uses its candidates) and exits; returns when this is a normal run.
+/// Called first thing in `main`.
+pub fn handle_request(args: &[OsString], command: fn() -> clap::Command) {
     if std::env::var_os(COMPLETE_VAR).is_none_or(|v| v.is_empty() || v == "0") {
         return;
     }
@@ -43,7 +44,7 @@ pub fn handle_request(args: &[OsString]) {
             let _ = COMPLETION_DB.set(PathBuf::from(v));
         }
     }
-    clap_complete::CompleteEnv::with_factory(crate::cli::command)
+    clap_complete::CompleteEnv::with_factory(command)
         .var(COMPLETE_VAR)
         .completer("keyctl")
         .complete();
@@ -195,16 +196,8 @@ fn store_path() -> Option<PathBuf> {
     }
     match std::env::var_os("KEYCTL_DB") {
         Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => crate::context::default_db_path(),
+        _ => store::default_path(),
     }
-}
-
-/// "Now" for key states, honouring the tests' `KEYCTL_NOW` as every command does.
-fn now() -> DateTime<Utc> {
-    std::env::var("KEYCTL_NOW")
-        .ok()
-        .and_then(|v| parse_datetime(&v).ok())
-        .unwrap_or_else(Utc::now)
 }
 
 /// The store's keys for which `wanted` holds, as KEYREF candidates: each name that
@@ -221,7 +214,11 @@ fn keys_where(wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCandidate> {
     let Ok(tx) = store.read() else {
         return Vec::new();
     };
-    let now = now();
+    // The commands' clock (`KEYCTL_NOW` included); a clock they would refuse offers
+    // nothing, as they would run nothing.
+    let Ok((now, _)) = start_clock() else {
+        return Vec::new();
+    };
     let query = KeyQuery {
         include_revoked: true,
         sort: SortBy::Name,

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use crate::cli::{Cli, Format};
 use crate::core::text::for_terminal;
 use crate::core::time::parse_datetime;
 use crate::error::{Error, Result};
+use crate::global::{Format, GlobalArgs};
 use crate::store::{self, OpenOptions, Store};
 
 /// What every command needs to know about how it was run.
@@ -34,9 +34,15 @@ pub struct Ctx {
     pub stderr_tty: bool,
 }
 
-/// The default store: `keys.db` in the platform data folder.
-pub fn default_db_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "keyctl").map(|d| d.data_dir().join("keys.db"))
+/// The one clock: `KEYCTL_NOW` when set (tests fix time with it), else the system
+/// clock. Returns the time and whether it is fixed; every reader of "now" starts here.
+pub fn start_clock() -> std::result::Result<(DateTime<Utc>, bool), String> {
+    match std::env::var("KEYCTL_NOW") {
+        Ok(v) if !v.is_empty() => parse_datetime(&v)
+            .map(|t| (t, true))
+            .map_err(|e| format!("invalid KEYCTL_NOW: {e}")),
+        _ => Ok((Utc::now(), false)),
+    }
 }
 
 fn os_user_name() -> Option<String> {
@@ -60,11 +66,11 @@ fn os_user_name() -> Option<String> {
 }
 
 impl Ctx {
-    pub fn from_cli(cli: &Cli) -> Result<Ctx> {
+    pub fn from_globals(cli: &GlobalArgs) -> Result<Ctx> {
         let (db, db_is_default) = match &cli.db {
             Some(p) if !p.as_os_str().is_empty() => (p.clone(), false),
             _ => (
-                default_db_path().ok_or_else(|| {
+                store::default_path().ok_or_else(|| {
                     Error::runtime(
                         "cannot find a home folder for the default key store: pass --db or set KEYCTL_DB",
                     )
@@ -82,13 +88,7 @@ impl Ctx {
             crate::core::names::validate_text("--actor", a).map_err(Error::usage)?;
             let _ = actor.set(a.to_string());
         }
-        let (now, now_fixed) = match std::env::var("KEYCTL_NOW") {
-            Ok(v) if !v.is_empty() => (
-                parse_datetime(&v).map_err(|e| Error::usage(format!("invalid KEYCTL_NOW: {e}")))?,
-                true,
-            ),
-            _ => (Utc::now(), false),
-        };
+        let (now, now_fixed) = start_clock().map_err(Error::usage)?;
         let stdout_tty = io::stdout().is_terminal();
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let format_explicit = cli.json || cli.format.is_some();

@@ -10,6 +10,7 @@ pub mod complete;
 pub mod context;
 pub mod core;
 pub mod error;
+pub mod global;
 pub mod process;
 pub mod store;
 pub mod ui;

@@ -17,7 +17,10 @@ fn main() {
         libc::umask(0o077);
     }
     // `KEYCTL_COMPLETE=<shell> keyctl -- ...` is a shell asking for candidates: answer, exit.
-    keyctl::complete::handle_request(&std::env::args_os().collect::<Vec<_>>());
+    keyctl::complete::handle_request(
+        &std::env::args_os().collect::<Vec<_>>(),
+        keyctl::cli::command,
+    );
     let code = match keyctl::cli::parse(std::env::args_os()) {
         Ok(cli) => match keyctl::commands::run(cli) {
             Ok(()) => 0,
@@ -79,7 +82,13 @@ fn report_clap_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
                 }
                 _ => String::new(),
             };
-            let line = format!("{first}{valid} (see '{} --help')", command_path(args));
+            // A value parser's message (cli.rs, from core) is the whole line, as when
+            // the command itself refuses a value.
+            let line = if e.kind() == ErrorKind::ValueValidation {
+                first
+            } else {
+                format!("{first}{valid} (see '{} --help')", command_path(args))
+            };
             let _ = writeln!(std::io::stderr(), "error: {}", for_terminal(&line));
             2
         }

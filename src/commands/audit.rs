@@ -18,9 +18,7 @@ use crate::ui::audit::{write_verdict, EventRows, Verdict};
 use crate::ui::output::{answer_written, plural, stdout};
 use crate::ui::records::RecordWriter;
 
-pub const ACTIONS: &[&str] = &[
-    "created", "edited", "disabled", "enabled", "revoked", "rotated", "deleted", "config",
-];
+use crate::core::audit::ACTIONS;
 
 /// The keys whose events `audit KEYREF` shows: the whole rotation chain of the key,
 /// since the name moves from key to key. A name that no key holds now (the newest of

@@ -7,10 +7,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use serde_json::json;
 
 use super::audit_event_text;
-use super::create::{generate, key_settings};
-use crate::cli::CreateArgs;
+use super::new_key::{generate, new_settings};
+use crate::cli::{CreateArgs, KeyFields};
 use crate::context::Ctx;
 use crate::core::fields::{parse_line, too_long, MAX_LINE};
+use crate::core::inputs::{self, Cap, Text};
 use crate::core::key::Mode;
 use crate::core::model::{KeyRecord, KeySettings, NewKey};
 use crate::core::time::rfc3339;
@@ -43,44 +44,70 @@ const FIELDS: &[(&str, &str)] = &[
 /// A good batch line, shown when a line is not one.
 const BATCH_EXAMPLE: &str = r#"{"name": "ci-deploy", "scopes": ["read"]}"#;
 
-/// Reads one batch line into create's arguments, each field type-checked by name.
-fn batch_args(line: &[u8]) -> std::result::Result<(CreateArgs, Mode), String> {
+/// Reads one batch line into create's fields, each type-checked by name and then
+/// parsed by its flag's own parser; returns the name too (it is required here).
+fn batch_fields(line: &[u8]) -> std::result::Result<(String, KeyFields, Mode), String> {
     let f = parse_line(line, BATCH_EXAMPLE)?;
     let names: Vec<&str> = FIELDS.iter().map(|(name, _)| *name).collect();
     f.refuse_unknown(&names)?;
-    let text = |name: &str| f.text(name).map(|t| t.map(str::to_string));
-    // Counts are checked here, in the field's words; create checks them again.
-    let count = |name: &str| f.count(name, 1).map(|n| n.map(|n| n.to_string()));
+    let flag = |name: &str| {
+        FIELDS
+            .iter()
+            .find(|(field, _)| *field == name)
+            .map_or("", |(_, flag)| *flag)
+    };
+    let text = |name: &str| -> std::result::Result<Option<Text>, String> {
+        f.text(name)?
+            .map(|t| inputs::text(flag(name), t))
+            .transpose()
+    };
+    let list = |name: &str, parse: fn(&str, &str) -> std::result::Result<String, String>| {
+        f.list(name)?
+            .iter()
+            .map(|item| parse(flag(name), item))
+            .collect::<std::result::Result<Vec<_>, _>>()
+    };
+    // Counts are read in the field's words (a json number or digits).
+    let cap = |name: &str| f.count(name, 1).map(|n| n.map(|n| Cap(Some(n))));
+    let name = inputs::name("--name", f.required_text("name")?)?;
+    let fields = KeyFields {
+        name: Some(name.clone()),
+        description: text("description")?,
+        owner: text("owner")?,
+        category: text("category")?,
+        group: text("group")?,
+        scopes: list("scopes", inputs::token)?,
+        deployment: text("deployment")?,
+        allow_models: list("allowed_models", inputs::token)?,
+        // IP lists are comma-separated per entry, like repeated --allow-ip flags.
+        allow_ips: f
+            .list("allowed_ips")?
+            .iter()
+            .map(|l| inputs::ip_list("--allow-ip", l))
+            .collect::<std::result::Result<_, _>>()?,
+        expires: f
+            .text("expires")?
+            .map(|t| inputs::expiry("--expires", t))
+            .transpose()?,
+        quota_total: cap("quota_total")?,
+        quota_daily: cap("quota_daily")?,
+        quota_weekly: cap("quota_weekly")?,
+        quota_monthly: cap("quota_monthly")?,
+        rate_limit: f
+            .text("rate_limit")?
+            .map(|t| inputs::rate("--rate-limit", t))
+            .transpose()?,
+        credits: f.count("credits", 1)?,
+    };
     let mode = if f.flag("test")? {
         Mode::Test
     } else {
         Mode::Live
     };
-    let args = CreateArgs {
-        name: Some(f.required_text("name")?.to_string()),
-        description: text("description")?,
-        owner: text("owner")?,
-        category: text("category")?,
-        group: text("group")?,
-        scopes: f.list("scopes")?,
-        deployment: text("deployment")?,
-        allow_models: f.list("allowed_models")?,
-        // IP lists are comma-separated per entry, like repeated --allow-ip flags.
-        allow_ips: f.list("allowed_ips")?,
-        expires: text("expires")?,
-        quota_total: count("quota_total")?,
-        quota_daily: count("quota_daily")?,
-        quota_weekly: count("quota_weekly")?,
-        quota_monthly: count("quota_monthly")?,
-        rate_limit: text("rate_limit")?,
-        credits: count("credits")?,
-        test: mode == Mode::Test,
-        ..CreateArgs::default()
-    };
-    Ok((args, mode))
+    Ok((name, fields, mode))
 }
 
-/// key_settings speaks of create's flags; a batch line has fields, so the first flag
+/// The parsers speak of create's flags; a batch line has fields, so the first flag
 /// its message names becomes that field (a bad name names neither: it says "name").
 fn in_field_words(message: &str) -> String {
     FIELDS
@@ -91,27 +118,6 @@ fn in_field_words(message: &str) -> String {
             || message.to_string(),
             |(_, field, flag)| message.replacen(flag, &format!("field `{field}`"), 1),
         )
-}
-
-/// True when any create flag other than --batch was given.
-pub fn has_other_fields(a: &CreateArgs) -> bool {
-    a.name.is_some()
-        || a.description.is_some()
-        || a.owner.is_some()
-        || a.category.is_some()
-        || a.group.is_some()
-        || !a.scopes.is_empty()
-        || a.deployment.is_some()
-        || !a.allow_models.is_empty()
-        || !a.allow_ips.is_empty()
-        || a.expires.is_some()
-        || a.quota_total.is_some()
-        || a.quota_daily.is_some()
-        || a.quota_weekly.is_some()
-        || a.quota_monthly.is_some()
-        || a.rate_limit.is_some()
-        || a.credits.is_some()
-        || a.test
 }
 
 fn read_lines(source: &str) -> Result<Vec<(usize, Vec<u8>)>> {
@@ -160,15 +166,10 @@ fn parse_lines(ctx: &Ctx, lines: Vec<(usize, Vec<u8>)>) -> Result<Vec<(usize, Ke
     for (number, bytes) in lines {
         let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let (args, mode) =
-            batch_args(bytes).map_err(|why| Error::usage(format!("line {number}: {why}")))?;
-        let name = args.name.clone().unwrap_or_default();
-        let settings = key_settings(ctx, &args, name, ctx.now).map_err(|e| {
-            Error::new(
-                e.kind,
-                format!("line {number}: {}", in_field_words(&e.message)),
-            )
-        })?;
+        let line_error =
+            |why: String| Error::usage(format!("line {number}: {}", in_field_words(&why)));
+        let (name, fields, mode) = batch_fields(bytes).map_err(line_error)?;
+        let settings = new_settings(&fields, name, ctx.actor(), ctx.now).map_err(line_error)?;
         if let Some(first) = first_line.insert(settings.name.clone(), number) {
             return Err(Error::usage(format!(
                 "line {number}: the name '{}' is also on line {first} of this batch: names must be unique",
@@ -199,7 +200,13 @@ struct Prepared {
     audit_details: String,
 }
 
-pub fn run(ctx: &Ctx, source: &str) -> Result<()> {
+pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
+    let source = args.batch.as_deref().unwrap_or("-");
+    if !args.fields.is_empty() || args.test {
+        return Err(Error::usage(
+            "--batch takes every key's fields from its input: drop the other create flags",
+        ));
+    }
     let parsed = parse_lines(ctx, read_lines(source)?)?;
     if parsed.is_empty() {
         return Err(Error::usage(

@@ -3,19 +3,14 @@
 
 use std::io::Write;
 
-use chrono::{DateTime, Utc};
-use rand::TryRng;
-
 use super::audit_event;
-use crate::cli::{CreateArgs, Format};
+use super::new_key::{check_can_add, generate, insert_key, new_settings};
+use crate::cli::{CopyArgs, CreateArgs, Format};
 use crate::context::Ctx;
-use crate::core::allowlist;
-use crate::core::key::{self, Mode, Secret};
-use crate::core::limits::{parse_count, parse_rate_limit, Quotas};
-use crate::core::model::{KeyRecord, KeySettings, NewKey};
-use crate::core::names::{optional_text, token_set, validate_name};
-use crate::core::settings::Settings;
-use crate::core::time::parse_time_spec;
+use crate::core::inputs;
+use crate::core::key::{Mode, Secret};
+use crate::core::model::KeyRecord;
+use crate::core::names::validate_name;
 use crate::error::{Error, Result};
 use crate::store::Txn;
 use crate::ui::clipboard;
@@ -23,28 +18,29 @@ use crate::ui::output::{stdout, sync_stdout_if_file};
 use crate::ui::reveal::{details, end_reveal, write_reveal, RevealStyle};
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
-    if let Some(source) = &args.batch {
-        if super::batch::has_other_fields(&args) {
-            return Err(Error::usage(
-                "--batch takes every key's fields from its input: drop the other create flags",
-            ));
-        }
-        return super::batch::run(ctx, source);
-    }
     let style = reveal_style(ctx, "create")?;
-    let mut args = args;
-    let name = match args.name.clone() {
+    let mut fields = args.fields;
+    let name = match fields.name.clone() {
         Some(n) => n,
         None if ctx.interactive() => {
             let answers = wizard(ctx)?;
-            if args.description.is_none() {
-                args.description = answers.description;
+            // The answers are read as the flags they stand for; a flag given wins.
+            if fields.description.is_none() {
+                fields.description = answers
+                    .description
+                    .as_deref()
+                    .map(|d| usage(inputs::text("--description", d)))
+                    .transpose()?;
             }
-            if args.expires.is_none() {
-                args.expires = Some(answers.expires);
+            if fields.expires.is_none() {
+                fields.expires = Some(usage(inputs::expiry("--expires", &answers.expires))?);
             }
-            if args.scopes.is_empty() {
-                args.scopes = answers.scopes;
+            if fields.scopes.is_empty() {
+                fields.scopes = answers
+                    .scopes
+                    .iter()
+                    .map(|s| usage(inputs::token("--scope", s)))
+                    .collect::<Result<_>>()?;
             }
             answers.name
         }
@@ -54,7 +50,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
             ))
         }
     };
-    let settings = key_settings(ctx, &args, name, ctx.now)?;
+    let settings = new_settings(&fields, name, ctx.actor(), ctx.now).map_err(Error::usage)?;
     let mode = if args.test { Mode::Test } else { Mode::Live };
 
     let mut store = ctx.open_write()?;
@@ -62,17 +58,18 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     let store_settings = tx.settings()?;
     check_can_add(tx.as_ref(), &store_settings, &settings.name, ctx.now)?;
     let (secret, new_key) = generate(&store_settings.key_prefix, mode, settings, ctx.now, None)?;
-    tx.insert_key(&new_key)?;
-    let record = tx
-        .key_by_id(&new_key.id)?
-        .ok_or_else(|| Error::runtime("the new key could not be read back from the store"))?;
+    let record = insert_key(tx.as_mut(), &new_key)?;
     tx.append_audit(audit_event(
         ctx,
         "created",
         Some(&record.id),
         created_details(&record),
     ))?;
-    reveal_and_commit(ctx, tx, style, &secret, &record, args.copy, args.no_copy)
+    reveal_and_commit(ctx, tx, style, &secret, &record, args.copy)
+}
+
+fn usage<T>(r: std::result::Result<T, String>) -> Result<T> {
+    r.map_err(Error::usage)
 }
 
 /// The details of a `created` audit event.
@@ -98,15 +95,14 @@ pub(crate) fn reveal_and_commit(
     style: RevealStyle,
     secret: &Secret,
     record: &KeyRecord,
-    copy: bool,
-    no_copy: bool,
+    copy: CopyArgs,
 ) -> Result<()> {
     deliver(ctx, style, secret, record)?;
     tx.commit()?;
     if style == RevealStyle::Plain {
         ctx.note(&details(record));
     }
-    copy_to_clipboard(ctx, style, secret, copy_wish(ctx, copy, no_copy));
+    copy_to_clipboard(ctx, style, secret, copy_wish(ctx, copy));
     Ok(())
 }
 
@@ -156,8 +152,8 @@ pub(crate) enum CopyWish {
 
 /// `--copy` forces the clipboard copy, `--no-copy` prevents it; by default only a
 /// terminal gets it (never a pipe or a file).
-pub(crate) fn copy_wish(ctx: &Ctx, copy: bool, no_copy: bool) -> CopyWish {
-    match (copy, ctx.stdout_tty && !no_copy) {
+pub(crate) fn copy_wish(ctx: &Ctx, copy: CopyArgs) -> CopyWish {
+    match (copy.copy, ctx.stdout_tty && !copy.no_copy) {
         (true, _) => CopyWish::Asked,
         (false, true) => CopyWish::Default,
         (false, false) => CopyWish::No,
@@ -207,131 +203,4 @@ fn copy_to_clipboard(ctx: &Ctx, style: RevealStyle, secret: &Secret, wish: CopyW
         )),
         _ => {}
     }
-}
-
-/// Refuses a new key when the name is held by another key or the key limit is reached.
-pub(crate) fn check_can_add(
-    tx: &dyn Txn,
-    settings: &Settings,
-    name: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    if let Some(holder) = tx.name_holder(name, now)? {
-        return Err(Error::conflict(format!(
-            "a key named '{name}' already exists ({holder}): choose another name, or rotate or revoke that key"
-        )));
-    }
-    if let Some(max) = settings.max_keys {
-        let used = tx.count_limited(now)?;
-        if used >= max {
-            return Err(Error::conflict(format!(
-                "key limit reached ({used}/{max}): revoke or delete an unused key first"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Fills `buf` from the OS random source.
-pub(crate) fn os_random(buf: &mut [u8]) -> Result<()> {
-    rand::rngs::SysRng
-        .try_fill_bytes(buf)
-        .map_err(|e| Error::runtime(format!("cannot read the OS random source: {e}")))
-}
-
-/// Draws a new secret and id and builds the row to insert.
-pub(crate) fn generate(
-    prefix: &str,
-    mode: Mode,
-    settings: KeySettings,
-    now: DateTime<Utc>,
-    rotated_from: Option<String>,
-) -> Result<(Secret, NewKey)> {
-    // One draw from the OS for both the body and the id (the last ID_LEN bytes).
-    let mut random = [0u8; 64 + key::ID_LEN];
-    let body = loop {
-        os_random(&mut random)?;
-        if let Some(body) = key::random_body(&random[..64]) {
-            break body;
-        }
-    };
-    let secret = key::assemble(prefix, mode, &body);
-    let mut id_bytes = [0u8; key::ID_LEN];
-    id_bytes.copy_from_slice(&random[64..]);
-    let new_key = NewKey {
-        id: key::key_id(&id_bytes),
-        hash: secret.hash(),
-        key_prefix: key::display_prefix(prefix, mode, &body),
-        mode,
-        created_at: now,
-        settings,
-        rotated_from,
-    };
-    Ok((secret, new_key))
-}
-
-fn usage<T>(r: std::result::Result<T, String>) -> Result<T> {
-    r.map_err(Error::usage)
-}
-
-/// Validates every create flag into key settings, before the store is touched.
-pub(crate) fn key_settings(
-    ctx: &Ctx,
-    args: &CreateArgs,
-    name: String,
-    now: DateTime<Utc>,
-) -> Result<KeySettings> {
-    usage(validate_name(&name))?;
-    let count = |flag: &str, v: &Option<String>| -> Result<Option<u64>> {
-        v.as_deref()
-            .map(|t| usage(parse_count(flag, t)))
-            .transpose()
-    };
-    let expires_at = match &args.expires {
-        None => None,
-        Some(text) => {
-            let spec =
-                usage(parse_time_spec(text, true).map_err(|e| format!("invalid --expires: {e}")))?;
-            let at = spec.after(now);
-            if let Some(t) = at {
-                if t <= now {
-                    return Err(Error::usage(format!(
-                        "invalid --expires '{text}': it is in the past; use a future date or a duration like 30d"
-                    )));
-                }
-            }
-            at
-        }
-    };
-    let owner = usage(optional_text("--owner", args.owner.as_deref()))?
-        .unwrap_or_else(|| ctx.actor().to_string());
-    Ok(KeySettings {
-        name,
-        description: usage(optional_text("--description", args.description.as_deref()))?,
-        owner,
-        category: usage(optional_text("--category", args.category.as_deref()))?,
-        group: usage(optional_text("--group", args.group.as_deref()))?,
-        scopes: usage(token_set("--scope", &args.scopes))?,
-        deployment: usage(optional_text("--deployment", args.deployment.as_deref()))?,
-        allowed_models: usage(token_set("--allow-model", &args.allow_models))?,
-        allowed_ips: usage(
-            allowlist::parse_lists(&args.allow_ips).map_err(|e| format!("--allow-ip: {e}")),
-        )?
-        .iter()
-        .map(|r| r.to_string())
-        .collect(),
-        quotas: Quotas {
-            total: count("--quota-total", &args.quota_total)?,
-            daily: count("--quota-daily", &args.quota_daily)?,
-            weekly: count("--quota-weekly", &args.quota_weekly)?,
-            monthly: count("--quota-monthly", &args.quota_monthly)?,
-        },
-        rate_limit: args
-            .rate_limit
-            .as_deref()
-            .map(|t| usage(parse_rate_limit(t)))
-            .transpose()?,
-        credit_limit: count("--credits", &args.credits)?,
-        expires_at,
-    })
 }

@@ -12,6 +12,7 @@ pub mod keyref;
 mod lifecycle;
 mod list;
 mod logs;
+mod new_key;
 mod rotate;
 mod show;
 mod usage;
@@ -27,7 +28,7 @@ use crate::context::Ctx;
 use crate::error::Result;
 
 pub fn run(cli: Cli) -> Result<()> {
-    let ctx = Ctx::from_cli(&cli)?;
+    let ctx = Ctx::from_globals(&cli.global)?;
     // These commands hold a secret in memory: keep it out of core dumps.
     if matches!(
         cli.command,
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Init(args) => init::run(&ctx, args),
+        Command::Create(args) if args.batch.is_some() => batch::run(&ctx, &args),
         Command::Create(args) => create::run(&ctx, *args),
         Command::List(args) => list::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),

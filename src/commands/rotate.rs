@@ -4,47 +4,29 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::create::{created_details, generate, reveal_and_commit, reveal_style};
+use super::create::{created_details, reveal_and_commit, reveal_style};
 use super::keyref::resolve;
 use super::lifecycle::{describe_keys, superseded_error};
+use super::new_key::{generate, insert_key};
 use super::{audit_event, confirmed_refs};
 use crate::cli::RotateArgs;
 use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State};
-use crate::core::time::{parse_time_spec, rfc3339, TimeSpec};
+use crate::core::time::{rfc3339, TimeSpec};
 use crate::error::{Error, Result};
 use crate::store::Txn;
 
 pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     let style = reveal_style(ctx, "rotate")?;
-    let grace_until = match &args.grace {
-        None => None,
-        Some(t) => {
-            let spec = parse_time_spec(t, false)
-                .map_err(|e| Error::usage(format!("invalid --grace: {e}")))?;
-            match spec.after(ctx.now) {
-                Some(at) if at > ctx.now => Some(at),
-                _ => {
-                    return Err(Error::usage(format!(
-                        "invalid --grace '{t}': it must end in the future, like 24h or 7d"
-                    )))
-                }
-            }
-        }
-    };
+    let grace_until = args
+        .grace
+        .as_ref()
+        .map(|g| g.grace_end(ctx.now))
+        .transpose()
+        .map_err(Error::usage)?;
     let expires_override = match &args.expires {
+        Some(when) => Some(when.expiry_after(ctx.now).map_err(Error::usage)?),
         None => None,
-        Some(t) => {
-            let spec = parse_time_spec(t, true)
-                .map_err(|e| Error::usage(format!("invalid --expires: {e}")))?;
-            let at = spec.after(ctx.now);
-            if at.is_some_and(|at| at <= ctx.now) {
-                return Err(Error::usage(format!(
-                    "invalid --expires '{t}': it is in the past; use a future date, a duration like 30d, or never"
-                )));
-            }
-            Some(spec)
-        }
     };
     let refs = confirmed_refs(
         ctx,
@@ -78,7 +60,7 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     let mut settings = old.settings();
     // A set lifetime is kept as the same length from now; --expires overrides it.
     settings.expires_at = match expires_override {
-        Some(spec) => spec.after(ctx.now),
+        Some(expiry) => expiry,
         None => old
             .expires_at
             .and_then(|e| TimeSpec::In(e - old.created_at).after(ctx.now)),
@@ -98,10 +80,7 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
         }
     }
     tx.update_key(&old)?;
-    tx.insert_key(&new_key)?;
-    let record = tx
-        .key_by_id(&new_key.id)?
-        .ok_or_else(|| Error::runtime("the new key could not be read back from the store"))?;
+    let record = insert_key(tx.as_mut(), &new_key)?;
     tx.append_audit(audit_event(
         ctx,
         "rotated",
@@ -118,7 +97,7 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
         Some(&record.id),
         created_details(&record),
     ))?;
-    reveal_and_commit(ctx, tx, style, &secret, &record, args.copy, args.no_copy)?;
+    reveal_and_commit(ctx, tx, style, &secret, &record, args.copy)?;
     ctx.note(&match grace_until {
         Some(t) => format!("old key {} keeps working until {}", old.id, rfc3339(t)),
         None => format!("old key {} is disabled", old.id),

@@ -15,6 +15,11 @@ pub struct AuditEvent {
     pub details: String,
 }
 
+/// Every action an audit event records (what `audit --action` filters by).
+pub const ACTIONS: &[&str] = &[
+    "created", "edited", "disabled", "enabled", "revoked", "rotated", "deleted", "config",
+];
+
 /// The hash before the first event.
 pub const GENESIS: [u8; 32] = [0u8; 32];
 

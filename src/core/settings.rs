@@ -64,6 +64,32 @@ pub fn known_names() -> String {
         .join(", ")
 }
 
+/// The values a setting takes, in words (what [`normalize`] accepts).
+pub fn form_of(name: &str) -> &'static str {
+    match name {
+        "key-prefix" => "1-16 of a-z, 0-9",
+        "max-keys" => "N or none",
+        "failed-auth-limit" => "N",
+        "failed-auth-ipv6-prefix" => "1-128",
+        "failed-auth-window" | "block-duration" => "a duration like 10m",
+        "log-retention" => "a duration like 90d, or never",
+        _ => "",
+    }
+}
+
+/// The settings for `config set --help`: name, default, form and meaning, one a line.
+pub fn help_text() -> String {
+    let width = SETTINGS.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
+    let mut out = String::from("Settings:");
+    for (name, default, about) in SETTINGS {
+        out.push_str(&format!(
+            "\n  {name:width$}  values: {}; default: {default}\n      {about}",
+            form_of(name),
+        ));
+    }
+    out
+}
+
 /// A duration longer than zero (a zero window, block or retention would be a mistake).
 fn positive_duration(v: &str) -> Result<Duration, String> {
     match parse_duration(v)? {

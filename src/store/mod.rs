@@ -17,6 +17,11 @@ use crate::core::settings::Settings;
 
 pub use sqlite::{open, OpenOptions};
 
+/// The default store: `keys.db` in the platform data folder (None without a home).
+pub fn default_path() -> Option<std::path::PathBuf> {
+    directories::ProjectDirs::from("", "", "keyctl").map(|d| d.data_dir().join("keys.db"))
+}
+
 /// Why the store could not do what was asked. Every kind is a runtime failure
 /// (exit 1); the message is one line and names the store.
 #[derive(Debug)]

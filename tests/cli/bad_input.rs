@@ -430,3 +430,62 @@ fn usage_errors_point_at_the_right_help() {
         assert!(line.contains(help), "{args:?}: {line}");
     }
 }
+
+/// One parser per setting (issue 11): a value is refused in the same words by every
+/// command that takes it, and by a batch line in its field's name; nothing changes.
+#[test]
+fn a_setting_is_refused_in_the_same_words_everywhere() {
+    let env = TestEnv::initialized();
+    env.create("k", &[]);
+    let before = env.run(&["list", "--json", "--all"]).stdout;
+    let past = "invalid --expires '2020-01-01': it is in the past; use a future date, a duration like 30d, or never";
+    for args in [
+        &["create", "--name", "x", "--expires", "2020-01-01"][..],
+        &["edit", "k", "--expires", "2020-01-01"],
+        &["rotate", "--yes", "k", "--expires", "2020-01-01"],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.fails(2), format!("error: {past}"), "{args:?}");
+    }
+    let batch = env.run_with_stdin(
+        &["create", "--batch", "-"],
+        b"{\"name\": \"x\", \"expires\": \"2020-01-01\"}\n",
+    );
+    assert_eq!(
+        batch.fails(2),
+        format!(
+            "error: line 1: {}",
+            past.replace("--expires", "field `expires`")
+        )
+    );
+    // Bad text in a flag's parser: the same line from create and edit.
+    for args in [
+        &["create", "--name", "x", "--allow-ip", "10.0.0.5/8"][..],
+        &["edit", "k", "--allow-ip", "10.0.0.5/8"],
+    ] {
+        let line = env.run(args).fails(2).to_string();
+        assert!(line.starts_with("error: --allow-ip: "), "{args:?}: {line}");
+        assert!(line.contains("'10.0.0.5/8'"), "{line}");
+    }
+    // `none` removes a cap on edit; on create it is no cap at all, and says so.
+    let create = env.run(&["create", "--name", "x", "--quota-daily", "none"]);
+    assert!(create.fails(2).contains("--quota-daily 'none'"), "{create}");
+    let edit = env.run(&["edit", "k", "--quota-daily", "lots"]);
+    assert!(edit.fails(2).ends_with(", or 'none'"), "{edit}");
+    assert_eq!(env.run(&["list", "--json", "--all"]).stdout, before);
+}
+
+/// A value's problem is found while the arguments are read: a missing store is not
+/// created for it.
+#[test]
+fn a_bad_value_creates_no_store() {
+    let env = TestEnv::new();
+    for args in [
+        &["create", "--name", "x", "--rate-limit", "10/h"][..],
+        &["edit", "k", "--credits", "0"],
+        &["rotate", "--yes", "k", "--grace", "never"],
+    ] {
+        env.run(args).fails(2);
+        assert!(!env.db.exists(), "{args:?} created the store");
+    }
+}

@@ -399,6 +399,25 @@ fn each_keyref_argument_offers_the_keys_its_command_can_act_on() {
     }
 }
 
+/// Completion reads the commands' one clock: with a `KEYCTL_NOW` the commands would
+/// refuse, it offers no keys (the command would not run), not keys by the system clock.
+#[test]
+fn completion_reads_the_commands_clock() {
+    let env = TestEnv::initialized();
+    env.create("alpha-key", &[]);
+    for shell in DYNAMIC_SHELLS {
+        let words = ["keyctl", "show", ""];
+        assert!(candidates(&env, shell, &words).contains(&"alpha-key".to_string()));
+        let offered = candidates_with(&env, shell, &words, |c| {
+            c.env("KEYCTL_NOW", "yesterday");
+        });
+        assert!(
+            !offered.contains(&"alpha-key".to_string()),
+            "{shell}: {offered:?}"
+        );
+    }
+}
+
 /// The two examples of issue 10: `enable <Tab>` offered the active keys and not the
 /// disabled ones, `show <Tab>` left out the revoked ones.
 #[test]

@@ -1,0 +1,173 @@
+//! What `create`, `create --batch` and `rotate` share to make a key: its settings
+//! checked as a whole, the name and key-limit checks, and the drawing of its secret.
+
+use chrono::{DateTime, Utc};
+use rand::TryRng;
+
+use crate::cli::KeyFields;
+use crate::core::inputs::{Cap, Text};
+use crate::core::key::{self, Mode, Secret};
+use crate::core::model::{KeyRecord, KeySettings, NewKey};
+use crate::core::names::{token_set, validate_name};
+use crate::core::settings::Settings;
+use crate::error::{Error, Result};
+use crate::store::Txn;
+
+/// A new key's settings from its fields (flags, a batch line, the wizard's answers):
+/// an owner left out or empty is the actor.
+pub(crate) fn new_settings(
+    fields: &KeyFields,
+    name: String,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> std::result::Result<KeySettings, String> {
+    validate_name(&name)?;
+    let mut settings = KeySettings {
+        name,
+        owner: actor.to_string(),
+        ..KeySettings::default()
+    };
+    let owner = fields.owner.clone().filter(|o| o.0.is_some());
+    apply_fields(
+        &KeyFields {
+            owner,
+            ..fields.clone()
+        },
+        &mut settings,
+        now,
+    )?;
+    Ok(settings)
+}
+
+/// Puts the fields given into `s` (a new key's settings, or the key `edit` changes),
+/// leaving the others: the one place a key's values are checked together (an expiry
+/// must lie ahead) and its sets are put in order.
+pub(crate) fn apply_fields(
+    f: &KeyFields,
+    s: &mut KeySettings,
+    now: DateTime<Utc>,
+) -> std::result::Result<(), String> {
+    fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+        if let Some(v) = value {
+            *slot = v.clone();
+        }
+    }
+    fn text(slot: &mut Option<String>, value: &Option<Text>) {
+        if let Some(Text(v)) = value {
+            *slot = v.clone();
+        }
+    }
+    fn cap(slot: &mut Option<u64>, value: &Option<Cap>) {
+        if let Some(Cap(v)) = value {
+            *slot = *v;
+        }
+    }
+    set(&mut s.name, &f.name);
+    text(&mut s.description, &f.description);
+    match &f.owner {
+        Some(Text(Some(owner))) => s.owner = owner.clone(),
+        Some(Text(None)) => return Err("--owner cannot be empty: give a name".into()),
+        None => {}
+    }
+    text(&mut s.category, &f.category);
+    text(&mut s.group, &f.group);
+    text(&mut s.deployment, &f.deployment);
+    if !f.scopes.is_empty() {
+        s.scopes = token_set("--scope", &f.scopes)?;
+    }
+    if !f.allow_models.is_empty() {
+        s.allowed_models = token_set("--allow-model", &f.allow_models)?;
+    }
+    if !f.allow_ips.is_empty() {
+        // Several lists are one allowlist: duplicates dropped, first-seen order kept.
+        let mut rules = Vec::new();
+        for rule in f.allow_ips.iter().flat_map(|list| &list.0) {
+            if !rules.contains(rule) {
+                rules.push(*rule);
+            }
+        }
+        s.allowed_ips = rules.iter().map(ToString::to_string).collect();
+    }
+    if let Some(when) = &f.expires {
+        s.expires_at = when.expiry_after(now)?;
+    }
+    cap(&mut s.quotas.total, &f.quota_total);
+    cap(&mut s.quotas.daily, &f.quota_daily);
+    cap(&mut s.quotas.weekly, &f.quota_weekly);
+    cap(&mut s.quotas.monthly, &f.quota_monthly);
+    if let Some(rate) = f.rate_limit {
+        s.rate_limit = rate.0;
+    }
+    if let Some(credits) = f.credits {
+        s.credit_limit = Some(credits);
+    }
+    Ok(())
+}
+
+/// Refuses a new key when the name is held by another key or the key limit is reached.
+pub(crate) fn check_can_add(
+    tx: &dyn Txn,
+    settings: &Settings,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if let Some(holder) = tx.name_holder(name, now)? {
+        return Err(Error::conflict(format!(
+            "a key named '{name}' already exists ({holder}): choose another name, or rotate or revoke that key"
+        )));
+    }
+    if let Some(max) = settings.max_keys {
+        let used = tx.count_limited(now)?;
+        if used >= max {
+            return Err(Error::conflict(format!(
+                "key limit reached ({used}/{max}): revoke or delete an unused key first"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Inserts a new key and reads it back as stored (for its reveal and audit event).
+pub(crate) fn insert_key(tx: &mut dyn Txn, new_key: &NewKey) -> Result<KeyRecord> {
+    tx.insert_key(new_key)?;
+    tx.key_by_id(&new_key.id)?
+        .ok_or_else(|| Error::runtime("the new key could not be read back from the store"))
+}
+
+/// Fills `buf` from the OS random source.
+pub(crate) fn os_random(buf: &mut [u8]) -> Result<()> {
+    rand::rngs::SysRng
+        .try_fill_bytes(buf)
+        .map_err(|e| Error::runtime(format!("cannot read the OS random source: {e}")))
+}
+
+/// Draws a new secret and id and builds the row to insert.
+pub(crate) fn generate(
+    prefix: &str,
+    mode: Mode,
+    settings: KeySettings,
+    now: DateTime<Utc>,
+    rotated_from: Option<String>,
+) -> Result<(Secret, NewKey)> {
+    // One draw from the OS for both the body and the id (the last ID_LEN bytes).
+    let mut random = [0u8; 64 + key::ID_LEN];
+    let body = loop {
+        os_random(&mut random)?;
+        if let Some(body) = key::random_body(&random[..64]) {
+            break body;
+        }
+    };
+    let secret = key::assemble(prefix, mode, &body);
+    let mut id_bytes = [0u8; key::ID_LEN];
+    id_bytes.copy_from_slice(&random[64..]);
+    let new_key = NewKey {
+        id: key::key_id(&id_bytes),
+        hash: secret.hash(),
+        key_prefix: key::display_prefix(prefix, mode, &body),
+        mode,
+        created_at: now,
+        settings,
+        rotated_from,
+    };
+    Ok((secret, new_key))
+}

@@ -1,0 +1,170 @@
+//! A key's settings as typed values, each parsed from one flag's or batch field's text.
+//! The one parser per setting: `create`/`edit`/`rotate` flags call these as clap value
+//! parsers, `create --batch` for its json fields and the wizard for its answers.
+//! `flag` names the value in messages (`--quota-total`); batch turns it into its field.
+
+use chrono::{DateTime, Utc};
+
+use super::allowlist::{parse_lists, IpRule};
+use super::limits::{parse_count, parse_optional_count, parse_rate_limit, RateLimit};
+use super::names::{optional_text, token_set, validate_name};
+use super::time::{parse_time_spec, TimeSpec};
+
+/// Optional text: empty (or blank) means none, which clears the field on `edit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(pub Option<String>);
+
+/// A request cap or credit limit; `None` is `none` (no cap), where a command takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap(pub Option<u64>);
+
+/// A rate limit; `None` is `none` (no limit), where a command takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate(pub Option<RateLimit>);
+
+/// One `--allow-ip` value: IPs and CIDR ranges, comma-separated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpList(pub Vec<IpRule>);
+
+/// A time input, with the text it was given (its messages quote it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct When {
+    pub text: String,
+    pub spec: TimeSpec,
+}
+
+pub fn name(_flag: &str, text: &str) -> Result<String, String> {
+    validate_name(text).map(|_| text.to_string())
+}
+
+pub fn text(flag: &str, text: &str) -> Result<Text, String> {
+    optional_text(flag, Some(text)).map(Text)
+}
+
+/// One scope or model: a word without spaces or commas.
+pub fn token(flag: &str, text: &str) -> Result<String, String> {
+    token_set(flag, &[text]).map(|set| set.concat())
+}
+
+pub fn ip_list(flag: &str, text: &str) -> Result<IpList, String> {
+    parse_lists(&[text])
+        .map(IpList)
+        .map_err(|e| format!("{flag}: {e}"))
+}
+
+/// A count from 1 (a credit limit).
+pub fn count(flag: &str, text: &str) -> Result<u64, String> {
+    parse_count(flag, text)
+}
+
+/// A cap that must be a count (`create`).
+pub fn cap(flag: &str, text: &str) -> Result<Cap, String> {
+    parse_count(flag, text).map(|n| Cap(Some(n)))
+}
+
+/// A cap that `none` removes (`edit`).
+pub fn cap_or_none(flag: &str, text: &str) -> Result<Cap, String> {
+    parse_optional_count(flag, text).map(Cap)
+}
+
+/// A rate limit N/s or N/m (`create`).
+pub fn rate(_flag: &str, text: &str) -> Result<Rate, String> {
+    parse_rate_limit(text).map(|r| Rate(Some(r)))
+}
+
+/// A rate limit that `none` removes (`edit`).
+pub fn rate_or_none(flag: &str, text: &str) -> Result<Rate, String> {
+    if is_none(text) {
+        Ok(Rate(None))
+    } else {
+        rate(flag, text)
+    }
+}
+
+fn is_none(text: &str) -> bool {
+    text.trim().eq_ignore_ascii_case("none")
+}
+
+/// An expiry: a duration, a date, a date-time or `never`.
+pub fn expiry(flag: &str, text: &str) -> Result<When, String> {
+    when(flag, text, true)
+}
+
+/// A grace period's end: a duration or a date (never `never`).
+pub fn grace(flag: &str, text: &str) -> Result<When, String> {
+    when(flag, text, false)
+}
+
+fn when(flag: &str, text: &str, allow_never: bool) -> Result<When, String> {
+    parse_time_spec(text, allow_never)
+        .map(|spec| When {
+            text: text.to_string(),
+            spec,
+        })
+        .map_err(|e| format!("invalid {flag}: {e}"))
+}
+
+impl When {
+    /// The expiry this names from `now` (`None` for never); it must be in the future.
+    pub fn expiry_after(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
+        let at = self.spec.after(now);
+        if at.is_some_and(|at| at <= now) {
+            return Err(format!(
+                "invalid --expires '{}': it is in the past; use a future date, a duration like 30d, or never",
+                self.text
+            ));
+        }
+        Ok(at)
+    }
+
+    /// The end of a grace period from `now`, which must be in the future.
+    pub fn grace_end(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+        match self.spec.after(now) {
+            Some(at) if at > now => Ok(at),
+            _ => Err(format!(
+                "invalid --grace '{}': it must end in the future, like 24h or 7d",
+                self.text
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::time::parse_datetime;
+
+    #[test]
+    fn each_parser_names_its_flag_and_keeps_the_core_wording() {
+        let now = parse_datetime("2026-11-23T12:00:00Z").unwrap();
+        assert_eq!(text("--group", "  ").unwrap(), Text(None));
+        assert_eq!(token("--scope", " read ").unwrap(), "read");
+        assert!(token("--scope", "a b")
+            .unwrap_err()
+            .contains("--scope 'a b'"));
+        assert!(ip_list("--allow-ip", "10.0.0.300")
+            .unwrap_err()
+            .starts_with("--allow-ip: "));
+        assert_eq!(cap_or_none("--quota-total", "NONE").unwrap(), Cap(None));
+        assert!(cap("--quota-total", "none").is_err());
+        assert!(cap_or_none("--quota-total", "x")
+            .unwrap_err()
+            .ends_with(", or 'none'"));
+        assert_eq!(rate_or_none("--rate-limit", "none").unwrap(), Rate(None));
+        assert!(rate("--rate-limit", "none").is_err());
+        assert!(expiry("--expires", "soon")
+            .unwrap_err()
+            .starts_with("invalid --expires: "));
+        assert_eq!(
+            expiry("--expires", "never").unwrap().expiry_after(now),
+            Ok(None)
+        );
+        assert!(expiry("--expires", "0d")
+            .unwrap()
+            .expiry_after(now)
+            .is_err());
+        assert!(grace("--grace", "never").is_err());
+        let past = grace("--grace", "2020-01-01").unwrap().grace_end(now);
+        assert!(past.unwrap_err().contains("'2020-01-01'"));
+    }
+}
