@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use crate::cli::BackupArgs;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::store::side_file;
 
-/// The files SQLite keeps for a store, as suffixes of its path.
+/// The files SQLite keeps for a store, as suffixes of its path (the store itself and
+/// every one of [`crate::store::SIDE_SUFFIXES`]).
 const STORE_FILES: [(&str, &str); 4] = [
     ("", "the key store itself"),
     ("-wal", "the key store's write-ahead log"),
@@ -198,11 +200,21 @@ fn which_store_file(at: &Path, store: &Path) -> Option<&'static str> {
     STORE_FILES.iter().find_map(|(suffix, what)| {
         bases
             .iter()
-            .any(|base| {
-                let mut side = base.as_os_str().to_owned();
-                side.push(suffix);
-                Path::new(&side) == at
-            })
+            .any(|base| side_file(base, suffix) == at)
             .then_some(*what)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_files_are_the_store_and_every_side_file() {
+        let suffixes: Vec<&str> = STORE_FILES.iter().map(|(suffix, _)| *suffix).collect();
+        let expected: Vec<&str> = std::iter::once("")
+            .chain(crate::store::SIDE_SUFFIXES)
+            .collect();
+        assert_eq!(suffixes, expected);
+    }
 }

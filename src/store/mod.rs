@@ -15,7 +15,7 @@ use crate::core::model::{
 };
 use crate::core::settings::Settings;
 
-pub use sqlite::{open, OpenOptions};
+pub use sqlite::{open, side_file, OpenOptions, SIDE_SUFFIXES};
 
 /// The default store: `keys.db` in the platform data folder (None without a home).
 pub fn default_path() -> Option<std::path::PathBuf> {

@@ -148,9 +148,7 @@ fn repair_side_files(path: &Path) {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     for suffix in ["-wal", "-shm"] {
-        let mut side = path.as_os_str().to_owned();
-        side.push(suffix);
-        let side = PathBuf::from(side);
+        let side = side_file(path, suffix);
         if let Ok(meta) = fs::symlink_metadata(&side) {
             if meta.is_file() && meta.uid() == me && meta.mode() & 0o200 == 0 {
                 let _ = fs::set_permissions(&side, fs::Permissions::from_mode(0o600));
@@ -164,10 +162,7 @@ fn repair_side_files(path: &Path) {
 /// another process created the store first.
 fn create_store(path: &Path, opts: &OpenOptions) -> Result<bool> {
     let shown = path.display();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = folder_of(path);
     if !dir.is_dir() {
         if !opts.create_parent {
             return Err(StoreError::Other(format!(
@@ -183,32 +178,19 @@ fn create_store(path: &Path, opts: &OpenOptions) -> Result<bool> {
                 StoreError::Other(format!("cannot create folder {}: {e}", dir.display()))
             })?;
     }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "keys.db".into());
-    let tmp = dir.join(format!(".{file_name}.{}.new", std::process::id()));
-    let cleanup = |p: &Path| {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let mut s = p.as_os_str().to_owned();
-            s.push(suffix);
-            let _ = fs::remove_file(PathBuf::from(s));
-        }
+    let tmp = dir.join(format!(
+        ".{}.{}.new",
+        file_name_or(path, "keys.db"),
+        std::process::id()
+    ));
+    let cannot_open = |e: io::Error| match e.kind() {
+        io::ErrorKind::PermissionDenied => StoreError::ReadOnly(format!(
+            "cannot create key store {shown}: folder {} is not writable",
+            dir.display()
+        )),
+        _ => StoreError::Other(format!("cannot create key store {shown}: {e}")),
     };
-    cleanup(&tmp);
-    let result = (|| -> Result<bool> {
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::PermissionDenied => StoreError::ReadOnly(format!(
-                    "cannot create key store {shown}: folder {} is not writable",
-                    dir.display()
-                )),
-                _ => StoreError::Other(format!("cannot create key store {shown}: {e}")),
-            })?;
+    in_temp_file(&tmp, cannot_open, || {
         let mut conn = connect(&tmp)?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
             .map_err(|e| sql_error(path, e))?;
@@ -223,8 +205,51 @@ fn create_store(path: &Path, opts: &OpenOptions) -> Result<bool> {
                 .map_err(|e| StoreError::Other(format!("cannot create key store {shown}: {e}"))),
             Err(_) => Ok(false),
         }
-    })();
-    cleanup(&tmp);
+    })
+}
+
+/// The files SQLite may keep beside a database, as suffixes of its path.
+pub const SIDE_SUFFIXES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// Where SQLite keeps the side file `suffix` (one of [`SIDE_SUFFIXES`]) of the
+/// database at `path`: the path with the suffix appended to its file name.
+pub fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut side = path.as_os_str().to_owned();
+    side.push(suffix);
+    PathBuf::from(side)
+}
+
+/// Removes a database file and whatever side files SQLite left beside it.
+fn remove_with_side_files(path: &Path) {
+    let _ = fs::remove_file(path);
+    for suffix in SIDE_SUFFIXES {
+        let _ = fs::remove_file(side_file(path, suffix));
+    }
+}
+
+/// `path`'s file name, or `default` when it has none (a path ending in `..`).
+fn file_name_or(path: &Path, default: &str) -> String {
+    path.file_name()
+        .map_or_else(|| default.into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Creates `tmp` as a new private (0600) file and runs `fill`, which is to move it
+/// into place; `tmp` and its side files are removed afterwards whatever happened, so
+/// an interrupted run leaves nothing behind (and a stale one from a killed run goes).
+fn in_temp_file<T>(
+    tmp: &Path,
+    cannot_open: impl FnOnce(io::Error) -> StoreError,
+    fill: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    remove_with_side_files(tmp);
+    let result = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)
+        .map_err(cannot_open)
+        .and_then(|_| fill());
+    remove_with_side_files(tmp);
     result
 }
 
@@ -431,10 +456,7 @@ fn no_space_left(path: &Path) -> bool {
 fn read_only_error(path: &Path, extended: std::ffi::c_int) -> StoreError {
     let shown = path.display();
     let dir = folder_of(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "keys.db".into());
+    let name = file_name_or(path, "keys.db");
     let file_too = if writable(path) {
         ""
     } else {
@@ -454,12 +476,12 @@ fn read_only_error(path: &Path, extended: std::ffi::c_int) -> StoreError {
     // File and folder are writable: a -shm or -wal file left read-only (by a run while
     // the store was read-only, or by another user) blocks writing.
     let stale: Vec<String> = ["-shm", "-wal"]
-        .iter()
-        .map(|suffix| format!("{name}{suffix}"))
-        .filter(|side| {
-            let p = dir.join(side);
-            p.exists() && !writable(&p)
+        .into_iter()
+        .filter(|suffix| {
+            let side = side_file(path, suffix);
+            side.exists() && !writable(&side)
         })
+        .map(|suffix| format!("{name}{suffix}"))
         .collect();
     if !stale.is_empty() {
         return StoreError::ReadOnly(format!(
@@ -507,38 +529,22 @@ impl Store for SqliteStore {
 
     fn backup_to(&mut self, dest: &Path) -> Result<()> {
         let shown = dest.display();
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = folder_of(dest);
         if !dir.is_dir() {
             return Err(StoreError::Other(format!(
                 "cannot write backup {shown}: folder {} does not exist",
                 dir.display()
             )));
         }
-        let file_name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "backup.db".into());
         // Copy into a private temporary file, then rename into place, so a reader never
         // sees a half-written backup and an interrupted one leaves nothing behind.
-        let tmp = dir.join(format!(".{file_name}.{}.partial", std::process::id()));
-        let remove_tmp = |p: &Path| {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let mut s = p.as_os_str().to_owned();
-                s.push(suffix);
-                let _ = fs::remove_file(PathBuf::from(s));
-            }
-        };
-        remove_tmp(&tmp);
-        let result = (|| -> Result<()> {
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| StoreError::Other(format!("cannot write backup {shown}: {e}")))?;
+        let tmp = dir.join(format!(
+            ".{}.{}.partial",
+            file_name_or(dest, "backup.db"),
+            std::process::id()
+        ));
+        let cannot = |e: io::Error| StoreError::Other(format!("cannot write backup {shown}: {e}"));
+        in_temp_file(&tmp, cannot, || {
             let mut dst = connect(&tmp)?;
             {
                 let backup = rusqlite::backup::Backup::new(&self.conn, &mut dst)
@@ -548,11 +554,8 @@ impl Store for SqliteStore {
                 backup.step(-1).map_err(|e| sql_error(&self.path, e))?;
             }
             dst.close().map_err(|(_, e)| sql_error(dest, e))?;
-            fs::rename(&tmp, dest)
-                .map_err(|e| StoreError::Other(format!("cannot write backup {shown}: {e}")))
-        })();
-        remove_tmp(&tmp);
-        result
+            fs::rename(&tmp, dest).map_err(cannot)
+        })
     }
 }
 
