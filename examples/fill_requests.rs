@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut store = store::open(std::path::Path::new(path), &OpenOptions::default())?;
     let mut tx = store.write_bulk()?;
-    let name = tx.key_by_id(key_id)?.ok_or("no such key id")?.name;
+    let name = tx.key_by_id(key_id)?.ok_or("no such key id")?.settings.name;
     let now = Utc::now();
     let span = Duration::days(30).num_milliseconds();
     for i in 0..n {

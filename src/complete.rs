@@ -243,9 +243,9 @@ fn keys_where(wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCandidate> {
     let mut groups: HashMap<&str, Vec<KeyRecord>> = HashMap::new();
     let mut order: Vec<&str> = Vec::new();
     for k in &all {
-        let group = groups.entry(k.name.as_str()).or_default();
+        let group = groups.entry(k.settings.name.as_str()).or_default();
         if group.is_empty() {
-            order.push(&k.name);
+            order.push(&k.settings.name);
         }
         group.push(k.clone());
     }
@@ -255,7 +255,7 @@ fn keys_where(wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCandidate> {
         let [meant] = &meant_by_name(group, now)[..] else {
             continue; // ambiguous: the command would refuse the name
         };
-        let name = meant.name.as_str();
+        let name = meant.settings.name.as_str();
         // A name shaped like another key's id or prefix is ambiguous too.
         let other = ids_and_prefixes
             .get(name.strip_suffix("...").unwrap_or(name))
@@ -268,7 +268,7 @@ fn keys_where(wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCandidate> {
     let keys: Vec<&KeyRecord> = all.iter().filter(|k| wanted(k)).collect();
     names.extend(keys.iter().map(|k| {
         CompletionCandidate::new(&k.id)
-            .help(Some(k.name.clone().into()))
+            .help(Some(k.settings.name.clone().into()))
             .hide(true)
     }));
     names

@@ -238,10 +238,10 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
                 let record = KeyRecord::from_new(&new_key, 0);
                 write_reveal(&mut out, RevealStyle::Json, &secret, &record, now)?;
                 let audit_details = json!({
-                    "name": record.name,
+                    "name": record.settings.name,
                     "key_prefix": record.key_prefix,
                     "mode": record.mode.as_str(),
-                    "expires_at": record.expires_at.map(rfc3339),
+                    "expires_at": record.settings.expires_at.map(rfc3339),
                     "batch_line": number,
                 })
                 .to_string();

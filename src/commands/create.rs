@@ -75,10 +75,10 @@ fn usage<T>(r: std::result::Result<T, String>) -> Result<T> {
 /// The details of a `created` audit event.
 pub(crate) fn created_details(record: &KeyRecord) -> serde_json::Value {
     let mut details = serde_json::json!({
-        "name": record.name,
+        "name": record.settings.name,
         "key_prefix": record.key_prefix,
         "mode": record.mode.as_str(),
-        "expires_at": record.expires_at.map(crate::core::time::rfc3339),
+        "expires_at": record.settings.expires_at.map(crate::core::time::rfc3339),
     });
     if let Some(from) = &record.rotated_from {
         details["rotated_from"] = serde_json::json!(from);

@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
     if key.state == State::Revoked {
         return Err(Error::conflict(format!(
             "key \"{}\" ({}) is revoked: revoked keys cannot be edited",
-            key.name, key.id
+            key.settings.name, key.id
         )));
     }
     // A superseded key lives on only for its grace period: never for good.
@@ -53,7 +53,7 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
             "a superseded key cannot be given 'never' as expiry; its grace may be extended to a later date",
         )?);
     }
-    let old = key.settings();
+    let old = key.settings.clone();
     let mut new = old.clone();
     apply_fields(&fields, &mut new, ctx.now).map_err(Error::usage)?;
     if clear_scopes {
@@ -70,7 +70,7 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
     }
     let held_before = key.holds_name(ctx.now);
     let mut edited = key.clone();
-    edited.apply(new.clone());
+    edited.settings = new.clone();
     // A new name, or an extended expiry that brings the key back, must not take a name
     // another key holds.
     if edited.holds_name(ctx.now) && (new.name != old.name || !held_before) {
@@ -89,10 +89,10 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
     if changes.is_empty() {
         ctx.note(&format!(
             "key \"{}\" ({}) already has these settings; nothing changed",
-            key.name, key.id
+            key.settings.name, key.id
         ));
     } else {
-        key.apply(new);
+        key.settings = new;
         tx.update_key(&key)?;
         tx.append_audit(audit_event(
             ctx,
@@ -103,7 +103,7 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
         tx.commit()?;
         ctx.note(&format!(
             "updated key \"{}\" ({}): {}",
-            key.name,
+            key.settings.name,
             key.id,
             changes_text(&changes)
         ));

@@ -74,7 +74,7 @@ pub fn resolve(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<KeyR
                         "{} by {} ({}, {}..., {})",
                         k.id,
                         by.word(),
-                        k.name,
+                        k.settings.name,
                         k.key_prefix,
                         k.status(now).as_str()
                     )

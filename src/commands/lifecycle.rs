@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::store::Txn;
 
 fn label(k: &KeyRecord) -> String {
-    format!("\"{}\" ({})", k.name, k.id)
+    format!("\"{}\" ({})", k.settings.name, k.id)
 }
 
 /// What a lifecycle command does about the keys its keys replaced in rotations.
@@ -122,7 +122,7 @@ fn behind(
 
 /// Says that `p`, a key behind `by` in its rotation chain, still verifies after `verb`.
 fn grace_warning(p: &KeyRecord, by: &str, verb: &str) -> String {
-    let until = match p.expires_at {
+    let until = match p.settings.expires_at {
         Some(end) => format!("until {} (its grace period)", rfc3339(end)),
         None => "with no end".to_string(),
     };
@@ -147,7 +147,7 @@ fn successor_text(tx: &dyn Txn, k: &KeyRecord, now: DateTime<Utc>) -> Result<Str
         return Ok("no other key".to_string());
     };
     Ok(match tx.key_by_id(to)? {
-        Some(s) => format!("{to} (\"{}\", {})", s.name, s.status(now).as_str()),
+        Some(s) => format!("{to} (\"{}\", {})", s.settings.name, s.status(now).as_str()),
         None => format!("{to} (since deleted)"),
     })
 }
@@ -189,7 +189,7 @@ fn set_state(
         ctx,
         action,
         Some(&k.id),
-        json!({ "name": k.name }),
+        json!({ "name": k.settings.name }),
     ))?;
     Ok(())
 }
@@ -273,7 +273,7 @@ fn revoke_one(ctx: &Ctx, tx: &mut dyn Txn, k: &mut KeyRecord, reason: Option<&st
         ctx,
         "revoked",
         Some(&k.id),
-        json!({ "name": k.name, "reason": reason }),
+        json!({ "name": k.settings.name, "reason": reason }),
     ))?;
     Ok(())
 }
@@ -330,7 +330,7 @@ pub fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
             ctx,
             "deleted",
             Some(&k.id),
-            json!({ "name": k.name, "key_prefix": k.key_prefix, "forced": args.force }),
+            json!({ "name": k.settings.name, "key_prefix": k.key_prefix, "forced": args.force }),
         ))?;
         Ok(Said::Note(format!("deleted key {}", label(&k))))
     })
@@ -341,7 +341,7 @@ pub(crate) fn describe_keys(keys: &[KeyRecord], ctx: &Ctx) -> String {
     let one = |k: &KeyRecord| {
         format!(
             "\"{}\" ({}..., {})",
-            k.name,
+            k.settings.name,
             k.key_prefix,
             k.status(ctx.now).as_str()
         )

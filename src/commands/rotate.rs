@@ -48,20 +48,21 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     refuse(tx.as_ref(), &old, ctx.now)?;
     // The new key takes the old one's name: another key may have taken it meanwhile
     // (after the old key expired).
-    if let Some(holder) = tx.name_holder(&old.name, ctx.now)? {
+    if let Some(holder) = tx.name_holder(&old.settings.name, ctx.now)? {
         if holder != old.id {
             return Err(Error::conflict(format!(
                 "a key named '{}' already exists ({holder}): rename the key with 'keyctl edit --name' before rotating it",
-                old.name
+                old.settings.name
             )));
         }
     }
     let prefix = tx.settings()?.key_prefix;
-    let mut settings = old.settings();
+    let mut settings = old.settings.clone();
     // A set lifetime is kept as the same length from now; --expires overrides it.
     settings.expires_at = match expires_override {
         Some(expiry) => expiry,
         None => old
+            .settings
             .expires_at
             .and_then(|e| TimeSpec::In(e - old.created_at).after(ctx.now)),
     };
@@ -71,7 +72,7 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     old.rotated_to = Some(new_key.id.clone());
     match grace_until {
         Some(until) => {
-            old.expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
+            old.settings.expires_at = Some(old.settings.expires_at.map_or(until, |e| e.min(until)));
         }
         None => {
             if old.state == State::Active {
@@ -86,7 +87,7 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
         "rotated",
         Some(&old.id),
         json!({
-            "name": old.name,
+            "name": old.settings.name,
             "rotated_to": record.id,
             "grace_until": grace_until.map(rfc3339),
         }),
@@ -109,7 +110,7 @@ fn refuse(tx: &dyn Txn, old: &KeyRecord, now: DateTime<Utc>) -> Result<()> {
     if old.state == State::Revoked {
         return Err(Error::conflict(format!(
             "key \"{}\" ({}) is revoked: revoked keys cannot be rotated; create a new key",
-            old.name, old.id
+            old.settings.name, old.id
         )));
     }
     if old.rotated_to.is_some() {

@@ -65,7 +65,7 @@ fn superseded_line(tx: &dyn Txn, k: &KeyRecord, now: DateTime<Utc>) -> Result<Op
     if tx.key_by_id(to)?.is_none() {
         notes.push("since deleted".to_string());
     }
-    match (k.status(now), k.expires_at) {
+    match (k.status(now), k.settings.expires_at) {
         (Status::Active, Some(end)) => notes.push(format!(
             "grace until {}, {}",
             local_time(end),

@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx, args: UsageArgs) -> Result<()> {
         None => (None, None),
         Some(r) => {
             let id = filter_id(tx.as_ref(), r, ctx.now)?;
-            let name = tx.key_by_id(&id)?.map(|k| k.name);
+            let name = tx.key_by_id(&id)?.map(|k| k.settings.name);
             (Some(id), name)
         }
     };

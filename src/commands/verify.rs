@@ -68,7 +68,7 @@ fn verdict_json(v: &Verdict) -> Vec<u8> {
         status: v.outcome.http_status(),
         message: v.outcome.message(),
         key_id: v.key.as_ref().map(|k| k.id.as_str()),
-        key_name: v.key.as_ref().map(|k| k.name.as_str()),
+        key_name: v.key.as_ref().map(|k| k.settings.name.as_str()),
         credits_remaining: v.credits_remaining,
         quota_remaining: v.quota_remaining.as_ref(),
     };
@@ -129,7 +129,9 @@ fn evaluate(
         };
         tx.record_request(&RequestRecord {
             at: now,
-            key: key.as_ref().map(|k| (k.id.clone(), k.name.clone())),
+            key: key
+                .as_ref()
+                .map(|k| (k.id.clone(), k.settings.name.clone())),
             endpoint: meta.endpoint.clone(),
             http_status: outcome.http_status(),
             code: outcome.code().to_string(),
@@ -163,12 +165,12 @@ fn evaluate(
                 cap.map(|c| c.saturating_sub(add_counts(used, used_now)))
             };
             (
-                k.credit_limit.map(|l| l.saturating_sub(spent)),
+                k.settings.credit_limit.map(|l| l.saturating_sub(spent)),
                 Some(QuotaRemaining {
-                    total: left(k.quotas.total, k.pool_accepted_total),
-                    daily: left(k.quotas.daily, counts.daily),
-                    weekly: left(k.quotas.weekly, counts.weekly),
-                    monthly: left(k.quotas.monthly, counts.monthly),
+                    total: left(k.settings.quotas.total, k.pool_accepted_total),
+                    daily: left(k.settings.quotas.daily, counts.daily),
+                    weekly: left(k.settings.quotas.weekly, counts.weekly),
+                    monthly: left(k.settings.quotas.monthly, counts.monthly),
                 }),
             )
         }
@@ -185,10 +187,10 @@ fn evaluate(
 /// lineage (a rotation neither resets nor doubles them).
 fn window_counts(tx: &dyn Txn, k: &KeyRecord, now: DateTime<Utc>) -> Result<Counts> {
     let mut starts = Vec::with_capacity(4);
-    if let Some(rate) = k.rate_limit {
+    if let Some(rate) = k.settings.rate_limit {
         starts.push(now - Duration::milliseconds(rate.unit.millis()));
     }
-    let q = &k.quotas;
+    let q = &k.settings.quotas;
     for (cap, span) in [
         (q.daily, Duration::days(1)),
         (q.weekly, Duration::days(7)),
@@ -206,7 +208,7 @@ fn window_counts(tx: &dyn Txn, k: &KeyRecord, now: DateTime<Utc>) -> Result<Coun
     let mut it = figures.into_iter();
     let mut next = |present: bool| if present { it.next().unwrap_or(0) } else { 0 };
     Ok(Counts {
-        rate_window: next(k.rate_limit.is_some()),
+        rate_window: next(k.settings.rate_limit.is_some()),
         daily: next(q.daily.is_some()),
         weekly: next(q.weekly.is_some()),
         monthly: next(q.monthly.is_some()),

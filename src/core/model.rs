@@ -89,20 +89,10 @@ pub fn derive_status(
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyRecord {
     pub id: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub owner: String,
+    /// What the key was created with and `edit` changes (`rotate` copies them).
+    pub settings: KeySettings,
     pub key_prefix: String,
     pub mode: Mode,
-    pub category: Option<String>,
-    pub group: Option<String>,
-    pub scopes: Vec<String>,
-    pub deployment: Option<String>,
-    pub allowed_models: Vec<String>,
-    pub allowed_ips: Vec<String>,
-    pub quotas: Quotas,
-    pub rate_limit: Option<RateLimit>,
-    pub credit_limit: Option<u64>,
     pub credits_used: u64,
     /// Accepted requests over the key's lifetime (what the total quota counts).
     pub accepted_total: u64,
@@ -114,7 +104,6 @@ pub struct KeyRecord {
     /// the total quota counts, since a rotation neither resets nor doubles it.
     pub pool_accepted_total: u64,
     pub created_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,
     pub state: State,
@@ -127,30 +116,17 @@ pub struct KeyRecord {
 impl KeyRecord {
     /// The record a freshly inserted key has (so callers need not read it back).
     pub fn from_new(new: &NewKey, credits_used: u64) -> KeyRecord {
-        let s = new.settings.clone();
         KeyRecord {
             id: new.id.clone(),
-            name: s.name,
-            description: s.description,
-            owner: s.owner,
+            settings: new.settings.clone(),
             key_prefix: new.key_prefix.clone(),
             mode: new.mode,
-            category: s.category,
-            group: s.group,
-            scopes: s.scopes,
-            deployment: s.deployment,
-            allowed_models: s.allowed_models,
-            allowed_ips: s.allowed_ips,
-            quotas: s.quotas,
-            rate_limit: s.rate_limit,
-            credit_limit: s.credit_limit,
             credits_used,
             accepted_total: 0,
             events_total: 0,
             credits_total: 0,
             pool_accepted_total: 0,
             created_at: new.created_at,
-            expires_at: s.expires_at,
             last_used_at: None,
             last_used_ip: None,
             state: State::Active,
@@ -161,44 +137,8 @@ impl KeyRecord {
         }
     }
 
-    /// The settings of this key, as `rotate` copies them and `edit` changes them.
-    pub fn settings(&self) -> KeySettings {
-        KeySettings {
-            name: self.name.clone(),
-            description: self.description.clone(),
-            owner: self.owner.clone(),
-            category: self.category.clone(),
-            group: self.group.clone(),
-            scopes: self.scopes.clone(),
-            deployment: self.deployment.clone(),
-            allowed_models: self.allowed_models.clone(),
-            allowed_ips: self.allowed_ips.clone(),
-            quotas: self.quotas,
-            rate_limit: self.rate_limit,
-            credit_limit: self.credit_limit,
-            expires_at: self.expires_at,
-        }
-    }
-
-    /// Applies edited settings (the secret, id, usage and lifecycle stay).
-    pub fn apply(&mut self, s: KeySettings) {
-        self.name = s.name;
-        self.description = s.description;
-        self.owner = s.owner;
-        self.category = s.category;
-        self.group = s.group;
-        self.scopes = s.scopes;
-        self.deployment = s.deployment;
-        self.allowed_models = s.allowed_models;
-        self.allowed_ips = s.allowed_ips;
-        self.quotas = s.quotas;
-        self.rate_limit = s.rate_limit;
-        self.credit_limit = s.credit_limit;
-        self.expires_at = s.expires_at;
-    }
-
     pub fn status(&self, now: DateTime<Utc>) -> Status {
-        derive_status(self.state, self.expires_at, now)
+        derive_status(self.state, self.settings.expires_at, now)
     }
 
     /// True when this key holds its name: active or disabled, not past its expiry, and
@@ -207,7 +147,7 @@ impl KeyRecord {
     pub fn holds_name(&self, now: DateTime<Utc>) -> bool {
         self.state != State::Revoked
             && self.rotated_to.is_none()
-            && self.expires_at.is_none_or(|e| e > now)
+            && self.settings.expires_at.is_none_or(|e| e > now)
     }
 }
 

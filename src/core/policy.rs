@@ -130,13 +130,14 @@ pub fn check_key(key: &KeyRecord, req: &Request, now: DateTime<Utc>) -> Outcome 
         State::Disabled => return Outcome::Inactive,
         State::Active => {}
     }
-    if key.expires_at.is_some_and(|e| e <= now) {
+    if key.settings.expires_at.is_some_and(|e| e <= now) {
         return Outcome::Expired;
     }
-    if !key.allowed_ips.is_empty() {
+    if !key.settings.allowed_ips.is_empty() {
         // Stored entries were validated on the way in; one that no longer parses
         // allows nothing.
         let rules: Vec<_> = key
+            .settings
             .allowed_ips
             .iter()
             .filter_map(|r| parse_rule(r).ok())
@@ -146,18 +147,18 @@ pub fn check_key(key: &KeyRecord, req: &Request, now: DateTime<Utc>) -> Outcome 
             _ => return Outcome::IpNotAllowed,
         }
     }
-    if let Some(bound) = &key.deployment {
+    if let Some(bound) = &key.settings.deployment {
         if req.deployment.as_deref() != Some(bound.as_str()) {
             return Outcome::ForbiddenDeployment;
         }
     }
     if let Some(scope) = &req.scope {
-        if !key.scopes.is_empty() && !key.scopes.contains(scope) {
+        if !key.settings.scopes.is_empty() && !key.settings.scopes.contains(scope) {
             return Outcome::ForbiddenScope(scope.clone());
         }
     }
     if let Some(model) = &req.model {
-        if !key.allowed_models.is_empty() && !key.allowed_models.contains(model) {
+        if !key.settings.allowed_models.is_empty() && !key.settings.allowed_models.contains(model) {
             return Outcome::ForbiddenModel;
         }
     }
@@ -177,12 +178,12 @@ pub struct Counts {
 
 /// Rate limit, quotas and credits, in that order.
 pub fn check_limits(key: &KeyRecord, counts: &Counts, cost: u64) -> Outcome {
-    if let Some(rate) = key.rate_limit {
+    if let Some(rate) = key.settings.rate_limit {
         if counts.rate_window >= rate.count {
             return Outcome::RateLimited(rate);
         }
     }
-    let q = &key.quotas;
+    let q = &key.settings.quotas;
     for (cap, used, which) in [
         (q.total, counts.total, "total"),
         (q.daily, counts.daily, "daily"),
@@ -193,7 +194,7 @@ pub fn check_limits(key: &KeyRecord, counts: &Counts, cost: u64) -> Outcome {
             return Outcome::QuotaExceeded(which);
         }
     }
-    if let Some(limit) = key.credit_limit {
+    if let Some(limit) = key.settings.credit_limit {
         if key.credits_used.saturating_add(cost) > limit {
             return Outcome::CreditsExhausted;
         }
@@ -246,7 +247,7 @@ mod tests {
     fn lifecycle_checks_come_first_in_spec_order() {
         let mut k = key();
         k.state = State::Revoked;
-        k.expires_at = Some(now());
+        k.settings.expires_at = Some(now());
         assert_eq!(check_key(&k, &Request::default(), now()), Outcome::Revoked);
         k.state = State::Disabled;
         assert_eq!(check_key(&k, &Request::default(), now()), Outcome::Inactive);
@@ -257,7 +258,7 @@ mod tests {
     #[test]
     fn allowlist_requires_a_matching_ip() {
         let mut k = key();
-        k.allowed_ips = vec!["10.0.0.0/8".into()];
+        k.settings.allowed_ips = vec!["10.0.0.0/8".into()];
         let mut req = Request::default();
         assert_eq!(check_key(&k, &req, now()), Outcome::IpNotAllowed);
         req.ip = ip("11.0.0.1");
@@ -269,9 +270,9 @@ mod tests {
     #[test]
     fn deployment_scope_model() {
         let mut k = key();
-        k.deployment = Some("prod".into());
-        k.scopes = vec!["read".into()];
-        k.allowed_models = vec!["gpt".into()];
+        k.settings.deployment = Some("prod".into());
+        k.settings.scopes = vec!["read".into()];
+        k.settings.allowed_models = vec!["gpt".into()];
         let mut req = Request::default();
         assert_eq!(check_key(&k, &req, now()), Outcome::ForbiddenDeployment);
         req.deployment = Some("prod".into());
@@ -294,17 +295,17 @@ mod tests {
     #[test]
     fn limits_in_order() {
         let mut k = key();
-        k.rate_limit = Some(RateLimit {
+        k.settings.rate_limit = Some(RateLimit {
             count: 2,
             unit: RateUnit::Second,
         });
-        k.quotas = Quotas {
+        k.settings.quotas = Quotas {
             total: Some(10),
             daily: Some(5),
             weekly: None,
             monthly: None,
         };
-        k.credit_limit = Some(3);
+        k.settings.credit_limit = Some(3);
         let mut c = Counts {
             rate_window: 2,
             total: 10,

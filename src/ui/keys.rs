@@ -57,30 +57,30 @@ impl<'a> KeyJson<'a> {
         let status = k.status(now);
         KeyJson {
             id: &k.id,
-            name: &k.name,
-            description: k.description.as_deref(),
-            owner: &k.owner,
+            name: &k.settings.name,
+            description: k.settings.description.as_deref(),
+            owner: &k.settings.owner,
             key_prefix: &k.key_prefix,
             status: status.as_str(),
             is_active: status == Status::Active,
             livemode: k.mode == Mode::Live,
-            category: k.category.as_deref(),
-            group: k.group.as_deref(),
-            scopes: &k.scopes,
-            deployment: k.deployment.as_deref(),
-            allowed_models: &k.allowed_models,
-            allowed_ips: &k.allowed_ips,
+            category: k.settings.category.as_deref(),
+            group: k.settings.group.as_deref(),
+            scopes: &k.settings.scopes,
+            deployment: k.settings.deployment.as_deref(),
+            allowed_models: &k.settings.allowed_models,
+            allowed_ips: &k.settings.allowed_ips,
             quotas: QuotasJson {
-                total: k.quotas.total,
-                daily: k.quotas.daily,
-                weekly: k.quotas.weekly,
-                monthly: k.quotas.monthly,
+                total: k.settings.quotas.total,
+                daily: k.settings.quotas.daily,
+                weekly: k.settings.quotas.weekly,
+                monthly: k.settings.quotas.monthly,
             },
-            rate_limit: k.rate_limit.map(|r| r.to_string()),
-            credit_limit: k.credit_limit,
+            rate_limit: k.settings.rate_limit.map(|r| r.to_string()),
+            credit_limit: k.settings.credit_limit,
             credits_used: k.credits_used,
             created_at: rfc3339(k.created_at),
-            expires_at: k.expires_at.map(rfc3339),
+            expires_at: k.settings.expires_at.map(rfc3339),
             last_used_at: k.last_used_at.map(rfc3339),
             last_used_ip: k.last_used_ip.as_deref(),
             rotated_from: k.rotated_from.as_deref(),
@@ -133,28 +133,28 @@ fn csv_fields(k: &KeyRecord, now: DateTime<Utc>) -> [String; 27] {
     let status = k.status(now);
     [
         k.id.clone(),
-        k.name.clone(),
-        opt(k.description.as_deref()),
-        k.owner.clone(),
+        k.settings.name.clone(),
+        opt(k.settings.description.as_deref()),
+        k.settings.owner.clone(),
         k.key_prefix.clone(),
         status.as_str().into(),
         (status == Status::Active).to_string(),
         (k.mode == Mode::Live).to_string(),
-        opt(k.category.as_deref()),
-        opt(k.group.as_deref()),
-        k.scopes.join(";"),
-        opt(k.deployment.as_deref()),
-        k.allowed_models.join(";"),
-        k.allowed_ips.join(";"),
-        opt(k.quotas.total),
-        opt(k.quotas.daily),
-        opt(k.quotas.weekly),
-        opt(k.quotas.monthly),
-        opt(k.rate_limit),
-        opt(k.credit_limit),
+        opt(k.settings.category.as_deref()),
+        opt(k.settings.group.as_deref()),
+        k.settings.scopes.join(";"),
+        opt(k.settings.deployment.as_deref()),
+        k.settings.allowed_models.join(";"),
+        k.settings.allowed_ips.join(";"),
+        opt(k.settings.quotas.total),
+        opt(k.settings.quotas.daily),
+        opt(k.settings.quotas.weekly),
+        opt(k.settings.quotas.monthly),
+        opt(k.settings.rate_limit),
+        opt(k.settings.credit_limit),
         k.credits_used.to_string(),
         rfc3339(k.created_at),
-        opt(k.expires_at.map(rfc3339)),
+        opt(k.settings.expires_at.map(rfc3339)),
         opt(k.last_used_at.map(rfc3339)),
         opt(k.last_used_ip.as_deref()),
         opt(k.rotated_from.as_deref()),
@@ -218,11 +218,11 @@ impl Rows for KeyRows {
     fn row(&self, k: &KeyRecord) -> Vec<Cell> {
         let now = self.now;
         vec![
-            text_cell(&k.name),
+            text_cell(&k.settings.name),
             text_cell(&format!("{}...", k.key_prefix)),
             status_cell(k, now, self.color),
             Cell::new(relative(k.created_at, now)),
-            Cell::new(relative_or_never(k.expires_at, now)),
+            Cell::new(relative_or_never(k.settings.expires_at, now)),
             Cell::new(relative_or_never(k.last_used_at, now)),
         ]
     }
@@ -294,7 +294,7 @@ pub fn write_show_table(
     let mut table = new_table(color);
     let none = "none";
     let quota = |q: Option<u64>| q.map_or_else(|| none.to_string(), |n| n.to_string());
-    let credits = match k.credit_limit {
+    let credits = match k.settings.credit_limit {
         Some(limit) => format!(
             "{} used of {limit} ({} left)",
             k.credits_used,
@@ -304,40 +304,52 @@ pub fn write_show_table(
     };
     let rows: Vec<(&str, Cell)> = vec![
         ("ID", text_cell(&k.id)),
-        ("Name", text_cell(&k.name)),
+        ("Name", text_cell(&k.settings.name)),
         (
             "Description",
-            text_cell(k.description.as_deref().unwrap_or("")),
+            text_cell(k.settings.description.as_deref().unwrap_or("")),
         ),
-        ("Owner", text_cell(&k.owner)),
+        ("Owner", text_cell(&k.settings.owner)),
         ("Key", text_cell(&format!("{}...", k.key_prefix))),
         ("Status", status_cell(k, now, color)),
         ("Mode", Cell::new(k.mode.as_str())),
-        ("Category", text_cell(k.category.as_deref().unwrap_or(""))),
-        ("Group", text_cell(k.group.as_deref().unwrap_or(""))),
-        ("Scopes", text_cell(&list_or(&k.scopes, "unrestricted"))),
+        (
+            "Category",
+            text_cell(k.settings.category.as_deref().unwrap_or("")),
+        ),
+        (
+            "Group",
+            text_cell(k.settings.group.as_deref().unwrap_or("")),
+        ),
+        (
+            "Scopes",
+            text_cell(&list_or(&k.settings.scopes, "unrestricted")),
+        ),
         (
             "Deployment",
-            text_cell(k.deployment.as_deref().unwrap_or("project-wide")),
+            text_cell(k.settings.deployment.as_deref().unwrap_or("project-wide")),
         ),
         (
             "Allowed models",
-            text_cell(&list_or(&k.allowed_models, "any")),
+            text_cell(&list_or(&k.settings.allowed_models, "any")),
         ),
-        ("Allowed IPs", text_cell(&list_or(&k.allowed_ips, "any"))),
+        (
+            "Allowed IPs",
+            text_cell(&list_or(&k.settings.allowed_ips, "any")),
+        ),
         (
             "Quotas",
             Cell::new(format!(
                 "total {}, daily {}, weekly {}, monthly {}",
-                quota(k.quotas.total),
-                quota(k.quotas.daily),
-                quota(k.quotas.weekly),
-                quota(k.quotas.monthly)
+                quota(k.settings.quotas.total),
+                quota(k.settings.quotas.daily),
+                quota(k.settings.quotas.weekly),
+                quota(k.settings.quotas.monthly)
             )),
         ),
         (
             "Rate limit",
-            Cell::new(k.rate_limit.map_or_else(
+            Cell::new(k.settings.rate_limit.map_or_else(
                 || none.to_string(),
                 |r| format!("{} per {}", r.count, r.unit.word()),
             )),
@@ -347,7 +359,10 @@ pub fn write_show_table(
             "Created",
             Cell::new(time_with_relative(Some(k.created_at), now)),
         ),
-        ("Expires", Cell::new(time_with_relative(k.expires_at, now))),
+        (
+            "Expires",
+            Cell::new(time_with_relative(k.settings.expires_at, now)),
+        ),
         (
             "Last used",
             Cell::new(time_with_relative(k.last_used_at, now)),

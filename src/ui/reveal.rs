@@ -52,7 +52,7 @@ pub fn write_reveal(
             let width = text.chars().count() + 2;
             let bar = "─".repeat(width);
             writeln!(out)?;
-            let name = crate::core::text::escape(&key.name);
+            let name = crate::core::text::escape(&key.settings.name);
             writeln!(out, "  API key \"{name}\" {} ({})", made(key), key.id)?;
             writeln!(out)?;
             writeln!(out, "  ╭{bar}╮")?;
@@ -85,12 +85,13 @@ fn made(key: &KeyRecord) -> &'static str {
 /// `rotated key "ci" (…)` with the new key's id after a rotation.
 pub fn details(key: &KeyRecord) -> String {
     let expires = key
+        .settings
         .expires_at
         .map_or_else(|| "never".to_string(), crate::core::time::rfc3339);
     format!(
         "{} key \"{}\" ({}, {}..., {} mode, expires {expires})",
         made(key),
-        key.name,
+        key.settings.name,
         key.id,
         key.key_prefix,
         key.mode.as_str()
