@@ -255,19 +255,14 @@ pub struct AuditArgs {
     /// Only events of this key (an id also matches deleted keys)
     pub keyref: Option<String>,
     /// Only events since then (a duration like 7d, or a date)
-    #[arg(long, value_name = "WHEN")]
-    pub since: Option<String>,
+    #[arg(long, value_name = "WHEN", value_parser = Core(inputs::window))]
+    pub since: Option<When>,
     /// Only this action: created, edited, disabled, enabled, revoked, rotated, deleted, config
     #[arg(long, value_name = "ACTION", add = ArgValueCandidates::new(crate::complete::audit_actions))]
     pub action: Option<String>,
     /// At most N events, newest first
-    #[arg(
-        long,
-        value_name = "N",
-        default_value = "100",
-        allow_negative_numbers = true
-    )]
-    pub limit: String,
+    #[arg(long, value_name = "N", default_value = "100", allow_negative_numbers = true, value_parser = Core(inputs::count))]
+    pub limit: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -327,11 +322,11 @@ pub struct LogsArgs {
     /// Only requests of this key (an id also matches deleted keys)
     pub keyref: Option<String>,
     /// Only requests since then (a duration like 1h, or a date)
-    #[arg(long, value_name = "WHEN")]
-    pub since: Option<String>,
+    #[arg(long, value_name = "WHEN", value_parser = Core(inputs::window))]
+    pub since: Option<When>,
     /// Only requests before then
-    #[arg(long, value_name = "WHEN")]
-    pub until: Option<String>,
+    #[arg(long, value_name = "WHEN", value_parser = Core(inputs::window))]
+    pub until: Option<When>,
     /// Only this HTTP status (401) or result code (quota_exceeded)
     #[arg(long, value_name = "CODE")]
     pub status: Option<String>,
@@ -339,13 +334,8 @@ pub struct LogsArgs {
     #[arg(long, value_name = "ADDR")]
     pub ip: Option<String>,
     /// At most N rows, newest first
-    #[arg(
-        long,
-        value_name = "N",
-        default_value = "100",
-        allow_negative_numbers = true
-    )]
-    pub limit: String,
+    #[arg(long, value_name = "N", default_value = "100", allow_negative_numbers = true, value_parser = Core(inputs::count))]
+    pub limit: u64,
     /// Keep printing new rows until interrupted
     #[arg(long)]
     pub follow: bool,

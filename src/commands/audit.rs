@@ -10,8 +10,6 @@ use crate::cli::{AuditArgs, AuditCommand, Format};
 use crate::context::Ctx;
 use crate::core::audit::{chain_hash, GENESIS};
 use crate::core::key::hex;
-use crate::core::limits::parse_count;
-use crate::core::time::parse_time_spec;
 use crate::error::{Error, Kind, Result};
 use crate::store::{AuditQuery, Txn};
 use crate::ui::audit::{write_verdict, EventRows, Verdict};
@@ -43,13 +41,6 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
     if let Some(AuditCommand::Verify { expect_head }) = args.command {
         return verify(ctx, expect_head);
     }
-    let limit = parse_count("--limit", &args.limit).map_err(Error::usage)?;
-    let since = match &args.since {
-        None => None,
-        Some(t) => parse_time_spec(t, false)
-            .map_err(|e| Error::usage(format!("invalid --since: {e}")))?
-            .before(ctx.now),
-    };
     if let Some(a) = &args.action {
         if !ACTIONS.contains(&a.as_str()) {
             return Err(Error::usage(format!(
@@ -67,9 +58,9 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
     let query = AuditQuery {
         key_id: None,
         key_ids,
-        since,
+        since: args.since.and_then(|w| w.spec.before(ctx.now)),
         action: args.action.clone(),
-        limit: Some(limit),
+        limit: Some(args.limit),
         newest_first: true,
     };
     let mut out = stdout();

@@ -8,7 +8,6 @@ use super::keyref::filter_id;
 use crate::cli::{Format, LogsArgs, LogsCommand};
 use crate::context::Ctx;
 use crate::core::allowlist::parse_ip;
-use crate::core::limits::parse_count;
 use crate::core::model::RequestRow;
 use crate::core::time::{parse_time_spec, rfc3339};
 use crate::error::{Error, Result};
@@ -39,15 +38,6 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     if let Some(LogsCommand::Prune { before }) = &args.command {
         return prune(ctx, before);
     }
-    let limit = parse_count("--limit", &args.limit).map_err(Error::usage)?;
-    let when = |flag: &str, v: &Option<String>| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        match v {
-            None => Ok(None),
-            Some(t) => Ok(parse_time_spec(t, false)
-                .map_err(|e| Error::usage(format!("invalid {flag}: {e}")))?
-                .before(ctx.now)),
-        }
-    };
     let (http_status, code) = match args.status.as_deref().map(str::trim) {
         None => (None, None),
         Some(t) if t.bytes().all(|b| b.is_ascii_digit()) && !t.is_empty() => match t.parse::<u16>()
@@ -75,12 +65,12 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     let mut store = ctx.open_read()?;
     let mut query = RequestQuery {
         key_id: None,
-        since: when("--since", &args.since)?,
-        until: when("--until", &args.until)?,
+        since: args.since.and_then(|w| w.spec.before(ctx.now)),
+        until: args.until.and_then(|w| w.spec.before(ctx.now)),
         http_status,
         code,
         ip: ip.map(|i| i.to_string()),
-        limit: Some(limit),
+        limit: Some(args.limit),
         after_seq: None,
     };
     {

@@ -95,6 +95,12 @@ pub fn grace(flag: &str, text: &str) -> Result<When, String> {
     when(flag, text, false)
 }
 
+/// The start or end of a log window (`--since`, `--until`): a duration back from now
+/// or a date (never `never`).
+pub fn window(flag: &str, text: &str) -> Result<When, String> {
+    when(flag, text, false)
+}
+
 fn when(flag: &str, text: &str, allow_never: bool) -> Result<When, String> {
     parse_time_spec(text, allow_never)
         .map(|spec| When {
