@@ -2,7 +2,7 @@
 //! in one transaction. Every line is validated and every key inserted before any
 //! secret is printed, so a bad line fails the whole batch with nothing shown or kept.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 
 use serde_json::json;
 
@@ -10,7 +10,7 @@ use super::audit_event_text;
 use super::new_key::{generate, new_settings};
 use crate::cli::{CreateArgs, KeyFields};
 use crate::context::Ctx;
-use crate::core::fields::{parse_line, too_long, MAX_LINE};
+use crate::core::fields::{parse_line, read_bounded_line, too_long, Line};
 use crate::core::inputs::{self, Cap, Text};
 use crate::core::key::Mode;
 use crate::core::model::{KeyRecord, KeySettings, NewKey};
@@ -138,17 +138,13 @@ fn read_lines(source: &str) -> Result<Vec<(usize, Vec<u8>)>> {
     let mut buf = Vec::new();
     let mut number = 0usize;
     loop {
-        buf.clear();
-        // Bounded per line, so input without newlines cannot exhaust memory.
-        let n = (&mut reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut buf)
+        let line = read_bounded_line(&mut reader, &mut buf)
             .map_err(|e| Error::usage(format!("cannot read {name}: {e}")))?;
-        if n == 0 {
+        if line == Line::Eof {
             break;
         }
         number += 1;
-        if buf.len() > MAX_LINE {
+        if line == Line::TooLong {
             return Err(Error::usage(format!("line {number}: {}", too_long())));
         }
         // Blank lines (a trailing newline, a spacer) are skipped but still counted.

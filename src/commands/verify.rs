@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::cli::{Format, VerifyArgs};
 use crate::context::Ctx;
 use crate::core::allowlist::parse_ip;
-use crate::core::fields::{parse_line, too_long, MAX_LINE};
+use crate::core::fields::{parse_line, read_bounded_line, too_long, Line};
 use crate::core::key::{self, hash_secret, strip_bearer};
 use crate::core::limits::{add_counts, block_subject, parse_amount};
 use crate::core::model::{KeyRecord, RequestRecord};
@@ -369,22 +369,18 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
     let mut out = stdout();
     let mut line = Vec::with_capacity(256);
     loop {
-        line.clear();
-        let n = (&mut input)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
+        let read = read_bounded_line(&mut input, &mut line)
             .map_err(|e| Error::runtime(format!("cannot read the request stream: {e}")))?;
-        if n == 0 {
-            break;
-        }
         // Every line gets its answer, a blank one too: a client that writes a line
         // and reads a line must never wait forever.
-        let verdict = if line.len() > MAX_LINE && !line.ends_with(b"\n") {
-            // Skip the rest of an over-long line without holding it, then answer it.
-            skip_line(&mut input);
-            bad_request(too_long())
-        } else {
-            match parse_stream_line(&line, default_cost) {
+        let verdict = match read {
+            Line::Eof => break,
+            Line::TooLong => {
+                // Skip the rest of an over-long line without holding it, then answer it.
+                skip_line(&mut input);
+                bad_request(too_long())
+            }
+            Line::Line => match parse_stream_line(&line, default_cost) {
                 Err(why) => bad_request(why),
                 Ok((presented, req, meta)) => serve_one(
                     store.as_mut(),
@@ -394,7 +390,7 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
                     ctx.clock(),
                     no_record,
                 )?,
-            }
+            },
         };
         out.write_all(&verdict_json(&verdict))?;
         out.flush()?;

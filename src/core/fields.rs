@@ -4,6 +4,7 @@
 //! enum", "expected ident") is never shown: it speaks of Rust types, not of the input.
 
 use std::fmt;
+use std::io::{self, BufRead, Read};
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -16,6 +17,32 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// The problem with a line longer than [`MAX_LINE`].
 pub fn too_long() -> String {
     format!("the line is longer than {MAX_LINE} bytes")
+}
+
+/// What [`read_bounded_line`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    /// The input has ended.
+    Eof,
+    /// One whole line is in the buffer, its newline kept (the last line may have none).
+    Line,
+    /// The line is longer than [`MAX_LINE`]: the buffer holds its first `MAX_LINE + 1`
+    /// bytes and the rest is still unread.
+    TooLong,
+}
+
+/// Reads one line into `buf` (cleared first), holding at most `MAX_LINE + 1` bytes, so
+/// input without newlines cannot exhaust memory.
+pub fn read_bounded_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Line> {
+    buf.clear();
+    let n = reader.take(MAX_LINE as u64 + 1).read_until(b'\n', buf)?;
+    Ok(if n == 0 {
+        Line::Eof
+    } else if buf.len() > MAX_LINE && !buf.ends_with(b"\n") {
+        Line::TooLong
+    } else {
+        Line::Line
+    })
 }
 
 /// The members of one input line, in the order given (duplicates refused).
@@ -322,6 +349,26 @@ mod tests {
 
     fn problem(line: &str) -> String {
         parse_line(line.as_bytes(), EXAMPLE).unwrap_err()
+    }
+
+    #[test]
+    fn bounded_lines_hold_at_most_max_line_bytes_and_leave_the_rest_unread() {
+        let longest = "x".repeat(MAX_LINE);
+        let input = format!("a\n{longest}\n{longest}yz\nb");
+        let mut reader = io::BufReader::new(input.as_bytes());
+        let mut buf = Vec::new();
+        let mut read = || {
+            let line = read_bounded_line(&mut reader, &mut buf).unwrap();
+            (line, buf.len())
+        };
+        assert_eq!(read(), (Line::Line, 2));
+        // MAX_LINE bytes and the newline: a whole line, not too long.
+        assert_eq!(read(), (Line::Line, MAX_LINE + 1));
+        assert_eq!(read(), (Line::TooLong, MAX_LINE + 1));
+        // What was not read of the long line comes next.
+        assert_eq!(read(), (Line::Line, 2));
+        assert_eq!(read(), (Line::Line, 1));
+        assert_eq!(read(), (Line::Eof, 0));
     }
 
     fn line(text: &str) -> JsonLine {
