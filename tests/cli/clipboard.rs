@@ -69,10 +69,13 @@ impl Xvfb {
     /// long it took.
     fn keyctl(&self, env: &TestEnv, clip: &str, args: &[&str]) -> (Outcome, Duration) {
         let start = Instant::now();
-        let out = env.run_with(args, |c| {
-            c.env("DISPLAY", &self.display)
-                .env("KEYCTL_CLIP_TIME", clip);
-        });
+        let out = env
+            .keyctl(args)
+            .with(|c| {
+                c.env("DISPLAY", &self.display)
+                    .env("KEYCTL_CLIP_TIME", clip);
+            })
+            .run();
         (out, start.elapsed())
     }
 
@@ -132,38 +135,6 @@ impl Xvfb {
             .map(|(pid, _, _)| pid)
             .collect()
     }
-}
-
-/// Every process of this user whose executable is the keyctl under test: its pid,
-/// argv (`/proc/PID/cmdline`) and environment (`/proc/PID/environ`).
-fn keyctl_processes() -> Vec<(u32, Vec<u8>, Vec<u8>)> {
-    let bin = fs::canonicalize(env!("CARGO_BIN_EXE_keyctl")).expect("the keyctl binary");
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").expect("read /proc") {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let dir = entry.path();
-        // Other users' processes, and processes that just ended, cannot be read.
-        let Ok(exe) = fs::read_link(dir.join("exe")) else {
-            continue;
-        };
-        if exe != bin {
-            continue;
-        }
-        let (Ok(cmdline), Ok(environ)) =
-            (fs::read(dir.join("cmdline")), fs::read(dir.join("environ")))
-        else {
-            continue;
-        };
-        found.push((pid, cmdline, environ));
-    }
-    found
 }
 
 /// No keyctl process carries `secret` in its argv or environment.
@@ -503,9 +474,12 @@ fn an_unreachable_display_warns_within_a_second() {
     for (i, (var, value)) in cases.into_iter().enumerate() {
         let name = format!("k{i}");
         let start = Instant::now();
-        let out = env.run_with(&["create", "--copy", "--name", &name], |c| {
-            c.env(var, value).env("XDG_RUNTIME_DIR", env.root());
-        });
+        let out = env
+            .keyctl(&["create", "--copy", "--name", &name])
+            .with(|c| {
+                c.env(var, value).env("XDG_RUNTIME_DIR", env.root());
+            })
+            .run();
         let took = start.elapsed();
         let secret = plain_secret(&out);
         assert!(
@@ -527,9 +501,12 @@ fn an_unreachable_display_warns_within_a_second() {
 fn a_bad_clip_time_is_a_warning_and_nothing_is_copied() {
     let env = TestEnv::initialized();
     for bad in ["0", "soon", "86401"] {
-        let out = env.run_with(&["create", "--copy", "--name", &format!("t{bad}")], |c| {
-            c.env("KEYCTL_CLIP_TIME", bad).env("DISPLAY", ":7999");
-        });
+        let out = env
+            .keyctl(&["create", "--copy", "--name", &format!("t{bad}")])
+            .with(|c| {
+                c.env("KEYCTL_CLIP_TIME", bad).env("DISPLAY", ":7999");
+            })
+            .run();
         plain_secret(&out);
         assert_eq!(
             warnings(&out),
@@ -551,9 +528,12 @@ fn the_helper_is_hidden_from_help_and_needs_its_marker_and_no_arguments() {
         out.ok();
         assert!(!out.stdout.to_lowercase().contains("helper"), "{out}");
     }
-    let out = env.run_with(&["--version"], |c| {
-        c.env("KEYCTL_CLIPBOARD_HELPER", "1");
-    });
+    let out = env
+        .keyctl(&["--version"])
+        .with(|c| {
+            c.env("KEYCTL_CLIPBOARD_HELPER", "1");
+        })
+        .run();
     out.ok();
     assert!(out.stdout.starts_with("keyctl "), "{out}");
 }

@@ -480,9 +480,12 @@ fn a_closed_stdout_rotates_nothing() {
         &["rotate", "--yes", "kept"][..],
         &["rotate", "--yes", "--json", "kept"],
     ] {
-        let out = env.run_with(args, |c| {
-            c.stdout(Stdio::from(closed_pipe()));
-        });
+        let out = env
+            .keyctl(args)
+            .with(|c| {
+                c.stdout(Stdio::from(closed_pipe()));
+            })
+            .run();
         let line = out.fails(1);
         assert!(line.contains("nothing was created"), "{line}");
         assert!(!has_secret_shape(&out.stderr), "the secret leaked\n{out}");

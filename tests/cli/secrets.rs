@@ -110,7 +110,10 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
     let ci = piped_secret(&out);
     record(out, vec![ci.clone()], &mut issued);
 
-    let out = env.run_with(&["create", "--copy", "--name", "copied"], clip);
+    let out = env
+        .keyctl(&["create", "--copy", "--name", "copied"])
+        .with(clip)
+        .run();
     let copied = piped_secret(&out);
     assert!(out.stderr.contains("copied to clipboard"), "{out}");
     record(out, vec![copied.clone()], &mut issued);
@@ -141,7 +144,10 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
     let out = env.run(&["rotate", "--yes", "--grace", "1h", "web"]);
     let web2 = piped_secret(&out);
     record(out, vec![web2.clone()], &mut issued);
-    let out = env.run_with(&["rotate", "--yes", "--copy", "ci"], clip);
+    let out = env
+        .keyctl(&["rotate", "--yes", "--copy", "ci"])
+        .with(clip)
+        .run();
     let ci2 = piped_secret(&out);
     record(out, vec![ci2.clone()], &mut issued);
     assert!(assert_no_secret_in_processes(&env.db, &issued) >= 1);
@@ -179,9 +185,11 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
         all.extend(args);
         let out = if from_env {
             all.extend(["--key-env", "PRESENTED"]);
-            env.run_with(&all, |c| {
-                c.env("PRESENTED", &key);
-            })
+            env.keyctl(&all)
+                .with(|c| {
+                    c.env("PRESENTED", &key);
+                })
+                .run()
         } else {
             env.run_at_with_stdin(NOW, &all, format!("{key}\n").as_bytes())
         };
@@ -517,9 +525,13 @@ fn a_secret_pasted_into_a_text_field_is_refused_without_echo_and_never_stored() 
             }
             runs.push(env.run(&["revoke", "--yes", "alpha", "--reason", v]));
             runs.push(env.run(&["--actor", v, "disable", "alpha"]));
-            runs.push(env.run_with(&["disable", "alpha"], |c| {
-                c.env("KEYCTL_ACTOR", v);
-            }));
+            runs.push(
+                env.keyctl(&["disable", "alpha"])
+                    .with(|c| {
+                        c.env("KEYCTL_ACTOR", v);
+                    })
+                    .run(),
+            );
             for flag in ["--endpoint", "--scope", "--deployment", "--model"] {
                 runs.push(env.verify(NOW, &k.secret, &[flag, v]));
             }
