@@ -7,7 +7,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -329,7 +328,7 @@ fn is_keyctl_as_nobody(pid: u32) -> bool {
 /// process of the same user can no longer read its environment (or memory).
 fn assert_not_dumpable(pid: u32, what: &str) {
     let environ = PathBuf::from(format!("/proc/{pid}/environ"));
-    let made = poll_until(Duration::from_secs(10), || {
+    let made = poll_until(WAIT_LIMIT, || {
         is_keyctl_as_nobody(pid) && owner_of(&environ) == Some(0)
     });
     assert!(
@@ -346,7 +345,7 @@ fn assert_not_dumpable(pid: u32, what: &str) {
         .arg(require_tool("cat"))
         .arg(&environ)
         .env_clear();
-    let out = cat.output().expect("run cat as nobody");
+    let out = Run::new(cat).output();
     assert!(
         !out.status.success(),
         "nobody can still read {what}'s environment"
@@ -402,13 +401,10 @@ fn commands_holding_a_secret_are_not_dumpable() {
 
     // The check can tell: a command that holds no secret stays dumpable.
     let follow = spawn(&["logs", "--follow"]);
-    assert!(
-        poll_until(Duration::from_secs(10), || is_keyctl_as_nobody(
-            follow.pid()
-        )),
-        "logs --follow did not start"
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    // Asleep between polls, it is past every step that could have changed it.
+    wait_for("logs --follow polling as nobody", || {
+        is_keyctl_as_nobody(follow.pid()) && in_timed_sleep(follow.pid())
+    });
     assert_eq!(
         owner_of(Path::new(&format!("/proc/{}/environ", follow.pid()))),
         Some(NOBODY),

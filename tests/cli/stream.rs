@@ -5,7 +5,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -567,8 +566,8 @@ fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
 
 fn next_line(rx: &mpsc::Receiver<String>) -> Value {
     let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a result line within 10 s");
+        .recv_timeout(WAIT_LIMIT)
+        .unwrap_or_else(|_| panic!("no result line within {WAIT_LIMIT:?}"));
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("not json ({e}): {line}"))
 }
 
@@ -611,10 +610,14 @@ fn a_coprocess_gets_each_answer_before_sending_the_next_request() {
     let out = child.wait_with_output().expect("wait for the stream");
     assert_eq!(out.status.code(), Some(0), "exit 0 at end of input");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
-    assert!(
-        rx.recv_timeout(Duration::from_secs(1)).is_err(),
-        "no extra line"
-    );
+    // Every line it printed, up to the end of its stdout (the reader then hangs up).
+    let extra: Vec<String> = std::iter::from_fn(|| match rx.recv_timeout(WAIT_LIMIT) {
+        Ok(line) => Some(line),
+        Err(mpsc::RecvTimeoutError::Disconnected) => None,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("stdout still open after the exit"),
+    })
+    .collect();
+    assert!(extra.is_empty(), "no extra line: {extra:?}");
     assert_eq!(env.count_rows("requests"), 3);
 }
 

@@ -43,6 +43,13 @@ pub fn wait_for(what: &str, done: impl FnMut() -> bool) {
     );
 }
 
+/// True when process `pid` is asleep in a timed wait (`nanosleep`, Linux's
+/// `/proc/PID/wchan`), as a polling loop is between two polls: whatever it did before
+/// its first sleep (a follower's first read) is done.
+pub fn in_timed_sleep(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("nanosleep"))
+}
+
 /// Waits at most `limit` for `child` to exit (polling, so the caller keeps the child
 /// and may still signal it). None when it is still running.
 pub fn wait_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
@@ -301,8 +308,8 @@ impl XServer {
             display: String::new(),
         };
         let number = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("Xvfb did not report its display within 10 s");
+            .recv_timeout(WAIT_LIMIT)
+            .unwrap_or_else(|_| panic!("Xvfb did not report its display within {WAIT_LIMIT:?}"));
         let number = number.trim();
         assert!(
             !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()),
