@@ -133,7 +133,17 @@ pub fn require_tool(tool: &str) -> PathBuf {
 pub struct LiveProcess {
     child: Child,
     stdin: Option<std::process::ChildStdin>,
-    lines: std::sync::mpsc::Receiver<String>,
+    lines: Receiver<String>,
+    stderr: Receiver<Vec<u8>>,
+}
+
+/// How a `LiveProcess` ended.
+pub struct Ended {
+    /// None when a signal ended it.
+    pub code: Option<i32>,
+    /// The stdout lines nobody read before its end.
+    pub rest: Vec<String>,
+    pub stderr: String,
 }
 
 impl LiveProcess {
@@ -141,9 +151,10 @@ impl LiveProcess {
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn keyctl");
         let stdin = child.stdin.take();
+        let stderr = drain(child.stderr.take().expect("piped stderr"));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -159,6 +170,7 @@ impl LiveProcess {
             child,
             stdin,
             lines,
+            stderr,
         }
     }
 
@@ -192,12 +204,34 @@ impl LiveProcess {
         self.next_line()
     }
 
-    /// Closes its stdin and waits (at most `WAIT_LIMIT`) for it to exit.
-    pub fn finish(mut self) -> Option<i32> {
+    /// Closes its stdin and waits (at most `WAIT_LIMIT`) for it to exit: its exit code.
+    pub fn finish(self) -> Option<i32> {
+        self.end().code
+    }
+
+    /// Closes its stdin and waits (at most `WAIT_LIMIT`) for it to exit and for its
+    /// stdout and stderr to end: its exit code, unread lines and stderr.
+    pub fn end(mut self) -> Ended {
         drop(self.stdin.take());
-        wait_within(&mut self.child, WAIT_LIMIT)
-            .unwrap_or_else(|| panic!("keyctl still running {WAIT_LIMIT:?} after its stdin closed"))
-            .code()
+        let status = wait_within(&mut self.child, WAIT_LIMIT).unwrap_or_else(|| {
+            panic!("keyctl still running {WAIT_LIMIT:?} after its stdin closed")
+        });
+        let mut rest = Vec::new();
+        loop {
+            match self.lines.recv_timeout(WAIT_LIMIT) {
+                Ok(line) => rest.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("keyctl's stdout still open {WAIT_LIMIT:?} after its exit")
+                }
+            }
+        }
+        let stderr = drained(&self.stderr, WAIT_LIMIT);
+        Ended {
+            code: status.code(),
+            rest,
+            stderr: String::from_utf8(stderr).expect("stderr is utf-8"),
+        }
     }
 
     /// SIGKILL, as a crash or the OOM killer would end it.

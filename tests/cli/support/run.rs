@@ -120,15 +120,12 @@ impl Run {
 
     /// Runs it to its end and returns its raw output.
     pub fn output(self) -> Output {
-        let mut running = self.spawn();
-        let status = running.wait_to_end();
-        running.finish(status)
+        self.spawn().output()
     }
 
     /// Runs it to its end: exit code, stdout and stderr (which must be UTF-8).
     pub fn run(self) -> Outcome {
-        let label = self.label.clone();
-        Outcome::new(&label, self.output())
+        self.spawn().outcome()
     }
 }
 
@@ -160,6 +157,18 @@ impl Running {
     /// SIGKILL, as a crash or the OOM killer would end it (safe until it is reaped).
     pub fn kill(&self) {
         sigkill(&self.child);
+    }
+
+    /// Waits for its end (see `wait_to_end`) and returns its raw output.
+    pub fn output(mut self) -> Output {
+        let status = self.wait_to_end();
+        self.finish(status)
+    }
+
+    /// Waits for its end: exit code, stdout and stderr (which must be UTF-8).
+    pub fn outcome(self) -> Outcome {
+        let label = self.label.clone();
+        Outcome::new(&label, self.output())
     }
 
     /// What it wrote, once it has exited with `status`.
