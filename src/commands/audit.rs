@@ -4,8 +4,6 @@
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use serde_json::Value;
 
 use super::keyref::filter_id;
 use crate::cli::{AuditArgs, AuditCommand, Format};
@@ -13,54 +11,16 @@ use crate::context::Ctx;
 use crate::core::audit::{chain_hash, GENESIS};
 use crate::core::key::hex;
 use crate::core::limits::parse_count;
-use crate::core::time::{from_millis, parse_time_spec, rfc3339};
+use crate::core::time::parse_time_spec;
 use crate::error::{Error, Kind, Result};
-use crate::store::{AuditQuery, StoredAuditEvent, Txn};
+use crate::store::{AuditQuery, Txn};
+use crate::ui::audit::{write_verdict, EventRows, Verdict};
 use crate::ui::output::{answer_written, plural, stdout};
+use crate::ui::records::RecordWriter;
 
 pub const ACTIONS: &[&str] = &[
     "created", "edited", "disabled", "enabled", "revoked", "rotated", "deleted", "config",
 ];
-
-#[derive(Serialize)]
-struct EventJson<'a> {
-    seq: i64,
-    at: String,
-    actor: &'a str,
-    action: &'a str,
-    key_id: Option<&'a str>,
-    details: Value,
-    hash: String,
-}
-
-fn details_value(e: &StoredAuditEvent) -> Value {
-    serde_json::from_str(&e.event.details).unwrap_or(Value::String(e.event.details.clone()))
-}
-
-/// Details for people: edits as `field: old → new`, other events as `key=value`.
-fn details_text(details: &Value) -> String {
-    let show = |v: &Value| match v {
-        Value::Null => "none".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    if let Some(Value::Object(changes)) = details.get("changes") {
-        return changes
-            .iter()
-            .map(|(f, c)| format!("{f}: {} → {}", show(&c["old"]), show(&c["new"])))
-            .collect::<Vec<_>>()
-            .join(", ");
-    }
-    match details {
-        Value::Object(map) => map
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| format!("{k}={}", show(v)))
-            .collect::<Vec<_>>()
-            .join(", "),
-        other => show(other),
-    }
-}
 
 /// The keys whose events `audit KEYREF` shows: the whole rotation chain of the key,
 /// since the name moves from key to key. A name that no key holds now (the newest of
@@ -115,80 +75,13 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
         newest_first: true,
     };
     let mut out = stdout();
-    match ctx.format {
-        Format::Json => {
-            let mut first = true;
-            tx.for_each_audit(&query, &mut |e| {
-                out.write_all(if first { b"[\n" } else { b",\n" })?;
-                first = false;
-                let j = EventJson {
-                    seq: e.event.seq,
-                    at: rfc3339(from_millis(e.event.at_ms)),
-                    actor: &e.event.actor,
-                    action: &e.event.action,
-                    key_id: e.event.key_id.as_deref(),
-                    details: details_value(e),
-                    hash: hex(&e.hash),
-                };
-                crate::ui::json::write(&mut out, &j)
-            })?;
-            out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
-        }
-        Format::Csv => {
-            crate::ui::csv::write_row(
-                &mut out,
-                &["seq", "at", "actor", "action", "key_id", "details", "hash"],
-            )?;
-            tx.for_each_audit(&query, &mut |e| {
-                crate::ui::csv::write_row(
-                    &mut out,
-                    &[
-                        e.event.seq.to_string(),
-                        rfc3339(from_millis(e.event.at_ms)),
-                        e.event.actor.clone(),
-                        e.event.action.clone(),
-                        e.event.key_id.clone().unwrap_or_default(),
-                        e.event.details.clone(),
-                        hex(&e.hash),
-                    ],
-                )
-            })?;
-        }
-        Format::Table => {
-            let mut rows: Vec<[String; 5]> = Vec::new();
-            tx.for_each_audit(&query, &mut |e| {
-                rows.push([
-                    crate::ui::keys::local_time(from_millis(e.event.at_ms)),
-                    e.event.actor.clone(),
-                    e.event.action.clone(),
-                    e.event.key_id.clone().unwrap_or_default(),
-                    details_text(&details_value(e)),
-                ]);
-                Ok(())
-            })?;
-            if rows.is_empty() {
-                ctx.note("no audit events match");
-            } else {
-                crate::ui::keys::write_plain_table(
-                    &mut out,
-                    &["Time", "Actor", "Action", "Key", "Details"],
-                    rows,
-                    ctx.color,
-                )?;
-            }
-        }
+    let mut events = RecordWriter::new(&mut out, EventRows, ctx.format, ctx.color)?;
+    tx.for_each_audit(&query, &mut |e| events.add(e))?;
+    if events.finish()? == 0 && ctx.format == Format::Table {
+        ctx.note("no audit events match");
     }
     out.flush()?;
     Ok(())
-}
-
-#[derive(Serialize)]
-struct VerifyJson {
-    intact: bool,
-    events: u64,
-    head: String,
-    broken_at: Option<i64>,
-    problem: Option<String>,
 }
 
 fn verify(ctx: &Ctx, expect_head: Option<String>) -> Result<()> {
@@ -252,27 +145,22 @@ fn verify(ctx: &Ctx, expect_head: Option<String>) -> Result<()> {
         )),
         _ => Ok(()),
     };
+    let (broken_at, problem) = match &verdict {
+        Ok(()) => (None, None),
+        Err((seq, p)) => (*seq, Some(p.as_str())),
+    };
     let mut out = stdout();
-    let written = (|| -> std::io::Result<()> {
-        if ctx.format == Format::Json {
-            let j = VerifyJson {
-                intact: verdict.is_ok(),
-                events: count,
-                head: head.clone(),
-                broken_at: verdict.as_ref().err().and_then(|(s, _)| *s),
-                problem: verdict.as_ref().err().map(|(_, p)| p.clone()),
-            };
-            crate::ui::json::write(&mut out, &j)?;
-            writeln!(out)?;
-        } else if verdict.is_ok() {
-            writeln!(
-                out,
-                "audit trail intact: {}, head {head}",
-                plural(count, "event")
-            )?;
-        }
-        out.flush()
-    })();
+    let written = write_verdict(
+        &mut out,
+        ctx.format == Format::Json,
+        &Verdict {
+            events: count,
+            head: &head,
+            broken_at,
+            problem,
+        },
+    )
+    .and_then(|()| out.flush());
     answer_written(written)?;
     verdict.map_err(|(_, msg)| Error::new(Kind::AuditBroken, msg))
 }

@@ -8,8 +8,9 @@ use crate::core::model::Status;
 use crate::core::names::optional_text;
 use crate::error::{Error, Result};
 use crate::store::{KeyQuery, SortBy};
-use crate::ui::keys::{summary_line, write_csv_row, write_json, ListTable, CSV_HEADER};
+use crate::ui::keys::{summary_line, KeyRows};
 use crate::ui::output::stdout;
+use crate::ui::records::RecordWriter;
 
 fn query(args: &ListArgs) -> Result<KeyQuery> {
     let text =
@@ -46,39 +47,22 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> Result<()> {
     let tx = store.read()?;
     let now = ctx.now;
     let mut out = stdout();
-    match ctx.format {
-        Format::Json => {
-            // One object per line inside the array: valid json that greps and streams.
-            // The opening bracket waits for the first row, so a store that fails at
-            // the start of the query leaves stdout empty.
-            let mut first = true;
-            tx.for_each_key(&query, now, &mut |k| {
-                out.write_all(if first { b"[\n" } else { b",\n" })?;
-                first = false;
-                write_json(&mut out, k, now)
-            })?;
-            out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
+    let rows = KeyRows {
+        now,
+        color: ctx.color,
+    };
+    let mut keys = RecordWriter::new(&mut out, rows, ctx.format, ctx.color)?;
+    let counts = tx.for_each_key(&query, now, &mut |k| keys.add(k))?;
+    let shown = keys.finish()?;
+    if ctx.format == Format::Table {
+        let settings = tx.settings()?;
+        let limited = tx.count_limited(now)?;
+        if shown == 0 {
+            ctx.note("no keys match: create one with 'keyctl create --name NAME', or widen the filters (--all shows revoked keys)");
+        } else {
+            writeln!(out)?;
         }
-        Format::Csv => {
-            crate::ui::csv::write_row(&mut out, CSV_HEADER)?;
-            tx.for_each_key(&query, now, &mut |k| write_csv_row(&mut out, k, now))?;
-        }
-        Format::Table => {
-            let mut table = ListTable::new(ctx.color);
-            let counts = tx.for_each_key(&query, now, &mut |k| {
-                table.add(k, now);
-                Ok(())
-            })?;
-            let settings = tx.settings()?;
-            let limited = tx.count_limited(now)?;
-            if table.rows() == 0 {
-                ctx.note("no keys match: create one with 'keyctl create --name NAME', or widen the filters (--all shows revoked keys)");
-            } else {
-                table.write(&mut out)?;
-                writeln!(out)?;
-            }
-            writeln!(out, "{}", summary_line(&counts, limited, settings.max_keys))?;
-        }
+        writeln!(out, "{}", summary_line(&counts, limited, settings.max_keys))?;
     }
     out.flush()?;
     Ok(())

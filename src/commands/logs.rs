@@ -4,8 +4,6 @@
 use std::io::Write;
 use std::time::Duration as StdDuration;
 
-use serde::Serialize;
-
 use super::keyref::filter_id;
 use crate::cli::{Format, LogsArgs, LogsCommand};
 use crate::context::Ctx;
@@ -16,6 +14,9 @@ use crate::core::time::{parse_time_spec, rfc3339};
 use crate::error::{Error, Result};
 use crate::store::RequestQuery;
 use crate::ui::output::{stdout, Out};
+use crate::ui::records::RecordWriter;
+use crate::ui::requests::{Follow, RequestRows};
+use crate::ui::table::terminal_width;
 
 /// Result codes `--status` accepts besides HTTP statuses.
 pub const CODES: &[&str] = &[
@@ -33,90 +34,6 @@ pub const CODES: &[&str] = &[
     "quota_exceeded",
     "credits_exhausted",
 ];
-
-#[derive(Serialize)]
-struct RowJson<'a> {
-    seq: i64,
-    at: String,
-    key_id: Option<&'a str>,
-    key_name: Option<&'a str>,
-    endpoint: Option<&'a str>,
-    status: u16,
-    code: &'a str,
-    ip: Option<&'a str>,
-    duration_ms: Option<u64>,
-    credits: u64,
-}
-
-fn row_json(r: &RequestRow) -> RowJson<'_> {
-    RowJson {
-        seq: r.seq,
-        at: rfc3339(r.at),
-        key_id: r.key_id.as_deref(),
-        key_name: r.key_name.as_deref(),
-        endpoint: r.endpoint.as_deref(),
-        status: r.http_status,
-        code: &r.code,
-        ip: r.ip.as_deref(),
-        duration_ms: r.duration_ms,
-        credits: r.credits,
-    }
-}
-
-const HEADER: [&str; 8] = [
-    "Time", "Key", "Endpoint", "Status", "Reason", "IP", "Duration", "Credits",
-];
-
-fn table_row(r: &RequestRow) -> [String; 8] {
-    let key = match (&r.key_name, &r.key_id) {
-        (Some(n), Some(id)) => format!("{n} ({id})"),
-        (None, Some(id)) => id.clone(),
-        _ => "-".into(),
-    };
-    [
-        crate::ui::keys::local_time(r.at),
-        key,
-        r.endpoint.clone().unwrap_or_default(),
-        r.http_status.to_string(),
-        r.code.clone(),
-        r.ip.clone().unwrap_or_default(),
-        r.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default(),
-        r.credits.to_string(),
-    ]
-}
-
-fn csv_row(r: &RequestRow) -> [String; 10] {
-    [
-        r.seq.to_string(),
-        rfc3339(r.at),
-        r.key_id.clone().unwrap_or_default(),
-        r.key_name.clone().unwrap_or_default(),
-        r.endpoint.clone().unwrap_or_default(),
-        r.http_status.to_string(),
-        r.code.clone(),
-        r.ip.clone().unwrap_or_default(),
-        r.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
-        r.credits.to_string(),
-    ]
-}
-
-const CSV_HEADER: [&str; 10] = [
-    "seq",
-    "at",
-    "key_id",
-    "key_name",
-    "endpoint",
-    "status",
-    "code",
-    "ip",
-    "duration_ms",
-    "credits",
-];
-
-fn write_json_line(out: &mut Out, r: &RequestRow) -> std::io::Result<()> {
-    crate::ui::json::write(&mut *out, &row_json(r))?;
-    out.write_all(b"\n")
-}
 
 pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     if let Some(LogsCommand::Prune { before }) = &args.command {
@@ -177,34 +94,10 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
         return follow(ctx, store.as_mut(), query, &mut out);
     }
     let tx = store.read()?;
-    match ctx.format {
-        Format::Json => {
-            let mut first = true;
-            tx.for_each_request(&query, &mut |r| {
-                out.write_all(if first { b"[\n" } else { b",\n" })?;
-                first = false;
-                crate::ui::json::write(&mut out, &row_json(r))
-            })?;
-            out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
-        }
-        Format::Csv => {
-            crate::ui::csv::write_row(&mut out, &CSV_HEADER)?;
-            tx.for_each_request(&query, &mut |r| {
-                crate::ui::csv::write_row(&mut out, &csv_row(r))
-            })?;
-        }
-        Format::Table => {
-            let mut rows = Vec::new();
-            tx.for_each_request(&query, &mut |r| {
-                rows.push(table_row(r));
-                Ok(())
-            })?;
-            if rows.is_empty() {
-                ctx.note("no requests match");
-            } else {
-                crate::ui::keys::write_plain_table(&mut out, &HEADER, rows, ctx.color)?;
-            }
-        }
+    let mut requests = RecordWriter::new(&mut out, RequestRows, ctx.format, ctx.color)?;
+    tx.for_each_request(&query, &mut |r| requests.add(r))?;
+    if requests.finish()? == 0 && ctx.format == Format::Table {
+        ctx.note("no requests match");
     }
     out.flush()?;
     Ok(())
@@ -218,22 +111,13 @@ fn follow(
     mut query: RequestQuery,
     out: &mut Out,
 ) -> Result<()> {
+    let shape = Follow::start(out, ctx.format, terminal_width())?;
     let print = |out: &mut Out, rows: &[RequestRow]| -> std::io::Result<()> {
         for r in rows {
-            match ctx.format {
-                Format::Json => write_json_line(out, r)?,
-                Format::Csv => crate::ui::csv::write_row(out, &csv_row(r))?,
-                Format::Table => {
-                    let cells = table_row(r);
-                    writeln!(out, "{}", crate::core::text::escape(&cells.join("  ")))?;
-                }
-            }
+            shape.row(out, r)?;
         }
         out.flush()
     };
-    if ctx.format == Format::Csv {
-        crate::ui::csv::write_row(out, &CSV_HEADER)?;
-    }
     let mut rows = Vec::new();
     {
         let tx = store.read()?;

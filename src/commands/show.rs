@@ -7,15 +7,14 @@ use chrono::{DateTime, Duration, Utc};
 use super::keyref::resolve;
 use crate::cli::{Format, ShowArgs};
 use crate::context::Ctx;
-use crate::core::limits::add_counts;
 use crate::core::model::{KeyRecord, Status};
 use crate::core::time::relative;
 use crate::error::Result;
 use crate::store::Txn;
-use crate::ui::keys::{
-    local_time, write_csv_row, write_show_json, write_show_table, UsageWindows, CSV_HEADER,
-};
+use crate::ui::keys::{write_csv_row, write_show_json, write_show_table, CSV_HEADER};
 use crate::ui::output::stdout;
+use crate::ui::table::local_time;
+use crate::ui::usage::{day_of, every_day, write_sparkline, Windows};
 
 pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
     let mut store = ctx.open_read()?;
@@ -29,7 +28,7 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
             ctx.now - Duration::days(30),
         ],
     )?;
-    let usage = UsageWindows {
+    let usage = Windows {
         last_24h: figures[0],
         last_7d: figures[1],
         last_30d: figures[2],
@@ -47,21 +46,9 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
                 writeln!(out, "{}", crate::core::text::escape(&line))?;
             }
             if ctx.stdout_tty {
-                let today = super::usage::day_of(ctx.now);
-                let days = super::usage::daily(tx.as_ref(), Some(&key.id), today - 29, today)?;
-                let values: Vec<u64> = days
-                    .iter()
-                    .map(|(_, u)| add_counts(u.accepted, u.rejected))
-                    .collect();
-                writeln!(
-                    out,
-                    "Last 30 days    {}  ({})",
-                    crate::ui::chart::sparkline(&values),
-                    crate::ui::output::plural(
-                        values.iter().fold(0, |t, v| add_counts(t, *v)),
-                        "request"
-                    )
-                )?;
+                let today = day_of(ctx.now);
+                let found = tx.usage_by_day(Some(&key.id), today - 29, today)?;
+                write_sparkline(&mut out, &every_day(found, today - 29, today))?;
             }
         }
     }

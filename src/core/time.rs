@@ -138,23 +138,40 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// "3 hours ago", "in 29 days", "just now": the largest whole unit, as tables show.
+/// Seconds in the units `relative` counts in; a month and a year are the Gregorian
+/// averages (30.436875 and 365.2425 days), so 90 days read as 3 months and 365 as a year.
+const MINUTE: u64 = 60;
+const HOUR: u64 = 3_600;
+const DAY: u64 = 86_400;
+const MONTH: u64 = 2_629_746;
+const YEAR: u64 = 31_556_952;
+
+/// "3 hours ago", "in 1 month", "just now": the nearest whole unit, as people read
+/// (moment.js's thresholds): under 45 seconds is "just now" (or "in less than a
+/// minute"); then minutes up to 44, hours up to 21, days up to 25, months up to 10,
+/// then years. Each count is rounded to the nearest, so `--expires 1d` reads "in 1
+/// day", not "in 23 hours" a second later.
 pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (now - t).num_seconds();
     let (past, secs) = (secs >= 0, secs.unsigned_abs());
-    if secs < 60 {
+    let nearest = |unit: u64| (secs + unit / 2) / unit;
+    if secs < 45 {
         return if past {
             "just now".into()
         } else {
             "in less than a minute".into()
         };
     }
-    let (n, unit) = match secs {
-        s if s < 3_600 => (s / 60, "minute"),
-        s if s < 86_400 => (s / 3_600, "hour"),
-        s if s < 30 * 86_400 => (s / 86_400, "day"),
-        s if s < 365 * 86_400 => (s / (30 * 86_400), "month"),
-        s => (s / (365 * 86_400), "year"),
+    let (n, unit) = if nearest(MINUTE) < 45 {
+        (nearest(MINUTE), "minute")
+    } else if nearest(HOUR) < 22 {
+        (nearest(HOUR), "hour")
+    } else if nearest(DAY) < 26 {
+        (nearest(DAY), "day")
+    } else if nearest(MONTH) < 11 {
+        (nearest(MONTH), "month")
+    } else {
+        (nearest(YEAR).max(1), "year")
     };
     let plural = if n == 1 { "" } else { "s" };
     if past {
@@ -232,12 +249,61 @@ mod tests {
         assert_eq!(relative(n, n), "just now");
         assert_eq!(relative(n - Duration::hours(3), n), "3 hours ago");
         assert_eq!(relative(n - Duration::minutes(1), n), "1 minute ago");
-        assert_eq!(
-            relative(n + Duration::days(29) + Duration::hours(1), n),
-            "in 29 days"
-        );
         assert_eq!(relative(n - Duration::days(400), n), "1 year ago");
+        // The issue's examples: whole days, months and years read as typed.
+        assert_eq!(relative(n + Duration::days(1), n), "in 1 day");
         assert_eq!(relative(n + Duration::days(90), n), "in 3 months");
+        assert_eq!(relative(n + Duration::days(365), n), "in 1 year");
+        // A second later still reads the same (rounding, not truncation).
+        let later = n + Duration::seconds(1);
+        assert_eq!(relative(n + Duration::days(1), later), "in 1 day");
+        assert_eq!(relative(n + Duration::days(90), later), "in 3 months");
+        assert_eq!(relative(n + Duration::days(365), later), "in 1 year");
+        assert_eq!(relative(n - Duration::hours(2), n), "2 hours ago");
+    }
+
+    /// Each threshold from both sides, in the past and the future: (offset, phrase
+    /// without "in"/"ago").
+    #[test]
+    fn relative_thresholds() {
+        let n = now();
+        let s = Duration::seconds;
+        let cases = [
+            (s(44), None),
+            (s(45), Some("1 minute")),
+            (s(89), Some("1 minute")),
+            (s(90), Some("2 minutes")),
+            (Duration::minutes(44) + s(29), Some("44 minutes")),
+            (Duration::minutes(44) + s(30), Some("1 hour")),
+            (Duration::minutes(89), Some("1 hour")),
+            (Duration::minutes(90), Some("2 hours")),
+            (
+                Duration::hours(21) + Duration::minutes(29),
+                Some("21 hours"),
+            ),
+            (Duration::hours(21) + Duration::minutes(30), Some("1 day")),
+            (Duration::hours(23), Some("1 day")),
+            (Duration::hours(35), Some("1 day")),
+            (Duration::hours(36), Some("2 days")),
+            (Duration::days(25) + Duration::hours(11), Some("25 days")),
+            (Duration::days(25) + Duration::hours(12), Some("1 month")),
+            (Duration::days(30), Some("1 month")),
+            (Duration::days(45), Some("1 month")),
+            (Duration::days(46), Some("2 months")),
+            (Duration::days(319), Some("10 months")),
+            (Duration::days(320), Some("1 year")),
+            (Duration::days(547), Some("1 year")),
+            (Duration::days(548), Some("2 years")),
+            (Duration::days(3653), Some("10 years")),
+        ];
+        for (d, phrase) in cases {
+            let (ago, ahead) = match phrase {
+                None => ("just now".to_string(), "in less than a minute".to_string()),
+                Some(p) => (format!("{p} ago"), format!("in {p}")),
+            };
+            assert_eq!(relative(n - d, n), ago, "{d:?} ago");
+            assert_eq!(relative(n + d, n), ahead, "{d:?} ahead");
+        }
     }
 
     #[test]

@@ -1,15 +1,18 @@
-//! Key records as json objects, csv rows, list tables and `show` details.
+//! Key records: json objects, csv rows, `list` tables with their summary, `show`
+//! details.
 
 use std::io::{self, Write};
 
-use chrono::{DateTime, Local, Utc};
-use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
+use chrono::{DateTime, Utc};
+use comfy_table::{Cell, Color, Table};
 use serde::Serialize;
 
 use super::csv;
+use super::records::Rows;
+use super::table::{label, new_table, relative_or_never, render, text_cell, time_with_relative};
+use super::usage::{usage_text, Windows, WindowsJson};
 use crate::core::key::Mode;
-use crate::core::model::{KeyRecord, Status, StatusCounts, UsageFigures};
-use crate::core::text::escape;
+use crate::core::model::{KeyRecord, Status, StatusCounts};
 use crate::core::time::{relative, rfc3339};
 
 #[derive(Serialize)]
@@ -126,9 +129,9 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
-pub fn write_csv_row(out: &mut dyn Write, k: &KeyRecord, now: DateTime<Utc>) -> io::Result<()> {
+fn csv_fields(k: &KeyRecord, now: DateTime<Utc>) -> [String; 27] {
     let status = k.status(now);
-    let fields: [String; 27] = [
+    [
         k.id.clone(),
         k.name.clone(),
         opt(k.description.as_deref()),
@@ -156,8 +159,11 @@ pub fn write_csv_row(out: &mut dyn Write, k: &KeyRecord, now: DateTime<Utc>) -> 
         opt(k.last_used_ip.as_deref()),
         opt(k.rotated_from.as_deref()),
         opt(k.rotated_to.as_deref()),
-    ];
-    csv::write_row(out, &fields)
+    ]
+}
+
+pub fn write_csv_row(out: &mut dyn Write, k: &KeyRecord, now: DateTime<Utc>) -> io::Result<()> {
+    csv::write_row(out, &csv_fields(k, now))
 }
 
 /// A key's status for people: a key superseded by a rotation is marked, `active
@@ -187,127 +193,48 @@ pub fn status_cell(k: &KeyRecord, now: DateTime<Utc>, color: bool) -> Cell {
     })
 }
 
-fn new_table(color: bool) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    if color {
-        table.enforce_styling();
-    } else {
-        table.force_no_tty();
-    }
-    // A terminal that reports no width (CI, `docker run -t`) would squash every column
-    // to one character: lay out by content instead.
-    if table.width().is_none_or(|w| w == 0) {
-        table.set_content_arrangement(ContentArrangement::Disabled);
-    }
-    table
+/// Keys as `list` shows them: the key object, a csv row, or Name, Key, Status,
+/// Created, Expires, Last used.
+pub struct KeyRows {
+    pub now: DateTime<Utc>,
+    pub color: bool,
 }
 
-/// Renders a table with two spaces between columns and no trailing blanks.
-fn render(table: &mut Table) -> String {
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 2));
-    }
-    let text = table.to_string();
-    let mut lines: Vec<&str> = text.lines().map(str::trim_end).collect();
-    while lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
-    }
-    lines.join("\n")
-}
+impl Rows for KeyRows {
+    type Item = KeyRecord;
+    type Row = Vec<Cell>;
+    const CSV_HEADER: &'static [&'static str] = CSV_HEADER;
+    const TABLE_HEADER: &'static [&'static str] =
+        &["Name", "Key", "Status", "Created", "Expires", "Last used"];
 
-fn header(names: &[&str], color: bool) -> Vec<Cell> {
-    names
-        .iter()
-        .map(|n| {
-            let c = Cell::new(n);
-            if color {
-                c.add_attribute(Attribute::Bold)
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-/// A cell of stored text: hidden characters escaped, never printed raw (SPEC §5).
-fn text_cell(text: &str) -> Cell {
-    Cell::new(escape(text))
-}
-
-/// A simple table of text cells under a header.
-pub fn write_plain_table<const N: usize>(
-    out: &mut dyn Write,
-    names: &[&str; N],
-    rows: Vec<[String; N]>,
-    color: bool,
-) -> io::Result<()> {
-    let mut table = new_table(color);
-    table.set_header(header(names, color));
-    for row in rows {
-        table.add_row(row.iter().map(|c| text_cell(c)).collect::<Vec<_>>());
-    }
-    writeln!(out, "{}", render(&mut table))
-}
-
-/// "Never", or a relative phrase.
-pub fn relative_or_never(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
-    t.map_or_else(|| "Never".to_string(), |t| relative(t, now))
-}
-
-/// Local time with its offset, for people.
-pub fn local_time(t: DateTime<Utc>) -> String {
-    t.with_timezone(&Local)
-        .format("%Y-%m-%d %H:%M:%S %:z")
-        .to_string()
-}
-
-/// Collects rows for the `list` table.
-pub struct ListTable {
-    table: Table,
-    color: bool,
-    rows: usize,
-}
-
-impl ListTable {
-    pub fn new(color: bool) -> ListTable {
-        let mut table = new_table(color);
-        table.set_header(header(
-            &["Name", "Key", "Status", "Created", "Expires", "Last used"],
-            color,
-        ));
-        ListTable {
-            table,
-            color,
-            rows: 0,
-        }
+    fn json(&self, out: &mut dyn Write, k: &KeyRecord) -> io::Result<()> {
+        write_json(out, k, self.now)
     }
 
-    pub fn add(&mut self, k: &KeyRecord, now: DateTime<Utc>) {
-        self.rows += 1;
-        self.table.add_row(vec![
+    fn csv(&self, k: &KeyRecord) -> Vec<String> {
+        csv_fields(k, self.now).into()
+    }
+
+    fn row(&self, k: &KeyRecord) -> Vec<Cell> {
+        let now = self.now;
+        vec![
             text_cell(&k.name),
             text_cell(&format!("{}...", k.key_prefix)),
             status_cell(k, now, self.color),
             Cell::new(relative(k.created_at, now)),
             Cell::new(relative_or_never(k.expires_at, now)),
             Cell::new(relative_or_never(k.last_used_at, now)),
-        ]);
+        ]
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub fn write(&mut self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(out, "{}", render(&mut self.table))
+    fn fill(&self, table: &mut Table, rows: Vec<Vec<Cell>>) {
+        table.add_rows(rows);
     }
 }
 
 /// `12 active · 2 disabled · limit 14/50` (counts of the listed keys; the limit is the
-/// store's: active and disabled keys against `max-keys`).
+/// store's: active and disabled keys against `max-keys`), or `… · 14 keys, no limit`
+/// when `max-keys` is not set.
 pub fn summary_line(counts: &StatusCounts, limited: u64, max_keys: Option<u64>) -> String {
     let mut parts = vec![format!("{} active", counts.active)];
     for (n, word) in [
@@ -321,65 +248,28 @@ pub fn summary_line(counts: &StatusCounts, limited: u64, max_keys: Option<u64>) 
     }
     parts.push(match max_keys {
         Some(max) => format!("limit {limited}/{max}"),
-        None => format!("limit {limited}/none"),
+        None => format!("{}, no limit", super::output::plural(limited, "key")),
     });
     parts.join(" · ")
-}
-
-/// Usage over the windows `show` reports.
-pub struct UsageWindows {
-    pub last_24h: UsageFigures,
-    pub last_7d: UsageFigures,
-    pub last_30d: UsageFigures,
-}
-
-#[derive(Serialize)]
-struct UsageJson {
-    requests: u64,
-    accepted: u64,
-    rejected: u64,
-    credits: u64,
-}
-
-impl From<&UsageFigures> for UsageJson {
-    fn from(u: &UsageFigures) -> UsageJson {
-        UsageJson {
-            requests: u.accepted + u.rejected,
-            accepted: u.accepted,
-            rejected: u.rejected,
-            credits: u.credits,
-        }
-    }
 }
 
 #[derive(Serialize)]
 struct ShowJson<'a> {
     #[serde(flatten)]
     key: KeyJson<'a>,
-    usage: UsageWindowsJson,
-}
-
-#[derive(Serialize)]
-struct UsageWindowsJson {
-    last_24h: UsageJson,
-    last_7d: UsageJson,
-    last_30d: UsageJson,
+    usage: WindowsJson,
 }
 
 /// `show --json`: the key object plus a `usage` member.
 pub fn write_show_json(
     out: &mut dyn Write,
     k: &KeyRecord,
-    usage: &UsageWindows,
+    usage: &Windows,
     now: DateTime<Utc>,
 ) -> io::Result<()> {
     let value = ShowJson {
         key: KeyJson::new(k, now),
-        usage: UsageWindowsJson {
-            last_24h: (&usage.last_24h).into(),
-            last_7d: (&usage.last_7d).into(),
-            last_30d: (&usage.last_30d).into(),
-        },
+        usage: usage.into(),
     };
     super::json::write_pretty(&mut *out, &value)?;
     out.write_all(b"\n")
@@ -393,28 +283,11 @@ fn list_or(items: &[String], empty: &str) -> String {
     }
 }
 
-fn time_with_relative(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
-    match t {
-        Some(t) => format!("{} ({})", local_time(t), relative(t, now)),
-        None => "Never".into(),
-    }
-}
-
-fn usage_text(u: &UsageFigures) -> String {
-    format!(
-        "{} ({} accepted, {} rejected), {}",
-        super::output::plural(u.accepted + u.rejected, "request"),
-        u.accepted,
-        u.rejected,
-        super::output::plural(u.credits, "credit")
-    )
-}
-
 /// `show` for people: every field, one per line.
 pub fn write_show_table(
     out: &mut dyn Write,
     k: &KeyRecord,
-    usage: &UsageWindows,
+    usage: &Windows,
     now: DateTime<Utc>,
     color: bool,
 ) -> io::Result<()> {
@@ -495,14 +368,8 @@ pub fn write_show_table(
         ("Usage 7d", Cell::new(usage_text(&usage.last_7d))),
         ("Usage 30d", Cell::new(usage_text(&usage.last_30d))),
     ];
-    for (label, value) in rows {
-        let label = Cell::new(label);
-        let label = if color {
-            label.add_attribute(Attribute::Bold)
-        } else {
-            label
-        };
-        table.add_row(vec![label, value]);
+    for (name, value) in rows {
+        table.add_row(vec![label(name, color), value]);
     }
     writeln!(out, "{}", render(&mut table))
 }
@@ -525,7 +392,11 @@ mod tests {
         );
         assert_eq!(
             summary_line(&StatusCounts::default(), 0, None),
-            "0 active · limit 0/none"
+            "0 active · 0 keys, no limit"
+        );
+        assert_eq!(
+            summary_line(&StatusCounts::default(), 1, None),
+            "0 active · 1 key, no limit"
         );
     }
 }

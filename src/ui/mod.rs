@@ -1,6 +1,10 @@
-//! Presentation: output sinks, key records as table/json/csv, the one-time reveal and
-//! its clipboard copy.
+//! Presentation. One module per record kind (`keys`, `requests`, `audit`, `usage`)
+//! says how a record looks; one writer per format writes them: `records` (json
+//! arrays, csv, tables of a record list), `table`, `json` (the one json escaper),
+//! `csv` (formula-safe cells). Also stdout (`output`), charts, prompts, the one-time
+//! reveal and its clipboard copy.
 
+pub mod audit;
 pub mod chart;
 pub mod clipboard;
 pub mod csv;
@@ -8,5 +12,9 @@ pub mod json;
 pub mod keys;
 pub mod output;
 pub mod prompt;
+pub mod records;
+pub mod requests;
 pub mod reveal;
+pub mod table;
+pub mod usage;
 pub mod wizard;

@@ -53,7 +53,7 @@ pub fn write_reveal(
             let bar = "─".repeat(width);
             writeln!(out)?;
             let name = crate::core::text::escape(&key.name);
-            writeln!(out, "  API key \"{name}\" created ({})", key.id)?;
+            writeln!(out, "  API key \"{name}\" {} ({})", made(key), key.id)?;
             writeln!(out)?;
             writeln!(out, "  ╭{bar}╮")?;
             writeln!(out, "  │ {text} │")?;
@@ -72,13 +72,24 @@ pub fn end_reveal(out: &mut dyn Write, clipboard_line: Option<&str>) -> io::Resu
     writeln!(out)
 }
 
-/// The key details that follow a plain reveal on stderr.
+/// What made the key: a key with a predecessor was born by `rotate`.
+fn made(key: &KeyRecord) -> &'static str {
+    if key.rotated_from.is_some() {
+        "rotated"
+    } else {
+        "created"
+    }
+}
+
+/// The key details that follow a plain reveal on stderr: `created key "ci" (…)`, or
+/// `rotated key "ci" (…)` with the new key's id after a rotation.
 pub fn details(key: &KeyRecord) -> String {
     let expires = key
         .expires_at
         .map_or_else(|| "never".to_string(), crate::core::time::rfc3339);
     format!(
-        "created key \"{}\" ({}, {}..., {} mode, expires {expires})",
+        "{} key \"{}\" ({}, {}..., {} mode, expires {expires})",
+        made(key),
         key.name,
         key.id,
         key.key_prefix,

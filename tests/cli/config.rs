@@ -165,7 +165,7 @@ fn max_keys_is_enforced_by_create_with_the_spec_message() {
     let out = env.run_at(later, &["list"]);
     assert_eq!(
         out.stdout_lines().last(),
-        Some(&"3 active · 1 expired · limit 3/none")
+        Some(&"3 active · 1 expired · 3 keys, no limit")
     );
 }
 

@@ -22,9 +22,9 @@ fn table_has_columns_dots_relative_times_and_a_summary() {
         "\
 Name   Key              Status    Created      Expires     Last used
 b      {}...  ● active  3 hours ago  Never       Never
-alpha  {}...  ● active  3 hours ago  in 29 days  Never
+alpha  {}...  ● active  3 hours ago  in 1 month  Never
 
-2 active · limit 2/none
+2 active · 2 keys, no limit
 ",
         b.prefix(),
         a.prefix()
@@ -49,7 +49,7 @@ fn summary_line_counts_statuses_and_the_key_limit() {
     let lines = out.stdout_lines();
     assert_eq!(
         lines.last(),
-        Some(&"2 active · 1 disabled · 1 expired · limit 3/none"),
+        Some(&"2 active · 1 disabled · 1 expired · 3 keys, no limit"),
         "{out}"
     );
     assert!(
@@ -61,7 +61,7 @@ fn summary_line_counts_statuses_and_the_key_limit() {
     out.ok();
     assert_eq!(
         out.stdout_lines().last(),
-        Some(&"2 active · 1 disabled · 1 expired · 1 revoked · limit 3/none"),
+        Some(&"2 active · 1 disabled · 1 expired · 1 revoked · 3 keys, no limit"),
         "{out}"
     );
     for status in ["● active", "● disabled", "● expired", "● revoked"] {
@@ -104,7 +104,7 @@ fn empty_store_lists_nothing_in_every_format() {
     let env = TestEnv::initialized();
     let out = env.run(&["list"]);
     out.ok();
-    assert_eq!(out.stdout, "0 active · limit 0/none\n");
+    assert_eq!(out.stdout, "0 active · 0 keys, no limit\n");
     assert!(out.stderr.contains("keyctl create --name"), "{out}");
 
     let out = env.run(&["list", "--json"]);
@@ -280,7 +280,7 @@ fn no_match_prints_the_summary_and_a_hint() {
     env.create("one", &[]);
     let out = env.run(&["list", "--owner", "nobody"]);
     out.ok();
-    assert_eq!(out.stdout, "0 active · limit 1/none\n");
+    assert_eq!(out.stdout, "0 active · 1 key, no limit\n");
     assert!(out.stderr.contains("no keys match"), "{out}");
     let out = env.run(&["list", "-q", "--owner", "nobody"]);
     out.ok();
@@ -481,7 +481,7 @@ fn narrow_terminal_still_shows_every_key_and_the_summary() {
     assert_eq!(text.matches("● active").count(), 2, "{out}");
     assert_eq!(
         text.lines().last(),
-        Some("2 active · limit 2/none"),
+        Some("2 active · 2 keys, no limit"),
         "{out}"
     );
 }

@@ -340,6 +340,50 @@ fn a_keyref_selects_one_keys_requests_even_after_delete() {
     env.run(&["logs", "svc"]).fails(3);
 }
 
+/// Issue 11: at a 130-column terminal the table keeps one line per request; a long
+/// key name is cut with `…`, its id stays whole. Through a pipe nothing is cut.
+#[test]
+fn the_table_fits_a_130_column_terminal() {
+    let env = TestEnv::initialized();
+    let name = "production-eu-west-billing-service-deploy";
+    let k = env.create(name, &["--scope", "read"]);
+    let endpoint = ["--endpoint", "POST /v1/chat/completions"];
+    let mut args = vec!["--ip", "10.100.200.201", "--duration-ms", "12345"];
+    args.extend(endpoint);
+    env.expect_verify(NOW, &k.secret, &args, "valid", "OK");
+    args.extend(["--scope", "write"]);
+    env.expect_verify(
+        NOW,
+        &k.secret,
+        &args,
+        "forbidden_scope",
+        "API key lacks scope: write",
+    );
+    let out = run_on_tty(env.command(), &["--no-color", "logs"], 130);
+    out.ok();
+    let text = out.stdout;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and one line per request:\n{text}");
+    for line in &lines[1..] {
+        assert!(line.starts_with("2026-11-23 12:00:00"), "{text}");
+        assert!(line.contains(&format!("… ({})", k.id())), "{text}");
+        assert!(
+            line.contains("10.100.200.201") && line.contains("12345 ms"),
+            "{text}"
+        );
+    }
+    assert!(lines.iter().all(|l| l.chars().count() <= 130), "{text}");
+    let piped = env.run(&["logs"]);
+    assert!(
+        piped.stdout.contains(&format!("{name} ({})", k.id())),
+        "{piped}"
+    );
+    assert!(
+        piped.stdout.contains("POST /v1/chat/completions"),
+        "{piped}"
+    );
+}
+
 // ---- --follow ----
 
 fn spawn_follow(env: &TestEnv, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
@@ -364,10 +408,13 @@ fn spawn_follow(env: &TestEnv, args: &[&str]) -> (Child, mpsc::Receiver<String>)
     (child, rx)
 }
 
+fn next_line(rx: &mpsc::Receiver<String>) -> String {
+    rx.recv_timeout(WAIT_LIMIT)
+        .unwrap_or_else(|_| panic!("logs --follow printed no line within {WAIT_LIMIT:?}"))
+}
+
 fn next_row(rx: &mpsc::Receiver<String>) -> Value {
-    let line = rx
-        .recv_timeout(WAIT_LIMIT)
-        .unwrap_or_else(|_| panic!("logs --follow printed no line within {WAIT_LIMIT:?}"));
+    let line = next_line(rx);
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("not json ({e}): {line}"))
 }
 
@@ -432,6 +479,63 @@ fn follow_on_an_empty_selection_waits_for_matching_rows() {
     stop(child);
     assert_eq!(row["code"], "invalid", "{row}");
     assert_eq!(row["ip"], "192.0.2.1");
+}
+
+/// Issue 11: `--follow`'s table starts with a header and every row keeps its columns
+/// under it, however long a value is.
+#[test]
+fn follow_table_rows_line_up_under_a_header() {
+    let env = TestEnv::initialized();
+    let short = env.create("a", &[]);
+    let long = env.create("a-key-name-far-longer-than-its-column", &[]);
+    let every_cell = ["--ip", "10.0.0.2", "--duration-ms", "5"];
+    let mut args = vec!["--endpoint", "GET /"];
+    args.extend(every_cell);
+    env.expect_verify(NOW, &short.secret, &args, "valid", "OK");
+    let (child, rx) = spawn_follow(&env, &[]);
+    let mut lines = vec![next_line(&rx), next_line(&rx)];
+    env.expect_verify(
+        NOW,
+        &long.secret,
+        &[
+            "--endpoint",
+            "POST /v1/a/very/long/endpoint/path",
+            "--ip",
+            "10.0.0.1",
+            "--duration-ms",
+            "12345",
+        ],
+        "valid",
+        "OK",
+    );
+    lines.push(next_line(&rx));
+    stop(child);
+    let header = &lines[0];
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["Time", "Key", "Endpoint", "Status", "Reason", "IP", "Duration", "Credits"]
+    );
+    assert!(
+        lines[1].contains(&format!("a ({})", short.id())),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[2].contains(&format!("a-key-name-far-… ({})", long.id())),
+        "{lines:#?}"
+    );
+    for column in [
+        "Key", "Endpoint", "Status", "Reason", "IP", "Duration", "Credits",
+    ] {
+        let at = header.find(column).unwrap();
+        for row in &lines[1..] {
+            let before: String = row.chars().take(at).collect();
+            let here = row.chars().nth(at);
+            assert!(
+                before.ends_with("  ") && here.is_some_and(|c| c != ' '),
+                "{column} does not line up in {row:?} under {header:?}"
+            );
+        }
+    }
 }
 
 // ---- prune and retention ----

@@ -263,7 +263,7 @@ fn the_new_secret_is_printed_once_on_a_pipe_and_never_stored() {
     assert_eq!(
         out.stderr,
         format!(
-            "created key \"pipe\" ({new_id}, {}..., live mode, expires never)\nold key {} is disabled\n",
+            "rotated key \"pipe\" ({new_id}, {}..., live mode, expires never)\nold key {} is disabled\n",
             &secret[..12],
             old.id()
         )
@@ -331,6 +331,9 @@ fn in_a_terminal_the_new_secret_is_framed_with_the_warning() {
         .unwrap_or_else(|| panic!("no secret line\n{out}"));
     let secret = line.trim().trim_matches('│').trim();
     assert_secret(secret, "sk", "live");
+    let id = new["id"].as_str().unwrap();
+    let said = format!("API key \"tty\" rotated ({id})");
+    assert!(out.stdout.contains(&said), "{out}");
 }
 
 #[test]

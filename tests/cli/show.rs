@@ -227,7 +227,7 @@ fn table_shows_every_field_with_local_and_relative_times() {
             s("Rate limit", "10 per second"),
             s("Credits", "0 used of 100 (100 left)"),
             s("Created", "2026-11-23 12:00:00 +00:00 (3 hours ago)"),
-            s("Expires", "2026-12-23 12:00:00 +00:00 (in 29 days)"),
+            s("Expires", "2026-12-23 12:00:00 +00:00 (in 1 month)"),
             s("Last used", "Never"),
             s("Last used IP", ""),
             s("Rotated from", ""),
@@ -311,4 +311,35 @@ fn table_times_are_local_and_json_times_are_utc() {
         .run();
     assert_eq!(out.json()["created_at"], NOW);
     assert_eq!(out.json()["expires_at"], "2027-01-31T12:00:00Z");
+}
+
+/// Issue 11: relative times round to the nearest unit, so an expiry reads as it was
+/// typed (`1d` is "in 1 day", not "in 23 hours"), a second later too, with the date
+/// beside it.
+#[test]
+fn expiry_reads_as_typed_beside_its_date() {
+    let env = TestEnv::initialized();
+    for (name, expires) in [("d1", "1d"), ("d90", "90d"), ("d365", "365d")] {
+        env.create(name, &["--expires", expires]);
+    }
+    let a_second_on = now_plus(1);
+    for (name, date, phrase) in [
+        ("d1", "2026-11-24", "in 1 day"),
+        ("d90", "2027-02-21", "in 3 months"),
+        ("d365", "2027-11-23", "in 1 year"),
+    ] {
+        let out = env.run_at(&a_second_on, &["show", name]);
+        out.ok();
+        let rows = rows(&out.stdout);
+        let expires = &rows.iter().find(|(l, _)| l == "Expires").unwrap().1;
+        assert_eq!(
+            expires,
+            &format!("{date} 12:00:00 +00:00 ({phrase})"),
+            "{out}"
+        );
+    }
+    let out = env.run_at(&now_plus(2 * HOUR), &["show", "d1"]);
+    let rows = rows(&out.stdout);
+    let created = &rows.iter().find(|(l, _)| l == "Created").unwrap().1;
+    assert_eq!(created, "2026-11-23 12:00:00 +00:00 (2 hours ago)", "{out}");
 }

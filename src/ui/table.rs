@@ -1,0 +1,149 @@
+//! The one table writer: borderless columns two spaces apart, stored text escaped
+//! (SPEC §5), laid out to the terminal's width when it reports one; times for people.
+
+use std::borrow::Cow;
+use std::io::{self, Write};
+
+use chrono::{DateTime, Local, Utc};
+use comfy_table::{presets, Attribute, Cell, ContentArrangement, Table};
+use unicode_width::UnicodeWidthStr;
+
+use crate::core::text::escape;
+use crate::core::time::relative;
+
+/// A borderless table; `color` styles it even when stdout is not a terminal.
+pub fn new_table(color: bool) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if color {
+        table.enforce_styling();
+    } else {
+        table.force_no_tty();
+    }
+    // A terminal that reports no width (CI, `docker run -t`) would squash every column
+    // to one character: lay out by content instead.
+    if table.width().is_none_or(|w| w == 0) {
+        table.set_content_arrangement(ContentArrangement::Disabled);
+    }
+    table
+}
+
+/// The width of the terminal stdout is, if it is one that reports a width (with or
+/// without colour).
+pub fn terminal_width() -> Option<usize> {
+    Table::new().width().map(usize::from).filter(|w| *w > 0)
+}
+
+/// Renders a table with two spaces between columns and no trailing blanks.
+pub fn render(table: &mut Table) -> String {
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let text = table.to_string();
+    let mut lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines.join("\n")
+}
+
+/// A bold label (a column header, a `show` field name) when colour is on.
+pub fn label(name: &str, color: bool) -> Cell {
+    let c = Cell::new(name);
+    if color {
+        c.add_attribute(Attribute::Bold)
+    } else {
+        c
+    }
+}
+
+pub fn header(names: &[&str], color: bool) -> Vec<Cell> {
+    names.iter().map(|n| label(n, color)).collect()
+}
+
+/// A cell of stored text: hidden characters escaped, never printed raw (SPEC §5).
+pub fn text_cell(text: &str) -> Cell {
+    Cell::new(escape(text))
+}
+
+/// A simple table of text cells under a header.
+pub fn write_plain_table<const N: usize>(
+    out: &mut dyn Write,
+    names: &[&str; N],
+    rows: Vec<[String; N]>,
+    color: bool,
+) -> io::Result<()> {
+    let mut table = new_table(color);
+    table.set_header(header(names, color));
+    for row in rows {
+        table.add_row(row.iter().map(|c| text_cell(c)).collect::<Vec<_>>());
+    }
+    writeln!(out, "{}", render(&mut table))
+}
+
+/// Columns of text as a terminal shows them.
+pub fn width(text: &str) -> usize {
+    UnicodeWidthStr::width(text)
+}
+
+/// `text` cut to at most `max` columns, ending in `…` when cut.
+pub fn elide(text: &str, max: usize) -> Cow<'_, str> {
+    if width(text) <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut kept = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > max {
+            break;
+        }
+        used += w;
+        kept.push(c);
+    }
+    kept.push('…');
+    Cow::Owned(kept)
+}
+
+/// `text` padded with spaces to `columns` columns (longer text is left as it is).
+pub fn pad(text: &str, columns: usize) -> String {
+    format!("{text}{}", " ".repeat(columns.saturating_sub(width(text))))
+}
+
+/// "Never", or a relative phrase.
+pub fn relative_or_never(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    t.map_or_else(|| "Never".to_string(), |t| relative(t, now))
+}
+
+/// Local time with its offset, for people.
+pub fn local_time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
+
+/// The local time and, beside it, the relative phrase; "Never" for no time.
+pub fn time_with_relative(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match t {
+        Some(t) => format!("{} ({})", local_time(t), relative(t, now)),
+        None => "Never".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elide_cuts_to_the_width_with_an_ellipsis() {
+        assert_eq!(elide("short", 5), "short");
+        assert_eq!(elide("longer-name", 8), "longer-…");
+        assert_eq!(width(&elide("longer-name", 8)), 8);
+        // Wide characters count two columns.
+        assert_eq!(elide("日本語の名前", 7), "日本語…");
+        assert_eq!(pad("ab", 4), "ab  ");
+        assert_eq!(pad("abcdef", 4), "abcdef");
+    }
+}
