@@ -50,15 +50,33 @@ pub fn in_timed_sleep(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("nanosleep"))
 }
 
-/// Waits at most `limit` for `child` to exit (polling, so the caller keeps the child
-/// and may still signal it). None when it is still running.
+/// Waits at most `limit` for `child` to exit; None when it is still running (the
+/// caller keeps the child and may still signal it: it is not reaped).
 pub fn wait_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let mut status = None;
-    poll_until(limit, || {
-        status = child.try_wait().expect("wait for a child process");
-        status.is_some()
+    if let Some(status) = child.try_wait().expect("wait for a child process") {
+        return Some(status);
+    }
+    // A thread blocks until the exit (no polling delay on thousands of short runs);
+    // WNOWAIT only observes it, so the child stays unreaped until `wait` below and a
+    // signal sent after a timeout cannot reach a reused pid.
+    let pid = libc::id_t::from(child.id());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: an all-zero siginfo_t is a valid out-parameter for waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: waitid on a pid this process spawned, with a valid out-parameter.
+            let rc =
+                unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+            if rc == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+            {
+                break;
+            }
+        }
+        let _ = tx.send(());
     });
-    status
+    rx.recv_timeout(limit).ok()?;
+    Some(child.wait().expect("reap a child process"))
 }
 
 /// A new pipe (read end, write end), both close-on-exec.
