@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive, as "command:package" pairs (or "file:package");
 # installed only when the command (file) is missing (apt as root, else sudo): man pages
-# are rendered with man-db, completions loaded in zsh and fish, the bash script checked
-# by shellcheck and tried beside bash-completion, the clipboard served under Xvfb and
-# read by xclip.
-tools=(man:man-db zsh:zsh fish:fish shellcheck:shellcheck
+# are rendered with man-db and linted with mandoc, completions loaded in zsh and fish,
+# the bash script checked by shellcheck and tried beside bash-completion, the clipboard
+# served under Xvfb and read by xclip.
+tools=(man:man-db mandoc:mandoc zsh:zsh fish:fish shellcheck:shellcheck
   /usr/share/bash-completion/bash_completion:bash-completion
   Xvfb:xvfb xclip:xclip setpriv:util-linux mount:mount umount:mount)
 need=()

@@ -12,14 +12,52 @@ const VERSION: &str = concat!(
     " (API key manager; not the keyutils keyctl)"
 );
 
-const AFTER_HELP: &str = "\
-Exit codes: 0 success, 1 runtime failure (store unreadable, foreign, newer, read-only; I/O),
-2 usage (bad flag or value), 3 not found, 4 conflict (ambiguous key, name taken, key limit,
-refused transition), 8 audit trail broken. verify: 0 valid, 10 invalid, 11 inactive,
-12 expired, 13 revoked, 14 quota exceeded, 15 credits exhausted, 16 IP not allowed,
-17 IP blocked, 18 deployment, 19 scope, 20 model, 21 rate limited.
+/// An environment variable keyctl reads: its name, a few words for `--help`, and a
+/// sentence for the man pages.
+pub struct EnvVar {
+    pub name: &'static str,
+    pub short: &'static str,
+    pub long: &'static str,
+}
 
-Environment: KEYCTL_DB (store path), KEYCTL_ACTOR (actor name), NO_COLOR (disable colour).";
+/// Every environment variable a user may set (the test clock `KEYCTL_NOW` is not one).
+pub const ENVIRONMENT: &[EnvVar] = &[
+    EnvVar {
+        name: "KEYCTL_DB",
+        short: "store path",
+        long: "Path of the key store, like --db (which wins when both are given).",
+    },
+    EnvVar {
+        name: "KEYCTL_ACTOR",
+        short: "actor name",
+        long: "Who performs admin actions, like --actor; default: the OS user name. \
+               Recorded in the audit trail and as the owner of new keys.",
+    },
+    EnvVar {
+        name: "KEYCTL_CLIP_TIME",
+        short: "seconds a copied secret stays on the clipboard",
+        long: "Seconds, 1 to 86400, before a secret copied by create or rotate is \
+               cleared from the clipboard if it still holds it; default 45.",
+    },
+    EnvVar {
+        name: "NO_COLOR",
+        short: "disable colour",
+        long: "When set and not empty, disables colour, like --no-color.",
+    },
+];
+
+/// The top-level help's epilogue: exit codes and environment, from their tables.
+fn after_help() -> String {
+    let env: Vec<String> = ENVIRONMENT
+        .iter()
+        .map(|v| format!("{} ({})", v.name, v.short))
+        .collect();
+    format!(
+        "{}\n\nEnvironment: {}.",
+        crate::core::exit::help_text(),
+        env.join(", ")
+    )
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,7 +66,7 @@ Environment: KEYCTL_DB (store path), KEYCTL_ACTOR (actor name), NO_COLOR (disabl
     about = "Administer API keys in a local SQLite store",
     long_about = "Administer API keys in a local SQLite store: create keys and see them once, \
                   list, inspect and configure them. Only SHA-256 hashes of secrets are stored.",
-    after_help = AFTER_HELP,
+    after_help = after_help(),
     propagate_version = true,
     max_term_width = 100
 )]

@@ -1,7 +1,9 @@
-//! Error kinds and the exit codes of SPEC §2. Every failure a user can cause ends up
-//! here as one line on stderr and a documented exit code.
+//! Error kinds and their exit codes (the table is `core::exit`). Every failure a user
+//! can cause ends up here as one line on stderr and a documented exit code.
 
 use std::fmt;
+
+use crate::core::exit;
 
 use crate::store::StoreError;
 
@@ -26,13 +28,13 @@ pub enum Kind {
 impl Kind {
     pub fn exit_code(self) -> i32 {
         match self {
-            Kind::Runtime => 1,
-            Kind::Usage => 2,
-            Kind::NotFound => 3,
-            Kind::Conflict => 4,
-            Kind::AuditBroken => 8,
+            Kind::Runtime => exit::RUNTIME.code,
+            Kind::Usage => exit::USAGE.code,
+            Kind::NotFound => exit::NOT_FOUND.code,
+            Kind::Conflict => exit::CONFLICT.code,
+            Kind::AuditBroken => exit::AUDIT_BROKEN.code,
             Kind::Exit(code) => code,
-            Kind::ClosedOutput => 0,
+            Kind::ClosedOutput => exit::SUCCESS.code,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod allowlist;
 pub mod audit;
 pub mod diff;
+pub mod exit;
 pub mod fields;
 pub mod key;
 pub mod limits;

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 
 use super::allowlist::{allows, parse_rule};
+use super::exit;
 use super::limits::RateLimit;
 use super::model::{KeyRecord, State};
 
@@ -86,24 +87,25 @@ impl Outcome {
         }
     }
 
-    /// The process exit code of a single `verify`.
+    /// The process exit code of a single `verify` (the table is `core::exit`).
     pub fn exit_code(&self) -> i32 {
-        match self {
-            Outcome::Valid => 0,
-            Outcome::Invalid => 10,
-            Outcome::Inactive => 11,
-            Outcome::Expired => 12,
-            Outcome::Revoked => 13,
-            Outcome::QuotaExceeded(_) => 14,
-            Outcome::CreditsExhausted => 15,
-            Outcome::IpNotAllowed => 16,
-            Outcome::IpBlocked => 17,
-            Outcome::ForbiddenDeployment => 18,
-            Outcome::ForbiddenScope(_) => 19,
-            Outcome::ForbiddenModel => 20,
-            Outcome::RateLimited(_) => 21,
-            Outcome::BadRequest(_) => 2,
-        }
+        let exit = match self {
+            Outcome::Valid => exit::SUCCESS,
+            Outcome::Invalid => exit::INVALID,
+            Outcome::Inactive => exit::INACTIVE,
+            Outcome::Expired => exit::EXPIRED,
+            Outcome::Revoked => exit::REVOKED,
+            Outcome::QuotaExceeded(_) => exit::QUOTA_EXCEEDED,
+            Outcome::CreditsExhausted => exit::CREDITS_EXHAUSTED,
+            Outcome::IpNotAllowed => exit::IP_NOT_ALLOWED,
+            Outcome::IpBlocked => exit::IP_BLOCKED,
+            Outcome::ForbiddenDeployment => exit::FORBIDDEN_DEPLOYMENT,
+            Outcome::ForbiddenScope(_) => exit::FORBIDDEN_SCOPE,
+            Outcome::ForbiddenModel => exit::FORBIDDEN_MODEL,
+            Outcome::RateLimited(_) => exit::RATE_LIMITED,
+            Outcome::BadRequest(_) => exit::USAGE,
+        };
+        exit.code
     }
 
     pub fn is_valid(&self) -> bool {
