@@ -5,7 +5,7 @@
 //! One test binary of modules (`cargo test --test cli`); the modules live in
 //! `tests/cli/`.
 
-#[path = "cli/support.rs"]
+#[path = "cli/support/mod.rs"]
 mod support;
 
 #[path = "cli/audit.rs"]

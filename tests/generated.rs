@@ -527,3 +527,40 @@ fn the_top_level_help_shows_the_exit_table_and_every_variable() {
         assert!(help.contains(var.name), "--help lacks {}", var.name);
     }
 }
+
+/// The README's exit-code table is for people reading the repository; it must name
+/// every code of the one table (`core::exit`) and no other.
+#[test]
+fn the_readme_exit_table_names_every_code() {
+    use keyctl::core::exit;
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("read README.md");
+    let section = readme
+        .split("## Exit codes")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has an Exit codes section");
+    let verify_row = section
+        .lines()
+        .find(|l| l.starts_with("| 10"))
+        .expect("README has a row for verify's answers");
+    for e in exit::all() {
+        let named = if exit::VERIFY_ANSWERS.iter().any(|v| v.code == e.code) && e.code != 0 {
+            verify_row.contains(&format!("{} {}", e.code, e.name))
+        } else {
+            section.contains(&format!("| {} |", e.code))
+        };
+        assert!(named, "README's exit table lacks {} ({})", e.code, e.name);
+    }
+    for line in section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| code"))
+    {
+        let first = line[2..].split(' ').next().unwrap_or("");
+        if let Ok(code) = first.parse::<i32>() {
+            assert!(
+                exit::all().any(|e| e.code == code),
+                "README lists exit code {code}, which keyctl does not use"
+            );
+        }
+    }
+}

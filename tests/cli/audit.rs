@@ -786,9 +786,12 @@ fn a_closed_stdout_ends_audit_quietly() {
         &["audit", "--format", "csv"],
         &["audit", "verify"],
     ] {
-        let out = env.run_with(args, |c| {
-            c.stdout(std::process::Stdio::from(closed_pipe()));
-        });
+        let out = env
+            .keyctl(args)
+            .with(|c| {
+                c.stdout(std::process::Stdio::from(closed_pipe()));
+            })
+            .run();
         assert_eq!(out.code, Some(0), "{out}");
         assert_eq!(out.stderr, "", "{out}");
     }

@@ -219,16 +219,10 @@ fn backups_are_consistent_while_another_process_writes() {
             failures
         })
     };
-    let wait_for = |n: usize| {
-        let start = std::time::Instant::now();
-        while written.load(Ordering::SeqCst) < n {
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(60),
-                "the writer made no progress"
-            );
-            std::thread::yield_now();
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+    let wait_for_rounds = |n: usize| {
+        wait_for("the writer's progress", || {
+            written.load(Ordering::SeqCst) >= n
+        });
     };
     let mut copies: Vec<PathBuf> = Vec::new();
     let mut done = written.load(Ordering::SeqCst);
@@ -236,7 +230,7 @@ fn backups_are_consistent_while_another_process_writes() {
         // When the last backup ended, the writer had finished `done` rounds and was
         // perhaps in round done + 1; round done + 2 commits strictly after that
         // backup, so each backup races fresh writes and sees more than the last.
-        wait_for(done + 2);
+        wait_for_rounds(done + 2);
         let copy = env.root().join(format!("during-{round}.db"));
         let out = env.run(&["backup", copy.to_str().unwrap()]);
         out.ok();

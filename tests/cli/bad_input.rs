@@ -335,11 +335,14 @@ fn check_all(with_store: bool) {
             }
         };
         let before = env.snapshot();
-        let out = env.run_with(case.args, |c| {
-            for (k, v) in case.env {
-                c.env(k, v);
-            }
-        });
+        let out = env
+            .keyctl(case.args)
+            .with(|c| {
+                for (k, v) in case.env {
+                    c.env(k, v);
+                }
+            })
+            .run();
         let mut wrong = Vec::new();
         if out.code != Some(case.code) {
             wrong.push(format!("exit {:?}, want {}", out.code, case.code));

@@ -643,9 +643,12 @@ fn a_closed_stdout_creates_nothing() {
     let env = TestEnv::initialized();
     let file = input_file(&env, "k.jsonl", "{\"name\": \"a\"}\n{\"name\": \"b\"}\n");
     let before = env.snapshot();
-    let out = env.run_with(&["create", "--batch", &file], |c| {
-        c.stdout(Stdio::from(closed_pipe()));
-    });
+    let out = env
+        .keyctl(&["create", "--batch", &file])
+        .with(|c| {
+            c.stdout(Stdio::from(closed_pipe()));
+        })
+        .run();
     let line = out.fails(1);
     assert!(line.contains("nothing was created"), "{line}");
     assert!(!has_secret_shape(&out.stderr), "{out}");

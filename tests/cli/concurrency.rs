@@ -1,28 +1,15 @@
 //! SPEC §4: many keyctl processes may run at once against one store; none fails with
 //! "database is locked", and no update is lost.
 
-use std::process::{Child, Stdio};
-
 use crate::support::*;
 
 /// Starts `keyctl ARGS` for each argument list at once, then waits for them all.
 fn run_together(env: &TestEnv, runs: &[Vec<String>]) -> Vec<Outcome> {
-    let children: Vec<(Vec<String>, Child)> = runs
+    let started: Vec<Running> = runs
         .iter()
-        .map(|args| {
-            let mut c = env.command();
-            c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-            (args.clone(), c.spawn().expect("spawn keyctl"))
-        })
+        .map(|args| Run::new(env.command()).args(args).spawn())
         .collect();
-    children
-        .into_iter()
-        .map(|(args, child)| {
-            let output = child.wait_with_output().expect("wait for keyctl");
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            Outcome::new(&args, output)
-        })
-        .collect()
+    started.into_iter().map(Running::outcome).collect()
 }
 
 fn creates(names: impl IntoIterator<Item = String>) -> Vec<Vec<String>> {

@@ -63,7 +63,7 @@ impl Log {
     }
 
     fn verify(&mut self, env: &TestEnv, secret: &str) {
-        let out = env.run_bounded_with_stdin(&["verify"], format!("{secret}\n").as_bytes());
+        let out = env.run_with_stdin(&["verify"], format!("{secret}\n").as_bytes());
         if let Some(out) = self.ran(out) {
             self.verifies += 1;
             if out.stdout != "OK\n" {
@@ -82,7 +82,7 @@ fn worker(env: &TestEnv, thread: usize) -> Log {
         let name = format!("t{thread}-k{round}");
         let Some(out) = log.admin(
             "created",
-            env.run_bounded(&["create", "--json", "--name", &name, "--description", "new"]),
+            env.run(&["create", "--json", "--name", &name, "--description", "new"]),
         ) else {
             continue;
         };
@@ -93,14 +93,14 @@ fn worker(env: &TestEnv, thread: usize) -> Log {
         let edited = format!("{name} edited by thread {thread}");
         log.admin(
             "edited",
-            env.run_bounded(&["edit", &first_id, "--description", &edited]),
+            env.run(&["edit", &first_id, "--description", &edited]),
         );
-        log.admin("disabled", env.run_bounded(&["disable", &first_id]));
-        log.admin("enabled", env.run_bounded(&["enable", &first_id]));
+        log.admin("disabled", env.run(&["disable", &first_id]));
+        log.admin("enabled", env.run(&["enable", &first_id]));
         log.verify(env, &first_secret);
         let Some(out) = log.admin(
             "rotated",
-            env.run_bounded(&["rotate", "--json", "--yes", &first_id]),
+            env.run(&["rotate", "--json", "--yes", &first_id]),
         ) else {
             continue;
         };
@@ -111,7 +111,7 @@ fn worker(env: &TestEnv, thread: usize) -> Log {
         let last = format!("{name} final");
         log.admin(
             "edited",
-            env.run_bounded(&["edit", &second_id, "--description", &last]),
+            env.run(&["edit", &second_id, "--description", &last]),
         );
         log.stories.push(Story {
             name,
@@ -158,7 +158,7 @@ fn mixed_writers_and_verifiers_at_once_lose_nothing() {
     assert_eq!(stories.len(), THREADS * ROUNDS, "every round completed");
 
     // Every key exists with every change that was made to it.
-    let list = env.run_bounded(&["list", "--json", "--all"]);
+    let list = env.run(&["list", "--json", "--all"]);
     list.ok();
     let listed = match list.json() {
         Value::Array(items) => items,
@@ -204,7 +204,7 @@ fn mixed_writers_and_verifiers_at_once_lose_nothing() {
     }
     let rotations = admin.get("rotated").copied().unwrap_or(0);
     let expected_events: u64 = admin.values().sum::<u64>() + rotations;
-    let audit = env.run_bounded(&["audit", "verify"]);
+    let audit = env.run(&["audit", "verify"]);
     audit.ok();
     let (events, _) = parse_verify_line(&audit.stdout);
     assert_eq!(

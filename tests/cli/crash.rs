@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -68,7 +68,7 @@ fn base_seed() -> u64 {
 struct Group {
     name: &'static str,
     base_seed: u64,
-    rng: XorShift,
+    rng: SplitMix64,
     rounds: usize,
     /// The measured duration of one uninterrupted run.
     typical: Duration,
@@ -88,7 +88,7 @@ impl Group {
         Group {
             name,
             base_seed,
-            rng: XorShift::new(group_seed),
+            rng: SplitMix64::new(group_seed),
             rounds,
             typical: Duration::ZERO,
             round: 0,
@@ -209,80 +209,47 @@ fn wal_stamp(db: &Path) -> Option<(u64, std::time::SystemTime)> {
     Some((meta.len(), meta.modified().ok()?))
 }
 
-fn spawn_piped(mut command: Command, input: Option<Vec<u8>>) -> SpawnedRun {
-    command
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn keyctl");
-    let started = Instant::now();
-    let writer = input.map(|bytes| {
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        std::thread::spawn(move || {
-            use std::io::Write;
-            // A killed reader closes the pipe: the rest of the input is not wanted.
-            let _ = stdin.write_all(&bytes);
-        })
-    });
-    let out = drain(child.stdout.take().expect("piped stdout"));
-    let err = drain(child.stderr.take().expect("piped stderr"));
-    SpawnedRun {
-        child,
-        started,
-        writer,
-        out,
-        err,
-    }
+/// Starts `command` (with `input` on stdin, if any) through the harness's one `Run`,
+/// and notes when the spawn returned.
+fn spawn_piped(command: Command, input: Option<Vec<u8>>) -> (Running, Instant) {
+    let run = Run::new(command);
+    let run = match input {
+        Some(bytes) => run.stdin(&bytes),
+        None => run,
+    };
+    let running = run.spawn();
+    (running, Instant::now())
 }
 
-struct SpawnedRun {
-    child: std::process::Child,
-    started: Instant,
-    writer: Option<std::thread::JoinHandle<()>>,
-    out: std::sync::mpsc::Receiver<Vec<u8>>,
-    err: std::sync::mpsc::Receiver<Vec<u8>>,
-}
-
-impl SpawnedRun {
-    fn finish(mut self, status: ExitStatus) -> Killed {
-        let stdout = drained(&self.out, REAP_LIMIT);
-        let stderr = drained(&self.err, REAP_LIMIT);
-        if let Some(w) = self.writer.take() {
-            w.join().expect("stdin writer");
-        }
-        Killed {
-            status,
-            stdout,
-            stderr,
-            wal_written: false,
-        }
+/// What a killed run left behind, once it ended with `status`.
+fn killed(run: Running, status: ExitStatus) -> Killed {
+    let output = run.finish(status);
+    Killed {
+        status,
+        stdout: output.stdout,
+        stderr: output.stderr,
+        wal_written: false,
     }
 }
 
 /// Spawns `command` and sends it SIGKILL `delay` after the spawn returned (the signal
 /// is sent even if it has exited: an unreaped child cannot be confused with another).
 fn run_and_kill(command: Command, delay: Duration, input: Option<Vec<u8>>) -> Killed {
-    let mut run = spawn_piped(command, input);
-    std::thread::sleep(delay.saturating_sub(run.started.elapsed()));
-    sigkill(&run.child);
-    let status = wait_within(&mut run.child, REAP_LIMIT).expect("a killed keyctl was reaped");
-    run.finish(status)
+    let (mut run, started) = spawn_piped(command, input);
+    std::thread::sleep(delay.saturating_sub(started.elapsed()));
+    run.kill();
+    let status = run
+        .wait_within(REAP_LIMIT)
+        .expect("a killed keyctl was reaped");
+    killed(run, status)
 }
 
 /// How long one uninterrupted run of `command` takes (it must succeed).
 fn measure_one(command: Command, input: Option<Vec<u8>>) -> Duration {
-    let mut run = spawn_piped(command, input);
-    let Some(status) = wait_within(&mut run.child, RUN_LIMIT) else {
-        sigkill(&run.child);
-        let _ = run.child.wait();
-        panic!("the measuring run did not finish within {RUN_LIMIT:?}");
-    };
-    let took = run.started.elapsed();
-    let done = run.finish(status);
+    let (mut run, started) = spawn_piped(command, input);
+    let status = run.wait_to_end();
+    let took = started.elapsed();
+    let done = killed(run, status);
     assert_eq!(
         done.status.code(),
         Some(0),
@@ -304,7 +271,7 @@ fn measure(runs: usize, mut make: impl FnMut(usize) -> Command) -> Duration {
 /// keys are returned), `PRAGMA integrity_check` says ok and `audit verify` passes
 /// (whose event count is returned).
 fn check_store(env: &TestEnv, at: &str, search: &str) -> (Vec<Value>, u64) {
-    let list = env.run_bounded(&["list", "--json", "--all", "--search", search]);
+    let list = env.run(&["list", "--json", "--all", "--search", search]);
     assert_eq!(
         list.code,
         Some(0),
@@ -320,7 +287,7 @@ fn check_store(env: &TestEnv, at: &str, search: &str) -> (Vec<Value>, u64) {
         integrity, "ok",
         "PRAGMA integrity_check after the kill ({at})"
     );
-    let audit = env.run_bounded(&["audit", "verify"]);
+    let audit = env.run(&["audit", "verify"]);
     assert_eq!(
         audit.code,
         Some(0),
@@ -416,7 +383,7 @@ fn batch_command(env: &TestEnv, file: &Path) -> Command {
 /// A store for batches, holding one key made before them.
 fn batch_store() -> TestEnv {
     let env = TestEnv::initialized();
-    env.create_bounded("made-before-the-batches", &[]);
+    env.create("made-before-the-batches", &[]);
     env
 }
 
@@ -498,7 +465,7 @@ fn a_killed_batch_creates_none_or_all_of_its_keys() {
 fn a_killed_rotate_leaves_the_old_key_or_the_complete_new_pair() {
     let mut g = Group::new("rotate", ROTATE_KILLS);
     let env = TestEnv::initialized();
-    let first = env.create_bounded(
+    let first = env.create(
         "lineage",
         &[
             "--description",
@@ -514,7 +481,7 @@ fn a_killed_rotate_leaves_the_old_key_or_the_complete_new_pair() {
         c.args(["rotate", id, "--yes"]);
         c
     };
-    env.create_bounded("measure", &[]);
+    env.create("measure", &[]);
     // Each run rotates the key that holds the name now.
     g.typical = measure(5, |_| rotate("measure"));
     let (_, mut events) = check_store(&env, "after the measuring runs", "lineage");
@@ -605,11 +572,11 @@ fn edit_command(env: &TestEnv, id: &str, name: &str, quota: i64, description: &s
 fn a_killed_edit_leaves_all_old_or_all_new_values() {
     let mut g = Group::new("edit", EDIT_KILLS);
     let env = TestEnv::initialized();
-    let k = env.create_bounded(
+    let k = env.create(
         "edit-me",
         &["--quota-daily", "10", "--description", "start"],
     );
-    let m = env.create_bounded("measure", &[]);
+    let m = env.create("measure", &[]);
     g.typical = measure(5, |i| {
         edit_command(&env, m.id(), &format!("measured-{i}"), 7 + i as i64, "m")
     });
@@ -674,18 +641,18 @@ fn a_killed_delete_leaves_the_key_or_removes_it_with_both_events() {
         c
     };
     let measured: Vec<Created> = (0..5)
-        .map(|i| env.create_bounded(&format!("measure-{i}"), &[]))
+        .map(|i| env.create(&format!("measure-{i}"), &[]))
         .collect();
     g.typical = measure(5, |i| delete(measured[i].id()));
     let (_, mut events) = check_store(&env, "after the measuring runs", "measure");
     for round in 0..DELETE_KILLS {
         let name = format!("del-{round:02}");
-        let k = env.create_bounded(&name, &["--description", "to be deleted"]);
+        let k = env.create(&name, &["--description", "to be deleted"]);
         events += 1;
         // Every other key has request history, which only --force deletes.
         let history = round % 2 == 1;
         if history {
-            let v = env.run_bounded_with_stdin(&["verify"], format!("{}\n", k.secret).as_bytes());
+            let v = env.run_with_stdin(&["verify"], format!("{}\n", k.secret).as_bytes());
             v.ok();
         }
         let run = g.kill(&env, delete(k.id()), None);
@@ -889,7 +856,7 @@ fn assert_log_matches_counters(conn: &Connection, id: &str, at: &str) {
 fn a_killed_stream_keeps_the_log_and_the_counters_equal() {
     let mut g = Group::new("stream", STREAM_KILLS);
     let env = TestEnv::initialized();
-    let k = env.create_bounded("svc", &["--allow-ip", "10.0.0.0/8"]);
+    let k = env.create("svc", &["--allow-ip", "10.0.0.0/8"]);
     let unknown = forge_secret("sk", "live", "CrashCrashCrashCrashCrashCrash00");
     let id = k.id().to_string();
     g.typical = measure_one(

@@ -255,9 +255,12 @@ fn owner_defaults_to_the_actor_from_flag_or_env() {
     let out = env.run(&["--actor", "bob", "create", "--json", "--name", "from-flag"]);
     out.ok();
     assert_eq!(out.json()["key_details"]["owner"], "bob");
-    let out = env.run_with(&["create", "--json", "--name", "env2"], |c| {
-        c.env("KEYCTL_ACTOR", "carol");
-    });
+    let out = env
+        .keyctl(&["create", "--json", "--name", "env2"])
+        .with(|c| {
+            c.env("KEYCTL_ACTOR", "carol");
+        })
+        .run();
     out.ok();
     assert_eq!(out.json()["key_details"]["owner"], "carol");
     // --owner wins over the actor.
@@ -356,9 +359,12 @@ fn closed_stdout_creates_no_key() {
         &["create", "--name", "lost"][..],
         &["create", "--json", "--name", "lost"],
     ] {
-        let out = env.run_with(args, |c| {
-            c.stdout(Stdio::from(closed_pipe()));
-        });
+        let out = env
+            .keyctl(args)
+            .with(|c| {
+                c.stdout(Stdio::from(closed_pipe()));
+            })
+            .run();
         let line = out.fails(1);
         assert!(line.contains("nothing was created"), "{line}");
         assert!(!has_secret_shape(&out.stderr), "the secret leaked\n{out}");
@@ -367,20 +373,22 @@ fn closed_stdout_creates_no_key() {
     assert_eq!(env.list_names(&[]), ["existing"]);
 }
 
-/// A full disk (`/dev/full`: every write fails with ENOSPC) loses no secret either.
+/// A full disk (a `/dev/full` device: every write fails with ENOSPC) loses no secret
+/// either. The device is made here, outside the snapshotted folder (reading it never
+/// ends), so the test runs whatever the host's /dev holds.
 #[test]
 fn full_disk_stdout_creates_no_key() {
-    let full = std::path::Path::new("/dev/full");
-    if !full.exists() {
-        eprintln!("skipped: no /dev/full on this system");
-        return;
-    }
+    let devices = tempfile::tempdir().unwrap();
+    let full = full_device(devices.path(), "full");
     let env = TestEnv::initialized();
     let before = env.snapshot();
-    let out = env.run_with(&["create", "--name", "lost"], |c| {
-        let f = std::fs::OpenOptions::new().write(true).open(full).unwrap();
-        c.stdout(Stdio::from(f));
-    });
+    let out = env
+        .keyctl(&["create", "--name", "lost"])
+        .with(|c| {
+            let f = std::fs::OpenOptions::new().write(true).open(&full).unwrap();
+            c.stdout(Stdio::from(f));
+        })
+        .run();
     let line = out.fails(1);
     assert!(line.contains("nothing was created"), "{line}");
     assert!(!has_secret_shape(&out.stderr), "{out}");
@@ -393,9 +401,12 @@ fn full_disk_stdout_creates_no_key() {
 fn stdout_to_a_file_keeps_the_secret() {
     let env = TestEnv::initialized();
     let file = env.root().join("secret.txt");
-    let out = env.run_with(&["create", "--name", "saved"], |c| {
-        c.stdout(Stdio::from(std::fs::File::create(&file).unwrap()));
-    });
+    let out = env
+        .keyctl(&["create", "--name", "saved"])
+        .with(|c| {
+            c.stdout(Stdio::from(std::fs::File::create(&file).unwrap()));
+        })
+        .run();
     out.ok();
     let text = std::fs::read_to_string(&file).unwrap();
     assert_secret(text.trim_end(), "sk", "live");

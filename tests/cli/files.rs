@@ -203,7 +203,7 @@ fn new_files_are_private_even_under_umask_000() {
     let db = dir.join("keys.db");
     let mut c = env.command_as_nobody(&db, Some("000"));
     c.args(["create", "--json", "--name", "k"]);
-    let out = Outcome::new(&["create"], output_with_stdin(c, b""));
+    let out = Outcome::new(&["create"], Run::new(c).stdin(b"").output());
     out.ok();
     let secret = out.json()["key"].as_str().unwrap().to_string();
     assert_eq!(mode(&db), 0o600, "the store");
@@ -225,14 +225,14 @@ fn new_files_are_private_even_under_umask_000() {
     let backup = dir.join("backup.db");
     let mut c = env.command_as_nobody(&db, Some("000"));
     c.args(["backup", backup.to_str().unwrap()]);
-    Outcome::new(&["backup"], output_with_stdin(c, b"")).ok();
+    Outcome::new(&["backup"], Run::new(c).stdin(b"").output()).ok();
     assert_eq!(mode(&backup), 0o600, "the backup");
     assert_eq!(stream.finish(), Some(0));
 
     // The default location: folders 0700, store 0600.
     let mut c = env.command_as_nobody(&db, Some("000"));
     c.env_remove("KEYCTL_DB").args(["init"]);
-    Outcome::new(&["init"], output_with_stdin(c, b"")).ok();
+    Outcome::new(&["init"], Run::new(c).stdin(b"").output()).ok();
     let data = dir.join("data");
     assert_eq!(mode(&data), 0o700, "{}", data.display());
     assert_eq!(mode(&data.join("keyctl")), 0o700);
@@ -251,9 +251,13 @@ fn a_full_disk_fails_every_write_in_one_line_and_loses_nothing() {
     let small = Tmpfs::mount(&env.root().join("small"), "512k");
     let db = small.dir.join("keys.db");
     let run = |now: &str, args: &[&str], input: &[u8]| {
-        env.run_input_with(now, args, input, |c| {
-            c.env("KEYCTL_DB", &db);
-        })
+        env.keyctl(args)
+            .at(now)
+            .stdin(input)
+            .with(|c| {
+                c.env("KEYCTL_DB", &db);
+            })
+            .run()
     };
     run(NOW, &["init"], b"").ok();
     let out = run(NOW, &["create", "--json", "--name", "a"], b"");
@@ -269,9 +273,12 @@ fn a_full_disk_fails_every_write_in_one_line_and_loses_nothing() {
         0,
         "OK",
     );
-    let head = env.run_with(&["audit", "verify"], |c| {
-        c.env("KEYCTL_DB", &db);
-    });
+    let head = env
+        .keyctl(&["audit", "verify"])
+        .with(|c| {
+            c.env("KEYCTL_DB", &db);
+        })
+        .run();
     head.ok();
     let head = head.stdout.clone();
 
@@ -326,9 +333,12 @@ fn a_full_disk_fails_every_write_in_one_line_and_loses_nothing() {
         .unwrap();
     assert_eq!(check, "ok");
     drop(c);
-    let out = env.run_with(&["audit", "verify"], |c| {
-        c.env("KEYCTL_DB", &db);
-    });
+    let out = env
+        .keyctl(&["audit", "verify"])
+        .with(|c| {
+            c.env("KEYCTL_DB", &db);
+        })
+        .run();
     out.ok();
     assert_eq!(out.stdout, head, "the audit trail changed");
     let out = run(NOW, &["list", "--json"], b"");
@@ -479,9 +489,14 @@ fn random_byte_flips_are_reported_without_a_panic_or_a_write() {
                             fs::remove_file(entry.unwrap().path()).unwrap();
                         }
                         fs::write(&path, &bytes).unwrap();
-                        let out = env.run_input_with(NOW, args, key_line.as_bytes(), |c| {
-                            c.env("KEYCTL_DB", &path);
-                        });
+                        let out = env
+                            .keyctl(args)
+                            .at(NOW)
+                            .stdin(key_line.as_bytes())
+                            .with(|c| {
+                                c.env("KEYCTL_DB", &path);
+                            })
+                            .run();
                         let label = format!("flip {i} (byte {offset} ^ {xor:#04x}) {args:?}");
                         *outcomes
                             .lock()

@@ -137,9 +137,12 @@ fn closed_stdout_ends_read_commands_quietly() {
         &["--version"],
         &["--help"],
     ] {
-        let out = env.run_with(args, |c| {
-            c.stdout(Stdio::from(closed_pipe()));
-        });
+        let out = env
+            .keyctl(args)
+            .with(|c| {
+                c.stdout(Stdio::from(closed_pipe()));
+            })
+            .run();
         out.no_panic();
         assert_eq!(out.stderr, "", "{out}");
         assert_eq!(out.code, Some(0), "{out}");
@@ -151,9 +154,12 @@ fn closed_stdout_ends_read_commands_quietly() {
 #[test]
 fn closed_stdout_does_not_undo_a_setting() {
     let env = TestEnv::initialized();
-    let out = env.run_with(&["config", "set", "max-keys", "9"], |c| {
-        c.stdout(Stdio::from(closed_pipe()));
-    });
+    let out = env
+        .keyctl(&["config", "set", "max-keys", "9"])
+        .with(|c| {
+            c.stdout(Stdio::from(closed_pipe()));
+        })
+        .run();
     out.ok();
     assert_eq!(env.run(&["config", "get", "max-keys"]).stdout, "9\n");
 }

@@ -67,7 +67,7 @@ fn misbehaviour(env: &TestEnv, case: &Case) -> Option<String> {
     for (k, v) in &case.env {
         command.env(k, v);
     }
-    let (out, utf8) = outcome_lossy(&case.args, output_with_stdin(command, &case.stdin));
+    let (out, utf8) = Outcome::lossy(&case.args, Run::new(command).stdin(&case.stdin).output());
     let mut wrong = Vec::new();
     if out.code != Some(case.code) {
         wrong.push(format!("exit {:?}, want {}", out.code, case.code));
@@ -500,7 +500,7 @@ fn a_secret_given_as_an_argument_is_refused_and_not_echoed() {
     for case in &cases {
         let mut c = fx.env.command();
         c.args(&case.args);
-        let (out, _) = outcome_lossy(&case.args, output_with_stdin(c, b""));
+        let (out, _) = Outcome::lossy(&case.args, Run::new(c).stdin(b"").output());
         assert!(!out.stderr.contains(s), "the secret is echoed\n{out}");
         assert!(!has_secret_shape(&out.stderr), "a secret is echoed\n{out}");
     }
@@ -588,7 +588,7 @@ fn batch_input_without_line_ends_is_refused_in_bounded_memory() {
         "--batch".into(),
         "/dev/zero".into(),
     ];
-    let (out, _) = outcome_lossy(&args, output_with_stdin(c, b""));
+    let (out, _) = Outcome::lossy(&args, Run::new(c).stdin(b"").output());
     let line = out.fails(2);
     assert!(line.contains("line 1"), "{out}");
     assert_eq!(fx.env.snapshot(), before);

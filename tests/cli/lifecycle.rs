@@ -425,7 +425,7 @@ fn at_a_terminal_revoke_asks_and_no_changes_nothing() {
     let env = TestEnv::initialized();
     let k = env.create("asked", &[]);
     let before = env.snapshot();
-    let out = run_interactive(
+    let out = Pty::run_answering(
         env.command(),
         &["revoke", "asked"],
         "cannot be undone",
@@ -448,7 +448,7 @@ fn at_a_terminal_revoke_asks_and_no_changes_nothing() {
     );
     assert_eq!(env.snapshot(), before);
 
-    let out = run_interactive(
+    let out = Pty::run_answering(
         env.command(),
         &["revoke", "asked", "--reason", "asked first"],
         "cannot be undone",
@@ -465,7 +465,7 @@ fn at_a_terminal_delete_and_rotate_ask_first() {
     let env = TestEnv::initialized();
     let d = env.create("to-delete", &[]);
     let r = env.create("to-rotate", &[]);
-    let out = run_interactive(
+    let out = Pty::run_answering(
         env.command(),
         &["delete", "to-delete"],
         "cannot be undone",
@@ -475,7 +475,7 @@ fn at_a_terminal_delete_and_rotate_ask_first() {
     assert!(out.stdout.contains("Delete key \"to-delete\""), "{out}");
     assert_eq!(actions_of(&env, d.id()), ["created", "revoked", "deleted"]);
 
-    let out = run_interactive(
+    let out = Pty::run_answering(
         env.command(),
         &["rotate", "to-rotate"],
         "disabled at once",

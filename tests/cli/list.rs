@@ -40,7 +40,7 @@ fn summary_line_counts_statuses_and_the_key_limit() {
     let dis = env.create("dis", &[]);
     let rev = env.create("rev", &[]);
     env.create("exp", &["--expires", "1d"]);
-    // No command disables or revokes yet: set the states directly.
+    // The states set directly, so no extra audit or request rows join the counts.
     env.fixture("UPDATE keys SET state = 'disabled' WHERE id = ?1", dis.id());
     env.fixture("UPDATE keys SET state = 'revoked' WHERE id = ?1", rev.id());
 
@@ -293,7 +293,7 @@ fn sorts_by_name_created_expires_and_last_use() {
     let bravo = env.create("bravo", &["--expires", "2w"]);
     env.create("Alpha", &["--expires", "1d"]);
     let charlie = env.create("charlie", &[]);
-    // No command records use yet: set last_used_at directly.
+    // A last use an hour before NOW, set directly (verify would record it at NOW).
     env.fixture(
         &format!(
             "UPDATE keys SET last_used_at = {}, last_used_ip = '192.0.2.9' WHERE id = ?1",

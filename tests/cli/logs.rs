@@ -5,7 +5,6 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -410,8 +409,8 @@ fn spawn_follow(env: &TestEnv, args: &[&str]) -> (Child, mpsc::Receiver<String>)
 }
 
 fn next_line(rx: &mpsc::Receiver<String>) -> String {
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("logs --follow printed a line within 10 s")
+    rx.recv_timeout(WAIT_LIMIT)
+        .unwrap_or_else(|_| panic!("logs --follow printed no line within {WAIT_LIMIT:?}"))
 }
 
 fn next_row(rx: &mpsc::Receiver<String>) -> Value {
@@ -460,7 +459,14 @@ fn follow_on_an_empty_selection_waits_for_matching_rows() {
     let a = env.create("a", &[]);
     env.expect_verify(NOW, &a.secret, &[], "valid", "OK");
     let (child, rx) = spawn_follow(&env, &["--json", "--status", "invalid"]);
-    std::thread::sleep(Duration::from_millis(300));
+    // Once it sleeps between polls, its first read is done: the rows below are new to
+    // it, so only following (not the first read) can show them.
+    let pid = child.id();
+    wait_for(
+        "logs --follow polling (asleep in nanosleep, /proc/PID/wchan)",
+        || in_timed_sleep(pid),
+    );
+    assert!(rx.try_recv().is_err(), "an empty selection printed a row");
     env.expect_verify(NOW, &a.secret, &[], "valid", "OK");
     env.expect_verify(
         NOW,

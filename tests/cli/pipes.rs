@@ -243,16 +243,20 @@ fn state(env: &TestEnv) -> (String, i64, i64) {
 /// Runs `keyctl ARGS` with stdout a pipe nobody reads (its read end already closed)
 /// and SIGPIPE at its default, as a shell leaves it: dying by the signal would fail.
 fn run_closed(env: &TestEnv, args: &[&str], input: &[u8]) -> Outcome {
-    env.run_input_with(NOW, args, input, |c| {
-        c.stdout(Stdio::from(closed_pipe()));
-        // SAFETY: only signal(2), async-signal-safe, runs between fork and exec.
-        unsafe {
-            c.pre_exec(|| {
-                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-                Ok(())
-            });
-        }
-    })
+    env.keyctl(args)
+        .at(NOW)
+        .stdin(input)
+        .with(|c| {
+            c.stdout(Stdio::from(closed_pipe()));
+            // SAFETY: only signal(2), async-signal-safe, runs between fork and exec.
+            unsafe {
+                c.pre_exec(|| {
+                    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                    Ok(())
+                });
+            }
+        })
+        .run()
 }
 
 #[test]
@@ -344,17 +348,10 @@ fn a_follower_with_nothing_to_print_ends_when_its_reader_goes() {
             .spawn()
             .expect("spawn keyctl logs --follow");
         // A bound on how long to wait for the exit, not a timing assertion.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                break None;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
+        let status = wait_within(&mut child, WAIT_LIMIT);
+        if status.is_none() {
+            let _ = child.kill();
+        }
         let out = Outcome::new(args, child.wait_with_output().unwrap());
         assert!(status.is_some(), "still following a closed stdout\n{out}");
         assert_eq!(out.code, Some(0), "{out}");

@@ -483,9 +483,12 @@ fn a_closed_stdout_rotates_nothing() {
         &["rotate", "--yes", "kept"][..],
         &["rotate", "--yes", "--json", "kept"],
     ] {
-        let out = env.run_with(args, |c| {
-            c.stdout(Stdio::from(closed_pipe()));
-        });
+        let out = env
+            .keyctl(args)
+            .with(|c| {
+                c.stdout(Stdio::from(closed_pipe()));
+            })
+            .run();
         let line = out.fails(1);
         assert!(line.contains("nothing was created"), "{line}");
         assert!(!has_secret_shape(&out.stderr), "the secret leaked\n{out}");
@@ -503,24 +506,10 @@ fn a_closed_stdout_rotates_nothing() {
 fn parallel_rotations_of_one_key_let_exactly_one_through() {
     let env = TestEnv::initialized();
     let old = env.create("contended", &[]);
-    let children: Vec<_> = (0..5)
-        .map(|_| {
-            let mut c = env.command();
-            c.args(["rotate", "--yes", old.id()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            c.spawn().expect("spawn keyctl")
-        })
+    let started: Vec<Running> = (0..5)
+        .map(|_| env.keyctl(&["rotate", "--yes", old.id()]).spawn())
         .collect();
-    let outs: Vec<Outcome> = children
-        .into_iter()
-        .map(|c| {
-            Outcome::new(
-                &["rotate", "--yes", old.id()],
-                c.wait_with_output().unwrap(),
-            )
-        })
-        .collect();
+    let outs: Vec<Outcome> = started.into_iter().map(Running::outcome).collect();
     let won: Vec<&Outcome> = outs.iter().filter(|o| o.code == Some(0)).collect();
     assert_eq!(won.len(), 1, "one winner");
     for out in outs.iter().filter(|o| o.code != Some(0)) {

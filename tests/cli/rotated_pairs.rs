@@ -585,7 +585,7 @@ fn at_a_terminal_revoke_with_predecessor_asks_about_the_chain_too() {
     let env = TestEnv::initialized();
     let (old, new_secret, _) = graced_pair(&env);
     let new_prefix = &new_secret[..12];
-    let out = run_interactive(
+    let out = Pty::run_answering(
         env.command(),
         &["revoke", "prod-api", "--with-predecessor"],
         "cannot be undone",

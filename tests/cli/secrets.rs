@@ -7,7 +7,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -110,7 +109,10 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
     let ci = piped_secret(&out);
     record(out, vec![ci.clone()], &mut issued);
 
-    let out = env.run_with(&["create", "--copy", "--name", "copied"], clip);
+    let out = env
+        .keyctl(&["create", "--copy", "--name", "copied"])
+        .with(clip)
+        .run();
     let copied = piped_secret(&out);
     assert!(out.stderr.contains("copied to clipboard"), "{out}");
     record(out, vec![copied.clone()], &mut issued);
@@ -141,7 +143,10 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
     let out = env.run(&["rotate", "--yes", "--grace", "1h", "web"]);
     let web2 = piped_secret(&out);
     record(out, vec![web2.clone()], &mut issued);
-    let out = env.run_with(&["rotate", "--yes", "--copy", "ci"], clip);
+    let out = env
+        .keyctl(&["rotate", "--yes", "--copy", "ci"])
+        .with(clip)
+        .run();
     let ci2 = piped_secret(&out);
     record(out, vec![ci2.clone()], &mut issued);
     assert!(assert_no_secret_in_processes(&env.db, &issued) >= 1);
@@ -179,9 +184,11 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
         all.extend(args);
         let out = if from_env {
             all.extend(["--key-env", "PRESENTED"]);
-            env.run_with(&all, |c| {
-                c.env("PRESENTED", &key);
-            })
+            env.keyctl(&all)
+                .with(|c| {
+                    c.env("PRESENTED", &key);
+                })
+                .run()
         } else {
             env.run_at_with_stdin(NOW, &all, format!("{key}\n").as_bytes())
         };
@@ -321,7 +328,7 @@ fn is_keyctl_as_nobody(pid: u32) -> bool {
 /// process of the same user can no longer read its environment (or memory).
 fn assert_not_dumpable(pid: u32, what: &str) {
     let environ = PathBuf::from(format!("/proc/{pid}/environ"));
-    let made = poll_until(Duration::from_secs(10), || {
+    let made = poll_until(WAIT_LIMIT, || {
         is_keyctl_as_nobody(pid) && owner_of(&environ) == Some(0)
     });
     assert!(
@@ -338,7 +345,7 @@ fn assert_not_dumpable(pid: u32, what: &str) {
         .arg(require_tool("cat"))
         .arg(&environ)
         .env_clear();
-    let out = cat.output().expect("run cat as nobody");
+    let out = Run::new(cat).output();
     assert!(
         !out.status.success(),
         "nobody can still read {what}'s environment"
@@ -394,13 +401,10 @@ fn commands_holding_a_secret_are_not_dumpable() {
 
     // The check can tell: a command that holds no secret stays dumpable.
     let follow = spawn(&["logs", "--follow"]);
-    assert!(
-        poll_until(Duration::from_secs(10), || is_keyctl_as_nobody(
-            follow.pid()
-        )),
-        "logs --follow did not start"
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    // Asleep between polls, it is past every step that could have changed it.
+    wait_for("logs --follow polling as nobody", || {
+        is_keyctl_as_nobody(follow.pid()) && in_timed_sleep(follow.pid())
+    });
     assert_eq!(
         owner_of(Path::new(&format!("/proc/{}/environ", follow.pid()))),
         Some(NOBODY),
@@ -517,9 +521,13 @@ fn a_secret_pasted_into_a_text_field_is_refused_without_echo_and_never_stored() 
             }
             runs.push(env.run(&["revoke", "--yes", "alpha", "--reason", v]));
             runs.push(env.run(&["--actor", v, "disable", "alpha"]));
-            runs.push(env.run_with(&["disable", "alpha"], |c| {
-                c.env("KEYCTL_ACTOR", v);
-            }));
+            runs.push(
+                env.keyctl(&["disable", "alpha"])
+                    .with(|c| {
+                        c.env("KEYCTL_ACTOR", v);
+                    })
+                    .run(),
+            );
             for flag in ["--endpoint", "--scope", "--deployment", "--model"] {
                 runs.push(env.verify(NOW, &k.secret, &[flag, v]));
             }

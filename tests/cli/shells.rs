@@ -57,9 +57,7 @@ fn shell_command(env: &TestEnv, tool: &str, args: &[&str]) -> Command {
 }
 
 fn run_shell(env: &TestEnv, tool: &str, args: &[&str]) -> Outcome {
-    let output = shell_command(env, tool, args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    let output = Run::new(shell_command(env, tool, args)).output();
     let mut all = vec![tool];
     all.extend_from_slice(args);
     Outcome::new(&all, output)
@@ -176,7 +174,7 @@ fn candidates_with(
     adjust(&mut c);
     let mut args = vec!["--"];
     args.extend_from_slice(words);
-    let out = Outcome::new(&args, c.output().expect("run keyctl"));
+    let out = Outcome::new(&args, Run::new(c).output());
     out.no_panic();
     assert_eq!(
         out.code,
@@ -572,9 +570,12 @@ fn the_db_on_the_completed_line_chooses_the_store() {
 #[test]
 fn without_db_or_keyctl_db_the_default_store_is_read() {
     let env = TestEnv::new();
-    let out = env.run_with(&["create", "--name", "default-key"], |c| {
-        c.env_remove("KEYCTL_DB");
-    });
+    let out = env
+        .keyctl(&["create", "--name", "default-key"])
+        .with(|c| {
+            c.env_remove("KEYCTL_DB");
+        })
+        .run();
     out.ok();
     assert!(
         env.data_home().join("keyctl").join("keys.db").is_file(),
@@ -642,7 +643,7 @@ fn fish_offers(env: &TestEnv, cwd: &Path, line: &str) -> Vec<String> {
     );
     let mut fish = shell_command(env, "fish", &["--no-config", "-c", &script]);
     fish.current_dir(cwd);
-    let out = Outcome::new(&["fish", "-c", &script], fish.output().expect("run fish"));
+    let out = Outcome::new(&["fish", "-c", &script], Run::new(fish).output());
     assert_clean(&out);
     non_flags(&parse_candidates("fish", &out.stdout))
 }
@@ -874,7 +875,7 @@ fn bash_reply(
     );
     let mut c = shell_command(env, "bash", &["--norc", "--noprofile", "-c", &script]);
     c.current_dir(cwd);
-    let out = Outcome::new(&["bash", "-c", &script], c.output().expect("run bash"));
+    let out = Outcome::new(&["bash", "-c", &script], Run::new(c).output());
     assert_clean(&out);
     out.stdout.lines().map(str::to_string).collect()
 }

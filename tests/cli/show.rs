@@ -292,17 +292,23 @@ fn show_in_a_terminal_honours_no_color() {
 fn table_times_are_local_and_json_times_are_utc() {
     let env = TestEnv::initialized();
     env.create("tz", &["--expires", "2027-01-31T12:00:00Z"]);
-    let out = env.run_with(&["show", "tz"], |c| {
-        c.env("TZ", "JST-9");
-    });
+    let out = env
+        .keyctl(&["show", "tz"])
+        .with(|c| {
+            c.env("TZ", "JST-9");
+        })
+        .run();
     out.ok();
     let rows = rows(&out.stdout);
     let get = |label: &str| rows.iter().find(|(l, _)| l == label).unwrap().1.clone();
     assert_eq!(get("Created"), "2026-11-23 21:00:00 +09:00 (just now)");
     assert_eq!(get("Expires"), "2027-01-31 21:00:00 +09:00 (in 2 months)");
-    let out = env.run_with(&["show", "--json", "tz"], |c| {
-        c.env("TZ", "JST-9");
-    });
+    let out = env
+        .keyctl(&["show", "--json", "tz"])
+        .with(|c| {
+            c.env("TZ", "JST-9");
+        })
+        .run();
     assert_eq!(out.json()["created_at"], NOW);
     assert_eq!(out.json()["expires_at"], "2027-01-31T12:00:00Z");
 }

@@ -23,9 +23,12 @@ fn store_file_is_private() {
 #[test]
 fn default_store_lives_in_xdg_data_home_in_a_private_folder() {
     let env = TestEnv::new();
-    let out = env.run_with(&["create", "--name", "first"], |c| {
-        c.env_remove("KEYCTL_DB");
-    });
+    let out = env
+        .keyctl(&["create", "--name", "first"])
+        .with(|c| {
+            c.env_remove("KEYCTL_DB");
+        })
+        .run();
     out.ok();
     let folder = env.data_home().join("keyctl");
     let db = folder.join("keys.db");
@@ -40,9 +43,12 @@ fn default_store_lives_in_xdg_data_home_in_a_private_folder() {
     assert!(!env.db.exists(), "KEYCTL_DB was not set");
 
     // Read commands find it there too.
-    let out = env.run_with(&["list", "--json"], |c| {
-        c.env_remove("KEYCTL_DB");
-    });
+    let out = env
+        .keyctl(&["list", "--json"])
+        .with(|c| {
+            c.env_remove("KEYCTL_DB");
+        })
+        .run();
     out.ok();
     assert_eq!(names(out.json().as_array().unwrap()), ["first"]);
 }
@@ -50,9 +56,12 @@ fn default_store_lives_in_xdg_data_home_in_a_private_folder() {
 #[test]
 fn default_store_without_xdg_data_home_is_under_home() {
     let env = TestEnv::new();
-    let out = env.run_with(&["init"], |c| {
-        c.env_remove("KEYCTL_DB").env_remove("XDG_DATA_HOME");
-    });
+    let out = env
+        .keyctl(&["init"])
+        .with(|c| {
+            c.env_remove("KEYCTL_DB").env_remove("XDG_DATA_HOME");
+        })
+        .run();
     out.ok();
     let share = env.home().join(".local").join("share");
     let db = share.join("keyctl").join("keys.db");
@@ -73,9 +82,12 @@ fn default_store_missing_for_a_read_command_creates_no_folder() {
     let before = env.snapshot();
     let db = env.data_home().join("keyctl").join("keys.db");
     for args in [&["list"][..], &["show", "x"], &["config", "list"]] {
-        let out = env.run_with(args, |c| {
-            c.env_remove("KEYCTL_DB");
-        });
+        let out = env
+            .keyctl(args)
+            .with(|c| {
+                c.env_remove("KEYCTL_DB");
+            })
+            .run();
         assert_eq!(
             out.fails(1),
             format!(

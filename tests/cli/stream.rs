@@ -2,11 +2,6 @@
 //! one flushed `--json`-shaped result line per request line, in order; a malformed
 //! line gets `bad_request` and the stream goes on; each request its own transaction.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use keyctl::core::limits::MAX_COUNT;
@@ -545,76 +540,36 @@ fn stream_mode_takes_no_single_request_flags() {
     }
 }
 
-/// Reads lines of `child`'s stdout on a thread, so a test can wait for one with a
-/// time limit.
-fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            match line {
-                Ok(l) => {
-                    if tx.send(l).is_err() {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-    });
-    rx
-}
-
-fn next_line(rx: &mpsc::Receiver<String>) -> Value {
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a result line within 10 s");
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not json ({e}): {line}"))
-}
-
 /// A coprocess gets each answer before it sends the next request (results are
 /// flushed), and each request sees the store as it is then (its own transaction).
 #[test]
 fn a_coprocess_gets_each_answer_before_sending_the_next_request() {
     let env = TestEnv::initialized();
     let k = env.create("svc", &[]);
-    let mut child = env
-        .command()
-        .args(["verify", "--stream"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn keyctl verify --stream");
-    let rx = line_reader(&mut child);
-    let mut stdin = child.stdin.take().unwrap();
-    let mut send = |line: String| {
-        stdin.write_all(line.as_bytes()).unwrap();
-        stdin.flush().unwrap();
+    let mut stream = LiveProcess::spawn({
+        let mut c = env.command();
+        c.args(["verify", "--stream"]);
+        c
+    });
+    let mut ask = |line: String| -> Value {
+        stream.write_raw(line.as_bytes()).unwrap();
+        let answer = stream.next_line();
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("not json ({e}): {answer}"))
     };
-    send(req(json!({"key": k.secret})));
-    assert_eq!(next_line(&rx)["code"], "valid");
+    assert_eq!(ask(req(json!({"key": k.secret})))["code"], "valid");
     // Another process disables the key while the stream runs.
     env.run(&["disable", "svc"]).ok();
-    send(req(json!({"key": k.secret})));
-    assert_eq!(next_line(&rx)["code"], "inactive");
-    send("{oops\n".to_string());
-    assert_eq!(next_line(&rx)["code"], "bad_request");
+    assert_eq!(ask(req(json!({"key": k.secret})))["code"], "inactive");
+    assert_eq!(ask("{oops\n".to_string())["code"], "bad_request");
     // A blank line is answered too: this client would otherwise wait forever.
-    send("\n".to_string());
-    assert_eq!(next_line(&rx)["code"], "bad_request");
+    assert_eq!(ask("\n".to_string())["code"], "bad_request");
     env.run(&["enable", "svc"]).ok();
-    send(req(json!({"key": k.secret})));
-    assert_eq!(next_line(&rx)["code"], "valid");
-    // End of input.
-    drop(stdin);
-    let out = child.wait_with_output().expect("wait for the stream");
-    assert_eq!(out.status.code(), Some(0), "exit 0 at end of input");
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
-    assert!(
-        rx.recv_timeout(Duration::from_secs(1)).is_err(),
-        "no extra line"
-    );
+    assert_eq!(ask(req(json!({"key": k.secret})))["code"], "valid");
+    // End of input: every line it printed was read above.
+    let ended = stream.end();
+    assert_eq!(ended.code, Some(0), "exit 0 at end of input");
+    assert_eq!(ended.stderr, "");
+    assert!(ended.rest.is_empty(), "no extra line: {:?}", ended.rest);
     assert_eq!(env.count_rows("requests"), 3);
 }
 
@@ -624,37 +579,15 @@ fn eight_streams_verifying_one_key_at_once_lose_nothing() {
     let env = TestEnv::initialized();
     let k = env.create("hot", &["--quota-total", "800"]);
     let input = req(json!({"key": k.secret})).repeat(100);
-    // Start all eight first, then feed them, so they run at once.
-    let children: Vec<Child> = (0..8)
+    // Start all eight (each fed from its own thread), then wait, so they run at once.
+    let started: Vec<Running> = (0..8)
         .map(|_| {
-            env.command()
-                .args(["verify", "--stream"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
+            env.keyctl(&["verify", "--stream"])
+                .stdin(input.as_bytes())
                 .spawn()
-                .expect("spawn a stream")
         })
         .collect();
-    let running: Vec<_> = children
-        .into_iter()
-        .map(|mut child| {
-            let mut stdin = child.stdin.take().unwrap();
-            let input = input.clone();
-            let writer = std::thread::spawn(move || {
-                let _ = stdin.write_all(input.as_bytes());
-            });
-            (child, writer)
-        })
-        .collect();
-    let outs: Vec<std::process::Output> = running
-        .into_iter()
-        .map(|(child, writer)| {
-            let out = child.wait_with_output().expect("wait for a stream");
-            writer.join().unwrap();
-            out
-        })
-        .collect();
+    let outs: Vec<std::process::Output> = started.into_iter().map(Running::output).collect();
     for out in &outs {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("locked"), "{stderr}");

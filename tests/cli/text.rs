@@ -136,9 +136,12 @@ fn reason_actor_and_verify_fields_refuse_hidden_characters() {
     env.run(&["revoke", k.id(), "--yes", "--reason", bad])
         .fails(2);
     env.run(&["--actor", bad, "disable", k.id()]).fails(2);
-    let out = env.run_with(&["disable", k.id()], |c| {
-        c.env("KEYCTL_ACTOR", bad);
-    });
+    let out = env
+        .keyctl(&["disable", k.id()])
+        .with(|c| {
+            c.env("KEYCTL_ACTOR", bad);
+        })
+        .run();
     assert!(out.fails(2).contains("--actor"), "{out}");
     assert_eq!(env.snapshot(), before);
     for flag in ["--endpoint", "--scope", "--deployment", "--model"] {

@@ -683,16 +683,15 @@ fn key_env_reads_the_named_variable() {
     let k = env.create("svc", &[]);
     let s = k.secret.clone();
     let run = |value: Option<String>, stdin: &str| {
-        env.run_input_with(
-            NOW,
-            &["verify", "--key-env", "API_KEY"],
-            stdin.as_bytes(),
-            |c| {
+        env.keyctl(&["verify", "--key-env", "API_KEY"])
+            .at(NOW)
+            .stdin(stdin.as_bytes())
+            .with(|c| {
                 if let Some(v) = value {
                     c.env("API_KEY", v);
                 }
-            },
-        )
+            })
+            .run()
     };
     assert_says(&run(Some(s.clone()), ""), 0, "OK");
     assert_says(&run(Some(format!("Bearer {s}")), ""), 0, "OK");
@@ -1405,9 +1404,14 @@ fn a_closed_stdout_does_not_turn_a_refusal_into_success() {
     ] {
         let mut all = vec!["verify"];
         all.extend_from_slice(args);
-        let out = env.run_input_with(NOW, &all, format!("{input}\n").as_bytes(), |c| {
-            c.stdout(closed_pipe());
-        });
+        let out = env
+            .keyctl(&all)
+            .at(NOW)
+            .stdin(format!("{input}\n").as_bytes())
+            .with(|c| {
+                c.stdout(closed_pipe());
+            })
+            .run();
         out.no_panic();
         assert_eq!(
             out.code,
