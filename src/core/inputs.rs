@@ -172,5 +172,12 @@ mod tests {
         assert!(grace("--grace", "never").is_err());
         let past = grace("--grace", "2020-01-01").unwrap().grace_end(now);
         assert!(past.unwrap_err().contains("'2020-01-01'"));
+        assert!(window("--until", "never")
+            .unwrap_err()
+            .starts_with("invalid --until: "));
+        assert_eq!(
+            window("--since", "1h").unwrap().spec.before(now),
+            Some(now - chrono::Duration::hours(1))
+        );
     }
 }
