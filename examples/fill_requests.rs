@@ -6,7 +6,7 @@
 
 use chrono::{Duration, Utc};
 use keyctl::core::model::RequestRecord;
-use keyctl::store::{self, OpenOptions};
+use keyctl::store::{self, Intent, Location, OpenOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -17,8 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ) else {
         return Err("usage: fill_requests STORE KEY_ID N".into());
     };
-    let mut store = store::open(std::path::Path::new(path), &OpenOptions::default())?;
-    let mut tx = store.write_bulk()?;
+    let location = Location::Sqlite(path.into());
+    let (mut store, _) = store::open(&location, &OpenOptions::default())?;
+    let mut tx = store.begin(Intent::Bulk)?;
     let name = tx.key_by_id(key_id)?.ok_or("no such key id")?.settings.name;
     let now = Utc::now();
     let span = Duration::days(30).num_milliseconds();

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use chrono::{Duration, TimeZone, Utc};
 use keyctl::core::key::{self, Mode};
 use keyctl::core::model::{KeySettings, NewKey};
-use keyctl::store::{self, OpenOptions};
+use keyctl::store::{self, Intent, Location, OpenOptions};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -33,8 +33,8 @@ fn fill(path: PathBuf, n: u64) -> Result<(), Box<dyn std::error::Error>> {
         create_parent: true,
         prefix: None,
     };
-    let mut store = store::open(&path, &opts)?;
-    let mut tx = store.write_bulk()?;
+    let (mut store, _) = store::open(&Location::Sqlite(path), &opts)?;
+    let mut tx = store.begin(Intent::Bulk)?;
     let start = Utc
         .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
         .single()

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use clap_complete::env::Shells;
@@ -16,7 +16,7 @@ use crate::core::audit::ACTIONS as AUDIT_ACTIONS;
 use crate::core::model::{KeyRecord, State};
 use crate::core::naming::meant_by_name;
 use crate::core::settings::SETTINGS;
-use crate::store::{self, KeyQuery, OpenOptions, SortBy};
+use crate::store::{self, Intent, KeyQuery, Location, OpenOptions, SortBy};
 
 /// The environment variable the registration scripts set when they call keyctl back
 /// (keyctl's own name, so a `COMPLETE` set for another tool cannot trigger it).
@@ -190,14 +190,14 @@ else
 fi
 "#;
 
-fn store_path() -> Option<PathBuf> {
-    if let Some(p) = COMPLETION_DB.get() {
-        return Some(p.clone());
-    }
-    match std::env::var_os("KEYCTL_DB") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => store::default_path(),
-    }
+/// The store the completed command would use: its `--db`, else `KEYCTL_DB`, else the
+/// default (resolved as the commands resolve it).
+fn store_location() -> Option<Location> {
+    let given = match COMPLETION_DB.get() {
+        Some(p) => Some(p.clone()),
+        None => std::env::var_os("KEYCTL_DB").map(PathBuf::from),
+    };
+    crate::context::locate(given.as_deref()).map(|(location, _)| location)
 }
 
 /// The store's keys for which `wanted` holds, as KEYREF candidates: each name that
@@ -205,13 +205,15 @@ fn store_path() -> Option<PathBuf> {
 /// status as help, then every such key's id, hidden (offered once a word starts like
 /// one, so a key that shares its name is still reachable).
 fn keys_where(wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCandidate> {
-    let Some(path) = store_path().filter(|p| p.is_file()) else {
+    // Only a regular file is opened: reading a FIFO's header would block the shell.
+    let Some(location) = store_location().filter(|l| l.sqlite_path().is_none_or(Path::is_file))
+    else {
         return Vec::new();
     };
-    let Ok(mut store) = store::open(&path, &OpenOptions::default()) else {
+    let Ok((mut store, _)) = store::open(&location, &OpenOptions::default()) else {
         return Vec::new();
     };
-    let Ok(tx) = store.read() else {
+    let Ok(tx) = store.begin(Intent::Read) else {
         return Vec::new();
     };
     // The commands' clock (`KEYCTL_NOW` included); a clock they would refuse offers

@@ -1,7 +1,7 @@
-//! Global settings resolved in one place: store path, actor, format, colour, clock.
+//! Global settings resolved in one place: store location, actor, format, colour, clock.
 
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
@@ -9,12 +9,12 @@ use crate::core::text::for_terminal;
 use crate::core::time::parse_datetime;
 use crate::error::{Error, Result};
 use crate::global::{Format, GlobalArgs};
-use crate::store::{self, OpenOptions, Store};
+use crate::store::{self, Location, OpenOptions, Store};
 
 /// What every command needs to know about how it was run.
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    pub db: PathBuf,
+    pub db: Location,
     /// True when no `--db`/`KEYCTL_DB` was given (the default folder may be created).
     pub db_is_default: bool,
     /// `--actor` / `KEYCTL_ACTOR` when given; otherwise looked up on first use (the OS
@@ -65,19 +65,23 @@ fn os_user_name() -> Option<String> {
     }
 }
 
+/// The store `--db`/`KEYCTL_DB` names (`given`; empty counts as unset), else the
+/// default one, and whether it is the default; None when there is no home folder for
+/// the default.
+pub fn locate(given: Option<&Path>) -> Option<(Location, bool)> {
+    match given {
+        Some(p) if !p.as_os_str().is_empty() => Some((Location::Sqlite(p.to_path_buf()), false)),
+        _ => store::default_path().map(|p| (Location::Sqlite(p), true)),
+    }
+}
+
 impl Ctx {
     pub fn from_globals(cli: &GlobalArgs) -> Result<Ctx> {
-        let (db, db_is_default) = match &cli.db {
-            Some(p) if !p.as_os_str().is_empty() => (p.clone(), false),
-            _ => (
-                store::default_path().ok_or_else(|| {
-                    Error::runtime(
-                        "cannot find a home folder for the default key store: pass --db or set KEYCTL_DB",
-                    )
-                })?,
-                true,
-            ),
-        };
+        let (db, db_is_default) = locate(cli.db.as_deref()).ok_or_else(|| {
+            Error::runtime(
+                "cannot find a home folder for the default key store: pass --db or set KEYCTL_DB",
+            )
+        })?;
         let actor = std::sync::OnceLock::new();
         if let Some(a) = cli
             .actor
@@ -119,7 +123,7 @@ impl Ctx {
         let actor = std::sync::OnceLock::new();
         let _ = actor.set("keyctl".to_string());
         Ctx {
-            db: PathBuf::new(),
+            db: Location::Sqlite(Default::default()),
             db_is_default: false,
             actor,
             format: Format::Table,
@@ -159,25 +163,27 @@ impl Ctx {
 
     /// Opens the store for reading; a missing store is an error.
     pub fn open_read(&self) -> Result<Box<dyn Store>> {
-        Ok(store::open(&self.db, &OpenOptions::default())?)
+        Ok(store::open(&self.db, &OpenOptions::default())?.0)
     }
 
     /// Opens the store for writing, creating it (and saying so) when missing.
     pub fn open_write(&self) -> Result<Box<dyn Store>> {
-        self.open_write_with(None)
+        Ok(self.open_write_with(None)?.0)
     }
 
-    pub fn open_write_with(&self, prefix: Option<String>) -> Result<Box<dyn Store>> {
+    /// [`Ctx::open_write`] with a key prefix for a new store; true when this open
+    /// created the store.
+    pub fn open_write_with(&self, prefix: Option<String>) -> Result<(Box<dyn Store>, bool)> {
         let opts = OpenOptions {
             create: true,
             create_parent: self.db_is_default,
             prefix,
         };
-        let store = store::open(&self.db, &opts)?;
-        if store.created() {
-            self.note(&format!("created key store at {}", self.db.display()));
+        let (store, created) = store::open(&self.db, &opts)?;
+        if created {
+            self.note(&format!("created key store at {}", self.db));
         }
-        Ok(store)
+        Ok((store, created))
     }
 
     /// A message for people on stderr, unless `--quiet`. Like every stderr line, it

@@ -11,7 +11,7 @@ use crate::context::Ctx;
 use crate::core::audit::{chain_hash, GENESIS};
 use crate::core::key::hex;
 use crate::error::{Error, Kind, Result};
-use crate::store::{AuditQuery, Txn};
+use crate::store::{AuditQuery, Intent, Txn};
 use crate::ui::audit::{write_verdict, EventRows, Verdict};
 use crate::ui::output::{answer_written, plural, stdout};
 use crate::ui::records::RecordWriter;
@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
         }
     }
     let mut store = ctx.open_read()?;
-    let tx = store.read()?;
+    let tx = store.begin(Intent::Read)?;
     let key_ids = match &args.keyref {
         None => Vec::new(),
         Some(r) => chain_of(tx.as_ref(), r, ctx.now)?,
@@ -87,7 +87,7 @@ fn verify(ctx: &Ctx, expect_head: Option<String>) -> Result<()> {
         }
     };
     let mut store = ctx.open_read()?;
-    let tx = store.read()?;
+    let tx = store.begin(Intent::Read)?;
     let query = AuditQuery::default();
     let mut prev = GENESIS;
     let mut expected_seq = 1i64;

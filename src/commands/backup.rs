@@ -52,17 +52,20 @@ struct Target {
 
 pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
     let dest = &args.path;
-    let target = inspect(dest, &ctx.db)?;
+    // The copy is of a file, and the refusals compare paths with the store's files.
+    let Some(db) = ctx.db.sqlite_path() else {
+        return Err(Error::usage(format!(
+            "backup copies an SQLite store file, and {} is not one: back it up with its database's own tools",
+            ctx.db
+        )));
+    };
+    let target = inspect(dest, db)?;
     if let Some(refused) = refusal(dest, &target, args.force) {
         return Err(refused);
     }
     let mut store = ctx.open_read()?;
     store.backup_to(&target.path)?;
-    ctx.note(&format!(
-        "backed up {} to {}",
-        ctx.db.display(),
-        dest.display()
-    ));
+    ctx.note(&format!("backed up {} to {}", ctx.db, dest.display()));
     Ok(())
 }
 

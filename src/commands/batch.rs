@@ -16,6 +16,7 @@ use crate::core::key::Mode;
 use crate::core::model::{KeyRecord, KeySettings, NewKey};
 use crate::core::time::rfc3339;
 use crate::error::{Error, Result};
+use crate::store::Intent;
 use crate::ui::output::{plural, stdout, sync_stdout_if_file};
 use crate::ui::reveal::{write_reveal, RevealStyle};
 
@@ -211,7 +212,7 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
     }
     let total = parsed.len();
     let mut store = ctx.open_write()?;
-    let mut tx = store.write_bulk()?;
+    let mut tx = store.begin(Intent::Bulk)?;
     let settings = tx.settings()?;
     let mut counted = match settings.max_keys {
         Some(_) => tx.count_limited(ctx.now)?,

@@ -10,7 +10,7 @@ use crate::context::Ctx;
 use crate::core::settings::{default_of, is_known, known_names, normalize, read_stored, SETTINGS};
 use crate::core::text::escape;
 use crate::error::{Error, Result};
-use crate::store::Txn;
+use crate::store::{Intent, Txn};
 use crate::ui::output::stdout;
 
 fn check_known(name: &str) -> Result<()> {
@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
         ConfigCommand::Get { name } => {
             check_known(&name)?;
             let mut store = ctx.open_read()?;
-            let tx = store.read()?;
+            let tx = store.begin(Intent::Read)?;
             let default = default_of(&name).unwrap_or_default();
             let value = stored(tx.as_ref(), &name)?;
             let mut out = stdout();
@@ -87,7 +87,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             check_known(&name)?;
             let value = normalize(&name, &value).map_err(Error::usage)?;
             let mut store = ctx.open_write()?;
-            let mut tx = store.write()?;
+            let mut tx = store.begin(Intent::Admin)?;
             let old = stored(tx.as_ref(), &name)?;
             let default = default_of(&name).unwrap_or_default();
             let old_shown = old.clone().unwrap_or_else(|| default.to_string());
@@ -114,7 +114,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
         }
         ConfigCommand::List => {
             let mut store = ctx.open_read()?;
-            let tx = store.read()?;
+            let tx = store.begin(Intent::Read)?;
             let pairs = tx.setting_pairs()?;
             let rows: Vec<SettingJson> = SETTINGS
                 .iter()

@@ -12,7 +12,7 @@ use crate::core::key::{Mode, Secret};
 use crate::core::model::KeyRecord;
 use crate::core::names::validate_name;
 use crate::error::{Error, Result};
-use crate::store::Txn;
+use crate::store::{Intent, Txn};
 use crate::ui::clipboard;
 use crate::ui::output::{stdout, sync_stdout_if_file};
 use crate::ui::reveal::{details, end_reveal, write_reveal, RevealStyle};
@@ -54,7 +54,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     let mode = if args.test { Mode::Test } else { Mode::Live };
 
     let mut store = ctx.open_write()?;
-    let mut tx = store.write()?;
+    let mut tx = store.begin(Intent::Admin)?;
     let store_settings = tx.settings()?;
     check_can_add(tx.as_ref(), &store_settings, &settings.name, ctx.now)?;
     let (secret, new_key) = generate(&store_settings.key_prefix, mode, settings, ctx.now, None)?;
@@ -117,7 +117,7 @@ fn wizard(ctx: &Ctx) -> Result<crate::ui::wizard::Answers> {
             return Ok(()); // no store yet: every valid name is free
         };
         let taken = store
-            .read()
+            .begin(Intent::Read)
             .and_then(|tx| tx.name_holder(name, ctx.now))
             .map_err(|e| e.to_string())?;
         match taken {

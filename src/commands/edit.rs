@@ -12,6 +12,7 @@ use crate::core::diff::{changes_json, changes_text, settings_diff};
 use crate::core::model::{KeySettings, State};
 use crate::core::time::TimeSpec;
 use crate::error::{Error, Result};
+use crate::store::Intent;
 use crate::ui::keys::write_json;
 use crate::ui::output::stdout;
 
@@ -32,7 +33,7 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
     // Every value is checked before the store is opened (a missing one is created).
     apply_fields(&fields, &mut KeySettings::default(), ctx.now).map_err(Error::usage)?;
     let mut store = ctx.open_write()?;
-    let mut tx = store.write()?;
+    let mut tx = store.begin(Intent::Admin)?;
     let mut key = resolve(tx.as_ref(), &keyref, ctx.now)?;
     if key.state == State::Revoked {
         return Err(Error::conflict(format!(

@@ -12,7 +12,7 @@ use crate::core::model::{KeyRecord, State, Status};
 use crate::core::names::optional_text;
 use crate::core::time::rfc3339;
 use crate::error::{Error, Result};
-use crate::store::Txn;
+use crate::store::{Intent, Txn};
 
 fn label(k: &KeyRecord) -> String {
     format!("\"{}\" ({})", k.settings.name, k.id)
@@ -61,7 +61,7 @@ fn in_one_transaction(
     mut step: impl FnMut(&mut dyn Txn, KeyRecord, bool) -> Result<Said>,
 ) -> Result<()> {
     let mut store = ctx.open_write()?;
-    let mut tx = store.write()?;
+    let mut tx = store.begin(Intent::Admin)?;
     let named = resolve_all(tx.as_ref(), refs, ctx.now)?;
     let mut targets: Vec<Target> = named
         .iter()

@@ -7,7 +7,7 @@ use crate::context::Ctx;
 use crate::core::model::Status;
 use crate::core::names::optional_text;
 use crate::error::{Error, Result};
-use crate::store::{KeyQuery, SortBy};
+use crate::store::{Intent, KeyQuery, SortBy};
 use crate::ui::keys::{summary_line, KeyRows};
 use crate::ui::output::stdout;
 use crate::ui::records::RecordWriter;
@@ -44,7 +44,7 @@ fn query(args: &ListArgs) -> Result<KeyQuery> {
 pub fn run(ctx: &Ctx, args: ListArgs) -> Result<()> {
     let query = query(&args)?;
     let mut store = ctx.open_read()?;
-    let tx = store.read()?;
+    let tx = store.begin(Intent::Read)?;
     let now = ctx.now;
     let mut out = stdout();
     let rows = KeyRows {

@@ -11,7 +11,7 @@ use crate::core::allowlist::parse_ip;
 use crate::core::model::RequestRow;
 use crate::core::time::{parse_time_spec, rfc3339};
 use crate::error::{Error, Result};
-use crate::store::RequestQuery;
+use crate::store::{Intent, RequestQuery};
 use crate::ui::output::{stdout, Out};
 use crate::ui::records::RecordWriter;
 use crate::ui::requests::{Follow, RequestRows};
@@ -74,7 +74,7 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
         after_seq: None,
     };
     {
-        let tx = store.read()?;
+        let tx = store.begin(Intent::Read)?;
         if let Some(r) = &args.keyref {
             query.key_id = Some(filter_id(tx.as_ref(), r, ctx.now)?);
         }
@@ -83,7 +83,7 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     if args.follow {
         return follow(ctx, store.as_mut(), query, &mut out);
     }
-    let tx = store.read()?;
+    let tx = store.begin(Intent::Read)?;
     let mut requests = RecordWriter::new(&mut out, RequestRows, ctx.format, ctx.color)?;
     tx.for_each_request(&query, &mut |r| requests.add(r))?;
     if requests.finish()? == 0 && ctx.format == Format::Table {
@@ -110,7 +110,7 @@ fn follow(
     };
     let mut rows = Vec::new();
     {
-        let tx = store.read()?;
+        let tx = store.begin(Intent::Read)?;
         tx.for_each_request(&query, &mut |r| {
             rows.push(r.clone());
             Ok(())
@@ -120,7 +120,7 @@ fn follow(
     let mut last = rows.last().map(|r| r.seq).unwrap_or(0);
     if rows.is_empty() {
         // Start after the newest row in the whole log, filters aside.
-        let tx = store.read()?;
+        let tx = store.begin(Intent::Read)?;
         tx.for_each_request(
             &RequestQuery {
                 limit: Some(1),
@@ -142,7 +142,7 @@ fn follow(
         query.after_seq = Some(last);
         let mut fresh = Vec::new();
         {
-            let tx = store.read()?;
+            let tx = store.begin(Intent::Read)?;
             tx.for_each_request(&query, &mut |r| {
                 fresh.push(r.clone());
                 Ok(())
@@ -161,7 +161,7 @@ fn prune(ctx: &Ctx, before: &str) -> Result<()> {
         .before(ctx.now)
         .ok_or_else(|| Error::usage("invalid --before: use a duration like 90d or a date"))?;
     let mut store = ctx.open_write()?;
-    let mut tx = store.write()?;
+    let mut tx = store.begin(Intent::Admin)?;
     let n = tx.prune_requests(cutoff)?;
     tx.commit()?;
     ctx.note(&format!(

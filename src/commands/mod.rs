@@ -26,6 +26,7 @@ pub use verify::fuzz_stream_line;
 use crate::cli::{Cli, Command};
 use crate::context::Ctx;
 use crate::error::Result;
+use crate::store::Intent;
 
 pub fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx::from_globals(&cli.global)?;
@@ -110,7 +111,7 @@ pub(crate) fn confirmed_refs(
         )));
     }
     let mut store = ctx.open_read()?;
-    let tx = store.read()?;
+    let tx = store.begin(Intent::Read)?;
     let keys = keyref::resolve_all(tx.as_ref(), refs, ctx.now)?;
     drop(tx);
     if crate::ui::prompt::confirm(&question(&keys))? {

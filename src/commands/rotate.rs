@@ -14,7 +14,7 @@ use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State};
 use crate::core::time::{rfc3339, TimeSpec};
 use crate::error::{Error, Result};
-use crate::store::Txn;
+use crate::store::{Intent, Txn};
 
 pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     let style = reveal_style(ctx, "rotate")?;
@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     )?;
 
     let mut store = ctx.open_write()?;
-    let mut tx = store.write()?;
+    let mut tx = store.begin(Intent::Admin)?;
     let mut old = resolve(tx.as_ref(), &refs[0], ctx.now)?;
     refuse(tx.as_ref(), &old, ctx.now)?;
     // The new key takes the old one's name: another key may have taken it meanwhile

@@ -10,7 +10,7 @@ use crate::context::Ctx;
 use crate::core::model::{KeyRecord, Status};
 use crate::core::time::relative;
 use crate::error::Result;
-use crate::store::Txn;
+use crate::store::{Intent, Txn};
 use crate::ui::keys::{write_csv_row, write_show_json, write_show_table, CSV_HEADER};
 use crate::ui::output::stdout;
 use crate::ui::table::local_time;
@@ -18,7 +18,7 @@ use crate::ui::usage::{day_of, every_day, write_sparkline, Windows};
 
 pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
     let mut store = ctx.open_read()?;
-    let tx = store.read()?;
+    let tx = store.begin(Intent::Read)?;
     let key = resolve(tx.as_ref(), &args.keyref, ctx.now)?;
     let figures = tx.usage_windows(
         &key,

@@ -8,6 +8,7 @@ use crate::cli::UsageArgs;
 use crate::context::Ctx;
 use crate::core::limits::parse_whole;
 use crate::error::{Error, Result};
+use crate::store::Intent;
 use crate::ui::output::stdout;
 use crate::ui::usage::{day_of, every_day, write_days, Subject};
 
@@ -17,7 +18,7 @@ const MAX_DAYS: u64 = 3660;
 pub fn run(ctx: &Ctx, args: UsageArgs) -> Result<()> {
     let days = parse_whole("--days", &args.days, 1..=MAX_DAYS).map_err(Error::usage)?;
     let mut store = ctx.open_read()?;
-    let tx = store.read()?;
+    let tx = store.begin(Intent::Read)?;
     let (key_id, key_name) = match &args.keyref {
         None => (None, None),
         Some(r) => {

@@ -19,7 +19,7 @@ use crate::core::names::validate_text;
 use crate::core::policy::{check_key, check_limits, Counts, Outcome, Request};
 use crate::core::settings::Settings;
 use crate::error::{Error, Kind, Result};
-use crate::store::{Store, Txn};
+use crate::store::{Intent, Store, Txn};
 use crate::ui::output::{answer_written, stdout};
 
 /// Most bytes of stdin read for one presented key (SPEC §3).
@@ -279,16 +279,14 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     };
     let presented = presented_key(&args)?;
     let mut store = ctx.open_read()?;
-    let verdict = if args.no_record {
-        let mut tx = store.read()?;
-        evaluate(tx.as_mut(), &presented, &req, &meta, ctx.now, false)?
-    } else {
-        store.relax_durability()?;
-        let mut tx = store.write()?;
-        let v = evaluate(tx.as_mut(), &presented, &req, &meta, ctx.now, true)?;
-        tx.commit()?;
-        v
-    };
+    let verdict = serve_one(
+        store.as_mut(),
+        &presented,
+        &req,
+        &meta,
+        ctx.now,
+        args.no_record,
+    )?;
     let mut out = stdout();
     let written = if ctx.format == Format::Json {
         out.write_all(&verdict_json(&verdict))
@@ -362,9 +360,6 @@ pub fn fuzz_stream_line(line: &[u8]) {
 /// request its own transaction. A store failure ends the stream with exit 1.
 fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
     let mut store = ctx.open_read()?;
-    if !no_record {
-        store.relax_durability()?;
-    }
     let mut input = io::stdin().lock();
     let mut out = stdout();
     let mut line = Vec::with_capacity(256);
@@ -424,10 +419,10 @@ fn serve_one(
     no_record: bool,
 ) -> Result<Verdict> {
     if no_record {
-        let mut tx = store.read()?;
+        let mut tx = store.begin(Intent::Read)?;
         return evaluate(tx.as_mut(), presented, req, meta, now, false);
     }
-    let mut tx = store.write()?;
+    let mut tx = store.begin(Intent::Verify)?;
     let v = evaluate(tx.as_mut(), presented, req, meta, now, true)?;
     tx.commit()?;
     Ok(v)

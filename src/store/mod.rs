@@ -1,11 +1,12 @@
 //! The key store: the only module that knows about SQL. Commands talk to it through
 //! the [`Store`] and [`Txn`] traits with domain types, so another backend (PostgreSQL
-//! for fleets of API hosts) can be added without touching the commands.
+//! for fleets of API hosts) can be added without touching the commands. [`open`] is
+//! the one place a backend is chosen, from a [`Location`].
 
 mod sqlite;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
@@ -15,11 +16,60 @@ use crate::core::model::{
 };
 use crate::core::settings::Settings;
 
-pub use sqlite::{open, side_file, OpenOptions, SIDE_SUFFIXES};
+pub use sqlite::{side_file, SIDE_SUFFIXES};
 
 /// The default store: `keys.db` in the platform data folder (None without a home).
-pub fn default_path() -> Option<std::path::PathBuf> {
+pub fn default_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "keyctl").map(|d| d.data_dir().join("keys.db"))
+}
+
+/// Where a store lives, which also says which backend serves it. A PostgreSQL URL is
+/// the next variant; `Display` is what messages show, so such a variant must print
+/// without its password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite file (`--db PATH`).
+    Sqlite(PathBuf),
+}
+
+impl Location {
+    /// The SQLite file, for what works on the file itself (`backup`); None for a
+    /// store that is not one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Location::Sqlite(path) => Some(path),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Create the store when it is missing (write commands).
+    pub create: bool,
+    /// Also create a missing parent folder (0700); only for the default location, so a
+    /// mistyped `--db` folder is reported instead of silently created.
+    pub create_parent: bool,
+    /// Key prefix for a newly created store (`init --prefix`).
+    pub prefix: Option<String>,
+}
+
+/// Opens (or, with `create`, creates) the store at `location`, checking that it is a
+/// keyctl store of a known schema version and migrating an older one forward. The
+/// flag is true when this open created the store: that is a fact about the open (a
+/// command says so once), not about the handle.
+pub fn open(location: &Location, how: &OpenOptions) -> Result<(Box<dyn Store>, bool)> {
+    match location {
+        Location::Sqlite(path) => sqlite::open(path, how),
+    }
 }
 
 /// Why the store could not do what was asked. Every kind is a runtime failure
@@ -82,25 +132,60 @@ pub struct KeyQuery {
     pub sort: SortBy,
 }
 
+/// What a transaction is for. Commands say what they do; each backend maps that to
+/// its own locking and durability, so no command names a pragma or an isolation level.
+///
+/// What the lock protects is part of the contract: every intent but `Read` reads,
+/// decides and writes, and nothing another writer commits may slip in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Reads only, from one consistent snapshot (list, show, usage, logs, audit,
+    /// `verify --no-record`).
+    ///
+    /// SQLite: a deferred transaction: a WAL snapshot taken at its first read; it
+    /// takes no lock a writer waits for and waits for no writer. Durability does not
+    /// apply.
+    /// PostgreSQL (next issue): a READ ONLY transaction, no row locks.
+    Read,
+    /// An administrator's change (create, edit, rotate, revoke, delete, config, prune):
+    /// names and limits are checked, then rows written, under one lock.
+    ///
+    /// SQLite: `BEGIN IMMEDIATE`: the store's single write lock (every row) taken up
+    /// front, so concurrent writers queue for the busy timeout instead of failing mid
+    /// way; `synchronous = FULL`: a commit survives power loss, so a revealed secret
+    /// always works.
+    /// PostgreSQL (next issue): READ COMMITTED with the rows the decision rests on
+    /// locked (`FOR UPDATE`: the keys it changes, the name it claims, the audit head);
+    /// a commit is durable.
+    Admin,
+    /// Recording one verification (`verify`; each request of `verify --stream`): the
+    /// key, its credit pool and windows and the IP's failures are read, decided on and
+    /// updated.
+    ///
+    /// SQLite: `BEGIN IMMEDIATE` (the whole store, as `Admin`), with
+    /// `synchronous = NORMAL` and a checkpoint every 8192 WAL pages instead of 1000:
+    /// the newest commits may be lost on power loss (never on a crash) for thousands of
+    /// requests a second. Those pragmas are set once per connection, not per
+    /// transaction, so a stream's per-request cost stays one `BEGIN`.
+    /// PostgreSQL (next issue): READ COMMITTED with the key row, its credit pool row
+    /// and the IP's block row locked (`FOR UPDATE`) for the one decision.
+    Verify,
+    /// Many rows at once (`create --batch`).
+    ///
+    /// SQLite: as `Admin` (`BEGIN IMMEDIATE`, `synchronous = FULL`), with a 256 MiB page
+    /// cache (set once per connection) so index pages are not spilled and re-read
+    /// mid-transaction.
+    /// PostgreSQL (next issue): as `Admin`.
+    Bulk,
+}
+
 /// A store handle. Every command runs in exactly one transaction from it.
 pub trait Store {
-    fn path(&self) -> &Path;
-    /// True when this open created the store file.
-    fn created(&self) -> bool;
-    /// A consistent read-only snapshot.
-    fn read(&mut self) -> Result<Box<dyn Txn + '_>>;
-    /// A write transaction, taken with the write lock up front (`BEGIN IMMEDIATE`), so
-    /// concurrent writers queue instead of failing.
-    fn write(&mut self) -> Result<Box<dyn Txn + '_>>;
-    /// A write transaction for many rows at once (`create --batch`): like `write`, with
-    /// a large page cache so index pages are not spilled and re-read mid-transaction.
-    fn write_bulk(&mut self) -> Result<Box<dyn Txn + '_>>;
+    /// A transaction for `intent`, with the locking and durability it needs.
+    fn begin(&mut self, intent: Intent) -> Result<Box<dyn Txn + '_>>;
     /// Writes a consistent copy of the store to `dest` (which must not exist), mode
     /// 0600, while other processes may keep writing.
     fn backup_to(&mut self, dest: &Path) -> Result<()>;
-    /// Trades durability of the newest commits on power loss (not on a crash) for
-    /// speed: `verify` records requests at thousands per second.
-    fn relax_durability(&mut self) -> Result<()>;
 }
 
 /// Which request-log rows `logs` shows.
@@ -298,4 +383,19 @@ pub struct RotationLinks {
     pub from: Option<String>,
     /// The key that replaced it.
     pub to: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sqlite_location_shows_its_path_and_gives_it_to_backup() {
+        let location = Location::Sqlite(PathBuf::from("/data/keyctl/keys.db"));
+        assert_eq!(location.to_string(), "/data/keyctl/keys.db");
+        assert_eq!(
+            location.sqlite_path(),
+            Some(Path::new("/data/keyctl/keys.db"))
+        );
+    }
 }

@@ -13,7 +13,8 @@ use rusqlite::{
 };
 
 use super::{
-    AuditQuery, KeyQuery, RequestQuery, Result, SortBy, Store, StoreError, StoredAuditEvent, Txn,
+    AuditQuery, Intent, KeyQuery, OpenOptions, RequestQuery, Result, SortBy, Store, StoreError,
+    StoredAuditEvent, Txn,
 };
 use crate::core::audit::{chain_hash, dated_after, AuditEvent, GENESIS};
 use crate::core::key::Mode;
@@ -45,27 +46,25 @@ const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// The longest rolling window (monthly quota: 30 days), in milliseconds.
 const LONGEST_WINDOW_MS: i64 = 30 * 86_400_000;
 
-/// How to open a store.
-#[derive(Debug, Clone, Default)]
-pub struct OpenOptions {
-    /// Create the store when the file is missing (write commands).
-    pub create: bool,
-    /// Also create a missing parent folder (0700); only for the default location, so a
-    /// mistyped `--db` folder is reported instead of silently created.
-    pub create_parent: bool,
-    /// Key prefix for a newly created store (`init --prefix`).
-    pub prefix: Option<String>,
-}
-
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
-    created: bool,
+    /// The connection's `Verify` pragmas are in force (else `Admin`'s: SQLite's
+    /// defaults).
+    relaxed: bool,
+    /// The connection's page cache is `Bulk`'s.
+    big_cache: bool,
 }
 
 /// Opens (or, with `create`, creates) the store at `path`, checking that it is a
-/// keyctl store of a known schema version and migrating an older one forward.
-pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn Store>> {
+/// keyctl store of a known schema version and migrating an older one forward; true
+/// when this open created it.
+pub fn open(path: &Path, opts: &OpenOptions) -> Result<(Box<dyn Store>, bool)> {
+    let (store, created) = open_sqlite(path, opts)?;
+    Ok((Box::new(store), created))
+}
+
+fn open_sqlite(path: &Path, opts: &OpenOptions) -> Result<(SqliteStore, bool)> {
     let shown = path.display().to_string();
     let mut created = false;
     match fs::metadata(path) {
@@ -96,10 +95,11 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn Store>> {
     let mut store = SqliteStore {
         conn,
         path: path.to_path_buf(),
-        created,
+        relaxed: false,
+        big_cache: false,
     };
     store.check_and_migrate()?;
-    Ok(Box::new(store))
+    Ok((store, created))
 }
 
 fn io_error(path: &Path, e: &io::Error) -> StoreError {
@@ -267,8 +267,8 @@ fn connect(path: &Path) -> Result<Connection> {
     )
     .map_err(|e| sql_error(path, e))?;
     // synchronous = FULL is SQLite's compiled default (so nothing to run here): a
-    // committed key survives power loss, so a revealed secret always works. `verify`
-    // relaxes it (relax_durability).
+    // committed key survives power loss, so a revealed secret always works. The
+    // Verify intent relaxes it (SqliteStore::begin).
     Ok(conn)
 }
 
@@ -495,36 +495,42 @@ fn read_only_error(path: &Path, extended: std::ffi::c_int) -> StoreError {
 }
 
 impl Store for SqliteStore {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn created(&self) -> bool {
-        self.created
-    }
-
-    fn read(&mut self) -> Result<Box<dyn Txn + '_>> {
-        self.begin(TransactionBehavior::Deferred)
-    }
-
-    fn write(&mut self) -> Result<Box<dyn Txn + '_>> {
-        self.begin(TransactionBehavior::Immediate)
-    }
-
-    fn relax_durability(&mut self) -> Result<()> {
-        // Checkpoints (which fsync the database file) every 8192 pages instead of 1000:
-        // a verify stream commits every request.
-        self.conn
-            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 8192;")
-            .map_err(|e| sql_error(&self.path, e))
-    }
-
-    fn write_bulk(&mut self) -> Result<Box<dyn Txn + '_>> {
-        // 256 MiB (negative = KiB); only touched pages are allocated.
-        self.conn
-            .execute_batch("PRAGMA cache_size = -262144")
-            .map_err(|e| sql_error(&self.path, e))?;
-        self.begin(TransactionBehavior::Immediate)
+    fn begin(&mut self, intent: Intent) -> Result<Box<dyn Txn + '_>> {
+        // Pragmas are connection-wide: run only when the intent needs another setting
+        // than the connection has, so a verify stream pays for them once.
+        let relax = intent == Intent::Verify;
+        if intent != Intent::Read && relax != self.relaxed {
+            self.conn
+                .execute_batch(if relax {
+                    // Checkpoints (which fsync the database file) every 8192 pages
+                    // instead of 1000: a verify stream commits every request.
+                    "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 8192;"
+                } else {
+                    "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000;"
+                })
+                .map_err(|e| sql_error(&self.path, e))?;
+            self.relaxed = relax;
+        }
+        if intent == Intent::Bulk && !self.big_cache {
+            // 256 MiB (negative = KiB); only touched pages are allocated.
+            self.conn
+                .execute_batch("PRAGMA cache_size = -262144")
+                .map_err(|e| sql_error(&self.path, e))?;
+            self.big_cache = true;
+        }
+        let behavior = match intent {
+            Intent::Read => TransactionBehavior::Deferred,
+            Intent::Admin | Intent::Verify | Intent::Bulk => TransactionBehavior::Immediate,
+        };
+        let SqliteStore { conn, path, .. } = self;
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(|e| sql_error(path, e))?;
+        Ok(Box::new(SqliteTxn {
+            tx,
+            path,
+            audit_head: None,
+        }))
     }
 
     fn backup_to(&mut self, dest: &Path) -> Result<()> {
@@ -556,20 +562,6 @@ impl Store for SqliteStore {
             dst.close().map_err(|(_, e)| sql_error(dest, e))?;
             fs::rename(&tmp, dest).map_err(cannot)
         })
-    }
-}
-
-impl SqliteStore {
-    fn begin(&mut self, behavior: TransactionBehavior) -> Result<Box<dyn Txn + '_>> {
-        let SqliteStore { conn, path, .. } = self;
-        let tx = conn
-            .transaction_with_behavior(behavior)
-            .map_err(|e| sql_error(path, e))?;
-        Ok(Box::new(SqliteTxn {
-            tx,
-            path,
-            audit_head: None,
-        }))
     }
 }
 
@@ -1499,6 +1491,64 @@ mod tests {
             saturating_add!("c", "1"),
             format!("min(max(c, 0) + 1, {MAX_COUNT})")
         );
+    }
+
+    fn new_store(dir: &Path) -> SqliteStore {
+        let opts = OpenOptions {
+            create: true,
+            ..OpenOptions::default()
+        };
+        let (store, created) = open_sqlite(&dir.join("keys.db"), &opts).unwrap();
+        assert!(created);
+        store
+    }
+
+    /// synchronous, wal_autocheckpoint, cache_size of the store's connection.
+    fn tuning(store: &SqliteStore) -> [i64; 3] {
+        ["synchronous", "wal_autocheckpoint", "cache_size"].map(|name| {
+            store
+                .conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn each_intent_sets_its_durability_once_per_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = new_store(dir.path());
+        let default = tuning(&store);
+        assert_eq!(default[..2], [2, 1000], "FULL, SQLite's checkpoint");
+        drop(store.begin(Intent::Read).unwrap());
+        assert_eq!(tuning(&store), default);
+        drop(store.begin(Intent::Verify).unwrap());
+        assert_eq!(tuning(&store), [1, 8192, default[2]]);
+        // A second Verify runs no pragma: a value changed behind its back stays.
+        store
+            .conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 77")
+            .unwrap();
+        drop(store.begin(Intent::Verify).unwrap());
+        assert_eq!(tuning(&store)[1], 77);
+        drop(store.begin(Intent::Admin).unwrap());
+        assert_eq!(tuning(&store), default);
+        drop(store.begin(Intent::Bulk).unwrap());
+        assert_eq!(tuning(&store), [2, 1000, -262_144]);
+    }
+
+    #[test]
+    fn every_intent_but_read_takes_the_write_lock_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut holder = new_store(dir.path());
+        let (mut other, _) =
+            open_sqlite(&dir.path().join("keys.db"), &OpenOptions::default()).unwrap();
+        other.conn.busy_timeout(StdDuration::ZERO).unwrap();
+        for intent in [Intent::Read, Intent::Admin, Intent::Verify, Intent::Bulk] {
+            let held = holder.begin(intent).unwrap();
+            let writer = other.begin(Intent::Admin).map(drop);
+            assert_eq!(writer.is_ok(), intent == Intent::Read, "{intent:?}");
+            drop(held);
+        }
     }
 
     #[test]
