@@ -517,10 +517,12 @@ const NEW_ID: &str = "key_bbbbbbbbbbbb";
 fn v2_store(env: &TestEnv, old: &str, new: &str, other: &str) {
     let ms = |secs: i64| NOW_MS + secs * 1000;
     let c = rusqlite::Connection::open(&env.db).unwrap();
-    c.execute_batch(include_str!("../../src/store/migrations/001_init.sql"))
-        .unwrap();
     c.execute_batch(include_str!(
-        "../../src/store/migrations/002_verification.sql"
+        "../../src/store/sqlite/migrations/001_init.sql"
+    ))
+    .unwrap();
+    c.execute_batch(include_str!(
+        "../../src/store/sqlite/migrations/002_verification.sql"
     ))
     .unwrap();
     c.execute_batch("PRAGMA application_id = 1803117428; PRAGMA user_version = 2;")

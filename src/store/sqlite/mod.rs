@@ -1,0 +1,391 @@
+//! The SQLite backend: one file (and SQLite's side files beside it), its connection's
+//! pragmas, and each intent mapped to a transaction. [`files`] checks and creates the
+//! file, [`migrate`] brings its schema up to date, [`queries`] holds every statement.
+
+mod files;
+mod migrate;
+mod queries;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration as StdDuration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+use super::{Intent, OpenOptions, Result, Store, StoreError, Txn};
+use files::{
+    check_header, create_store, file_name_or, folder_of, in_temp_file, io_error, repair_side_files,
+};
+pub use files::{side_file, SIDE_SUFFIXES};
+use queries::SqliteTxn;
+
+/// SQLite `application_id` of a keyctl store: "kyct".
+pub const APPLICATION_ID: i32 = 0x6b79_6374;
+
+/// How long a command waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    /// The connection's `Verify` pragmas are in force (else `Admin`'s: SQLite's
+    /// defaults).
+    relaxed: bool,
+    /// The connection's page cache is `Bulk`'s.
+    big_cache: bool,
+}
+
+/// Opens (or, with `create`, creates) the store at `path`, checking that it is a
+/// keyctl store of a known schema version and migrating an older one forward; true
+/// when this open created it.
+pub fn open(path: &Path, opts: &OpenOptions) -> Result<(Box<dyn Store>, bool)> {
+    let (store, created) = open_sqlite(path, opts)?;
+    Ok((Box::new(store), created))
+}
+
+fn open_sqlite(path: &Path, opts: &OpenOptions) -> Result<(SqliteStore, bool)> {
+    let shown = path.display().to_string();
+    let mut created = false;
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(StoreError::Refused(format!(
+                "{shown} is a directory, not a key store file: pass a file path with --db"
+            )))
+        }
+        Ok(_) => {
+            check_header(path)?;
+            repair_side_files(path);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !opts.create {
+                return Err(StoreError::Missing(format!(
+                    "no key store at {shown} (run 'keyctl init' or pass --db)"
+                )));
+            }
+            created = create_store(path, opts)?;
+            if !created {
+                // Another process created it first: use theirs like any existing store.
+                check_header(path)?;
+            }
+        }
+        Err(e) => return Err(io_error(path, &e)),
+    }
+    let conn = connect(path)?;
+    let mut store = SqliteStore {
+        conn,
+        path: path.to_path_buf(),
+        relaxed: false,
+        big_cache: false,
+    };
+    store.check_and_migrate()?;
+    Ok((store, created))
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| sql_error(path, e))?;
+    // Query-planner stability: with STAT4 compiled in, a cached statement would be
+    // re-prepared whenever a bound value changes; keyctl's queries are all indexed
+    // lookups whose plan does not depend on the values.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(|e| sql_error(path, e))?;
+    // synchronous = FULL is SQLite's compiled default (so nothing to run here): a
+    // committed key survives power loss, so a revealed secret always works. The
+    // Verify intent relaxes it (SqliteStore::begin).
+    Ok(conn)
+}
+
+/// Maps an SQLite failure to a one-line message naming the store and what to do.
+fn sql_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    let shown = path.display();
+    let (code, extended) = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => (Some(f.code), f.extended_code),
+        _ => (None, 0),
+    };
+    match code {
+        Some(ErrorCode::ReadOnly) => read_only_error(path, extended),
+        // Extending the -shm file failed: on a full disk that is the first write.
+        Some(ErrorCode::SystemIoFailure)
+            if extended == rusqlite::ffi::SQLITE_IOERR_SHMSIZE || no_space_left(path) =>
+        {
+            StoreError::Other(format!(
+                "no space left for key store {shown}: free some disk space and try again"
+            ))
+        }
+        Some(ErrorCode::PermissionDenied) => StoreError::ReadOnly(format!(
+            "cannot access key store {shown}: permission denied"
+        )),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Other(format!(
+            "key store {shown} stayed locked by another process for {}s: try again",
+            BUSY_TIMEOUT.as_secs()
+        )),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Refused(format!(
+            "{shown} is corrupt or not a keyctl store ({e}): restore it from a backup"
+        )),
+        Some(ErrorCode::DiskFull) => StoreError::Other(format!(
+            "no space left for key store {shown}: free some disk space and try again"
+        )),
+        Some(ErrorCode::CannotOpen) => StoreError::Other(format!(
+            "cannot open key store {shown}: check that it and its folder are readable ({e})"
+        )),
+        // keyctl's statements are fixed, so one that no longer compiles, or a migration
+        // that meets tables it should create, means the schema is not what the store's
+        // version says (tampered `user_version`, a dropped or renamed column).
+        _ if matches!(e, rusqlite::Error::SqlInputError { .. })
+            || is_schema_problem(&sqlite_problem(&e)) =>
+        {
+            StoreError::Refused(format!(
+                "key store {shown}: its schema does not match its version ({}): restore it from a backup",
+                sqlite_problem(&e)
+            ))
+        }
+        // A stored value keyctl could not have written (see json_list).
+        _ if matches!(e, rusqlite::Error::FromSqlConversionFailure(..)) => {
+            let why = match &e {
+                rusqlite::Error::FromSqlConversionFailure(_, _, inner) => inner.to_string(),
+                _ => String::new(),
+            };
+            StoreError::Refused(format!(
+                "key store {shown}: {why}: fix that value or restore the store from a backup"
+            ))
+        }
+        _ => StoreError::Other(format!("key store {shown}: {}", sqlite_problem(&e))),
+    }
+}
+
+/// What an SQLite error says is wrong, in one line and without the statement text
+/// (rusqlite's message for a statement that does not compile quotes all of it).
+fn sqlite_problem(e: &rusqlite::Error) -> String {
+    let text = match e {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        other => other.to_string(),
+    };
+    let line = text.lines().next().unwrap_or_default();
+    // `table settings already exists in CREATE TABLE ...`
+    line.split(" in ").next().unwrap_or(line).trim().to_string()
+}
+
+/// True for SQLite's words for a table or column that is missing or already there.
+fn is_schema_problem(problem: &str) -> bool {
+    [
+        "no such table",
+        "no such column",
+        "no such index",
+        "has no column named",
+        "already exists",
+        "duplicate column name",
+    ]
+    .iter()
+    .any(|words| problem.contains(words))
+}
+
+/// True when this process may write `path` (access(2) with W_OK: file modes, ACLs, a
+/// read-only mount; root passes unless the mount is read-only).
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: access(2) only reads the NUL-terminated path, which outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// True when the filesystem holding the store has no free blocks or inodes left.
+fn no_space_left(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(folder_of(path).as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs(3) reads the NUL-terminated path and fills the zeroed struct it is
+    // given; both outlive the call.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        // Some filesystems (btrfs) report no inode counts at all: f_files 0.
+        libc::statvfs(c.as_ptr(), &mut st) == 0
+            && (st.f_bavail == 0 || (st.f_files > 0 && st.f_favail == 0))
+    }
+}
+
+/// A read-only store, said precisely: a WAL store needs its folder writable even to be
+/// read (SQLite creates `-wal` and `-shm` next to it), and only its file to be changed.
+fn read_only_error(path: &Path, extended: std::ffi::c_int) -> StoreError {
+    let shown = path.display();
+    let dir = folder_of(path);
+    let name = file_name_or(path, "keys.db");
+    let file_too = if writable(path) {
+        ""
+    } else {
+        " (the file is read-only too)"
+    };
+    if extended == rusqlite::ffi::SQLITE_READONLY_DIRECTORY || !writable(&dir) {
+        return StoreError::ReadOnly(format!(
+            "cannot use key store {shown}: its folder {} is read-only, and SQLite must create {name}-wal and {name}-shm there even to read the store; make the folder writable{file_too}",
+            dir.display()
+        ));
+    }
+    if !writable(path) {
+        return StoreError::ReadOnly(format!(
+            "key store {shown} is read-only (no write permission on the file): make it writable to change keys; read commands still work"
+        ));
+    }
+    // File and folder are writable: a -shm or -wal file left read-only (by a run while
+    // the store was read-only, or by another user) blocks writing.
+    let stale: Vec<String> = ["-shm", "-wal"]
+        .into_iter()
+        .filter(|suffix| {
+            let side = side_file(path, suffix);
+            side.exists() && !writable(&side)
+        })
+        .map(|suffix| format!("{name}{suffix}"))
+        .collect();
+    if !stale.is_empty() {
+        return StoreError::ReadOnly(format!(
+            "key store {shown} cannot be written: {} next to it is read-only; make it writable (or remove it while no keyctl uses the store)",
+            stale.join(" and ")
+        ));
+    }
+    StoreError::ReadOnly(format!(
+        "key store {shown} is read-only: make the file and its folder writable, or use a read command"
+    ))
+}
+
+impl Store for SqliteStore {
+    fn begin(&mut self, intent: Intent) -> Result<Box<dyn Txn + '_>> {
+        // Pragmas are connection-wide: run only when the intent needs another setting
+        // than the connection has, so a verify stream pays for them once.
+        let relax = intent == Intent::Verify;
+        if intent != Intent::Read && relax != self.relaxed {
+            self.conn
+                .execute_batch(if relax {
+                    // Checkpoints (which fsync the database file) every 8192 pages
+                    // instead of 1000: a verify stream commits every request.
+                    "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 8192;"
+                } else {
+                    "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000;"
+                })
+                .map_err(|e| sql_error(&self.path, e))?;
+            self.relaxed = relax;
+        }
+        if intent == Intent::Bulk && !self.big_cache {
+            // 256 MiB (negative = KiB); only touched pages are allocated.
+            self.conn
+                .execute_batch("PRAGMA cache_size = -262144")
+                .map_err(|e| sql_error(&self.path, e))?;
+            self.big_cache = true;
+        }
+        let behavior = match intent {
+            Intent::Read => TransactionBehavior::Deferred,
+            Intent::Admin | Intent::Verify | Intent::Bulk => TransactionBehavior::Immediate,
+        };
+        let SqliteStore { conn, path, .. } = self;
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(|e| sql_error(path, e))?;
+        Ok(Box::new(SqliteTxn {
+            tx,
+            path,
+            audit_head: None,
+        }))
+    }
+
+    fn backup_to(&mut self, dest: &Path) -> Result<()> {
+        let shown = dest.display();
+        let dir = folder_of(dest);
+        if !dir.is_dir() {
+            return Err(StoreError::Other(format!(
+                "cannot write backup {shown}: folder {} does not exist",
+                dir.display()
+            )));
+        }
+        // Copy into a private temporary file, then rename into place, so a reader never
+        // sees a half-written backup and an interrupted one leaves nothing behind.
+        let tmp = dir.join(format!(
+            ".{}.{}.partial",
+            file_name_or(dest, "backup.db"),
+            std::process::id()
+        ));
+        let cannot = |e: io::Error| StoreError::Other(format!("cannot write backup {shown}: {e}"));
+        in_temp_file(&tmp, cannot, || {
+            let mut dst = connect(&tmp)?;
+            {
+                let backup = rusqlite::backup::Backup::new(&self.conn, &mut dst)
+                    .map_err(|e| sql_error(&self.path, e))?;
+                // All pages in one step: one read transaction, so one consistent snapshot
+                // even while other processes commit (WAL readers never block writers).
+                backup.step(-1).map_err(|e| sql_error(&self.path, e))?;
+            }
+            dst.close().map_err(|(_, e)| sql_error(dest, e))?;
+            fs::rename(&tmp, dest).map_err(cannot)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_store(dir: &Path) -> SqliteStore {
+        let opts = OpenOptions {
+            create: true,
+            ..OpenOptions::default()
+        };
+        let (store, created) = open_sqlite(&dir.join("keys.db"), &opts).unwrap();
+        assert!(created);
+        store
+    }
+
+    /// synchronous, wal_autocheckpoint, cache_size of the store's connection.
+    fn tuning(store: &SqliteStore) -> [i64; 3] {
+        ["synchronous", "wal_autocheckpoint", "cache_size"].map(|name| {
+            store
+                .conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn each_intent_sets_its_durability_once_per_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = new_store(dir.path());
+        let default = tuning(&store);
+        assert_eq!(default[..2], [2, 1000], "FULL, SQLite's checkpoint");
+        drop(store.begin(Intent::Read).unwrap());
+        assert_eq!(tuning(&store), default);
+        drop(store.begin(Intent::Verify).unwrap());
+        assert_eq!(tuning(&store), [1, 8192, default[2]]);
+        // A second Verify runs no pragma: a value changed behind its back stays.
+        store
+            .conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 77")
+            .unwrap();
+        drop(store.begin(Intent::Verify).unwrap());
+        assert_eq!(tuning(&store)[1], 77);
+        drop(store.begin(Intent::Admin).unwrap());
+        assert_eq!(tuning(&store), default);
+        drop(store.begin(Intent::Bulk).unwrap());
+        assert_eq!(tuning(&store), [2, 1000, -262_144]);
+    }
+
+    #[test]
+    fn every_intent_but_read_takes_the_write_lock_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut holder = new_store(dir.path());
+        let (mut other, _) =
+            open_sqlite(&dir.path().join("keys.db"), &OpenOptions::default()).unwrap();
+        other.conn.busy_timeout(StdDuration::ZERO).unwrap();
+        for intent in [Intent::Read, Intent::Admin, Intent::Verify, Intent::Bulk] {
+            let held = holder.begin(intent).unwrap();
+            let writer = other.begin(Intent::Admin).map(drop);
+            assert_eq!(writer.is_ok(), intent == Intent::Read, "{intent:?}");
+            drop(held);
+        }
+    }
+}
