@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::keyref::resolve_all;
 use super::{audit_event, confirmed_refs};
+use crate::app::audit::append_audit;
 use crate::cli::{DeleteArgs, KeyRefsArgs, RevokeArgs};
 use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State, Status};
@@ -185,12 +186,10 @@ fn set_state(
 ) -> Result<()> {
     k.state = state;
     tx.update_key(k)?;
-    tx.append_audit(audit_event(
-        ctx,
-        action,
-        Some(&k.id),
-        json!({ "name": k.settings.name }),
-    ))?;
+    append_audit(
+        &mut *tx,
+        audit_event(ctx, action, Some(&k.id), json!({ "name": k.settings.name })),
+    )?;
     Ok(())
 }
 
@@ -269,12 +268,15 @@ fn revoke_one(ctx: &Ctx, tx: &mut dyn Txn, k: &mut KeyRecord, reason: Option<&st
     k.revoked_at = Some(ctx.now);
     k.revoke_reason = reason.map(str::to_string);
     tx.update_key(k)?;
-    tx.append_audit(audit_event(
-        ctx,
-        "revoked",
-        Some(&k.id),
-        json!({ "name": k.settings.name, "reason": reason }),
-    ))?;
+    append_audit(
+        &mut *tx,
+        audit_event(
+            ctx,
+            "revoked",
+            Some(&k.id),
+            json!({ "name": k.settings.name, "reason": reason }),
+        ),
+    )?;
     Ok(())
 }
 
@@ -326,12 +328,15 @@ pub fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
             revoke_one(ctx, tx, &mut k, Some("deleted"))?;
         }
         tx.delete_key(&k.id)?;
-        tx.append_audit(audit_event(
-            ctx,
-            "deleted",
-            Some(&k.id),
-            json!({ "name": k.settings.name, "key_prefix": k.key_prefix, "forced": args.force }),
-        ))?;
+        append_audit(
+            &mut *tx,
+            audit_event(
+                ctx,
+                "deleted",
+                Some(&k.id),
+                json!({ "name": k.settings.name, "key_prefix": k.key_prefix, "forced": args.force }),
+            ),
+        )?;
         Ok(Said::Note(format!("deleted key {}", label(&k))))
     })
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use crate::core::audit::AuditEvent;
+pub use crate::core::audit::{AuditHead, StoredAuditEvent};
 use crate::core::model::{
     KeyRecord, NewKey, RequestRecord, RequestRow, Status, StatusCounts, UsageFigures,
 };
@@ -130,14 +130,6 @@ pub struct AuditQuery {
     pub newest_first: bool,
 }
 
-/// An audit event with the chain links stored beside it.
-#[derive(Debug, Clone)]
-pub struct StoredAuditEvent {
-    pub event: AuditEvent,
-    pub prev_hash: Vec<u8>,
-    pub hash: Vec<u8>,
-}
-
 /// One transaction. Dropping it without [`Txn::commit`] rolls everything back.
 pub trait Txn {
     /// Stored settings as (name, value) pairs; absent settings have their default.
@@ -219,8 +211,14 @@ pub trait Txn {
     /// True when the key has any recorded request (in its counters or the log).
     fn has_requests(&self, key_id: &str) -> Result<bool>;
 
-    /// Appends an event to the hash-chained audit trail; fills in seq.
-    fn append_audit(&mut self, event: AuditEvent) -> Result<()>;
+    /// The audit trail's newest event (None: empty), locked until this transaction
+    /// ends so that no other writer can append after it meanwhile: the caller computes
+    /// the next event from it (`core::audit::next`, through `app::audit`) and
+    /// [`Txn::insert_audit`]s it. SQLite: a write transaction already holds the whole
+    /// store's lock. PostgreSQL (next): the head row is read `FOR UPDATE`.
+    fn audit_head_for_append(&mut self) -> Result<Option<AuditHead>>;
+    /// Stores an event computed after the head this transaction locked, as given.
+    fn insert_audit(&mut self, stored: &StoredAuditEvent) -> Result<()>;
     /// Streams audit events matching `query`.
     fn for_each_audit(
         &self,

@@ -13,9 +13,10 @@ use rusqlite::{
 };
 
 use super::{
-    AuditQuery, KeyQuery, RequestQuery, Result, SortBy, Store, StoreError, StoredAuditEvent, Txn,
+    AuditHead, AuditQuery, KeyQuery, RequestQuery, Result, SortBy, Store, StoreError,
+    StoredAuditEvent, Txn,
 };
-use crate::core::audit::{chain_hash, dated_after, AuditEvent, GENESIS};
+use crate::core::audit::AuditEvent;
 use crate::core::key::Mode;
 use crate::core::limits::{
     clamp_stored, clamp_stored_real, clamp_stored_text, Quotas, RateLimit, RateUnit, MAX_COUNT,
@@ -565,20 +566,13 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(behavior)
             .map_err(|e| sql_error(path, e))?;
-        Ok(Box::new(SqliteTxn {
-            tx,
-            path,
-            audit_head: None,
-        }))
+        Ok(Box::new(SqliteTxn { tx, path }))
     }
 }
 
 struct SqliteTxn<'a> {
     tx: rusqlite::Transaction<'a>,
     path: &'a Path,
-    /// The audit trail's newest (seq, hash, time), once read in this transaction:
-    /// appends in a batch then need no query each (the write lock keeps it current).
-    audit_head: Option<(i64, [u8; 32], i64)>,
 }
 
 /// `SELECT <a key record's columns, in the order key_from_row reads them> FROM …`, as a
@@ -1432,35 +1426,23 @@ impl Txn for SqliteTxn<'_> {
         Ok(())
     }
 
-    fn append_audit(&mut self, mut event: AuditEvent) -> Result<()> {
-        let (seq, prev, prev_at) = match self.audit_head {
-            Some((seq, hash, at)) => (seq + 1, hash, Some(at)),
-            None => {
-                let last: Option<(i64, Vec<u8>, i64)> = self
-                    .tx
-                    .prepare_cached(
-                        "SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1",
-                    )
-                    .and_then(|mut st| {
-                        st.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                            .optional()
-                    })
-                    .map_err(|e| self.err(e))?;
-                match last {
-                    Some((seq, hash, at)) => {
-                        let mut prev = [0u8; 32];
-                        if hash.len() == 32 {
-                            prev.copy_from_slice(&hash);
-                        }
-                        (seq + 1, prev, Some(at))
-                    }
-                    None => (1, GENESIS, None),
-                }
-            }
-        };
-        event.seq = seq;
-        event.at_ms = dated_after(prev_at, event.at_ms);
-        let hash = chain_hash(&prev, &event);
+    fn audit_head_for_append(&mut self) -> Result<Option<AuditHead>> {
+        // The write transaction (BEGIN IMMEDIATE) holds the store's lock: the head stays
+        // the head until commit.
+        self.tx
+            .prepare_cached("SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .and_then(|mut st| {
+                st.query_row([], |r| {
+                    let hash: Vec<u8> = r.get(1)?;
+                    Ok(AuditHead::from_stored(r.get(0)?, &hash, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    fn insert_audit(&mut self, stored: &StoredAuditEvent) -> Result<()> {
+        let event = &stored.event;
         self.tx
             .prepare_cached(
                 "INSERT INTO audit_events (seq, at, actor, action, key_id, details, prev_hash, hash) \
@@ -1474,12 +1456,11 @@ impl Txn for SqliteTxn<'_> {
                     event.action,
                     event.key_id,
                     event.details,
-                    &prev[..],
-                    &hash[..]
+                    stored.prev_hash,
+                    stored.hash
                 ])
             })
             .map_err(|e| self.err(e))?;
-        self.audit_head = Some((seq, hash, event.at_ms));
         Ok(())
     }
 

@@ -1,0 +1,3 @@
+//! Use cases over the store traits, the same for every backend.
+
+pub mod audit;
