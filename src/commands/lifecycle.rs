@@ -7,6 +7,7 @@ use serde_json::json;
 use super::keyref::resolve_all;
 use super::{audit_event, confirmed_refs};
 use crate::app::audit::append_audit;
+use crate::app::retry::{with_retry, ATTEMPTS};
 use crate::cli::{DeleteArgs, KeyRefsArgs, RevokeArgs};
 use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State, Status};
@@ -61,6 +62,23 @@ fn in_one_transaction(
     predecessors: Predecessors,
     mut step: impl FnMut(&mut dyn Txn, KeyRecord, bool) -> Result<Said>,
 ) -> Result<()> {
+    let said = with_retry(ATTEMPTS, || transaction(ctx, refs, predecessors, &mut step))?;
+    for s in &said {
+        match s {
+            Said::Note(n) => ctx.note(n),
+            Said::Warning(w) => ctx.warn(w),
+        }
+    }
+    Ok(())
+}
+
+/// The transaction of [`in_one_transaction`]: what to say once it is committed.
+fn transaction(
+    ctx: &Ctx,
+    refs: &[String],
+    predecessors: Predecessors,
+    step: &mut impl FnMut(&mut dyn Txn, KeyRecord, bool) -> Result<Said>,
+) -> Result<Vec<Said>> {
     let mut store = ctx.open_write()?;
     let mut tx = store.write()?;
     let named = resolve_all(tx.as_ref(), refs, ctx.now)?;
@@ -90,13 +108,7 @@ fn in_one_transaction(
         }
     }
     tx.commit()?;
-    for s in &said {
-        match s {
-            Said::Note(n) => ctx.note(n),
-            Said::Warning(w) => ctx.warn(w),
-        }
-    }
-    Ok(())
+    Ok(said)
 }
 
 /// The keys `keys` replaced in rotations (whole chains, on behind deleted keys) that
