@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::core::exit;
 
-use crate::store::StoreError;
+use crate::store::{ErrorKind, Remedy, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -43,6 +43,8 @@ impl Kind {
 pub struct Error {
     pub kind: Kind,
     pub message: String,
+    /// The store said running the transaction again may succeed (`app::with_retry`).
+    pub retryable: bool,
 }
 
 impl Error {
@@ -50,6 +52,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            retryable: false,
         }
     }
     pub fn usage(message: impl Into<String>) -> Error {
@@ -106,12 +109,61 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// A store failure as the user reads it: the store's problem with its cause, and the
+/// words for the remedy, added here. Every kind is a runtime failure (exit 1).
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
-        match e {
-            StoreError::Sink(io) => io.into(),
-            other => Error::runtime(other.to_string()),
+        let (kind, problem, cause, remedy) = match e {
+            StoreError::Sink(io) => return io.into(),
+            StoreError::Failed {
+                kind,
+                problem,
+                cause,
+                remedy,
+                ..
+            } => (kind, problem, cause, remedy),
+        };
+        let cause = cause.map(|c| format!(" ({c})")).unwrap_or_default();
+        let message = match remedy.map(remedy_words) {
+            Some((words, true)) => format!("{problem}{words}{cause}"),
+            Some((words, false)) => format!("{problem}{cause}{words}"),
+            None => format!("{problem}{cause}"),
+        };
+        Error {
+            retryable: kind == ErrorKind::Retry,
+            ..Error::runtime(message)
         }
+    }
+}
+
+/// The words for what a user can do about a store failure, with their joint to the
+/// problem, and whether the failure's cause is shown after them (else before).
+fn remedy_words(remedy: Remedy) -> (&'static str, bool) {
+    match remedy {
+        Remedy::InitOrPassDb => (" (run 'keyctl init' or pass --db)", false),
+        Remedy::CreateFolderOrPassDb => (" (create it first or pass another --db)", false),
+        Remedy::PassFilePath => (": pass a file path with --db", false),
+        Remedy::RemoveOrPassDb => (": remove it or pass another --db", false),
+        Remedy::PassRightFile => (": pass the right file with --db", false),
+        Remedy::Upgrade => (": upgrade keyctl", false),
+        Remedy::RestoreBackup => (": restore it from a backup", false),
+        Remedy::FixValueOrRestore => (": fix that value or restore the store from a backup", false),
+        Remedy::FreeSpace => (": free some disk space and try again", false),
+        Remedy::TryAgain => (": try again", false),
+        Remedy::CheckReadable => (": check that it and its folder are readable", true),
+        Remedy::MakeFolderWritable => ("; make the folder writable", true),
+        Remedy::MakeFileWritable => (
+            ": make it writable to change keys; read commands still work",
+            false,
+        ),
+        Remedy::MakeSideFileWritable => (
+            "; make it writable (or remove it while no keyctl uses the store)",
+            false,
+        ),
+        Remedy::MakeWritable => (
+            ": make the file and its folder writable, or use a read command",
+            false,
+        ),
     }
 }
 
@@ -132,6 +184,87 @@ mod tests {
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
+        }
+    }
+
+    /// Every remedy: the store's problem, its cause and the remedy's words read as
+    /// the one line the store assembled before (its old format strings, filled in).
+    #[test]
+    fn a_store_failure_reads_as_one_line_with_its_remedy_after_or_around_the_cause() {
+        use crate::store::{ErrorKind as K, Remedy as R, StoreError};
+
+        /// Kind, problem, cause, remedy, and the line users read.
+        type Case = (
+            K,
+            &'static str,
+            Option<&'static str>,
+            Option<R>,
+            &'static str,
+        );
+        let cases: &[Case] = &[
+            (K::NotFound, "no key store at k.db", None, Some(R::InitOrPassDb),
+             "no key store at k.db (run 'keyctl init' or pass --db)"),
+            (K::Unavailable, "cannot create key store k.db: folder d does not exist", None,
+             Some(R::CreateFolderOrPassDb),
+             "cannot create key store k.db: folder d does not exist (create it first or pass another --db)"),
+            (K::Refused, "k.db is a directory, not a key store file", None, Some(R::PassFilePath),
+             "k.db is a directory, not a key store file: pass a file path with --db"),
+            (K::Refused, "k.db is an empty file, not a keyctl store", None, Some(R::RemoveOrPassDb),
+             "k.db is an empty file, not a keyctl store: remove it or pass another --db"),
+            (K::Refused, "k.db is not an SQLite database, so not a keyctl store", None,
+             Some(R::PassRightFile),
+             "k.db is not an SQLite database, so not a keyctl store: pass the right file with --db"),
+            (K::Refused, "k.db was written by a newer keyctl (schema 9; this keyctl 0.1.0 knows up to 3)",
+             None, Some(R::Upgrade),
+             "k.db was written by a newer keyctl (schema 9; this keyctl 0.1.0 knows up to 3): upgrade keyctl"),
+            (K::Refused, "k.db is corrupt or not a keyctl store", Some("file is not a database"),
+             Some(R::RestoreBackup),
+             "k.db is corrupt or not a keyctl store (file is not a database): restore it from a backup"),
+            (K::Refused, "key store k.db: its schema does not match its version", Some("no such table: keys"),
+             Some(R::RestoreBackup),
+             "key store k.db: its schema does not match its version (no such table: keys): restore it from a backup"),
+            (K::Refused, "key store k.db: bad scopes", None, Some(R::FixValueOrRestore),
+             "key store k.db: bad scopes: fix that value or restore the store from a backup"),
+            (K::Unavailable, "no space left for key store k.db", None, Some(R::FreeSpace),
+             "no space left for key store k.db: free some disk space and try again"),
+            (K::Retry, "key store k.db stayed locked by another process for 30s", None, Some(R::TryAgain),
+             "key store k.db stayed locked by another process for 30s: try again"),
+            (K::Unavailable, "cannot open key store k.db", Some("unable to open database file"),
+             Some(R::CheckReadable),
+             "cannot open key store k.db: check that it and its folder are readable (unable to open database file)"),
+            (K::Unavailable, "cannot use key store k.db: its folder d is read-only", Some("the file is read-only too"),
+             Some(R::MakeFolderWritable),
+             "cannot use key store k.db: its folder d is read-only; make the folder writable (the file is read-only too)"),
+            (K::Unavailable, "cannot use key store k.db: its folder d is read-only", None,
+             Some(R::MakeFolderWritable),
+             "cannot use key store k.db: its folder d is read-only; make the folder writable"),
+            (K::Unavailable, "key store k.db is read-only (no write permission on the file)", None,
+             Some(R::MakeFileWritable),
+             "key store k.db is read-only (no write permission on the file): make it writable to change keys; read commands still work"),
+            (K::Unavailable, "key store k.db cannot be written: k.db-shm next to it is read-only", None,
+             Some(R::MakeSideFileWritable),
+             "key store k.db cannot be written: k.db-shm next to it is read-only; make it writable (or remove it while no keyctl uses the store)"),
+            (K::Unavailable, "key store k.db is read-only", None, Some(R::MakeWritable),
+             "key store k.db is read-only: make the file and its folder writable, or use a read command"),
+            (K::Conflict, "key store k.db: UNIQUE constraint failed: keys.id", None, None,
+             "key store k.db: UNIQUE constraint failed: keys.id"),
+        ];
+        for &(kind, problem, cause, remedy, shown) in cases {
+            let mut e = StoreError::new(kind, std::path::Path::new("k.db"), problem);
+            if let Some(c) = cause {
+                e = e.because(c);
+            }
+            let inside = e.to_string();
+            assert!(
+                !inside.contains("keyctl init") && !inside.contains("backup"),
+                "{inside}"
+            );
+            if let Some(r) = remedy {
+                e = e.remedy(r);
+            }
+            let e = Error::from(e);
+            assert_eq!(e.message, shown);
+            assert_eq!((e.kind, e.retryable), (Kind::Runtime, kind == K::Retry));
         }
     }
 

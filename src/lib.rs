@@ -4,6 +4,7 @@
 //! every SQL statement behind the `Store`/`Txn` traits; [`cli`] is the clap
 //! definitions; [`commands`] runs one subcommand each; [`ui`] formats output.
 
+pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod complete;

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::audit_event_text;
 use super::new_key::{generate, new_settings};
+use crate::app::audit::AuditTrail;
 use crate::cli::{CreateArgs, KeyFields};
 use crate::context::Ctx;
 use crate::core::fields::{parse_line, read_bounded_line, too_long, Line};
@@ -258,6 +259,8 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
             Ok(out)
         });
         let consumed = (|| -> Result<()> {
+            // One head lookup for the whole batch.
+            let mut audit = AuditTrail::default();
             for item in receiver.iter().flatten() {
                 let number = item.number;
                 let fail = |e: Error| Error::new(e.kind, format!("line {number}: {}", e.message));
@@ -278,12 +281,10 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
                     counted += 1;
                 }
                 tx.insert_key(&item.new_key)?;
-                tx.append_audit(audit_event_text(
-                    ctx,
-                    "created",
-                    Some(&item.new_key.id),
-                    item.audit_details,
-                ))?;
+                audit.append(
+                    &mut *tx,
+                    audit_event_text(ctx, "created", Some(&item.new_key.id), item.audit_details),
+                )?;
             }
             Ok(())
         })();

@@ -5,6 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::audit_event;
+use crate::app::audit::append_audit;
 use crate::cli::{ConfigCommand, Format};
 use crate::context::Ctx;
 use crate::core::settings::{default_of, is_known, known_names, normalize, read_stored, SETTINGS};
@@ -93,12 +94,15 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             let old_shown = old.clone().unwrap_or_else(|| default.to_string());
             if old_shown != value || old.is_none() {
                 tx.set_setting(&name, Some(&value))?;
-                tx.append_audit(audit_event(
-                    ctx,
-                    "config",
-                    None,
-                    serde_json::json!({ "setting": name, "old": old_shown, "new": value }),
-                ))?;
+                append_audit(
+                    &mut *tx,
+                    audit_event(
+                        ctx,
+                        "config",
+                        None,
+                        serde_json::json!({ "setting": name, "old": old_shown, "new": value }),
+                    ),
+                )?;
             }
             // Keys that already exist are kept: a lower limit only stops new ones.
             let over = match tx.settings()?.max_keys.filter(|_| name == "max-keys") {

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use super::audit_event;
 use super::new_key::{check_can_add, generate, insert_key, new_settings};
+use crate::app::audit::append_audit;
 use crate::cli::{CopyArgs, CreateArgs, Format};
 use crate::context::Ctx;
 use crate::core::inputs;
@@ -59,12 +60,10 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     check_can_add(tx.as_ref(), &store_settings, &settings.name, ctx.now)?;
     let (secret, new_key) = generate(&store_settings.key_prefix, mode, settings, ctx.now, None)?;
     let record = insert_key(tx.as_mut(), &new_key)?;
-    tx.append_audit(audit_event(
-        ctx,
-        "created",
-        Some(&record.id),
-        created_details(&record),
-    ))?;
+    append_audit(
+        &mut *tx,
+        audit_event(ctx, "created", Some(&record.id), created_details(&record)),
+    )?;
     reveal_and_commit(ctx, tx, style, &secret, &record, args.copy)
 }
 

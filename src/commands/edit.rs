@@ -6,6 +6,7 @@ use std::io::Write;
 use super::audit_event;
 use super::keyref::resolve;
 use super::new_key::apply_fields;
+use crate::app::audit::append_audit;
 use crate::cli::{EditArgs, Format};
 use crate::context::Ctx;
 use crate::core::diff::{changes_json, changes_text, settings_diff};
@@ -95,12 +96,10 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
     } else {
         key.settings = new;
         tx.update_key(&key)?;
-        tx.append_audit(audit_event(
-            ctx,
-            "edited",
-            Some(&key.id),
-            changes_json(&changes),
-        ))?;
+        append_audit(
+            &mut *tx,
+            audit_event(ctx, "edited", Some(&key.id), changes_json(&changes)),
+        )?;
         tx.commit()?;
         ctx.note(&format!(
             "updated key \"{}\" ({}): {}",

@@ -6,6 +6,8 @@ use serde_json::json;
 
 use super::keyref::resolve_all;
 use super::{audit_event, confirmed_refs};
+use crate::app::audit::append_audit;
+use crate::app::retry::{with_retry, ATTEMPTS};
 use crate::cli::{DeleteArgs, KeyRefsArgs, RevokeArgs};
 use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State, Status};
@@ -60,6 +62,23 @@ fn in_one_transaction(
     predecessors: Predecessors,
     mut step: impl FnMut(&mut dyn Txn, KeyRecord, bool) -> Result<Said>,
 ) -> Result<()> {
+    let said = with_retry(ATTEMPTS, || transaction(ctx, refs, predecessors, &mut step))?;
+    for s in &said {
+        match s {
+            Said::Note(n) => ctx.note(n),
+            Said::Warning(w) => ctx.warn(w),
+        }
+    }
+    Ok(())
+}
+
+/// The transaction of [`in_one_transaction`]: what to say once it is committed.
+fn transaction(
+    ctx: &Ctx,
+    refs: &[String],
+    predecessors: Predecessors,
+    step: &mut impl FnMut(&mut dyn Txn, KeyRecord, bool) -> Result<Said>,
+) -> Result<Vec<Said>> {
     let mut store = ctx.open_write()?;
     let mut tx = store.begin(Intent::Admin)?;
     let named = resolve_all(tx.as_ref(), refs, ctx.now)?;
@@ -89,13 +108,7 @@ fn in_one_transaction(
         }
     }
     tx.commit()?;
-    for s in &said {
-        match s {
-            Said::Note(n) => ctx.note(n),
-            Said::Warning(w) => ctx.warn(w),
-        }
-    }
-    Ok(())
+    Ok(said)
 }
 
 /// The keys `keys` replaced in rotations (whole chains, on behind deleted keys) that
@@ -185,12 +198,10 @@ fn set_state(
 ) -> Result<()> {
     k.state = state;
     tx.update_key(k)?;
-    tx.append_audit(audit_event(
-        ctx,
-        action,
-        Some(&k.id),
-        json!({ "name": k.settings.name }),
-    ))?;
+    append_audit(
+        &mut *tx,
+        audit_event(ctx, action, Some(&k.id), json!({ "name": k.settings.name })),
+    )?;
     Ok(())
 }
 
@@ -269,12 +280,15 @@ fn revoke_one(ctx: &Ctx, tx: &mut dyn Txn, k: &mut KeyRecord, reason: Option<&st
     k.revoked_at = Some(ctx.now);
     k.revoke_reason = reason.map(str::to_string);
     tx.update_key(k)?;
-    tx.append_audit(audit_event(
-        ctx,
-        "revoked",
-        Some(&k.id),
-        json!({ "name": k.settings.name, "reason": reason }),
-    ))?;
+    append_audit(
+        &mut *tx,
+        audit_event(
+            ctx,
+            "revoked",
+            Some(&k.id),
+            json!({ "name": k.settings.name, "reason": reason }),
+        ),
+    )?;
     Ok(())
 }
 
@@ -326,12 +340,15 @@ pub fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
             revoke_one(ctx, tx, &mut k, Some("deleted"))?;
         }
         tx.delete_key(&k.id)?;
-        tx.append_audit(audit_event(
-            ctx,
-            "deleted",
-            Some(&k.id),
-            json!({ "name": k.settings.name, "key_prefix": k.key_prefix, "forced": args.force }),
-        ))?;
+        append_audit(
+            &mut *tx,
+            audit_event(
+                ctx,
+                "deleted",
+                Some(&k.id),
+                json!({ "name": k.settings.name, "key_prefix": k.key_prefix, "forced": args.force }),
+            ),
+        )?;
         Ok(Said::Note(format!("deleted key {}", label(&k))))
     })
 }

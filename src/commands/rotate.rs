@@ -9,6 +9,7 @@ use super::keyref::resolve;
 use super::lifecycle::{describe_keys, superseded_error};
 use super::new_key::{generate, insert_key};
 use super::{audit_event, confirmed_refs};
+use crate::app::audit::append_audit;
 use crate::cli::RotateArgs;
 use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State};
@@ -82,22 +83,23 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     }
     tx.update_key(&old)?;
     let record = insert_key(tx.as_mut(), &new_key)?;
-    tx.append_audit(audit_event(
-        ctx,
-        "rotated",
-        Some(&old.id),
-        json!({
-            "name": old.settings.name,
-            "rotated_to": record.id,
-            "grace_until": grace_until.map(rfc3339),
-        }),
-    ))?;
-    tx.append_audit(audit_event(
-        ctx,
-        "created",
-        Some(&record.id),
-        created_details(&record),
-    ))?;
+    append_audit(
+        &mut *tx,
+        audit_event(
+            ctx,
+            "rotated",
+            Some(&old.id),
+            json!({
+                "name": old.settings.name,
+                "rotated_to": record.id,
+                "grace_until": grace_until.map(rfc3339),
+            }),
+        ),
+    )?;
+    append_audit(
+        &mut *tx,
+        audit_event(ctx, "created", Some(&record.id), created_details(&record)),
+    )?;
     reveal_and_commit(ctx, tx, style, &secret, &record, args.copy)?;
     ctx.note(&match grace_until {
         Some(t) => format!("old key {} keeps working until {}", old.id, rfc3339(t)),

@@ -49,6 +49,59 @@ pub fn chain_hash(prev: &[u8; 32], ev: &AuditEvent) -> [u8; 32] {
     out
 }
 
+/// An audit event with the chain links stored beside it.
+#[derive(Debug, Clone)]
+pub struct StoredAuditEvent {
+    pub event: AuditEvent,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// The newest event of the chain: what the next one links to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditHead {
+    pub seq: i64,
+    pub hash: [u8; 32],
+    pub at_ms: i64,
+}
+
+impl AuditHead {
+    /// The head as stored. A hash that is not 32 bytes (only a tampered store has one)
+    /// links as GENESIS: the next event is appended anyway and `audit verify` reports
+    /// the break.
+    pub fn from_stored(seq: i64, hash: &[u8], at_ms: i64) -> AuditHead {
+        AuditHead {
+            seq,
+            hash: hash.try_into().unwrap_or(GENESIS),
+            at_ms,
+        }
+    }
+}
+
+impl StoredAuditEvent {
+    /// This event as the head of the chain.
+    pub fn as_head(&self) -> AuditHead {
+        AuditHead::from_stored(self.event.seq, &self.hash, self.event.at_ms)
+    }
+}
+
+/// The one step of the chain, for every backend: `event` appended after `head` (None:
+/// the trail is empty) gets the next seq, a time never before its predecessor's, the
+/// predecessor's hash and its own. The event's own seq is ignored.
+pub fn next(head: Option<&AuditHead>, mut event: AuditEvent) -> StoredAuditEvent {
+    let prev = head.map_or(GENESIS, |h| h.hash);
+    // A seq at i64::MAX (only a tampered store has one) stays there: the store then
+    // refuses the duplicate instead of this wrapping around.
+    event.seq = head.map_or(1, |h| h.seq.saturating_add(1));
+    event.at_ms = dated_after(head.map(|h| h.at_ms), event.at_ms);
+    let hash = chain_hash(&prev, &event);
+    StoredAuditEvent {
+        event,
+        prev_hash: prev.to_vec(),
+        hash: hash.to_vec(),
+    }
+}
+
 /// The time to record for an event dated `at_ms` whose predecessor in the chain is
 /// dated `prev_ms`: never earlier (SPEC §5), so a clock set back — or another host's —
 /// cannot put an event before its predecessor and out of reach of `audit --since`.
@@ -86,6 +139,50 @@ mod tests {
         let mut b = ev(1, "a");
         b.action = "bc".into();
         assert_ne!(chain_hash(&GENESIS, &a), chain_hash(&GENESIS, &b));
+    }
+
+    #[test]
+    fn the_first_event_follows_genesis() {
+        let first = next(None, ev(7, "alice"));
+        assert_eq!(first.event.seq, 1, "the event's own seq is ignored");
+        assert_eq!(first.event.at_ms, 1_700_000_000_000);
+        assert_eq!(first.prev_hash, GENESIS.to_vec());
+        assert_eq!(first.hash, chain_hash(&GENESIS, &first.event).to_vec());
+    }
+
+    #[test]
+    fn each_event_links_to_the_head_with_the_next_seq() {
+        let first = next(None, ev(0, "alice"));
+        let head = first.as_head();
+        let second = next(Some(&head), ev(0, "bob"));
+        assert_eq!(second.event.seq, 2);
+        assert_eq!(second.prev_hash, first.hash);
+        let prev: [u8; 32] = first.hash.as_slice().try_into().unwrap();
+        assert_eq!(second.hash, chain_hash(&prev, &second.event).to_vec());
+        assert_eq!(second.as_head().seq, 2);
+    }
+
+    #[test]
+    fn an_appended_event_is_never_dated_before_the_head() {
+        let head = AuditHead {
+            seq: 41,
+            hash: [7u8; 32],
+            at_ms: 1_800_000_000_000,
+        };
+        let late = next(Some(&head), ev(0, "alice"));
+        assert_eq!(late.event.at_ms, head.at_ms, "clock set back: clamped");
+        assert_eq!(late.event.seq, 42);
+        let mut later = ev(0, "alice");
+        later.at_ms = head.at_ms + 5;
+        assert_eq!(next(Some(&head), later).event.at_ms, head.at_ms + 5);
+    }
+
+    #[test]
+    fn a_malformed_stored_head_links_as_genesis_and_a_maximal_seq_does_not_wrap() {
+        let head = AuditHead::from_stored(i64::MAX, &[1, 2, 3], 0);
+        assert_eq!(head.hash, GENESIS);
+        assert_eq!(next(Some(&head), ev(0, "a")).event.seq, i64::MAX);
+        assert_eq!(AuditHead::from_stored(1, &[9u8; 32], 0).hash, [9u8; 32]);
     }
 
     #[test]

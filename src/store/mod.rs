@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::core::audit::AuditEvent;
+pub use crate::core::audit::{AuditHead, StoredAuditEvent};
 use crate::core::model::{
     KeyRecord, NewKey, RequestRecord, RequestRow, Status, StatusCounts, UsageFigures,
 };
@@ -72,29 +72,124 @@ pub fn open(location: &Location, how: &OpenOptions) -> Result<(Box<dyn Store>, b
     }
 }
 
-/// Why the store could not do what was asked. Every kind is a runtime failure
-/// (exit 1); the message is one line and names the store.
-#[derive(Debug)]
-pub enum StoreError {
-    /// A read command found no store file.
-    Missing(String),
-    /// The file is not a keyctl store (foreign, not a database, newer, corrupt, empty).
-    Refused(String),
-    /// The store (or its folder) cannot be written.
-    ReadOnly(String),
-    /// Writing to the output sink failed (a closed pipe, a full disk).
-    Sink(std::io::Error),
-    /// Anything else: I/O, a full disk, an unexpected database error.
-    Other(String),
+/// What kind of failure a store reports: what a caller may do about it. The CLI maps
+/// every kind to exit 1 (a runtime failure, SPEC §2), as before kinds existed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Nothing at the location (a read command found no store).
+    NotFound,
+    /// A write broke a uniqueness rule of the store.
+    Conflict,
+    /// Another writer held the lock too long (SQLite: BUSY/LOCKED after the busy
+    /// timeout; PostgreSQL: a serialization failure or deadlock): running the whole
+    /// transaction again may succeed.
+    Retry,
+    /// The store is there but cannot be used now or by this user: permissions, a
+    /// read-only file or folder, a full disk, a missing folder, an I/O failure.
+    Unavailable,
+    /// The location holds something keyctl must not use: not a keyctl store, a foreign,
+    /// damaged or newer one, a schema or value keyctl could not have written.
+    Refused,
+    /// Anything else: an unexpected database error.
+    Other,
 }
 
+/// What the user can do about a failure. Only named here: the words are chosen where
+/// errors meet the user (`error.rs`), so the store never speaks about flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// Create the store, or point at another one.
+    InitOrPassDb,
+    /// Create the missing folder, or point at another store.
+    CreateFolderOrPassDb,
+    /// Point at a file, not a folder.
+    PassFilePath,
+    /// Remove the empty file, or point at another store.
+    RemoveOrPassDb,
+    /// Point at the right file.
+    PassRightFile,
+    /// Use a newer keyctl.
+    Upgrade,
+    /// Restore the store from a backup.
+    RestoreBackup,
+    /// Fix the bad stored value, or restore the store from a backup.
+    FixValueOrRestore,
+    /// Free disk space.
+    FreeSpace,
+    /// Try again later.
+    TryAgain,
+    /// Make the store and its folder readable.
+    CheckReadable,
+    /// Make the store's folder writable.
+    MakeFolderWritable,
+    /// Make the store file writable (reads still work).
+    MakeFileWritable,
+    /// Make the read-only side file writable, or remove it.
+    MakeSideFileWritable,
+    /// Make the store writable, or only read.
+    MakeWritable,
+}
+
+/// Why the store could not do what was asked: a kind, the store's location, the
+/// problem in one line naming the store, the underlying cause (shown in parentheses)
+/// and what the user can do.
+#[derive(Debug)]
+pub enum StoreError {
+    Failed {
+        kind: ErrorKind,
+        location: String,
+        problem: String,
+        cause: Option<String>,
+        remedy: Option<Remedy>,
+    },
+    /// Writing to the output sink failed (a closed pipe, a full disk): not the store's.
+    Sink(std::io::Error),
+}
+
+impl StoreError {
+    pub fn new(kind: ErrorKind, location: &Path, problem: impl Into<String>) -> StoreError {
+        StoreError::Failed {
+            kind,
+            location: location.display().to_string(),
+            problem: problem.into(),
+            cause: None,
+            remedy: None,
+        }
+    }
+    /// The underlying cause (an OS or database message).
+    pub fn because(mut self, why: impl fmt::Display) -> StoreError {
+        if let StoreError::Failed { cause, .. } = &mut self {
+            *cause = Some(why.to_string());
+        }
+        self
+    }
+    /// What the user can do about it.
+    pub fn remedy(mut self, what: Remedy) -> StoreError {
+        if let StoreError::Failed { remedy, .. } = &mut self {
+            *remedy = Some(what);
+        }
+        self
+    }
+    /// The kind; None for a failure of the output sink.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            StoreError::Failed { kind, .. } => Some(*kind),
+            StoreError::Sink(_) => None,
+        }
+    }
+}
+
+/// The problem and its cause, without a remedy (the CLI adds that).
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::Missing(m)
-            | StoreError::Refused(m)
-            | StoreError::ReadOnly(m)
-            | StoreError::Other(m) => f.write_str(m),
+            StoreError::Failed { problem, cause, .. } => {
+                f.write_str(problem)?;
+                match cause {
+                    Some(c) => write!(f, " ({c})"),
+                    None => Ok(()),
+                }
+            }
             StoreError::Sink(e) => write!(f, "could not write output: {e}"),
         }
     }
@@ -215,14 +310,6 @@ pub struct AuditQuery {
     pub newest_first: bool,
 }
 
-/// An audit event with the chain links stored beside it.
-#[derive(Debug, Clone)]
-pub struct StoredAuditEvent {
-    pub event: AuditEvent,
-    pub prev_hash: Vec<u8>,
-    pub hash: Vec<u8>,
-}
-
 /// One transaction. Dropping it without [`Txn::commit`] rolls everything back.
 pub trait Txn {
     /// Stored settings as (name, value) pairs; absent settings have their default.
@@ -304,8 +391,14 @@ pub trait Txn {
     /// True when the key has any recorded request (in its counters or the log).
     fn has_requests(&self, key_id: &str) -> Result<bool>;
 
-    /// Appends an event to the hash-chained audit trail; fills in seq.
-    fn append_audit(&mut self, event: AuditEvent) -> Result<()>;
+    /// The audit trail's newest event (None: empty), locked until this transaction
+    /// ends so that no other writer can append after it meanwhile: the caller computes
+    /// the next event from it (`core::audit::next`, through `app::audit`) and
+    /// [`Txn::insert_audit`]s it. SQLite: a write transaction already holds the whole
+    /// store's lock. PostgreSQL (next): the head row is read `FOR UPDATE`.
+    fn audit_head_for_append(&mut self) -> Result<Option<AuditHead>>;
+    /// Stores an event computed after the head this transaction locked, as given.
+    fn insert_audit(&mut self, stored: &StoredAuditEvent) -> Result<()>;
     /// Streams audit events matching `query`.
     fn for_each_audit(
         &self,

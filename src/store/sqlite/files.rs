@@ -8,18 +8,21 @@ use std::path::{Path, PathBuf};
 
 use super::migrate::migrate;
 use super::{connect, sql_error, APPLICATION_ID};
-use crate::store::{OpenOptions, Result, StoreError};
+use crate::store::{ErrorKind, OpenOptions, Remedy, Result, StoreError};
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 pub(super) fn io_error(path: &Path, e: &io::Error) -> StoreError {
     let shown = path.display();
-    match e.kind() {
-        io::ErrorKind::PermissionDenied => StoreError::ReadOnly(format!(
-            "cannot access key store {shown}: permission denied"
-        )),
-        _ => StoreError::Other(format!("cannot access key store {shown}: {e}")),
-    }
+    let problem = match e.kind() {
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    };
+    StoreError::new(
+        ErrorKind::Unavailable,
+        path,
+        format!("cannot access key store {shown}: {problem}"),
+    )
 }
 
 /// Reads the 100-byte SQLite header without letting SQLite touch the file, so a
@@ -31,18 +34,24 @@ pub(super) fn check_header(path: &Path) -> Result<()> {
         .and_then(|f| f.take(100).read_to_end(&mut header))
         .map_err(|e| io_error(path, &e))?;
     if header.is_empty() {
-        return Err(StoreError::Refused(format!(
-            "{shown} is an empty file, not a keyctl store: remove it or pass another --db"
-        )));
+        return Err(StoreError::new(
+            ErrorKind::Refused,
+            path,
+            format!("{shown} is an empty file, not a keyctl store"),
+        )
+        .remedy(Remedy::RemoveOrPassDb));
     }
     if header.len() < 100 || &header[..16] != SQLITE_MAGIC {
-        return Err(StoreError::Refused(format!(
-            "{shown} is not an SQLite database, so not a keyctl store: pass the right file with --db"
-        )));
+        return Err(StoreError::new(
+            ErrorKind::Refused,
+            path,
+            format!("{shown} is not an SQLite database, so not a keyctl store"),
+        )
+        .remedy(Remedy::PassRightFile));
     }
     let app_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
     if app_id != APPLICATION_ID {
-        return Err(StoreError::Refused(format!(
+        return Err(StoreError::new(ErrorKind::Refused, path, format!(
             "{shown} is an SQLite database of another program (application_id {app_id:#x}), not a keyctl store"
         )));
     }
@@ -75,17 +84,26 @@ pub(super) fn create_store(path: &Path, opts: &OpenOptions) -> Result<bool> {
     let dir = folder_of(path);
     if !dir.is_dir() {
         if !opts.create_parent {
-            return Err(StoreError::Other(format!(
-                "cannot create key store {shown}: folder {} does not exist (create it first or pass another --db)",
-                dir.display()
-            )));
+            return Err(StoreError::new(
+                ErrorKind::Unavailable,
+                path,
+                format!(
+                    "cannot create key store {shown}: folder {} does not exist",
+                    dir.display()
+                ),
+            )
+            .remedy(Remedy::CreateFolderOrPassDb));
         }
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&dir)
             .map_err(|e| {
-                StoreError::Other(format!("cannot create folder {}: {e}", dir.display()))
+                StoreError::new(
+                    ErrorKind::Unavailable,
+                    path,
+                    format!("cannot create folder {}: {e}", dir.display()),
+                )
             })?;
     }
     let tmp = dir.join(format!(
@@ -93,12 +111,18 @@ pub(super) fn create_store(path: &Path, opts: &OpenOptions) -> Result<bool> {
         file_name_or(path, "keys.db"),
         std::process::id()
     ));
-    let cannot_open = |e: io::Error| match e.kind() {
-        io::ErrorKind::PermissionDenied => StoreError::ReadOnly(format!(
-            "cannot create key store {shown}: folder {} is not writable",
-            dir.display()
-        )),
-        _ => StoreError::Other(format!("cannot create key store {shown}: {e}")),
+    let cannot_open = |e: io::Error| {
+        let problem = match e.kind() {
+            io::ErrorKind::PermissionDenied => {
+                format!("folder {} is not writable", dir.display())
+            }
+            _ => e.to_string(),
+        };
+        StoreError::new(
+            ErrorKind::Unavailable,
+            path,
+            format!("cannot create key store {shown}: {problem}"),
+        )
     };
     in_temp_file(&tmp, cannot_open, || {
         let mut conn = connect(&tmp)?;
@@ -110,9 +134,13 @@ pub(super) fn create_store(path: &Path, opts: &OpenOptions) -> Result<bool> {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             // Filesystems without hard links: fall back to a rename.
-            Err(_) if !path.exists() => fs::rename(&tmp, path)
-                .map(|_| true)
-                .map_err(|e| StoreError::Other(format!("cannot create key store {shown}: {e}"))),
+            Err(_) if !path.exists() => fs::rename(&tmp, path).map(|_| true).map_err(|e| {
+                StoreError::new(
+                    ErrorKind::Unavailable,
+                    path,
+                    format!("cannot create key store {shown}: {e}"),
+                )
+            }),
             Err(_) => Ok(false),
         }
     })

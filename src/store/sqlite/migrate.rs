@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{sql_error, SqliteStore, APPLICATION_ID};
-use crate::store::{Result, StoreError};
+use crate::store::{ErrorKind, Remedy, Result, StoreError};
 
 /// Ordered migrations; schema version N means the first N have run. Never remove or
 /// edit an entry: stores in the field were built by them.
@@ -47,11 +47,12 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, prefix: Option<&str>) 
 }
 
 fn newer_error(path: &Path, version: i64) -> StoreError {
-    StoreError::Refused(format!(
-        "{} was written by a newer keyctl (schema {version}; this keyctl {} knows up to {SCHEMA_VERSION}): upgrade keyctl",
+    StoreError::new(ErrorKind::Refused, path, format!(
+        "{} was written by a newer keyctl (schema {version}; this keyctl {} knows up to {SCHEMA_VERSION})",
         path.display(),
         env!("CARGO_PKG_VERSION")
     ))
+    .remedy(Remedy::Upgrade)
 }
 
 impl SqliteStore {

@@ -13,7 +13,7 @@ use std::time::Duration as StdDuration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-use super::{Intent, OpenOptions, Result, Store, StoreError, Txn};
+use super::{ErrorKind, Intent, OpenOptions, Remedy, Result, Store, StoreError, Txn};
 use files::{
     check_header, create_store, file_name_or, folder_of, in_temp_file, io_error, repair_side_files,
 };
@@ -49,9 +49,12 @@ fn open_sqlite(path: &Path, opts: &OpenOptions) -> Result<(SqliteStore, bool)> {
     let mut created = false;
     match fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
-            return Err(StoreError::Refused(format!(
-                "{shown} is a directory, not a key store file: pass a file path with --db"
-            )))
+            return Err(StoreError::new(
+                ErrorKind::Refused,
+                path,
+                format!("{shown} is a directory, not a key store file"),
+            )
+            .remedy(Remedy::PassFilePath))
         }
         Ok(_) => {
             check_header(path)?;
@@ -59,9 +62,12 @@ fn open_sqlite(path: &Path, opts: &OpenOptions) -> Result<(SqliteStore, bool)> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if !opts.create {
-                return Err(StoreError::Missing(format!(
-                    "no key store at {shown} (run 'keyctl init' or pass --db)"
-                )));
+                return Err(StoreError::new(
+                    ErrorKind::NotFound,
+                    path,
+                    format!("no key store at {shown}"),
+                )
+                .remedy(Remedy::InitOrPassDb));
             }
             created = create_store(path, opts)?;
             if !created {
@@ -108,42 +114,60 @@ fn sql_error(path: &Path, e: rusqlite::Error) -> StoreError {
         rusqlite::Error::SqliteFailure(f, _) => (Some(f.code), f.extended_code),
         _ => (None, 0),
     };
+    let failed = |kind, problem: String| StoreError::new(kind, path, problem);
+    let no_space = || {
+        failed(
+            ErrorKind::Unavailable,
+            format!("no space left for key store {shown}"),
+        )
+        .remedy(Remedy::FreeSpace)
+    };
     match code {
         Some(ErrorCode::ReadOnly) => read_only_error(path, extended),
         // Extending the -shm file failed: on a full disk that is the first write.
         Some(ErrorCode::SystemIoFailure)
             if extended == rusqlite::ffi::SQLITE_IOERR_SHMSIZE || no_space_left(path) =>
         {
-            StoreError::Other(format!(
-                "no space left for key store {shown}: free some disk space and try again"
-            ))
+            no_space()
         }
-        Some(ErrorCode::PermissionDenied) => StoreError::ReadOnly(format!(
-            "cannot access key store {shown}: permission denied"
-        )),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Other(format!(
-            "key store {shown} stayed locked by another process for {}s: try again",
-            BUSY_TIMEOUT.as_secs()
-        )),
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Refused(format!(
-            "{shown} is corrupt or not a keyctl store ({e}): restore it from a backup"
-        )),
-        Some(ErrorCode::DiskFull) => StoreError::Other(format!(
-            "no space left for key store {shown}: free some disk space and try again"
-        )),
-        Some(ErrorCode::CannotOpen) => StoreError::Other(format!(
-            "cannot open key store {shown}: check that it and its folder are readable ({e})"
-        )),
+        Some(ErrorCode::PermissionDenied) => failed(
+            ErrorKind::Unavailable,
+            format!("cannot access key store {shown}: permission denied"),
+        ),
+        // The busy timeout has already waited for the other writer.
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => failed(
+            ErrorKind::Retry,
+            format!(
+                "key store {shown} stayed locked by another process for {}s",
+                BUSY_TIMEOUT.as_secs()
+            ),
+        )
+        .remedy(Remedy::TryAgain),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => failed(
+            ErrorKind::Refused,
+            format!("{shown} is corrupt or not a keyctl store"),
+        )
+        .because(&e)
+        .remedy(Remedy::RestoreBackup),
+        Some(ErrorCode::DiskFull) => no_space(),
+        Some(ErrorCode::CannotOpen) => failed(
+            ErrorKind::Unavailable,
+            format!("cannot open key store {shown}"),
+        )
+        .because(&e)
+        .remedy(Remedy::CheckReadable),
         // keyctl's statements are fixed, so one that no longer compiles, or a migration
         // that meets tables it should create, means the schema is not what the store's
         // version says (tampered `user_version`, a dropped or renamed column).
         _ if matches!(e, rusqlite::Error::SqlInputError { .. })
             || is_schema_problem(&sqlite_problem(&e)) =>
         {
-            StoreError::Refused(format!(
-                "key store {shown}: its schema does not match its version ({}): restore it from a backup",
-                sqlite_problem(&e)
-            ))
+            failed(
+                ErrorKind::Refused,
+                format!("key store {shown}: its schema does not match its version"),
+            )
+            .because(sqlite_problem(&e))
+            .remedy(Remedy::RestoreBackup)
         }
         // A stored value keyctl could not have written (see json_list).
         _ if matches!(e, rusqlite::Error::FromSqlConversionFailure(..)) => {
@@ -151,11 +175,17 @@ fn sql_error(path: &Path, e: rusqlite::Error) -> StoreError {
                 rusqlite::Error::FromSqlConversionFailure(_, _, inner) => inner.to_string(),
                 _ => String::new(),
             };
-            StoreError::Refused(format!(
-                "key store {shown}: {why}: fix that value or restore the store from a backup"
-            ))
+            failed(ErrorKind::Refused, format!("key store {shown}: {why}"))
+                .remedy(Remedy::FixValueOrRestore)
         }
-        _ => StoreError::Other(format!("key store {shown}: {}", sqlite_problem(&e))),
+        Some(ErrorCode::ConstraintViolation) => failed(
+            ErrorKind::Conflict,
+            format!("key store {shown}: {}", sqlite_problem(&e)),
+        ),
+        _ => failed(
+            ErrorKind::Other,
+            format!("key store {shown}: {}", sqlite_problem(&e)),
+        ),
     }
 }
 
@@ -219,21 +249,28 @@ fn read_only_error(path: &Path, extended: std::ffi::c_int) -> StoreError {
     let shown = path.display();
     let dir = folder_of(path);
     let name = file_name_or(path, "keys.db");
-    let file_too = if writable(path) {
-        ""
-    } else {
-        " (the file is read-only too)"
+    let failed = |problem: String, remedy| {
+        StoreError::new(ErrorKind::Unavailable, path, problem).remedy(remedy)
     };
     if extended == rusqlite::ffi::SQLITE_READONLY_DIRECTORY || !writable(&dir) {
-        return StoreError::ReadOnly(format!(
-            "cannot use key store {shown}: its folder {} is read-only, and SQLite must create {name}-wal and {name}-shm there even to read the store; make the folder writable{file_too}",
-            dir.display()
-        ));
+        let error = failed(
+            format!(
+                "cannot use key store {shown}: its folder {} is read-only, and SQLite must create {name}-wal and {name}-shm there even to read the store",
+                dir.display()
+            ),
+            Remedy::MakeFolderWritable,
+        );
+        return if writable(path) {
+            error
+        } else {
+            error.because("the file is read-only too")
+        };
     }
     if !writable(path) {
-        return StoreError::ReadOnly(format!(
-            "key store {shown} is read-only (no write permission on the file): make it writable to change keys; read commands still work"
-        ));
+        return failed(
+            format!("key store {shown} is read-only (no write permission on the file)"),
+            Remedy::MakeFileWritable,
+        );
     }
     // File and folder are writable: a -shm or -wal file left read-only (by a run while
     // the store was read-only, or by another user) blocks writing.
@@ -246,14 +283,18 @@ fn read_only_error(path: &Path, extended: std::ffi::c_int) -> StoreError {
         .map(|suffix| format!("{name}{suffix}"))
         .collect();
     if !stale.is_empty() {
-        return StoreError::ReadOnly(format!(
-            "key store {shown} cannot be written: {} next to it is read-only; make it writable (or remove it while no keyctl uses the store)",
-            stale.join(" and ")
-        ));
+        return failed(
+            format!(
+                "key store {shown} cannot be written: {} next to it is read-only",
+                stale.join(" and ")
+            ),
+            Remedy::MakeSideFileWritable,
+        );
     }
-    StoreError::ReadOnly(format!(
-        "key store {shown} is read-only: make the file and its folder writable, or use a read command"
-    ))
+    failed(
+        format!("key store {shown} is read-only"),
+        Remedy::MakeWritable,
+    )
 }
 
 impl Store for SqliteStore {
@@ -288,21 +329,21 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(behavior)
             .map_err(|e| sql_error(path, e))?;
-        Ok(Box::new(SqliteTxn {
-            tx,
-            path,
-            audit_head: None,
-        }))
+        Ok(Box::new(SqliteTxn { tx, path }))
     }
 
     fn backup_to(&mut self, dest: &Path) -> Result<()> {
         let shown = dest.display();
         let dir = folder_of(dest);
         if !dir.is_dir() {
-            return Err(StoreError::Other(format!(
-                "cannot write backup {shown}: folder {} does not exist",
-                dir.display()
-            )));
+            return Err(StoreError::new(
+                ErrorKind::Unavailable,
+                dest,
+                format!(
+                    "cannot write backup {shown}: folder {} does not exist",
+                    dir.display()
+                ),
+            ));
         }
         // Copy into a private temporary file, then rename into place, so a reader never
         // sees a half-written backup and an interrupted one leaves nothing behind.
@@ -311,7 +352,13 @@ impl Store for SqliteStore {
             file_name_or(dest, "backup.db"),
             std::process::id()
         ));
-        let cannot = |e: io::Error| StoreError::Other(format!("cannot write backup {shown}: {e}"));
+        let cannot = |e: io::Error| {
+            StoreError::new(
+                ErrorKind::Unavailable,
+                dest,
+                format!("cannot write backup {shown}: {e}"),
+            )
+        };
         in_temp_file(&tmp, cannot, || {
             let mut dst = connect(&tmp)?;
             {

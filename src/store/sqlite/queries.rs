@@ -9,7 +9,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::sql_error;
-use crate::core::audit::{chain_hash, dated_after, AuditEvent, GENESIS};
+use crate::core::audit::AuditEvent;
 use crate::core::key::Mode;
 use crate::core::limits::{
     clamp_stored, clamp_stored_real, clamp_stored_text, Quotas, RateLimit, RateUnit, MAX_COUNT,
@@ -19,7 +19,8 @@ use crate::core::model::{
 };
 use crate::core::time::{from_millis, to_millis};
 use crate::store::{
-    AuditQuery, KeyQuery, RequestQuery, Result, SortBy, StoreError, StoredAuditEvent, Txn,
+    AuditHead, AuditQuery, ErrorKind, KeyQuery, RequestQuery, Result, SortBy, StoreError,
+    StoredAuditEvent, Txn,
 };
 
 /// The longest rolling window (monthly quota: 30 days), in milliseconds.
@@ -28,9 +29,6 @@ const LONGEST_WINDOW_MS: i64 = 30 * 86_400_000;
 pub(super) struct SqliteTxn<'a> {
     pub(super) tx: rusqlite::Transaction<'a>,
     pub(super) path: &'a Path,
-    /// The audit trail's newest (seq, hash, time), once read in this transaction:
-    /// appends in a batch then need no query each (the write lock keeps it current).
-    pub(super) audit_head: Option<(i64, [u8; 32], i64)>,
 }
 
 /// `SELECT <a key record's columns, in the order key_from_row reads them> FROM …`, as a
@@ -793,10 +791,11 @@ impl Txn for SqliteTxn<'_> {
         if changed == 1 {
             Ok(())
         } else {
-            Err(StoreError::Other(format!(
-                "key {} vanished during the update",
-                key.id
-            )))
+            Err(StoreError::new(
+                ErrorKind::NotFound,
+                self.path,
+                format!("key {} vanished during the update", key.id),
+            ))
         }
     }
 
@@ -884,35 +883,23 @@ impl Txn for SqliteTxn<'_> {
         Ok(())
     }
 
-    fn append_audit(&mut self, mut event: AuditEvent) -> Result<()> {
-        let (seq, prev, prev_at) = match self.audit_head {
-            Some((seq, hash, at)) => (seq + 1, hash, Some(at)),
-            None => {
-                let last: Option<(i64, Vec<u8>, i64)> = self
-                    .tx
-                    .prepare_cached(
-                        "SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1",
-                    )
-                    .and_then(|mut st| {
-                        st.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                            .optional()
-                    })
-                    .map_err(|e| self.err(e))?;
-                match last {
-                    Some((seq, hash, at)) => {
-                        let mut prev = [0u8; 32];
-                        if hash.len() == 32 {
-                            prev.copy_from_slice(&hash);
-                        }
-                        (seq + 1, prev, Some(at))
-                    }
-                    None => (1, GENESIS, None),
-                }
-            }
-        };
-        event.seq = seq;
-        event.at_ms = dated_after(prev_at, event.at_ms);
-        let hash = chain_hash(&prev, &event);
+    fn audit_head_for_append(&mut self) -> Result<Option<AuditHead>> {
+        // The write transaction (BEGIN IMMEDIATE) holds the store's lock: the head stays
+        // the head until commit.
+        self.tx
+            .prepare_cached("SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .and_then(|mut st| {
+                st.query_row([], |r| {
+                    let hash: Vec<u8> = r.get(1)?;
+                    Ok(AuditHead::from_stored(r.get(0)?, &hash, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    fn insert_audit(&mut self, stored: &StoredAuditEvent) -> Result<()> {
+        let event = &stored.event;
         self.tx
             .prepare_cached(
                 "INSERT INTO audit_events (seq, at, actor, action, key_id, details, prev_hash, hash) \
@@ -926,12 +913,11 @@ impl Txn for SqliteTxn<'_> {
                     event.action,
                     event.key_id,
                     event.details,
-                    &prev[..],
-                    &hash[..]
+                    stored.prev_hash,
+                    stored.hash
                 ])
             })
             .map_err(|e| self.err(e))?;
-        self.audit_head = Some((seq, hash, event.at_ms));
         Ok(())
     }
 

@@ -1,0 +1,4 @@
+//! Use cases over the store traits, the same for every backend.
+
+pub mod audit;
+pub mod retry;
