@@ -1,14 +1,17 @@
-//! The verification policy of SPEC §3 as pure code: given a key, a request and the
-//! key's current counts, which outcome applies. The first failing check decides.
+//! The verification policy of SPEC §3 as pure code: given what the store loaded for one
+//! request ([`VerifyView`]), which outcome applies and what to record ([`decide`]). The
+//! first failing check decides, from `ip_blocked` through `invalid` to credits.
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
 
 use super::allowlist::{allows, parse_rule};
 use super::exit;
-use super::limits::RateLimit;
+use super::limits::{add_counts, RateLimit};
 use super::model::{KeyRecord, State};
+use super::settings::Settings;
 
 /// Every answer `verify` can give.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +205,173 @@ pub fn check_limits(key: &KeyRecord, counts: &Counts, cost: u64) -> Outcome {
     Outcome::Valid
 }
 
+/// Where each window a key limits starts at `now`: its rate-limit window, then its
+/// daily, weekly and monthly quotas, only those it has. [`counts_from`] reads the
+/// figures back in this order.
+pub fn window_starts(key: &KeyRecord, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut starts = Vec::with_capacity(4);
+    if let Some(rate) = key.settings.rate_limit {
+        starts.push(now - Duration::milliseconds(rate.unit.millis()));
+    }
+    let q = &key.settings.quotas;
+    for (cap, span) in [
+        (q.daily, Duration::days(1)),
+        (q.weekly, Duration::days(7)),
+        (q.monthly, Duration::days(30)),
+    ] {
+        if cap.is_some() {
+            starts.push(now - span);
+        }
+    }
+    starts
+}
+
+/// The counts for `key` from the figures of its [`window_starts`], in that order.
+pub fn counts_from(key: &KeyRecord, figures: Vec<u64>) -> Counts {
+    let mut it = figures.into_iter();
+    let mut next = |present: bool| if present { it.next().unwrap_or(0) } else { 0 };
+    let q = &key.settings.quotas;
+    Counts {
+        rate_window: next(key.settings.rate_limit.is_some()),
+        daily: next(q.daily.is_some()),
+        weekly: next(q.weekly.is_some()),
+        monthly: next(q.monthly.is_some()),
+        total: key.pool_accepted_total,
+    }
+}
+
+/// Everything one decision needs, loaded by the store in one call
+/// (`Txn::load_for_verify`) under the lock of the rows the outcome will change.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyView {
+    /// The settings in force; loaded when the request has an IPv6 address (its block
+    /// is its network's) or the outcome will be recorded (blocking, retention).
+    pub settings: Option<Settings>,
+    /// What IP blocking counts the request's address as (`limits::block_subject`).
+    pub ip_subject: Option<String>,
+    /// Until when that subject is blocked, if it is blocked now.
+    pub ip_blocked_until: Option<DateTime<Utc>>,
+    /// The key whose secret hash was presented; not loaded for a blocked IP or a
+    /// presented key that does not parse.
+    pub key: Option<KeyRecord>,
+    /// The key's lineage's accepted requests in each window it limits.
+    pub counts: Counts,
+}
+
+/// An invalid attempt to count against an IP, with the settings that decide its block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailure {
+    pub subject: String,
+    pub window: Duration,
+    pub limit: u64,
+    pub block: Duration,
+}
+
+/// What is left of a key's quotas after a request (it counts when accepted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QuotaRemaining {
+    pub total: Option<u64>,
+    pub daily: Option<u64>,
+    pub weekly: Option<u64>,
+    pub monthly: Option<u64>,
+}
+
+/// The outcome of one request and what recording it changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// The key the request is recorded against and answered about (None for
+    /// `ip_blocked` and `invalid`).
+    pub key: Option<KeyRecord>,
+    /// Credits charged (the cost when accepted, else 0).
+    pub credits: u64,
+    /// For `invalid` from a known IP with the settings loaded: the failure to count.
+    pub auth_failure: Option<AuthFailure>,
+    /// Request-log rows older than this go (the `log-retention` setting).
+    pub prune_before: Option<DateTime<Utc>>,
+    pub credits_remaining: Option<u64>,
+    pub quota_remaining: Option<QuotaRemaining>,
+}
+
+/// SPEC §3 in order: the IP's block, the presented key's format and checksum
+/// (`parsed`) and existence, then [`check_key`] and [`check_limits`].
+pub fn decide(view: VerifyView, parsed: bool, req: &Request, now: DateTime<Utc>) -> Decision {
+    let VerifyView {
+        settings,
+        ip_subject,
+        ip_blocked_until,
+        key,
+        counts,
+    } = view;
+    let (outcome, key) = if ip_blocked_until.is_some() {
+        (Outcome::IpBlocked, None)
+    } else {
+        match key.filter(|_| parsed) {
+            None => (Outcome::Invalid, None),
+            Some(k) => {
+                let first = check_key(&k, req, now);
+                let outcome = if first == Outcome::Valid {
+                    check_limits(&k, &counts, req.cost)
+                } else {
+                    first
+                };
+                (outcome, Some(k))
+            }
+        }
+    };
+    let accepted = outcome.is_valid();
+    let credits = if accepted { req.cost } else { 0 };
+    let auth_failure = match (&outcome, ip_subject, &settings) {
+        (Outcome::Invalid, Some(subject), Some(s)) => Some(AuthFailure {
+            subject,
+            window: s.failed_auth_window,
+            limit: s.failed_auth_limit,
+            block: s.block_duration,
+        }),
+        _ => None,
+    };
+    let prune_before = settings
+        .as_ref()
+        .and_then(|s| s.log_retention)
+        .map(|keep| now - keep);
+    let (credits_remaining, quota_remaining) = match &key {
+        None => (None, None),
+        Some(k) => remaining(k, &counts, accepted, credits),
+    };
+    Decision {
+        outcome,
+        key,
+        credits,
+        auth_failure,
+        prune_before,
+        credits_remaining,
+        quota_remaining,
+    }
+}
+
+/// Credits and quotas left after this request.
+fn remaining(
+    k: &KeyRecord,
+    counts: &Counts,
+    accepted: bool,
+    credits: u64,
+) -> (Option<u64>, Option<QuotaRemaining>) {
+    let used_now = u64::from(accepted);
+    let spent = add_counts(k.credits_used, credits);
+    let left =
+        |cap: Option<u64>, used: u64| cap.map(|c| c.saturating_sub(add_counts(used, used_now)));
+    let q = &k.settings.quotas;
+    (
+        k.settings.credit_limit.map(|l| l.saturating_sub(spent)),
+        Some(QuotaRemaining {
+            total: left(q.total, k.pool_accepted_total),
+            daily: left(q.daily, counts.daily),
+            weekly: left(q.weekly, counts.weekly),
+            monthly: left(q.monthly, counts.monthly),
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,5 +535,176 @@ mod tests {
                 (code, status, exit)
             );
         }
+    }
+
+    /// A view of an active, unrestricted key, loaded for a recorded request from
+    /// 192.0.2.7 that is not blocked.
+    fn view() -> VerifyView {
+        VerifyView {
+            settings: Some(Settings::defaults()),
+            ip_subject: Some("192.0.2.7".into()),
+            ip_blocked_until: None,
+            key: Some(key()),
+            counts: Counts::default(),
+        }
+    }
+
+    fn cost(n: u64) -> Request {
+        Request {
+            cost: n,
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn ip_blocked_comes_before_invalid_and_before_a_good_key() {
+        let blocked = VerifyView {
+            ip_blocked_until: Some(now() + Duration::minutes(5)),
+            ..view()
+        };
+        // A mistyped key from a blocked IP: blocked, not counted as another failure.
+        let d = decide(
+            VerifyView {
+                key: None,
+                ..blocked.clone()
+            },
+            false,
+            &cost(1),
+            now(),
+        );
+        assert_eq!(d.outcome, Outcome::IpBlocked);
+        assert_eq!(d.auth_failure, None);
+        // A good key from a blocked IP: blocked, recorded without the key, no charge.
+        let d = decide(blocked, true, &cost(1), now());
+        assert_eq!(d.outcome, Outcome::IpBlocked);
+        assert_eq!((d.key, d.credits, d.quota_remaining), (None, 0, None));
+    }
+
+    #[test]
+    fn invalid_counts_a_failure_against_the_ip_with_the_settings_in_force() {
+        let mut settings = Settings::defaults();
+        settings.failed_auth_limit = 3;
+        let unknown = VerifyView {
+            key: None,
+            settings: Some(settings),
+            ..view()
+        };
+        let d = decide(unknown.clone(), true, &cost(1), now());
+        assert_eq!(d.outcome, Outcome::Invalid);
+        assert_eq!(
+            d.auth_failure,
+            Some(AuthFailure {
+                subject: "192.0.2.7".into(),
+                window: Duration::minutes(10),
+                limit: 3,
+                block: Duration::minutes(15),
+            })
+        );
+        // A key that does not parse is invalid even if a record was loaded for it.
+        assert_eq!(
+            decide(view(), false, &cost(1), now()).outcome,
+            Outcome::Invalid
+        );
+        // No IP, or nothing to record (no settings loaded): nothing to count.
+        let no_ip = VerifyView {
+            ip_subject: None,
+            ..unknown.clone()
+        };
+        assert_eq!(decide(no_ip, true, &cost(1), now()).auth_failure, None);
+        let not_recording = VerifyView {
+            settings: None,
+            ..unknown
+        };
+        assert_eq!(
+            decide(not_recording, true, &cost(1), now()).auth_failure,
+            None
+        );
+    }
+
+    #[test]
+    fn key_checks_come_before_limits_and_refusals_charge_nothing() {
+        let mut v = view();
+        let k = v.key.as_mut().unwrap();
+        k.state = State::Revoked;
+        k.settings.quotas.daily = Some(1);
+        v.counts.daily = 1;
+        let d = decide(v.clone(), true, &cost(1), now());
+        assert_eq!(d.outcome, Outcome::Revoked);
+        // The key is known: recorded against it, its quotas shown, nothing charged.
+        assert_eq!(
+            d.key.as_ref().map(|k| k.id.as_str()),
+            Some("key_aaaaaaaaaaaa")
+        );
+        assert_eq!((d.credits, d.auth_failure), (0, None));
+        v.key.as_mut().unwrap().state = State::Active;
+        let d = decide(v, true, &cost(1), now());
+        assert_eq!(d.outcome, Outcome::QuotaExceeded("daily"));
+        assert_eq!(d.quota_remaining.and_then(|q| q.daily), Some(0));
+    }
+
+    #[test]
+    fn an_accepted_request_charges_its_cost_and_counts_in_what_is_left() {
+        let mut v = view();
+        let k = v.key.as_mut().unwrap();
+        k.settings.credit_limit = Some(10);
+        k.credits_used = 3;
+        k.settings.quotas.daily = Some(5);
+        k.settings.quotas.total = Some(100);
+        k.pool_accepted_total = 40;
+        v.counts = Counts {
+            daily: 1,
+            total: 40,
+            ..Counts::default()
+        };
+        let d = decide(v, true, &cost(2), now());
+        assert_eq!(d.outcome, Outcome::Valid);
+        assert_eq!((d.credits, d.credits_remaining), (2, Some(5)));
+        assert_eq!(
+            d.quota_remaining,
+            Some(QuotaRemaining {
+                total: Some(59),
+                daily: Some(3),
+                weekly: None,
+                monthly: None,
+            })
+        );
+    }
+
+    #[test]
+    fn log_retention_prunes_only_when_the_settings_were_loaded() {
+        let mut settings = Settings::defaults();
+        settings.log_retention = Some(Duration::days(7));
+        let v = VerifyView {
+            settings: Some(settings),
+            ..view()
+        };
+        let d = decide(v, true, &cost(1), now());
+        assert_eq!(d.prune_before, Some(now() - Duration::days(7)));
+        assert_eq!(decide(view(), true, &cost(1), now()).prune_before, None);
+    }
+
+    #[test]
+    fn window_figures_come_back_to_the_windows_the_key_limits() {
+        let mut k = key();
+        assert!(window_starts(&k, now()).is_empty());
+        k.settings.rate_limit = Some(RateLimit {
+            count: 5,
+            unit: RateUnit::Minute,
+        });
+        k.settings.quotas.weekly = Some(9);
+        k.pool_accepted_total = 77;
+        assert_eq!(
+            window_starts(&k, now()),
+            vec![now() - Duration::minutes(1), now() - Duration::days(7)]
+        );
+        assert_eq!(
+            counts_from(&k, vec![4, 6]),
+            Counts {
+                rate_window: 4,
+                weekly: 6,
+                total: 77,
+                ..Counts::default()
+            }
+        );
     }
 }

@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 pub use crate::core::audit::{AuditHead, StoredAuditEvent};
+use crate::core::limits::block_subject;
 use crate::core::model::{
     KeyRecord, NewKey, RequestRecord, RequestRow, Status, StatusCounts, UsageFigures,
 };
+pub use crate::core::policy::VerifyView;
+use crate::core::policy::{counts_from, window_starts, AuthFailure, Counts};
 use crate::core::settings::Settings;
 
 pub use sqlite::{side_file, SIDE_SUFFIXES};
@@ -310,6 +313,17 @@ pub struct AuditQuery {
     pub newest_first: bool,
 }
 
+/// What recording one verification writes ([`Txn::record_verdict`]).
+#[derive(Debug, Clone)]
+pub struct VerdictRecord {
+    /// The request-log row, and through it the key's counters, usage and credits.
+    pub request: RequestRecord,
+    /// An invalid attempt to count against the IP (which may block it).
+    pub auth_failure: Option<AuthFailure>,
+    /// Request-log rows older than this are pruned (log retention).
+    pub prune_before: Option<DateTime<Utc>>,
+}
+
 /// One transaction. Dropping it without [`Txn::commit`] rolls everything back.
 pub trait Txn {
     /// Stored settings as (name, value) pairs; absent settings have their default.
@@ -375,6 +389,69 @@ pub trait Txn {
     /// Writes one request-log row and, for a known key, its counters, usage and (when
     /// accepted) last use and credits, all in this transaction.
     fn record_request(&mut self, request: &RequestRecord) -> Result<()>;
+    /// Everything one verification decides on (`core::policy::decide`), in one call:
+    /// the settings (only when `ip` is IPv6, whose block is its network's, or when
+    /// `recording`), the IP's block, and, unless the IP is blocked (then nothing else
+    /// matters), the key with this secret hash (`hash` is None for a presented key
+    /// that does not parse) and its lineage's counts in each window it limits.
+    ///
+    /// Locks: in a `Verify` transaction the rows the outcome changes stay locked until
+    /// commit, so the decision and [`Txn::record_verdict`] see the same store. SQLite:
+    /// `Intent::Verify` already holds the whole store's write lock. PostgreSQL (next
+    /// issue): the key row `FOR UPDATE`, its credit pool's row and the IP's block row.
+    fn load_for_verify(
+        &self,
+        hash: Option<&[u8; 32]>,
+        ip: Option<std::net::IpAddr>,
+        recording: bool,
+        now: DateTime<Utc>,
+    ) -> Result<VerifyView> {
+        let settings = match (recording, ip) {
+            (true, _) | (_, Some(std::net::IpAddr::V6(_))) => Some(self.settings()?),
+            _ => None,
+        };
+        let prefix = settings.as_ref().map_or(0, |s| s.failed_auth_ipv6_prefix);
+        let ip_subject = ip.map(|ip| block_subject(ip, prefix));
+        let ip_blocked_until = match &ip_subject {
+            Some(subject) => self.ip_blocked_until(subject, now)?,
+            None => None,
+        };
+        let mut view = VerifyView {
+            settings,
+            ip_subject,
+            ip_blocked_until,
+            key: None,
+            counts: Counts::default(),
+        };
+        if view.ip_blocked_until.is_some() {
+            return Ok(view);
+        }
+        if let Some(found) = hash.map(|h| self.key_by_hash(h)).transpose()?.flatten() {
+            let starts = window_starts(&found, now);
+            // One seek per window; none for a key without window limits.
+            let figures = if starts.is_empty() {
+                Vec::new()
+            } else {
+                self.pool_windows(&found, &starts)?
+            };
+            view.counts = counts_from(&found, figures);
+            view.key = Some(found);
+        }
+        Ok(view)
+    }
+    /// Records one decided verification: its log row and counters, the IP's failed
+    /// attempt, the pruning of old log rows. Call it in the transaction that loaded
+    /// the view, so the rows it changes are still the ones decided on.
+    fn record_verdict(&mut self, verdict: &VerdictRecord) -> Result<()> {
+        self.record_request(&verdict.request)?;
+        if let Some(f) = &verdict.auth_failure {
+            self.record_auth_failure(&f.subject, verdict.request.at, f.window, f.limit, f.block)?;
+        }
+        if let Some(before) = verdict.prune_before {
+            self.prune_requests(before)?;
+        }
+        Ok(())
+    }
     /// Streams request-log rows: newest first, or oldest first after `after_seq`.
     fn for_each_request(
         &self,
