@@ -1,4 +1,5 @@
 //! Use cases over the store traits, the same for every backend.
 
 pub mod audit;
+pub mod keys;
 pub mod retry;

@@ -329,9 +329,28 @@ pub trait Txn {
     fn keys_by_name(&self, name: &str) -> Result<Vec<KeyRecord>>;
     fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<KeyRecord>>;
     /// The id of the key that holds `name` now (active or disabled, unexpired, not
-    /// superseded by a rotation), if any.
+    /// superseded by a rotation), if any. Names are claimed through
+    /// `app::keys::claim_name`, which checks this and then the caller writes.
+    ///
+    /// Locking: that check-then-write is only safe when nothing another writer
+    /// commits can slip in between. SQLite: an `Admin` or `Bulk` transaction holds
+    /// the store's single write lock from `BEGIN IMMEDIATE` to commit, so the answer
+    /// stays true until the insert or update commits. PostgreSQL (next issue): a
+    /// unique partial index cannot express the rule (whether a key holds its name
+    /// depends on `now` against its expiry, and an index predicate must be
+    /// immutable), so this method must take a transaction-scoped lock on the name
+    /// (`pg_advisory_xact_lock` on a hash of it) before it reads; two claims of one
+    /// name then queue, and the second sees the first's key.
     fn name_holder(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>>;
-    /// Active and disabled, unexpired keys: what `max-keys` limits.
+    /// Active and disabled, unexpired keys: what `max-keys` limits
+    /// (`app::keys::KeyLimit` counts once and then adds as it inserts).
+    ///
+    /// Locking: as for [`Txn::name_holder`], the count must stay true until the
+    /// transaction's inserts commit. SQLite: the `Admin`/`Bulk` write lock covers the
+    /// whole store. PostgreSQL (next issue): the count is over every key, so this
+    /// method must first take one store-wide lock that every key insert also takes
+    /// (the `max-keys` settings row `FOR UPDATE`, or an advisory lock), so that
+    /// concurrent creates count one after another.
     fn count_limited(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Streams matching keys to `sink` in the query's order without collecting them.
     fn for_each_key(
