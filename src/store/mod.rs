@@ -292,10 +292,29 @@ pub struct RequestQuery {
     pub http_status: Option<u16>,
     pub code: Option<String>,
     pub ip: Option<String>,
+    /// The newest this many rows ([`Txn::for_each_request`]; following ignores it).
     pub limit: Option<u64>,
-    /// Only rows after this one, oldest first (`logs --follow`).
-    pub after_seq: Option<i64>,
 }
+
+/// A position in the request log, for following it (`logs --follow`): every row
+/// committed after the position, and none before, is read from it. Opaque outside the
+/// store: only a backend makes one ([`Txn::log_cursor_now`]) or advances one
+/// ([`Txn::requests_after`]), so no command assumes how rows are ordered.
+///
+/// SQLite: the rowid (`requests.seq`) of the newest row the cursor has passed. A rowid
+/// is enough because SQLite has one writer at a time: a row's rowid is taken inside
+/// the write lock, so commit order is rowid order and no row can later commit below a
+/// position already read. (A log pruned empty numbers rows from 1 again: the backend
+/// notices an end below the cursor and reads from the start; only rows that both
+/// restart and pass the cursor between two polls could be missed.) PostgreSQL (next
+/// issue): ids from a sequence are taken
+/// before commit and concurrent writers commit out of order, so an id alone would
+/// skip a row that commits late below it; the backend needs a commit-ordered position
+/// (a counter bumped under a lock at commit, or the `pg_current_xact_id` snapshot
+/// horizon), or must re-read a small window behind the cursor and drop rows it has
+/// already returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCursor(i64);
 
 /// Which audit events `audit` shows.
 #[derive(Debug, Clone, Default)]
@@ -394,12 +413,25 @@ pub trait Txn {
     /// Writes one request-log row and, for a known key, its counters, usage and (when
     /// accepted) last use and credits, all in this transaction.
     fn record_request(&mut self, request: &RequestRecord) -> Result<()>;
-    /// Streams request-log rows: newest first, or oldest first after `after_seq`.
+    /// Streams the matching request-log rows, newest first (at most `query.limit`).
     fn for_each_request(
         &self,
         query: &RequestQuery,
         sink: &mut dyn FnMut(&RequestRow) -> std::io::Result<()>,
     ) -> Result<()>;
+    /// The end of the request log as this transaction sees it: following from here
+    /// returns exactly the rows this transaction does not see (in a `Read`
+    /// transaction, those committed after its snapshot).
+    fn log_cursor_now(&self) -> Result<LogCursor>;
+    /// Streams the matching rows after `cursor`, oldest first (`query.limit` does not
+    /// apply), and returns the cursor after the last row this transaction sees,
+    /// matching or not, to follow from next time.
+    fn requests_after(
+        &self,
+        cursor: &LogCursor,
+        query: &RequestQuery,
+        sink: &mut dyn FnMut(&RequestRow) -> std::io::Result<()>,
+    ) -> Result<LogCursor>;
     /// Deletes request-log rows older than `before`; counters, usage and last use stay.
     fn prune_requests(&mut self, before: DateTime<Utc>) -> Result<u64>;
 
