@@ -357,8 +357,9 @@ pub trait Txn {
     /// stays true until the insert or update commits. PostgreSQL (next issue): a
     /// unique partial index cannot express the rule (whether a key holds its name
     /// depends on `now` against its expiry, and an index predicate must be
-    /// immutable), so this method must take a transaction-scoped lock on the name
-    /// (`pg_advisory_xact_lock` on a hash of it) before it reads; two claims of one
+    /// immutable), so this method must lock the name before it reads: a row per name
+    /// (`INSERT ... ON CONFLICT DO NOTHING`, then `SELECT ... FOR UPDATE`) is portable
+    /// to CockroachDB/YugabyteDB, unlike `pg_advisory_xact_lock`; two claims of one
     /// name then queue, and the second sees the first's key.
     fn name_holder(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>>;
     /// Active and disabled, unexpired keys: what `max-keys` limits
@@ -368,8 +369,9 @@ pub trait Txn {
     /// transaction's inserts commit. SQLite: the `Admin`/`Bulk` write lock covers the
     /// whole store. PostgreSQL (next issue): the count is over every key, so this
     /// method must first take one store-wide lock that every key insert also takes
-    /// (the `max-keys` settings row `FOR UPDATE`, or an advisory lock), so that
-    /// concurrent creates count one after another.
+    /// (a row such as the `max-keys` settings row, `FOR UPDATE`; not an advisory
+    /// lock, which CockroachDB lacks), so that concurrent creates count one after
+    /// another.
     fn count_limited(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Streams matching keys to `sink` in the query's order without collecting them.
     fn for_each_key(
