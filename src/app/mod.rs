@@ -1,5 +1,6 @@
 //! Use cases over the store traits, the same for every backend.
 
 pub mod audit;
+pub mod keys;
 pub mod retry;
 pub mod verify;

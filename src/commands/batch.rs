@@ -9,6 +9,7 @@ use serde_json::json;
 use super::audit_event_text;
 use super::new_key::{generate, new_settings};
 use crate::app::audit::AuditTrail;
+use crate::app::keys::{claim_name, KeyLimit};
 use crate::cli::{CreateArgs, KeyFields};
 use crate::context::Ctx;
 use crate::core::fields::{parse_line, read_bounded_line, too_long, Line};
@@ -215,10 +216,7 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
     let mut store = ctx.open_write()?;
     let mut tx = store.begin(Intent::Bulk)?;
     let settings = tx.settings()?;
-    let mut counted = match settings.max_keys {
-        Some(_) => tx.count_limited(ctx.now)?,
-        None => 0,
-    };
+    let mut limit = KeyLimit::read(tx.as_ref(), &settings, ctx.now)?;
     let now = ctx.now;
     let prefix = settings.key_prefix.clone();
 
@@ -267,19 +265,8 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
                 let name = &item.new_key.settings.name;
                 // Keys inserted earlier in this batch are visible here, so in-batch
                 // duplicates are caught like any other taken name.
-                if let Some(holder) = tx.name_holder(name, now)? {
-                    return Err(fail(Error::conflict(format!(
-                        "a key named '{name}' already exists ({holder}): choose another name"
-                    ))));
-                }
-                if let Some(max) = settings.max_keys {
-                    if counted >= max {
-                        return Err(fail(Error::conflict(format!(
-                            "key limit reached ({counted}/{max}): revoke or delete an unused key first"
-                        ))));
-                    }
-                    counted += 1;
-                }
+                claim_name(tx.as_ref(), name, None, now, "choose another name").map_err(&fail)?;
+                limit.take().map_err(&fail)?;
                 tx.insert_key(&item.new_key)?;
                 audit.append(
                     &mut *tx,

@@ -4,8 +4,9 @@
 use std::io::Write;
 
 use super::audit_event;
-use super::new_key::{check_can_add, generate, insert_key, new_settings};
+use super::new_key::{generate, insert_key, new_settings};
 use crate::app::audit::append_audit;
+use crate::app::keys::check_can_add;
 use crate::cli::{CopyArgs, CreateArgs, Format};
 use crate::context::Ctx;
 use crate::core::inputs;

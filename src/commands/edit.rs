@@ -7,6 +7,7 @@ use super::audit_event;
 use super::keyref::resolve;
 use super::new_key::apply_fields;
 use crate::app::audit::append_audit;
+use crate::app::keys::claim_name;
 use crate::cli::{EditArgs, Format};
 use crate::context::Ctx;
 use crate::core::diff::{changes_json, changes_text, settings_diff};
@@ -76,16 +77,13 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
     // A new name, or an extended expiry that brings the key back, must not take a name
     // another key holds.
     if edited.holds_name(ctx.now) && (new.name != old.name || !held_before) {
-        if let Some(holder) = tx
-            .keys_by_name(&new.name)?
-            .into_iter()
-            .find(|k| k.id != key.id && k.holds_name(ctx.now))
-        {
-            return Err(Error::conflict(format!(
-                "a key named '{}' already exists ({}): choose another name",
-                new.name, holder.id
-            )));
-        }
+        claim_name(
+            tx.as_ref(),
+            &new.name,
+            Some(&key.id),
+            ctx.now,
+            "choose another name",
+        )?;
     }
     let changes = settings_diff(&old, &new);
     if changes.is_empty() {

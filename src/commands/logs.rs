@@ -71,7 +71,6 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
         code,
         ip: ip.map(|i| i.to_string()),
         limit: Some(args.limit),
-        after_seq: None,
     };
     {
         let tx = store.begin(Intent::Read)?;
@@ -98,7 +97,7 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
 fn follow(
     ctx: &Ctx,
     store: &mut dyn crate::store::Store,
-    mut query: RequestQuery,
+    query: RequestQuery,
     out: &mut Out,
 ) -> Result<()> {
     let shape = Follow::start(out, ctx.format, terminal_width())?;
@@ -108,49 +107,32 @@ fn follow(
         }
         out.flush()
     };
+    // The newest rows and the cursor come from one snapshot: a row committed after
+    // it is followed, not lost between two reads.
     let mut rows = Vec::new();
-    {
+    let mut cursor = {
         let tx = store.begin(Intent::Read)?;
         tx.for_each_request(&query, &mut |r| {
             rows.push(r.clone());
             Ok(())
         })?;
-    }
+        tx.log_cursor_now()?
+    };
     rows.reverse();
-    let mut last = rows.last().map(|r| r.seq).unwrap_or(0);
-    if rows.is_empty() {
-        // Start after the newest row in the whole log, filters aside.
-        let tx = store.begin(Intent::Read)?;
-        tx.for_each_request(
-            &RequestQuery {
-                limit: Some(1),
-                ..RequestQuery::default()
-            },
-            &mut |r| {
-                last = r.seq;
-                Ok(())
-            },
-        )?;
-    }
     print(out, &rows)?;
-    query.limit = None;
     loop {
         std::thread::sleep(StdDuration::from_millis(250));
         if crate::ui::output::reader_gone() {
             return Ok(());
         }
-        query.after_seq = Some(last);
         let mut fresh = Vec::new();
-        {
+        cursor = {
             let tx = store.begin(Intent::Read)?;
-            tx.for_each_request(&query, &mut |r| {
+            tx.requests_after(&cursor, &query, &mut |r| {
                 fresh.push(r.clone());
                 Ok(())
-            })?;
-        }
-        if let Some(r) = fresh.last() {
-            last = r.seq;
-        }
+            })?
+        };
         print(out, &fresh)?;
     }
 }

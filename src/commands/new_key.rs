@@ -9,7 +9,6 @@ use crate::core::inputs::{Cap, Text};
 use crate::core::key::{self, Mode, Secret};
 use crate::core::model::{KeyRecord, KeySettings, NewKey};
 use crate::core::names::{token_set, validate_name};
-use crate::core::settings::Settings;
 use crate::error::{Error, Result};
 use crate::store::Txn;
 
@@ -100,29 +99,6 @@ pub(crate) fn apply_fields(
     }
     if let Some(credits) = f.credits {
         s.credit_limit = Some(credits);
-    }
-    Ok(())
-}
-
-/// Refuses a new key when the name is held by another key or the key limit is reached.
-pub(crate) fn check_can_add(
-    tx: &dyn Txn,
-    settings: &Settings,
-    name: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    if let Some(holder) = tx.name_holder(name, now)? {
-        return Err(Error::conflict(format!(
-            "a key named '{name}' already exists ({holder}): choose another name, or rotate or revoke that key"
-        )));
-    }
-    if let Some(max) = settings.max_keys {
-        let used = tx.count_limited(now)?;
-        if used >= max {
-            return Err(Error::conflict(format!(
-                "key limit reached ({used}/{max}): revoke or delete an unused key first"
-            )));
-        }
     }
     Ok(())
 }

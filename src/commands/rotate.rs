@@ -10,6 +10,7 @@ use super::lifecycle::{describe_keys, superseded_error};
 use super::new_key::{generate, insert_key};
 use super::{audit_event, confirmed_refs};
 use crate::app::audit::append_audit;
+use crate::app::keys::claim_name;
 use crate::cli::RotateArgs;
 use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State};
@@ -49,14 +50,13 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     refuse(tx.as_ref(), &old, ctx.now)?;
     // The new key takes the old one's name: another key may have taken it meanwhile
     // (after the old key expired).
-    if let Some(holder) = tx.name_holder(&old.settings.name, ctx.now)? {
-        if holder != old.id {
-            return Err(Error::conflict(format!(
-                "a key named '{}' already exists ({holder}): rename the key with 'keyctl edit --name' before rotating it",
-                old.settings.name
-            )));
-        }
-    }
+    claim_name(
+        tx.as_ref(),
+        &old.settings.name,
+        Some(&old.id),
+        ctx.now,
+        "rename the key with 'keyctl edit --name' before rotating it",
+    )?;
     let prefix = tx.settings()?.key_prefix;
     let mut settings = old.settings.clone();
     // A set lifetime is kept as the same length from now; --expires overrides it.

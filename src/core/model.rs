@@ -229,6 +229,8 @@ pub struct RequestRecord {
 /// One request-log row, as `logs` shows it.
 #[derive(Debug, Clone)]
 pub struct RequestRow {
+    /// The row's number as shown (`seq` in json and csv); following the log uses
+    /// `store::LogCursor`, never this.
     pub seq: i64,
     pub at: DateTime<Utc>,
     pub key_id: Option<String>,

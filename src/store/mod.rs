@@ -295,10 +295,29 @@ pub struct RequestQuery {
     pub http_status: Option<u16>,
     pub code: Option<String>,
     pub ip: Option<String>,
+    /// The newest this many rows ([`Txn::for_each_request`]; following ignores it).
     pub limit: Option<u64>,
-    /// Only rows after this one, oldest first (`logs --follow`).
-    pub after_seq: Option<i64>,
 }
+
+/// A position in the request log, for following it (`logs --follow`): every row
+/// committed after the position, and none before, is read from it. Opaque outside the
+/// store: only a backend makes one ([`Txn::log_cursor_now`]) or advances one
+/// ([`Txn::requests_after`]), so no command assumes how rows are ordered.
+///
+/// SQLite: the rowid (`requests.seq`) of the newest row the cursor has passed. A rowid
+/// is enough because SQLite has one writer at a time: a row's rowid is taken inside
+/// the write lock, so commit order is rowid order and no row can later commit below a
+/// position already read. (A log pruned empty numbers rows from 1 again: the backend
+/// notices an end below the cursor and reads from the start; only rows that both
+/// restart and pass the cursor between two polls could be missed.) PostgreSQL (next
+/// issue): ids from a sequence are taken
+/// before commit and concurrent writers commit out of order, so an id alone would
+/// skip a row that commits late below it; the backend needs a commit-ordered position
+/// (a counter bumped under a lock at commit, or the `pg_current_xact_id` snapshot
+/// horizon), or must re-read a small window behind the cursor and drop rows it has
+/// already returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCursor(i64);
 
 /// Which audit events `audit` shows.
 #[derive(Debug, Clone, Default)]
@@ -343,9 +362,30 @@ pub trait Txn {
     fn keys_by_name(&self, name: &str) -> Result<Vec<KeyRecord>>;
     fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<KeyRecord>>;
     /// The id of the key that holds `name` now (active or disabled, unexpired, not
-    /// superseded by a rotation), if any.
+    /// superseded by a rotation), if any. Names are claimed through
+    /// `app::keys::claim_name`, which checks this and then the caller writes.
+    ///
+    /// Locking: that check-then-write is only safe when nothing another writer
+    /// commits can slip in between. SQLite: an `Admin` or `Bulk` transaction holds
+    /// the store's single write lock from `BEGIN IMMEDIATE` to commit, so the answer
+    /// stays true until the insert or update commits. PostgreSQL (next issue): a
+    /// unique partial index cannot express the rule (whether a key holds its name
+    /// depends on `now` against its expiry, and an index predicate must be
+    /// immutable), so this method must lock the name before it reads: a row per name
+    /// (`INSERT ... ON CONFLICT DO NOTHING`, then `SELECT ... FOR UPDATE`) is portable
+    /// to CockroachDB/YugabyteDB, unlike `pg_advisory_xact_lock`; two claims of one
+    /// name then queue, and the second sees the first's key.
     fn name_holder(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>>;
-    /// Active and disabled, unexpired keys: what `max-keys` limits.
+    /// Active and disabled, unexpired keys: what `max-keys` limits
+    /// (`app::keys::KeyLimit` counts once and then adds as it inserts).
+    ///
+    /// Locking: as for [`Txn::name_holder`], the count must stay true until the
+    /// transaction's inserts commit. SQLite: the `Admin`/`Bulk` write lock covers the
+    /// whole store. PostgreSQL (next issue): the count is over every key, so this
+    /// method must first take one store-wide lock that every key insert also takes
+    /// (a row such as the `max-keys` settings row, `FOR UPDATE`; not an advisory
+    /// lock, which CockroachDB lacks), so that concurrent creates count one after
+    /// another.
     fn count_limited(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Streams matching keys to `sink` in the query's order without collecting them.
     fn for_each_key(
@@ -452,12 +492,25 @@ pub trait Txn {
         }
         Ok(())
     }
-    /// Streams request-log rows: newest first, or oldest first after `after_seq`.
+    /// Streams the matching request-log rows, newest first (at most `query.limit`).
     fn for_each_request(
         &self,
         query: &RequestQuery,
         sink: &mut dyn FnMut(&RequestRow) -> std::io::Result<()>,
     ) -> Result<()>;
+    /// The end of the request log as this transaction sees it: following from here
+    /// returns exactly the rows this transaction does not see (in a `Read`
+    /// transaction, those committed after its snapshot).
+    fn log_cursor_now(&self) -> Result<LogCursor>;
+    /// Streams the matching rows after `cursor`, oldest first (`query.limit` does not
+    /// apply), and returns the cursor after the last row this transaction sees,
+    /// matching or not, to follow from next time.
+    fn requests_after(
+        &self,
+        cursor: &LogCursor,
+        query: &RequestQuery,
+        sink: &mut dyn FnMut(&RequestRow) -> std::io::Result<()>,
+    ) -> Result<LogCursor>;
     /// Deletes request-log rows older than `before`; counters, usage and last use stay.
     fn prune_requests(&mut self, before: DateTime<Utc>) -> Result<u64>;
 

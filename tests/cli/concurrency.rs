@@ -53,6 +53,44 @@ fn parallel_creates_of_one_name_let_exactly_one_through() {
     assert_eq!(env.list_names(&[]), ["same"]);
 }
 
+/// Renames contest a name like creates do: one edit takes it, the others are refused
+/// with edit's own message.
+#[test]
+fn parallel_renames_to_one_name_let_exactly_one_through() {
+    let env = TestEnv::initialized();
+    let ids: Vec<String> = (0..6)
+        .map(|i| env.create(&format!("k{i}"), &[]).id().to_string())
+        .collect();
+    let runs: Vec<Vec<String>> = (0..6)
+        .map(|i| {
+            vec![
+                "edit".into(),
+                format!("k{i}"),
+                "--name".into(),
+                "same".into(),
+            ]
+        })
+        .collect();
+    let outs = run_together(&env, &runs);
+    let won: Vec<usize> = (0..6).filter(|&i| outs[i].code == Some(0)).collect();
+    assert_eq!(won.len(), 1, "one winner");
+    let winner = &ids[won[0]];
+    for out in outs.iter().filter(|o| o.code != Some(0)) {
+        assert_eq!(
+            out.fails(4),
+            format!("error: a key named 'same' already exists ({winner}): choose another name")
+        );
+    }
+    let mut names = env.list_names(&[]);
+    names.sort();
+    assert_eq!(
+        names.iter().filter(|n| *n == "same").count(),
+        1,
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 6, "{names:?}");
+}
+
 #[test]
 fn parallel_creates_respect_the_key_limit() {
     let env = TestEnv::initialized();

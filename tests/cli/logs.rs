@@ -538,6 +538,49 @@ fn follow_table_rows_line_up_under_a_header() {
     }
 }
 
+/// A store with key `a` and its requests GET /1, /2, /3, followed with `args`.
+fn follow_after_three_requests(args: &[&str]) -> (TestEnv, Created, Child, mpsc::Receiver<String>) {
+    let env = TestEnv::initialized();
+    let a = env.create("a", &[]);
+    for endpoint in ["GET /1", "GET /2", "GET /3"] {
+        env.expect_verify(NOW, &a.secret, &["--endpoint", endpoint], "valid", "OK");
+    }
+    let (child, rx) = spawn_follow(&env, args);
+    (env, a, child, rx)
+}
+
+/// The first read shows only the newest `--limit` rows, but following starts after
+/// the newest row of the whole log: every later row is shown, once, oldest first.
+#[test]
+fn follow_with_a_limit_shows_the_newest_rows_then_every_new_one() {
+    let (env, a, child, rx) = follow_after_three_requests(&["--json", "--limit", "1"]);
+    assert_eq!(next_row(&rx)["endpoint"], "GET /3");
+    for endpoint in ["GET /4", "GET /5"] {
+        env.expect_verify(NOW, &a.secret, &["--endpoint", endpoint], "valid", "OK");
+    }
+    let rows = [next_row(&rx), next_row(&rx)];
+    stop(child);
+    assert_eq!(
+        column(&rows, "endpoint"),
+        [&json!("GET /4"), &json!("GET /5")]
+    );
+    assert!(rx.try_recv().is_err(), "a row was shown twice");
+}
+
+/// A log pruned empty while it is followed numbers its next rows from the start
+/// again; the follower still shows them.
+#[test]
+fn follow_shows_new_rows_after_the_log_is_pruned_empty() {
+    let (env, a, child, rx) = follow_after_three_requests(&["--json"]);
+    let _ = [next_row(&rx), next_row(&rx), next_row(&rx)];
+    env.run(&["logs", "prune", "--before", "2026-11-24"]).ok();
+    assert_eq!(env.run(&["logs", "--json"]).stdout.trim(), "[]");
+    env.expect_verify(NOW, &a.secret, &["--endpoint", "GET /new"], "valid", "OK");
+    let row = next_row(&rx);
+    stop(child);
+    assert_eq!(row["endpoint"], "GET /new", "{row}");
+}
+
 // ---- prune and retention ----
 
 /// Everything that must survive a prune: the key object with usage, per-day usage,

@@ -19,8 +19,8 @@ use crate::core::model::{
 };
 use crate::core::time::{from_millis, to_millis};
 use crate::store::{
-    AuditHead, AuditQuery, ErrorKind, KeyQuery, RequestQuery, Result, SortBy, StoreError,
-    StoredAuditEvent, Txn,
+    AuditHead, AuditQuery, ErrorKind, KeyQuery, LogCursor, RequestQuery, Result, SortBy,
+    StoreError, StoredAuditEvent, Txn,
 };
 
 /// The longest rolling window (monthly quota: 30 days), in milliseconds.
@@ -205,6 +205,80 @@ impl SqliteTxn<'_> {
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))
+    }
+
+    /// The request-log rows matching `query`: newest first (at most `query.limit`), or
+    /// with `after`, every one after that rowid, oldest first.
+    fn stream_requests(
+        &self,
+        query: &RequestQuery,
+        after: Option<i64>,
+        sink: &mut dyn FnMut(&RequestRow) -> io::Result<()>,
+    ) -> Result<()> {
+        let mut args: Vec<Value> = Vec::new();
+        let mut conds: Vec<String> = Vec::new();
+        let mut push = |cond: &str, v: Value| {
+            args.push(v);
+            conds.push(format!("{cond} ?{}", args.len()));
+        };
+        if let Some(k) = &query.key_id {
+            push("key_id =", Value::Text(k.clone()));
+        }
+        if let Some(t) = query.since {
+            push("at >=", Value::Integer(to_millis(t)));
+        }
+        if let Some(t) = query.until {
+            push("at <", Value::Integer(to_millis(t)));
+        }
+        if let Some(st) = query.http_status {
+            push("http_status =", Value::Integer(i64::from(st)));
+        }
+        if let Some(c) = &query.code {
+            push("code =", Value::Text(c.clone()));
+        }
+        if let Some(ip) = &query.ip {
+            push("ip =", Value::Text(ip.clone()));
+        }
+        if let Some(seq) = after {
+            push("seq >", Value::Integer(seq));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let (order, limit) = match (after, query.limit) {
+            (Some(_), _) => ("ASC", String::new()),
+            (None, Some(n)) => ("DESC", format!(" LIMIT {}", n.min(i64::MAX as u64))),
+            (None, None) => ("DESC", String::new()),
+        };
+        let sql = format!(
+            "SELECT seq, at, key_id, key_name, endpoint, http_status, code, ip, duration_ms, credits \
+             FROM requests {filter} ORDER BY seq {order}{limit}"
+        );
+        let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args))
+            .map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let r = (|| -> rusqlite::Result<RequestRow> {
+                Ok(RequestRow {
+                    seq: row.get(0)?,
+                    at: from_millis(row.get(1)?),
+                    key_id: row.get(2)?,
+                    key_name: row.get(3)?,
+                    endpoint: row.get(4)?,
+                    http_status: row.get::<_, i64>(5)?.clamp(0, 999) as u16,
+                    code: row.get(6)?,
+                    ip: row.get(7)?,
+                    duration_ms: opt_count(row, 8)?,
+                    credits: count(row, 9)?,
+                })
+            })()
+            .map_err(|e| self.err(e))?;
+            sink(&r).map_err(StoreError::Sink)?;
+        }
+        Ok(())
     }
 }
 
@@ -672,74 +746,34 @@ impl Txn for SqliteTxn<'_> {
         query: &RequestQuery,
         sink: &mut dyn FnMut(&RequestRow) -> io::Result<()>,
     ) -> Result<()> {
-        let mut args: Vec<Value> = Vec::new();
-        let mut conds: Vec<String> = Vec::new();
-        let mut push = |cond: &str, v: Value| {
-            args.push(v);
-            conds.push(format!("{cond} ?{}", args.len()));
-        };
-        if let Some(k) = &query.key_id {
-            push("key_id =", Value::Text(k.clone()));
-        }
-        if let Some(t) = query.since {
-            push("at >=", Value::Integer(to_millis(t)));
-        }
-        if let Some(t) = query.until {
-            push("at <", Value::Integer(to_millis(t)));
-        }
-        if let Some(st) = query.http_status {
-            push("http_status =", Value::Integer(i64::from(st)));
-        }
-        if let Some(c) = &query.code {
-            push("code =", Value::Text(c.clone()));
-        }
-        if let Some(ip) = &query.ip {
-            push("ip =", Value::Text(ip.clone()));
-        }
-        if let Some(seq) = query.after_seq {
-            push("seq >", Value::Integer(seq));
-        }
-        let filter = if conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conds.join(" AND "))
-        };
-        let order = if query.after_seq.is_some() {
-            "ASC"
-        } else {
-            "DESC"
-        };
-        let limit = query
-            .limit
-            .map(|n| format!(" LIMIT {}", n.min(i64::MAX as u64)))
-            .unwrap_or_default();
-        let sql = format!(
-            "SELECT seq, at, key_id, key_name, endpoint, http_status, code, ip, duration_ms, credits \
-             FROM requests {filter} ORDER BY seq {order}{limit}"
-        );
-        let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(args))
-            .map_err(|e| self.err(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let r = (|| -> rusqlite::Result<RequestRow> {
-                Ok(RequestRow {
-                    seq: row.get(0)?,
-                    at: from_millis(row.get(1)?),
-                    key_id: row.get(2)?,
-                    key_name: row.get(3)?,
-                    endpoint: row.get(4)?,
-                    http_status: row.get::<_, i64>(5)?.clamp(0, 999) as u16,
-                    code: row.get(6)?,
-                    ip: row.get(7)?,
-                    duration_ms: opt_count(row, 8)?,
-                    credits: count(row, 9)?,
-                })
-            })()
-            .map_err(|e| self.err(e))?;
-            sink(&r).map_err(StoreError::Sink)?;
-        }
-        Ok(())
+        self.stream_requests(query, None, sink)
+    }
+
+    fn log_cursor_now(&self) -> Result<LogCursor> {
+        // The rowid is the position: see LogCursor for why that suffices on SQLite.
+        self.tx
+            .query_row("SELECT coalesce(max(seq), 0) FROM requests", [], |r| {
+                r.get(0)
+            })
+            .map(LogCursor)
+            .map_err(|e| self.err(e))
+    }
+
+    fn requests_after(
+        &self,
+        cursor: &LogCursor,
+        query: &RequestQuery,
+        sink: &mut dyn FnMut(&RequestRow) -> io::Result<()>,
+    ) -> Result<LogCursor> {
+        // The end first, in the same snapshot as the rows: every row read is at or
+        // below it.
+        let end = self.log_cursor_now()?;
+        // Rowids are max + 1 (no AUTOINCREMENT), so a log pruned empty numbers its
+        // next rows from 1 again: an end below the cursor means that happened, and
+        // every row there is new.
+        let from = if end.0 < cursor.0 { 0 } else { cursor.0 };
+        self.stream_requests(query, Some(from), sink)?;
+        Ok(end)
     }
 
     fn prune_requests(&mut self, before: DateTime<Utc>) -> Result<u64> {
