@@ -676,3 +676,112 @@ fn follow_cursor_misses_no_row(location: &Location) {
 fn following_the_log_sees_every_row_exactly_once_sqlite() {
     on_sqlite(follow_cursor_misses_no_row);
 }
+
+// ---- story 7: migrations ----
+
+fn reopening_migrates_nothing(location: &Location) {
+    let (secret, k) = numbered_key(1, "kept");
+    {
+        let mut store = handle(location);
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        tx.insert_key(&k).unwrap();
+        append_audit(tx.as_mut(), audit_event("created", Some(&k.id), "{}")).unwrap();
+        tx.commit().unwrap();
+    }
+    let existing = OpenOptions::default();
+    for _ in 0..2 {
+        let (mut store, created) = open(location, &existing).unwrap();
+        assert!(!created, "an existing store is opened, not created");
+        let tx = store.begin(Intent::Read).unwrap();
+        let got = tx.key_by_id(&k.id).unwrap().unwrap();
+        assert_eq!(got.settings, k.settings);
+        drop(tx);
+        assert_eq!(audit_trail(store.as_mut()).len(), 1);
+        assert_eq!(
+            verify_at(store.as_mut(), &secret, now(), "/").outcome,
+            Outcome::Valid
+        );
+    }
+}
+
+#[test]
+fn opening_a_current_store_again_changes_nothing_sqlite() {
+    on_sqlite(reopening_migrates_nothing);
+}
+
+/// SQLite-only: the schema version a store of this keyctl carries (one per migration).
+fn current_schema_version() -> i64 {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/sqlite/migrations");
+    std::fs::read_dir(dir).unwrap().count() as i64
+}
+
+fn user_version(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// SQLite-only: a store as keyctl's first schema left it (built from its own migration,
+/// stamped as the v1 keyctl stamped it) migrates on open, and its key reads back with
+/// its counters and credits and still verifies.
+#[test]
+fn a_schema_1_store_migrates_to_the_current_schema_and_its_keys_read_back() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("keys.db");
+    let (secret, k) = numbered_key(1, "legacy");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(include_str!("../src/store/sqlite/migrations/001_init.sql"))
+            .unwrap();
+        c.execute_batch("PRAGMA application_id = 1803117428; PRAGMA user_version = 1;")
+            .unwrap();
+        c.execute_batch("INSERT INTO credit_pools (id, credits_used) VALUES (1, 2);")
+            .unwrap();
+        c.execute(
+            "INSERT INTO keys (id, secret_hash, name, owner, key_prefix, livemode, \
+             quota_total, credit_limit, pool_id, requests_total, created_at, state) \
+             VALUES (?1, ?2, 'legacy', 'ops', ?3, 1, 5, 10, 1, 3, ?4, 'active')",
+            rusqlite::params![
+                k.id,
+                key::hash_secret(&secret).to_vec(),
+                k.key_prefix,
+                to_millis(now() - Duration::days(3)),
+            ],
+        )
+        .unwrap();
+    }
+    assert_eq!(user_version(&path), 1);
+
+    let location = Location::Sqlite(path.clone());
+    let (mut store, created) = open(&location, &OpenOptions::default()).unwrap();
+    assert!(!created);
+    assert_eq!(user_version(&path), current_schema_version());
+    {
+        let tx = store.begin(Intent::Read).unwrap();
+        let got = tx.key_by_id(&k.id).unwrap().unwrap();
+        assert_eq!(got.settings.name, "legacy");
+        assert_eq!(got.settings.quotas.total, Some(5));
+        assert_eq!(got.settings.credit_limit, Some(10));
+        assert_eq!(got.credits_used, 2);
+        assert_eq!(got.accepted_total, 3);
+        assert_eq!(
+            got.pool_accepted_total, 3,
+            "the lineage's total is its key's"
+        );
+        assert_eq!(
+            tx.name_holder("legacy", now()).unwrap().as_deref(),
+            Some(k.id.as_str())
+        );
+    }
+    let v = verify_at(store.as_mut(), &secret, now(), "/");
+    assert_eq!(v.outcome, Outcome::Valid);
+    assert_eq!(v.credits_remaining, Some(7));
+    assert_eq!(v.quota_remaining.and_then(|q| q.total), Some(1));
+    drop(store);
+    // Migrated once: opening again finds the current version and the same key.
+    let (mut store, _) = open(&location, &OpenOptions::default()).unwrap();
+    let tx = store.begin(Intent::Read).unwrap();
+    assert_eq!(tx.key_by_id(&k.id).unwrap().unwrap().accepted_total, 4);
+    assert_eq!(user_version(&path), current_schema_version());
+}
