@@ -15,6 +15,7 @@ use std::thread;
 use chrono::{DateTime, Duration, Utc};
 use keyctl::app::audit::append_audit;
 use keyctl::app::keys::claim_name;
+use keyctl::app::retry::{with_retry, ATTEMPTS};
 use keyctl::app::verify::{verify_one, Meta, Verdict};
 use keyctl::core::audit::{chain_hash, AuditEvent, GENESIS};
 use keyctl::core::key::{self, Mode};
@@ -553,11 +554,14 @@ fn one_winner_per_name(location: &Location) {
     handle(location);
     let results = run_concurrently(location, THREADS, |store, t| {
         let (_, candidate) = numbered_key(t as u32 + 1, "contested");
-        let mut tx = store.begin(Intent::Admin).unwrap();
-        claim_name(tx.as_ref(), "contested", None, now(), "choose another name")?;
-        tx.insert_key(&candidate).unwrap();
-        tx.commit().unwrap();
-        Ok::<_, keyctl::error::Error>(candidate.id)
+        // As a command runs it: a backend may ask for the whole transaction again.
+        with_retry(ATTEMPTS, || {
+            let mut tx = store.begin(Intent::Admin)?;
+            claim_name(tx.as_ref(), "contested", None, now(), "choose another name")?;
+            tx.insert_key(&candidate)?;
+            tx.commit()?;
+            Ok(candidate.id.clone())
+        })
     });
 
     let winners: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
@@ -593,10 +597,13 @@ fn audit_chain_stays_gapless(location: &Location) {
     handle(location);
     run_concurrently(location, THREADS, |store, t| {
         for i in 0..EACH {
-            let mut tx = store.begin(Intent::Admin).unwrap();
             let details = format!(r#"{{"writer":{t},"n":{i}}}"#);
-            append_audit(tx.as_mut(), audit_event("config", None, &details)).unwrap();
-            tx.commit().unwrap();
+            with_retry(ATTEMPTS, || {
+                let mut tx = store.begin(Intent::Admin)?;
+                append_audit(tx.as_mut(), audit_event("config", None, &details))?;
+                Ok(tx.commit()?)
+            })
+            .unwrap();
         }
     });
 
