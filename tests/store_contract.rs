@@ -454,6 +454,39 @@ fn every_operation(location: &Location) {
         );
     }
 
+    // The IP's state in the verify pair: its third invalid key within the window (the
+    // first was "/c") blocks it, and then even a good key is refused.
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        tx.set_setting("failed-auth-limit", Some("3")).unwrap();
+        tx.commit().unwrap();
+    }
+    for endpoint in ["/f", "/g"] {
+        let v = verify_at(store, &unknown, now(), endpoint);
+        assert_eq!(v.outcome, Outcome::Invalid);
+    }
+    let v = verify_at(store, &new_secret, now(), "/h");
+    assert_eq!(v.outcome, Outcome::IpBlocked);
+    assert!(v.key.is_none());
+
+    // Pruning the log removes its rows; the key's counters keep its history.
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        assert_eq!(tx.prune_requests(now() + Duration::seconds(1)).unwrap(), 8);
+        tx.commit().unwrap();
+        let tx = store.begin(Intent::Read).unwrap();
+        let mut left = 0;
+        tx.for_each_request(&RequestQuery::default(), &mut |_| {
+            left += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(left, 0);
+        assert!(tx.has_requests(&successor.id).unwrap());
+        let k = tx.key_by_id(&successor.id).unwrap().unwrap();
+        assert_eq!((k.events_total, k.credits_used), (1, 3));
+    }
+
     // The audit trail: what was appended, in order, chained.
     let events = audit_trail(store);
     let actions: Vec<_> = events.iter().map(|e| e.event.action.as_str()).collect();
