@@ -692,6 +692,15 @@ fn source_the_script(bash: &mut Pty) {
     // means the line ran.
     bash.send(format!("source '{}' && echo sourced-$((6*7))\n", script.display()).as_bytes());
     bash.expect("sourced-42");
+    at_prompt(bash);
+}
+
+/// Waits for bash's next prompt after a command's output. Readline puts the terminal
+/// in raw mode before it prints the prompt; keys typed earlier meet the kernel's
+/// line editing instead (a Tab is echoed as is, Ctrl-U erases the typed line), so
+/// nothing but a whole plain line may be sent before this.
+fn at_prompt(bash: &mut Pty) {
+    bash.expect("\n$ ");
 }
 
 /// Types `line` and `tabs` at bash, then clears the line and runs a marker echo;
@@ -701,7 +710,9 @@ fn press_tabs(bash: &mut Pty, line: &str, tabs: &str) -> String {
     bash.send(tabs.as_bytes());
     // Ctrl-U clears the typed line; the marker's output proves the listing is done.
     bash.send(b"\x15echo listed-$((2*3))\n");
-    bash.expect("listed-6")
+    let shown = bash.expect("listed-6");
+    at_prompt(bash);
+    shown
 }
 
 fn exit_bash(mut bash: Pty) {
@@ -787,6 +798,7 @@ fn bash_value(bash: &mut Pty, expr: &str) -> String {
     // The printed `>25` differs from the typed `>%s` ... `$((5*5))`.
     bash.send(format!("printf 'value<%s>%s\\n' {expr} $((5*5))\n").as_bytes());
     let seen = bash.expect(">25");
+    at_prompt(bash);
     let start = seen.rfind("value<").expect("the printf's output") + "value<".len();
     seen[start..seen.len() - ">25".len()].to_string()
 }
@@ -1145,6 +1157,7 @@ fn bash_completion_works_beside_the_bash_completion_package() {
         if package_first {
             bash.send(load_package.as_bytes());
             bash.expect("loaded-9");
+            at_prompt(&mut bash);
         }
         let before = wordbreaks(&mut bash);
         source_the_script(&mut bash);
@@ -1156,6 +1169,7 @@ fn bash_completion_works_beside_the_bash_completion_package() {
         if !package_first {
             bash.send(load_package.as_bytes());
             bash.expect("loaded-9");
+            at_prompt(&mut bash);
         }
         assert_completes(&mut bash, "keyctl show team:", "keyctl show team:ci ");
         let shown = press_tabs(&mut bash, "keyctl show ", "\t\t");
