@@ -72,12 +72,6 @@ impl TestEnv {
         self.raw_sqlite()
     }
 
-    /// Unmarked fixture, being replaced use by use with `fixture_sqlite_only` (issue 12).
-    pub fn fixture(&self, sql: &str, id: &str) {
-        let changed = self.raw_sqlite().execute(sql, [id]).expect("fixture sql");
-        assert_eq!(changed, 1, "fixture {sql:?} changed {changed} rows");
-    }
-
     fn raw_sqlite(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(&self.db).expect("open the store with rusqlite")
     }
