@@ -6,6 +6,9 @@
 //! value out of range, an old schema, a secret proven absent from the bytes). Anything
 //! a command can make is made with the command.
 //!
+//! `count_rows`, `secret_hash` and `integrity_check` stay unmarked: they read what
+//! keyctl wrote, and the next backend answers them with its own client.
+//!
 //! The one switch is `KEYCTL_TEST_BACKEND` (`sqlite` when unset). Today it has only
 //! that one value and the README's test command sets nothing, so nothing is skipped.
 //! The next issue sets it to `postgres`: a SQLite-only step then prints
@@ -65,11 +68,6 @@ impl TestEnv {
         let changed = db.execute(sql, [id]).expect("fixture sql");
         assert_eq!(changed, 1, "fixture {sql:?} changed {changed} rows");
         Some(())
-    }
-
-    /// Unmarked raw access, being replaced use by use with `sqlite_only` (issue 12).
-    pub fn sqlite(&self) -> rusqlite::Connection {
-        self.raw_sqlite()
     }
 
     fn raw_sqlite(&self) -> rusqlite::Connection {
