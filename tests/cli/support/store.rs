@@ -6,8 +6,10 @@
 //! value out of range, an old schema, a secret proven absent from the bytes). Anything
 //! a command can make is made with the command.
 //!
-//! `count_rows`, `secret_hash` and `integrity_check` stay unmarked: they read what
-//! keyctl wrote, and the next backend answers them with its own client.
+//! `count_rows` and `secret_hash` stay unmarked: they read what keyctl wrote, which
+//! the next backend can answer with its own client. `integrity_check` is SQLite's own
+//! check; the two tests that call it today (crash, concurrency_mix) do so after a
+//! SQLite-only step.
 //!
 //! The one switch is `KEYCTL_TEST_BACKEND` (`sqlite` when unset). Today it has only
 //! that one value and the README's test command sets nothing, so nothing is skipped.
@@ -35,8 +37,9 @@ fn test_backend() -> String {
     std::env::var("KEYCTL_TEST_BACKEND").unwrap_or_else(|_| "sqlite".to_string())
 }
 
-/// Whether a test that needs raw SQLite throughout (`why`) runs: false, after saying so
-/// on stderr, on another backend; the test then returns at once.
+/// Whether a test (or one step of it) that needs raw SQLite throughout (`why`) runs:
+/// false, after saying so on stderr, on another backend; the test then returns at
+/// once, or skips just that step when the checks after it stand alone.
 pub fn sqlite_only_test(why: &str) -> bool {
     let backend = test_backend();
     if backend == "sqlite" {
