@@ -1,0 +1,827 @@
+//! The store contract: stories over the `Store`/`Txn` traits and the `app` use cases,
+//! in process, that every backend must pass. Each story takes a `&Location`; the
+//! `#[test]`s run it on a fresh SQLite store in a temporary folder. The next backend
+//! (PostgreSQL) runs the same stories by handing them its own `Location`. Only the
+//! stories marked SQLite-only (building an old schema by hand) stay with SQLite.
+//!
+//! Concurrency stories use threads, each with its own handle from `store::open` (a
+//! handle is one connection), and wait by joining, never by sleeping.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
+use std::thread;
+
+use chrono::{DateTime, Duration, Utc};
+use keyctl::app::audit::append_audit;
+use keyctl::app::keys::claim_name;
+use keyctl::app::retry::{with_retry, ATTEMPTS};
+use keyctl::app::verify::{verify_one, Meta, Verdict};
+use keyctl::core::audit::{chain_hash, AuditEvent, GENESIS};
+use keyctl::core::key::{self, Mode};
+use keyctl::core::limits::Quotas;
+use keyctl::core::model::{KeySettings, NewKey, RequestRow, State, Status, UsageFigures};
+use keyctl::core::policy::{Outcome, Request};
+use keyctl::core::time::{parse_datetime, to_millis};
+use keyctl::store::{
+    open, AuditQuery, Intent, KeyQuery, Location, OpenOptions, RequestQuery, Store,
+    StoredAuditEvent, Txn,
+};
+use tempfile::TempDir;
+
+// ---- the harness: a store, keys, verifications ----
+
+/// Runs `story` on a fresh SQLite store in its own temporary folder. The next backend
+/// adds its own `on_...` that hands the same stories its `Location`.
+fn on_sqlite(story: fn(&Location)) {
+    let dir = TempDir::new().unwrap();
+    story(&Location::Sqlite(dir.path().join("keys.db")));
+}
+
+/// A handle on the store at `location`, creating it when missing.
+fn handle(location: &Location) -> Box<dyn Store> {
+    let how = OpenOptions {
+        create: true,
+        ..OpenOptions::default()
+    };
+    open(location, &how).unwrap().0
+}
+
+fn now() -> DateTime<Utc> {
+    parse_datetime("2026-11-23T12:00:00Z").unwrap()
+}
+
+/// Key number `n`: a well-formed secret and the row to insert for it, named `name`.
+fn numbered_key(n: u32, name: &str) -> (String, NewKey) {
+    // The number leads, so each key's display prefix differs too.
+    let body = format!("{n:04}{}", "x".repeat(key::RANDOM_LEN - 4));
+    let secret = key::assemble("sk", Mode::Live, &body);
+    let mut id_bytes = [0u8; key::ID_LEN];
+    id_bytes[..4].copy_from_slice(&n.to_be_bytes());
+    let new_key = NewKey {
+        id: key::key_id(&id_bytes),
+        hash: secret.hash(),
+        key_prefix: key::display_prefix("sk", Mode::Live, &body),
+        mode: Mode::Live,
+        created_at: now(),
+        settings: KeySettings {
+            name: name.to_string(),
+            owner: "ops".to_string(),
+            ..KeySettings::default()
+        },
+        rotated_from: None,
+    };
+    (secret.expose().to_string(), new_key)
+}
+
+/// Inserts `new_key` in its own `Admin` transaction.
+fn insert(store: &mut dyn Store, new_key: &NewKey) {
+    let mut tx = store.begin(Intent::Admin).unwrap();
+    tx.insert_key(new_key).unwrap();
+    tx.commit().unwrap();
+}
+
+/// Verifies and records one request (cost 1) at `at`, tagged with `endpoint`.
+fn verify_at(store: &mut dyn Store, secret: &str, at: DateTime<Utc>, endpoint: &str) -> Verdict {
+    let req = Request {
+        ip: Some("203.0.113.7".parse().unwrap()),
+        cost: 1,
+        ..Request::default()
+    };
+    let meta = Meta {
+        ip_text: Some("203.0.113.7".to_string()),
+        endpoint: Some(endpoint.to_string()),
+        duration_ms: None,
+    };
+    verify_one(store, secret, &req, &meta, at, true).unwrap()
+}
+
+/// Replaces `old_id` by `successor` (whose `rotated_from` is `old_id`) in `tx`: the old
+/// key is disabled at once (`grace: None`) or keeps working until `grace`.
+fn rotate_in(tx: &mut dyn Txn, old_id: &str, successor: &NewKey, grace: Option<DateTime<Utc>>) {
+    let mut old = tx.key_by_id(old_id).unwrap().unwrap();
+    old.rotated_to = Some(successor.id.clone());
+    match grace {
+        Some(until) => old.settings.expires_at = Some(until),
+        None => old.state = State::Disabled,
+    }
+    tx.update_key(&old).unwrap();
+    tx.insert_key(successor).unwrap();
+}
+
+/// Runs `work` on `threads` threads at once, each with its own store handle, released
+/// together by a barrier; returns what each returned, in thread order.
+fn run_concurrently<T: Send>(
+    location: &Location,
+    threads: usize,
+    work: impl Fn(&mut dyn Store, usize) -> T + Sync,
+) -> Vec<T> {
+    let start = Barrier::new(threads);
+    thread::scope(|scope| {
+        let running: Vec<_> = (0..threads)
+            .map(|t| {
+                let (start, work) = (&start, &work);
+                scope.spawn(move || {
+                    let mut store = handle(location);
+                    start.wait();
+                    work(store.as_mut(), t)
+                })
+            })
+            .collect();
+        running.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// `threads` threads at once each verify `each` requests (cost 1) at `now()`, thread
+/// `t` presenting `secrets[t % secrets.len()]`; the outcomes of all of them.
+fn verify_concurrently(
+    location: &Location,
+    threads: usize,
+    each: usize,
+    secrets: &[&str],
+) -> Vec<Outcome> {
+    run_concurrently(location, threads, |store, t| {
+        let secret = secrets[t % secrets.len()];
+        (0..each)
+            .map(|i| verify_at(store, secret, now(), &format!("/{t}/{i}")).outcome)
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Exactly `accepted` outcomes are valid and every other one is `otherwise`.
+fn assert_accepts_exactly(outcomes: &[Outcome], accepted: u64, otherwise: &Outcome) {
+    let valid = outcomes.iter().filter(|o| o.is_valid()).count();
+    assert_eq!(valid as u64, accepted, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| o.is_valid() || o == otherwise),
+        "{outcomes:?}"
+    );
+}
+
+fn audit_event(action: &str, key_id: Option<&str>, details: &str) -> AuditEvent {
+    AuditEvent {
+        seq: 0,
+        at_ms: to_millis(now()),
+        actor: "contract".to_string(),
+        action: action.to_string(),
+        key_id: key_id.map(str::to_string),
+        details: details.to_string(),
+    }
+}
+
+/// Every audit event, oldest first.
+fn audit_trail(store: &mut dyn Store) -> Vec<StoredAuditEvent> {
+    let tx = store.begin(Intent::Read).unwrap();
+    let mut events = Vec::new();
+    tx.for_each_audit(&AuditQuery::default(), &mut |e| {
+        events.push(e.clone());
+        Ok(())
+    })
+    .unwrap();
+    events
+}
+
+/// What `audit verify` checks: seq 1, 2, ... with no gap, each event linked to its
+/// predecessor's hash and hashed as `core::audit` computes it.
+fn assert_chain_intact(events: &[StoredAuditEvent]) {
+    let mut prev = GENESIS;
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.event.seq, i as i64 + 1, "gapless seq");
+        assert_eq!(e.prev_hash, prev.to_vec(), "event {} links", e.event.seq);
+        assert_eq!(
+            e.hash,
+            chain_hash(&prev, &e.event).to_vec(),
+            "event {} hash",
+            e.event.seq
+        );
+        prev.copy_from_slice(&e.hash);
+    }
+}
+
+fn days(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(86_400)
+}
+
+// ---- story 1: every operation once ----
+
+fn every_operation(location: &Location) {
+    let how = OpenOptions {
+        create: true,
+        ..OpenOptions::default()
+    };
+    let (mut store, created) = open(location, &how).unwrap();
+    assert!(created, "the first open creates the store");
+    let store = store.as_mut();
+
+    // Settings: a stored value over the default, then reset to the default.
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        assert_eq!(tx.settings().unwrap().max_keys, None);
+        tx.set_setting("max-keys", Some("5")).unwrap();
+        assert!(tx
+            .setting_pairs()
+            .unwrap()
+            .contains(&("max-keys".to_string(), "5".to_string())));
+        assert_eq!(tx.settings().unwrap().max_keys, Some(5));
+        tx.set_setting("log-retention", Some("30d")).unwrap();
+        tx.set_setting("log-retention", None).unwrap();
+        assert_eq!(tx.settings().unwrap().log_retention, None);
+        tx.commit().unwrap();
+    }
+
+    // Keys: insert, find by id, name and prefix; the name holder and the limit count.
+    let (secret, mut first) = numbered_key(1, "billing");
+    first.settings.quotas = Quotas {
+        daily: Some(10),
+        ..Quotas::default()
+    };
+    first.settings.credit_limit = Some(100);
+    let (_, second) = numbered_key(2, "search");
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        assert_eq!(tx.settings().unwrap().max_keys, Some(5), "committed");
+        tx.insert_key(&first).unwrap();
+        tx.insert_key(&second).unwrap();
+        let got = tx.key_by_id(&first.id).unwrap().unwrap();
+        assert_eq!(got.settings, first.settings);
+        assert_eq!(got.key_prefix, first.key_prefix);
+        assert_eq!(got.state, State::Active);
+        assert_eq!(got.status(now()), Status::Active);
+        assert_eq!(tx.key_by_id("key_nonexistent0").unwrap(), None);
+        let by_name = tx.keys_by_name("search").unwrap();
+        assert_eq!(by_name.len(), 1);
+        assert_eq!(by_name[0].id, second.id);
+        assert!(tx.keys_by_name("nobody").unwrap().is_empty());
+        let by_prefix = tx.keys_by_prefix(&first.key_prefix).unwrap();
+        assert_eq!(
+            by_prefix.iter().map(|k| &k.id).collect::<Vec<_>>(),
+            [&first.id]
+        );
+        assert_eq!(
+            tx.name_holder("billing", now()).unwrap().as_deref(),
+            Some(first.id.as_str())
+        );
+        assert_eq!(tx.name_holder("nobody", now()).unwrap(), None);
+        assert_eq!(tx.count_limited(now()).unwrap(), 2);
+        assert!(!tx.has_requests(&first.id).unwrap());
+        tx.commit().unwrap();
+    }
+
+    // for_each_key: a disabled key shows in the counts and under its status.
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        let mut k = tx.key_by_id(&second.id).unwrap().unwrap();
+        k.state = State::Disabled;
+        k.settings.description = Some("paused".to_string());
+        tx.update_key(&k).unwrap();
+        tx.commit().unwrap();
+        let tx = store.begin(Intent::Read).unwrap();
+        let got = tx.key_by_id(&second.id).unwrap().unwrap();
+        assert_eq!(got.state, State::Disabled);
+        assert_eq!(got.settings.description.as_deref(), Some("paused"));
+        let mut names = Vec::new();
+        let counts = tx
+            .for_each_key(&KeyQuery::default(), now(), &mut |k| {
+                names.push(k.settings.name.clone());
+                Ok(())
+            })
+            .unwrap();
+        names.sort();
+        assert_eq!(names, ["billing", "search"]);
+        assert_eq!((counts.active, counts.disabled), (1, 1));
+        let only_disabled = KeyQuery {
+            statuses: vec![Status::Disabled],
+            ..KeyQuery::default()
+        };
+        let mut ids = Vec::new();
+        tx.for_each_key(&only_disabled, now(), &mut |k| {
+            ids.push(k.id.clone());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ids, std::slice::from_ref(&second.id));
+    }
+
+    // The log cursor taken before any request sees every request recorded after it.
+    let cursor = store.begin(Intent::Read).unwrap().log_cursor_now().unwrap();
+
+    // Verify (load_for_verify + record_verdict): accepted twice, an unknown key once.
+    let first_at = now() - Duration::hours(2);
+    let v = verify_at(store, &secret, first_at, "/a");
+    assert_eq!(v.outcome, Outcome::Valid);
+    assert_eq!(v.credits_remaining, Some(99));
+    assert_eq!(v.quota_remaining.and_then(|q| q.daily), Some(9));
+    let v = verify_at(store, &secret, now(), "/b");
+    assert_eq!(v.outcome, Outcome::Valid);
+    assert_eq!(v.credits_remaining, Some(98));
+    let (unknown, _) = numbered_key(99, "unknown");
+    let v = verify_at(store, &unknown, now(), "/c");
+    assert_eq!(v.outcome, Outcome::Invalid);
+    assert!(v.key.is_none());
+
+    {
+        let tx = store.begin(Intent::Read).unwrap();
+        let k = tx.key_by_id(&first.id).unwrap().unwrap();
+        assert!(tx.has_requests(&first.id).unwrap());
+        assert_eq!(k.credits_used, 2);
+        assert_eq!(k.last_used_at, Some(now()));
+        assert_eq!(k.last_used_ip.as_deref(), Some("203.0.113.7"));
+        // Windows (since, now]: the last hour holds one request, the last day both.
+        let starts = [now() - Duration::hours(1), now() - Duration::days(1)];
+        let figures = tx.usage_windows(&k, &starts).unwrap();
+        let one = UsageFigures {
+            accepted: 1,
+            rejected: 0,
+            credits: 1,
+        };
+        let two = UsageFigures {
+            accepted: 2,
+            rejected: 0,
+            credits: 2,
+        };
+        assert_eq!(figures, [one, two]);
+        assert_eq!(tx.pool_windows(&k, &starts).unwrap(), [1, 2]);
+        let today = days(now());
+        assert_eq!(
+            tx.usage_by_day(Some(&first.id), today - 1, today).unwrap(),
+            [(today, two)]
+        );
+        let everyone = tx.usage_by_day(None, today, today).unwrap();
+        assert_eq!(everyone.len(), 1);
+        assert_eq!(everyone[0].1.accepted, 2);
+        assert_eq!(
+            everyone[0].1.rejected, 1,
+            "the unknown key's request counts"
+        );
+
+        // The cursor: the three rows once, oldest first, then nothing more.
+        let mut rows: Vec<RequestRow> = Vec::new();
+        let after = tx
+            .requests_after(&cursor, &RequestQuery::default(), &mut |r| {
+                rows.push(r.clone());
+                Ok(())
+            })
+            .unwrap();
+        let codes: Vec<_> = rows
+            .iter()
+            .map(|r| (r.endpoint.as_deref().unwrap_or(""), r.code.as_str()))
+            .collect();
+        assert_eq!(codes, [("/a", "valid"), ("/b", "valid"), ("/c", "invalid")]);
+        assert_eq!(rows[0].key_id.as_deref(), Some(first.id.as_str()));
+        assert_eq!(rows[2].key_id, None);
+        let mut again = 0;
+        let same = tx
+            .requests_after(&after, &RequestQuery::default(), &mut |_| {
+                again += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(again, 0);
+        assert_eq!(same, after);
+        assert_eq!(tx.log_cursor_now().unwrap(), after);
+        // for_each_request: newest first, the limit applies.
+        let mut newest = Vec::new();
+        let query = RequestQuery {
+            limit: Some(2),
+            ..RequestQuery::default()
+        };
+        tx.for_each_request(&query, &mut |r| {
+            newest.push(r.endpoint.clone().unwrap_or_default());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(newest, ["/c", "/b"]);
+    }
+
+    // Rotation: the new key is linked both ways and shares the old one's credits.
+    let (new_secret, mut successor) = numbered_key(3, "billing");
+    successor.settings = first.settings.clone();
+    successor.rotated_from = Some(first.id.clone());
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        claim_name(tx.as_ref(), "billing", Some(&first.id), now(), "rename it").unwrap();
+        rotate_in(tx.as_mut(), &first.id, &successor, None);
+        let rotated_to = format!(r#"{{"rotated_to":"{}"}}"#, successor.id);
+        let rotated_from = format!(r#"{{"rotated_from":"{}"}}"#, first.id);
+        for (action, id, details) in [
+            ("rotated", &first.id, rotated_to),
+            ("created", &successor.id, rotated_from),
+        ] {
+            append_audit(tx.as_mut(), audit_event(action, Some(id), &details)).unwrap();
+        }
+        assert_eq!(
+            tx.name_holder("billing", now()).unwrap().as_deref(),
+            Some(successor.id.as_str()),
+            "the successor holds the name"
+        );
+        tx.commit().unwrap();
+    }
+    let v = verify_at(store, &new_secret, now(), "/d");
+    assert_eq!(v.outcome, Outcome::Valid);
+    assert_eq!(
+        v.credits_remaining,
+        Some(97),
+        "the pool's credits carry over"
+    );
+    assert_eq!(
+        v.quota_remaining.and_then(|q| q.daily),
+        Some(7),
+        "so do quotas"
+    );
+    assert_eq!(
+        verify_at(store, &secret, now(), "/e").outcome,
+        Outcome::Inactive
+    );
+
+    // Delete: the key is gone, its audit events keep its id and its rotation links.
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        tx.delete_key(&second.id).unwrap();
+        append_audit(tx.as_mut(), audit_event("deleted", Some(&second.id), "{}")).unwrap();
+        tx.delete_key(&first.id).unwrap();
+        tx.commit().unwrap();
+        let tx = store.begin(Intent::Read).unwrap();
+        assert_eq!(tx.key_by_id(&second.id).unwrap(), None);
+        assert!(tx.keys_by_name("search").unwrap().is_empty());
+        assert_eq!(tx.count_limited(now()).unwrap(), 1);
+        assert_eq!(
+            tx.rotation_chain(&successor.id).unwrap(),
+            [first.id.clone(), successor.id.clone()],
+            "the chain goes on behind a deleted key"
+        );
+    }
+
+    // The IP's state in the verify pair: its third invalid key within the window (the
+    // first was "/c") blocks it, and then even a good key is refused.
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        tx.set_setting("failed-auth-limit", Some("3")).unwrap();
+        tx.commit().unwrap();
+    }
+    for endpoint in ["/f", "/g"] {
+        let v = verify_at(store, &unknown, now(), endpoint);
+        assert_eq!(v.outcome, Outcome::Invalid);
+    }
+    let v = verify_at(store, &new_secret, now(), "/h");
+    assert_eq!(v.outcome, Outcome::IpBlocked);
+    assert!(v.key.is_none());
+
+    // Pruning the log removes its rows; the key's counters keep its history.
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        assert_eq!(tx.prune_requests(now() + Duration::seconds(1)).unwrap(), 8);
+        tx.commit().unwrap();
+        let tx = store.begin(Intent::Read).unwrap();
+        let mut left = 0;
+        tx.for_each_request(&RequestQuery::default(), &mut |_| {
+            left += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(left, 0);
+        assert!(tx.has_requests(&successor.id).unwrap());
+        let k = tx.key_by_id(&successor.id).unwrap().unwrap();
+        assert_eq!((k.events_total, k.credits_used), (1, 3));
+    }
+
+    // The audit trail: what was appended, in order, chained.
+    let events = audit_trail(store);
+    let actions: Vec<_> = events.iter().map(|e| e.event.action.as_str()).collect();
+    assert_eq!(actions, ["rotated", "created", "deleted"]);
+    assert_eq!(events[2].event.key_id.as_deref(), Some(second.id.as_str()));
+    assert_chain_intact(&events);
+    let tx = store.begin(Intent::Read).unwrap();
+    let mut of_successor = Vec::new();
+    let query = AuditQuery {
+        key_id: Some(successor.id.clone()),
+        ..AuditQuery::default()
+    };
+    tx.for_each_audit(&query, &mut |e| {
+        of_successor.push(e.event.action.clone());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(of_successor, ["created"]);
+}
+
+#[test]
+fn every_operation_once_sqlite() {
+    on_sqlite(every_operation);
+}
+
+// ---- story 2: a daily quota is exact under concurrent verifies ----
+
+fn quota_is_exact_under_concurrency(location: &Location) {
+    const THREADS: usize = 6;
+    const EACH: usize = 5;
+    const QUOTA: u64 = 12;
+    let (secret, mut metered) = numbered_key(1, "metered");
+    metered.settings.quotas.daily = Some(QUOTA);
+    insert(handle(location).as_mut(), &metered);
+
+    let outcomes = verify_concurrently(location, THREADS, EACH, &[&secret]);
+    assert_accepts_exactly(&outcomes, QUOTA, &Outcome::QuotaExceeded("daily"));
+    let mut store = handle(location);
+    let tx = store.begin(Intent::Read).unwrap();
+    let k = tx.key_by_id(&metered.id).unwrap().unwrap();
+    let day = [now() - Duration::days(1)];
+    assert_eq!(tx.pool_windows(&k, &day).unwrap(), [QUOTA]);
+    assert_eq!(
+        k.events_total,
+        (THREADS * EACH) as u64,
+        "every attempt is logged"
+    );
+}
+
+#[test]
+fn a_daily_quota_accepts_exactly_its_count_under_concurrent_verifies_sqlite() {
+    on_sqlite(quota_is_exact_under_concurrency);
+}
+
+// ---- story 3: a rotated pair's shared credits are spent exactly ----
+
+fn shared_credits_are_never_overspent(location: &Location) {
+    const THREADS: usize = 6;
+    const EACH: usize = 4;
+    const CREDITS: u64 = 10;
+    let (old_secret, mut old) = numbered_key(1, "pair");
+    old.settings.credit_limit = Some(CREDITS);
+    let (new_secret, mut new) = numbered_key(2, "pair");
+    new.settings = old.settings.clone();
+    new.rotated_from = Some(old.id.clone());
+    {
+        let mut store = handle(location);
+        insert(store.as_mut(), &old);
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        rotate_in(tx.as_mut(), &old.id, &new, Some(now() + Duration::hours(1)));
+        tx.commit().unwrap();
+    }
+
+    // Half the threads present the old key (in its grace period), half the new one.
+    let outcomes = verify_concurrently(location, THREADS, EACH, &[&old_secret, &new_secret]);
+    assert_accepts_exactly(&outcomes, CREDITS, &Outcome::CreditsExhausted);
+    let mut store = handle(location);
+    let tx = store.begin(Intent::Read).unwrap();
+    let old_now = tx.key_by_id(&old.id).unwrap().unwrap();
+    let new_now = tx.key_by_id(&new.id).unwrap().unwrap();
+    assert_eq!(old_now.credits_used, CREDITS, "never overspent");
+    assert_eq!(
+        new_now.credits_used, CREDITS,
+        "one pool, seen from both keys"
+    );
+    assert_eq!(old_now.credits_total + new_now.credits_total, CREDITS);
+}
+
+#[test]
+fn a_rotated_pairs_shared_credits_never_go_below_zero_sqlite() {
+    on_sqlite(shared_credits_are_never_overspent);
+}
+
+// ---- story 4: one winner per contested name ----
+
+fn one_winner_per_name(location: &Location) {
+    const THREADS: usize = 8;
+    handle(location);
+    let results = run_concurrently(location, THREADS, |store, t| {
+        let (_, candidate) = numbered_key(t as u32 + 1, "contested");
+        // As a command runs it: a backend may ask for the whole transaction again.
+        with_retry(ATTEMPTS, || {
+            let mut tx = store.begin(Intent::Admin)?;
+            claim_name(tx.as_ref(), "contested", None, now(), "choose another name")?;
+            tx.insert_key(&candidate)?;
+            tx.commit()?;
+            Ok(candidate.id.clone())
+        })
+    });
+
+    let winners: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one commits: {results:?}");
+    let winner = winners[0];
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(
+            refused.message,
+            format!("a key named 'contested' already exists ({winner}): choose another name")
+        );
+    }
+    let mut store = handle(location);
+    let tx = store.begin(Intent::Read).unwrap();
+    let named: Vec<String> = tx
+        .keys_by_name("contested")
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(named, std::slice::from_ref(winner));
+}
+
+#[test]
+fn one_key_wins_a_contested_name_sqlite() {
+    on_sqlite(one_winner_per_name);
+}
+
+// ---- story 5: concurrent admin writers leave a gapless audit chain ----
+
+fn audit_chain_stays_gapless(location: &Location) {
+    const THREADS: usize = 4;
+    const EACH: usize = 10;
+    handle(location);
+    run_concurrently(location, THREADS, |store, t| {
+        for i in 0..EACH {
+            let details = format!(r#"{{"writer":{t},"n":{i}}}"#);
+            with_retry(ATTEMPTS, || {
+                let mut tx = store.begin(Intent::Admin)?;
+                append_audit(tx.as_mut(), audit_event("config", None, &details))?;
+                Ok(tx.commit()?)
+            })
+            .unwrap();
+        }
+    });
+
+    let events = audit_trail(handle(location).as_mut());
+    assert_eq!(events.len(), THREADS * EACH);
+    assert_chain_intact(&events);
+    let written: BTreeSet<&str> = events.iter().map(|e| e.event.details.as_str()).collect();
+    assert_eq!(written.len(), THREADS * EACH, "every event once");
+}
+
+#[test]
+fn concurrent_admin_writers_leave_a_gapless_audit_chain_sqlite() {
+    on_sqlite(audit_chain_stays_gapless);
+}
+
+// ---- story 6: following the log misses no row ----
+
+fn follow_cursor_misses_no_row(location: &Location) {
+    const WRITERS: usize = 3;
+    const EACH: usize = 15;
+    let (secret, unlimited) = numbered_key(1, "busy");
+    let mut store = handle(location);
+    insert(store.as_mut(), &unlimited);
+    let start = store.begin(Intent::Read).unwrap().log_cursor_now().unwrap();
+    drop(store);
+
+    let done = AtomicBool::new(false);
+    let seen: Vec<String> = thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut store = handle(location);
+            let mut cursor = start;
+            let mut seen = Vec::new();
+            loop {
+                // Read once more after the writers are done: that poll sees the rest.
+                let finished = done.load(Ordering::SeqCst);
+                let tx = store.begin(Intent::Read).unwrap();
+                cursor = tx
+                    .requests_after(&cursor, &RequestQuery::default(), &mut |r| {
+                        seen.push(r.endpoint.clone().unwrap_or_default());
+                        Ok(())
+                    })
+                    .unwrap();
+                drop(tx);
+                if finished {
+                    return seen;
+                }
+                thread::yield_now();
+            }
+        });
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|t| {
+                let secret = &secret;
+                scope.spawn(move || {
+                    let mut store = handle(location);
+                    for i in 0..EACH {
+                        verify_at(store.as_mut(), secret, now(), &format!("/{t}/{i}"));
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        reader.join().unwrap()
+    });
+
+    let expected: BTreeSet<String> = (0..WRITERS)
+        .flat_map(|t| (0..EACH).map(move |i| format!("/{t}/{i}")))
+        .collect();
+    let unique: BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(seen.len(), WRITERS * EACH, "no row twice");
+    assert_eq!(unique, expected, "no row missed");
+}
+
+#[test]
+fn following_the_log_sees_every_row_exactly_once_sqlite() {
+    on_sqlite(follow_cursor_misses_no_row);
+}
+
+// ---- story 7: migrations ----
+
+fn reopening_migrates_nothing(location: &Location) {
+    let (secret, k) = numbered_key(1, "kept");
+    {
+        let mut store = handle(location);
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        tx.insert_key(&k).unwrap();
+        append_audit(tx.as_mut(), audit_event("created", Some(&k.id), "{}")).unwrap();
+        tx.commit().unwrap();
+    }
+    let existing = OpenOptions::default();
+    for _ in 0..2 {
+        let (mut store, created) = open(location, &existing).unwrap();
+        assert!(!created, "an existing store is opened, not created");
+        let tx = store.begin(Intent::Read).unwrap();
+        let got = tx.key_by_id(&k.id).unwrap().unwrap();
+        assert_eq!(got.settings, k.settings);
+        drop(tx);
+        assert_eq!(audit_trail(store.as_mut()).len(), 1);
+        assert_eq!(
+            verify_at(store.as_mut(), &secret, now(), "/").outcome,
+            Outcome::Valid
+        );
+    }
+}
+
+#[test]
+fn opening_a_current_store_again_changes_nothing_sqlite() {
+    on_sqlite(reopening_migrates_nothing);
+}
+
+/// SQLite-only: the schema version a store of this keyctl carries (one per migration).
+fn current_schema_version() -> i64 {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/sqlite/migrations");
+    std::fs::read_dir(dir).unwrap().count() as i64
+}
+
+fn user_version(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// SQLite-only: a store as keyctl's first schema left it (built from its own migration,
+/// stamped as the v1 keyctl stamped it) migrates on open, and its key reads back with
+/// its counters and credits and still verifies.
+#[test]
+fn a_schema_1_store_migrates_to_the_current_schema_and_its_keys_read_back() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("keys.db");
+    let (secret, k) = numbered_key(1, "legacy");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(include_str!("../src/store/sqlite/migrations/001_init.sql"))
+            .unwrap();
+        c.execute_batch("PRAGMA application_id = 1803117428; PRAGMA user_version = 1;")
+            .unwrap();
+        c.execute_batch("INSERT INTO credit_pools (id, credits_used) VALUES (1, 2);")
+            .unwrap();
+        c.execute(
+            "INSERT INTO keys (id, secret_hash, name, owner, key_prefix, livemode, \
+             quota_total, credit_limit, pool_id, requests_total, created_at, state) \
+             VALUES (?1, ?2, 'legacy', 'ops', ?3, 1, 5, 10, 1, 3, ?4, 'active')",
+            rusqlite::params![
+                k.id,
+                key::hash_secret(&secret).to_vec(),
+                k.key_prefix,
+                to_millis(now() - Duration::days(3)),
+            ],
+        )
+        .unwrap();
+    }
+    assert_eq!(user_version(&path), 1);
+
+    let location = Location::Sqlite(path.clone());
+    let (mut store, created) = open(&location, &OpenOptions::default()).unwrap();
+    assert!(!created);
+    assert_eq!(user_version(&path), current_schema_version());
+    {
+        let tx = store.begin(Intent::Read).unwrap();
+        let got = tx.key_by_id(&k.id).unwrap().unwrap();
+        assert_eq!(got.settings.name, "legacy");
+        assert_eq!(got.settings.quotas.total, Some(5));
+        assert_eq!(got.settings.credit_limit, Some(10));
+        assert_eq!(got.credits_used, 2);
+        assert_eq!(got.accepted_total, 3);
+        assert_eq!(
+            got.pool_accepted_total, 3,
+            "the lineage's total is its key's"
+        );
+        assert_eq!(
+            tx.name_holder("legacy", now()).unwrap().as_deref(),
+            Some(k.id.as_str())
+        );
+    }
+    let v = verify_at(store.as_mut(), &secret, now(), "/");
+    assert_eq!(v.outcome, Outcome::Valid);
+    assert_eq!(v.credits_remaining, Some(7));
+    assert_eq!(v.quota_remaining.and_then(|q| q.total), Some(1));
+    drop(store);
+    // Migrated once: opening again finds the current version and the same key.
+    let (mut store, _) = open(&location, &OpenOptions::default()).unwrap();
+    let tx = store.begin(Intent::Read).unwrap();
+    assert_eq!(tx.key_by_id(&k.id).unwrap().unwrap().accepted_total, 4);
+    assert_eq!(user_version(&path), current_schema_version());
+}
