@@ -24,6 +24,16 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
+/// Why these tests read the store with SQL: what a killed write left is checked in the
+/// raw rows (integrity, lineage columns, request rows), beneath what any command shows.
+const RAW_ROWS: &str = "checks the raw rows a killed write left in the SQLite file";
+
+/// The store's rows, for a test that returned early unless the backend is SQLite.
+fn raw_rows(env: &TestEnv) -> Connection {
+    env.sqlite_only(RAW_ROWS)
+        .expect("a crash test returns early unless the backend is SQLite")
+}
+
 const BATCH_KILLS: usize = 20;
 const ROTATE_KILLS: usize = 30;
 const EDIT_KILLS: usize = 30;
@@ -389,6 +399,9 @@ fn batch_store() -> TestEnv {
 
 #[test]
 fn a_killed_batch_creates_none_or_all_of_its_keys() {
+    if !sqlite_only_test(RAW_ROWS) {
+        return;
+    }
     let mut g = Group::new("batch", BATCH_KILLS);
     let mut env = batch_store();
     // One run (each adds BATCH_LINES keys): the median of several would cost more
@@ -405,7 +418,7 @@ fn a_killed_batch_creates_none_or_all_of_its_keys() {
         let run = g.kill(&env, batch_command(&env, &file), None);
         let at = g.at();
         let (listed, after) = check_store(&env, &at, &format!("{tag}-"));
-        let conn = env.sqlite();
+        let conn = raw_rows(&env);
         let pattern = format!("{tag}-*");
         let present = count(
             &conn,
@@ -463,6 +476,9 @@ fn a_killed_batch_creates_none_or_all_of_its_keys() {
 
 #[test]
 fn a_killed_rotate_leaves_the_old_key_or_the_complete_new_pair() {
+    if !sqlite_only_test(RAW_ROWS) {
+        return;
+    }
     let mut g = Group::new("rotate", ROTATE_KILLS);
     let env = TestEnv::initialized();
     let first = env.create(
@@ -485,14 +501,14 @@ fn a_killed_rotate_leaves_the_old_key_or_the_complete_new_pair() {
     // Each run rotates the key that holds the name now.
     g.typical = measure(5, |_| rotate("measure"));
     let (_, mut events) = check_store(&env, "after the measuring runs", "lineage");
-    let original = key_row(&env.sqlite(), first.id()).expect("the first key");
+    let original = key_row(&raw_rows(&env), first.id()).expect("the first key");
     let mut current = first.id().to_string();
     for _ in 0..ROTATE_KILLS {
-        let keys_before = count(&env.sqlite(), "SELECT count(*) FROM keys", []);
+        let keys_before = count(&raw_rows(&env), "SELECT count(*) FROM keys", []);
         let run = g.kill(&env, rotate(&current), None);
         let at = g.at();
         let (listed, after) = check_store(&env, &at, "lineage");
-        let conn = env.sqlite();
+        let conn = raw_rows(&env);
         let old = key_row(&conn, &current).expect("the rotated key still exists");
         let successors = count(
             &conn,
@@ -570,6 +586,9 @@ fn edit_command(env: &TestEnv, id: &str, name: &str, quota: i64, description: &s
 
 #[test]
 fn a_killed_edit_leaves_all_old_or_all_new_values() {
+    if !sqlite_only_test(RAW_ROWS) {
+        return;
+    }
     let mut g = Group::new("edit", EDIT_KILLS);
     let env = TestEnv::initialized();
     let k = env.create(
@@ -593,12 +612,12 @@ fn a_killed_edit_leaves_all_old_or_all_new_values() {
             Some(1000 + round as i64),
             Some(format!("round {round}")),
         );
-        let edits_before = events_of(&env.sqlite(), &id, "edited").len();
+        let edits_before = events_of(&raw_rows(&env), &id, "edited").len();
         let command = edit_command(&env, &id, &new.0, new.1.unwrap(), new.2.as_deref().unwrap());
         let run = g.kill(&env, command, None);
         let at = g.at();
         let (listed, after) = check_store(&env, &at, &id);
-        let conn = env.sqlite();
+        let conn = raw_rows(&env);
         let row = key_row(&conn, &id).expect("the edited key exists");
         let got = (row.name.clone(), row.quota_daily, row.description.clone());
         let edits = events_of(&conn, &id, "edited");
@@ -633,6 +652,9 @@ fn a_killed_edit_leaves_all_old_or_all_new_values() {
 
 #[test]
 fn a_killed_delete_leaves_the_key_or_removes_it_with_both_events() {
+    if !sqlite_only_test(RAW_ROWS) {
+        return;
+    }
     let mut g = Group::new("delete", DELETE_KILLS);
     let env = TestEnv::initialized();
     let delete = |id: &str| {
@@ -658,7 +680,7 @@ fn a_killed_delete_leaves_the_key_or_removes_it_with_both_events() {
         let run = g.kill(&env, delete(k.id()), None);
         let at = g.at();
         let (listed, after) = check_store(&env, &at, &name);
-        let conn = env.sqlite();
+        let conn = raw_rows(&env);
         let revoked = events_of(&conn, k.id(), "revoked");
         let deleted = events_of(&conn, k.id(), "deleted");
         let log_rows = count(
@@ -854,6 +876,9 @@ fn assert_log_matches_counters(conn: &Connection, id: &str, at: &str) {
 
 #[test]
 fn a_killed_stream_keeps_the_log_and_the_counters_equal() {
+    if !sqlite_only_test(RAW_ROWS) {
+        return;
+    }
     let mut g = Group::new("stream", STREAM_KILLS);
     let env = TestEnv::initialized();
     let k = env.create("svc", &["--allow-ip", "10.0.0.0/8"]);
@@ -864,9 +889,9 @@ fn a_killed_stream_keeps_the_log_and_the_counters_equal() {
         Some(stream_input(999, &k.secret, &unknown)),
     );
     let (_, events) = check_store(&env, "after the measuring run", "svc");
-    assert_log_matches_counters(&env.sqlite(), &id, "after the measuring run");
+    assert_log_matches_counters(&raw_rows(&env), &id, "after the measuring run");
     for round in 0..STREAM_KILLS {
-        let rows_before = count(&env.sqlite(), "SELECT count(*) FROM requests", []);
+        let rows_before = count(&raw_rows(&env), "SELECT count(*) FROM requests", []);
         let run = g.kill(
             &env,
             stream_command(&env),
@@ -876,7 +901,7 @@ fn a_killed_stream_keeps_the_log_and_the_counters_equal() {
         let (listed, after) = check_store(&env, &at, "svc");
         assert_eq!(listed.len(), 1, "{at}");
         assert_eq!(after, events, "verification writes no audit event ({at})");
-        let conn = env.sqlite();
+        let conn = raw_rows(&env);
         assert_log_matches_counters(&conn, &id, &at);
         let added = count(&conn, "SELECT count(*) FROM requests", []) - rows_before;
         // Each answer is written after its commit: whatever was answered is logged.

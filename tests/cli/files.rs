@@ -247,6 +247,9 @@ fn new_files_are_private_even_under_umask_000() {
 /// is intact (integrity_check, audit chain, the same keys) and takes writes again.
 #[test]
 fn a_full_disk_fails_every_write_in_one_line_and_loses_nothing() {
+    if !sqlite_only_test("fills the filesystem under the SQLite file and its WAL") {
+        return;
+    }
     let env = TestEnv::new();
     let small = Tmpfs::mount(&env.root().join("small"), "512k");
     let db = small.dir.join("keys.db");

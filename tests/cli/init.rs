@@ -30,7 +30,7 @@ fn init_quiet_prints_nothing() {
 #[test]
 fn init_stamps_an_application_id_and_a_schema_version() {
     let env = TestEnv::initialized();
-    let conn = env.sqlite();
+    let conn = or_skip!(env.sqlite_only("the SQLite file's application_id and user_version"));
     let app_id: i64 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .unwrap();

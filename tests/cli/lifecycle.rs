@@ -21,15 +21,10 @@ fn actions_of(env: &TestEnv, key_id: &str) -> Vec<String> {
     v
 }
 
-/// Gives a key request history (the request log arrives with `verify`).
-fn add_request(env: &TestEnv, key_id: &str) {
-    env.sqlite()
-        .execute(
-            "INSERT INTO requests (at, key_id, key_name, endpoint, http_status, code, ip, credits) \
-             VALUES (?1, ?2, 'used', 'GET /v1/models', 200, 'valid', '203.0.113.7', 1)",
-            rusqlite::params![NOW_MS - 1000, key_id],
-        )
-        .expect("insert a request row");
+/// Gives a key request history: one accepted, recorded `verify`.
+fn add_request(env: &TestEnv, secret: &str) {
+    let args = ["--endpoint", "GET /v1/models", "--ip", "203.0.113.7"];
+    env.expect_verify(NOW, secret, &args, "valid", "OK");
 }
 
 #[test]
@@ -367,7 +362,7 @@ fn a_key_with_request_history_is_deleted_only_with_force() {
     let env = TestEnv::initialized();
     let used = env.create("used", &[]);
     let unused = env.create("unused", &[]);
-    add_request(&env, used.id());
+    add_request(&env, &used.secret);
     let before = env.snapshot();
     for args in [
         &["delete", "--yes", "used"][..],
@@ -390,16 +385,14 @@ fn a_key_with_request_history_is_deleted_only_with_force() {
     out.ok();
     assert_eq!(env.list_names(&["--all"]), ["unused"]);
     // The request log keeps the deleted key's id.
-    let kept: Vec<(String, String)> = {
-        let c = env.sqlite();
-        let mut st = c.prepare("SELECT key_id, key_name FROM requests").unwrap();
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        rows
-    };
+    let kept: Vec<(String, String)> = env
+        .logs_json(&[])
+        .iter()
+        .map(|r| {
+            let text = |member: &str| r[member].as_str().unwrap_or("(not text)").to_string();
+            (text("key_id"), text("key_name"))
+        })
+        .collect();
     assert_eq!(kept, [(used.id().to_string(), "used".to_string())]);
     let ev = env.audit_json(&[used.id(), "--action", "deleted"]);
     assert_eq!(ev.len(), 1);

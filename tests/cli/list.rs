@@ -40,9 +40,8 @@ fn summary_line_counts_statuses_and_the_key_limit() {
     let dis = env.create("dis", &[]);
     let rev = env.create("rev", &[]);
     env.create("exp", &["--expires", "1d"]);
-    // The states set directly, so no extra audit or request rows join the counts.
-    env.fixture("UPDATE keys SET state = 'disabled' WHERE id = ?1", dis.id());
-    env.fixture("UPDATE keys SET state = 'revoked' WHERE id = ?1", rev.id());
+    env.disable(dis.id());
+    env.revoke(rev.id());
 
     let out = env.run_at(TWO_DAYS_ON, &["list"]);
     out.ok();
@@ -258,7 +257,7 @@ fn status_filter_takes_lists_and_repeats() {
     env.create("live-one", &[]);
     env.create("short", &["--expires", "1d"]);
     let rev = env.create("gone", &[]);
-    env.fixture("UPDATE keys SET state = 'revoked' WHERE id = ?1", rev.id());
+    env.revoke(rev.id());
     let names = |args: &[&str]| names(&env.list_json_at(TWO_DAYS_ON, args));
     assert_eq!(names(&["--status", "expired"]), ["short"]);
     assert_eq!(names(&["--status", "active"]), ["live-one"]);
@@ -290,24 +289,15 @@ fn no_match_prints_the_summary_and_a_hint() {
 #[test]
 fn sorts_by_name_created_expires_and_last_use() {
     let env = TestEnv::initialized();
-    let bravo = env.create("bravo", &["--expires", "2w"]);
-    env.create("Alpha", &["--expires", "1d"]);
-    let charlie = env.create("charlie", &[]);
-    // A last use an hour before NOW, set directly (verify would record it at NOW).
-    env.fixture(
-        &format!(
-            "UPDATE keys SET last_used_at = {}, last_used_ip = '192.0.2.9' WHERE id = ?1",
-            NOW_MS - 3_600_000
-        ),
-        bravo.id(),
-    );
-    env.fixture(
-        &format!(
-            "UPDATE keys SET last_used_at = {} WHERE id = ?1",
-            NOW_MS - 3 * 3_600_000
-        ),
-        charlie.id(),
-    );
+    // Made four hours before NOW, so verify can record last uses one and three hours
+    // before it.
+    let made = now_plus(-4 * HOUR);
+    let bravo = env.create_at(&made, "bravo", &["--expires", "2w"]);
+    env.create_at(&made, "Alpha", &["--expires", "1d"]);
+    let charlie = env.create_at(&made, "charlie", &[]);
+    env.verify(&now_plus(-HOUR), &bravo.secret, &["--ip", "192.0.2.9"])
+        .ok();
+    env.verify(&now_plus(-3 * HOUR), &charlie.secret, &[]).ok();
     for (sort, expected) in [
         (None, ["charlie", "Alpha", "bravo"]),
         (Some("created"), ["charlie", "Alpha", "bravo"]),
@@ -381,8 +371,8 @@ fn terminal_table_colours_the_status_dots() {
     let dis = env.create("off", &[]);
     env.create("old", &["--expires", "1d"]);
     let rev = env.create("dead", &[]);
-    env.fixture("UPDATE keys SET state = 'disabled' WHERE id = ?1", dis.id());
-    env.fixture("UPDATE keys SET state = 'revoked' WHERE id = ?1", rev.id());
+    env.disable(dis.id());
+    env.revoke(rev.id());
     let mut cmd = env.command();
     cmd.env("KEYCTL_NOW", TWO_DAYS_ON);
     let out = run_on_tty(cmd, &["list", "--all"], 200);

@@ -273,8 +273,12 @@ fn a_stream_refuses_numbers_past_the_ceiling_line_by_line_and_goes_on() {
 }
 
 /// Writes a value straight into the store, as another writer (or a hand edit) could.
-fn poke(env: &TestEnv, sql: &str) {
-    env.sqlite().execute_batch(sql).expect("poke the store");
+/// `None` (reported as skipped) on a backend other than SQLite.
+fn poke(env: &TestEnv, sql: &str) -> Option<()> {
+    env.sqlite_only("values out of range no command can store")?
+        .execute_batch(sql)
+        .expect("poke the store");
+    Some(())
 }
 
 #[test]
@@ -285,7 +289,7 @@ fn stored_values_out_of_range_read_as_the_ceiling_or_zero_and_break_nothing() {
     env.expect_verify(NOW, &k.secret, &[], "valid", "OK");
     env.expect_verify(NOW, &neg.secret, &[], "valid", "OK");
     let big = i64::MAX;
-    poke(
+    or_skip!(poke(
         &env,
         &format!(
             "UPDATE keys SET quota_total = {big}, credit_limit = {big}, rate_count = {big}, \
@@ -305,7 +309,7 @@ fn stored_values_out_of_range_read_as_the_ceiling_or_zero_and_break_nothing() {
              INSERT INTO settings (name, value) VALUES ('max-keys', '99999999999999999999999'),
              ('failed-auth-limit', '{big}'), ('failed-auth-ipv6-prefix', '999');"
         ),
-    );
+    ));
     let key = env.key_json("svc");
     assert_eq!(key["credits_used"], MAX);
     assert_eq!(key["credit_limit"], MAX);
@@ -369,10 +373,10 @@ fn stored_values_out_of_range_read_as_the_ceiling_or_zero_and_break_nothing() {
         "quota_exceeded",
         "Rate limit exceeded: quota daily",
     );
-    poke(
+    or_skip!(poke(
         &env,
         "UPDATE keys SET quota_total = NULL, quota_daily = NULL",
-    );
+    ));
     env.expect_verify(&at(2), &k.secret, &["--cost", "0"], "valid", "OK");
     env.expect_verify(
         &at(2),
@@ -394,8 +398,8 @@ fn stored_values_out_of_range_read_as_the_ceiling_or_zero_and_break_nothing() {
     out.ok();
     assert_eq!(out.stdout_lines().len(), 2, "{out}");
     // Counters written at the stored extreme stay at the ceiling.
-    let (events, accepted): (i64, i64) = env
-        .sqlite()
+    let db = or_skip!(env.sqlite_only("reads counters no command shows at the ceiling"));
+    let (events, accepted): (i64, i64) = db
         .query_row(
             "SELECT events_total, requests_total FROM keys WHERE name = 'svc'",
             [],
@@ -413,8 +417,8 @@ fn a_real_cannot_reach_a_count_column() {
     // why counters must never overflow into one (the failure this issue reported).
     let env = TestEnv::initialized();
     env.create("svc", &[]);
-    let err = env
-        .sqlite()
+    let db = or_skip!(env.sqlite_only("SQLite's STRICT tables refusing a REAL"));
+    let err = db
         .execute_batch("UPDATE credit_pools SET credits_used = 1e300")
         .unwrap_err();
     assert!(err.to_string().contains("REAL"), "{err}");
@@ -514,9 +518,10 @@ const NEW_ID: &str = "key_bbbbbbbbbbbb";
 
 /// A schema-2 store (the keyctl before shared limits) made from its own migrations,
 /// with a rotated pair that has used its quotas and an unrelated key.
-fn v2_store(env: &TestEnv, old: &str, new: &str, other: &str) {
+/// `None` (reported as skipped) on a backend other than SQLite.
+fn v2_store(env: &TestEnv, old: &str, new: &str, other: &str) -> Option<()> {
     let ms = |secs: i64| NOW_MS + secs * 1000;
-    let c = rusqlite::Connection::open(&env.db).unwrap();
+    let c = env.sqlite_only("a schema-2 store, which only an older keyctl made")?;
     c.execute_batch(include_str!(
         "../../src/store/sqlite/migrations/001_init.sql"
     ))
@@ -597,6 +602,7 @@ fn v2_store(env: &TestEnv, old: &str, new: &str, other: &str) {
         )
         .unwrap();
     }
+    Some(())
 }
 
 #[test]
@@ -605,7 +611,7 @@ fn a_schema_2_store_migrates_its_rotated_pairs_into_one_lineage() {
     let old = forge_secret("sk", "live", "0123456789ABCDEFGHIJabcdefghij01");
     let new = forge_secret("sk", "live", "0123456789ABCDEFGHIJabcdefghij02");
     let other = forge_secret("sk", "live", "0123456789ABCDEFGHIJabcdefghij03");
-    v2_store(&env, &old, &new, &other);
+    or_skip!(v2_store(&env, &old, &new, &other));
     // The pair has 3 accepted requests in all (quota total 5), 2 in the last day (quota
     // daily 3): one more today, from either key.
     let v = env.expect_verify_json(NOW, &new, &[], "valid", "OK");
@@ -634,8 +640,8 @@ fn a_schema_2_store_migrates_its_rotated_pairs_into_one_lineage() {
         "quota_exceeded",
         "Rate limit exceeded: quota total",
     );
-    let version: i64 = env
-        .sqlite()
+    let db = or_skip!(env.sqlite_only("the SQLite file's user_version"));
+    let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, 3);

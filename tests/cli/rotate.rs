@@ -58,9 +58,8 @@ const FRESH: [&str; 6] = [
     "rotated_to",
 ];
 
-fn pool_of(env: &TestEnv, id: &str) -> i64 {
-    env.sqlite()
-        .query_row("SELECT pool_id FROM keys WHERE id = ?1", [id], |r| r.get(0))
+fn pool_of(db: &rusqlite::Connection, id: &str) -> i64 {
+    db.query_row("SELECT pool_id FROM keys WHERE id = ?1", [id], |r| r.get(0))
         .expect("the key's pool_id")
 }
 
@@ -240,7 +239,7 @@ fn the_new_secret_is_printed_once_on_a_pipe_and_never_stored() {
     let env = TestEnv::initialized();
     // Holding a connection open keeps keyctl's writes in the WAL, so its bytes can
     // be searched too.
-    let holder = env.sqlite();
+    let holder = or_skip!(env.sqlite_only("searches the SQLite file and its WAL for the secret"));
     let _: i64 = holder
         .query_row("SELECT count(*) FROM keys", [], |r| r.get(0))
         .unwrap();
@@ -343,28 +342,29 @@ fn old_and_new_draw_on_one_credit_balance() {
     let (_, first) = rotate_json_at(&env, NOW, &["metered"]);
     let first_id = first["id"].as_str().unwrap();
     // Rotating the new key again keeps the same balance down the line.
-    let (_, second) = rotate_json_at(&env, &now_plus(HOUR), &["metered"]);
+    let (second_secret, second) = rotate_json_at(&env, &now_plus(HOUR), &["metered"]);
     let second_id = second["id"].as_str().unwrap();
-    let pool = pool_of(&env, old.id());
-    assert_eq!(pool_of(&env, first_id), pool);
-    assert_eq!(pool_of(&env, second_id), pool);
-    let pools: i64 = env
-        .sqlite()
-        .query_row("SELECT count(*) FROM credit_pools", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(pools, 1, "no balance was duplicated");
     // Spending through one key shows on all of them.
-    env.sqlite()
-        .execute(
-            "UPDATE credit_pools SET credits_used = 42 WHERE id = ?1",
-            [pool],
-        )
-        .unwrap();
+    env.expect_verify(
+        &now_plus(2 * HOUR),
+        &second_secret,
+        &["--cost", "42"],
+        "valid",
+        "OK",
+    );
     for id in [old.id(), first_id, second_id] {
         let k = env.key_json(id);
         assert_eq!(k["credits_used"], 42, "{id}");
         assert_eq!(k["credit_limit"], 100, "{id}");
     }
+    let db = or_skip!(env.sqlite_only("reads the internal credit pool the keys share"));
+    let pool = pool_of(&db, old.id());
+    assert_eq!(pool_of(&db, first_id), pool);
+    assert_eq!(pool_of(&db, second_id), pool);
+    let pools: i64 = db
+        .query_row("SELECT count(*) FROM credit_pools", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pools, 1, "no balance was duplicated");
 }
 
 #[test]

@@ -60,6 +60,16 @@ impl TestEnv {
         }
     }
 
+    /// `keyctl disable KEYREF`, which must succeed.
+    pub fn disable(&self, keyref: &str) {
+        self.run(&["disable", keyref]).ok();
+    }
+
+    /// `keyctl revoke --yes KEYREF`, which must succeed.
+    pub fn revoke(&self, keyref: &str) {
+        self.run(&["revoke", "--yes", keyref]).ok();
+    }
+
     /// `keyctl list --json ARGS` parsed.
     pub fn list_json(&self, args: &[&str]) -> Vec<Value> {
         self.list_json_at(NOW, args)

@@ -6,7 +6,7 @@
 //! - `run`: running a command (optional stdin, always bounded) into an `Outcome`;
 //! - `commands`: typed wrappers of keyctl commands (`create`, `list --json`, ...);
 //! - `verdict`: `verify` and its result shape;
-//! - `store`: reading and forging the store through SQLite;
+//! - `store`: reading and forging the store through SQLite, marked SQLite-only;
 //! - `fs`: file-tree snapshots, modes, full filesystems and devices;
 //! - `json`: json with its member order;
 //! - `secret`: the secret format and checksums, recomputed independently;
@@ -40,6 +40,7 @@ pub use pty::*;
 pub use rng::*;
 pub use run::*;
 pub use secret::*;
+pub use store::*;
 pub use verdict::*;
 
 /// The one "now" of every command unless a test says otherwise.
