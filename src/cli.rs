@@ -2,6 +2,7 @@
 //! and later the man pages and completions.
 
 use std::ffi::{OsStr, OsString};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::builder::TypedValueParser;
@@ -281,31 +282,37 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "VAR")]
     pub key_env: Option<String>,
     /// The client's IP address
-    #[arg(long, value_name = "ADDR")]
-    pub ip: Option<String>,
+    #[arg(long, value_name = "ADDR", value_parser = Core(inputs::ip))]
+    pub ip: Option<IpAddr>,
     /// The scope the request needs
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = Core(inputs::request_text))]
     pub scope: Option<String>,
     /// The deployment the request is for
-    #[arg(long, value_name = "D")]
+    #[arg(long, value_name = "D", value_parser = Core(inputs::request_text))]
     pub deployment: Option<String>,
     /// The model the request uses
-    #[arg(long, value_name = "M")]
+    #[arg(long, value_name = "M", value_parser = Core(inputs::request_text))]
     pub model: Option<String>,
     /// The endpoint, like "POST /v1/chat" (recorded)
-    #[arg(long, value_name = "ENDPOINT")]
+    #[arg(long, value_name = "ENDPOINT", value_parser = Core(inputs::request_text))]
     pub endpoint: Option<String>,
     /// Credits the request costs
     #[arg(
         long,
         value_name = "N",
         default_value = "1",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = Core(inputs::amount)
     )]
-    pub cost: String,
+    pub cost: u64,
     /// How long the request took (recorded)
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub duration_ms: Option<String>,
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = Core(inputs::amount)
+    )]
+    pub duration_ms: Option<u64>,
     /// Check only: count and log nothing
     #[arg(long)]
     pub no_record: bool,

@@ -3,7 +3,6 @@
 //! records in one transaction. `--stream` serves many requests from one process.
 
 use std::io::{self, BufRead, Read, Write};
-use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -13,7 +12,6 @@ use crate::context::Ctx;
 use crate::core::allowlist::parse_ip;
 use crate::core::fields::{parse_line, read_bounded_line, too_long, Line};
 use crate::core::key::strip_bearer;
-use crate::core::limits::parse_amount;
 use crate::core::names::validate_text;
 use crate::core::policy::{QuotaRemaining, Request};
 use crate::error::{Error, Kind, Result};
@@ -72,44 +70,22 @@ fn presented_key(args: &VerifyArgs) -> Result<String> {
         .unwrap_or_default())
 }
 
-fn optional_field(flag: &str, v: &Option<String>) -> Result<Option<String>> {
-    match v {
-        None => Ok(None),
-        Some(t) => validate_text(flag, t)
-            .map(|_| Some(t.trim().to_string()))
-            .map_err(Error::usage),
-    }
-}
-
-fn parse_u64(flag: &str, text: &str) -> Result<u64> {
-    parse_amount(flag, text).map_err(Error::usage)
-}
-
 pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
-    let cost = parse_u64("--cost", &args.cost)?;
+    // Every value was parsed beside its flag (cli.rs, core::inputs).
     if args.stream {
-        return stream(ctx, cost, args.no_record);
+        return stream(ctx, args.cost, args.no_record);
     }
-    let ip: Option<IpAddr> = args
-        .ip
-        .as_deref()
-        .map(|t| parse_ip(t).map_err(|e| Error::usage(format!("--ip: {e}"))))
-        .transpose()?;
     let req = Request {
-        ip,
-        scope: optional_field("--scope", &args.scope)?,
-        deployment: optional_field("--deployment", &args.deployment)?,
-        model: optional_field("--model", &args.model)?,
-        cost,
+        ip: args.ip,
+        scope: args.scope.clone(),
+        deployment: args.deployment.clone(),
+        model: args.model.clone(),
+        cost: args.cost,
     };
     let meta = Meta {
-        ip_text: ip.map(|i| i.to_string()),
-        endpoint: optional_field("--endpoint", &args.endpoint)?,
-        duration_ms: args
-            .duration_ms
-            .as_deref()
-            .map(|t| parse_u64("--duration-ms", t))
-            .transpose()?,
+        ip_text: args.ip.map(|i| i.to_string()),
+        endpoint: args.endpoint.clone(),
+        duration_ms: args.duration_ms,
     };
     let presented = presented_key(&args)?;
     let mut store = ctx.open_read()?;

@@ -52,6 +52,22 @@ pub fn ip_list(flag: &str, text: &str) -> Result<IpList, String> {
         .map_err(|e| format!("{flag}: {e}"))
 }
 
+/// A whole number from 0 (a request's cost or duration, `verify`).
+pub fn amount(flag: &str, text: &str) -> Result<u64, String> {
+    super::limits::parse_amount(flag, text)
+}
+
+/// The client's IP address of a request (`verify --ip`).
+pub fn ip(flag: &str, text: &str) -> Result<std::net::IpAddr, String> {
+    super::allowlist::parse_ip(text).map_err(|e| format!("{flag}: {e}"))
+}
+
+/// A request's context text (`verify --scope` ...): checked and trimmed, and kept even
+/// when empty (an empty scope is still a scope the key must have).
+pub fn request_text(flag: &str, text: &str) -> Result<String, String> {
+    super::names::validate_text(flag, text).map(|_| text.trim().to_string())
+}
+
 /// A count from 1 (a credit limit).
 pub fn count(flag: &str, text: &str) -> Result<u64, String> {
     parse_count(flag, text)
