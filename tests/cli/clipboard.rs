@@ -77,6 +77,12 @@ impl Xvfb {
             "xclip -i failed: {}",
             output.status
         );
+        // xclip asks for the selection and forks before Xlib has flushed that request
+        // (its background child sends it), so its exit does not mean it owns the
+        // clipboard yet: wait until a paste gives the text, as a person would.
+        wait_for("xclip to own the clipboard", || {
+            self.paste().as_deref() == Some(text)
+        });
     }
 
     /// The keyctl processes (the clipboard helpers) serving this display for `env`:
