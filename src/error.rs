@@ -67,6 +67,14 @@ impl Error {
     pub fn runtime(message: impl Into<String>) -> Error {
         Error::new(Kind::Runtime, message)
     }
+    /// The same error, never retried: the transaction has shown something (a secret)
+    /// that running it again would contradict.
+    pub fn final_attempt(self) -> Error {
+        Error {
+            retryable: false,
+            ..self
+        }
+    }
 }
 
 impl fmt::Display for Error {

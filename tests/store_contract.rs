@@ -588,7 +588,7 @@ fn one_winner_per_name(location: &Location) {
     let results = run_concurrently(location, THREADS, |store, t| {
         let (_, candidate) = numbered_key(t as u32 + 1, "contested");
         // As a command runs it: a backend may ask for the whole transaction again.
-        with_retry(ATTEMPTS, || {
+        with_retry(ATTEMPTS, || -> keyctl::error::Result<String> {
             let mut tx = store.begin(Intent::Admin)?;
             claim_name(tx.as_ref(), "contested", None, now(), "choose another name")?;
             tx.insert_key(&candidate)?;
@@ -631,7 +631,7 @@ fn audit_chain_stays_gapless(location: &Location) {
     run_concurrently(location, THREADS, |store, t| {
         for i in 0..EACH {
             let details = format!(r#"{{"writer":{t},"n":{i}}}"#);
-            with_retry(ATTEMPTS, || {
+            with_retry(ATTEMPTS, || -> keyctl::error::Result<()> {
                 let mut tx = store.begin(Intent::Admin)?;
                 append_audit(tx.as_mut(), audit_event("config", None, &details))?;
                 Ok(tx.commit()?)

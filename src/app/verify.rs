@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::app::retry::{with_retry, ATTEMPTS};
 use crate::core::key::{self, hash_secret};
 use crate::core::model::{KeyRecord, RequestRecord};
 use crate::core::policy::{decide, Outcome, QuotaRemaining, Request};
@@ -39,7 +40,8 @@ impl Verdict {
 }
 
 /// Decides one request and, with `record`, writes it down, in one transaction
-/// (`Intent::Verify`; `Intent::Read` without `record`).
+/// (`Intent::Verify`; `Intent::Read` without `record`), run again when the store asks
+/// for a retry (nothing of it is seen before its commit).
 pub fn verify_one(
     store: &mut dyn Store,
     presented: &str,
@@ -52,34 +54,36 @@ pub fn verify_one(
     let parsed = key::parse(presented).is_ok();
     let hash = parsed.then(|| hash_secret(presented));
     let intent = if record { Intent::Verify } else { Intent::Read };
-    let mut tx = store.begin(intent)?;
-    let view = tx.load_for_verify(hash.as_ref(), req.ip, record, now)?;
-    let d = decide(view, parsed, req, now);
-    if record {
-        tx.record_verdict(&VerdictRecord {
-            request: RequestRecord {
-                at: now,
-                key: d
-                    .key
-                    .as_ref()
-                    .map(|k| (k.id.clone(), k.settings.name.clone())),
-                endpoint: meta.endpoint.clone(),
-                http_status: d.outcome.http_status(),
-                code: d.outcome.code().to_string(),
-                ip: meta.ip_text.clone(),
-                duration_ms: meta.duration_ms,
-                credits: d.credits,
-                accepted: d.outcome.is_valid(),
-            },
-            auth_failure: d.auth_failure,
-            prune_before: d.prune_before,
-        })?;
-        tx.commit()?;
-    }
-    Ok(Verdict {
-        outcome: d.outcome,
-        key: d.key,
-        credits_remaining: d.credits_remaining,
-        quota_remaining: d.quota_remaining,
+    with_retry(ATTEMPTS, || {
+        let mut tx = store.begin(intent)?;
+        let view = tx.load_for_verify(hash.as_ref(), req.ip, record, now)?;
+        let d = decide(view, parsed, req, now);
+        if record {
+            tx.record_verdict(&VerdictRecord {
+                request: RequestRecord {
+                    at: now,
+                    key: d
+                        .key
+                        .as_ref()
+                        .map(|k| (k.id.clone(), k.settings.name.clone())),
+                    endpoint: meta.endpoint.clone(),
+                    http_status: d.outcome.http_status(),
+                    code: d.outcome.code().to_string(),
+                    ip: meta.ip_text.clone(),
+                    duration_ms: meta.duration_ms,
+                    credits: d.credits,
+                    accepted: d.outcome.is_valid(),
+                },
+                auth_failure: d.auth_failure,
+                prune_before: d.prune_before,
+            })?;
+            tx.commit()?;
+        }
+        Ok(Verdict {
+            outcome: d.outcome,
+            key: d.key,
+            credits_remaining: d.credits_remaining,
+            quota_remaining: d.quota_remaining,
+        })
     })
 }

@@ -213,6 +213,8 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
         ));
     }
     let total = parsed.len();
+    // One attempt, never retried (app::retry): the secrets of a batch are drawn as it
+    // runs, and a failure leaves nothing behind, so the user runs it again as a whole.
     let mut store = ctx.open_write()?;
     let mut tx = store.begin(Intent::Bulk)?;
     let settings = tx.settings()?;

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration as StdDuration;
 
 use super::keyref::filter_id;
+use crate::app::retry::{with_retry, ATTEMPTS};
 use crate::cli::{Format, LogsArgs, LogsCommand};
 use crate::context::Ctx;
 use crate::core::allowlist::parse_ip;
@@ -143,9 +144,12 @@ fn prune(ctx: &Ctx, before: &str) -> Result<()> {
         .before(ctx.now)
         .ok_or_else(|| Error::usage("invalid --before: use a duration like 90d or a date"))?;
     let mut store = ctx.open_write()?;
-    let mut tx = store.begin(Intent::Admin)?;
-    let n = tx.prune_requests(cutoff)?;
-    tx.commit()?;
+    let n = with_retry(ATTEMPTS, || -> Result<u64> {
+        let mut tx = store.begin(Intent::Admin)?;
+        let n = tx.prune_requests(cutoff)?;
+        tx.commit()?;
+        Ok(n)
+    })?;
     ctx.note(&format!(
         "deleted {} older than {}",
         crate::ui::output::plural(n, "request-log row"),
