@@ -395,13 +395,16 @@ pub trait Txn {
         sink: &mut dyn FnMut(&KeyRecord) -> std::io::Result<()>,
     ) -> Result<StatusCounts>;
     /// Exact requests and credits of one key in each window (since, now], one entry per
-    /// start, at a cost independent of the key's history.
+    /// start, at a cost independent of the key's history. `key` must have been read in
+    /// this transaction: its running totals are the base each window is counted back
+    /// from, so a record from another snapshot would give wrong figures.
     fn usage_windows(&self, key: &KeyRecord, starts: &[DateTime<Utc>])
         -> Result<Vec<UsageFigures>>;
     /// Exact accepted requests of the key's rotation lineage (its pool: the key, its
     /// predecessors and successors) in each window (since, now], one entry per start,
     /// at a cost independent of history and of the chain's length. Quotas and rate
-    /// limits count these.
+    /// limits count these. As for [`Txn::usage_windows`], `key` comes from this
+    /// transaction (its pool's total is the base).
     fn pool_windows(&self, key: &KeyRecord, starts: &[DateTime<Utc>]) -> Result<Vec<u64>>;
     /// Per-day figures (UTC days since the epoch, `from..=to`) of one key, or of every
     /// request when `key_id` is None; days without requests are left out.
