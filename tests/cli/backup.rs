@@ -62,7 +62,7 @@ fn the_copy_is_a_store_with_the_same_keys_settings_and_audit_chain() {
     assert_eq!(out.stdout, "");
     assert_eq!(
         out.stderr,
-        format!("backed up {} to {}\n", env.db.display(), copy.display())
+        format!("backed up {} to {}\n", env.shown(), copy.display())
     );
     assert_eq!(mode(&copy), 0o600);
     assert_eq!(
@@ -150,20 +150,11 @@ fn unusable_destinations_and_sources_are_refused() {
     fs::create_dir(&folder).unwrap();
     let in_missing = env.root().join("no-such-folder").join("copy.db");
     let before = env.snapshot();
-    let cases: Vec<(Vec<String>, i32, String)> = vec![
+    let mut cases: Vec<(Vec<String>, i32, String)> = vec![
         (
             vec!["backup".into(), folder.display().to_string()],
             4,
             "is a directory".into(),
-        ),
-        (
-            vec![
-                "backup".into(),
-                "--force".into(),
-                env.db.display().to_string(),
-            ],
-            4,
-            "is the key store itself: choose another file".into(),
         ),
         (
             vec!["backup".into(), in_missing.display().to_string()],
@@ -171,6 +162,17 @@ fn unusable_destinations_and_sources_are_refused() {
             "does not exist".into(),
         ),
     ];
+    if sqlite_only_test("a backup over the store's own file") {
+        cases.push((
+            vec![
+                "backup".into(),
+                "--force".into(),
+                env.db_file().display().to_string(),
+            ],
+            4,
+            "is the key store itself: choose another file".into(),
+        ));
+    }
     for (args, code, says) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = env.run(&args);
@@ -267,7 +269,9 @@ fn backups_are_consistent_while_another_process_writes() {
     );
     // The live store is whole too.
     env.audit_head();
-    assert_eq!(integrity(&env.db), "ok");
+    if sqlite_only_test("PRAGMA integrity_check of the live store's file") {
+        assert_eq!(integrity(env.db_file()), "ok");
+    }
 }
 
 /// Runs a system tool that makes a test fixture (`mkfifo`, `mknod`).
@@ -310,29 +314,38 @@ fn special_files_and_the_stores_own_files_are_refused() {
         (nulldev.clone(), "is a character device".into()),
         (socket.clone(), "is a socket".into()),
         (folder.clone(), "is a directory".into()),
-        (env.db.clone(), "is the key store itself".into()),
     ];
-    for (suffix, what) in [
-        ("-wal", "write-ahead log"),
-        ("-shm", "shared-memory index"),
-        ("-journal", "rollback journal"),
-    ] {
+    let store_files = sqlite_only_test("a backup over the store's own file and side files");
+    if store_files {
         cases.push((
-            with_suffix(&env.db, suffix),
-            format!("is the key store's {what}"),
+            env.db_file().to_path_buf(),
+            "is the key store itself".into(),
         ));
+        for (suffix, what) in [
+            ("-wal", "write-ahead log"),
+            ("-shm", "shared-memory index"),
+            ("-journal", "rollback journal"),
+        ] {
+            cases.push((
+                with_suffix(env.db_file(), suffix),
+                format!("is the key store's {what}"),
+            ));
+        }
     }
     // The same through a symlink each, and the store through a relative path.
+    let links = cases.len();
     for (i, (path, says)) in cases.clone().into_iter().enumerate() {
         let link = odd.path().join(format!("link{i}"));
         symlink(&path, &link).unwrap();
         let says = format!("links to {}, which {says}", path.display());
         cases.push((link, says));
     }
-    cases.push((
-        "./keys.db-wal".into(),
-        "is the key store's write-ahead log".into(),
-    ));
+    if store_files {
+        cases.push((
+            "./keys.db-wal".into(),
+            "is the key store's write-ahead log".into(),
+        ));
+    }
 
     let before = env.snapshot();
     for (path, says) in &cases {
@@ -354,8 +367,10 @@ fn special_files_and_the_stores_own_files_are_refused() {
     );
     assert!(file_type(&socket).is_socket());
     assert_eq!(files_in(&folder), Vec::<String>::new());
-    assert!(!with_suffix(&env.db, "-journal").exists());
-    for i in 0..8 {
+    if store_files {
+        assert!(!with_suffix(env.db_file(), "-journal").exists());
+    }
+    for i in 0..links {
         assert!(file_type(&odd.path().join(format!("link{i}"))).is_symlink());
     }
 }
@@ -446,6 +461,7 @@ fn a_dangling_symlink_is_refused() {
 /// `verify --stream` ("disk I/O error"). Refused now, the stream keeps answering.
 #[test]
 fn a_running_stream_keeps_answering_after_a_refused_backup_over_its_wal() {
+    sqlite_only!("the store's WAL file");
     let env = TestEnv::initialized();
     let k = env.create("svc", &[]);
     let mut command = env.command();
@@ -457,10 +473,10 @@ fn a_running_stream_keeps_answering_after_a_refused_backup_over_its_wal() {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not json ({e}): {line:?}"))
     };
     assert_eq!(ask()["code"], "valid");
-    let wal = with_suffix(&env.db, "-wal");
+    let wal = with_suffix(env.db_file(), "-wal");
     assert!(wal.exists(), "the stream holds the store open in WAL mode");
     for suffix in ["-wal", "-shm"] {
-        let side = with_suffix(&env.db, suffix);
+        let side = with_suffix(env.db_file(), suffix);
         env.run(&["backup", "--force", side.to_str().unwrap()])
             .fails(4);
     }

@@ -489,6 +489,6 @@ fn a_bad_value_creates_no_store() {
         &["rotate", "--yes", "k", "--grace", "never"],
     ] {
         env.run(args).fails(2);
-        assert!(!env.db.exists(), "{args:?} created the store");
+        assert!(!env.store_exists(), "{args:?} created the store");
     }
 }

@@ -89,7 +89,7 @@ impl Xvfb {
     /// display numbers are reused by later tests, store paths are not.
     fn helpers(&self, env: &TestEnv) -> Vec<u32> {
         let display = format!("DISPLAY={}", self.display);
-        let store = format!("KEYCTL_DB={}", env.db.display());
+        let store = format!("KEYCTL_DB={}", env.location().to_string_lossy());
         keyctl_processes()
             .into_iter()
             .filter(|(_, _, environ)| {
@@ -290,7 +290,10 @@ fn no_display_warns_and_still_prints_the_secret() {
     ] {
         let out = env.run(args);
         let secret = plain_secret(&out);
-        assert!(keyctl_processes_on(&env.db).is_empty(), "a helper is left");
+        assert!(
+            keyctl_processes_on(&env.location()).is_empty(),
+            "a helper is left"
+        );
         assert_eq!(
             warnings(&out),
             ["warning: the key was not copied to the clipboard: no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"],
@@ -417,7 +420,7 @@ fn an_unreachable_display_warns_and_leaves_no_helper() {
             .run();
         let secret = plain_secret(&out);
         wait_for("the failed clipboard helper gone", || {
-            keyctl_processes_on(&env.db).is_empty()
+            keyctl_processes_on(&env.location()).is_empty()
         });
         let warned = warnings(&out);
         assert_eq!(warned.len(), 1, "{out}");

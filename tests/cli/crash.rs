@@ -121,11 +121,11 @@ impl Group {
     fn kill(&mut self, env: &TestEnv, command: Command, input: Option<Vec<u8>>) -> Killed {
         assert!(self.typical > Duration::ZERO, "measure a run first");
         self.delay = self.typical.mul_f64(self.rng.unit() * SPREAD);
-        let wal_before = wal_stamp(&env.db);
+        let wal_before = wal_stamp(env.db_file());
         let mut run = run_and_kill(command, self.delay, input);
         // Only the killed process ran in between (connections that merely read never
         // write frames; opening one may create an empty -wal).
-        let wal_after = wal_stamp(&env.db);
+        let wal_after = wal_stamp(env.db_file());
         run.wal_written = wal_after.is_some_and(|(len, _)| len > 0) && wal_after != wal_before;
         self.kills += 1;
         if !run.cut() {

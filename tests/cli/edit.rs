@@ -342,7 +342,7 @@ fn the_secret_and_identity_never_change() {
     if !sqlite_only_test("searches the SQLite file's bytes for the secret") {
         return;
     }
-    let db = std::fs::read(&env.db).unwrap();
+    let db = std::fs::read(env.db_file()).unwrap();
     assert!(!contains_bytes(&db, k.secret.as_bytes()));
 }
 

@@ -367,10 +367,11 @@ fn a_full_disk_fails_every_write_in_one_line_and_loses_nothing() {
 /// it: every command refuses them in one line (exit 1) and leaves them as they were.
 #[test]
 fn empty_text_and_truncated_files_are_refused_and_left_alone() {
+    sqlite_only!("cuts copies of the store's SQLite file");
     let env = TestEnv::initialized();
     env.create("k", &[]);
     env.create("k2", &["--scope", "read"]);
-    let good = fs::read(&env.db).unwrap();
+    let good = fs::read(env.db_file()).unwrap();
     let dir = env.nobody_folder("damaged");
     let files: [(&str, Vec<u8>); 5] = [
         ("empty.db", Vec::new()),
@@ -420,6 +421,7 @@ fn empty_text_and_truncated_files_are_refused_and_left_alone() {
 /// runs).
 #[test]
 fn random_byte_flips_are_reported_without_a_panic_or_a_write() {
+    sqlite_only!("flips bytes of the store's SQLite file");
     const FLIPS: u64 = 300;
     const WORKERS: u64 = 4;
     let env = TestEnv::initialized();
@@ -441,10 +443,10 @@ fn random_byte_flips_are_reported_without_a_panic_or_a_write() {
         );
     }
     assert!(
-        !with_suffix(&env.db, "-wal").exists(),
+        !with_suffix(env.db_file(), "-wal").exists(),
         "the store is checkpointed"
     );
-    let good = fs::read(&env.db).unwrap();
+    let good = fs::read(env.db_file()).unwrap();
 
     let mut rng = SplitMix64::new(0xB17_F11B5);
     let flips: Vec<(usize, u8)> = (0..FLIPS)
@@ -569,6 +571,7 @@ fn random_byte_flips_are_reported_without_a_panic_or_a_write() {
 /// and `audit verify --expect-head` with the head recorded before catches it (exit 8).
 #[test]
 fn a_copy_without_its_wal_is_caught_by_expect_head() {
+    sqlite_only!("copies the store's SQLite file without its WAL");
     let env = TestEnv::initialized();
     env.create("a", &[]);
     env.create("b", &[]);
@@ -587,7 +590,7 @@ fn a_copy_without_its_wal_is_caught_by_expect_head() {
     env.run(&["revoke", "--yes", "b"]).ok();
     let (count, head) = env.audit_head();
     assert!(count >= old_count + 3, "created, edited, revoked: {count}");
-    let wal = with_suffix(&env.db, "-wal");
+    let wal = with_suffix(env.db_file(), "-wal");
     assert!(
         fs::metadata(&wal).map(|m| m.len() > 0).unwrap_or(false),
         "the newest commits are in the -wal (else this test proves nothing)"
@@ -596,7 +599,7 @@ fn a_copy_without_its_wal_is_caught_by_expect_head() {
 
     // Copied without the -wal (a careless backup, a lost file).
     let copy = env.root().join("copy.db");
-    fs::copy(&env.db, &copy).unwrap();
+    fs::copy(env.db_file(), &copy).unwrap();
     let copy = copy.to_str().unwrap();
     let out = env.run(&["--db", copy, "audit", "verify"]);
     out.ok();

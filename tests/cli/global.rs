@@ -17,7 +17,7 @@ fn version_prints_one_line_naming_keyctl_and_its_version() {
         assert!(out.stdout.starts_with(&prefix), "{out}");
     }
     // -V works without any store and creates nothing.
-    assert!(!env.db.exists());
+    assert!(!env.store_exists());
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn help_lists_the_commands_and_hides_the_test_clock() {
     ] {
         assert!(out.stdout.contains(flag), "create --help lacks {flag}");
     }
-    assert!(!env.db.exists());
+    assert!(!env.store_exists());
 }
 
 #[test]
@@ -100,13 +100,13 @@ fn db_flag_overrides_keyctl_db() {
     let out = env.run(&["--db", other.to_str().unwrap(), "init"]);
     out.ok();
     assert!(other.is_file());
-    assert!(!env.db.exists(), "KEYCTL_DB was overridden");
+    assert!(!env.store_exists(), "KEYCTL_DB was overridden");
     // The flag works after the subcommand too.
     let out = env.run(&["create", "--name", "k", "--db", other.to_str().unwrap()]);
     out.ok();
     let out = env.run(&["list", "--json", "--db", other.to_str().unwrap()]);
     assert_eq!(names(out.json().as_array().unwrap()), ["k"]);
-    assert!(!env.db.exists());
+    assert!(!env.store_exists());
 }
 
 #[test]

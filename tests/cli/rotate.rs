@@ -269,12 +269,12 @@ fn the_new_secret_is_printed_once_on_a_pipe_and_never_stored() {
     );
     assert_eq!(env.secret_hash(new_id), sha256(secret.as_bytes()));
 
-    let wal = fs::read(with_suffix(&env.db, "-wal")).expect("the WAL is still there");
+    let wal = fs::read(with_suffix(env.db_file(), "-wal")).expect("the WAL is still there");
     assert!(
         contains_bytes(&wal, new_id.as_bytes()),
         "the new key is in the WAL (else this test proves nothing)"
     );
-    let db = fs::read(&env.db).unwrap();
+    let db = fs::read(env.db_file()).unwrap();
     let body = &secret["sk_live_".len()..];
     for form in [secret.as_str(), body, &body[..32]] {
         assert!(!contains_bytes(&wal, form.as_bytes()), "WAL holds {form:?}");
@@ -284,7 +284,7 @@ fn the_new_secret_is_printed_once_on_a_pipe_and_never_stored() {
         );
     }
     drop(holder);
-    let db = fs::read(&env.db).unwrap();
+    let db = fs::read(env.db_file()).unwrap();
     assert!(!contains_bytes(&db, &body.as_bytes()[..32]));
     // The audit trail names the new key but holds no secret.
     let trail = env.run(&["audit", "--json"]);

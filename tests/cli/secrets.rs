@@ -54,7 +54,7 @@ fn piped_secret(out: &Outcome) -> String {
 
 /// Every keyctl process serving this store (the clipboard helpers `--copy` leaves
 /// behind): none may carry a secret in its argv or environment.
-fn assert_no_secret_in_processes(db: &Path, secrets: &[String]) -> usize {
+fn assert_no_secret_in_processes(db: &std::ffi::OsStr, secrets: &[String]) -> usize {
     let found = keyctl_processes_on(db);
     for (pid, cmdline, environ) in &found {
         for secret in secrets {
@@ -117,7 +117,7 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
     assert!(out.stderr.contains("copied to clipboard"), "{out}");
     record(out, vec![copied.clone()], &mut issued);
     assert!(
-        assert_no_secret_in_processes(&env.db, &issued) >= 1,
+        assert_no_secret_in_processes(&env.location(), &issued) >= 1,
         "the clipboard helper is running"
     );
 
@@ -149,7 +149,7 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
         .run();
     let ci2 = piped_secret(&out);
     record(out, vec![ci2.clone()], &mut issued);
-    assert!(assert_no_secret_in_processes(&env.db, &issued) >= 1);
+    assert!(assert_no_secret_in_processes(&env.location(), &issued) >= 1);
 
     // ---- verify: good and failed, from stdin and from --key-env ----
     let forged = forge_secret("sk", "live", "0123456789abcdefghijABCDEFGHIJkl");
@@ -272,8 +272,8 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
     }
 
     // ---- the files: store, WAL, -shm, backup; then the store once checkpointed ----
-    let wal = with_suffix(&env.db, "-wal");
-    let shm = with_suffix(&env.db, "-shm");
+    let wal = with_suffix(env.db_file(), "-wal");
+    let shm = with_suffix(env.db_file(), "-shm");
     let wal_bytes = fs::read(&wal).expect("the WAL is there while the holder is open");
     let newest = env.key_json("web")["id"].as_str().unwrap().to_string();
     assert!(
@@ -281,14 +281,20 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
         "the session's rows are in the WAL (else searching it proves nothing)"
     );
     let mut files: Vec<(PathBuf, Vec<u8>)> = vec![
-        (env.db.clone(), fs::read(&env.db).unwrap()),
+        (
+            env.db_file().to_path_buf(),
+            fs::read(env.db_file()).unwrap(),
+        ),
         (wal.clone(), wal_bytes),
         (shm.clone(), fs::read(&shm).unwrap_or_default()),
         (backup.clone(), fs::read(&backup).unwrap()),
     ];
     drop(holder);
     assert!(!wal.exists(), "the last connection checkpointed the WAL");
-    files.push((env.db.clone(), fs::read(&env.db).unwrap()));
+    files.push((
+        env.db_file().to_path_buf(),
+        fs::read(env.db_file()).unwrap(),
+    ));
     for (path, bytes) in &files {
         for secret in issued.iter().chain(&presented) {
             if let Some(form) = leak(bytes, secret) {
@@ -297,7 +303,7 @@ fn a_whole_session_leaves_no_secret_anywhere_but_its_reveal() {
         }
     }
     // ---- the processes keyctl started ----
-    assert_no_secret_in_processes(&env.db, &issued);
+    assert_no_secret_in_processes(&env.location(), &issued);
     assert!(
         problems.is_empty(),
         "{} leak(s):\n\n{}",
@@ -445,17 +451,10 @@ fn assert_not_echoed(out: &Outcome, secret: &str) {
     }
 }
 
-/// No form of `secret` in the store or its WAL.
+/// No form of `secret` in the store (or its WAL).
 fn assert_not_stored(env: &TestEnv, secret: &str) {
-    for path in [env.db.clone(), with_suffix(&env.db, "-wal")] {
-        if let Ok(bytes) = fs::read(&path) {
-            assert_eq!(
-                leak(&bytes, secret),
-                None,
-                "{} holds the secret",
-                path.display()
-            );
-        }
+    for (place, bytes) in env.stored_bytes() {
+        assert_eq!(leak(&bytes, secret), None, "{place} holds the secret");
     }
 }
 

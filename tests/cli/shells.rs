@@ -48,7 +48,7 @@ fn shell_command(env: &TestEnv, tool: &str, args: &[&str]) -> Command {
         .env("XDG_DATA_HOME", env.data_home())
         .env("XDG_CONFIG_HOME", &config)
         .env("XDG_CACHE_HOME", &cache)
-        .env("KEYCTL_DB", &env.db)
+        .env("KEYCTL_DB", env.location())
         .env("KEYCTL_NOW", NOW)
         .env("TZ", "UTC")
         .current_dir(repo())
@@ -493,7 +493,7 @@ fn config_get_and_set_complete_setting_names() {
     }
     assert_eq!(fish_offers(&env, repo(), "keyctl config set "), settings);
     // Without a store too: the names come from keyctl, not from the store.
-    std::fs::remove_file(&env.db).unwrap();
+    env.remove_store();
     assert_eq!(
         non_flags(&candidates(&env, "bash", &["keyctl", "config", "get", ""])),
         settings
@@ -596,7 +596,7 @@ fn a_missing_or_unreadable_store_offers_no_names_and_stays_quiet() {
     std::fs::create_dir(env.root().join("a-folder.db")).unwrap();
     let before = env.snapshot();
     let stores = [
-        env.db.clone(), // KEYCTL_DB names a store that does not exist
+        env.root().join("keys.db"), // a store that does not exist
         env.root().join("garbage.db"),
         env.root().join("a-folder.db"),
     ];
@@ -655,7 +655,7 @@ fn fish_itself_completes_key_names_through_the_script() {
     let line = "keyctl revoke ";
     assert_eq!(fish_offers(&env, repo(), line), ["alpha-key", "beta-key"]);
 
-    std::fs::remove_file(&env.db).unwrap();
+    env.remove_store();
     assert_eq!(fish_offers(&env, repo(), line), Vec::<String>::new());
 }
 
@@ -769,7 +769,7 @@ fn interactive_bash_lists_no_names_and_no_errors_without_a_store() {
         assert!(!shown.contains(bad), "{bad:?} on the terminal:\n{shown}");
     }
     exit_bash(bash);
-    assert!(!env.db.exists(), "completion created the store");
+    assert!(!env.store_exists(), "completion created the store");
     let after = env.snapshot();
     let made: Vec<_> = after
         .paths()
@@ -1010,7 +1010,8 @@ fn interactive_bash_completes_words_bash_splits_at_colons_and_equals_signs() {
     env.create("x=y", &[]);
     env.create("ci-bot", &[]);
     let mut bash = interactive_bash(&env);
-    let db = env.db.to_str().unwrap();
+    let db = env.location();
+    let db = db.to_str().unwrap();
     for (partial, want) in [
         ("keyctl show team:ci", "keyctl show team:ci "),
         ("keyctl show team:cd", "keyctl show team:cd "),

@@ -8,9 +8,10 @@ use crate::support::*;
 
 #[test]
 fn store_file_is_private() {
+    sqlite_only!("the store file's mode and the files beside it");
     let env = TestEnv::new();
     env.run(&["create", "--name", "k"]).ok();
-    assert_eq!(mode(&env.db), 0o600);
+    assert_eq!(mode(env.db_file()), 0o600);
     // No temporary files are left next to it.
     let mut names: Vec<String> = fs::read_dir(env.root())
         .unwrap()
@@ -40,7 +41,7 @@ fn default_store_lives_in_xdg_data_home_in_a_private_folder() {
     assert!(db.is_file());
     assert_eq!(mode(&folder), 0o700);
     assert_eq!(mode(&db), 0o600);
-    assert!(!env.db.exists(), "KEYCTL_DB was not set");
+    assert!(!env.store_exists(), "KEYCTL_DB was not set");
 
     // Read commands find it there too.
     let out = env
@@ -144,19 +145,17 @@ fn store_file_holds_no_secret() {
     let out = env.run(&["create", "--name", "c"]);
     out.ok();
     let c = out.stdout.trim_end().to_string();
-    let bytes = fs::read(&env.db).unwrap();
+    // The file and its WAL, or every table's rows.
+    let stored = env.stored_bytes();
     assert!(
-        contains_bytes(&bytes, a.id().as_bytes()),
+        stored
+            .iter()
+            .any(|(_, bytes)| contains_bytes(bytes, a.id().as_bytes())),
         "the key is stored"
     );
-    for secret in [&a.secret, &b.secret, &c] {
-        assert_no_secret(&bytes, secret, "keys.db");
-    }
-    let wal = with_suffix(&env.db, "-wal");
-    if wal.exists() {
-        let wal_bytes = fs::read(&wal).unwrap();
+    for (place, bytes) in &stored {
         for secret in [&a.secret, &b.secret, &c] {
-            assert_no_secret(&wal_bytes, secret, "keys.db-wal");
+            assert_no_secret(bytes, secret, place);
         }
     }
 }
@@ -178,8 +177,8 @@ fn wal_holds_no_secret_and_wal_files_are_private() {
     out.ok();
     let piped = out.stdout.trim_end().to_string();
 
-    let wal = with_suffix(&env.db, "-wal");
-    let shm = with_suffix(&env.db, "-shm");
+    let wal = with_suffix(env.db_file(), "-wal");
+    let shm = with_suffix(env.db_file(), "-shm");
     let wal_bytes = fs::read(&wal).expect("the WAL is still there");
     assert!(
         contains_bytes(&wal_bytes, k.id().as_bytes()),
@@ -187,9 +186,9 @@ fn wal_holds_no_secret_and_wal_files_are_private() {
     );
     for secret in [&k.secret, &piped] {
         assert_no_secret(&wal_bytes, secret, "keys.db-wal");
-        assert_no_secret(&fs::read(&env.db).unwrap(), secret, "keys.db");
+        assert_no_secret(&fs::read(env.db_file()).unwrap(), secret, "keys.db");
     }
-    assert_eq!(mode(&env.db), 0o600);
+    assert_eq!(mode(env.db_file()), 0o600);
     assert_eq!(mode(&wal), 0o600);
     assert_eq!(mode(&shm), 0o600);
     drop(holder);
@@ -282,8 +281,9 @@ fn unusable_files_are_refused_by_name_and_left_untouched() {
 
 #[test]
 fn newer_store_message_says_to_upgrade() {
+    sqlite_only!("a newer schema stamped into the SQLite file's user_version");
     let env = TestEnv::new();
-    newer_store(&env, &env.db);
+    newer_store(&env, env.db_file());
     let out = env.run(&["list"]);
     let line = out.fails(1);
     assert!(line.contains("99") && line.contains("upgrade"), "{line}");
@@ -341,7 +341,7 @@ fn a_schema_that_does_not_match_its_version_is_one_line_without_sql() {
             assert!(
                 line.starts_with(&format!(
                     "error: key store {}: its schema does not match its version (",
-                    env.db.display()
+                    env.shown()
                 )) && line.ends_with("): restore it from a backup"),
                 "{tampering}: {command:?}: {line}"
             );

@@ -1450,7 +1450,7 @@ fn verify_on_a_missing_store_fails_and_creates_nothing() {
     let out = env.verify(NOW, &forged, &[]);
     let line = out.fails(1);
     assert!(line.contains("no key store at"), "{line}");
-    assert!(!env.db.exists());
+    assert!(!env.store_exists());
 }
 
 // ---- many processes at once ----

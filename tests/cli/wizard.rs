@@ -174,7 +174,7 @@ fn a_malformed_name_is_refused_at_the_prompt_and_asked_again() {
 fn ctrl_c_at_the_expiry_select_restores_the_cursor_and_creates_nothing() {
     let env = TestEnv::initialized();
     env.create("existing", &[]);
-    let db_bytes = std::fs::read(&env.db).unwrap();
+    let db_bytes = env.store_contents();
     let mut pty = wizard(&env, &[]);
     answer(&mut pty, "Key name", "never-made");
     answer(&mut pty, "Description (optional)", "abandoned");
@@ -190,11 +190,7 @@ fn ctrl_c_at_the_expiry_select_restores_the_cursor_and_creates_nothing() {
         "the cursor is left hidden after Ctrl-C:\n{screen:?}"
     );
     assert!(!screen.contains("panicked"), "{screen}");
-    assert_eq!(
-        std::fs::read(&env.db).unwrap(),
-        db_bytes,
-        "Ctrl-C changed the store"
-    );
+    assert_eq!(env.store_contents(), db_bytes, "Ctrl-C changed the store");
     assert_eq!(env.list_names(&["--all"]), ["existing"]);
 }
 
@@ -236,14 +232,14 @@ fn ctrl_c_without_a_store_creates_no_store() {
     let (code, screen) = pty.wait();
     assert_eq!(code, Some(130), "Ctrl-C exits 130:\n{screen:?}");
     assert!(screen.contains(SHOW_CURSOR), "{screen:?}");
-    assert!(!env.db.exists(), "Ctrl-C left a store behind");
+    assert!(!env.store_exists(), "Ctrl-C left a store behind");
     assert_eq!(env.snapshot(), before, "Ctrl-C made files");
 }
 
 #[test]
 fn ctrl_c_at_the_name_prompt_exits_130_and_creates_nothing() {
     let env = TestEnv::initialized();
-    let db_bytes = std::fs::read(&env.db).unwrap();
+    let db_bytes = env.store_contents();
     let mut pty = wizard(&env, &[]);
     pty.expect("Key name");
     pty.send(b"half-typ");
@@ -251,7 +247,7 @@ fn ctrl_c_at_the_name_prompt_exits_130_and_creates_nothing() {
     let (code, screen) = pty.wait();
     assert_eq!(code, Some(130), "{screen:?}");
     assert!(screen.contains(SHOW_CURSOR), "{screen:?}");
-    assert_eq!(std::fs::read(&env.db).unwrap(), db_bytes);
+    assert_eq!(env.store_contents(), db_bytes);
     assert_eq!(env.list_names(&["--all"]), Vec::<String>::new());
 }
 

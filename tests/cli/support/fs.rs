@@ -22,6 +22,11 @@ impl Snapshot {
     pub fn paths(&self) -> Vec<&str> {
         self.0.keys().map(String::as_str).collect()
     }
+
+    /// One more thing to compare, under `name`: a table of a database and its rows.
+    pub fn add(&mut self, name: String, digest: String) {
+        self.0.insert(name, digest);
+    }
 }
 
 fn walk(root: &Path, dir: &Path, map: &mut BTreeMap<String, String>) {

@@ -6,7 +6,9 @@
 //! - `run`: running a command (optional stdin, always bounded) into an `Outcome`;
 //! - `commands`: typed wrappers of keyctl commands (`create`, `list --json`, ...);
 //! - `verdict`: `verify` and its result shape;
-//! - `store`: reading and forging the store through SQLite, marked SQLite-only;
+//! - `store`: the backend switch; reading the store, forging it through SQLite
+//!   (marked SQLite-only);
+//! - `pg`: a fresh PostgreSQL database per test and `psql`;
 //! - `fs`: file-tree snapshots, modes, full filesystems and devices;
 //! - `json`: json with its member order;
 //! - `secret`: the secret format and checksums, recomputed independently;
@@ -22,6 +24,7 @@ mod env;
 mod fs;
 mod json;
 mod nobody;
+mod pg;
 mod proc;
 mod pty;
 mod rng;
@@ -35,6 +38,7 @@ pub use env::*;
 pub use fs::*;
 pub use json::*;
 pub use nobody::*;
+pub use pg::*;
 pub use proc::*;
 pub use pty::*;
 pub use rng::*;

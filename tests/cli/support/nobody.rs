@@ -81,7 +81,8 @@ impl TestEnv {
                 .arg(format!("umask {mask}; exec \"$0\" \"$@\""));
         }
         c.arg(nobody_binary());
-        fixed_environment(&mut c, &folder, &folder.join("data"), db).current_dir(&folder);
+        fixed_environment(&mut c, &folder, &folder.join("data"), db.as_os_str())
+            .current_dir(&folder);
         c
     }
 

@@ -302,10 +302,10 @@ pub fn keyctl_processes() -> Vec<(u32, Vec<u8>, Vec<u8>)> {
     found
 }
 
-/// `keyctl_processes` whose environment names the store `db`.
-pub fn keyctl_processes_on(db: &Path) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
+/// `keyctl_processes` whose environment names the store `db` (`TestEnv::location`).
+pub fn keyctl_processes_on(db: &std::ffi::OsStr) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
     let mut store = b"KEYCTL_DB=".to_vec();
-    store.extend_from_slice(db.as_os_str().as_encoded_bytes());
+    store.extend_from_slice(db.as_encoded_bytes());
     keyctl_processes()
         .into_iter()
         .filter(|(_, _, environ)| environ.split(|&b| b == 0).any(|v| v == store.as_slice()))

@@ -1,24 +1,27 @@
-//! The store read and forged directly through SQLite, for fixtures the CLI cannot make
-//! and for checks of what it wrote.
+//! The store read and forged directly, for fixtures the CLI cannot make and for
+//! checks of what it wrote; which backend the suite runs on.
 //!
 //! Every raw-SQLite step of a test goes through `sqlite_only` or `fixture_sqlite_only`
 //! with the reason no keyctl command can do it (a corrupted file, a forged tamper, a
 //! value out of range, an old schema, a secret proven absent from the bytes). Anything
 //! a command can make is made with the command.
 //!
-//! `count_rows` and `secret_hash` stay unmarked: they read what keyctl wrote, which
-//! the next backend can answer with its own client. `integrity_check` is SQLite's own
-//! check; the two tests that call it today (crash, concurrency_mix) do so after a
-//! SQLite-only step.
+//! `count_rows`, `secret_hash` and `store_exists` stay unmarked: they read what keyctl
+//! wrote, through rusqlite or `psql`. `integrity_check` is SQLite's own check; the
+//! two tests that call it (crash, concurrency_mix) do so after a SQLite-only step.
 //!
-//! The one switch is `KEYCTL_TEST_BACKEND` (`sqlite` when unset). Today it has only
-//! that one value and the README's test command sets nothing, so nothing is skipped.
-//! The next issue sets it to `postgres`: a SQLite-only step then prints
-//! `SKIPPED (sqlite-only): <why>` to stderr and the test returns early, visibly.
+//! The one switch is `KEYCTL_TEST_BACKEND`: `sqlite` when unset, or `postgres`, when
+//! every `TestEnv` gets a fresh database of its own on the server `KEYCTL_TEST_PG`
+//! names (`pg`) and every keyctl it runs sees that URL as `KEYCTL_DB`. A test about
+//! the SQLite file itself (its bytes, mode, WAL, a crash or corruption of it) starts
+//! with `sqlite_only!("why")`; a SQLite-only step goes through `sqlite_only` or
+//! `fixture_sqlite_only`. On PostgreSQL either prints `SKIPPED (sqlite-only): <why>`
+//! to stderr and the test returns early, visibly. A test that passes an explicit
+//! file path (`--db some/path`) is about files and runs on SQLite in both runs.
 
 use std::io::Write;
 
-use super::TestEnv;
+use super::{hex, masked, psql, sha256, with_suffix, TestEnv};
 
 /// The value of a SQLite-only step, or a return from the test, which the step has
 /// already reported as skipped: `let db = or_skip!(env.sqlite_only("why"));`.
@@ -32,10 +35,34 @@ macro_rules! or_skip {
 }
 pub(crate) use or_skip;
 
+/// Returns from a test about the SQLite file itself (`why`) on another backend, after
+/// reporting it as skipped: `sqlite_only!("checks the file's mode");`.
+macro_rules! sqlite_only {
+    ($why:expr) => {
+        if !$crate::support::sqlite_only_test($why) {
+            return;
+        }
+    };
+}
+pub(crate) use sqlite_only;
+
 /// The backend the suite runs against: `KEYCTL_TEST_BACKEND`, `sqlite` when unset.
 fn test_backend() -> String {
-    std::env::var("KEYCTL_TEST_BACKEND").unwrap_or_else(|_| "sqlite".to_string())
+    let backend = std::env::var("KEYCTL_TEST_BACKEND").unwrap_or_else(|_| "sqlite".to_string());
+    assert!(
+        backend == "sqlite" || backend == "postgres",
+        "KEYCTL_TEST_BACKEND={backend:?} is neither sqlite nor postgres"
+    );
+    backend
 }
+
+/// True when the suite runs on PostgreSQL (`KEYCTL_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    test_backend() == "postgres"
+}
+
+/// The schema keyctl keeps its tables in on PostgreSQL unless told otherwise.
+pub const PG_SCHEMA: &str = "keyctl";
 
 /// Whether a test (or one step of it) that needs raw SQLite throughout (`why`) runs:
 /// false, after saying so on stderr, on another backend; the test then returns at
@@ -74,11 +101,15 @@ impl TestEnv {
     }
 
     fn raw_sqlite(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.db).expect("open the store with rusqlite")
+        rusqlite::Connection::open(self.db_file()).expect("open the store with rusqlite")
     }
 
     /// Rows in one table of the store.
     pub fn count_rows(&self, table: &str) -> i64 {
+        if let Some(database) = self.database() {
+            let sql = format!("SELECT count(*) FROM {PG_SCHEMA}.{table}");
+            return psql(&database.url, &sql).trim().parse().expect("a count");
+        }
         self.raw_sqlite()
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .expect("count rows")
@@ -86,11 +117,88 @@ impl TestEnv {
 
     /// The stored `secret_hash` of a key.
     pub fn secret_hash(&self, id: &str) -> Vec<u8> {
+        if let Some(database) = self.database() {
+            assert!(
+                id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "key id {id:?}"
+            );
+            let sql = format!(
+                "SELECT encode(secret_hash, 'hex') FROM {PG_SCHEMA}.keys WHERE id = '{id}'"
+            );
+            let hex = psql(&database.url, &sql);
+            return from_hex(hex.trim())
+                .unwrap_or_else(|| panic!("no secret_hash for {id}: {hex:?}"));
+        }
         self.raw_sqlite()
             .query_row("SELECT secret_hash FROM keys WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
             .expect("the key's secret_hash")
+    }
+
+    /// True when the store exists: the file, or keyctl's tables in the database.
+    pub fn store_exists(&self) -> bool {
+        match self.database() {
+            Some(database) => {
+                let sql =
+                    format!("SELECT count(*) FROM pg_tables WHERE schemaname = '{PG_SCHEMA}'");
+                psql(&database.url, &sql).trim() != "0"
+            }
+            None => self.db_file().exists(),
+        }
+    }
+
+    /// What the store holds, to compare before and after a command: the file's bytes
+    /// (digested), or every table's rows (digested).
+    pub fn store_contents(&self) -> Vec<(String, String)> {
+        match self.database() {
+            Some(database) => database.table_digests(),
+            None => {
+                let bytes = std::fs::read(self.db_file()).expect("read the store's file");
+                vec![("keys.db".to_string(), hex(&sha256(&bytes)))]
+            }
+        }
+    }
+
+    /// Everything the store keeps, to search for what must never be stored: the
+    /// file and its WAL by path, or every table's rows as text by name.
+    pub fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        match self.database() {
+            Some(database) => database
+                .tables()
+                .into_iter()
+                .map(|table| {
+                    let rows = psql(&database.url, &format!("SELECT t::text FROM {table} t"));
+                    (table, rows.into_bytes())
+                })
+                .collect(),
+            None => [
+                self.db_file().to_path_buf(),
+                with_suffix(self.db_file(), "-wal"),
+            ]
+            .into_iter()
+            .filter_map(|path| Some((path.display().to_string(), std::fs::read(&path).ok()?)))
+            .collect(),
+        }
+    }
+
+    /// Removes the store: the file, or keyctl's schema in the database.
+    pub fn remove_store(&self) {
+        match self.database() {
+            Some(database) => {
+                psql(&database.url, &format!("DROP SCHEMA {PG_SCHEMA} CASCADE"));
+            }
+            None => std::fs::remove_file(self.db_file()).expect("remove the store's file"),
+        }
+    }
+
+    /// The store as keyctl's messages name it: the file's path, or the database's URL
+    /// with any password as `***`.
+    pub fn shown(&self) -> String {
+        match self.database() {
+            Some(database) => masked(&database.url),
+            None => self.db_file().display().to_string(),
+        }
     }
 
     /// `PRAGMA integrity_check` of the store, through rusqlite: "ok" when intact.
@@ -106,4 +214,15 @@ impl TestEnv {
             .expect("read integrity_check");
         rows.join("\n")
     }
+}
+
+/// Bytes from lowercase or uppercase hex; None when it is not hex.
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.is_empty() || text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
