@@ -246,13 +246,7 @@ fn read_commands_on_a_missing_store_fail_and_create_nothing() {
     let before = env.snapshot();
     for args in [&["config", "get", "max-keys"][..], &["config", "list"]] {
         let out = env.run(args);
-        assert_eq!(
-            out.fails(1),
-            format!(
-                "error: no key store at {} (run 'keyctl init' or pass --db)",
-                env.shown()
-            )
-        );
+        assert_eq!(out.fails(1), env.no_store_error());
     }
     assert_eq!(env.snapshot(), before);
 }

@@ -591,14 +591,14 @@ fn batch_input_without_line_ends_is_refused_in_bounded_memory() {
 #[test]
 fn ambiguous_keyrefs_change_nothing_and_list_the_candidates() {
     let fx = fixture();
-    or_skip!(fx.env.fixture_sqlite_only(
-        "two keys sharing a display prefix, which random secrets almost never do",
+    // Two keys sharing a display prefix, which random secrets almost never do.
+    fx.env.fixture(
         &format!(
             "UPDATE keys SET key_prefix = '{}' WHERE id = ?1",
             fx.gamma.prefix()
         ),
         fx.delta.id(),
-    ));
+    );
     let p = fx.gamma.prefix().to_string();
     let dotted = format!("{p}...");
     let says = [fx.gamma.id(), fx.delta.id(), "gamma", "delta"];

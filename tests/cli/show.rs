@@ -100,14 +100,14 @@ fn ambiguous_prefix_lists_the_candidates() {
     let env = TestEnv::initialized();
     let a = env.create("first", &[]);
     let b = env.create("second", &[]);
-    or_skip!(env.fixture_sqlite_only(
-        "two keys sharing a display prefix, which random secrets almost never do",
+    // Two keys sharing a display prefix, which random secrets almost never do.
+    env.fixture(
         &format!(
             "UPDATE keys SET key_prefix = '{}' WHERE id = ?1",
             a.prefix()
         ),
         b.id(),
-    ));
+    );
     let before = env.snapshot();
     for keyref in [a.prefix().to_string(), format!("{}...", a.prefix())] {
         let out = env.run(&["show", &keyref]);

@@ -8,7 +8,7 @@
 //! - `verdict`: `verify` and its result shape;
 //! - `store`: the backend switch; reading the store, forging it through SQLite
 //!   (marked SQLite-only);
-//! - `pg`: a fresh PostgreSQL database per test and `psql`;
+//! - `pg`: a fresh PostgreSQL database per test (tests/common/pg.rs) and SQL on it;
 //! - `fs`: file-tree snapshots, modes, full filesystems and devices;
 //! - `json`: json with its member order;
 //! - `secret`: the secret format and checksums, recomputed independently;

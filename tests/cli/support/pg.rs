@@ -1,41 +1,12 @@
-//! A fresh PostgreSQL database per test, on the server `KEYCTL_TEST_PG` names, and
-//! reading one through `psql`: the suite's side of running on PostgreSQL.
+//! The suite on PostgreSQL: a fresh database per test on the throwaway server
+//! `KEYCTL_TEST_PG` names (the shared harness, `tests/common/pg.rs`), dropped with it,
+//! and reading one for checks.
 //!
-//! `KEYCTL_TEST_PG` is a URL of a database the tests may create databases from (a
-//! throwaway cluster: `scripts/pg-cluster.sh`), without a password or with it in the
-//! URL (the tests' own environment, never argv). Each database is dropped when its
-//! `PgDatabase` is.
+//! `KEYCTL_TEST_PG` is the base URL `scripts/pg-cluster.sh start` prints (no
+//! password: the test server trusts local connections).
 
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use super::require_tool;
-
-/// The server the suite runs on: `KEYCTL_TEST_PG`, which the PostgreSQL run must set.
-pub fn base_url() -> String {
-    std::env::var("KEYCTL_TEST_PG").unwrap_or_else(|_| {
-        panic!(
-            "KEYCTL_TEST_BACKEND=postgres needs KEYCTL_TEST_PG, the URL of a server the \
-             tests may create databases on (start one with scripts/pg-cluster.sh)"
-        )
-    })
-}
-
-/// `url` naming the database `name` instead of its own: the path after the host.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let authority = before_query.split('/').next().unwrap_or_default();
-    let mut out = format!("{scheme}://{authority}/{name}");
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
+#[path = "../../common/pg.rs"]
+mod common;
 
 /// One test's own database, dropped with it.
 pub struct PgDatabase {
@@ -46,17 +17,9 @@ pub struct PgDatabase {
 
 /// A new, empty database on the server of `KEYCTL_TEST_PG`.
 pub fn fresh_database() -> PgDatabase {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let name = format!(
-        "keyctl_cli_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let base = base_url();
-    psql(&base, &format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&base, &format!("CREATE DATABASE {name}"));
+    let name = common::fresh_database_name();
     PgDatabase {
-        url: with_database(&base, &name),
+        url: common::url_of(&name),
         name,
     }
 }
@@ -64,40 +27,30 @@ pub fn fresh_database() -> PgDatabase {
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         // FORCE: a killed keyctl's connection may linger until the server notices.
-        let _ = try_psql(
-            &base_url(),
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = common::admin_client().batch_execute(&drop);
     }
 }
 
-/// `sql` run by `psql` on `url`: its rows, one a line, columns split by `|`.
+/// `sql` run on the database at `url`: its rows, one a line, columns split by `|`
+/// (NULL as an empty column), as `psql -At` prints them.
 pub fn psql(url: &str, sql: &str) -> String {
-    try_psql(url, sql).unwrap_or_else(|e| panic!("psql {sql:?}: {e}"))
-}
-
-fn try_psql(url: &str, sql: &str) -> Result<String, String> {
-    let out = Command::new(require_tool("psql"))
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .env("PGCONNECT_TIMEOUT", "10")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run psql: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    let mut client = postgres::Client::connect(url, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"));
+    let mut out = String::new();
+    for message in client
+        .simple_query(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    {
+        if let postgres::SimpleQueryMessage::Row(row) = message {
+            let columns: Vec<&str> = (0..row.len())
+                .map(|i| row.get(i).unwrap_or_default())
+                .collect();
+            out.push_str(&columns.join("|"));
+            out.push('\n');
+        }
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    out
 }
 
 impl PgDatabase {

@@ -100,6 +100,41 @@ impl TestEnv {
         Some(())
     }
 
+    /// Runs one fixture statement with `?1` bound to a key id, for a state no keyctl
+    /// command can make, in plain SQL both backends take; it must change one row.
+    pub fn fixture(&self, sql: &str, id: &str) {
+        let changed = match self.database() {
+            Some(database) => {
+                let mut client = postgres::Client::connect(&database.url, postgres::NoTls)
+                    .expect("connect to the test database");
+                client
+                    .batch_execute(&format!("SET search_path TO {PG_SCHEMA}"))
+                    .expect("set search_path");
+                let changed = client
+                    .execute(&sql.replace("?1", "$1"), &[&id])
+                    .unwrap_or_else(|e| panic!("fixture {sql:?}: {e}"));
+                usize::try_from(changed).expect("a row count")
+            }
+            None => self.raw_sqlite().execute(sql, [id]).expect("fixture sql"),
+        };
+        assert_eq!(changed, 1, "fixture {sql:?} changed {changed} rows");
+    }
+
+    /// Runs `sql`, a tamper no keyctl command can make (an audit row edited or deleted
+    /// behind keyctl's back), on either backend: plain SQL both take, on the store's
+    /// tables (the `keyctl` schema on PostgreSQL).
+    pub fn tamper(&self, sql: &str) {
+        match self.database() {
+            Some(database) => {
+                psql(
+                    &database.url,
+                    &format!("SET search_path TO {PG_SCHEMA}; {sql}"),
+                );
+            }
+            None => self.raw_sqlite().execute_batch(sql).expect("tamper sql"),
+        }
+    }
+
     fn raw_sqlite(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db_file()).expect("open the store with rusqlite")
     }
@@ -189,6 +224,19 @@ impl TestEnv {
                 psql(&database.url, &format!("DROP SCHEMA {PG_SCHEMA} CASCADE"));
             }
             None => std::fs::remove_file(self.db_file()).expect("remove the store's file"),
+        }
+    }
+
+    /// The one line a read command prints when there is no store: a missing file, or
+    /// a database without keyctl's tables, which says where it looked.
+    pub fn no_store_error(&self) -> String {
+        let remedy = "(run 'keyctl init' or pass --db)";
+        match self.database() {
+            Some(_) => format!(
+                "error: {} holds no keyctl store (schema {PG_SCHEMA}) {remedy}",
+                self.shown()
+            ),
+            None => format!("error: no key store at {} {remedy}", self.shown()),
         }
     }
 
