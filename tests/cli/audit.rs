@@ -2,7 +2,6 @@
 //! with its filters and formats, and `audit verify` against direct tampering with the
 //! `audit_events` table (edited, deleted, inserted events; a cut-off tail).
 
-use rusqlite::types::Value as SqlValue;
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -34,48 +33,124 @@ struct Row {
     hash: Vec<u8>,
 }
 
-fn rows(db: &rusqlite::Connection) -> Vec<Row> {
-    let mut st = db
-        .prepare(
-            "SELECT seq, at, actor, action, key_id, details, prev_hash, hash \
-             FROM audit_events ORDER BY seq",
-        )
-        .unwrap();
-    let out = st
-        .query_map([], |r| {
-            Ok(Row {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                key_id: r.get(4)?,
-                details: r.get(5)?,
-                prev_hash: r.get(6)?,
-                hash: r.get(7)?,
-            })
-        })
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    out
+/// The stored audit rows, read and written behind keyctl's back on either backend.
+enum Raw {
+    Sqlite(rusqlite::Connection),
+    Pg(postgres::Client),
 }
 
-fn insert(db: &rusqlite::Connection, r: &Row) {
-    db.execute(
-        "INSERT INTO audit_events (seq, at, actor, action, key_id, details, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        rusqlite::params![
-            r.seq,
-            r.at,
-            r.actor,
-            r.action,
-            r.key_id,
-            r.details,
-            r.prev_hash,
-            r.hash
-        ],
-    )
-    .expect("insert an audit row");
+const ROWS: &str = "SELECT seq, at, actor, action, key_id, details, prev_hash, hash \
+                    FROM audit_events ORDER BY seq";
+
+impl Raw {
+    fn of(env: &TestEnv) -> Raw {
+        match env.pg_client() {
+            Some(client) => Raw::Pg(client),
+            None => Raw::Sqlite(rusqlite::Connection::open(env.db_file()).expect("open the store")),
+        }
+    }
+
+    fn rows(&mut self) -> Vec<Row> {
+        match self {
+            Raw::Sqlite(db) => {
+                let mut st = db.prepare(ROWS).unwrap();
+                let out = st
+                    .query_map([], |r| {
+                        Ok(Row {
+                            seq: r.get(0)?,
+                            at: r.get(1)?,
+                            actor: r.get(2)?,
+                            action: r.get(3)?,
+                            key_id: r.get(4)?,
+                            details: r.get(5)?,
+                            prev_hash: r.get(6)?,
+                            hash: r.get(7)?,
+                        })
+                    })
+                    .unwrap()
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+                out
+            }
+            Raw::Pg(client) => client
+                .query(ROWS, &[])
+                .unwrap()
+                .iter()
+                .map(|r| Row {
+                    seq: r.get(0),
+                    at: r.get(1),
+                    actor: r.get(2),
+                    action: r.get(3),
+                    key_id: r.get(4),
+                    details: r.get(5),
+                    prev_hash: r.get(6),
+                    hash: r.get(7),
+                })
+                .collect(),
+        }
+    }
+
+    fn insert(&mut self, r: &Row) {
+        let sql =
+            "INSERT INTO audit_events (seq, at, actor, action, key_id, details, prev_hash, hash) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        match self {
+            Raw::Sqlite(db) => {
+                db.execute(
+                    sql,
+                    rusqlite::params![
+                        r.seq,
+                        r.at,
+                        r.actor,
+                        r.action,
+                        r.key_id,
+                        r.details,
+                        r.prev_hash,
+                        r.hash
+                    ],
+                )
+                .expect("insert an audit row");
+            }
+            Raw::Pg(client) => {
+                client
+                    .execute(
+                        sql,
+                        &[
+                            &r.seq,
+                            &r.at,
+                            &r.actor,
+                            &r.action,
+                            &r.key_id,
+                            &r.details,
+                            &r.prev_hash,
+                            &r.hash,
+                        ],
+                    )
+                    .expect("insert an audit row");
+            }
+        }
+    }
+
+    /// Sets the bytes of `column` (a hash) of event `seq`.
+    fn set_bytes(&mut self, column: &str, seq: i64, bytes: &[u8]) {
+        let sql = format!("UPDATE audit_events SET {column} = $1 WHERE seq = {seq}");
+        let changed = match self {
+            Raw::Sqlite(db) => db.execute(&sql, [bytes]).expect("set a hash"),
+            Raw::Pg(client) => {
+                let changed = client.execute(&sql, &[&bytes]).expect("set a hash");
+                usize::try_from(changed).expect("a row count")
+            }
+        };
+        assert_eq!(changed, 1, "{sql}");
+    }
+}
+
+fn rows(db: &mut Raw) -> Vec<Row> {
+    db.rows()
+}
+
+fn insert(db: &mut Raw, r: &Row) {
+    db.insert(r);
 }
 
 /// Moves events `from..` one place up (`by` = 1) or down (`by` = -1).
@@ -112,7 +187,7 @@ fn chain_hash(prev: &[u8], r: &Row) -> Vec<u8> {
 
 /// Asserts this file's `chain_hash` reproduces the stored chain (so a forged event
 /// built with it has a hash keyctl would accept).
-fn check_encoding(db: &rusqlite::Connection) {
+fn check_encoding(db: &mut Raw) {
     let mut prev = vec![0u8; 32];
     for r in rows(db) {
         assert_eq!(
@@ -434,11 +509,10 @@ fn secrets_never_enter_the_trail() {
         );
     }
     assert!(!has_secret_shape(&trail.stdout), "{trail}");
-    let Some(db) = env.sqlite_only("reads the stored audit rows to prove no secret is in them")
-    else {
-        return;
-    };
-    let details: String = rows(&db).iter().map(|r| r.details.clone()).collect();
+    let details: String = rows(&mut Raw::of(&env))
+        .iter()
+        .map(|r| r.details.clone())
+        .collect();
     assert!(!has_secret_shape(&details));
 }
 
@@ -456,15 +530,13 @@ fn verify_prints_the_count_and_the_head_of_an_intact_chain() {
     assert_eq!(out.stderr, "");
 
     six_events(&env);
-    let Some(db) = env.sqlite_only("recomputes the chain from the stored audit rows") else {
-        return;
-    };
-    check_encoding(&db);
+    let mut db = Raw::of(&env);
+    check_encoding(&mut db);
     let out = env.run(&["audit", "verify"]);
     out.ok();
     let (count, head) = parse_verify_line(&out.stdout);
     assert_eq!(count, 6);
-    assert_eq!(head, hex(&rows(&db)[5].hash));
+    assert_eq!(head, hex(&rows(&mut db)[5].hash));
 
     let out = env.run(&["audit", "verify", "--json"]);
     out.ok();
@@ -496,25 +568,22 @@ fn editing_any_field_of_a_middle_event_is_detected() {
     let env = TestEnv::initialized();
     let [a, _, _] = six_events(&env);
     let (_, head) = env.audit_head();
-    let edits: &[(&str, SqlValue)] = &[
-        ("at", SqlValue::Integer(NOW_MS + 1)),
-        ("actor", SqlValue::Text("mallory".into())),
-        ("action", SqlValue::Text("enabled".into())),
-        ("key_id", SqlValue::Text(a.id().into())),
-        ("key_id", SqlValue::Null),
-        ("details", SqlValue::Text("{\"name\":\"c\"}".into())),
-        ("details", SqlValue::Text(String::new())),
+    // Each column set to another value, as an SQL literal.
+    let edits: &[(&str, String)] = &[
+        ("at", (NOW_MS + 1).to_string()),
+        ("actor", "'mallory'".into()),
+        ("action", "'enabled'".into()),
+        ("key_id", format!("'{}'", a.id())),
+        ("key_id", "NULL".into()),
+        ("details", "'{\"name\":\"c\"}'".into()),
+        ("details", "''".into()),
     ];
-    let Some(db) = env.sqlite_only("forges a tamper of an audit row") else {
-        return;
-    };
-    let original = rows(&db)[2].clone();
+    let mut db = Raw::of(&env);
+    let original = rows(&mut db)[2].clone();
     for (column, value) in edits {
-        db.execute(
-            &format!("UPDATE audit_events SET {column} = ?1 WHERE seq = 3"),
-            [value],
-        )
-        .unwrap();
+        env.tamper(&format!(
+            "UPDATE audit_events SET {column} = {value} WHERE seq = 3"
+        ));
         let line = broken_at(&env, 3);
         assert_eq!(
             line,
@@ -522,9 +591,8 @@ fn editing_any_field_of_a_middle_event_is_detected() {
             "{column}"
         );
         // Put it back: the chain is whole again, with the same head.
-        db.execute("DELETE FROM audit_events WHERE seq = 3", [])
-            .unwrap();
-        insert(&db, &original);
+        env.tamper("DELETE FROM audit_events WHERE seq = 3");
+        insert(&mut db, &original);
         assert_eq!(
             env.audit_head(),
             (6, head.clone()),
@@ -533,15 +601,10 @@ fn editing_any_field_of_a_middle_event_is_detected() {
     }
     // The stored hashes themselves.
     for column in ["hash", "prev_hash"] {
-        db.execute(
-            &format!("UPDATE audit_events SET {column} = zeroblob(32) WHERE seq = 3"),
-            [],
-        )
-        .unwrap();
+        db.set_bytes(column, 3, &[0u8; 32]);
         broken_at(&env, 3);
-        db.execute("DELETE FROM audit_events WHERE seq = 3", [])
-            .unwrap();
-        insert(&db, &original);
+        env.tamper("DELETE FROM audit_events WHERE seq = 3");
+        insert(&mut db, &original);
     }
     assert_eq!(env.audit_head(), (6, head));
 }
@@ -576,11 +639,9 @@ fn deleting_the_first_event_is_detected() {
 fn inserting_a_forged_event_is_detected() {
     let env = TestEnv::initialized();
     let [a, _, _] = six_events(&env);
-    let Some(db) = env.sqlite_only("forges audit rows") else {
-        return;
-    };
-    check_encoding(&db);
-    let original = rows(&db);
+    let mut db = Raw::of(&env);
+    check_encoding(&mut db);
+    let original = rows(&mut db);
     let forged = |seq: i64, prev: &[u8]| -> Row {
         let mut r = Row {
             seq,
@@ -599,23 +660,18 @@ fn inserting_a_forged_event_is_detected() {
     // In the middle, renumbering the rest, with a hash of its own that is right:
     // the next event no longer links to it.
     renumber_from(&env, 3, 1);
-    insert(&db, &forged(3, &original[1].hash));
-    assert_eq!(rows(&db).len(), 7);
+    insert(&mut db, &forged(3, &original[1].hash));
+    assert_eq!(rows(&mut db).len(), 7);
     let line = broken_at(&env, 4);
     assert!(line.contains("link to the previous event"), "{line}");
 
     // The same with a made-up hash: the forged event itself is named.
-    db.execute(
-        "UPDATE audit_events SET hash = randomblob(32) WHERE seq = 3",
-        [],
-    )
-    .unwrap();
+    db.set_bytes("hash", 3, &[0x5a; 32]);
     broken_at(&env, 3);
 
     // Without renumbering: a second event 3 cannot be stored, so a gap-free forgery
     // must renumber (above) or append (below).
-    db.execute("DELETE FROM audit_events WHERE seq = 3", [])
-        .unwrap();
+    env.tamper("DELETE FROM audit_events WHERE seq = 3");
     renumber_from(&env, 4, -1);
     let (count, head) = env.audit_head();
     assert_eq!((count, hex(&original[5].hash)), (6, head.clone()));
@@ -623,20 +679,18 @@ fn inserting_a_forged_event_is_detected() {
     // Appended after the head with a wrong hash.
     let mut tail = forged(7, &original[5].hash);
     tail.hash = vec![0xab; 32];
-    insert(&db, &tail);
+    insert(&mut db, &tail);
     assert_eq!(
         broken_at(&env, 7),
         "error: audit trail broken at event 7: its contents do not match its hash (the event was edited)"
     );
     // Appended with a wrong link.
-    db.execute("DELETE FROM audit_events WHERE seq = 7", [])
-        .unwrap();
-    insert(&db, &forged(7, &[7u8; 32]));
+    env.tamper("DELETE FROM audit_events WHERE seq = 7");
+    insert(&mut db, &forged(7, &[7u8; 32]));
     broken_at(&env, 7);
     // Appended with a gap.
-    db.execute("DELETE FROM audit_events WHERE seq = 7", [])
-        .unwrap();
-    insert(&db, &forged(9, &original[5].hash));
+    env.tamper("DELETE FROM audit_events WHERE seq = 7");
+    insert(&mut db, &forged(9, &original[5].hash));
     broken_at(&env, 9);
 }
 
@@ -672,13 +726,11 @@ fn a_cut_tail_is_detected_with_the_head_recorded_before() {
 fn a_rewritten_chain_is_caught_by_the_expected_head() {
     let env = TestEnv::initialized();
     six_events(&env);
-    let Some(db) = env.sqlite_only("rewrites the stored audit chain") else {
-        return;
-    };
-    check_encoding(&db);
+    let mut db = Raw::of(&env);
+    check_encoding(&mut db);
     let (_, recorded) = env.audit_head();
     // Edit event 2 and recompute every hash after it: self-consistent again.
-    let mut all = rows(&db);
+    let mut all = rows(&mut db);
     all[1].actor = "mallory".into();
     let mut prev = all[0].hash.clone();
     for r in all.iter_mut().skip(1) {
@@ -686,10 +738,9 @@ fn a_rewritten_chain_is_caught_by_the_expected_head() {
         r.hash = chain_hash(&prev, r);
         prev = r.hash.clone();
     }
-    db.execute("DELETE FROM audit_events WHERE seq >= 2", [])
-        .unwrap();
+    env.tamper("DELETE FROM audit_events WHERE seq >= 2");
     for r in &all[1..] {
-        insert(&db, r);
+        insert(&mut db, r);
     }
     assert_eq!(env.audit_head().0, 6);
     let out = env.run(&["audit", "verify", "--expect-head", &recorded]);

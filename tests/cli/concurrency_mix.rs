@@ -244,31 +244,25 @@ fn mixed_writers_and_verifiers_at_once_lose_nothing() {
 
     // The request log: one row per verify, equal to the keys' counters.
     let verifies: u64 = logs.iter().map(|l| l.verifies).sum();
-    let conn = or_skip!(env.sqlite_only("the keys' internal counters against the request rows"));
     let rows = env.count_rows("requests") as u64;
-    let events_total: i64 = conn
-        .query_row("SELECT sum(events_total) FROM keys", [], |r| r.get(0))
-        .unwrap();
-    let accepted: i64 = conn
-        .query_row("SELECT sum(requests_total) FROM keys", [], |r| r.get(0))
-        .unwrap();
+    let events_total = env.query_i64("SELECT sum(events_total) FROM keys");
+    let accepted = env.query_i64("SELECT sum(requests_total) FROM keys");
     assert_eq!(rows, verifies, "one log row per verify");
     assert_eq!(events_total as u64, verifies, "sum of keys.events_total");
     assert_eq!(accepted as u64, verifies, "every verify was accepted");
     for s in &stories {
         for (id, n) in [(&s.first_id, 2), (&s.second_id, 1)] {
-            let (logged, counted): (i64, i64) = conn
-                .query_row(
-                    "SELECT (SELECT count(*) FROM requests WHERE key_id = ?1), \
-                     (SELECT events_total FROM keys WHERE id = ?1)",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .unwrap();
+            let logged = env.query_i64(&format!(
+                "SELECT count(*) FROM requests WHERE key_id = '{id}'"
+            ));
+            let counted =
+                env.query_i64(&format!("SELECT events_total FROM keys WHERE id = '{id}'"));
             assert_eq!((logged, counted), (n, n), "requests of {id}");
         }
     }
-    assert_eq!(env.integrity_check(), "ok");
+    if sqlite_only_test("PRAGMA integrity_check of the store's file") {
+        assert_eq!(env.integrity_check(), "ok");
+    }
 }
 
 /// The `action` of one `audit --json` event.

@@ -58,9 +58,9 @@ const FRESH: [&str; 6] = [
     "rotated_to",
 ];
 
-fn pool_of(db: &rusqlite::Connection, id: &str) -> i64 {
-    db.query_row("SELECT pool_id FROM keys WHERE id = ?1", [id], |r| r.get(0))
-        .expect("the key's pool_id")
+/// The internal credit pool a key draws on.
+fn pool_of(env: &TestEnv, id: &str) -> i64 {
+    env.query_i64(&format!("SELECT pool_id FROM keys WHERE id = '{id}'"))
 }
 
 /// `rotate --yes --json ARGS` at `now`: the new secret and key object.
@@ -357,14 +357,14 @@ fn old_and_new_draw_on_one_credit_balance() {
         assert_eq!(k["credits_used"], 42, "{id}");
         assert_eq!(k["credit_limit"], 100, "{id}");
     }
-    let db = or_skip!(env.sqlite_only("reads the internal credit pool the keys share"));
-    let pool = pool_of(&db, old.id());
-    assert_eq!(pool_of(&db, first_id), pool);
-    assert_eq!(pool_of(&db, second_id), pool);
-    let pools: i64 = db
-        .query_row("SELECT count(*) FROM credit_pools", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(pools, 1, "no balance was duplicated");
+    let pool = pool_of(&env, old.id());
+    assert_eq!(pool_of(&env, first_id), pool);
+    assert_eq!(pool_of(&env, second_id), pool);
+    assert_eq!(
+        env.count_rows("credit_pools"),
+        1,
+        "no balance was duplicated"
+    );
 }
 
 #[test]

@@ -103,13 +103,8 @@ impl TestEnv {
     /// Runs one fixture statement with `?1` bound to a key id, for a state no keyctl
     /// command can make, in plain SQL both backends take; it must change one row.
     pub fn fixture(&self, sql: &str, id: &str) {
-        let changed = match self.database() {
-            Some(database) => {
-                let mut client = postgres::Client::connect(&database.url, postgres::NoTls)
-                    .expect("connect to the test database");
-                client
-                    .batch_execute(&format!("SET search_path TO {PG_SCHEMA}"))
-                    .expect("set search_path");
+        let changed = match self.pg_client() {
+            Some(mut client) => {
                 let changed = client
                     .execute(&sql.replace("?1", "$1"), &[&id])
                     .unwrap_or_else(|e| panic!("fixture {sql:?}: {e}"));
@@ -118,6 +113,18 @@ impl TestEnv {
             None => self.raw_sqlite().execute(sql, [id]).expect("fixture sql"),
         };
         assert_eq!(changed, 1, "fixture {sql:?} changed {changed} rows");
+    }
+
+    /// A client on this world's database with the store's schema first in its search
+    /// path, for SQL on the store's tables; None on SQLite.
+    pub fn pg_client(&self) -> Option<postgres::Client> {
+        let database = self.database()?;
+        let mut client = postgres::Client::connect(&database.url, postgres::NoTls)
+            .expect("connect to the test database");
+        client
+            .batch_execute(&format!("SET search_path TO {PG_SCHEMA}"))
+            .expect("set search_path");
+        Some(client)
     }
 
     /// Runs `sql`, a tamper no keyctl command can make (an audit row edited or deleted
@@ -141,13 +148,25 @@ impl TestEnv {
 
     /// Rows in one table of the store.
     pub fn count_rows(&self, table: &str) -> i64 {
+        self.query_i64(&format!("SELECT count(*) FROM {table}"))
+    }
+
+    /// The one integer `sql` (plain SQL both backends take, on the store's tables)
+    /// selects: what keyctl wrote beneath what any command shows.
+    pub fn query_i64(&self, sql: &str) -> i64 {
         if let Some(database) = self.database() {
-            let sql = format!("SELECT count(*) FROM {PG_SCHEMA}.{table}");
-            return psql(&database.url, &sql).trim().parse().expect("a count");
+            let text = psql(
+                &database.url,
+                &format!("SET search_path TO {PG_SCHEMA}; {sql}"),
+            );
+            return text
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{sql}: {text:?} ({e})"));
         }
         self.raw_sqlite()
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-            .expect("count rows")
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// The stored `secret_hash` of a key.
