@@ -65,19 +65,41 @@ fn os_user_name() -> Option<String> {
     }
 }
 
-/// The store `--db`/`KEYCTL_DB` names (`given`; empty counts as unset), else the
-/// default one, and whether it is the default; None when there is no home folder for
-/// the default.
-pub fn locate(given: Option<&Path>) -> Option<(Location, bool)> {
+/// The store `--db`/`KEYCTL_DB` names (`given`; empty counts as unset: a path, or a
+/// PostgreSQL URL), else the default one, and whether it is the default; None when
+/// there is no home folder for the default. `flag` names where it came from for
+/// messages; `from_argv` refuses a password in it (SPEC §6).
+pub fn locate(given: Option<&Path>, flag: &str, from_argv: bool) -> Result<Option<(Location, bool)>> {
     match given {
-        Some(p) if !p.as_os_str().is_empty() => Some((Location::Sqlite(p.to_path_buf()), false)),
-        _ => store::default_path().map(|p| (Location::Sqlite(p), true)),
+        Some(p) if !p.as_os_str().is_empty() => {
+            Ok(Some((parse_location(p, flag, from_argv)?, false)))
+        }
+        _ => Ok(store::default_path().map(|p| (Location::Sqlite(p), true))),
     }
+}
+
+/// A store location from its text (`--db`, `KEYCTL_DB`, `copy --to`): a `postgres://`
+/// URL or a file path. A password inside a URL on the command line is refused
+/// (exit 2) without echoing it: argv is visible to every user of the machine.
+pub fn parse_location(text: &Path, flag: &str, from_argv: bool) -> Result<Location> {
+    // A path that is not UTF-8 cannot be a URL.
+    let Some(text) = text.to_str() else {
+        return Ok(Location::Sqlite(text.to_path_buf()));
+    };
+    let location = Location::parse(text).map_err(|e| Error::usage(format!("invalid {flag}: {e}")))?;
+    if from_argv && location.password_in_url() {
+        return Err(Error::usage(format!(
+            "{flag} holds a password, and a command line is visible to every user of this machine: \
+             leave it out of the URL and put it in PGPASSWORD or ~/.pgpass (or the whole URL in KEYCTL_DB)"
+        )));
+    }
+    Ok(location)
 }
 
 impl Ctx {
     pub fn from_globals(cli: &GlobalArgs) -> Result<Ctx> {
-        let (db, db_is_default) = locate(cli.db.as_deref()).ok_or_else(|| {
+        let flag = if cli.db_from_argv { "--db" } else { "KEYCTL_DB" };
+        let (db, db_is_default) = locate(cli.db.as_deref(), flag, cli.db_from_argv)?.ok_or_else(|| {
             Error::runtime(
                 "cannot find a home folder for the default key store: pass --db or set KEYCTL_DB",
             )

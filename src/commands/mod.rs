@@ -5,6 +5,7 @@ pub(crate) mod audit;
 mod backup;
 mod batch;
 mod config;
+mod copy;
 mod create;
 mod edit;
 mod init;
@@ -12,6 +13,7 @@ pub mod keyref;
 mod lifecycle;
 mod list;
 mod logs;
+mod migrate;
 mod new_key;
 mod rotate;
 mod show;
@@ -54,6 +56,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Usage(args) => usage::run(&ctx, args),
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Backup(args) => backup::run(&ctx, args),
+        Command::Copy(args) => copy::run(&ctx, args),
+        Command::Migrate => migrate::run(&ctx),
         Command::Config(cmd) => config::run(&ctx, cmd),
         Command::Completions(args) => {
             let mut out = crate::ui::output::stdout();
