@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # installed only when the command (file) is missing (apt as root, else sudo): man pages
 # are rendered with man-db and linted with mandoc, completions loaded in zsh and fish,
 # the bash script checked by shellcheck and tried beside bash-completion, the clipboard
-# served under Xvfb and read by xclip.
+# served under Xvfb and read by xclip, and every store test run on a throwaway
+# PostgreSQL server too.
 tools=(man:man-db mandoc:mandoc zsh:zsh fish:fish shellcheck:shellcheck
   /usr/share/bash-completion/bash_completion:bash-completion
   Xvfb:xvfb xclip:xclip setpriv:util-linux mount:mount umount:mount)
@@ -18,6 +19,9 @@ for pair in "${tools[@]}"; do
   what=${pair%%:*}
   command -v "$what" >/dev/null 2>&1 || [ -f "$what" ] || need+=("${pair#*:}")
 done
+# PostgreSQL's server binaries are not on PATH (Debian keeps them per version).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 ||
+  need+=(postgresql)
 if ((${#need[@]})); then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -25,5 +29,12 @@ if ((${#need[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# The throwaway PostgreSQL server (a unix socket in a temporary folder), stopped on
+# exit whatever happens; the tests create a database each under KEYCTL_TEST_PG.
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/keyctl-pg.XXXXXX")
+trap 'bash scripts/pg-cluster.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
+KEYCTL_TEST_PG=$(bash scripts/pg-cluster.sh start "$pg_dir")
+export KEYCTL_TEST_PG
 
 cargo test --locked --all-targets

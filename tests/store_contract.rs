@@ -1,8 +1,10 @@
 //! The store contract: stories over the `Store`/`Txn` traits and the `app` use cases,
-//! in process, that every backend must pass. Each story takes a `&Location`; the
-//! `#[test]`s run it on a fresh SQLite store in a temporary folder. The next backend
-//! (PostgreSQL) runs the same stories by handing them its own `Location`. Only the
-//! stories marked SQLite-only (building an old schema by hand) stay with SQLite.
+//! in process, that every backend must pass. Each story takes a `&Location`; each runs
+//! twice, on a fresh SQLite store in a temporary folder (`_sqlite`) and on a fresh
+//! database of the test PostgreSQL server (`_postgres`; `bash scripts/test.sh` starts
+//! it). Only the stories marked SQLite-only (building an old schema by hand) stay with
+//! SQLite; PostgreSQL's own cases (the database's clock, serialization failures) are
+//! at the end.
 //!
 //! Concurrency stories use threads, each with its own handle from `store::open` (a
 //! handle is one connection), and wait by joining, never by sleeping.
@@ -29,13 +31,20 @@ use keyctl::store::{
 };
 use tempfile::TempDir;
 
+#[path = "common/pg.rs"]
+mod pg;
+
 // ---- the harness: a store, keys, verifications ----
 
-/// Runs `story` on a fresh SQLite store in its own temporary folder. The next backend
-/// adds its own `on_...` that hands the same stories its `Location`.
+/// Runs `story` on a fresh SQLite store in its own temporary folder.
 fn on_sqlite(story: fn(&Location)) {
     let dir = TempDir::new().unwrap();
     story(&Location::Sqlite(dir.path().join("keys.db")));
+}
+
+/// Runs `story` on a fresh database of the test PostgreSQL server.
+fn on_postgres(story: fn(&Location)) {
+    story(&pg::fresh_database());
 }
 
 /// A handle on the store at `location`, creating it when missing.
@@ -512,6 +521,11 @@ fn every_operation_once_sqlite() {
     on_sqlite(every_operation);
 }
 
+#[test]
+fn every_operation_once_postgres() {
+    on_postgres(every_operation);
+}
+
 // ---- story 2: a daily quota is exact under concurrent verifies ----
 
 fn quota_is_exact_under_concurrency(location: &Location) {
@@ -539,6 +553,11 @@ fn quota_is_exact_under_concurrency(location: &Location) {
 #[test]
 fn a_daily_quota_accepts_exactly_its_count_under_concurrent_verifies_sqlite() {
     on_sqlite(quota_is_exact_under_concurrency);
+}
+
+#[test]
+fn a_daily_quota_accepts_exactly_its_count_under_concurrent_verifies_postgres() {
+    on_postgres(quota_is_exact_under_concurrency);
 }
 
 // ---- story 3: a rotated pair's shared credits are spent exactly ----
@@ -578,6 +597,11 @@ fn shared_credits_are_never_overspent(location: &Location) {
 #[test]
 fn a_rotated_pairs_shared_credits_never_go_below_zero_sqlite() {
     on_sqlite(shared_credits_are_never_overspent);
+}
+
+#[test]
+fn a_rotated_pairs_shared_credits_never_go_below_zero_postgres() {
+    on_postgres(shared_credits_are_never_overspent);
 }
 
 // ---- story 4: one winner per contested name ----
@@ -622,6 +646,11 @@ fn one_key_wins_a_contested_name_sqlite() {
     on_sqlite(one_winner_per_name);
 }
 
+#[test]
+fn one_key_wins_a_contested_name_postgres() {
+    on_postgres(one_winner_per_name);
+}
+
 // ---- story 5: concurrent admin writers leave a gapless audit chain ----
 
 fn audit_chain_stays_gapless(location: &Location) {
@@ -650,6 +679,11 @@ fn audit_chain_stays_gapless(location: &Location) {
 #[test]
 fn concurrent_admin_writers_leave_a_gapless_audit_chain_sqlite() {
     on_sqlite(audit_chain_stays_gapless);
+}
+
+#[test]
+fn concurrent_admin_writers_leave_a_gapless_audit_chain_postgres() {
+    on_postgres(audit_chain_stays_gapless);
 }
 
 // ---- story 6: following the log misses no row ----
@@ -717,6 +751,11 @@ fn following_the_log_sees_every_row_exactly_once_sqlite() {
     on_sqlite(follow_cursor_misses_no_row);
 }
 
+#[test]
+fn following_the_log_sees_every_row_exactly_once_postgres() {
+    on_postgres(follow_cursor_misses_no_row);
+}
+
 // ---- story 7: migrations ----
 
 fn reopening_migrates_nothing(location: &Location) {
@@ -747,6 +786,11 @@ fn reopening_migrates_nothing(location: &Location) {
 #[test]
 fn opening_a_current_store_again_changes_nothing_sqlite() {
     on_sqlite(reopening_migrates_nothing);
+}
+
+#[test]
+fn opening_a_current_store_again_changes_nothing_postgres() {
+    on_postgres(reopening_migrates_nothing);
 }
 
 /// SQLite-only: the schema version a store of this keyctl carries (one per migration).

@@ -3,6 +3,10 @@
 //! for fleets of API hosts) can be added without touching the commands. [`open`] is
 //! the one place a backend is chosen, from a [`Location`].
 
+// Not `postgres`: that is the client crate's name.
+#[path = "postgres/mod.rs"]
+mod pg;
+pub mod rows;
 mod sqlite;
 
 use std::fmt;
@@ -19,6 +23,8 @@ pub use crate::core::policy::VerifyView;
 use crate::core::policy::{counts_from, window_starts, AuthFailure, Counts};
 use crate::core::settings::Settings;
 
+pub use pg::PgLocation;
+pub use rows::{Table, Value};
 pub use sqlite::{side_file, SIDE_SUFFIXES};
 
 /// The default store: `keys.db` in the platform data folder (None without a home).
@@ -26,21 +32,43 @@ pub fn default_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "keyctl").map(|d| d.data_dir().join("keys.db"))
 }
 
-/// Where a store lives, which also says which backend serves it. A PostgreSQL URL is
-/// the next variant; `Display` is what messages show, so such a variant must print
-/// without its password.
+/// Where a store lives, which also says which backend serves it. `Display` is what
+/// messages show: a PostgreSQL URL prints with `***` for its password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     /// An SQLite file (`--db PATH`).
     Sqlite(PathBuf),
+    /// A PostgreSQL database (`--db postgres://...`).
+    Postgres(PgLocation),
 }
 
 impl Location {
+    /// `--db`/`KEYCTL_DB` text: a `postgres://` or `postgresql://` URL names a
+    /// PostgreSQL store, anything else an SQLite file. The error is one line for the
+    /// user (a malformed URL), without the URL's password.
+    pub fn parse(text: &str) -> std::result::Result<Location, String> {
+        if pg::is_url(text) {
+            PgLocation::parse(text).map(Location::Postgres)
+        } else {
+            Ok(Location::Sqlite(PathBuf::from(text)))
+        }
+    }
+
     /// The SQLite file, for what works on the file itself (`backup`); None for a
     /// store that is not one.
     pub fn sqlite_path(&self) -> Option<&Path> {
         match self {
             Location::Sqlite(path) => Some(path),
+            Location::Postgres(_) => None,
+        }
+    }
+
+    /// True when the location's text carries a password (a PostgreSQL URL's
+    /// `user:password@` or `password=`), which argv must not (SPEC §6).
+    pub fn password_in_url(&self) -> bool {
+        match self {
+            Location::Sqlite(_) => false,
+            Location::Postgres(pg) => pg.password_in_url(),
         }
     }
 }
@@ -49,6 +77,7 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(pg) => pg.fmt(f),
         }
     }
 }
@@ -69,10 +98,64 @@ pub struct OpenOptions {
 /// keyctl store of a known schema version and migrating an older one forward. The
 /// flag is true when this open created the store: that is a fact about the open (a
 /// command says so once), not about the handle.
+///
+/// PostgreSQL: a database or schema without keyctl's tables is created only with
+/// `create` (`init`, `copy`); an older schema is refused (only [`migrate`] changes
+/// one, so a fleet's hosts never race to upgrade), a newer one is used when it says
+/// this keyctl can use it.
 pub fn open(location: &Location, how: &OpenOptions) -> Result<(Box<dyn Store>, bool)> {
     match location {
         Location::Sqlite(path) => sqlite::open(path, how),
+        Location::Postgres(location) => pg::open(location, how),
     }
+}
+
+/// Brings an existing store's schema up to this keyctl's (`keyctl migrate`): the
+/// schema versions before and after; the same number twice when there was nothing
+/// to do. SQLite: what [`open`] does anyway.
+pub fn migrate(location: &Location) -> Result<(i64, i64)> {
+    match location {
+        Location::Sqlite(path) => sqlite::migrate_store(path),
+        Location::Postgres(location) => pg::migrate(location),
+    }
+}
+
+/// True when there is no keyctl store at `location` yet, so `copy` may create one
+/// there: a missing file, or a database or schema without keyctl's tables. Any store,
+/// even an empty one, is false.
+pub fn is_empty_target(location: &Location) -> Result<bool> {
+    match location {
+        Location::Sqlite(path) => Ok(matches!(
+            std::fs::symlink_metadata(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        )),
+        Location::Postgres(location) => pg::is_empty_target(location),
+    }
+}
+
+/// Copies every row `from` holds into `to`, verbatim and in dependency order (`copy`,
+/// and `backup` from PostgreSQL); `to` must hold no rows yet. The number of rows.
+pub fn copy_rows(from: &dyn Txn, to: &mut dyn Txn) -> Result<u64> {
+    const BATCH: usize = 1000;
+    let mut batch: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
+    let mut table = None;
+    let mut count = 0;
+    from.dump(&mut |t, row| {
+        if table != Some(t) || batch.len() >= BATCH {
+            if let Some(previous) = table {
+                to.load(previous, &batch)?;
+            }
+            batch.clear();
+            table = Some(t);
+        }
+        batch.push(row.to_vec());
+        count += 1;
+        Ok(())
+    })?;
+    if let Some(last) = table {
+        to.load(last, &batch)?;
+    }
+    Ok(count)
 }
 
 /// What kind of failure a store reports: what a caller may do about it. The CLI maps
@@ -151,9 +234,17 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn new(kind: ErrorKind, location: &Path, problem: impl Into<String>) -> StoreError {
+        StoreError::at(kind, location.display(), problem)
+    }
+    /// A failure of the store shown as `location` (a path, a masked URL).
+    pub fn at(
+        kind: ErrorKind,
+        location: impl fmt::Display,
+        problem: impl Into<String>,
+    ) -> StoreError {
         StoreError::Failed {
             kind,
-            location: location.display().to_string(),
+            location: location.to_string(),
             problem: problem.into(),
             cause: None,
             remedy: None,
@@ -309,15 +400,29 @@ pub struct RequestQuery {
 /// the write lock, so commit order is rowid order and no row can later commit below a
 /// position already read. (A log pruned empty numbers rows from 1 again: the backend
 /// notices an end below the cursor and reads from the start; only rows that both
-/// restart and pass the cursor between two polls could be missed.) PostgreSQL (next
-/// issue): ids from a sequence are taken
-/// before commit and concurrent writers commit out of order, so an id alone would
-/// skip a row that commits late below it; the backend needs a commit-ordered position
-/// (a counter bumped under a lock at commit, or the `pg_current_xact_id` snapshot
-/// horizon), or must re-read a small window behind the cursor and drop rows it has
-/// already returned.
+/// restart and pass the cursor between two polls could be missed.) PostgreSQL: ids
+/// from a sequence are taken before commit and concurrent writers commit out of
+/// order, so an id alone would skip a row that commits late below it; the cursor
+/// also keeps the ids it has seen within a window behind its end
+/// (`FOLLOW_WINDOW` in the PostgreSQL backend), and each poll re-reads that window and drops
+/// the rows seen: a row committing later than that many ids behind the newest is
+/// the only one it can miss.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogCursor(i64);
+pub struct LogCursor {
+    /// The newest id the cursor has passed.
+    end: i64,
+    /// Ids at or below `end` within the window already read (PostgreSQL), ascending.
+    seen: Vec<i64>,
+}
+
+impl LogCursor {
+    fn at(end: i64) -> LogCursor {
+        LogCursor {
+            end,
+            seen: Vec::new(),
+        }
+    }
+}
 
 /// Which audit events `audit` shows.
 #[derive(Debug, Clone, Default)]
@@ -598,6 +703,22 @@ pub trait Txn {
         }
         Ok(chain)
     }
+
+    /// The database's clock, when the backend has one every host shares (SPEC §6):
+    /// read once, after the transaction's locks, and the same value on every later
+    /// call in this transaction. None (SQLite): use the host's clock. `KEYCTL_NOW`
+    /// overrides either, in the caller.
+    fn db_clock(&mut self) -> Result<Option<DateTime<Utc>>> {
+        Ok(None)
+    }
+
+    /// Streams every row of every table ([`Table::ALL`] order, each table in
+    /// [`Table::order`]), values verbatim, from this transaction's snapshot.
+    fn dump(&self, sink: &mut dyn FnMut(Table, &[Value]) -> Result<()>) -> Result<()>;
+    /// Writes rows (as [`Txn::dump`] gives them) into `table` verbatim, in a store
+    /// that holds no such rows yet; numbering (rowids, identities) continues after
+    /// them.
+    fn load(&mut self, table: Table, rows: &[Vec<Value>]) -> Result<()>;
 
     fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -44,6 +44,79 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<(Box<dyn Store>, bool)> {
     Ok((Box::new(store), created))
 }
 
+/// `keyctl migrate` on an SQLite store: what opening it does anyway; the schema
+/// versions before and after.
+pub fn migrate_store(path: &Path) -> Result<(i64, i64)> {
+    // The version before: only from a file that passes the checks open makes (a
+    // missing file, a folder or a foreign file fail in open below, in its words).
+    let from = match fs::metadata(path) {
+        Ok(meta) if meta.is_file() && check_header(path).is_ok() => connect(path)?
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| sql_error(path, e))?,
+        _ => 0,
+    };
+    open_sqlite(path, &OpenOptions::default())?;
+    Ok((from, migrate::SCHEMA_VERSION))
+}
+
+/// Writes a new SQLite store at `dest` (mode 0600) whose rows `fill` loads in one
+/// transaction: `backup` from another backend. As [`Store::backup_to`], through a
+/// private temporary file renamed into place, so an interrupted run leaves nothing.
+pub(super) fn write_new_store(
+    dest: &Path,
+    fill: &mut dyn FnMut(&mut dyn Txn) -> Result<()>,
+) -> Result<()> {
+    let (tmp, cannot) = temp_beside(dest)?;
+    in_temp_file(&tmp, cannot, || {
+        let mut conn = connect(&tmp)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .map_err(|e| sql_error(dest, e))?;
+        migrate::migrate(&mut conn, dest, None)?;
+        {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| sql_error(dest, e))?;
+            let mut txn = SqliteTxn { tx, path: dest };
+            fill(&mut txn)?;
+            Box::new(txn).commit()?;
+        }
+        conn.close().map_err(|(_, e)| sql_error(dest, e))?;
+        fs::rename(&tmp, dest).map_err(|e| cannot_write(dest, &e))
+    })
+}
+
+fn cannot_write(dest: &Path, e: &io::Error) -> StoreError {
+    StoreError::new(
+        ErrorKind::Unavailable,
+        dest,
+        format!("cannot write backup {}: {e}", dest.display()),
+    )
+}
+
+/// The private temporary file beside a backup at `dest` (whose folder must exist),
+/// and the error for failing to create it.
+#[allow(clippy::type_complexity)]
+fn temp_beside(dest: &Path) -> Result<(PathBuf, Box<dyn FnOnce(io::Error) -> StoreError + '_>)> {
+    let dir = folder_of(dest);
+    if !dir.is_dir() {
+        return Err(StoreError::new(
+            ErrorKind::Unavailable,
+            dest,
+            format!(
+                "cannot write backup {}: folder {} does not exist",
+                dest.display(),
+                dir.display()
+            ),
+        ));
+    }
+    let tmp = dir.join(format!(
+        ".{}.{}.partial",
+        file_name_or(dest, "backup.db"),
+        std::process::id()
+    ));
+    Ok((tmp, Box::new(move |e| cannot_write(dest, &e))))
+}
+
 fn open_sqlite(path: &Path, opts: &OpenOptions) -> Result<(SqliteStore, bool)> {
     let shown = path.display().to_string();
     let mut created = false;
@@ -333,32 +406,9 @@ impl Store for SqliteStore {
     }
 
     fn backup_to(&mut self, dest: &Path) -> Result<()> {
-        let shown = dest.display();
-        let dir = folder_of(dest);
-        if !dir.is_dir() {
-            return Err(StoreError::new(
-                ErrorKind::Unavailable,
-                dest,
-                format!(
-                    "cannot write backup {shown}: folder {} does not exist",
-                    dir.display()
-                ),
-            ));
-        }
         // Copy into a private temporary file, then rename into place, so a reader never
         // sees a half-written backup and an interrupted one leaves nothing behind.
-        let tmp = dir.join(format!(
-            ".{}.{}.partial",
-            file_name_or(dest, "backup.db"),
-            std::process::id()
-        ));
-        let cannot = |e: io::Error| {
-            StoreError::new(
-                ErrorKind::Unavailable,
-                dest,
-                format!("cannot write backup {shown}: {e}"),
-            )
-        };
+        let (tmp, cannot) = temp_beside(dest)?;
         in_temp_file(&tmp, cannot, || {
             let mut dst = connect(&tmp)?;
             {
@@ -369,7 +419,7 @@ impl Store for SqliteStore {
                 backup.step(-1).map_err(|e| sql_error(&self.path, e))?;
             }
             dst.close().map_err(|(_, e)| sql_error(dest, e))?;
-            fs::rename(&tmp, dest).map_err(cannot)
+            fs::rename(&tmp, dest).map_err(|e| cannot_write(dest, &e))
         })
     }
 }

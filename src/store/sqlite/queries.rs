@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::sql_error;
@@ -20,7 +20,7 @@ use crate::core::model::{
 use crate::core::time::{from_millis, to_millis};
 use crate::store::{
     AuditHead, AuditQuery, ErrorKind, KeyQuery, LogCursor, RequestQuery, Result, SortBy,
-    StoreError, StoredAuditEvent, Txn,
+    StoreError, StoredAuditEvent, Table, Txn, Value,
 };
 
 /// The longest rolling window (monthly quota: 30 days), in milliseconds.
@@ -215,32 +215,32 @@ impl SqliteTxn<'_> {
         after: Option<i64>,
         sink: &mut dyn FnMut(&RequestRow) -> io::Result<()>,
     ) -> Result<()> {
-        let mut args: Vec<Value> = Vec::new();
+        let mut args: Vec<SqlValue> = Vec::new();
         let mut conds: Vec<String> = Vec::new();
-        let mut push = |cond: &str, v: Value| {
+        let mut push = |cond: &str, v: SqlValue| {
             args.push(v);
             conds.push(format!("{cond} ?{}", args.len()));
         };
         if let Some(k) = &query.key_id {
-            push("key_id =", Value::Text(k.clone()));
+            push("key_id =", SqlValue::Text(k.clone()));
         }
         if let Some(t) = query.since {
-            push("at >=", Value::Integer(to_millis(t)));
+            push("at >=", SqlValue::Integer(to_millis(t)));
         }
         if let Some(t) = query.until {
-            push("at <", Value::Integer(to_millis(t)));
+            push("at <", SqlValue::Integer(to_millis(t)));
         }
         if let Some(st) = query.http_status {
-            push("http_status =", Value::Integer(i64::from(st)));
+            push("http_status =", SqlValue::Integer(i64::from(st)));
         }
         if let Some(c) = &query.code {
-            push("code =", Value::Text(c.clone()));
+            push("code =", SqlValue::Text(c.clone()));
         }
         if let Some(ip) = &query.ip {
-            push("ip =", Value::Text(ip.clone()));
+            push("ip =", SqlValue::Text(ip.clone()));
         }
         if let Some(seq) = after {
-            push("seq >", Value::Integer(seq));
+            push("seq >", SqlValue::Integer(seq));
         }
         let filter = if conds.is_empty() {
             String::new()
@@ -424,7 +424,7 @@ impl Txn for SqliteTxn<'_> {
         now: DateTime<Utc>,
         sink: &mut dyn FnMut(&KeyRecord) -> io::Result<()>,
     ) -> Result<StatusCounts> {
-        let mut args: Vec<Value> = vec![Value::Integer(to_millis(now))];
+        let mut args: Vec<SqlValue> = vec![SqlValue::Integer(to_millis(now))];
         // ?1 (now) is always bound, so the statement always names it.
         let mut conds: Vec<String> = vec!["?1 IS NOT NULL".into()];
         if !query.statuses.is_empty() {
@@ -444,12 +444,12 @@ impl Txn for SqliteTxn<'_> {
             ("k.grp", &query.group),
         ] {
             if let Some(v) = value {
-                args.push(Value::Text(v.clone()));
+                args.push(SqlValue::Text(v.clone()));
                 conds.push(format!("{column} = ?{}", args.len()));
             }
         }
         if let Some(text) = &query.search {
-            args.push(Value::Text(text.to_lowercase()));
+            args.push(SqlValue::Text(text.to_lowercase()));
             let n = args.len();
             conds.push(format!(
                 "(instr(lower(k.name), ?{n}) > 0 OR instr(lower(coalesce(k.description, '')), ?{n}) > 0 \
@@ -755,7 +755,7 @@ impl Txn for SqliteTxn<'_> {
             .query_row("SELECT coalesce(max(seq), 0) FROM requests", [], |r| {
                 r.get(0)
             })
-            .map(LogCursor)
+            .map(LogCursor::at)
             .map_err(|e| self.err(e))
     }
 
@@ -771,7 +771,7 @@ impl Txn for SqliteTxn<'_> {
         // Rowids are max + 1 (no AUTOINCREMENT), so a log pruned empty numbers its
         // next rows from 1 again: an end below the cursor means that happened, and
         // every row there is new.
-        let from = if end.0 < cursor.0 { 0 } else { cursor.0 };
+        let from = if end.end < cursor.end { 0 } else { cursor.end };
         self.stream_requests(query, Some(from), sink)?;
         Ok(end)
     }
@@ -856,26 +856,26 @@ impl Txn for SqliteTxn<'_> {
         query: &AuditQuery,
         sink: &mut dyn FnMut(&StoredAuditEvent) -> io::Result<()>,
     ) -> Result<()> {
-        let mut args: Vec<Value> = Vec::new();
+        let mut args: Vec<SqlValue> = Vec::new();
         let mut conds: Vec<String> = Vec::new();
         if let Some(k) = &query.key_id {
-            args.push(Value::Text(k.clone()));
+            args.push(SqlValue::Text(k.clone()));
             conds.push(format!("key_id = ?{}", args.len()));
         }
         if !query.key_ids.is_empty() {
             let mut slots = Vec::with_capacity(query.key_ids.len());
             for k in &query.key_ids {
-                args.push(Value::Text(k.clone()));
+                args.push(SqlValue::Text(k.clone()));
                 slots.push(format!("?{}", args.len()));
             }
             conds.push(format!("key_id IN ({})", slots.join(", ")));
         }
         if let Some(t) = query.since {
-            args.push(Value::Integer(to_millis(t)));
+            args.push(SqlValue::Integer(to_millis(t)));
             conds.push(format!("at >= ?{}", args.len()));
         }
         if let Some(a) = &query.action {
-            args.push(Value::Text(a.clone()));
+            args.push(SqlValue::Text(a.clone()));
             conds.push(format!("action = ?{}", args.len()));
         }
         let filter = if conds.is_empty() {
@@ -952,6 +952,59 @@ impl Txn for SqliteTxn<'_> {
                 ])
             })
             .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn dump(&self, sink: &mut dyn FnMut(Table, &[Value]) -> Result<()>) -> Result<()> {
+        for table in Table::ALL {
+            let columns: Vec<&str> = table.columns().iter().map(|(c, _)| *c).collect();
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY {}",
+                columns.join(", "),
+                table.name(),
+                table.order().join(", ")
+            );
+            let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+            let mut values = Vec::with_capacity(columns.len());
+            while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+                values.clear();
+                for i in 0..columns.len() {
+                    values.push(match row.get_ref(i).map_err(|e| self.err(e))? {
+                        ValueRef::Null => Value::Null,
+                        ValueRef::Integer(n) => Value::Integer(n),
+                        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                        // STRICT tables hold no REAL in an INTEGER column.
+                        ValueRef::Real(x) => Value::Integer(x as i64),
+                    });
+                }
+                sink(table, &values)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, table: Table, rows: &[Vec<Value>]) -> Result<()> {
+        let columns: Vec<&str> = table.columns().iter().map(|(c, _)| *c).collect();
+        let slots: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            table.name(),
+            columns.join(", "),
+            slots.join(", ")
+        );
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        for row in rows {
+            let values = row.iter().map(|v| match v {
+                Value::Null => SqlValue::Null,
+                Value::Integer(n) => SqlValue::Integer(*n),
+                Value::Text(t) => SqlValue::Text(t.clone()),
+                Value::Blob(b) => SqlValue::Blob(b.clone()),
+            });
+            stmt.execute(rusqlite::params_from_iter(values))
+                .map_err(|e| sql_error(self.path, e))?;
+        }
         Ok(())
     }
 

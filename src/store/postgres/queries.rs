@@ -1,0 +1,1280 @@
+//! Every statement on a PostgreSQL store's rows, the same reads and writes as
+//! SQLite's (`sqlite/queries.rs`, method by method: counters stop at 2^53 - 1, reads
+//! clamp, the same orders and filters), plus the row locks the module docs of
+//! `postgres` list.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io;
+
+use chrono::{DateTime, Utc};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
+use postgres::{Client, Row, Statement};
+
+use super::{pg_error, quote_ident, PgLocation};
+use crate::core::audit::AuditEvent;
+use crate::core::key::Mode;
+use crate::core::limits::{clamp_stored, Quotas, RateLimit, RateUnit, MAX_COUNT};
+use crate::core::model::{
+    KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
+};
+use crate::core::time::{from_millis, to_millis};
+use crate::store::rows::Kind;
+use crate::store::{
+    AuditHead, AuditQuery, ErrorKind, Intent, KeyQuery, LogCursor, RequestQuery, Result, SortBy,
+    StoreError, StoredAuditEvent, Table, Txn, Value,
+};
+
+/// The longest rolling window (monthly quota: 30 days), in milliseconds.
+const LONGEST_WINDOW_MS: i64 = 30 * 86_400_000;
+
+/// How many ids behind its end a log cursor re-reads: a request-log row that commits
+/// later than this many ids behind the newest row a follower has seen is missed.
+pub(crate) const FOLLOW_WINDOW: i64 = 16_384;
+
+/// A parameter list.
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+/// An owned parameter, for statements built at run time.
+type Param = Box<dyn ToSql + Sync>;
+
+pub(super) struct PgTxn<'a> {
+    client: RefCell<&'a mut Client>,
+    location: &'a PgLocation,
+    statements: RefCell<&'a mut HashMap<&'static str, Statement>>,
+    intent: Intent,
+    /// The database's clock, once read.
+    clock: Option<DateTime<Utc>>,
+    /// The `key-count` row is locked (taken once per transaction).
+    key_count_locked: Cell<bool>,
+    /// Committed or rolled back: nothing to do on drop.
+    done: bool,
+    /// A statement failed: PostgreSQL has aborted the transaction, and would answer
+    /// a COMMIT with a rollback, not an error.
+    failed: Cell<bool>,
+}
+
+/// `SELECT <a key record's columns, in the order key_from_row reads them> FROM …`.
+macro_rules! select_keys {
+    () => {
+        "SELECT k.id, k.name, k.description, k.owner, k.key_prefix, k.livemode, \
+         k.category, k.grp, k.scopes, k.deployment, k.allowed_models, k.allowed_ips, \
+         k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
+         k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
+         k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, \
+         k.requests_total, k.events_total, k.credits_total, p.accepted_total \
+         FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
+    };
+}
+
+/// `column + add` in SQL, stopping at MAX_COUNT (a negative stored value counts as 0).
+macro_rules! saturating_add {
+    ($column:literal, $add:literal) => {
+        concat!(
+            "LEAST(GREATEST(",
+            $column,
+            ", 0) + ",
+            $add,
+            ", 9007199254740991)"
+        )
+    };
+}
+
+/// SQLite's `lower()` (and `COLLATE NOCASE`): ASCII letters only.
+macro_rules! ascii_lower {
+    ($column:literal) => {
+        concat!(
+            "translate(",
+            $column,
+            ", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+        )
+    };
+}
+
+/// The derived status in SQL; the same precedence as `model::derive_status`.
+const STATUS_SQL: &str = "CASE WHEN k.state = 'revoked' THEN 'revoked' \
+    WHEN k.state = 'disabled' THEN 'disabled' \
+    WHEN k.expires_at IS NOT NULL AND k.expires_at <= $1 THEN 'expired' ELSE 'active' END";
+
+fn col<'r, T: postgres::types::FromSql<'r>>(
+    row: &'r Row,
+    i: usize,
+) -> std::result::Result<T, String> {
+    row.try_get(i).map_err(|e| e.to_string())
+}
+
+fn opt_count(row: &Row, i: usize) -> std::result::Result<Option<u64>, String> {
+    Ok(col::<Option<i64>>(row, i)?.map(clamp_stored))
+}
+
+fn count(row: &Row, i: usize) -> std::result::Result<u64, String> {
+    Ok(opt_count(row, i)?.unwrap_or_default())
+}
+
+fn opt_time(row: &Row, i: usize) -> std::result::Result<Option<DateTime<Utc>>, String> {
+    Ok(col::<Option<i64>>(row, i)?.map(from_millis))
+}
+
+fn json_list(row: &Row, i: usize, field: &str) -> std::result::Result<Vec<String>, String> {
+    let text: String = col(row, i)?;
+    if text == "[]" {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(&text).map_err(|_| {
+        let id: String = col(row, 0).unwrap_or_default();
+        format!("key {id} has a damaged {field} value (not a list of strings)")
+    })
+}
+
+fn key_from_row(row: &Row) -> std::result::Result<KeyRecord, String> {
+    let rate_limit = match (opt_count(row, 16)?, col::<Option<String>>(row, 17)?) {
+        (Some(count), Some(unit)) => Some(RateLimit {
+            count,
+            unit: if unit == "m" {
+                RateUnit::Minute
+            } else {
+                RateUnit::Second
+            },
+        }),
+        _ => None,
+    };
+    let state_text: String = col(row, 24)?;
+    let state = State::parse(&state_text).ok_or_else(|| {
+        let id: String = col(row, 0).unwrap_or_default();
+        format!("key {id} has a damaged state value")
+    })?;
+    Ok(KeyRecord {
+        id: col(row, 0)?,
+        settings: KeySettings {
+            name: col(row, 1)?,
+            description: col(row, 2)?,
+            owner: col(row, 3)?,
+            category: col(row, 6)?,
+            group: col(row, 7)?,
+            scopes: json_list(row, 8, "scopes")?,
+            deployment: col(row, 9)?,
+            allowed_models: json_list(row, 10, "allowed models")?,
+            allowed_ips: json_list(row, 11, "allowed IPs")?,
+            quotas: Quotas {
+                total: opt_count(row, 12)?,
+                daily: opt_count(row, 13)?,
+                weekly: opt_count(row, 14)?,
+                monthly: opt_count(row, 15)?,
+            },
+            rate_limit,
+            credit_limit: opt_count(row, 18)?,
+            expires_at: opt_time(row, 21)?,
+        },
+        key_prefix: col(row, 4)?,
+        mode: if col::<i64>(row, 5)? != 0 {
+            Mode::Live
+        } else {
+            Mode::Test
+        },
+        credits_used: count(row, 19)?,
+        created_at: from_millis(col(row, 20)?),
+        last_used_at: opt_time(row, 22)?,
+        last_used_ip: col(row, 23)?,
+        state,
+        rotated_from: col(row, 25)?,
+        rotated_to: col(row, 26)?,
+        revoked_at: opt_time(row, 27)?,
+        revoke_reason: col(row, 28)?,
+        accepted_total: count(row, 29)?,
+        events_total: count(row, 30)?,
+        credits_total: count(row, 31)?,
+        pool_accepted_total: count(row, 32)?,
+    })
+}
+
+fn request_from_row(row: &Row) -> std::result::Result<RequestRow, String> {
+    Ok(RequestRow {
+        seq: col(row, 0)?,
+        at: from_millis(col(row, 1)?),
+        key_id: col(row, 2)?,
+        key_name: col(row, 3)?,
+        endpoint: col(row, 4)?,
+        http_status: col::<i64>(row, 5)?.clamp(0, 999) as u16,
+        code: col(row, 6)?,
+        ip: col(row, 7)?,
+        duration_ms: opt_count(row, 8)?,
+        credits: count(row, 9)?,
+    })
+}
+
+fn rate_unit_sql(unit: RateUnit) -> &'static str {
+    match unit {
+        RateUnit::Second => "s",
+        RateUnit::Minute => "m",
+    }
+}
+
+fn count_to_sql(v: Option<u64>) -> Option<i64> {
+    v.map(|n| n.min(MAX_COUNT) as i64)
+}
+
+fn to_json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+impl<'a> PgTxn<'a> {
+    /// A transaction on `client`, which has just run its `BEGIN`.
+    pub(super) fn new(
+        client: &'a mut Client,
+        location: &'a PgLocation,
+        statements: &'a mut HashMap<&'static str, Statement>,
+        intent: Intent,
+    ) -> PgTxn<'a> {
+        PgTxn {
+            client: RefCell::new(client),
+            location,
+            statements: RefCell::new(statements),
+            intent,
+            clock: None,
+            key_count_locked: Cell::new(false),
+            done: false,
+            failed: Cell::new(false),
+        }
+    }
+
+    fn err(&self, e: &postgres::Error) -> StoreError {
+        self.failed.set(true);
+        pg_error(self.location, e)
+    }
+
+    /// A stored value keyctl could not have written, named (as SQLite's).
+    fn damaged(&self, why: String) -> StoreError {
+        StoreError::at(
+            ErrorKind::Refused,
+            self.location,
+            format!("key store {}: {why}", self.location),
+        )
+        .remedy(crate::store::Remedy::FixValueOrRestore)
+    }
+
+    fn writes(&self) -> bool {
+        self.intent != Intent::Read
+    }
+
+    /// `sql` prepared once per connection.
+    fn prepared(&self, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self
+            .client
+            .borrow_mut()
+            .prepare(sql)
+            .map_err(|e| self.err(&e))?;
+        self.statements.borrow_mut().insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    fn rows(&self, sql: &'static str, params: Params) -> Result<Vec<Row>> {
+        let statement = self.prepared(sql)?;
+        self.client
+            .borrow_mut()
+            .query(&statement, params)
+            .map_err(|e| self.err(&e))
+    }
+
+    fn row(&self, sql: &'static str, params: Params) -> Result<Option<Row>> {
+        Ok(self.rows(sql, params)?.into_iter().next())
+    }
+
+    fn exec(&self, sql: &'static str, params: Params) -> Result<u64> {
+        let statement = self.prepared(sql)?;
+        self.client
+            .borrow_mut()
+            .execute(&statement, params)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Streams the rows of a statement built at run time.
+    fn stream(
+        &self,
+        sql: &str,
+        params: &[Param],
+        each: &mut dyn FnMut(&Row) -> Result<()>,
+    ) -> Result<()> {
+        let mut client = self.client.borrow_mut();
+        let mut rows = client
+            .query_raw(
+                sql,
+                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)),
+            )
+            .map_err(|e| self.err(&e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(&e))? {
+            each(&row)?;
+        }
+        Ok(())
+    }
+
+    fn keys_where(&self, sql: &'static str, value: &str) -> Result<Vec<KeyRecord>> {
+        self.rows(sql, &[&value])?
+            .iter()
+            .map(|r| key_from_row(r).map_err(|why| self.damaged(why)))
+            .collect()
+    }
+
+    /// Locks one row of `store_locks` until the transaction ends.
+    fn lock_store_row(&self, name: &'static str) -> Result<()> {
+        self.exec(
+            "SELECT 1 FROM store_locks WHERE name = $1 FOR UPDATE",
+            &[&name],
+        )
+        .map(drop)
+    }
+
+    /// The `key-count` lock, once per transaction (a write transaction only).
+    fn lock_key_count(&self) -> Result<()> {
+        if self.writes() && !self.key_count_locked.get() {
+            self.lock_store_row("key-count")?;
+            self.key_count_locked.set(true);
+        }
+        Ok(())
+    }
+
+    /// The request-log rows matching `query`: newest first (at most `query.limit`),
+    /// or with `after`, every one with a larger id, oldest first.
+    fn stream_requests(
+        &self,
+        query: &RequestQuery,
+        after: Option<i64>,
+        sink: &mut dyn FnMut(&RequestRow) -> io::Result<()>,
+        skip: &dyn Fn(i64) -> bool,
+    ) -> Result<()> {
+        let mut args: Vec<Param> = Vec::new();
+        let mut conds: Vec<String> = Vec::new();
+        let mut push = |cond: &str, v: Param| {
+            args.push(v);
+            conds.push(format!("{cond} ${}", args.len()));
+        };
+        if let Some(k) = &query.key_id {
+            push("key_id =", Box::new(k.clone()));
+        }
+        if let Some(t) = query.since {
+            push("at >=", Box::new(to_millis(t)));
+        }
+        if let Some(t) = query.until {
+            push("at <", Box::new(to_millis(t)));
+        }
+        if let Some(st) = query.http_status {
+            push("http_status =", Box::new(i64::from(st)));
+        }
+        if let Some(c) = &query.code {
+            push("code =", Box::new(c.clone()));
+        }
+        if let Some(ip) = &query.ip {
+            push("ip =", Box::new(ip.clone()));
+        }
+        if let Some(seq) = after {
+            push("seq >", Box::new(seq));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let (order, limit) = match (after, query.limit) {
+            (Some(_), _) => ("ASC", String::new()),
+            (None, Some(n)) => ("DESC", format!(" LIMIT {}", n.min(i64::MAX as u64))),
+            (None, None) => ("DESC", String::new()),
+        };
+        let sql = format!(
+            "SELECT seq, at, key_id, key_name, endpoint, http_status, code, ip, duration_ms, credits \
+             FROM requests {filter} ORDER BY seq {order}{limit}"
+        );
+        self.stream(&sql, &args, &mut |row| {
+            let r = request_from_row(row).map_err(|why| self.damaged(why))?;
+            if skip(r.seq) {
+                return Ok(());
+            }
+            sink(&r).map_err(StoreError::Sink)
+        })
+    }
+
+    /// The log's newest id in this snapshot, and every id within the follow window
+    /// behind `end` (or behind that newest id).
+    fn log_position(&self, at_least: i64) -> Result<LogCursor> {
+        let newest: i64 = self
+            .row("SELECT coalesce(max(seq), 0) FROM requests", &[])?
+            .map(|r| col(&r, 0))
+            .transpose()
+            .map_err(|why| self.damaged(why))?
+            .unwrap_or(0);
+        let end = newest.max(at_least);
+        let seen = self
+            .rows(
+                "SELECT seq FROM requests WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+                &[&(end - FOLLOW_WINDOW), &end],
+            )?
+            .iter()
+            .map(|r| col(r, 0))
+            .collect::<std::result::Result<Vec<i64>, String>>()
+            .map_err(|why| self.damaged(why))?;
+        Ok(LogCursor { end, seen })
+    }
+}
+
+impl Drop for PgTxn<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // A broken connection has nothing to roll back: the server already did.
+            let _ = self.client.get_mut().batch_execute("ROLLBACK");
+        }
+    }
+}
+
+impl Txn for PgTxn<'_> {
+    fn setting_pairs(&self) -> Result<Vec<(String, String)>> {
+        self.rows(
+            "SELECT name, value FROM settings ORDER BY name COLLATE \"C\"",
+            &[],
+        )?
+        .iter()
+        .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+        .collect::<std::result::Result<_, String>>()
+        .map_err(|why| self.damaged(why))
+    }
+
+    fn set_setting(&mut self, name: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => self.exec(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&name, &v],
+            ),
+            None => self.exec("DELETE FROM settings WHERE name = $1", &[&name]),
+        }
+        .map(drop)
+    }
+
+    fn insert_key(&mut self, key: &NewKey) -> Result<()> {
+        self.lock_key_count()?;
+        let pool_id: i64 = match &key.rotated_from {
+            Some(from) => self
+                .row("SELECT pool_id FROM keys WHERE id = $1", &[from])?
+                .map(|r| col(&r, 0))
+                .transpose()
+                .map_err(|why| self.damaged(why))?
+                .ok_or_else(|| {
+                    StoreError::at(
+                        ErrorKind::NotFound,
+                        self.location,
+                        format!("key {from} vanished before its rotation"),
+                    )
+                })?,
+            None => self
+                .row("INSERT INTO credit_pools DEFAULT VALUES RETURNING id", &[])?
+                .map(|r| col(&r, 0))
+                .transpose()
+                .map_err(|why| self.damaged(why))?
+                .unwrap_or_default(),
+        };
+        let s = &key.settings;
+        self.exec(
+            "INSERT INTO keys (id, secret_hash, name, description, owner, key_prefix, livemode, \
+             category, grp, scopes, deployment, allowed_models, allowed_ips, quota_total, \
+             quota_daily, quota_weekly, quota_monthly, rate_count, rate_unit, credit_limit, \
+             pool_id, created_at, expires_at, state, rotated_from) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19, $20, $21, $22, $23, 'active', $24)",
+            &[
+                &key.id,
+                &&key.hash[..],
+                &s.name,
+                &s.description,
+                &s.owner,
+                &key.key_prefix,
+                &i64::from(key.mode == Mode::Live),
+                &s.category,
+                &s.group,
+                &to_json_list(&s.scopes),
+                &s.deployment,
+                &to_json_list(&s.allowed_models),
+                &to_json_list(&s.allowed_ips),
+                &count_to_sql(s.quotas.total),
+                &count_to_sql(s.quotas.daily),
+                &count_to_sql(s.quotas.weekly),
+                &count_to_sql(s.quotas.monthly),
+                &count_to_sql(s.rate_limit.map(|r| r.count)),
+                &s.rate_limit.map(|r| rate_unit_sql(r.unit)),
+                &count_to_sql(s.credit_limit),
+                &pool_id,
+                &to_millis(key.created_at),
+                &s.expires_at.map(to_millis),
+                &key.rotated_from,
+            ],
+        )
+        .map(drop)
+    }
+
+    fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>> {
+        // A write transaction rewrites what it read (update_key): lock it.
+        let found = if self.writes() {
+            self.keys_where(
+                concat!(
+                    select_keys!(),
+                    " WHERE k.id = $1 ORDER BY k.seq FOR UPDATE OF k"
+                ),
+                id,
+            )?
+        } else {
+            self.keys_where(
+                concat!(select_keys!(), " WHERE k.id = $1 ORDER BY k.seq"),
+                id,
+            )?
+        };
+        Ok(found.into_iter().next())
+    }
+
+    fn keys_by_name(&self, name: &str) -> Result<Vec<KeyRecord>> {
+        self.keys_where(
+            concat!(select_keys!(), " WHERE k.name = $1 ORDER BY k.seq"),
+            name,
+        )
+    }
+
+    fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<KeyRecord>> {
+        self.keys_where(
+            concat!(select_keys!(), " WHERE k.key_prefix = $1 ORDER BY k.seq"),
+            prefix,
+        )
+    }
+
+    fn name_holder(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>> {
+        if self.writes() {
+            // The name's row, locked: a second claim of the name waits here until the
+            // first commits, and then (READ COMMITTED) sees its key below.
+            self.exec(
+                "INSERT INTO name_locks (name) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&name],
+            )?;
+            self.exec(
+                "SELECT 1 FROM name_locks WHERE name = $1 FOR UPDATE",
+                &[&name],
+            )?;
+        }
+        self.row(
+            "SELECT id FROM keys WHERE name = $1 AND rotated_to IS NULL \
+             AND state != 'revoked' AND (expires_at IS NULL OR expires_at > $2) \
+             ORDER BY seq LIMIT 1",
+            &[&name, &to_millis(now)],
+        )?
+        .map(|r| col(&r, 0))
+        .transpose()
+        .map_err(|why| self.damaged(why))
+    }
+
+    fn count_limited(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.lock_key_count()?;
+        self.row(
+            "SELECT count(*) FROM keys WHERE state = 'disabled' \
+             OR (state = 'active' AND (expires_at IS NULL OR expires_at > $1))",
+            &[&to_millis(now)],
+        )?
+        .map(|r| col::<i64>(&r, 0))
+        .transpose()
+        .map(|n| n.unwrap_or(0).max(0) as u64)
+        .map_err(|why| self.damaged(why))
+    }
+
+    fn for_each_key(
+        &self,
+        query: &KeyQuery,
+        now: DateTime<Utc>,
+        sink: &mut dyn FnMut(&KeyRecord) -> io::Result<()>,
+    ) -> Result<StatusCounts> {
+        let mut args: Vec<Param> = vec![Box::new(to_millis(now))];
+        // $1 (now) is always bound, so the statement always names it.
+        let mut conds: Vec<String> = vec!["$1::bigint IS NOT NULL".into()];
+        if !query.statuses.is_empty() {
+            let list: Vec<String> = query
+                .statuses
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
+            conds.push(format!("({STATUS_SQL}) IN ({})", list.join(", ")));
+        } else if !query.include_revoked {
+            conds.push("k.state != 'revoked'".into());
+        }
+        for (column, value) in [
+            ("k.category", &query.category),
+            ("k.owner", &query.owner),
+            ("k.deployment", &query.deployment),
+            ("k.grp", &query.group),
+        ] {
+            if let Some(v) = value {
+                args.push(Box::new(v.clone()));
+                conds.push(format!("{column} = ${}", args.len()));
+            }
+        }
+        if let Some(text) = &query.search {
+            args.push(Box::new(text.to_lowercase()));
+            let n = args.len();
+            conds.push(format!(
+                concat!(
+                    "(strpos(",
+                    ascii_lower!("k.name"),
+                    ", ${n}) > 0 OR strpos(",
+                    ascii_lower!("coalesce(k.description, '')"),
+                    ", ${n}) > 0 OR strpos(k.id, ${n}) > 0 OR strpos(",
+                    ascii_lower!("k.key_prefix"),
+                    ", ${n}) > 0)"
+                ),
+                n = n
+            ));
+        }
+        let filter = format!("WHERE {}", conds.join(" AND "));
+        let order = match query.sort {
+            SortBy::Name => concat!(ascii_lower!("k.name"), " COLLATE \"C\", k.seq"),
+            SortBy::Created => "k.seq DESC",
+            SortBy::LastUsed => "k.last_used_at IS NULL, k.last_used_at DESC, k.seq DESC",
+            SortBy::Expires => "k.expires_at IS NULL, k.expires_at, k.seq DESC",
+        };
+        let sql = format!(concat!(select_keys!(), " {} ORDER BY {}"), filter, order);
+        let mut counts = StatusCounts::default();
+        self.stream(&sql, &args, &mut |row| {
+            let key = key_from_row(row).map_err(|why| self.damaged(why))?;
+            counts.add(key.status(now));
+            sink(&key).map_err(StoreError::Sink)
+        })?;
+        Ok(counts)
+    }
+
+    fn usage_windows(
+        &self,
+        key: &KeyRecord,
+        starts: &[DateTime<Utc>],
+    ) -> Result<Vec<UsageFigures>> {
+        let (events, accepted, credits) = (
+            key.events_total as i64,
+            key.accepted_total as i64,
+            key.credits_total as i64,
+        );
+        let mut out = Vec::with_capacity(starts.len());
+        for start in starts {
+            let first = self
+                .row(
+                    "SELECT n, accepted_cum, accepted, credits_cum, cost FROM key_events \
+                     WHERE key_id = $1 AND at > $2 ORDER BY at, n LIMIT 1",
+                    &[&key.id, &to_millis(*start)],
+                )?
+                .map(|r| -> std::result::Result<[i64; 5], String> {
+                    let c = |i| count(&r, i).map(|n| n as i64);
+                    Ok([c(0)?, c(1)?, c(2)?, c(3)?, c(4)?])
+                })
+                .transpose()
+                .map_err(|why| self.damaged(why))?;
+            out.push(match first {
+                None => UsageFigures::default(),
+                Some([n, acc_cum, acc, cr_cum, cost]) => {
+                    let all = events - (n - 1);
+                    let acc_in = accepted - (acc_cum - acc);
+                    UsageFigures {
+                        accepted: clamp_stored(acc_in),
+                        rejected: clamp_stored(all - acc_in),
+                        credits: clamp_stored(credits - (cr_cum - cost)),
+                    }
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    fn pool_windows(&self, key: &KeyRecord, starts: &[DateTime<Utc>]) -> Result<Vec<u64>> {
+        let total = key.pool_accepted_total as i64;
+        starts
+            .iter()
+            .map(|start| {
+                let first = self
+                    .row(
+                        "SELECT n FROM pool_events \
+                         WHERE pool_id = (SELECT pool_id FROM keys WHERE id = $1) AND at > $2 \
+                         ORDER BY at, n LIMIT 1",
+                        &[&key.id, &to_millis(*start)],
+                    )?
+                    .map(|r| count(&r, 0))
+                    .transpose()
+                    .map_err(|why| self.damaged(why))?;
+                Ok(first.map_or(0, |n| clamp_stored(total - (n as i64 - 1))))
+            })
+            .collect()
+    }
+
+    fn usage_by_day(
+        &self,
+        key_id: Option<&str>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<(i64, UsageFigures)>> {
+        let rows = match key_id {
+            Some(id) => self.rows(
+                "SELECT day, accepted, rejected, credits FROM usage_days \
+                 WHERE key_id = $3 AND day BETWEEN $1 AND $2 ORDER BY day",
+                &[&from_day, &to_day, &id],
+            )?,
+            // numeric sums cannot overflow; read clamped like SQLite's total().
+            None => self.rows(
+                "SELECT day, \
+                 LEAST(GREATEST(sum(accepted), 0), 9007199254740991)::bigint, \
+                 LEAST(GREATEST(sum(rejected), 0), 9007199254740991)::bigint, \
+                 LEAST(GREATEST(sum(credits), 0), 9007199254740991)::bigint \
+                 FROM usage_days WHERE day BETWEEN $1 AND $2 GROUP BY day ORDER BY day",
+                &[&from_day, &to_day],
+            )?,
+        };
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    col::<i64>(r, 0)?,
+                    UsageFigures {
+                        accepted: count(r, 1)?,
+                        rejected: count(r, 2)?,
+                        credits: count(r, 3)?,
+                    },
+                ))
+            })
+            .collect::<std::result::Result<_, String>>()
+            .map_err(|why| self.damaged(why))
+    }
+
+    fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>> {
+        // In a Verify transaction the key's row and its pool's stay locked until the
+        // verdict is recorded: one decision at a time per key and per lineage.
+        let sql = if self.intent == Intent::Verify {
+            concat!(
+                select_keys!(),
+                " WHERE k.secret_hash = $1 FOR UPDATE OF k, p"
+            )
+        } else {
+            concat!(select_keys!(), " WHERE k.secret_hash = $1")
+        };
+        self.row(sql, &[&&hash[..]])?
+            .map(|r| key_from_row(&r))
+            .transpose()
+            .map_err(|why| self.damaged(why))
+    }
+
+    fn ip_blocked_until(&self, ip: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let sql = if self.intent == Intent::Verify {
+            "SELECT until FROM ip_blocks WHERE ip = $1 FOR UPDATE"
+        } else {
+            "SELECT until FROM ip_blocks WHERE ip = $1"
+        };
+        let until: Option<i64> = self
+            .row(sql, &[&ip])?
+            .map(|r| col(&r, 0))
+            .transpose()
+            .map_err(|why| self.damaged(why))?;
+        Ok(until.filter(|u| *u > to_millis(now)).map(from_millis))
+    }
+
+    fn record_auth_failure(
+        &mut self,
+        ip: &str,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u64,
+        block: chrono::Duration,
+    ) -> Result<bool> {
+        let now_ms = to_millis(now);
+        let start = now_ms - window.num_milliseconds();
+        // The IP's row, made if missing and locked: its attempts are counted one
+        // transaction after another (an upsert locks even a row a concurrent
+        // transaction deletes meanwhile).
+        self.exec(
+            "INSERT INTO ip_blocks (ip, until) VALUES ($1, 0) \
+             ON CONFLICT (ip) DO UPDATE SET until = ip_blocks.until",
+            &[&ip],
+        )?;
+        self.exec("DELETE FROM auth_failures WHERE at <= $1", &[&start])?;
+        // Other IPs' ended blocks; one another transaction holds stays for later.
+        self.exec(
+            "DELETE FROM ip_blocks WHERE ip IN (SELECT ip FROM ip_blocks \
+             WHERE until <= $1 AND ip != $2 FOR UPDATE SKIP LOCKED)",
+            &[&now_ms, &ip],
+        )?;
+        self.exec(
+            "INSERT INTO auth_failures (ip, at) VALUES ($1, $2)",
+            &[&ip, &now_ms],
+        )?;
+        let attempts: i64 = self
+            .row(
+                "SELECT count(*) FROM auth_failures WHERE ip = $1 AND at > $2",
+                &[&ip, &start],
+            )?
+            .map(|r| col(&r, 0))
+            .transpose()
+            .map_err(|why| self.damaged(why))?
+            .unwrap_or(0);
+        if (attempts.max(0) as u64) < limit {
+            // Not blocked: no row stays behind unless a block is still running.
+            self.exec(
+                "DELETE FROM ip_blocks WHERE ip = $1 AND until <= $2",
+                &[&ip, &now_ms],
+            )?;
+            return Ok(false);
+        }
+        self.exec(
+            "UPDATE ip_blocks SET until = GREATEST(until, $2) WHERE ip = $1",
+            &[&ip, &(now_ms + block.num_milliseconds())],
+        )?;
+        Ok(true)
+    }
+
+    fn record_request(&mut self, r: &RequestRecord) -> Result<()> {
+        let at = to_millis(r.at);
+        let day = at.div_euclid(86_400_000);
+        let accepted = i64::from(r.accepted);
+        let credits = count_to_sql(Some(r.credits)).unwrap_or(0);
+        let key_id = r.key.as_ref().map(|k| &k.0);
+        self.exec(
+            "INSERT INTO requests (at, key_id, key_name, endpoint, http_status, code, ip, \
+             duration_ms, credits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &at,
+                &key_id,
+                &r.key.as_ref().map(|k| &k.1),
+                &r.endpoint,
+                &i64::from(r.http_status),
+                &r.code,
+                &r.ip,
+                &count_to_sql(r.duration_ms),
+                &credits,
+            ],
+        )?;
+        self.exec(
+            concat!(
+                "INSERT INTO usage_days (key_id, day, accepted, rejected, credits) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id, day) DO UPDATE SET accepted = ",
+                saturating_add!("usage_days.accepted", "excluded.accepted"),
+                ", rejected = ",
+                saturating_add!("usage_days.rejected", "excluded.rejected"),
+                ", credits = ",
+                saturating_add!("usage_days.credits", "excluded.credits"),
+            ),
+            &[
+                &key_id.map_or("", |k| k.as_str()),
+                &day,
+                &accepted,
+                &(1 - accepted),
+                &credits,
+            ],
+        )?;
+        let Some(key_id) = key_id else {
+            return Ok(());
+        };
+        // The key's running totals; `at` kept non-decreasing per key (as SQLite).
+        let totals = self
+            .row(
+                concat!(
+                    "UPDATE keys SET events_total = ",
+                    saturating_add!("events_total", "1"),
+                    ", requests_total = ",
+                    saturating_add!("requests_total", "$2::bigint"),
+                    ", rejected_total = ",
+                    saturating_add!("rejected_total", "(1 - $2::bigint)"),
+                    ", credits_total = ",
+                    saturating_add!("credits_total", "$3::bigint"),
+                    ", last_event_at = GREATEST(coalesce(last_event_at, $4::bigint), $4::bigint), \
+                     last_used_at = CASE WHEN $2::bigint = 1 THEN $4::bigint ELSE last_used_at END, \
+                     last_used_ip = CASE WHEN $2::bigint = 1 THEN $5::text ELSE last_used_ip END \
+                     WHERE id = $1 \
+                     RETURNING events_total, requests_total, credits_total, last_event_at, pool_id",
+                ),
+                &[key_id, &accepted, &credits, &at, &r.ip],
+            )?
+            .map(|row| -> std::result::Result<[i64; 5], String> {
+                Ok([
+                    col(&row, 0)?,
+                    col(&row, 1)?,
+                    col(&row, 2)?,
+                    col(&row, 3)?,
+                    col(&row, 4)?,
+                ])
+            })
+            .transpose()
+            .map_err(|why| self.damaged(why))?;
+        let Some([n, acc_cum, cr_cum, event_at, pool_id]) = totals else {
+            return Err(StoreError::at(
+                ErrorKind::NotFound,
+                self.location,
+                format!("key {key_id} vanished during the verification"),
+            ));
+        };
+        self.exec(
+            "INSERT INTO key_events (key_id, at, n, accepted_cum, credits_cum, accepted, cost) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            &[
+                key_id, &event_at, &n, &acc_cum, &cr_cum, &accepted, &credits,
+            ],
+        )?;
+        if n % 64 == 0 {
+            self.exec(
+                "DELETE FROM key_events WHERE key_id = $1 AND at <= $2",
+                &[key_id, &(event_at - LONGEST_WINDOW_MS)],
+            )?;
+        }
+        if accepted == 0 {
+            return Ok(());
+        }
+        // Credits are spent only while they last (the decision saw them under the
+        // pool's lock; this guards it): no row back means the spend was refused.
+        let pool = self
+            .row(
+                concat!(
+                    "UPDATE credit_pools SET credits_used = ",
+                    saturating_add!("credits_used", "$2::bigint"),
+                    ", accepted_total = ",
+                    saturating_add!("accepted_total", "1"),
+                    ", last_event_at = GREATEST(coalesce(last_event_at, $3::bigint), $3::bigint) \
+                     WHERE id = $1 AND ($2::bigint = 0 OR NOT EXISTS (SELECT 1 FROM keys k \
+                     WHERE k.id = $4 AND k.credit_limit IS NOT NULL \
+                     AND GREATEST(credit_pools.credits_used, 0) + $2::bigint > k.credit_limit)) \
+                     RETURNING accepted_total, last_event_at",
+                ),
+                &[&pool_id, &credits, &at, key_id],
+            )?
+            .map(|row| -> std::result::Result<[i64; 2], String> {
+                Ok([col(&row, 0)?, col(&row, 1)?])
+            })
+            .transpose()
+            .map_err(|why| self.damaged(why))?;
+        let Some([pool_n, pool_at]) = pool else {
+            return Err(StoreError::at(
+                ErrorKind::Retry,
+                self.location,
+                format!(
+                    "key store {}: the key's credits changed while it was verified",
+                    self.location
+                ),
+            ));
+        };
+        self.exec(
+            "INSERT INTO pool_events (pool_id, at, n) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&pool_id, &pool_at, &pool_n],
+        )?;
+        if pool_n % 64 == 0 {
+            self.exec(
+                "DELETE FROM pool_events WHERE pool_id = $1 AND at <= $2",
+                &[&pool_id, &(pool_at - LONGEST_WINDOW_MS)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn for_each_request(
+        &self,
+        query: &RequestQuery,
+        sink: &mut dyn FnMut(&RequestRow) -> io::Result<()>,
+    ) -> Result<()> {
+        self.stream_requests(query, None, sink, &|_| false)
+    }
+
+    fn log_cursor_now(&self) -> Result<LogCursor> {
+        self.log_position(0)
+    }
+
+    fn requests_after(
+        &self,
+        cursor: &LogCursor,
+        query: &RequestQuery,
+        sink: &mut dyn FnMut(&RequestRow) -> io::Result<()>,
+    ) -> Result<LogCursor> {
+        // Ids commit out of order: re-read the window behind the cursor's end and drop
+        // what it has seen, so a row that committed late below the end still comes.
+        // (A Read transaction: the rows and the new position share one snapshot.)
+        let seen = &cursor.seen;
+        let end = cursor.end;
+        self.stream_requests(query, Some(cursor.end - FOLLOW_WINDOW), sink, &|seq| {
+            seq <= end && seen.binary_search(&seq).is_ok()
+        })?;
+        self.log_position(cursor.end)
+    }
+
+    fn prune_requests(&mut self, before: DateTime<Utc>) -> Result<u64> {
+        self.exec("DELETE FROM requests WHERE at < $1", &[&to_millis(before)])
+    }
+
+    fn update_key(&mut self, key: &KeyRecord) -> Result<()> {
+        let s = &key.settings;
+        let changed = self.exec(
+            "UPDATE keys SET name = $2, description = $3, owner = $4, category = $5, grp = $6, \
+             scopes = $7, deployment = $8, allowed_models = $9, allowed_ips = $10, \
+             quota_total = $11, quota_daily = $12, quota_weekly = $13, quota_monthly = $14, \
+             rate_count = $15, rate_unit = $16, credit_limit = $17, expires_at = $18, \
+             state = $19, revoked_at = $20, revoke_reason = $21, rotated_to = $22 \
+             WHERE id = $1",
+            &[
+                &key.id,
+                &s.name,
+                &s.description,
+                &s.owner,
+                &s.category,
+                &s.group,
+                &to_json_list(&s.scopes),
+                &s.deployment,
+                &to_json_list(&s.allowed_models),
+                &to_json_list(&s.allowed_ips),
+                &count_to_sql(s.quotas.total),
+                &count_to_sql(s.quotas.daily),
+                &count_to_sql(s.quotas.weekly),
+                &count_to_sql(s.quotas.monthly),
+                &count_to_sql(s.rate_limit.map(|r| r.count)),
+                &s.rate_limit.map(|r| rate_unit_sql(r.unit)),
+                &count_to_sql(s.credit_limit),
+                &s.expires_at.map(to_millis),
+                &key.state.as_str(),
+                &key.revoked_at.map(to_millis),
+                &key.revoke_reason,
+                &key.rotated_to,
+            ],
+        )?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::at(
+                ErrorKind::NotFound,
+                self.location,
+                format!("key {} vanished during the update", key.id),
+            ))
+        }
+    }
+
+    fn delete_key(&mut self, id: &str) -> Result<()> {
+        self.exec("DELETE FROM keys WHERE id = $1", &[&id])
+            .map(drop)
+    }
+
+    fn has_requests(&self, key_id: &str) -> Result<bool> {
+        self.row(
+            "SELECT EXISTS (SELECT 1 FROM keys WHERE id = $1 AND events_total > 0) \
+             OR EXISTS (SELECT 1 FROM requests WHERE key_id = $1)",
+            &[&key_id],
+        )?
+        .map(|r| col(&r, 0))
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(|why| self.damaged(why))
+    }
+
+    fn audit_head_for_append(&mut self) -> Result<Option<AuditHead>> {
+        // The head row first: appends queue here, and each then reads (READ
+        // COMMITTED) the event the previous one committed.
+        self.lock_store_row("audit-head")?;
+        self.row(
+            "SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1",
+            &[],
+        )?
+        .map(|r| -> std::result::Result<AuditHead, String> {
+            let hash: Vec<u8> = col(&r, 1)?;
+            Ok(AuditHead::from_stored(col(&r, 0)?, &hash, col(&r, 2)?))
+        })
+        .transpose()
+        .map_err(|why| self.damaged(why))
+    }
+
+    fn insert_audit(&mut self, stored: &StoredAuditEvent) -> Result<()> {
+        let e = &stored.event;
+        self.exec(
+            "INSERT INTO audit_events (seq, at, actor, action, key_id, details, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &e.seq,
+                &e.at_ms,
+                &e.actor,
+                &e.action,
+                &e.key_id,
+                &e.details,
+                &stored.prev_hash,
+                &stored.hash,
+            ],
+        )
+        .map(drop)
+    }
+
+    fn for_each_audit(
+        &self,
+        query: &AuditQuery,
+        sink: &mut dyn FnMut(&StoredAuditEvent) -> io::Result<()>,
+    ) -> Result<()> {
+        let mut args: Vec<Param> = Vec::new();
+        let mut conds: Vec<String> = Vec::new();
+        if let Some(k) = &query.key_id {
+            args.push(Box::new(k.clone()));
+            conds.push(format!("key_id = ${}", args.len()));
+        }
+        if !query.key_ids.is_empty() {
+            args.push(Box::new(query.key_ids.clone()));
+            conds.push(format!("key_id = ANY(${})", args.len()));
+        }
+        if let Some(t) = query.since {
+            args.push(Box::new(to_millis(t)));
+            conds.push(format!("at >= ${}", args.len()));
+        }
+        if let Some(a) = &query.action {
+            args.push(Box::new(a.clone()));
+            conds.push(format!("action = ${}", args.len()));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let order = if query.newest_first { "DESC" } else { "ASC" };
+        let limit = query
+            .limit
+            .map(|n| format!(" LIMIT {}", n.min(i64::MAX as u64)))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT seq, at, actor, action, key_id, details, prev_hash, hash FROM audit_events \
+             {filter} ORDER BY seq {order}{limit}"
+        );
+        self.stream(&sql, &args, &mut |row| {
+            let stored = (|| -> std::result::Result<StoredAuditEvent, String> {
+                Ok(StoredAuditEvent {
+                    event: AuditEvent {
+                        seq: col(row, 0)?,
+                        at_ms: col(row, 1)?,
+                        actor: col(row, 2)?,
+                        action: col(row, 3)?,
+                        key_id: col(row, 4)?,
+                        details: col(row, 5)?,
+                    },
+                    prev_hash: col(row, 6)?,
+                    hash: col(row, 7)?,
+                })
+            })()
+            .map_err(|why| self.damaged(why))?;
+            sink(&stored).map_err(StoreError::Sink)
+        })
+    }
+
+    fn db_clock(&mut self) -> Result<Option<DateTime<Utc>>> {
+        if self.clock.is_none() {
+            let ms: i64 = self
+                .row(concat!("SELECT ", now_ms_sql!()), &[])?
+                .map(|r| col(&r, 0))
+                .transpose()
+                .map_err(|why| self.damaged(why))?
+                .unwrap_or_default();
+            self.clock = Some(from_millis(ms));
+        }
+        Ok(self.clock)
+    }
+
+    fn dump(&self, sink: &mut dyn FnMut(Table, &[Value]) -> Result<()>) -> Result<()> {
+        for table in Table::ALL {
+            let columns: Vec<&str> = table.columns().iter().map(|(c, _)| *c).collect();
+            // Text sorts by bytes, as SQLite's BINARY collation.
+            let order: Vec<String> = table
+                .order()
+                .iter()
+                .map(|c| match table.kind_of(c) {
+                    Some(Kind::Text) => format!("{c} COLLATE \"C\""),
+                    _ => c.to_string(),
+                })
+                .collect();
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY {}",
+                columns.join(", "),
+                table.name(),
+                order.join(", ")
+            );
+            let mut values = Vec::with_capacity(columns.len());
+            self.stream(&sql, &[], &mut |row| {
+                values.clear();
+                for (i, (_, kind)) in table.columns().iter().enumerate() {
+                    let value = match kind {
+                        Kind::Integer => col::<Option<i64>>(row, i).map(|v| v.map(Value::Integer)),
+                        Kind::Text => col::<Option<String>>(row, i).map(|v| v.map(Value::Text)),
+                        Kind::Blob => col::<Option<Vec<u8>>>(row, i).map(|v| v.map(Value::Blob)),
+                    }
+                    .map_err(|why| self.damaged(why))?;
+                    values.push(value.unwrap_or(Value::Null));
+                }
+                sink(table, &values)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, table: Table, rows: &[Vec<Value>]) -> Result<()> {
+        let columns = table.columns();
+        // PostgreSQL takes at most 65535 parameters per statement.
+        let per_statement = (65_535 / columns.len()).max(1);
+        for chunk in rows.chunks(per_statement) {
+            let mut args: Vec<Param> = Vec::with_capacity(chunk.len() * columns.len());
+            let mut tuples = Vec::with_capacity(chunk.len());
+            for row in chunk {
+                if row.len() != columns.len() {
+                    return Err(self.damaged(format!(
+                        "a {} row has {} values, not {}",
+                        table.name(),
+                        row.len(),
+                        columns.len()
+                    )));
+                }
+                let mut slots = Vec::with_capacity(columns.len());
+                for ((name, kind), value) in columns.iter().zip(row) {
+                    args.push(match (kind, value) {
+                        (Kind::Integer, Value::Integer(n)) => Box::new(*n),
+                        (Kind::Text, Value::Text(t)) => Box::new(t.clone()),
+                        (Kind::Blob, Value::Blob(b)) => Box::new(b.clone()),
+                        (Kind::Integer, Value::Null) => Box::new(None::<i64>),
+                        (Kind::Text, Value::Null) => Box::new(None::<String>),
+                        (Kind::Blob, Value::Null) => Box::new(None::<Vec<u8>>),
+                        _ => {
+                            return Err(self.damaged(format!(
+                                "{}.{name} holds a value of another type",
+                                table.name()
+                            )))
+                        }
+                    });
+                    slots.push(format!("${}", args.len()));
+                }
+                tuples.push(format!("({})", slots.join(", ")));
+            }
+            let names: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES {}",
+                table.name(),
+                names.join(", "),
+                tuples.join(", ")
+            );
+            self.stream(&sql, &args, &mut |_| Ok(()))?;
+        }
+        if let Some(column) = table.numbered() {
+            // New rows are numbered after the loaded ones (an identity does not move
+            // when given values).
+            let qualified = format!("{}.{}", quote_ident(&self.location.schema), table.name());
+            let sql = format!(
+                "SELECT setval(pg_get_serial_sequence($1, $2), max({column})) FROM {} \
+                 HAVING max({column}) IS NOT NULL",
+                table.name()
+            );
+            let args: Vec<Param> = vec![Box::new(qualified), Box::new(column.to_string())];
+            self.stream(&sql, &args, &mut |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let location = self.location;
+        if self.failed.get() {
+            return Err(StoreError::at(
+                ErrorKind::Other,
+                location,
+                format!("key store {location}: a failed transaction cannot commit"),
+            ));
+        }
+        self.done = true;
+        self.client
+            .get_mut()
+            .batch_execute("COMMIT")
+            .map_err(|e| pg_error(location, &e))
+    }
+}
