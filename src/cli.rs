@@ -103,8 +103,8 @@ fn root_help_template() -> String {
 #[command(
     name = "keyctl",
     version = VERSION,
-    about = "Administer API keys in a local SQLite store",
-    long_about = "Administer API keys in a local SQLite store: create keys and see them once, \
+    about = "Administer API keys in an SQLite file or a shared PostgreSQL database",
+    long_about = "Administer API keys in an SQLite file or a shared PostgreSQL database: create keys and see them once, \
                   list, inspect and configure them. Only SHA-256 hashes of secrets are stored.",
     after_help = after_help(),
     help_template = root_help_template(),

@@ -195,7 +195,11 @@ fi
 fn store_location() -> Option<Location> {
     let (given, flag, from_argv) = match COMPLETION_DB.get() {
         Some(p) => (Some(p.clone()), "--db", true),
-        None => (std::env::var_os("KEYCTL_DB").map(PathBuf::from), "KEYCTL_DB", false),
+        None => (
+            std::env::var_os("KEYCTL_DB").map(PathBuf::from),
+            "KEYCTL_DB",
+            false,
+        ),
     };
     crate::context::locate(given.as_deref(), flag, from_argv)
         .ok()

@@ -87,7 +87,7 @@ pub(crate) fn audit_event_text(
 ) -> crate::core::audit::AuditEvent {
     crate::core::audit::AuditEvent {
         seq: 0,
-        at_ms: crate::core::time::to_millis(ctx.now),
+        at_ms: crate::core::time::to_millis(ctx.now()),
         actor: ctx.actor().to_string(),
         action: action.to_string(),
         key_id: key_id.map(str::to_string),
@@ -116,7 +116,7 @@ pub(crate) fn confirmed_refs(
     }
     let mut store = ctx.open_read()?;
     let tx = store.begin(Intent::Read)?;
-    let keys = keyref::resolve_all(tx.as_ref(), refs, ctx.now)?;
+    let keys = keyref::resolve_all(tx.as_ref(), refs, ctx.now())?;
     drop(tx);
     if crate::ui::prompt::confirm(&question(&keys))? {
         Ok(keys.into_iter().map(|k| k.id).collect())
