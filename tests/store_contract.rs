@@ -26,7 +26,7 @@ use keyctl::core::model::{KeySettings, NewKey, RequestRow, State, Status, UsageF
 use keyctl::core::policy::{Outcome, Request};
 use keyctl::core::time::{parse_datetime, to_millis};
 use keyctl::store::{
-    open, AuditQuery, Intent, KeyQuery, Location, OpenOptions, RequestQuery, Store,
+    open, AuditQuery, Clock, Intent, KeyQuery, Location, OpenOptions, RequestQuery, Store,
     StoredAuditEvent, Txn,
 };
 use tempfile::TempDir;
@@ -102,7 +102,7 @@ fn verify_at(store: &mut dyn Store, secret: &str, at: DateTime<Utc>, endpoint: &
         endpoint: Some(endpoint.to_string()),
         duration_ms: None,
     };
-    verify_one(store, secret, &req, &meta, at, true).unwrap()
+    verify_one(store, secret, &req, &meta, Clock::Fixed(at), true).unwrap()
 }
 
 /// Replaces `old_id` by `successor` (whose `rotated_from` is `old_id`) in `tx`: the old

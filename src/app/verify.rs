@@ -2,13 +2,11 @@
 //! every backend: one store call loads what the decision needs, core decides (SPEC §3,
 //! the whole order), one store call records it.
 
-use chrono::{DateTime, Utc};
-
 use crate::app::retry::{with_retry, ATTEMPTS};
 use crate::core::key::{self, hash_secret};
 use crate::core::model::{KeyRecord, RequestRecord};
 use crate::core::policy::{decide, Outcome, QuotaRemaining, Request};
-use crate::store::{Intent, Result, Store, VerdictRecord};
+use crate::store::{Clock, Intent, Result, Store, VerdictRecord};
 
 /// What is recorded about a request besides its outcome.
 #[derive(Debug, Clone, Default)]
@@ -47,7 +45,7 @@ pub fn verify_one(
     presented: &str,
     req: &Request,
     meta: &Meta,
-    now: DateTime<Utc>,
+    clock: Clock,
     record: bool,
 ) -> Result<Verdict> {
     // Format and checksum first: a mistyped key never reaches the index.
@@ -56,7 +54,8 @@ pub fn verify_one(
     let intent = if record { Intent::Verify } else { Intent::Read };
     with_retry(ATTEMPTS, || {
         let mut tx = store.begin(intent)?;
-        let view = tx.load_for_verify(hash.as_ref(), req.ip, record, now)?;
+        let view = tx.load_for_verify(hash.as_ref(), req.ip, record, clock)?;
+        let now = view.now;
         let d = decide(view, parsed, req, now);
         if record {
             tx.record_verdict(&VerdictRecord {

@@ -108,7 +108,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                 }
                 // Keys that already exist are kept: a lower limit only stops new ones.
                 let over = match tx.settings()?.max_keys.filter(|_| name == "max-keys") {
-                    Some(max) => over_limit(tx.count_limited(ctx.now)?, max),
+                    Some(max) => over_limit(tx.count_limited(ctx.now())?, max),
                     None => None,
                 };
                 tx.commit()?;

@@ -53,19 +53,19 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
             ))
         }
     };
-    let settings = new_settings(&fields, name, ctx.actor(), ctx.now).map_err(Error::usage)?;
+    let settings = new_settings(&fields, name, ctx.actor(), ctx.now()).map_err(Error::usage)?;
     let mode = if args.test { Mode::Test } else { Mode::Live };
 
     let mut store = ctx.open_write()?;
     with_retry(ATTEMPTS, || {
         let mut tx = store.begin(Intent::Admin)?;
         let store_settings = tx.settings()?;
-        check_can_add(tx.as_ref(), &store_settings, &settings.name, ctx.now)?;
+        check_can_add(tx.as_ref(), &store_settings, &settings.name, ctx.now())?;
         let (secret, new_key) = generate(
             &store_settings.key_prefix,
             mode,
             settings.clone(),
-            ctx.now,
+            ctx.now(),
             None,
         )?;
         let record = insert_key(tx.as_mut(), &new_key)?;
@@ -128,7 +128,7 @@ fn wizard(ctx: &Ctx) -> Result<crate::ui::wizard::Answers> {
         };
         let taken = store
             .begin(Intent::Read)
-            .and_then(|tx| tx.name_holder(name, ctx.now))
+            .and_then(|tx| tx.name_holder(name, ctx.now()))
             .map_err(|e| e.to_string())?;
         match taken {
             Some(id) => Err(format!("a key named '{name}' already exists ({id})")),
@@ -179,7 +179,7 @@ pub(crate) fn deliver(
     record: &KeyRecord,
 ) -> Result<()> {
     let mut out = stdout();
-    write_reveal(&mut out, style, secret, record, ctx.now)
+    write_reveal(&mut out, style, secret, record, ctx.now())
         .and_then(|_| out.flush())
         .and_then(|_| sync_stdout_if_file())
         .map_err(|e| {

@@ -34,11 +34,11 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
         ));
     }
     // Every value is checked before the store is opened (a missing one is created).
-    apply_fields(&fields, &mut KeySettings::default(), ctx.now).map_err(Error::usage)?;
+    apply_fields(&fields, &mut KeySettings::default(), ctx.now()).map_err(Error::usage)?;
     let mut store = ctx.open_write()?;
     let (key, said) = with_retry(ATTEMPTS, || {
         let mut tx = store.begin(Intent::Admin)?;
-        let mut key = resolve(tx.as_ref(), &keyref, ctx.now)?;
+        let mut key = resolve(tx.as_ref(), &keyref, ctx.now())?;
         if key.state == State::Revoked {
             return Err(Error::conflict(format!(
                 "key \"{}\" ({}) is revoked: revoked keys cannot be edited",
@@ -54,13 +54,13 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
             return Err(super::lifecycle::superseded_error(
             tx.as_ref(),
             &key,
-            ctx.now,
+            ctx.now(),
             "a superseded key cannot be given 'never' as expiry; its grace may be extended to a later date",
         )?);
         }
         let old = key.settings.clone();
         let mut new = old.clone();
-        apply_fields(&fields, &mut new, ctx.now).map_err(Error::usage)?;
+        apply_fields(&fields, &mut new, ctx.now()).map_err(Error::usage)?;
         if clear_scopes {
             new.scopes.clear();
         }
@@ -73,17 +73,17 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
         if unlimited {
             new.credit_limit = None;
         }
-        let held_before = key.holds_name(ctx.now);
+        let held_before = key.holds_name(ctx.now());
         let mut edited = key.clone();
         edited.settings = new.clone();
         // A new name, or an extended expiry that brings the key back, must not take a name
         // another key holds.
-        if edited.holds_name(ctx.now) && (new.name != old.name || !held_before) {
+        if edited.holds_name(ctx.now()) && (new.name != old.name || !held_before) {
             claim_name(
                 tx.as_ref(),
                 &new.name,
                 Some(&key.id),
-                ctx.now,
+                ctx.now(),
                 "choose another name",
             )?;
         }
@@ -113,7 +113,7 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
     ctx.note(&said);
     if ctx.format == Format::Json {
         let mut out = stdout();
-        write_json(&mut out, &key, ctx.now)?;
+        write_json(&mut out, &key, ctx.now())?;
         writeln!(out)?;
         out.flush()?;
     }

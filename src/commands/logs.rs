@@ -66,8 +66,8 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     let mut store = ctx.open_read()?;
     let mut query = RequestQuery {
         key_id: None,
-        since: args.since.and_then(|w| w.spec.before(ctx.now)),
-        until: args.until.and_then(|w| w.spec.before(ctx.now)),
+        since: args.since.and_then(|w| w.spec.before(ctx.now())),
+        until: args.until.and_then(|w| w.spec.before(ctx.now())),
         http_status,
         code,
         ip: ip.map(|i| i.to_string()),
@@ -76,7 +76,7 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     {
         let tx = store.begin(Intent::Read)?;
         if let Some(r) = &args.keyref {
-            query.key_id = Some(filter_id(tx.as_ref(), r, ctx.now)?);
+            query.key_id = Some(filter_id(tx.as_ref(), r, ctx.now())?);
         }
     }
     let mut out = stdout();
@@ -141,7 +141,7 @@ fn follow(
 fn prune(ctx: &Ctx, before: &str) -> Result<()> {
     let cutoff = parse_time_spec(before, false)
         .map_err(|e| Error::usage(format!("invalid --before: {e}")))?
-        .before(ctx.now)
+        .before(ctx.now())
         .ok_or_else(|| Error::usage("invalid --before: use a duration like 90d or a date"))?;
     let mut store = ctx.open_write()?;
     let n = with_retry(ATTEMPTS, || -> Result<u64> {

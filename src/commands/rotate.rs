@@ -24,11 +24,11 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     let grace_until = args
         .grace
         .as_ref()
-        .map(|g| g.grace_end(ctx.now))
+        .map(|g| g.grace_end(ctx.now()))
         .transpose()
         .map_err(Error::usage)?;
     let expires_override = match &args.expires {
-        Some(when) => Some(when.expiry_after(ctx.now).map_err(Error::usage)?),
+        Some(when) => Some(when.expiry_after(ctx.now()).map_err(Error::usage)?),
         None => None,
     };
     let refs = confirmed_refs(
@@ -48,15 +48,15 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     let mut store = ctx.open_write()?;
     let old = with_retry(ATTEMPTS, || -> Result<KeyRecord> {
         let mut tx = store.begin(Intent::Admin)?;
-        let mut old = resolve(tx.as_ref(), &refs[0], ctx.now)?;
-        refuse(tx.as_ref(), &old, ctx.now)?;
+        let mut old = resolve(tx.as_ref(), &refs[0], ctx.now())?;
+        refuse(tx.as_ref(), &old, ctx.now())?;
         // The new key takes the old one's name: another key may have taken it meanwhile
         // (after the old key expired).
         claim_name(
             tx.as_ref(),
             &old.settings.name,
             Some(&old.id),
-            ctx.now,
+            ctx.now(),
             "rename the key with 'keyctl edit --name' before rotating it",
         )?;
         let prefix = tx.settings()?.key_prefix;
@@ -67,10 +67,10 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
             None => old
                 .settings
                 .expires_at
-                .and_then(|e| TimeSpec::In(e - old.created_at).after(ctx.now)),
+                .and_then(|e| TimeSpec::In(e - old.created_at).after(ctx.now())),
         };
         let (secret, new_key) =
-            generate(&prefix, old.mode, settings, ctx.now, Some(old.id.clone()))?;
+            generate(&prefix, old.mode, settings, ctx.now(), Some(old.id.clone()))?;
 
         // The old key gives up its name before the new one takes it.
         old.rotated_to = Some(new_key.id.clone());

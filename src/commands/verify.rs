@@ -88,13 +88,13 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         duration_ms: args.duration_ms,
     };
     let presented = presented_key(&args)?;
-    let mut store = ctx.open_read()?;
+    let mut store = ctx.open_for_verify()?;
     let verdict = verify_one(
         store.as_mut(),
         &presented,
         &req,
         &meta,
-        ctx.now,
+        ctx.store_clock(),
         !args.no_record,
     )?;
     let mut out = stdout();
@@ -160,7 +160,7 @@ pub fn fuzz_stream_line(line: &[u8]) {
 /// `verify --stream`: one json result line per request line, flushed, in order; each
 /// request its own transaction. A store failure ends the stream with exit 1.
 fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
-    let mut store = ctx.open_read()?;
+    let mut store = ctx.open_for_verify()?;
     let mut input = io::stdin().lock();
     let mut out = stdout();
     let mut line = Vec::with_capacity(256);
@@ -183,7 +183,7 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
                     &presented,
                     &req,
                     &meta,
-                    ctx.clock(),
+                    ctx.store_clock(),
                     !no_record,
                 )?,
             },

@@ -256,6 +256,9 @@ pub struct VerifyView {
     pub key: Option<KeyRecord>,
     /// The key's lineage's accepted requests in each window it limits.
     pub counts: Counts,
+    /// The time the decision is made at (the store's `Clock`, read after the key's
+    /// rows were locked).
+    pub now: DateTime<Utc>,
 }
 
 /// An invalid attempt to count against an IP, with the settings that decide its block.
@@ -302,6 +305,8 @@ pub fn decide(view: VerifyView, parsed: bool, req: &Request, now: DateTime<Utc>)
         ip_blocked_until,
         key,
         counts,
+        // The caller passes it as `now` (tests decide at other times too).
+        now: _,
     } = view;
     let (outcome, key) = if ip_blocked_until.is_some() {
         (Outcome::IpBlocked, None)
@@ -546,6 +551,7 @@ mod tests {
             ip_blocked_until: None,
             key: Some(key()),
             counts: Counts::default(),
+            now: now(),
         }
     }
 

@@ -293,6 +293,26 @@ impl std::error::Error for StoreError {}
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Where a transaction's "now" comes from. `Fixed`: the user fixed it
+/// (`KEYCTL_NOW`), on every backend. `Host`: the host's clock, used only by a backend
+/// without a clock of its own; PostgreSQL reads the database's ([`Txn::db_clock`]),
+/// one clock for every host of a fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    Fixed(DateTime<Utc>),
+    Host(DateTime<Utc>),
+}
+
+impl Clock {
+    /// The time `tx` decides at; call it after the transaction's locks.
+    pub fn read<T: Txn + ?Sized>(self, tx: &mut T) -> Result<DateTime<Utc>> {
+        match self {
+            Clock::Fixed(t) => Ok(t),
+            Clock::Host(t) => Ok(tx.db_clock()?.unwrap_or(t)),
+        }
+    }
+}
+
 /// How `list` orders keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortBy {
@@ -541,18 +561,20 @@ pub trait Txn {
     /// the settings (only when `ip` is IPv6, whose block is its network's, or when
     /// `recording`), the IP's block, and, unless the IP is blocked (then nothing else
     /// matters), the key with this secret hash (`hash` is None for a presented key
-    /// that does not parse) and its lineage's counts in each window it limits.
+    /// that does not parse) and its lineage's counts in each window it limits, all as
+    /// of the time `clock` gives once the key's rows are locked (`VerifyView::now`).
     ///
     /// Locks: in a `Verify` transaction the rows the outcome changes stay locked until
     /// commit, so the decision and [`Txn::record_verdict`] see the same store. SQLite:
-    /// `Intent::Verify` already holds the whole store's write lock. PostgreSQL (next
-    /// issue): the key row `FOR UPDATE`, its credit pool's row and the IP's block row.
+    /// `Intent::Verify` already holds the whole store's write lock. PostgreSQL: the key
+    /// row and its credit pool's row `FOR UPDATE` (`key_by_hash`), then the IP's block
+    /// row.
     fn load_for_verify(
-        &self,
+        &mut self,
         hash: Option<&[u8; 32]>,
         ip: Option<std::net::IpAddr>,
         recording: bool,
-        now: DateTime<Utc>,
+        clock: Clock,
     ) -> Result<VerifyView> {
         let settings = match (recording, ip) {
             (true, _) | (_, Some(std::net::IpAddr::V6(_))) => Some(self.settings()?),
@@ -560,6 +582,11 @@ pub trait Txn {
         };
         let prefix = settings.as_ref().map_or(0, |s| s.failed_auth_ipv6_prefix);
         let ip_subject = ip.map(|ip| block_subject(ip, prefix));
+        // The key (and its pool) first: a backend with row locks locks them here, and
+        // "now" is read after them (SPEC §6), so the decision's time is never before
+        // that of a verification that held them first.
+        let found = hash.map(|h| self.key_by_hash(h)).transpose()?.flatten();
+        let now = clock.read(self)?;
         let ip_blocked_until = match &ip_subject {
             Some(subject) => self.ip_blocked_until(subject, now)?,
             None => None,
@@ -570,11 +597,13 @@ pub trait Txn {
             ip_blocked_until,
             key: None,
             counts: Counts::default(),
+            now,
         };
+        // A blocked IP learns nothing about the key it presented.
         if view.ip_blocked_until.is_some() {
             return Ok(view);
         }
-        if let Some(found) = hash.map(|h| self.key_by_hash(h)).transpose()?.flatten() {
+        if let Some(found) = found {
             let starts = window_starts(&found, now);
             // One seek per window; none for a key without window limits.
             let figures = if starts.is_empty() {
