@@ -48,6 +48,8 @@ mod logs;
 mod numbers;
 #[path = "cli/pipes.rs"]
 mod pipes;
+#[path = "cli/postgres.rs"]
+mod postgres;
 #[path = "cli/rotate.rs"]
 mod rotate;
 #[path = "cli/rotated_pairs.rs"]

@@ -272,13 +272,16 @@ fn a_stream_refuses_numbers_past_the_ceiling_line_by_line_and_goes_on() {
     assert_eq!(v["code"], "valid");
 }
 
-/// Writes a value straight into the store, as another writer (or a hand edit) could.
-/// `None` (reported as skipped) on a backend other than SQLite.
+/// Writes values out of range no command can store straight into the store, as
+/// another writer (or a hand edit) could: plain SQL both backends take. `None`
+/// (reported as skipped) on PostgreSQL until verify there reads a counter at the
+/// ceiling as the ceiling (today: "bigint out of range", exit 1; reported).
 fn poke(env: &TestEnv, sql: &str) -> Option<()> {
-    env.sqlite_only("values out of range no command can store")?
-        .execute_batch(sql)
-        .expect("poke the store");
-    Some(())
+    sqlite_only_test(
+        "values out of range no command can store (on PostgreSQL verify fails with \
+         'bigint out of range' on a counter at i64::MAX: a reported bug)",
+    )
+    .then(|| env.tamper(sql))
 }
 
 #[test]
@@ -398,14 +401,8 @@ fn stored_values_out_of_range_read_as_the_ceiling_or_zero_and_break_nothing() {
     out.ok();
     assert_eq!(out.stdout_lines().len(), 2, "{out}");
     // Counters written at the stored extreme stay at the ceiling.
-    let db = or_skip!(env.sqlite_only("reads counters no command shows at the ceiling"));
-    let (events, accepted): (i64, i64) = db
-        .query_row(
-            "SELECT events_total, requests_total FROM keys WHERE name = 'svc'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let events = env.query_i64("SELECT events_total FROM keys WHERE name = 'svc'");
+    let accepted = env.query_i64("SELECT requests_total FROM keys WHERE name = 'svc'");
     assert_eq!((events, accepted), (MAX as i64, MAX as i64));
     assert_eq!(env.key_json_at(&at(5), "neg")["credits_used"], 2);
     every_reader_works(&env, "svc");
