@@ -43,6 +43,16 @@ fn with_password(url: &str) -> String {
     format!("{scheme}://{rest}")
 }
 
+/// `keyctl ARGS` with `KEYCTL_DB` set to `url` (the environment, where a password
+/// may be).
+fn run_on(env: &TestEnv, url: &str, args: &[&str]) -> Outcome {
+    env.keyctl(args)
+        .with(|c| {
+            c.env("KEYCTL_DB", url);
+        })
+        .run()
+}
+
 /// A port on 127.0.0.1 where nothing listens (the kernel gave it and took it back).
 fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -106,13 +116,7 @@ fn a_password_inside_keyctl_db_is_used() {
     let database = fresh_database();
     let url = with_password(&database.url);
     let env = TestEnv::new();
-    let run = |args: &[&str]| {
-        env.keyctl(args)
-            .with(|c| {
-                c.env("KEYCTL_DB", &url);
-            })
-            .run()
-    };
+    let run = |args: &[&str]| run_on(&env, &url, args);
     let out = run(&["init"]);
     out.ok();
     assert!(!out.stderr.contains(PASSWORD), "{out}");
@@ -140,12 +144,7 @@ fn an_unreachable_host_is_one_line_without_the_password() {
         closed_port()
     );
     for args in [&["list"][..], &["create", "--name", "k"], &["init"]] {
-        let out = env
-            .keyctl(args)
-            .with(|c| {
-                c.env("KEYCTL_DB", &url);
-            })
-            .run();
+        let out = run_on(&env, &url, args);
         let line = fails_without_password(&out, 1);
         assert!(line.contains(&masked(&url)), "names the store: {line}");
     }
@@ -258,12 +257,7 @@ fn tls_the_server_refuses_is_one_line_without_the_password() {
         if url.contains('?') { '&' } else { '?' }
     );
     let env = TestEnv::new();
-    let out = env
-        .keyctl(&["list"])
-        .with(|c| {
-            c.env("KEYCTL_DB", &url);
-        })
-        .run();
+    let out = run_on(&env, &url, &["list"]);
     let line = fails_without_password(&out, 1);
     assert!(line.contains(&masked(&url)), "names the store: {line}");
 }
@@ -281,13 +275,7 @@ fn a_database_without_a_keyctl_store_is_refused_until_init() {
     );
     let url = with_password(&database.url);
     let env = TestEnv::new();
-    let run = |args: &[&str]| {
-        env.keyctl(args)
-            .with(|c| {
-                c.env("KEYCTL_DB", &url);
-            })
-            .run()
-    };
+    let run = |args: &[&str]| run_on(&env, &url, args);
     let before = database.table_digests();
     for args in [
         &["list"][..],
