@@ -5,6 +5,8 @@
 //! `KEYCTL_TEST_PG` is the base URL `scripts/pg-cluster.sh start` prints (no
 //! password: the test server trusts local connections).
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 #[path = "../../common/pg.rs"]
 mod common;
 
@@ -15,9 +17,22 @@ pub struct PgDatabase {
     name: String,
 }
 
-/// A new, empty database on the server of `KEYCTL_TEST_PG`.
+/// A new, empty database on the server of `KEYCTL_TEST_PG`. Named here rather than
+/// by the shared harness, whose `keyctl_test_<pid>` names look like a test-mode
+/// secret (`_test_` and a run of digits) to the suite's leak checks.
 pub fn fresh_database() -> PgDatabase {
-    let name = common::fresh_database_name();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "keyctl_cli_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    let mut admin = common::admin_client();
+    // A database left by an earlier run with the same process id.
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
     PgDatabase {
         url: common::url_of(&name),
         name,
