@@ -59,3 +59,10 @@ pub fn fresh_database_name() -> String {
 pub fn fresh_database() -> Location {
     Location::parse(&url_of(&fresh_database_name())).unwrap()
 }
+
+/// The database a PostgreSQL location names.
+pub fn database_of(location: &Location) -> String {
+    let url = location.to_string();
+    let path = url.split('?').next().unwrap_or_default();
+    path.rsplit('/').next().unwrap_or_default().to_string()
+}

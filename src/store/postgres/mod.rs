@@ -58,17 +58,7 @@ pub fn open(location: &PgLocation, how: &OpenOptions) -> Result<(Box<dyn Store>,
     let created = match migrate::check(&mut client, location)? {
         Some(_) => false,
         None if how.create => migrate::create(&mut client, location, how.prefix.as_deref())?,
-        None => {
-            return Err(StoreError::at(
-                ErrorKind::NotFound,
-                location,
-                format!(
-                    "{location} holds no keyctl store (schema {})",
-                    location.schema
-                ),
-            )
-            .remedy(Remedy::InitOrPassDb))
-        }
+        None => return Err(no_store(location)),
     };
     let store = PgStore {
         location: location.clone(),
@@ -76,6 +66,19 @@ pub fn open(location: &PgLocation, how: &OpenOptions) -> Result<(Box<dyn Store>,
         statements: HashMap::new(),
     };
     Ok((Box::new(store), created))
+}
+
+/// A database (or schema) without keyctl's tables, where a store was expected.
+fn no_store(location: &PgLocation) -> StoreError {
+    StoreError::at(
+        ErrorKind::NotFound,
+        location,
+        format!(
+            "{location} holds no keyctl store (schema {})",
+            location.schema
+        ),
+    )
+    .remedy(Remedy::InitOrPassDb)
 }
 
 /// `keyctl migrate`: see [`super::migrate`].
