@@ -1184,7 +1184,8 @@ fn postgres_failures_are_one_line_without_the_password() {
     let base = pg::url_of("postgres");
     let (_, rest) = base.split_once('@').unwrap();
     let with_password = format!("postgres://postgres:hunter2@{rest}");
-    let unreachable = with_password.replace(":5432/", ":1/");
+    let unreachable =
+        "postgres://postgres:hunter2@127.0.0.1:1/postgres?sslmode=disable".to_string();
     let missing_db = with_password.replace("/postgres?", "/no_such_db?");
     let tls_refused = with_password.replace("sslmode=disable", "sslmode=require");
     for (url, kind, words) in [
@@ -1263,6 +1264,63 @@ fn a_dropped_connection_fails_its_transaction_and_the_next_begin_reconnects() {
         "nothing partial committed"
     );
     assert_eq!(tx.key_by_id(&k.id).unwrap().unwrap().events_total, 2);
+}
+
+/// TLS in libpq's modes against the test server's certificate (for `localhost`, from
+/// a test CA): `require` encrypts without checking it, `verify-full` checks chain and
+/// name, `verify-ca` only the chain; a wrong name or an unknown CA is one line.
+#[test]
+fn postgres_tls_modes_check_what_libpq_checks() {
+    let name = pg::fresh_database_name();
+    let (endpoint, ca) = pg::tls_endpoint();
+    let ca = ca.display().to_string().replace('/', "%2F");
+    let by_ip = endpoint.replace("localhost", "127.0.0.1");
+    let url = |host: &str, mode: &str| {
+        Location::parse(&format!(
+            "postgres://postgres@{host}/{name}?sslmode={mode}&sslrootcert={ca}"
+        ))
+        .unwrap()
+    };
+    for (location, works) in [
+        (url(&endpoint, "require"), true),
+        (url(&by_ip, "require"), true),
+        (url(&endpoint, "verify-full"), true),
+        (url(&by_ip, "verify-ca"), true),
+        (url(&by_ip, "verify-full"), false),
+        (
+            Location::parse(&format!(
+                "postgres://postgres@{endpoint}/{name}?sslmode=verify-full"
+            ))
+            .unwrap(),
+            false,
+        ),
+    ] {
+        match open(&location, &create()) {
+            Ok(_) => assert!(works, "{location} should be refused"),
+            Err(e) => {
+                assert!(!works, "{location}: {e}");
+                let text = e.to_string();
+                assert!(
+                    text.starts_with("cannot set up TLS with PostgreSQL at "),
+                    "{text}"
+                );
+                assert_eq!(text.lines().count(), 1, "{text}");
+            }
+        }
+    }
+    // The store's connections really are encrypted.
+    let mut admin = pg::admin_client();
+    let mut store = handle(&url(&endpoint, "verify-full"));
+    let _tx = store.begin(Intent::Read).unwrap();
+    let encrypted: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid \
+             WHERE a.datname = $1 AND a.application_name = 'keyctl' AND s.ssl",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert!(encrypted >= 1);
 }
 
 /// SQLite-only: the schema version a store of this keyctl carries (one per migration).
