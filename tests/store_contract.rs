@@ -958,14 +958,52 @@ fn a_postgres_backup_is_an_sqlite_file_with_every_row() {
 
 // ---- PostgreSQL's own cases ----
 
-/// "Now" for one request on a host whose clock is `offset` off: the database's clock
-/// when the backend has one (read in a transaction of the request's kind), else the
-/// host's.
-fn clock_of(store: &mut dyn Store, offset: Duration) -> DateTime<Utc> {
+/// One recorded verification of `secret` (cost 1) on a host whose clock is `offset`
+/// off, as `verify` runs it on a backend with a clock of its own: the locks first,
+/// then "now" (the database's clock, else the host's), then the decision and its
+/// record, in one transaction. The outcome and the "now" it decided at.
+fn verify_on_db_clock(
+    store: &mut dyn Store,
+    secret: &str,
+    offset: Duration,
+    endpoint: &str,
+) -> (Outcome, DateTime<Utc>) {
+    let ip = Some("203.0.113.7".parse().unwrap());
+    let hash = keyctl::core::key::hash_secret(secret);
     let mut tx = store.begin(Intent::Verify).unwrap();
+    tx.lock_for_verify(Some(&hash), ip).unwrap();
     let db = tx.db_clock().unwrap();
     assert_eq!(tx.db_clock().unwrap(), db, "read once per transaction");
-    db.unwrap_or_else(|| Utc::now() + offset)
+    let now = db.unwrap_or_else(|| Utc::now() + offset);
+    let view = tx.load_for_verify(Some(&hash), ip, true, now).unwrap();
+    let req = Request {
+        ip,
+        cost: 1,
+        ..Request::default()
+    };
+    let d = keyctl::core::policy::decide(view, true, &req, now);
+    let request = keyctl::core::model::RequestRecord {
+        at: now,
+        key: d
+            .key
+            .as_ref()
+            .map(|k| (k.id.clone(), k.settings.name.clone())),
+        endpoint: Some(endpoint.to_string()),
+        http_status: d.outcome.http_status(),
+        code: d.outcome.code().to_string(),
+        ip: Some("203.0.113.7".to_string()),
+        duration_ms: None,
+        credits: d.credits,
+        accepted: d.outcome.is_valid(),
+    };
+    tx.record_verdict(&keyctl::store::VerdictRecord {
+        request,
+        auth_failure: d.auth_failure,
+        prune_before: d.prune_before,
+    })
+    .unwrap();
+    tx.commit().unwrap();
+    (d.outcome, now)
 }
 
 /// Two API hosts whose clocks are a day apart still count one daily quota exactly:
@@ -985,13 +1023,13 @@ fn two_hosts_with_disagreeing_clocks_count_one_quota_on_the_database_clock() {
     let mut accepted = 0;
     for i in 0..4 * QUOTA {
         let (store, offset) = &mut hosts[(i % 2) as usize];
-        let at = clock_of(store.as_mut(), *offset);
+        let (outcome, at) = verify_on_db_clock(store.as_mut(), &secret, *offset, &format!("/{i}"));
         let host = Utc::now() + *offset;
         assert!(
             (host - at).num_hours().abs() >= 11,
             "the database's clock, not the host's"
         );
-        if verify_at(store.as_mut(), &secret, at, &format!("/{i}")).outcome == Outcome::Valid {
+        if outcome == Outcome::Valid {
             accepted += 1;
         }
     }

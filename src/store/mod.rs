@@ -534,6 +534,21 @@ pub trait Txn {
     /// Writes one request-log row and, for a known key, its counters, usage and (when
     /// accepted) last use and credits, all in this transaction.
     fn record_request(&mut self, request: &RequestRecord) -> Result<()>;
+    /// Takes, before "now" is read, the locks one verification's decision rests on,
+    /// so that the database's clock ([`Txn::db_clock`]) is read after them (SPEC §6):
+    /// call it first in a `Verify` transaction, then `db_clock`, then
+    /// [`Txn::load_for_verify`] (which takes the same locks again, at no cost).
+    /// SQLite: nothing to do (`Intent::Verify` holds the whole store). PostgreSQL: the
+    /// IP's block row, then the key row with this hash and its credit pool's row,
+    /// `FOR UPDATE`.
+    fn lock_for_verify(
+        &mut self,
+        hash: Option<&[u8; 32]>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<()> {
+        let _ = (hash, ip);
+        Ok(())
+    }
     /// Everything one verification decides on (`core::policy::decide`), in one call:
     /// the settings (only when `ip` is IPv6, whose block is its network's, or when
     /// `recording`), the IP's block, and, unless the IP is blocked (then nothing else

@@ -15,7 +15,7 @@ use postgres::{Client, Row, Statement};
 use super::{pg_error, quote_ident, PgLocation};
 use crate::core::audit::AuditEvent;
 use crate::core::key::Mode;
-use crate::core::limits::{clamp_stored, Quotas, RateLimit, RateUnit, MAX_COUNT};
+use crate::core::limits::{block_subject, clamp_stored, Quotas, RateLimit, RateUnit, MAX_COUNT};
 use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
@@ -756,6 +756,33 @@ impl Txn for PgTxn<'_> {
             .map(|r| key_from_row(&r))
             .transpose()
             .map_err(|why| self.damaged(why))
+    }
+
+    fn lock_for_verify(
+        &mut self,
+        hash: Option<&[u8; 32]>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<()> {
+        // The order load_for_verify locks in: the IP's row, then the key's and pool's.
+        if let Some(ip) = ip {
+            let prefix = match ip {
+                std::net::IpAddr::V6(_) => self.settings()?.failed_auth_ipv6_prefix,
+                std::net::IpAddr::V4(_) => 0,
+            };
+            let subject = block_subject(ip, prefix);
+            self.exec(
+                "SELECT 1 FROM ip_blocks WHERE ip = $1 FOR UPDATE",
+                &[&subject],
+            )?;
+        }
+        if let Some(hash) = hash {
+            self.exec(
+                "SELECT 1 FROM keys k JOIN credit_pools p ON p.id = k.pool_id \
+                 WHERE k.secret_hash = $1 FOR UPDATE OF k, p",
+                &[&&hash[..]],
+            )?;
+        }
+        Ok(())
     }
 
     fn ip_blocked_until(&self, ip: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
