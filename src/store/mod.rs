@@ -7,6 +7,7 @@
 #[path = "postgres/mod.rs"]
 mod pg;
 pub mod rows;
+mod select;
 mod sqlite;
 
 use std::fmt;

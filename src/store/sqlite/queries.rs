@@ -18,6 +18,7 @@ use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
 use crate::core::time::{from_millis, to_millis};
+use crate::store::select;
 use crate::store::{
     AuditHead, AuditQuery, ErrorKind, KeyQuery, LogCursor, RequestQuery, Result, SortBy,
     StoreError, StoredAuditEvent, Table, Txn, Value,
@@ -87,6 +88,16 @@ fn json_list(row: &Row, col: usize, field: &str) -> rusqlite::Result<Vec<String>
             format!("key {id} has a damaged {field} value (not a list of strings)"),
         )
     })
+}
+
+/// A stored value as rusqlite binds it.
+fn sql_value(v: &Value) -> SqlValue {
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Integer(n) => SqlValue::Integer(*n),
+        Value::Text(t) => SqlValue::Text(t.clone()),
+        Value::Blob(b) => SqlValue::Blob(b.clone()),
+    }
 }
 
 fn to_json_list(items: &[String]) -> String {
@@ -215,50 +226,10 @@ impl SqliteTxn<'_> {
         after: Option<i64>,
         sink: &mut dyn FnMut(&RequestRow) -> io::Result<()>,
     ) -> Result<()> {
-        let mut args: Vec<SqlValue> = Vec::new();
-        let mut conds: Vec<String> = Vec::new();
-        let mut push = |cond: &str, v: SqlValue| {
-            args.push(v);
-            conds.push(format!("{cond} ?{}", args.len()));
-        };
-        if let Some(k) = &query.key_id {
-            push("key_id =", SqlValue::Text(k.clone()));
-        }
-        if let Some(t) = query.since {
-            push("at >=", SqlValue::Integer(to_millis(t)));
-        }
-        if let Some(t) = query.until {
-            push("at <", SqlValue::Integer(to_millis(t)));
-        }
-        if let Some(st) = query.http_status {
-            push("http_status =", SqlValue::Integer(i64::from(st)));
-        }
-        if let Some(c) = &query.code {
-            push("code =", SqlValue::Text(c.clone()));
-        }
-        if let Some(ip) = &query.ip {
-            push("ip =", SqlValue::Text(ip.clone()));
-        }
-        if let Some(seq) = after {
-            push("seq >", SqlValue::Integer(seq));
-        }
-        let filter = if conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conds.join(" AND "))
-        };
-        let (order, limit) = match (after, query.limit) {
-            (Some(_), _) => ("ASC", String::new()),
-            (None, Some(n)) => ("DESC", format!(" LIMIT {}", n.min(i64::MAX as u64))),
-            (None, None) => ("DESC", String::new()),
-        };
-        let sql = format!(
-            "SELECT seq, at, key_id, key_name, endpoint, http_status, code, ip, duration_ms, credits \
-             FROM requests {filter} ORDER BY seq {order}{limit}"
-        );
+        let (sql, args) = select::requests(query, after, |n| format!("?{n}"));
         let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt
-            .query(rusqlite::params_from_iter(args))
+            .query(rusqlite::params_from_iter(args.iter().map(sql_value)))
             .map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let r = (|| -> rusqlite::Result<RequestRow> {
@@ -856,45 +827,10 @@ impl Txn for SqliteTxn<'_> {
         query: &AuditQuery,
         sink: &mut dyn FnMut(&StoredAuditEvent) -> io::Result<()>,
     ) -> Result<()> {
-        let mut args: Vec<SqlValue> = Vec::new();
-        let mut conds: Vec<String> = Vec::new();
-        if let Some(k) = &query.key_id {
-            args.push(SqlValue::Text(k.clone()));
-            conds.push(format!("key_id = ?{}", args.len()));
-        }
-        if !query.key_ids.is_empty() {
-            let mut slots = Vec::with_capacity(query.key_ids.len());
-            for k in &query.key_ids {
-                args.push(SqlValue::Text(k.clone()));
-                slots.push(format!("?{}", args.len()));
-            }
-            conds.push(format!("key_id IN ({})", slots.join(", ")));
-        }
-        if let Some(t) = query.since {
-            args.push(SqlValue::Integer(to_millis(t)));
-            conds.push(format!("at >= ?{}", args.len()));
-        }
-        if let Some(a) = &query.action {
-            args.push(SqlValue::Text(a.clone()));
-            conds.push(format!("action = ?{}", args.len()));
-        }
-        let filter = if conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conds.join(" AND "))
-        };
-        let order = if query.newest_first { "DESC" } else { "ASC" };
-        let limit = query
-            .limit
-            .map(|n| format!(" LIMIT {}", n.min(i64::MAX as u64)))
-            .unwrap_or_default();
-        let sql = format!(
-            "SELECT seq, at, actor, action, key_id, details, prev_hash, hash FROM audit_events \
-             {filter} ORDER BY seq {order}{limit}"
-        );
+        let (sql, args) = select::audit(query, |n| format!("?{n}"));
         let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt
-            .query(rusqlite::params_from_iter(args))
+            .query(rusqlite::params_from_iter(args.iter().map(sql_value)))
             .map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let stored = (|| -> rusqlite::Result<StoredAuditEvent> {
@@ -996,13 +932,7 @@ impl Txn for SqliteTxn<'_> {
         );
         let mut stmt = self.tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
         for row in rows {
-            let values = row.iter().map(|v| match v {
-                Value::Null => SqlValue::Null,
-                Value::Integer(n) => SqlValue::Integer(*n),
-                Value::Text(t) => SqlValue::Text(t.clone()),
-                Value::Blob(b) => SqlValue::Blob(b.clone()),
-            });
-            stmt.execute(rusqlite::params_from_iter(values))
+            stmt.execute(rusqlite::params_from_iter(row.iter().map(sql_value)))
                 .map_err(|e| sql_error(self.path, e))?;
         }
         Ok(())
