@@ -27,7 +27,7 @@ use keyctl::core::policy::{Outcome, Request};
 use keyctl::core::time::{parse_datetime, to_millis};
 use keyctl::store::{
     copy_rows, is_empty_target, open, AuditQuery, ErrorKind, Intent, KeyQuery, Location,
-    OpenOptions, RequestQuery, Store, StoredAuditEvent, Table, Txn, Value,
+    OpenOptions, RequestQuery, SortBy, Store, StoredAuditEvent, Table, Txn, Value,
 };
 use tempfile::TempDir;
 
@@ -791,6 +791,83 @@ fn opening_a_current_store_again_changes_nothing_sqlite() {
 #[test]
 fn opening_a_current_store_again_changes_nothing_postgres() {
     on_postgres(reopening_migrates_nothing);
+}
+
+// ---- story 7b: listing orders and filters keys the same way everywhere ----
+
+fn listing_orders_and_filters_alike(location: &Location) {
+    let mut store = handle(location);
+    let names = ["beta", "Alpha", "Übung", "alpha2", "Zed", "_under"];
+    let mut ids = Vec::new();
+    for (n, name) in names.iter().enumerate() {
+        let (_, mut k) = numbered_key(n as u32 + 1, name);
+        if *name == "Zed" {
+            k.settings.description = Some("Holds the ALPHA feed".to_string());
+            k.settings.expires_at = Some(now() - Duration::days(1));
+        }
+        if *name == "Übung" {
+            k.settings.description = Some("ÄLPHA in umlauts".to_string());
+        }
+        ids.push(k.id.clone());
+        insert(store.as_mut(), &k);
+    }
+    let list = |query: KeyQuery| {
+        let mut store = handle(location);
+        let tx = store.begin(Intent::Read).unwrap();
+        let mut got = Vec::new();
+        tx.for_each_key(&query, now(), &mut |k| {
+            got.push(k.settings.name.clone());
+            Ok(())
+        })
+        .unwrap();
+        got
+    };
+    // SQLite's NOCASE: ASCII letters folded to lower case, then bytes ('_' sorts
+    // before the folded 'a', 'Ü' after every ASCII letter).
+    let by_name = list(KeyQuery {
+        sort: SortBy::Name,
+        ..KeyQuery::default()
+    });
+    assert_eq!(
+        by_name,
+        ["_under", "Alpha", "alpha2", "beta", "Zed", "Übung"]
+    );
+    assert_eq!(
+        list(KeyQuery::default()),
+        ["_under", "Zed", "alpha2", "Übung", "Alpha", "beta"],
+        "newest first"
+    );
+    // Search: ASCII case-insensitive in names, descriptions and prefixes, exact in ids.
+    let search = |text: &str| {
+        list(KeyQuery {
+            search: Some(text.to_string()),
+            sort: SortBy::Name,
+            ..KeyQuery::default()
+        })
+    };
+    assert_eq!(search("ALP"), ["Alpha", "alpha2", "Zed"]);
+    assert_eq!(search("übung"), Vec::<String>::new(), "only ASCII folds");
+    assert_eq!(
+        search("Übung"),
+        Vec::<String>::new(),
+        "the needle is lower-cased"
+    );
+    assert_eq!(search(&ids[4]), ["Zed"]);
+    let expired = list(KeyQuery {
+        statuses: vec![Status::Expired],
+        ..KeyQuery::default()
+    });
+    assert_eq!(expired, ["Zed"]);
+}
+
+#[test]
+fn listing_orders_and_filters_keys_alike_sqlite() {
+    on_sqlite(listing_orders_and_filters_alike);
+}
+
+#[test]
+fn listing_orders_and_filters_keys_alike_postgres() {
+    on_postgres(listing_orders_and_filters_alike);
 }
 
 // ---- story 8: a copy reproduces every row, across backends ----

@@ -1,8 +1,10 @@
-//! The listing statements both backends run as they are (request log, audit trail),
-//! built once: the SQL text with the backend's placeholders and the arguments as
-//! [`Value`]s, which each backend binds its own way.
+//! The listing statements both backends run (keys, request log, audit trail), built
+//! once: the SQL text with the backend's placeholders and spellings, and the
+//! arguments as [`Value`]s, which each backend binds its own way.
 
-use super::{AuditQuery, RequestQuery, Value};
+use chrono::{DateTime, Utc};
+
+use super::{AuditQuery, KeyQuery, RequestQuery, SortBy, Value};
 use crate::core::time::to_millis;
 
 /// A statement's `WHERE` clause under construction.
@@ -57,6 +59,80 @@ fn limit_clause(limit: Option<u64>) -> String {
     limit
         .map(|n| format!(" LIMIT {}", n.min(i64::MAX as u64)))
         .unwrap_or_default()
+}
+
+/// What the key listing spells differently per backend.
+pub(crate) struct KeyDialect {
+    /// The placeholder for argument n (1-based).
+    pub slot: fn(usize) -> String,
+    /// SQL true when the text `needle` occurs in `haystack` (both SQL expressions);
+    /// `fold`: compared with `haystack` lower-cased as SQLite's `lower()` does (ASCII
+    /// letters only).
+    pub contains: fn(haystack: &str, needle: &str, fold: bool) -> String,
+    /// `SELECT <a key record's columns> FROM keys k JOIN credit_pools p ...`.
+    pub select: &'static str,
+    /// The name as `list --sort name` orders it (SQLite's `COLLATE NOCASE`).
+    pub name_order: &'static str,
+    /// Argument 1 (now) as an expression of its type.
+    pub now: &'static str,
+}
+
+/// The keys matching `query` in its order; argument 1 is `now`.
+pub(crate) fn keys(query: &KeyQuery, now: DateTime<Utc>, d: &KeyDialect) -> (String, Vec<Value>) {
+    let mut f = Filter::new(d.slot);
+    f.args.push(Value::Integer(to_millis(now)));
+    // Argument 1 (now) is always bound, so the statement always names it.
+    f.conds.push(format!("{} IS NOT NULL", d.now));
+    if !query.statuses.is_empty() {
+        // The derived status; the same precedence as `model::derive_status`.
+        let list: Vec<String> = query
+            .statuses
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        f.conds.push(format!(
+            "(CASE WHEN k.state = 'revoked' THEN 'revoked' \
+             WHEN k.state = 'disabled' THEN 'disabled' \
+             WHEN k.expires_at IS NOT NULL AND k.expires_at <= {} THEN 'expired' \
+             ELSE 'active' END) IN ({})",
+            d.now,
+            list.join(", ")
+        ));
+    } else if !query.include_revoked {
+        f.conds.push("k.state != 'revoked'".into());
+    }
+    for (column, value) in [
+        ("k.category", &query.category),
+        ("k.owner", &query.owner),
+        ("k.deployment", &query.deployment),
+        ("k.grp", &query.group),
+    ] {
+        if let Some(v) = value {
+            f.push(&format!("{column} ="), text(v));
+        }
+    }
+    if let Some(needle) = &query.search {
+        f.args.push(Value::Text(needle.to_lowercase()));
+        let slot = (d.slot)(f.args.len());
+        let within = [
+            ("k.name", true),
+            ("coalesce(k.description, '')", true),
+            ("k.id", false),
+            ("k.key_prefix", true),
+        ]
+        .map(|(haystack, fold)| (d.contains)(haystack, &slot, fold));
+        f.conds.push(format!("({})", within.join(" OR ")));
+    }
+    let order = match query.sort {
+        SortBy::Name => d.name_order,
+        SortBy::Created => "k.seq DESC",
+        SortBy::LastUsed => "k.last_used_at IS NULL, k.last_used_at DESC, k.seq DESC",
+        SortBy::Expires => "k.expires_at IS NULL, k.expires_at, k.seq DESC",
+    };
+    (
+        format!("{} {} ORDER BY {order}", d.select, f.clause()),
+        f.args,
+    )
 }
 
 /// The request-log rows matching `query`: newest first (at most `query.limit`), or

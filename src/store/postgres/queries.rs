@@ -23,7 +23,7 @@ use crate::core::time::{from_millis, to_millis};
 use crate::store::rows::Kind;
 use crate::store::select;
 use crate::store::{
-    AuditHead, AuditQuery, ErrorKind, Intent, KeyQuery, LogCursor, RequestQuery, Result, SortBy,
+    AuditHead, AuditQuery, ErrorKind, Intent, KeyQuery, LogCursor, RequestQuery, Result,
     StoreError, StoredAuditEvent, Table, Txn, Value,
 };
 
@@ -93,10 +93,24 @@ macro_rules! ascii_lower {
     };
 }
 
-/// The derived status in SQL; the same precedence as `model::derive_status`.
-const STATUS_SQL: &str = "CASE WHEN k.state = 'revoked' THEN 'revoked' \
-    WHEN k.state = 'disabled' THEN 'disabled' \
-    WHEN k.expires_at IS NOT NULL AND k.expires_at <= $1 THEN 'expired' ELSE 'active' END";
+/// How PostgreSQL spells the key listing (`select::keys`): SQLite's orders and
+/// case folding (ASCII letters only, bytes compared).
+const KEY_DIALECT: select::KeyDialect = select::KeyDialect {
+    slot: |n| format!("${n}"),
+    contains: |haystack, needle, fold| {
+        if fold {
+            format!(
+                concat!("strpos(", ascii_lower!("{}"), ", {}) > 0"),
+                haystack, needle
+            )
+        } else {
+            format!("strpos({haystack}, {needle}) > 0")
+        }
+    },
+    select: select_keys!(),
+    name_order: concat!(ascii_lower!("k.name"), " COLLATE \"C\", k.seq"),
+    now: "$1::bigint",
+};
 
 fn col<'r, T: postgres::types::FromSql<'r>>(
     row: &'r Row,
@@ -581,54 +595,8 @@ impl Txn for PgTxn<'_> {
         now: DateTime<Utc>,
         sink: &mut dyn FnMut(&KeyRecord) -> io::Result<()>,
     ) -> Result<StatusCounts> {
-        let mut args: Vec<Param> = vec![Box::new(to_millis(now))];
-        // $1 (now) is always bound, so the statement always names it.
-        let mut conds: Vec<String> = vec!["$1::bigint IS NOT NULL".into()];
-        if !query.statuses.is_empty() {
-            let list: Vec<String> = query
-                .statuses
-                .iter()
-                .map(|s| format!("'{}'", s.as_str()))
-                .collect();
-            conds.push(format!("({STATUS_SQL}) IN ({})", list.join(", ")));
-        } else if !query.include_revoked {
-            conds.push("k.state != 'revoked'".into());
-        }
-        for (column, value) in [
-            ("k.category", &query.category),
-            ("k.owner", &query.owner),
-            ("k.deployment", &query.deployment),
-            ("k.grp", &query.group),
-        ] {
-            if let Some(v) = value {
-                args.push(Box::new(v.clone()));
-                conds.push(format!("{column} = ${}", args.len()));
-            }
-        }
-        if let Some(text) = &query.search {
-            args.push(Box::new(text.to_lowercase()));
-            let n = args.len();
-            conds.push(format!(
-                concat!(
-                    "(strpos(",
-                    ascii_lower!("k.name"),
-                    ", ${n}) > 0 OR strpos(",
-                    ascii_lower!("coalesce(k.description, '')"),
-                    ", ${n}) > 0 OR strpos(k.id, ${n}) > 0 OR strpos(",
-                    ascii_lower!("k.key_prefix"),
-                    ", ${n}) > 0)"
-                ),
-                n = n
-            ));
-        }
-        let filter = format!("WHERE {}", conds.join(" AND "));
-        let order = match query.sort {
-            SortBy::Name => concat!(ascii_lower!("k.name"), " COLLATE \"C\", k.seq"),
-            SortBy::Created => "k.seq DESC",
-            SortBy::LastUsed => "k.last_used_at IS NULL, k.last_used_at DESC, k.seq DESC",
-            SortBy::Expires => "k.expires_at IS NULL, k.expires_at, k.seq DESC",
-        };
-        let sql = format!(concat!(select_keys!(), " {} ORDER BY {}"), filter, order);
+        let (sql, args) = select::keys(query, now, &KEY_DIALECT);
+        let args: Vec<Param> = args.iter().map(param).collect();
         let mut counts = StatusCounts::default();
         self.stream(&sql, &args, &mut |row| {
             let key = key_from_row(row).map_err(|why| self.damaged(why))?;

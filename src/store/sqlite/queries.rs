@@ -20,8 +20,8 @@ use crate::core::model::{
 use crate::core::time::{from_millis, to_millis};
 use crate::store::select;
 use crate::store::{
-    AuditHead, AuditQuery, ErrorKind, KeyQuery, LogCursor, RequestQuery, Result, SortBy,
-    StoreError, StoredAuditEvent, Table, Txn, Value,
+    AuditHead, AuditQuery, ErrorKind, KeyQuery, LogCursor, RequestQuery, Result, StoreError,
+    StoredAuditEvent, Table, Txn, Value,
 };
 
 /// The longest rolling window (monthly quota: 30 days), in milliseconds.
@@ -60,10 +60,20 @@ const POOL_WINDOW_SQL: &str = "SELECT n FROM pool_events \
     WHERE pool_id = (SELECT pool_id FROM keys WHERE id = ?1) AND at > ?2 \
     ORDER BY at, n LIMIT 1";
 
-/// The derived status in SQL; the same precedence as `model::derive_status`.
-const STATUS_SQL: &str = "CASE WHEN k.state = 'revoked' THEN 'revoked' \
-    WHEN k.state = 'disabled' THEN 'disabled' \
-    WHEN k.expires_at IS NOT NULL AND k.expires_at <= ?1 THEN 'expired' ELSE 'active' END";
+/// How SQLite spells the key listing (`select::keys`).
+const KEY_DIALECT: select::KeyDialect = select::KeyDialect {
+    slot: |n| format!("?{n}"),
+    contains: |haystack, needle, fold| {
+        if fold {
+            format!("instr(lower({haystack}), {needle}) > 0")
+        } else {
+            format!("instr({haystack}, {needle}) > 0")
+        }
+    },
+    select: select_keys!(),
+    name_order: "k.name COLLATE NOCASE, k.seq",
+    now: "?1",
+};
 
 fn conversion_error(col: usize, msg: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -395,49 +405,10 @@ impl Txn for SqliteTxn<'_> {
         now: DateTime<Utc>,
         sink: &mut dyn FnMut(&KeyRecord) -> io::Result<()>,
     ) -> Result<StatusCounts> {
-        let mut args: Vec<SqlValue> = vec![SqlValue::Integer(to_millis(now))];
-        // ?1 (now) is always bound, so the statement always names it.
-        let mut conds: Vec<String> = vec!["?1 IS NOT NULL".into()];
-        if !query.statuses.is_empty() {
-            let list: Vec<String> = query
-                .statuses
-                .iter()
-                .map(|s| format!("'{}'", s.as_str()))
-                .collect();
-            conds.push(format!("({STATUS_SQL}) IN ({})", list.join(", ")));
-        } else if !query.include_revoked {
-            conds.push("k.state != 'revoked'".into());
-        }
-        for (column, value) in [
-            ("k.category", &query.category),
-            ("k.owner", &query.owner),
-            ("k.deployment", &query.deployment),
-            ("k.grp", &query.group),
-        ] {
-            if let Some(v) = value {
-                args.push(SqlValue::Text(v.clone()));
-                conds.push(format!("{column} = ?{}", args.len()));
-            }
-        }
-        if let Some(text) = &query.search {
-            args.push(SqlValue::Text(text.to_lowercase()));
-            let n = args.len();
-            conds.push(format!(
-                "(instr(lower(k.name), ?{n}) > 0 OR instr(lower(coalesce(k.description, '')), ?{n}) > 0 \
-                 OR instr(k.id, ?{n}) > 0 OR instr(lower(k.key_prefix), ?{n}) > 0)"
-            ));
-        }
-        let filter = format!("WHERE {}", conds.join(" AND "));
-        let order = match query.sort {
-            SortBy::Name => "k.name COLLATE NOCASE, k.seq",
-            SortBy::Created => "k.seq DESC",
-            SortBy::LastUsed => "k.last_used_at IS NULL, k.last_used_at DESC, k.seq DESC",
-            SortBy::Expires => "k.expires_at IS NULL, k.expires_at, k.seq DESC",
-        };
-        let sql = format!(concat!(select_keys!(), " {} ORDER BY {}"), filter, order);
+        let (sql, args) = select::keys(query, now, &KEY_DIALECT);
         let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt
-            .query(rusqlite::params_from_iter(args))
+            .query(rusqlite::params_from_iter(args.iter().map(sql_value)))
             .map_err(|e| self.err(e))?;
         let mut counts = StatusCounts::default();
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
