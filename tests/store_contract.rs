@@ -26,8 +26,8 @@ use keyctl::core::model::{KeySettings, NewKey, RequestRow, State, Status, UsageF
 use keyctl::core::policy::{Outcome, Request};
 use keyctl::core::time::{parse_datetime, to_millis};
 use keyctl::store::{
-    open, AuditQuery, Clock, Intent, KeyQuery, Location, OpenOptions, RequestQuery, Store,
-    StoredAuditEvent, Txn,
+    copy_rows, is_empty_target, open, AuditQuery, Clock, ErrorKind, Intent, KeyQuery, Location,
+    OpenOptions, RequestQuery, SortBy, Store, StoredAuditEvent, Table, Txn, Value,
 };
 use tempfile::TempDir;
 
@@ -791,6 +791,655 @@ fn opening_a_current_store_again_changes_nothing_sqlite() {
 #[test]
 fn opening_a_current_store_again_changes_nothing_postgres() {
     on_postgres(reopening_migrates_nothing);
+}
+
+// ---- story 7b: listing orders and filters keys the same way everywhere ----
+
+fn listing_orders_and_filters_alike(location: &Location) {
+    let mut store = handle(location);
+    let names = ["beta", "Alpha", "Übung", "alpha2", "Zed", "_under"];
+    let mut ids = Vec::new();
+    for (n, name) in names.iter().enumerate() {
+        let (_, mut k) = numbered_key(n as u32 + 1, name);
+        if *name == "Zed" {
+            k.settings.description = Some("Holds the ALPHA feed".to_string());
+            k.settings.expires_at = Some(now() - Duration::days(1));
+        }
+        if *name == "Übung" {
+            k.settings.description = Some("ÄLPHA in umlauts".to_string());
+        }
+        ids.push(k.id.clone());
+        insert(store.as_mut(), &k);
+    }
+    let list = |query: KeyQuery| {
+        let mut store = handle(location);
+        let tx = store.begin(Intent::Read).unwrap();
+        let mut got = Vec::new();
+        tx.for_each_key(&query, now(), &mut |k| {
+            got.push(k.settings.name.clone());
+            Ok(())
+        })
+        .unwrap();
+        got
+    };
+    // SQLite's NOCASE: ASCII letters folded to lower case, then bytes ('_' sorts
+    // before the folded 'a', 'Ü' after every ASCII letter).
+    let by_name = list(KeyQuery {
+        sort: SortBy::Name,
+        ..KeyQuery::default()
+    });
+    assert_eq!(
+        by_name,
+        ["_under", "Alpha", "alpha2", "beta", "Zed", "Übung"]
+    );
+    assert_eq!(
+        list(KeyQuery::default()),
+        ["_under", "Zed", "alpha2", "Übung", "Alpha", "beta"],
+        "newest first"
+    );
+    // Search: ASCII case-insensitive in names, descriptions and prefixes, exact in ids.
+    let search = |text: &str| {
+        list(KeyQuery {
+            search: Some(text.to_string()),
+            sort: SortBy::Name,
+            ..KeyQuery::default()
+        })
+    };
+    assert_eq!(search("ALP"), ["Alpha", "alpha2", "Zed"]);
+    assert_eq!(search("übung"), Vec::<String>::new(), "only ASCII folds");
+    assert_eq!(
+        search("Übung"),
+        Vec::<String>::new(),
+        "the needle is lower-cased"
+    );
+    assert_eq!(search(&ids[4]), ["Zed"]);
+    let expired = list(KeyQuery {
+        statuses: vec![Status::Expired],
+        ..KeyQuery::default()
+    });
+    assert_eq!(expired, ["Zed"]);
+}
+
+#[test]
+fn listing_orders_and_filters_keys_alike_sqlite() {
+    on_sqlite(listing_orders_and_filters_alike);
+}
+
+#[test]
+fn listing_orders_and_filters_keys_alike_postgres() {
+    on_postgres(listing_orders_and_filters_alike);
+}
+
+// ---- story 8: a copy reproduces every row, across backends ----
+
+/// A store with something in every table: settings, a rotated pair and a plain key,
+/// accepted and rejected requests (usage days, windows), an IP blocked by failed
+/// attempts, audit events.
+fn populate(location: &Location) {
+    let mut store = handle(location);
+    let store = store.as_mut();
+    let (secret, mut first) = numbered_key(1, "billing");
+    first.settings.quotas.daily = Some(50);
+    first.settings.credit_limit = Some(100);
+    first.settings.description = Some("Zürich team".to_string());
+    first.settings.scopes = vec!["read".to_string(), "write:all".to_string()];
+    let (other_secret, other) = numbered_key(2, "search");
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        tx.set_setting("failed-auth-limit", Some("2")).unwrap();
+        tx.set_setting("key-prefix", Some("sk")).unwrap();
+        tx.insert_key(&first).unwrap();
+        tx.insert_key(&other).unwrap();
+        append_audit(tx.as_mut(), audit_event("created", Some(&first.id), "{}")).unwrap();
+        append_audit(tx.as_mut(), audit_event("created", Some(&other.id), "{}")).unwrap();
+        tx.commit().unwrap();
+    }
+    verify_at(store, &secret, now() - Duration::days(2), "/old");
+    verify_at(store, &secret, now(), "/a");
+    verify_at(store, &other_secret, now(), "/b");
+    let (new_secret, mut successor) = numbered_key(3, "billing");
+    successor.settings = first.settings.clone();
+    successor.rotated_from = Some(first.id.clone());
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        rotate_in(
+            tx.as_mut(),
+            &first.id,
+            &successor,
+            Some(now() + Duration::hours(1)),
+        );
+        append_audit(tx.as_mut(), audit_event("rotated", Some(&first.id), "{}")).unwrap();
+        tx.commit().unwrap();
+    }
+    verify_at(store, &new_secret, now(), "/c");
+    let (unknown, _) = numbered_key(99, "unknown");
+    for endpoint in ["/x", "/y"] {
+        verify_at(store, &unknown, now(), endpoint);
+    }
+}
+
+/// Every row of the store, as `dump` gives it.
+fn dump_all(location: &Location) -> Vec<(Table, Vec<Value>)> {
+    let mut store = handle(location);
+    let tx = store.begin(Intent::Read).unwrap();
+    let mut rows = Vec::new();
+    tx.dump(&mut |table, row| {
+        rows.push((table, row.to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    rows
+}
+
+/// Copies the store at `from` into a new store at `to`, as `keyctl copy` does.
+fn copy(from: &Location, to: &Location) {
+    assert!(is_empty_target(to).unwrap(), "{to} is a new target");
+    let (mut source, _) = open(from, &OpenOptions::default()).unwrap();
+    let (mut target, created) = open(to, &create()).unwrap();
+    assert!(created);
+    let snapshot = source.begin(Intent::Read).unwrap();
+    let mut tx = target.begin(Intent::Bulk).unwrap();
+    copy_rows(snapshot.as_ref(), tx.as_mut()).unwrap();
+    tx.commit().unwrap();
+    assert!(!is_empty_target(to).unwrap(), "{to} now holds a store");
+}
+
+fn create() -> OpenOptions {
+    OpenOptions {
+        create: true,
+        ..OpenOptions::default()
+    }
+}
+
+/// `first` to `second` and back to `third`: the same rows in all three, the same audit
+/// head, and the copies keep working (new rows are numbered after the copied ones).
+fn round_trip(first: &Location, second: &Location, third: &Location) {
+    populate(first);
+    copy(first, second);
+    copy(second, third);
+    let original = dump_all(first);
+    assert!(
+        original.iter().any(|(t, _)| *t == Table::IpBlocks),
+        "an IP is blocked"
+    );
+    assert!(original.iter().any(|(t, _)| *t == Table::PoolEvents));
+    assert_eq!(dump_all(second), original, "{first} -> {second}");
+    assert_eq!(dump_all(third), original, "{second} -> {third}");
+    let head = |location: &Location| {
+        audit_trail(handle(location).as_mut())
+            .last()
+            .map(|e| e.hash.clone())
+    };
+    assert_eq!(head(second), head(first));
+    assert_chain_intact(&audit_trail(handle(third).as_mut()));
+    for location in [second, third] {
+        let mut store = handle(location);
+        let (secret, key) = numbered_key(4, "after-copy");
+        insert(store.as_mut(), &key);
+        // The blocked IP stays blocked in the copy; its request is logged after the
+        // copied ones.
+        let v = verify_at(store.as_mut(), &secret, now(), "/new");
+        assert_eq!(v.outcome, Outcome::IpBlocked, "{location}");
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        append_audit(tx.as_mut(), audit_event("created", Some(&key.id), "{}")).unwrap();
+        tx.commit().unwrap();
+    }
+}
+
+#[test]
+fn a_copy_from_sqlite_to_postgres_and_back_reproduces_every_row() {
+    let dir = TempDir::new().unwrap();
+    round_trip(
+        &Location::Sqlite(dir.path().join("first.db")),
+        &pg::fresh_database(),
+        &Location::Sqlite(dir.path().join("third.db")),
+    );
+}
+
+#[test]
+fn a_copy_from_postgres_to_sqlite_and_back_reproduces_every_row() {
+    let dir = TempDir::new().unwrap();
+    round_trip(
+        &pg::fresh_database(),
+        &Location::Sqlite(dir.path().join("second.db")),
+        &pg::fresh_database(),
+    );
+}
+
+#[test]
+fn an_existing_store_even_an_empty_one_is_no_copy_target() {
+    let dir = TempDir::new().unwrap();
+    for location in [
+        Location::Sqlite(dir.path().join("keys.db")),
+        pg::fresh_database(),
+    ] {
+        assert!(is_empty_target(&location).unwrap());
+        handle(&location);
+        assert!(!is_empty_target(&location).unwrap(), "{location}");
+    }
+}
+
+/// PostgreSQL's `backup` writes an SQLite file (0600) with `copy`'s content.
+#[test]
+fn a_postgres_backup_is_an_sqlite_file_with_every_row() {
+    use std::os::unix::fs::PermissionsExt;
+    let location = pg::fresh_database();
+    populate(&location);
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("backup.db");
+    handle(&location).backup_to(&file).unwrap();
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(dump_all(&Location::Sqlite(file)), dump_all(&location));
+}
+
+// ---- PostgreSQL's own cases ----
+
+/// One recorded verification of `secret` (cost 1) on a host whose clock is `offset`
+/// off, as `verify` runs it on a backend with a clock of its own: the locks first,
+/// then "now" (the database's clock, else the host's), then the decision and its
+/// record, in one transaction. The outcome and the "now" it decided at.
+fn verify_on_db_clock(
+    store: &mut dyn Store,
+    secret: &str,
+    offset: Duration,
+    endpoint: &str,
+) -> (Outcome, DateTime<Utc>) {
+    let ip = Some("203.0.113.7".parse().unwrap());
+    let hash = keyctl::core::key::hash_secret(secret);
+    let mut tx = store.begin(Intent::Verify).unwrap();
+    tx.lock_for_verify(Some(&hash), ip).unwrap();
+    let db = tx.db_clock().unwrap();
+    assert_eq!(tx.db_clock().unwrap(), db, "read once per transaction");
+    let now = db.unwrap_or_else(|| Utc::now() + offset);
+    let view = tx
+        .load_for_verify(Some(&hash), ip, true, Clock::Fixed(now))
+        .unwrap();
+    let req = Request {
+        ip,
+        cost: 1,
+        ..Request::default()
+    };
+    let d = keyctl::core::policy::decide(view, true, &req, now);
+    let request = keyctl::core::model::RequestRecord {
+        at: now,
+        key: d
+            .key
+            .as_ref()
+            .map(|k| (k.id.clone(), k.settings.name.clone())),
+        endpoint: Some(endpoint.to_string()),
+        http_status: d.outcome.http_status(),
+        code: d.outcome.code().to_string(),
+        ip: Some("203.0.113.7".to_string()),
+        duration_ms: None,
+        credits: d.credits,
+        accepted: d.outcome.is_valid(),
+    };
+    tx.record_verdict(&keyctl::store::VerdictRecord {
+        request,
+        auth_failure: d.auth_failure,
+        prune_before: d.prune_before,
+    })
+    .unwrap();
+    tx.commit().unwrap();
+    (d.outcome, now)
+}
+
+/// Two API hosts whose clocks are a day apart still count one daily quota exactly:
+/// both decide on the database's clock.
+#[test]
+fn two_hosts_with_disagreeing_clocks_count_one_quota_on_the_database_clock() {
+    const QUOTA: u64 = 5;
+    let location = pg::fresh_database();
+    let (secret, mut metered) = numbered_key(1, "metered");
+    metered.settings.quotas.daily = Some(QUOTA);
+    metered.created_at = Utc::now() - Duration::days(2);
+    insert(handle(&location).as_mut(), &metered);
+    let mut hosts = [
+        (handle(&location), Duration::hours(-12)),
+        (handle(&location), Duration::hours(12)),
+    ];
+    let mut accepted = 0;
+    for i in 0..4 * QUOTA {
+        let (store, offset) = &mut hosts[(i % 2) as usize];
+        let (outcome, at) = verify_on_db_clock(store.as_mut(), &secret, *offset, &format!("/{i}"));
+        let host = Utc::now() + *offset;
+        assert!(
+            (host - at).num_hours().abs() >= 11,
+            "the database's clock, not the host's"
+        );
+        if outcome == Outcome::Valid {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, QUOTA);
+    // SQLite has no clock of its own: the host's is used.
+    let dir = TempDir::new().unwrap();
+    let mut sqlite = handle(&Location::Sqlite(dir.path().join("keys.db")));
+    assert_eq!(
+        sqlite.begin(Intent::Verify).unwrap().db_clock().unwrap(),
+        None
+    );
+}
+
+/// Two admin transactions that lock two keys in opposite orders deadlock: PostgreSQL
+/// aborts one, which the store reports as Retry, and running that whole transaction
+/// again (`with_retry`) succeeds.
+#[test]
+fn a_deadlock_is_reported_as_retry_and_a_retried_transaction_succeeds() {
+    let location = pg::fresh_database();
+    let keys = [numbered_key(1, "a").1, numbered_key(2, "b").1];
+    {
+        let mut store = handle(&location);
+        for k in &keys {
+            insert(store.as_mut(), k);
+        }
+    }
+    let both_hold_one = Barrier::new(2);
+    let runs = std::sync::atomic::AtomicU32::new(0);
+    let retries = std::sync::atomic::AtomicU32::new(0);
+    let results = run_concurrently(&location, 2, |store, t| {
+        let (first, second) = (&keys[t].id, &keys[1 - t].id);
+        with_retry(5, || -> keyctl::error::Result<()> {
+            let run = runs.fetch_add(1, Ordering::SeqCst);
+            let mut tx = store.begin(Intent::Admin)?;
+            let mut k = tx.key_by_id(first)?.unwrap();
+            if run < 2 {
+                both_hold_one.wait();
+            }
+            let locked = tx.key_by_id(second);
+            if let Err(e) = &locked {
+                assert_eq!(e.kind(), Some(ErrorKind::Retry), "{e}");
+                retries.fetch_add(1, Ordering::SeqCst);
+            }
+            locked?;
+            k.settings.description = Some(format!("edited by {t}"));
+            tx.update_key(&k)?;
+            Ok(tx.commit()?)
+        })
+    });
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    // A victim's second run may deadlock again with the first winner's (rarely):
+    // each failed run was a Retry, and ran again.
+    let retries = retries.load(Ordering::SeqCst);
+    assert!(retries >= 1, "a deadlock victim");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2 + retries,
+        "every victim ran again"
+    );
+    let mut store = handle(&location);
+    let tx = store.begin(Intent::Read).unwrap();
+    for (t, k) in keys.iter().enumerate() {
+        let description = tx.key_by_id(&k.id).unwrap().unwrap().settings.description;
+        assert_eq!(description, Some(format!("edited by {t}")));
+    }
+}
+
+/// Waits until some connection to the store's database waits for a row lock.
+fn wait_for_a_lock_wait(location: &Location) {
+    let db = pg::database_of(location);
+    let mut admin = pg::admin_client();
+    while admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+            &[&db],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        thread::yield_now();
+    }
+}
+
+/// The concurrency stories really run at once on PostgreSQL: a verification of a key
+/// waits for the row lock another verification of it holds, and then decides on what
+/// that one recorded (its credit is spent).
+#[test]
+fn a_verification_waits_for_the_key_row_another_holds_and_sees_its_spend() {
+    let location = pg::fresh_database();
+    let (secret, mut k) = numbered_key(1, "one-credit");
+    k.settings.credit_limit = Some(1);
+    insert(handle(&location).as_mut(), &k);
+    let mut holder = handle(&location);
+    let mut tx = holder.begin(Intent::Verify).unwrap();
+    let hash = keyctl::core::key::hash_secret(&secret);
+    let view = tx
+        .load_for_verify(Some(&hash), None, true, Clock::Fixed(now()))
+        .unwrap();
+    assert_eq!(view.key.unwrap().credits_used, 0);
+    let outcome = thread::scope(|scope| {
+        let waiter =
+            scope.spawn(|| verify_at(handle(&location).as_mut(), &secret, now(), "/2").outcome);
+        wait_for_a_lock_wait(&location);
+        let request = keyctl::core::model::RequestRecord {
+            at: now(),
+            key: Some((k.id.clone(), k.settings.name.clone())),
+            endpoint: Some("/1".to_string()),
+            http_status: 200,
+            code: "valid".to_string(),
+            ip: None,
+            duration_ms: None,
+            credits: 1,
+            accepted: true,
+        };
+        tx.record_request(&request).unwrap();
+        tx.commit().unwrap();
+        waiter.join().unwrap()
+    });
+    assert_eq!(outcome, Outcome::CreditsExhausted);
+}
+
+/// The schema: a database without keyctl tables is refused (init creates them in a
+/// schema of their own, beside other tables), a newer schema is used only when it says
+/// this keyctl can, `migrate` twice changes nothing.
+#[test]
+fn postgres_schemas_are_created_only_by_init_and_checked_on_open() {
+    let name = pg::fresh_database_name();
+    let mut other = postgres::Client::connect(&pg::url_of(&name), postgres::NoTls).unwrap();
+    other
+        .batch_execute("CREATE TABLE public.orders (id BIGINT)")
+        .unwrap();
+    let location = Location::parse(&pg::url_of(&name)).unwrap();
+    let refused = open(&location, &OpenOptions::default()).err().unwrap();
+    assert_eq!(refused.kind(), Some(ErrorKind::NotFound));
+    assert_eq!(
+        refused.to_string(),
+        format!("{location} holds no keyctl store (schema keyctl)")
+    );
+    assert_eq!(
+        keyctl::store::migrate(&location).err().unwrap().kind(),
+        Some(ErrorKind::NotFound)
+    );
+    let (_, created) = open(&location, &create()).unwrap();
+    assert!(created);
+    let tables: i64 = other
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'keyctl'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(tables >= 10, "{tables}");
+    let (from, to) = keyctl::store::migrate(&location).unwrap();
+    assert_eq!(from, to, "nothing to migrate");
+    assert_eq!(keyctl::store::migrate(&location).unwrap(), (from, to));
+
+    // A schema of its own from the URL's options.
+    let tenant = Location::parse(&format!(
+        "{}&options=-csearch_path%3Dtenant_a",
+        pg::url_of(&name)
+    ))
+    .unwrap();
+    assert!(is_empty_target(&tenant).unwrap());
+    let (_, created) = open(&tenant, &create()).unwrap();
+    assert!(created);
+
+    // Newer schemas: usable while they say this keyctl may use them.
+    let mut meta = |sql: &str| other.batch_execute(sql).unwrap();
+    meta("INSERT INTO keyctl.schema_meta VALUES (99, '0.0.1', 0)");
+    assert!(open(&location, &OpenOptions::default()).is_ok());
+    meta("INSERT INTO keyctl.schema_meta VALUES (100, '99.0.0', 0)");
+    let newer = open(&location, &OpenOptions::default()).err().unwrap();
+    assert_eq!(newer.kind(), Some(ErrorKind::Refused));
+    assert!(
+        newer.to_string().contains("needs keyctl >= 99.0.0"),
+        "{newer}"
+    );
+    // An older one is refused until `keyctl migrate` (no host upgrades it on its own).
+    meta("DELETE FROM keyctl.schema_meta");
+    let older = open(&location, &OpenOptions::default()).err().unwrap();
+    assert_eq!(older.kind(), Some(ErrorKind::Refused));
+    assert!(
+        older.to_string().contains("run `keyctl migrate`"),
+        "{older}"
+    );
+}
+
+/// Failures name the server by its masked URL, in one line, never with the password.
+#[test]
+fn postgres_failures_are_one_line_without_the_password() {
+    let base = pg::url_of("postgres");
+    let (_, rest) = base.split_once('@').unwrap();
+    let with_password = format!("postgres://postgres:hunter2@{rest}");
+    let unreachable =
+        "postgres://postgres:hunter2@127.0.0.1:1/postgres?sslmode=disable".to_string();
+    let missing_db = with_password.replace("/postgres?", "/no_such_db?");
+    let tls_refused = with_password.replace("sslmode=disable", "sslmode=require");
+    for (url, kind, words) in [
+        (
+            unreachable,
+            ErrorKind::Unavailable,
+            "cannot reach PostgreSQL at",
+        ),
+        (
+            missing_db,
+            ErrorKind::NotFound,
+            "no such PostgreSQL database",
+        ),
+        (tls_refused, ErrorKind::Unavailable, "TLS"),
+    ] {
+        let location = Location::parse(&url).unwrap();
+        assert!(location.password_in_url());
+        let e = open(&location, &OpenOptions::default()).err().unwrap();
+        let text = e.to_string();
+        assert_eq!(e.kind(), Some(kind), "{text}");
+        assert!(text.contains(words), "{text}");
+        assert!(text.contains("postgres:***@"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !format!("{e:?}").contains("hunter2"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+}
+
+/// A handle whose connection the server dropped (a restart, an administrator) fails
+/// the transaction it was in, nothing of which commits, and reconnects at the next
+/// begin: a long `verify --stream` keeps going.
+#[test]
+fn a_dropped_connection_fails_its_transaction_and_the_next_begin_reconnects() {
+    let location = pg::fresh_database();
+    let (secret, k) = numbered_key(1, "steady");
+    let mut store = handle(&location);
+    insert(store.as_mut(), &k);
+    let name = pg::database_of(&location);
+    let kill = || {
+        pg::admin_client()
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .unwrap();
+    };
+    // Mid-transaction: the write is lost with the connection, and said so.
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        tx.set_setting("max-keys", Some("3")).unwrap();
+        kill();
+        let e = tx.set_setting("log-retention", Some("30d")).err().unwrap();
+        assert_eq!(e.kind(), Some(ErrorKind::Unavailable), "{e}");
+        assert!(
+            e.to_string().starts_with("cannot reach PostgreSQL at "),
+            "{e}"
+        );
+    }
+    // Between transactions: the next begin reconnects without the caller noticing.
+    assert_eq!(
+        verify_at(store.as_mut(), &secret, now(), "/1").outcome,
+        Outcome::Valid
+    );
+    kill();
+    assert_eq!(
+        verify_at(store.as_mut(), &secret, now(), "/2").outcome,
+        Outcome::Valid
+    );
+    let tx = store.begin(Intent::Read).unwrap();
+    assert_eq!(
+        tx.settings().unwrap().max_keys,
+        None,
+        "nothing partial committed"
+    );
+    assert_eq!(tx.key_by_id(&k.id).unwrap().unwrap().events_total, 2);
+}
+
+/// TLS in libpq's modes against the test server's certificate (for `localhost`, from
+/// a test CA): `require` encrypts without checking it, `verify-full` checks chain and
+/// name, `verify-ca` only the chain; a wrong name or an unknown CA is one line.
+#[test]
+fn postgres_tls_modes_check_what_libpq_checks() {
+    let name = pg::fresh_database_name();
+    let (endpoint, ca) = pg::tls_endpoint();
+    let ca = ca.display().to_string().replace('/', "%2F");
+    let by_ip = endpoint.replace("localhost", "127.0.0.1");
+    let url = |host: &str, mode: &str| {
+        Location::parse(&format!(
+            "postgres://postgres@{host}/{name}?sslmode={mode}&sslrootcert={ca}"
+        ))
+        .unwrap()
+    };
+    for (location, works) in [
+        (url(&endpoint, "require"), true),
+        (url(&by_ip, "require"), true),
+        (url(&endpoint, "verify-full"), true),
+        (url(&by_ip, "verify-ca"), true),
+        (url(&by_ip, "verify-full"), false),
+        (
+            Location::parse(&format!(
+                "postgres://postgres@{endpoint}/{name}?sslmode=verify-full"
+            ))
+            .unwrap(),
+            false,
+        ),
+    ] {
+        match open(&location, &create()) {
+            Ok(_) => assert!(works, "{location} should be refused"),
+            Err(e) => {
+                assert!(!works, "{location}: {e}");
+                let text = e.to_string();
+                assert!(
+                    text.starts_with("cannot set up TLS with PostgreSQL at "),
+                    "{text}"
+                );
+                assert_eq!(text.lines().count(), 1, "{text}");
+            }
+        }
+    }
+    // The store's connections really are encrypted.
+    let mut admin = pg::admin_client();
+    let mut store = handle(&url(&endpoint, "verify-full"));
+    let _tx = store.begin(Intent::Read).unwrap();
+    let encrypted: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid \
+             WHERE a.datname = $1 AND a.application_name = 'keyctl' AND s.ssl",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert!(encrypted >= 1);
 }
 
 /// SQLite-only: the schema version a store of this keyctl carries (one per migration).

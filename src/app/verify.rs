@@ -28,8 +28,17 @@ pub struct Verdict {
 impl Verdict {
     /// The answer to a stream line that is not a request.
     pub fn bad_request(why: String) -> Verdict {
+        Verdict::without_key(Outcome::BadRequest(why))
+    }
+
+    /// The answer when the store failed: nothing was decided or recorded.
+    pub fn unavailable() -> Verdict {
+        Verdict::without_key(Outcome::Unavailable)
+    }
+
+    fn without_key(outcome: Outcome) -> Verdict {
         Verdict {
-            outcome: Outcome::BadRequest(why),
+            outcome,
             key: None,
             credits_remaining: None,
             quota_remaining: None,

@@ -31,6 +31,9 @@ pub enum Outcome {
     Valid,
     /// A stream-mode line that is not a request.
     BadRequest(String),
+    /// The store could not be reached or failed: nothing was decided or recorded
+    /// (SPEC §6; a stream answers it and goes on).
+    Unavailable,
 }
 
 impl Outcome {
@@ -50,6 +53,7 @@ impl Outcome {
             Outcome::CreditsExhausted => "credits_exhausted",
             Outcome::Valid => "valid",
             Outcome::BadRequest(_) => "bad_request",
+            Outcome::Unavailable => "unavailable",
         }
     }
 
@@ -57,6 +61,7 @@ impl Outcome {
         match self {
             Outcome::Valid => 200,
             Outcome::BadRequest(_) => 400,
+            Outcome::Unavailable => 503,
             Outcome::Invalid
             | Outcome::Inactive
             | Outcome::Expired
@@ -87,6 +92,7 @@ impl Outcome {
             // `why` may quote a field of the request: a pasted secret shows as its
             // display prefix (SPEC §5).
             Outcome::BadRequest(why) => format!("Bad request: {}", super::text::redact(why)),
+            Outcome::Unavailable => "Key store unavailable".into(),
         }
     }
 
@@ -107,6 +113,7 @@ impl Outcome {
             Outcome::ForbiddenModel => exit::FORBIDDEN_MODEL,
             Outcome::RateLimited(_) => exit::RATE_LIMITED,
             Outcome::BadRequest(_) => exit::USAGE,
+            Outcome::Unavailable => exit::UNAVAILABLE,
         };
         exit.code
     }

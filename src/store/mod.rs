@@ -7,6 +7,7 @@
 #[path = "postgres/mod.rs"]
 mod pg;
 pub mod rows;
+mod select;
 mod sqlite;
 
 use std::fmt;
@@ -557,18 +558,31 @@ pub trait Txn {
     /// Writes one request-log row and, for a known key, its counters, usage and (when
     /// accepted) last use and credits, all in this transaction.
     fn record_request(&mut self, request: &RequestRecord) -> Result<()>;
+    /// Takes, before "now" is read, the locks one verification's decision rests on,
+    /// so that the database's clock ([`Txn::db_clock`]) is read after them (SPEC §6):
+    /// [`Txn::load_for_verify`] calls it first in a recording (`Verify`) transaction,
+    /// then reads the clock; its own reads take the same locks again, at no cost.
+    /// SQLite: nothing to do (`Intent::Verify` holds the whole store). PostgreSQL: the
+    /// IP's block row, then the key row with this hash and its credit pool's row,
+    /// `FOR UPDATE`.
+    fn lock_for_verify(
+        &mut self,
+        hash: Option<&[u8; 32]>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<()> {
+        let _ = (hash, ip);
+        Ok(())
+    }
     /// Everything one verification decides on (`core::policy::decide`), in one call:
     /// the settings (only when `ip` is IPv6, whose block is its network's, or when
     /// `recording`), the IP's block, and, unless the IP is blocked (then nothing else
     /// matters), the key with this secret hash (`hash` is None for a presented key
     /// that does not parse) and its lineage's counts in each window it limits, all as
-    /// of the time `clock` gives once the key's rows are locked (`VerifyView::now`).
+    /// of the time `clock` gives once the rows are locked (`VerifyView::now`).
     ///
-    /// Locks: in a `Verify` transaction the rows the outcome changes stay locked until
-    /// commit, so the decision and [`Txn::record_verdict`] see the same store. SQLite:
-    /// `Intent::Verify` already holds the whole store's write lock. PostgreSQL: the key
-    /// row and its credit pool's row `FOR UPDATE` (`key_by_hash`), then the IP's block
-    /// row.
+    /// Locks: in a `Verify` transaction the rows the outcome changes are locked first
+    /// ([`Txn::lock_for_verify`]) and stay locked until commit, so the decision and
+    /// [`Txn::record_verdict`] see the same store, and "now" is read after them.
     fn load_for_verify(
         &mut self,
         hash: Option<&[u8; 32]>,
@@ -576,17 +590,18 @@ pub trait Txn {
         recording: bool,
         clock: Clock,
     ) -> Result<VerifyView> {
+        // The locks first and "now" after them (SPEC §6), so the decision's time is
+        // never before that of a verification that held them first.
+        if recording {
+            self.lock_for_verify(hash, ip)?;
+        }
+        let now = clock.read(self)?;
         let settings = match (recording, ip) {
             (true, _) | (_, Some(std::net::IpAddr::V6(_))) => Some(self.settings()?),
             _ => None,
         };
         let prefix = settings.as_ref().map_or(0, |s| s.failed_auth_ipv6_prefix);
         let ip_subject = ip.map(|ip| block_subject(ip, prefix));
-        // The key (and its pool) first: a backend with row locks locks them here, and
-        // "now" is read after them (SPEC §6), so the decision's time is never before
-        // that of a verification that held them first.
-        let found = hash.map(|h| self.key_by_hash(h)).transpose()?.flatten();
-        let now = clock.read(self)?;
         let ip_blocked_until = match &ip_subject {
             Some(subject) => self.ip_blocked_until(subject, now)?,
             None => None,
@@ -603,7 +618,7 @@ pub trait Txn {
         if view.ip_blocked_until.is_some() {
             return Ok(view);
         }
-        if let Some(found) = found {
+        if let Some(found) = hash.map(|h| self.key_by_hash(h)).transpose()?.flatten() {
             let starts = window_starts(&found, now);
             // One seek per window; none for a key without window limits.
             let figures = if starts.is_empty() {

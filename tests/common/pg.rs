@@ -59,3 +59,28 @@ pub fn fresh_database_name() -> String {
 pub fn fresh_database() -> Location {
     Location::parse(&url_of(&fresh_database_name())).unwrap()
 }
+
+/// The database a PostgreSQL location names.
+pub fn database_of(location: &Location) -> String {
+    let url = location.to_string();
+    let path = url.split('?').next().unwrap_or_default();
+    path.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// The server's TCP address with TLS (`localhost:PORT`, the socket's port number) and
+/// the CA file that signed its certificate (`scripts/pg-cluster.sh`).
+pub fn tls_endpoint() -> (String, std::path::PathBuf) {
+    let base = base_url();
+    let host_port = base["postgres://".len()..]
+        .split('/')
+        .next()
+        .and_then(|authority| authority.rsplit('@').next())
+        .unwrap_or_default()
+        .to_string();
+    let (socket_dir, port) = host_port.rsplit_once(':').unwrap_or((&host_port, "5432"));
+    let dir = socket_dir.replace("%2F", "/").replace("%2f", "/");
+    (
+        format!("localhost:{port}"),
+        std::path::Path::new(&dir).join("tls/ca.pem"),
+    )
+}

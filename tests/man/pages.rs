@@ -60,7 +60,7 @@ pub const KEYUTILS_NOTE: &str = "Linux's keyutils package ships another `keyctl`
 
 pub const RESULTS_INTRO: &str = "Each answer has a code, an HTTP status a service can pass on, a message (printed alone without `--json`) and an exit status:";
 
-pub const RESULTS_ORDER: &str = "The checks run in the order above and the first that fails decides, except `bad_request`, which only a stream gives (for a line that is not a request). A valid key still fails on its rate limit, quotas and credits, in that order.";
+pub const RESULTS_ORDER: &str = "The checks run in the order above and the first that fails decides, except `bad_request`, which only a stream gives (for a line that is not a request), and `unavailable`, the answer when a PostgreSQL store cannot be reached (nothing is decided or recorded; on an SQLite store such a failure is an error, exit 1). A valid key still fails on its rate limit, quotas and credits, in that order.";
 
 /// keyctl(7): the concepts every command shares.
 pub const CONCEPTS: PageText = PageText {
@@ -488,7 +488,7 @@ A line that is not a request gets a result with `"code": "bad_request"` and `"st
 Each request is its own transaction, recorded before its result is written, and uses the clock at the moment it is read. Other keyctl processes can use the store meanwhile. `--no-record` applies to every request of the stream; `--cost` is the default cost; the options that describe a single request (`--key-env`, `--ip`, `--scope`, `--deployment`, `--model`, `--endpoint`, `--duration-ms`) cannot be combined with `--stream`.
 
 ## Exit status of a stream
-The stream's own exit status does not depend on the answers: 0 when standard input ends, or when the reader closes standard output (the stream then ends quietly); 1 when the store fails (it cannot be opened or a transaction fails), after which no more lines are answered; 2 for a bad option, before any line is read.
+The stream's own exit status does not depend on the answers: 0 when standard input ends, or when the reader closes standard output (the stream then ends quietly); 1 when the store cannot be opened at the start because what `--db` names is not a usable store (a missing, foreign or damaged store), before any line is read; 2 for a bad option, before any line is read. A store that fails later (a PostgreSQL server restarted or unreachable, a transaction that fails) never ends the stream: each request it cannot record is answered `unavailable` (nothing was recorded), the failure is said once on standard error, and the next request reaches the store again; a PostgreSQL server that is down at the start is waited for the same way.
 "#,
         )],
         setup: "export KEY\nKEY=$(keyctl create --name web --scope read --allow-ip 203.0.113.0/24 --quiet)",

@@ -147,17 +147,7 @@ pub(super) fn migrate(client: &mut Client, location: &PgLocation) -> Result<(i64
     let from: i64 = match found {
         Ok(Some(row)) => row.try_get(0).map_err(|e| pg_error(location, &e))?,
         Ok(None) => 0,
-        Err(e) if e.kind() == Some(ErrorKind::Refused) => {
-            return Err(StoreError::at(
-                ErrorKind::NotFound,
-                location,
-                format!(
-                    "{location} holds no keyctl store (schema {})",
-                    location.schema
-                ),
-            )
-            .remedy(Remedy::InitOrPassDb))
-        }
+        Err(e) if e.kind() == Some(ErrorKind::Refused) => return Err(super::no_store(location)),
         Err(e) => return Err(e),
     };
     if from >= SCHEMA_VERSION {

@@ -15,11 +15,17 @@
 //!   key it returns (an update rewrites what it read), `name_holder` the name's
 //!   `name_locks` row, `count_limited` and every key insert the `key-count` row of
 //!   `store_locks`, `audit_head_for_append` its `audit-head` row.
-//! - `Verify`: `READ COMMITTED` with the presented key's row and its credit pool's row
-//!   locked by `key_by_hash`, and the IP's `ip_blocks` row by `ip_blocked_until` and
-//!   `record_auth_failure`: quotas, rate limits, credits and failure counts of one
-//!   key or IP are decided one request after another; credits are spent by a
-//!   conditional `UPDATE ... RETURNING` as a last guard.
+//! - `Verify`: `READ COMMITTED` with the IP's `ip_blocks` row, the presented key's row
+//!   and its credit pool's row locked `FOR UPDATE`, in that order (`lock_for_verify`,
+//!   again by `ip_blocked_until` and `key_by_hash`); `record_auth_failure` makes the
+//!   IP's row if missing (an upsert, `until` 0: only a lock) and locks it: quotas,
+//!   rate limits, credits and failure counts of one key or IP are decided one request
+//!   after another; credits are spent by a conditional `UPDATE ... RETURNING` as a
+//!   last guard.
+//! - The clock: `db_clock` reads `clock_timestamp()` once per transaction (call it
+//!   after the locks), so every host decides on the database's time.
+//! - Following the log: `requests_after` needs a `Read` transaction (one snapshot for
+//!   the rows and the new position); see `LogCursor` for its window.
 //! - Failures: a serialization failure or deadlock is `ErrorKind::Retry` (run the
 //!   whole transaction again); a transaction that fails commits nothing.
 
@@ -58,17 +64,7 @@ pub fn open(location: &PgLocation, how: &OpenOptions) -> Result<(Box<dyn Store>,
     let created = match migrate::check(&mut client, location)? {
         Some(_) => false,
         None if how.create => migrate::create(&mut client, location, how.prefix.as_deref())?,
-        None => {
-            return Err(StoreError::at(
-                ErrorKind::NotFound,
-                location,
-                format!(
-                    "{location} holds no keyctl store (schema {})",
-                    location.schema
-                ),
-            )
-            .remedy(Remedy::InitOrPassDb))
-        }
+        None => return Err(no_store(location)),
     };
     let store = PgStore {
         location: location.clone(),
@@ -76,6 +72,19 @@ pub fn open(location: &PgLocation, how: &OpenOptions) -> Result<(Box<dyn Store>,
         statements: HashMap::new(),
     };
     Ok((Box::new(store), created))
+}
+
+/// A database (or schema) without keyctl's tables, where a store was expected.
+fn no_store(location: &PgLocation) -> StoreError {
+    StoreError::at(
+        ErrorKind::NotFound,
+        location,
+        format!(
+            "{location} holds no keyctl store (schema {})",
+            location.schema
+        ),
+    )
+    .remedy(Remedy::InitOrPassDb)
 }
 
 /// `keyctl migrate`: see [`super::migrate`].

@@ -15,14 +15,15 @@ use postgres::{Client, Row, Statement};
 use super::{pg_error, quote_ident, PgLocation};
 use crate::core::audit::AuditEvent;
 use crate::core::key::Mode;
-use crate::core::limits::{clamp_stored, Quotas, RateLimit, RateUnit, MAX_COUNT};
+use crate::core::limits::{block_subject, clamp_stored, Quotas, RateLimit, RateUnit, MAX_COUNT};
 use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
 use crate::core::time::{from_millis, to_millis};
 use crate::store::rows::Kind;
+use crate::store::select;
 use crate::store::{
-    AuditHead, AuditQuery, ErrorKind, Intent, KeyQuery, LogCursor, RequestQuery, Result, SortBy,
+    AuditHead, AuditQuery, ErrorKind, Intent, KeyQuery, LogCursor, RequestQuery, Result,
     StoreError, StoredAuditEvent, Table, Txn, Value,
 };
 
@@ -92,10 +93,24 @@ macro_rules! ascii_lower {
     };
 }
 
-/// The derived status in SQL; the same precedence as `model::derive_status`.
-const STATUS_SQL: &str = "CASE WHEN k.state = 'revoked' THEN 'revoked' \
-    WHEN k.state = 'disabled' THEN 'disabled' \
-    WHEN k.expires_at IS NOT NULL AND k.expires_at <= $1 THEN 'expired' ELSE 'active' END";
+/// How PostgreSQL spells the key listing (`select::keys`): SQLite's orders and
+/// case folding (ASCII letters only, bytes compared).
+const KEY_DIALECT: select::KeyDialect = select::KeyDialect {
+    slot: |n| format!("${n}"),
+    contains: |haystack, needle, fold| {
+        if fold {
+            format!(
+                concat!("strpos(", ascii_lower!("{}"), ", {}) > 0"),
+                haystack, needle
+            )
+        } else {
+            format!("strpos({haystack}, {needle}) > 0")
+        }
+    },
+    select: select_keys!(),
+    name_order: concat!(ascii_lower!("k.name"), " COLLATE \"C\", k.seq"),
+    now: "$1::bigint",
+};
 
 fn col<'r, T: postgres::types::FromSql<'r>>(
     row: &'r Row,
@@ -214,6 +229,48 @@ fn count_to_sql(v: Option<u64>) -> Option<i64> {
     v.map(|n| n.min(MAX_COUNT) as i64)
 }
 
+/// The columns a key's settings are stored in, in [`settings_params`]' order.
+macro_rules! settings_columns {
+    () => {
+        "name, description, owner, category, grp, scopes, deployment, allowed_models, \
+         allowed_ips, quota_total, quota_daily, quota_weekly, quota_monthly, rate_count, \
+         rate_unit, credit_limit, expires_at"
+    };
+}
+
+/// A key's settings as the values of [`settings_columns`].
+fn settings_params(s: &KeySettings) -> Vec<Param> {
+    vec![
+        Box::new(s.name.clone()),
+        Box::new(s.description.clone()),
+        Box::new(s.owner.clone()),
+        Box::new(s.category.clone()),
+        Box::new(s.group.clone()),
+        Box::new(to_json_list(&s.scopes)),
+        Box::new(s.deployment.clone()),
+        Box::new(to_json_list(&s.allowed_models)),
+        Box::new(to_json_list(&s.allowed_ips)),
+        Box::new(count_to_sql(s.quotas.total)),
+        Box::new(count_to_sql(s.quotas.daily)),
+        Box::new(count_to_sql(s.quotas.weekly)),
+        Box::new(count_to_sql(s.quotas.monthly)),
+        Box::new(count_to_sql(s.rate_limit.map(|r| r.count))),
+        Box::new(s.rate_limit.map(|r| rate_unit_sql(r.unit))),
+        Box::new(count_to_sql(s.credit_limit)),
+        Box::new(s.expires_at.map(to_millis)),
+    ]
+}
+
+/// A filter's argument as bound here (a NULL never filters: text NULL).
+fn param(v: &Value) -> Param {
+    match v {
+        Value::Null => Box::new(None::<String>),
+        Value::Integer(n) => Box::new(*n),
+        Value::Text(t) => Box::new(t.clone()),
+        Value::Blob(b) => Box::new(b.clone()),
+    }
+}
+
 fn to_json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
@@ -291,6 +348,12 @@ impl<'a> PgTxn<'a> {
             .map_err(|e| self.err(&e))
     }
 
+    /// `exec` with owned parameters.
+    fn exec_owned(&self, sql: &'static str, params: &[Param]) -> Result<u64> {
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+        self.exec(sql, &refs)
+    }
+
     /// Streams the rows of a statement built at run time.
     fn stream(
         &self,
@@ -345,47 +408,8 @@ impl<'a> PgTxn<'a> {
         sink: &mut dyn FnMut(&RequestRow) -> io::Result<()>,
         skip: &dyn Fn(i64) -> bool,
     ) -> Result<()> {
-        let mut args: Vec<Param> = Vec::new();
-        let mut conds: Vec<String> = Vec::new();
-        let mut push = |cond: &str, v: Param| {
-            args.push(v);
-            conds.push(format!("{cond} ${}", args.len()));
-        };
-        if let Some(k) = &query.key_id {
-            push("key_id =", Box::new(k.clone()));
-        }
-        if let Some(t) = query.since {
-            push("at >=", Box::new(to_millis(t)));
-        }
-        if let Some(t) = query.until {
-            push("at <", Box::new(to_millis(t)));
-        }
-        if let Some(st) = query.http_status {
-            push("http_status =", Box::new(i64::from(st)));
-        }
-        if let Some(c) = &query.code {
-            push("code =", Box::new(c.clone()));
-        }
-        if let Some(ip) = &query.ip {
-            push("ip =", Box::new(ip.clone()));
-        }
-        if let Some(seq) = after {
-            push("seq >", Box::new(seq));
-        }
-        let filter = if conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conds.join(" AND "))
-        };
-        let (order, limit) = match (after, query.limit) {
-            (Some(_), _) => ("ASC", String::new()),
-            (None, Some(n)) => ("DESC", format!(" LIMIT {}", n.min(i64::MAX as u64))),
-            (None, None) => ("DESC", String::new()),
-        };
-        let sql = format!(
-            "SELECT seq, at, key_id, key_name, endpoint, http_status, code, ip, duration_ms, credits \
-             FROM requests {filter} ORDER BY seq {order}{limit}"
-        );
+        let (sql, args) = select::requests(query, after, |n| format!("${n}"));
+        let args: Vec<Param> = args.iter().map(param).collect();
         self.stream(&sql, &args, &mut |row| {
             let r = request_from_row(row).map_err(|why| self.damaged(why))?;
             if skip(r.seq) {
@@ -473,40 +497,24 @@ impl Txn for PgTxn<'_> {
                 .map_err(|why| self.damaged(why))?
                 .unwrap_or_default(),
         };
-        let s = &key.settings;
-        self.exec(
-            "INSERT INTO keys (id, secret_hash, name, description, owner, key_prefix, livemode, \
-             category, grp, scopes, deployment, allowed_models, allowed_ips, quota_total, \
-             quota_daily, quota_weekly, quota_monthly, rate_count, rate_unit, credit_limit, \
-             pool_id, created_at, expires_at, state, rotated_from) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21, $22, $23, 'active', $24)",
-            &[
-                &key.id,
-                &&key.hash[..],
-                &s.name,
-                &s.description,
-                &s.owner,
-                &key.key_prefix,
-                &i64::from(key.mode == Mode::Live),
-                &s.category,
-                &s.group,
-                &to_json_list(&s.scopes),
-                &s.deployment,
-                &to_json_list(&s.allowed_models),
-                &to_json_list(&s.allowed_ips),
-                &count_to_sql(s.quotas.total),
-                &count_to_sql(s.quotas.daily),
-                &count_to_sql(s.quotas.weekly),
-                &count_to_sql(s.quotas.monthly),
-                &count_to_sql(s.rate_limit.map(|r| r.count)),
-                &s.rate_limit.map(|r| rate_unit_sql(r.unit)),
-                &count_to_sql(s.credit_limit),
-                &pool_id,
-                &to_millis(key.created_at),
-                &s.expires_at.map(to_millis),
-                &key.rotated_from,
-            ],
+        // The settings' columns first ($1..$17), then the rest.
+        let mut args = settings_params(&key.settings);
+        args.push(Box::new(key.id.clone()));
+        args.push(Box::new(key.hash.to_vec()));
+        args.push(Box::new(key.key_prefix.clone()));
+        args.push(Box::new(i64::from(key.mode == Mode::Live)));
+        args.push(Box::new(pool_id));
+        args.push(Box::new(to_millis(key.created_at)));
+        args.push(Box::new(key.rotated_from.clone()));
+        self.exec_owned(
+            concat!(
+                "INSERT INTO keys (",
+                settings_columns!(),
+                ", id, secret_hash, key_prefix, livemode, pool_id, created_at, rotated_from, state) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18, $19, $20, $21, $22, $23, $24, 'active')"
+            ),
+            &args,
         )
         .map(drop)
     }
@@ -587,54 +595,8 @@ impl Txn for PgTxn<'_> {
         now: DateTime<Utc>,
         sink: &mut dyn FnMut(&KeyRecord) -> io::Result<()>,
     ) -> Result<StatusCounts> {
-        let mut args: Vec<Param> = vec![Box::new(to_millis(now))];
-        // $1 (now) is always bound, so the statement always names it.
-        let mut conds: Vec<String> = vec!["$1::bigint IS NOT NULL".into()];
-        if !query.statuses.is_empty() {
-            let list: Vec<String> = query
-                .statuses
-                .iter()
-                .map(|s| format!("'{}'", s.as_str()))
-                .collect();
-            conds.push(format!("({STATUS_SQL}) IN ({})", list.join(", ")));
-        } else if !query.include_revoked {
-            conds.push("k.state != 'revoked'".into());
-        }
-        for (column, value) in [
-            ("k.category", &query.category),
-            ("k.owner", &query.owner),
-            ("k.deployment", &query.deployment),
-            ("k.grp", &query.group),
-        ] {
-            if let Some(v) = value {
-                args.push(Box::new(v.clone()));
-                conds.push(format!("{column} = ${}", args.len()));
-            }
-        }
-        if let Some(text) = &query.search {
-            args.push(Box::new(text.to_lowercase()));
-            let n = args.len();
-            conds.push(format!(
-                concat!(
-                    "(strpos(",
-                    ascii_lower!("k.name"),
-                    ", ${n}) > 0 OR strpos(",
-                    ascii_lower!("coalesce(k.description, '')"),
-                    ", ${n}) > 0 OR strpos(k.id, ${n}) > 0 OR strpos(",
-                    ascii_lower!("k.key_prefix"),
-                    ", ${n}) > 0)"
-                ),
-                n = n
-            ));
-        }
-        let filter = format!("WHERE {}", conds.join(" AND "));
-        let order = match query.sort {
-            SortBy::Name => concat!(ascii_lower!("k.name"), " COLLATE \"C\", k.seq"),
-            SortBy::Created => "k.seq DESC",
-            SortBy::LastUsed => "k.last_used_at IS NULL, k.last_used_at DESC, k.seq DESC",
-            SortBy::Expires => "k.expires_at IS NULL, k.expires_at, k.seq DESC",
-        };
-        let sql = format!(concat!(select_keys!(), " {} ORDER BY {}"), filter, order);
+        let (sql, args) = select::keys(query, now, &KEY_DIALECT);
+        let args: Vec<Param> = args.iter().map(param).collect();
         let mut counts = StatusCounts::default();
         self.stream(&sql, &args, &mut |row| {
             let key = key_from_row(row).map_err(|why| self.damaged(why))?;
@@ -756,6 +718,33 @@ impl Txn for PgTxn<'_> {
             .map(|r| key_from_row(&r))
             .transpose()
             .map_err(|why| self.damaged(why))
+    }
+
+    fn lock_for_verify(
+        &mut self,
+        hash: Option<&[u8; 32]>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<()> {
+        // The order load_for_verify locks in: the IP's row, then the key's and pool's.
+        if let Some(ip) = ip {
+            let prefix = match ip {
+                std::net::IpAddr::V6(_) => self.settings()?.failed_auth_ipv6_prefix,
+                std::net::IpAddr::V4(_) => 0,
+            };
+            let subject = block_subject(ip, prefix);
+            self.exec(
+                "SELECT 1 FROM ip_blocks WHERE ip = $1 FOR UPDATE",
+                &[&subject],
+            )?;
+        }
+        if let Some(hash) = hash {
+            self.exec(
+                "SELECT 1 FROM keys k JOIN credit_pools p ON p.id = k.pool_id \
+                 WHERE k.secret_hash = $1 FOR UPDATE OF k, p",
+                &[&&hash[..]],
+            )?;
+        }
+        Ok(())
     }
 
     fn ip_blocked_until(&self, ip: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
@@ -1000,38 +989,21 @@ impl Txn for PgTxn<'_> {
     }
 
     fn update_key(&mut self, key: &KeyRecord) -> Result<()> {
-        let s = &key.settings;
-        let changed = self.exec(
-            "UPDATE keys SET name = $2, description = $3, owner = $4, category = $5, grp = $6, \
-             scopes = $7, deployment = $8, allowed_models = $9, allowed_ips = $10, \
-             quota_total = $11, quota_daily = $12, quota_weekly = $13, quota_monthly = $14, \
-             rate_count = $15, rate_unit = $16, credit_limit = $17, expires_at = $18, \
-             state = $19, revoked_at = $20, revoke_reason = $21, rotated_to = $22 \
-             WHERE id = $1",
-            &[
-                &key.id,
-                &s.name,
-                &s.description,
-                &s.owner,
-                &s.category,
-                &s.group,
-                &to_json_list(&s.scopes),
-                &s.deployment,
-                &to_json_list(&s.allowed_models),
-                &to_json_list(&s.allowed_ips),
-                &count_to_sql(s.quotas.total),
-                &count_to_sql(s.quotas.daily),
-                &count_to_sql(s.quotas.weekly),
-                &count_to_sql(s.quotas.monthly),
-                &count_to_sql(s.rate_limit.map(|r| r.count)),
-                &s.rate_limit.map(|r| rate_unit_sql(r.unit)),
-                &count_to_sql(s.credit_limit),
-                &s.expires_at.map(to_millis),
-                &key.state.as_str(),
-                &key.revoked_at.map(to_millis),
-                &key.revoke_reason,
-                &key.rotated_to,
-            ],
+        let mut args = settings_params(&key.settings);
+        args.push(Box::new(key.state.as_str()));
+        args.push(Box::new(key.revoked_at.map(to_millis)));
+        args.push(Box::new(key.revoke_reason.clone()));
+        args.push(Box::new(key.rotated_to.clone()));
+        args.push(Box::new(key.id.clone()));
+        let changed = self.exec_owned(
+            concat!(
+                "UPDATE keys SET (",
+                settings_columns!(),
+                ", state, revoked_at, revoke_reason, rotated_to) = \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                 $18, $19, $20, $21) WHERE id = $22"
+            ),
+            &args,
         )?;
         if changed == 1 {
             Ok(())
@@ -1101,38 +1073,8 @@ impl Txn for PgTxn<'_> {
         query: &AuditQuery,
         sink: &mut dyn FnMut(&StoredAuditEvent) -> io::Result<()>,
     ) -> Result<()> {
-        let mut args: Vec<Param> = Vec::new();
-        let mut conds: Vec<String> = Vec::new();
-        if let Some(k) = &query.key_id {
-            args.push(Box::new(k.clone()));
-            conds.push(format!("key_id = ${}", args.len()));
-        }
-        if !query.key_ids.is_empty() {
-            args.push(Box::new(query.key_ids.clone()));
-            conds.push(format!("key_id = ANY(${})", args.len()));
-        }
-        if let Some(t) = query.since {
-            args.push(Box::new(to_millis(t)));
-            conds.push(format!("at >= ${}", args.len()));
-        }
-        if let Some(a) = &query.action {
-            args.push(Box::new(a.clone()));
-            conds.push(format!("action = ${}", args.len()));
-        }
-        let filter = if conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conds.join(" AND "))
-        };
-        let order = if query.newest_first { "DESC" } else { "ASC" };
-        let limit = query
-            .limit
-            .map(|n| format!(" LIMIT {}", n.min(i64::MAX as u64)))
-            .unwrap_or_default();
-        let sql = format!(
-            "SELECT seq, at, actor, action, key_id, details, prev_hash, hash FROM audit_events \
-             {filter} ORDER BY seq {order}{limit}"
-        );
+        let (sql, args) = select::audit(query, |n| format!("${n}"));
+        let args: Vec<Param> = args.iter().map(param).collect();
         self.stream(&sql, &args, &mut |row| {
             let stored = (|| -> std::result::Result<StoredAuditEvent, String> {
                 Ok(StoredAuditEvent {
@@ -1221,9 +1163,9 @@ impl Txn for PgTxn<'_> {
                 let mut slots = Vec::with_capacity(columns.len());
                 for ((name, kind), value) in columns.iter().zip(row) {
                     args.push(match (kind, value) {
-                        (Kind::Integer, Value::Integer(n)) => Box::new(*n),
-                        (Kind::Text, Value::Text(t)) => Box::new(t.clone()),
-                        (Kind::Blob, Value::Blob(b)) => Box::new(b.clone()),
+                        (Kind::Integer, Value::Integer(_))
+                        | (Kind::Text, Value::Text(_))
+                        | (Kind::Blob, Value::Blob(_)) => param(value),
                         (Kind::Integer, Value::Null) => Box::new(None::<i64>),
                         (Kind::Text, Value::Null) => Box::new(None::<String>),
                         (Kind::Blob, Value::Null) => Box::new(None::<Vec<u8>>),

@@ -18,9 +18,10 @@ use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
 use crate::core::time::{from_millis, to_millis};
+use crate::store::select;
 use crate::store::{
-    AuditHead, AuditQuery, ErrorKind, KeyQuery, LogCursor, RequestQuery, Result, SortBy,
-    StoreError, StoredAuditEvent, Table, Txn, Value,
+    AuditHead, AuditQuery, ErrorKind, KeyQuery, LogCursor, RequestQuery, Result, StoreError,
+    StoredAuditEvent, Table, Txn, Value,
 };
 
 /// The longest rolling window (monthly quota: 30 days), in milliseconds.
@@ -59,10 +60,20 @@ const POOL_WINDOW_SQL: &str = "SELECT n FROM pool_events \
     WHERE pool_id = (SELECT pool_id FROM keys WHERE id = ?1) AND at > ?2 \
     ORDER BY at, n LIMIT 1";
 
-/// The derived status in SQL; the same precedence as `model::derive_status`.
-const STATUS_SQL: &str = "CASE WHEN k.state = 'revoked' THEN 'revoked' \
-    WHEN k.state = 'disabled' THEN 'disabled' \
-    WHEN k.expires_at IS NOT NULL AND k.expires_at <= ?1 THEN 'expired' ELSE 'active' END";
+/// How SQLite spells the key listing (`select::keys`).
+const KEY_DIALECT: select::KeyDialect = select::KeyDialect {
+    slot: |n| format!("?{n}"),
+    contains: |haystack, needle, fold| {
+        if fold {
+            format!("instr(lower({haystack}), {needle}) > 0")
+        } else {
+            format!("instr({haystack}, {needle}) > 0")
+        }
+    },
+    select: select_keys!(),
+    name_order: "k.name COLLATE NOCASE, k.seq",
+    now: "?1",
+};
 
 fn conversion_error(col: usize, msg: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -87,6 +98,16 @@ fn json_list(row: &Row, col: usize, field: &str) -> rusqlite::Result<Vec<String>
             format!("key {id} has a damaged {field} value (not a list of strings)"),
         )
     })
+}
+
+/// A stored value as rusqlite binds it.
+fn sql_value(v: &Value) -> SqlValue {
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Integer(n) => SqlValue::Integer(*n),
+        Value::Text(t) => SqlValue::Text(t.clone()),
+        Value::Blob(b) => SqlValue::Blob(b.clone()),
+    }
 }
 
 fn to_json_list(items: &[String]) -> String {
@@ -215,50 +236,10 @@ impl SqliteTxn<'_> {
         after: Option<i64>,
         sink: &mut dyn FnMut(&RequestRow) -> io::Result<()>,
     ) -> Result<()> {
-        let mut args: Vec<SqlValue> = Vec::new();
-        let mut conds: Vec<String> = Vec::new();
-        let mut push = |cond: &str, v: SqlValue| {
-            args.push(v);
-            conds.push(format!("{cond} ?{}", args.len()));
-        };
-        if let Some(k) = &query.key_id {
-            push("key_id =", SqlValue::Text(k.clone()));
-        }
-        if let Some(t) = query.since {
-            push("at >=", SqlValue::Integer(to_millis(t)));
-        }
-        if let Some(t) = query.until {
-            push("at <", SqlValue::Integer(to_millis(t)));
-        }
-        if let Some(st) = query.http_status {
-            push("http_status =", SqlValue::Integer(i64::from(st)));
-        }
-        if let Some(c) = &query.code {
-            push("code =", SqlValue::Text(c.clone()));
-        }
-        if let Some(ip) = &query.ip {
-            push("ip =", SqlValue::Text(ip.clone()));
-        }
-        if let Some(seq) = after {
-            push("seq >", SqlValue::Integer(seq));
-        }
-        let filter = if conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conds.join(" AND "))
-        };
-        let (order, limit) = match (after, query.limit) {
-            (Some(_), _) => ("ASC", String::new()),
-            (None, Some(n)) => ("DESC", format!(" LIMIT {}", n.min(i64::MAX as u64))),
-            (None, None) => ("DESC", String::new()),
-        };
-        let sql = format!(
-            "SELECT seq, at, key_id, key_name, endpoint, http_status, code, ip, duration_ms, credits \
-             FROM requests {filter} ORDER BY seq {order}{limit}"
-        );
+        let (sql, args) = select::requests(query, after, |n| format!("?{n}"));
         let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt
-            .query(rusqlite::params_from_iter(args))
+            .query(rusqlite::params_from_iter(args.iter().map(sql_value)))
             .map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let r = (|| -> rusqlite::Result<RequestRow> {
@@ -424,49 +405,10 @@ impl Txn for SqliteTxn<'_> {
         now: DateTime<Utc>,
         sink: &mut dyn FnMut(&KeyRecord) -> io::Result<()>,
     ) -> Result<StatusCounts> {
-        let mut args: Vec<SqlValue> = vec![SqlValue::Integer(to_millis(now))];
-        // ?1 (now) is always bound, so the statement always names it.
-        let mut conds: Vec<String> = vec!["?1 IS NOT NULL".into()];
-        if !query.statuses.is_empty() {
-            let list: Vec<String> = query
-                .statuses
-                .iter()
-                .map(|s| format!("'{}'", s.as_str()))
-                .collect();
-            conds.push(format!("({STATUS_SQL}) IN ({})", list.join(", ")));
-        } else if !query.include_revoked {
-            conds.push("k.state != 'revoked'".into());
-        }
-        for (column, value) in [
-            ("k.category", &query.category),
-            ("k.owner", &query.owner),
-            ("k.deployment", &query.deployment),
-            ("k.grp", &query.group),
-        ] {
-            if let Some(v) = value {
-                args.push(SqlValue::Text(v.clone()));
-                conds.push(format!("{column} = ?{}", args.len()));
-            }
-        }
-        if let Some(text) = &query.search {
-            args.push(SqlValue::Text(text.to_lowercase()));
-            let n = args.len();
-            conds.push(format!(
-                "(instr(lower(k.name), ?{n}) > 0 OR instr(lower(coalesce(k.description, '')), ?{n}) > 0 \
-                 OR instr(k.id, ?{n}) > 0 OR instr(lower(k.key_prefix), ?{n}) > 0)"
-            ));
-        }
-        let filter = format!("WHERE {}", conds.join(" AND "));
-        let order = match query.sort {
-            SortBy::Name => "k.name COLLATE NOCASE, k.seq",
-            SortBy::Created => "k.seq DESC",
-            SortBy::LastUsed => "k.last_used_at IS NULL, k.last_used_at DESC, k.seq DESC",
-            SortBy::Expires => "k.expires_at IS NULL, k.expires_at, k.seq DESC",
-        };
-        let sql = format!(concat!(select_keys!(), " {} ORDER BY {}"), filter, order);
+        let (sql, args) = select::keys(query, now, &KEY_DIALECT);
         let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt
-            .query(rusqlite::params_from_iter(args))
+            .query(rusqlite::params_from_iter(args.iter().map(sql_value)))
             .map_err(|e| self.err(e))?;
         let mut counts = StatusCounts::default();
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
@@ -856,45 +798,10 @@ impl Txn for SqliteTxn<'_> {
         query: &AuditQuery,
         sink: &mut dyn FnMut(&StoredAuditEvent) -> io::Result<()>,
     ) -> Result<()> {
-        let mut args: Vec<SqlValue> = Vec::new();
-        let mut conds: Vec<String> = Vec::new();
-        if let Some(k) = &query.key_id {
-            args.push(SqlValue::Text(k.clone()));
-            conds.push(format!("key_id = ?{}", args.len()));
-        }
-        if !query.key_ids.is_empty() {
-            let mut slots = Vec::with_capacity(query.key_ids.len());
-            for k in &query.key_ids {
-                args.push(SqlValue::Text(k.clone()));
-                slots.push(format!("?{}", args.len()));
-            }
-            conds.push(format!("key_id IN ({})", slots.join(", ")));
-        }
-        if let Some(t) = query.since {
-            args.push(SqlValue::Integer(to_millis(t)));
-            conds.push(format!("at >= ?{}", args.len()));
-        }
-        if let Some(a) = &query.action {
-            args.push(SqlValue::Text(a.clone()));
-            conds.push(format!("action = ?{}", args.len()));
-        }
-        let filter = if conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conds.join(" AND "))
-        };
-        let order = if query.newest_first { "DESC" } else { "ASC" };
-        let limit = query
-            .limit
-            .map(|n| format!(" LIMIT {}", n.min(i64::MAX as u64)))
-            .unwrap_or_default();
-        let sql = format!(
-            "SELECT seq, at, actor, action, key_id, details, prev_hash, hash FROM audit_events \
-             {filter} ORDER BY seq {order}{limit}"
-        );
+        let (sql, args) = select::audit(query, |n| format!("?{n}"));
         let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt
-            .query(rusqlite::params_from_iter(args))
+            .query(rusqlite::params_from_iter(args.iter().map(sql_value)))
             .map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let stored = (|| -> rusqlite::Result<StoredAuditEvent> {
@@ -996,13 +903,7 @@ impl Txn for SqliteTxn<'_> {
         );
         let mut stmt = self.tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
         for row in rows {
-            let values = row.iter().map(|v| match v {
-                Value::Null => SqlValue::Null,
-                Value::Integer(n) => SqlValue::Integer(*n),
-                Value::Text(t) => SqlValue::Text(t.clone()),
-                Value::Blob(b) => SqlValue::Blob(b.clone()),
-            });
-            stmt.execute(rusqlite::params_from_iter(values))
+            stmt.execute(rusqlite::params_from_iter(row.iter().map(sql_value)))
                 .map_err(|e| sql_error(self.path, e))?;
         }
         Ok(())
