@@ -318,3 +318,31 @@ fn masked_urls_hide_every_form_of_password() {
     );
     assert_eq!(masked("postgres://u@h/db"), "postgres://u@h/db");
 }
+
+/// SPEC §6: one-shot `verify` on a store it cannot reach answers `unavailable`
+/// (`Key store unavailable`, exit 22) and says why in one line on stderr, without
+/// the password.
+#[test]
+fn one_shot_verify_on_an_unreachable_host_answers_unavailable() {
+    let env = TestEnv::new();
+    let url = format!(
+        "postgres://admin:{PASSWORD}@127.0.0.1:{}/keys?connect_timeout=5",
+        closed_port()
+    );
+    let out = env
+        .keyctl(&["verify"])
+        .stdin(b"sk_live_whatever\n")
+        .with(|c| {
+            c.env("KEYCTL_DB", &url);
+        })
+        .run();
+    assert_eq!(out.code, Some(22), "{out}");
+    assert_eq!(out.stdout, "Key store unavailable\n", "{out}");
+    out.no_panic();
+    assert_eq!(out.stderr.lines().count(), 1, "{out}");
+    assert!(out.stderr.contains(&masked(&url)), "names the store\n{out}");
+    assert!(
+        !out.stderr.contains(PASSWORD),
+        "the password is shown\n{out}"
+    );
+}
