@@ -323,9 +323,14 @@ fn a_schema_that_does_not_match_its_version_is_one_line_without_sql() {
     for (tampering, all_fail) in tamperings {
         let env = TestEnv::initialized();
         let k = env.create("a", &[]);
-        or_skip!(env.sqlite_only("tampers with the SQLite schema"))
-            .execute_batch(tampering)
-            .unwrap();
+        // A dropped or renamed column or table is plain SQL on both backends; the
+        // version lives in SQLite's user_version.
+        if tampering.starts_with("PRAGMA")
+            && !sqlite_only_test("a wrong version stamped into SQLite's user_version")
+        {
+            continue;
+        }
+        env.tamper(tampering);
         let mut before = env.snapshot();
         let mut failed = 0;
         for command in commands {
