@@ -2,7 +2,8 @@
 //! message (a password inside a `--db` or `copy --to` URL is refused, exit 2; errors
 //! show the URL with `***`), and each way of not getting to a store — a wrong
 //! password, an unreachable host, TLS the server refuses, a database without a keyctl
-//! store — is one line, exit 1, without the password.
+//! store — is one line, exit 1, without the password; a schema that needs a newer
+//! keyctl says so in one line.
 //!
 //! The tests that need a real server take the one `KEYCTL_TEST_PG` names (`pg`); a
 //! wrong password is answered by a stand-in server here, since the throwaway cluster
@@ -345,4 +346,43 @@ fn one_shot_verify_on_an_unreachable_host_answers_unavailable() {
         !out.stderr.contains(PASSWORD),
         "the password is shown\n{out}"
     );
+}
+
+/// SPEC §6: each schema records the oldest keyctl that can use it. A schema that needs
+/// a newer keyctl is one line, exit 1, for every command (`migrate` too) and changes
+/// nothing; a newer schema that this keyctl can still use is used.
+#[test]
+fn a_schema_that_needs_a_newer_keyctl_says_so_in_one_line() {
+    needs_server!();
+    let database = fresh_database();
+    let env = TestEnv::new();
+    run_on(&env, &database.url, &["init"]).ok();
+    run_on(&env, &database.url, &["create", "--name", "k"]).ok();
+    psql(
+        &database.url,
+        &format!("INSERT INTO {PG_SCHEMA}.schema_meta VALUES (99, '99.0.0', 0)"),
+    );
+    let before = database.table_digests();
+    for args in [
+        &["list"][..],
+        &["create", "--name", "z"],
+        &["audit", "verify"],
+        &["migrate"],
+    ] {
+        let out = run_on(&env, &database.url, args);
+        let line = out.fails(1);
+        assert!(
+            line.contains(&masked(&database.url))
+                && line.contains("99.0.0")
+                && line.contains("upgrade keyctl"),
+            "{args:?}: {line}"
+        );
+        assert_eq!(database.table_digests(), before, "{args:?} wrote");
+    }
+    psql(
+        &database.url,
+        &format!("UPDATE {PG_SCHEMA}.schema_meta SET min_keyctl = '0.0.1' WHERE version = 99"),
+    );
+    let out = run_on(&env, &database.url, &["list", "--json"]);
+    assert_eq!(names(out.json().as_array().unwrap()), ["k"], "{out}");
 }
