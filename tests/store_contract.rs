@@ -1331,6 +1331,39 @@ fn postgres_failures_are_one_line_without_the_password() {
     }
 }
 
+/// A role that logs in with a password: the right one (from the URL, as `KEYCTL_DB`
+/// may carry it) opens the store, a wrong one is one line without it.
+#[test]
+fn a_wrong_password_is_one_line_without_the_password() {
+    let name = pg::fresh_database_name();
+    let mut admin = pg::admin_client();
+    // Roles are cluster-wide: create it once, whichever test binary runs first.
+    let _ = admin.batch_execute("CREATE ROLE keyctl_pw LOGIN PASSWORD 'right-one'");
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} OWNER TO keyctl_pw"))
+        .unwrap();
+    let (endpoint, _) = pg::tls_endpoint();
+    let url = |password: &str| {
+        Location::parse(&format!(
+            "postgres://keyctl_pw:{password}@{endpoint}/{name}?sslmode=disable"
+        ))
+        .unwrap()
+    };
+    let e = open(&url("wrong-one"), &create()).err().unwrap();
+    let text = e.to_string();
+    assert_eq!(e.kind(), Some(ErrorKind::Unavailable), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "cannot log in to PostgreSQL at postgres://keyctl_pw:***@{endpoint}/{name}"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-one") && !format!("{e:?}").contains("wrong-one"));
+    assert_eq!(text.lines().count(), 1);
+    let (_, created) = open(&url("right-one"), &create()).unwrap();
+    assert!(created);
+}
+
 /// A handle whose connection the server dropped (a restart, an administrator) fails
 /// the transaction it was in, nothing of which commits, and reconnects at the next
 /// begin: a long `verify --stream` keeps going.
