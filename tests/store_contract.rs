@@ -1471,6 +1471,33 @@ fn postgres_tls_modes_check_what_libpq_checks() {
     assert!(encrypted >= 1);
 }
 
+// ---- story 7c: `keyctl migrate` on a current store changes nothing ----
+
+fn migrating_a_current_store_changes_nothing(location: &Location) {
+    assert_eq!(
+        keyctl::store::migrate(location).err().map(|e| e.kind()),
+        Some(Some(ErrorKind::NotFound)),
+        "no store yet"
+    );
+    let (_, k) = numbered_key(1, "kept");
+    insert(handle(location).as_mut(), &k);
+    let before = dump_all(location);
+    let (from, to) = keyctl::store::migrate(location).unwrap();
+    assert_eq!(from, to);
+    assert_eq!(keyctl::store::migrate(location).unwrap(), (from, to));
+    assert_eq!(dump_all(location), before);
+}
+
+#[test]
+fn migrating_a_current_store_changes_nothing_sqlite() {
+    on_sqlite(migrating_a_current_store_changes_nothing);
+}
+
+#[test]
+fn migrating_a_current_store_changes_nothing_postgres() {
+    on_postgres(migrating_a_current_store_changes_nothing);
+}
+
 /// SQLite-only: the schema version a store of this keyctl carries (one per migration).
 fn current_schema_version() -> i64 {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/sqlite/migrations");
@@ -1516,6 +1543,11 @@ fn a_schema_1_store_migrates_to_the_current_schema_and_its_keys_read_back() {
     assert_eq!(user_version(&path), 1);
 
     let location = Location::Sqlite(path.clone());
+    // `keyctl migrate` (what opening does anyway on SQLite) says what it did.
+    assert_eq!(
+        keyctl::store::migrate(&location).unwrap(),
+        (1, current_schema_version())
+    );
     let (mut store, created) = open(&location, &OpenOptions::default()).unwrap();
     assert!(!created);
     assert_eq!(user_version(&path), current_schema_version());
