@@ -117,7 +117,21 @@ fn connect(location: &PgLocation) -> Result<Client> {
     if config.get_user().is_none() {
         config.user(&location.user_name());
     }
+    // As libpq: no host means PGHOST, else the local socket folder (Debian's).
+    if config.get_hosts().is_empty() {
+        let host = std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into());
+        config.host(&host);
+        if let Some(port) = std::env::var("PGPORT").ok().and_then(|p| p.parse().ok()) {
+            config.port(port);
+        }
+    }
+    // As libpq: a unix socket never uses TLS, whatever sslmode says.
+    let only_sockets = config
+        .get_hosts()
+        .iter()
+        .all(|h| matches!(h, postgres::config::Host::Unix(_)));
     config.ssl_mode(match location.ssl {
+        _ if only_sockets => postgres::config::SslMode::Disable,
         location::SslMode::Disable => postgres::config::SslMode::Disable,
         location::SslMode::Prefer => postgres::config::SslMode::Prefer,
         _ => postgres::config::SslMode::Require,
