@@ -793,6 +793,79 @@ fn opening_a_current_store_again_changes_nothing_postgres() {
     on_postgres(reopening_migrates_nothing);
 }
 
+// ---- story 6b: verifiers and administrators at once ----
+
+/// API hosts verify one key while administrators edit it, create keys under a key
+/// limit and append audit events: the quota is exact, every request is counted once,
+/// every administrator's change lands (retried if the backend asks), the chain stays
+/// gapless.
+fn verifiers_and_admins_at_once(location: &Location) {
+    const VERIFIERS: usize = 4;
+    const EACH: usize = 20;
+    const QUOTA: u64 = 30;
+    const EDITS: usize = 8;
+    let (secret, mut busy) = numbered_key(1, "busy");
+    busy.settings.quotas.total = Some(QUOTA);
+    {
+        let mut store = handle(location);
+        insert(store.as_mut(), &busy);
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        tx.set_setting("max-keys", Some("100")).unwrap();
+        tx.commit().unwrap();
+    }
+    let outcomes = run_concurrently(location, VERIFIERS + 2, |store, t| {
+        if t < VERIFIERS {
+            return (0..EACH)
+                .map(|i| verify_at(store, &secret, now(), &format!("/{t}/{i}")).outcome)
+                .collect();
+        }
+        for i in 0..EDITS {
+            let n = (t << 8 | i) as u32;
+            let (_, extra) = numbered_key(n, &format!("extra-{t}-{i}"));
+            with_retry(5, || {
+                let mut tx = store.begin(Intent::Admin)?;
+                let mut k = tx.key_by_id(&busy.id)?.unwrap();
+                k.settings.description = Some(format!("edit {t}/{i}"));
+                tx.update_key(&k)?;
+                let settings = tx.settings()?;
+                keyctl::app::keys::check_can_add(
+                    tx.as_ref(),
+                    &settings,
+                    &extra.settings.name,
+                    now(),
+                )?;
+                tx.insert_key(&extra)?;
+                append_audit(tx.as_mut(), audit_event("edited", Some(&k.id), "{}"))?;
+                Ok(tx.commit()?)
+            })
+            .unwrap();
+        }
+        Vec::new()
+    });
+    let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+    assert_eq!(outcomes.len(), VERIFIERS * EACH);
+    assert_accepts_exactly(&outcomes, QUOTA, &Outcome::QuotaExceeded("total"));
+    let mut store = handle(location);
+    let events = audit_trail(store.as_mut());
+    assert_eq!(events.len(), 2 * EDITS);
+    assert_chain_intact(&events);
+    let tx = store.begin(Intent::Read).unwrap();
+    let k = tx.key_by_id(&busy.id).unwrap().unwrap();
+    assert_eq!(k.events_total, (VERIFIERS * EACH) as u64);
+    assert_eq!(k.accepted_total, QUOTA);
+    assert_eq!(tx.count_limited(now()).unwrap(), 1 + 2 * EDITS as u64);
+}
+
+#[test]
+fn verifiers_and_administrators_at_once_stay_exact_sqlite() {
+    on_sqlite(verifiers_and_admins_at_once);
+}
+
+#[test]
+fn verifiers_and_administrators_at_once_stay_exact_postgres() {
+    on_postgres(verifiers_and_admins_at_once);
+}
+
 // ---- story 7b: listing orders and filters keys the same way everywhere ----
 
 fn listing_orders_and_filters_alike(location: &Location) {
@@ -1372,14 +1445,28 @@ fn a_dropped_connection_fails_its_transaction_and_the_next_begin_reconnects() {
     let mut store = handle(&location);
     insert(store.as_mut(), &k);
     let name = pg::database_of(&location);
+    // Ends every connection to the store's database, and waits until they are gone.
     let kill = || {
-        pg::admin_client()
+        let mut admin = pg::admin_client();
+        admin
             .execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                  WHERE datname = $1 AND pid <> pg_backend_pid()",
                 &[&name],
             )
             .unwrap();
+        let left = |admin: &mut postgres::Client| -> i64 {
+            admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                    &[&name],
+                )
+                .unwrap()
+                .get(0)
+        };
+        while left(&mut admin) > 0 {
+            thread::yield_now();
+        }
     };
     // Mid-transaction: the write is lost with the connection, and said so.
     {
