@@ -77,9 +77,21 @@ def run_once(argv, env=None, stdin=None):
     return elapsed, usage.ru_maxrss
 
 
+AGAINST = None
+
+
+def vs(argv, env, stdin=None):
+    """The baseline of a keyctl command with --against: the same command run by the
+    other build."""
+    return lambda: run_once([AGAINST] + argv, env, stdin)
+
+
 def side_by_side(name, ours, baseline, runs, target, warmup=1, rss=None):
     """Alternates ours/baseline `runs` times; each is () -> (secs, _). `rss` is a
     () -> KiB measuring keyctl's peak memory in a separate run."""
+    if AGAINST:
+        target = "no worse than before (about 1.0x)"
+        name = re.sub(r" \(vs [^)]*\)$| vs /bin/true$", "", name) + " (vs the other build)"
     for _ in range(warmup):
         ours()
         baseline()
@@ -126,7 +138,12 @@ def main():
                     help="comma-separated figures to run: list,create,batch,verify,stream")
     ap.add_argument("--history", type=int, default=1_000_000,
                     help="requests recorded for the heavy key in its last 30 days")
+    ap.add_argument("--against", metavar="KEYCTL",
+                    help="another keyctl build (e.g. of an older commit) run as every "
+                         "figure's baseline instead, on the same stores: before/after")
     args = ap.parse_args()
+    global AGAINST
+    AGAINST = args.against and os.path.abspath(args.against)
     for tool, package in (("sqlite3", "sqlite3"), ("/usr/bin/time", "time")):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed: apt-get install -y {package}")
@@ -145,7 +162,7 @@ def main():
       rows.append(side_by_side(
         f"list --json, {args.keys} keys (vs sqlite3 -json)",
         lambda: run_once([KEYCTL, "list", "--json"], env),
-        lambda: run_once(["sqlite3", "-json", store, sql], env),
+        vs(["list", "--json"], env) if AGAINST else lambda: run_once(["sqlite3", "-json", store, sql], env),
         args.runs, "<= 1.0x, peak <= 16 MiB",
         rss=lambda: peak_rss_kib([KEYCTL, "list", "--json"], env)))
 
@@ -157,7 +174,9 @@ def main():
         f"create (one process, {args.keys}-key store) vs /bin/true",
         lambda: run_once([KEYCTL, "create", "--name", f"bench-create-{time.time_ns()}-{next(counter)}",
                           "--quiet"], dict(env, KEYCTL_DB=create_store)),
-        lambda: run_once(["/bin/true"], env),
+        (lambda: run_once([AGAINST, "create", "--name", f"bench-create-{time.time_ns()}-{next(counter)}",
+                           "--quiet"], dict(env, KEYCTL_DB=create_store))) if AGAINST
+        else lambda: run_once(["/bin/true"], env),
         max(args.runs, 20), "report",
         rss=lambda: peak_rss_kib([KEYCTL, "create", "--name", f"bench-rss-{time.time_ns()}", "--quiet"], env)))
 
@@ -169,7 +188,8 @@ def main():
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{platform.platform()}, load average {os.getloadavg()[0]:.2f} at the end; "
           f"sqlite3 {subprocess.run(['sqlite3', '--version'], capture_output=True, text=True).stdout.split()[0]}; "
-          f"{args.keys} keys, {args.runs} runs per figure unless noted")
+          f"{args.keys} keys, {args.runs} runs per figure unless noted"
+          + (f"; baseline of every figure: {AGAINST}" if AGAINST else ""))
     print()
     print_table(rows)
     for path in _STDIN_FILES.values():
@@ -212,6 +232,8 @@ def batch_figure(args, env):
 
     def baseline():
         fresh(base_db)
+        if AGAINST:
+            return run_once([AGAINST, "create", "--batch", lines, "-q"], dict(env, KEYCTL_DB=base_db))
         return run_once([BARE, rows_db, base_db], env)
 
     ours()  # make rows_db before the first baseline run
@@ -264,21 +286,31 @@ def verify_figures(args, env, store, want):
         rows.append(side_by_side(
             f"verify --no-record, {args.keys}-key store (vs sqlite3 indexed lookup)",
             lambda: run_once([KEYCTL, "verify", "--no-record"], env, plain),
-            lambda: run_once(lookup, env), runs, "<= 1.0x"))
+            vs(["verify", "--no-record"], env, plain) if AGAINST else lambda: run_once(lookup, env),
+            runs, "<= 1.0x"))
         rows.append(side_by_side(
             f"verify, recorded, {args.keys}-key store (vs sqlite3 indexed lookup)",
             lambda: run_once([KEYCTL, "verify"], env, plain),
-            lambda: run_once(lookup, env), runs, "<= 1.6x, peak <= 8 MiB",
+            vs(["verify"], env, plain) if AGAINST else lambda: run_once(lookup, env),
+            runs, "<= 1.6x, peak <= 8 MiB",
             rss=lambda: peak_rss_kib([KEYCTL, "verify"], env, plain)))
         rows.append(side_by_side(
             f"verify, key with {args.history} requests in 30 d (vs fresh key), all limits set",
             lambda: run_once([KEYCTL, "verify"], env, heavy),
-            lambda: run_once([KEYCTL, "verify"], env, fresh), runs, "<= 1.2x"))
+            vs(["verify"], env, heavy) if AGAINST else lambda: run_once([KEYCTL, "verify"], env, fresh),
+            runs, "<= 1.2x"))
     if want("stream"):
         n = 20_000
         for label, secret in (("no limits", plain), ("every limit set", fresh)):
             lines = b"".join(b'{"key":"' + secret.strip() + b'","ip":"10.0.0.1","cost":1}\n'
                              for _ in range(n))
+            name = f"verify --stream, {n} recorded requests, key with {label}"
+            if AGAINST:
+                rows.append(side_by_side(
+                    name, lambda: run_once([KEYCTL, "verify", "--stream"], env, lines),
+                    vs(["verify", "--stream"], env, lines), max(args.runs, 3), ">= 8000/s"))
+                rows[-1]["rate"] = n / rows[-1]["keyctl"]
+                continue
             times = []
             for _ in range(max(args.runs, 3)):
                 times.append(run_once([KEYCTL, "verify", "--stream"], env, lines)[0])

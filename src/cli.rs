@@ -35,8 +35,16 @@ pub struct EnvVar {
 pub const ENVIRONMENT: &[EnvVar] = &[
     EnvVar {
         name: "KEYCTL_DB",
-        short: "the key store file, like --db",
-        long: "Path of the key store, like --db (which wins when both are given).",
+        short: "the key store (a file or a postgres:// URL), like --db",
+        long: "The key store, like --db (which wins when both are given): a file path, \
+               or a postgres:// URL, which here may hold its password.",
+    },
+    EnvVar {
+        name: "PGPASSWORD, PGPASSFILE",
+        short: "the PostgreSQL password, or the file of passwords (~/.pgpass)",
+        long: "The password of a PostgreSQL store whose URL has none: PGPASSWORD, else \
+               the matching line of PGPASSFILE (default ~/.pgpass, used only when its \
+               mode is 0600 or stricter), as libpq reads them.",
     },
     EnvVar {
         name: "KEYCTL_ACTOR",
@@ -95,8 +103,8 @@ fn root_help_template() -> String {
 #[command(
     name = "keyctl",
     version = VERSION,
-    about = "Administer API keys in a local SQLite store",
-    long_about = "Administer API keys in a local SQLite store: create keys and see them once, \
+    about = "Administer API keys in an SQLite file or a shared PostgreSQL database",
+    long_about = "Administer API keys in an SQLite file or a shared PostgreSQL database: create keys and see them once, \
                   list, inspect and configure them. Only SHA-256 hashes of secrets are stored.",
     after_help = after_help(),
     help_template = root_help_template(),
@@ -145,6 +153,17 @@ pub enum Command {
     Audit(AuditArgs),
     /// Write a consistent copy of the store
     Backup(BackupArgs),
+    /// Copy the whole store into a new one, SQLite or PostgreSQL
+    ///
+    /// Keys, settings, the request log, counters and the audit trail are copied
+    /// verbatim from one consistent snapshot, so `keyctl audit verify` prints the same
+    /// head on both; the head is printed. The target must hold no keyctl store yet.
+    Copy(CopyStoreArgs),
+    /// Bring the store's schema up to this keyctl's
+    ///
+    /// On PostgreSQL the only way an existing schema changes: the hosts of a fleet
+    /// never upgrade it by themselves. On SQLite every command migrates on open.
+    Migrate,
     /// Read and change store settings
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -370,6 +389,13 @@ pub struct UsageArgs {
         allow_negative_numbers = true
     )]
     pub days: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyStoreArgs {
+    /// The new store: a file path or a postgres:// URL (no password in it)
+    #[arg(long, value_name = "PATH|URL")]
+    pub to: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -701,7 +727,11 @@ where
     T: Into<OsString> + Clone,
 {
     let mut matches = command().try_get_matches_from(args)?;
-    <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+    // A password may come from KEYCTL_DB but never from argv: remember which it was.
+    let from_argv = matches.value_source("db") == Some(clap::parser::ValueSource::CommandLine);
+    let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)?;
+    cli.global.db_from_argv = from_argv;
+    Ok(cli)
 }
 
 #[cfg(test)]

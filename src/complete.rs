@@ -193,11 +193,18 @@ fi
 /// The store the completed command would use: its `--db`, else `KEYCTL_DB`, else the
 /// default (resolved as the commands resolve it).
 fn store_location() -> Option<Location> {
-    let given = match COMPLETION_DB.get() {
-        Some(p) => Some(p.clone()),
-        None => std::env::var_os("KEYCTL_DB").map(PathBuf::from),
+    let (given, flag, from_argv) = match COMPLETION_DB.get() {
+        Some(p) => (Some(p.clone()), "--db", true),
+        None => (
+            std::env::var_os("KEYCTL_DB").map(PathBuf::from),
+            "KEYCTL_DB",
+            false,
+        ),
     };
-    crate::context::locate(given.as_deref()).map(|(location, _)| location)
+    crate::context::locate(given.as_deref(), flag, from_argv)
+        .ok()
+        .flatten()
+        .map(|(location, _)| location)
 }
 
 /// The store's keys for which `wanted` holds, as KEYREF candidates: each name that

@@ -25,8 +25,8 @@ pub struct Ctx {
     pub format_explicit: bool,
     pub color: bool,
     pub quiet: bool,
-    /// The one "now" of this command (`KEYCTL_NOW` overrides it, for tests).
-    pub now: DateTime<Utc>,
+    /// The one "now" of this command ([`Ctx::now`]).
+    now: std::cell::Cell<DateTime<Utc>>,
     /// True when `KEYCTL_NOW` fixed the clock (long-running commands then keep it).
     pub now_fixed: bool,
     pub stdout_tty: bool,
@@ -65,23 +65,55 @@ fn os_user_name() -> Option<String> {
     }
 }
 
-/// The store `--db`/`KEYCTL_DB` names (`given`; empty counts as unset), else the
-/// default one, and whether it is the default; None when there is no home folder for
-/// the default.
-pub fn locate(given: Option<&Path>) -> Option<(Location, bool)> {
+/// The store `--db`/`KEYCTL_DB` names (`given`; empty counts as unset: a path, or a
+/// PostgreSQL URL), else the default one, and whether it is the default; None when
+/// there is no home folder for the default. `flag` names where it came from for
+/// messages; `from_argv` refuses a password in it (SPEC §6).
+pub fn locate(
+    given: Option<&Path>,
+    flag: &str,
+    from_argv: bool,
+) -> Result<Option<(Location, bool)>> {
     match given {
-        Some(p) if !p.as_os_str().is_empty() => Some((Location::Sqlite(p.to_path_buf()), false)),
-        _ => store::default_path().map(|p| (Location::Sqlite(p), true)),
+        Some(p) if !p.as_os_str().is_empty() => {
+            Ok(Some((parse_location(p, flag, from_argv)?, false)))
+        }
+        _ => Ok(store::default_path().map(|p| (Location::Sqlite(p), true))),
     }
+}
+
+/// A store location from its text (`--db`, `KEYCTL_DB`, `copy --to`): a `postgres://`
+/// URL or a file path. A password inside a URL on the command line is refused
+/// (exit 2) without echoing it: argv is visible to every user of the machine.
+pub fn parse_location(text: &Path, flag: &str, from_argv: bool) -> Result<Location> {
+    // A path that is not UTF-8 cannot be a URL.
+    let Some(text) = text.to_str() else {
+        return Ok(Location::Sqlite(text.to_path_buf()));
+    };
+    let location =
+        Location::parse(text).map_err(|e| Error::usage(format!("invalid {flag}: {e}")))?;
+    if from_argv && location.password_in_url() {
+        return Err(Error::usage(format!(
+            "{flag} holds a password, and a command line is visible to every user of this machine: \
+             leave it out of the URL and put it in PGPASSWORD or ~/.pgpass (or the whole URL in KEYCTL_DB)"
+        )));
+    }
+    Ok(location)
 }
 
 impl Ctx {
     pub fn from_globals(cli: &GlobalArgs) -> Result<Ctx> {
-        let (db, db_is_default) = locate(cli.db.as_deref()).ok_or_else(|| {
-            Error::runtime(
+        let flag = if cli.db_from_argv {
+            "--db"
+        } else {
+            "KEYCTL_DB"
+        };
+        let (db, db_is_default) =
+            locate(cli.db.as_deref(), flag, cli.db_from_argv)?.ok_or_else(|| {
+                Error::runtime(
                 "cannot find a home folder for the default key store: pass --db or set KEYCTL_DB",
             )
-        })?;
+            })?;
         let actor = std::sync::OnceLock::new();
         if let Some(a) = cli
             .actor
@@ -109,7 +141,7 @@ impl Ctx {
             format_explicit,
             color: stdout_tty && !cli.no_color && !no_color_env,
             quiet: cli.quiet,
-            now,
+            now: std::cell::Cell::new(now),
             now_fixed,
             stdout_tty,
             stdin_tty: io::stdin().is_terminal(),
@@ -130,7 +162,7 @@ impl Ctx {
             format_explicit: false,
             color: false,
             quiet: true,
-            now,
+            now: std::cell::Cell::new(now),
             now_fixed: true,
             stdout_tty: false,
             stdin_tty: false,
@@ -147,12 +179,29 @@ impl Ctx {
         })
     }
 
+    /// The one "now" of this command: `KEYCTL_NOW` when set (tests fix time with it),
+    /// else the host's clock at the start, replaced by the database's clock when a
+    /// PostgreSQL store is opened (SPEC §6: one clock for every host of a fleet).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now.get()
+    }
+
     /// The time now, for commands that run on (`verify --stream`, `logs --follow`).
     pub fn clock(&self) -> DateTime<Utc> {
         if self.now_fixed {
-            self.now
+            self.now()
         } else {
             Utc::now()
+        }
+    }
+
+    /// Where a store transaction takes "now" from: `KEYCTL_NOW` when it fixed the
+    /// clock, else the store's own clock (PostgreSQL's), else the host's.
+    pub fn store_clock(&self) -> store::Clock {
+        if self.now_fixed {
+            store::Clock::Fixed(self.now())
+        } else {
+            store::Clock::Host(Utc::now())
         }
     }
 
@@ -163,7 +212,30 @@ impl Ctx {
 
     /// Opens the store for reading; a missing store is an error.
     pub fn open_read(&self) -> Result<Box<dyn Store>> {
+        let mut store = self.open_for_verify()?;
+        self.take_store_clock(store.as_mut())?;
+        Ok(store)
+    }
+
+    /// [`Ctx::open_read`] without reading the store's clock: verification reads it in
+    /// its own transaction, after locking the key ([`Ctx::store_clock`]).
+    pub fn open_for_verify(&self) -> Result<Box<dyn Store>> {
         Ok(store::open(&self.db, &OpenOptions::default())?.0)
+    }
+
+    /// Makes the store's clock this command's "now" when it has one (PostgreSQL) and
+    /// `KEYCTL_NOW` did not fix it. Read once, when the store is opened: every time
+    /// the command stores is then the database's. (Relative inputs checked before the
+    /// store was opened, like `--expires 30d`, count from the host's clock.)
+    fn take_store_clock(&self, store: &mut dyn Store) -> Result<()> {
+        if self.now_fixed || self.db.sqlite_path().is_some() {
+            return Ok(());
+        }
+        let mut tx = store.begin(store::Intent::Read)?;
+        if let Some(now) = tx.db_clock()? {
+            self.now.set(now);
+        }
+        Ok(())
     }
 
     /// Opens the store for writing, creating it (and saying so) when missing.
@@ -179,7 +251,8 @@ impl Ctx {
             create_parent: self.db_is_default,
             prefix,
         };
-        let (store, created) = store::open(&self.db, &opts)?;
+        let (mut store, created) = store::open(&self.db, &opts)?;
+        self.take_store_clock(store.as_mut())?;
         if created {
             self.note(&format!("created key store at {}", self.db));
         }

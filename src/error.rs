@@ -45,6 +45,9 @@ pub struct Error {
     pub message: String,
     /// The store said running the transaction again may succeed (`app::with_retry`).
     pub retryable: bool,
+    /// The store could not be reached or stayed busy (`ErrorKind::Unavailable` or
+    /// `Retry`): `verify` answers `unavailable` (SPEC §6).
+    pub unavailable: bool,
 }
 
 impl Error {
@@ -53,6 +56,7 @@ impl Error {
             kind,
             message: message.into(),
             retryable: false,
+            unavailable: false,
         }
     }
     pub fn usage(message: impl Into<String>) -> Error {
@@ -66,6 +70,14 @@ impl Error {
     }
     pub fn runtime(message: impl Into<String>) -> Error {
         Error::new(Kind::Runtime, message)
+    }
+    /// The same error, never retried: the transaction has shown something (a secret)
+    /// that running it again would contradict.
+    pub fn final_attempt(self) -> Error {
+        Error {
+            retryable: false,
+            ..self
+        }
     }
 }
 
@@ -131,6 +143,7 @@ impl From<StoreError> for Error {
         };
         Error {
             retryable: kind == ErrorKind::Retry,
+            unavailable: matches!(kind, ErrorKind::Unavailable | ErrorKind::Retry),
             ..Error::runtime(message)
         }
     }

@@ -11,9 +11,17 @@ const HEADING: &str = "Global Options";
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct GlobalArgs {
-    /// Key store file [default: keys.db in the platform data folder]
-    #[arg(long, global = true, env = "KEYCTL_DB", value_name = "PATH", help_heading = HEADING)]
+    /// Key store: an SQLite file, or a postgres:// URL [default: keys.db in the
+    /// platform data folder]
+    ///
+    /// A URL given here must not hold a password (every user of the machine can read a
+    /// command line): put it in KEYCTL_DB, PGPASSWORD or ~/.pgpass.
+    #[arg(long, global = true, env = "KEYCTL_DB", value_name = "PATH|URL", help_heading = HEADING)]
     pub db: Option<PathBuf>,
+
+    /// True when `--db` came from the command line, not from `KEYCTL_DB`.
+    #[arg(skip)]
+    pub db_from_argv: bool,
 
     /// Who performs admin actions [default: the OS user name]
     #[arg(long, global = true, env = "KEYCTL_ACTOR", value_name = "NAME", help_heading = HEADING)]

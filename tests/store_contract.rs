@@ -26,7 +26,7 @@ use keyctl::core::model::{KeySettings, NewKey, RequestRow, State, Status, UsageF
 use keyctl::core::policy::{Outcome, Request};
 use keyctl::core::time::{parse_datetime, to_millis};
 use keyctl::store::{
-    copy_rows, is_empty_target, open, AuditQuery, ErrorKind, Intent, KeyQuery, Location,
+    copy_rows, is_empty_target, open, AuditQuery, Clock, ErrorKind, Intent, KeyQuery, Location,
     OpenOptions, RequestQuery, SortBy, Store, StoredAuditEvent, Table, Txn, Value,
 };
 use tempfile::TempDir;
@@ -102,7 +102,7 @@ fn verify_at(store: &mut dyn Store, secret: &str, at: DateTime<Utc>, endpoint: &
         endpoint: Some(endpoint.to_string()),
         duration_ms: None,
     };
-    verify_one(store, secret, &req, &meta, at, true).unwrap()
+    verify_one(store, secret, &req, &meta, Clock::Fixed(at), true).unwrap()
 }
 
 /// Replaces `old_id` by `successor` (whose `rotated_from` is `old_id`) in `tx`: the old
@@ -612,7 +612,7 @@ fn one_winner_per_name(location: &Location) {
     let results = run_concurrently(location, THREADS, |store, t| {
         let (_, candidate) = numbered_key(t as u32 + 1, "contested");
         // As a command runs it: a backend may ask for the whole transaction again.
-        with_retry(ATTEMPTS, || {
+        with_retry(ATTEMPTS, || -> keyctl::error::Result<String> {
             let mut tx = store.begin(Intent::Admin)?;
             claim_name(tx.as_ref(), "contested", None, now(), "choose another name")?;
             tx.insert_key(&candidate)?;
@@ -660,7 +660,7 @@ fn audit_chain_stays_gapless(location: &Location) {
     run_concurrently(location, THREADS, |store, t| {
         for i in 0..EACH {
             let details = format!(r#"{{"writer":{t},"n":{i}}}"#);
-            with_retry(ATTEMPTS, || {
+            with_retry(ATTEMPTS, || -> keyctl::error::Result<()> {
                 let mut tx = store.begin(Intent::Admin)?;
                 append_audit(tx.as_mut(), audit_event("config", None, &details))?;
                 Ok(tx.commit()?)
@@ -822,7 +822,7 @@ fn verifiers_and_admins_at_once(location: &Location) {
         for i in 0..EDITS {
             let n = (t << 8 | i) as u32;
             let (_, extra) = numbered_key(n, &format!("extra-{t}-{i}"));
-            with_retry(5, || {
+            with_retry(5, || -> keyctl::error::Result<()> {
                 let mut tx = store.begin(Intent::Admin)?;
                 let mut k = tx.key_by_id(&busy.id)?.unwrap();
                 k.settings.description = Some(format!("edit {t}/{i}"));
@@ -1125,7 +1125,9 @@ fn verify_on_db_clock(
     let db = tx.db_clock().unwrap();
     assert_eq!(tx.db_clock().unwrap(), db, "read once per transaction");
     let now = db.unwrap_or_else(|| Utc::now() + offset);
-    let view = tx.load_for_verify(Some(&hash), ip, true, now).unwrap();
+    let view = tx
+        .load_for_verify(Some(&hash), ip, true, Clock::Fixed(now))
+        .unwrap();
     let req = Request {
         ip,
         cost: 1,
@@ -1211,7 +1213,7 @@ fn a_deadlock_is_reported_as_retry_and_a_retried_transaction_succeeds() {
     let retries = std::sync::atomic::AtomicU32::new(0);
     let results = run_concurrently(&location, 2, |store, t| {
         let (first, second) = (&keys[t].id, &keys[1 - t].id);
-        with_retry(5, || {
+        with_retry(5, || -> keyctl::error::Result<()> {
             let run = runs.fetch_add(1, Ordering::SeqCst);
             let mut tx = store.begin(Intent::Admin)?;
             let mut k = tx.key_by_id(first)?.unwrap();
@@ -1276,7 +1278,9 @@ fn a_verification_waits_for_the_key_row_another_holds_and_sees_its_spend() {
     let mut holder = handle(&location);
     let mut tx = holder.begin(Intent::Verify).unwrap();
     let hash = keyctl::core::key::hash_secret(&secret);
-    let view = tx.load_for_verify(Some(&hash), None, true, now()).unwrap();
+    let view = tx
+        .load_for_verify(Some(&hash), None, true, Clock::Fixed(now()))
+        .unwrap();
     assert_eq!(view.key.unwrap().credits_used, 0);
     let outcome = thread::scope(|scope| {
         let waiter =

@@ -1,6 +1,23 @@
 //! The one bounded retry of a whole transaction, for failures the store calls Retry.
 
-use crate::error::Result;
+use crate::store::{ErrorKind, StoreError};
+
+/// An error that may say "running the whole transaction again may succeed".
+pub trait Retryable {
+    fn retryable(&self) -> bool;
+}
+
+impl Retryable for crate::error::Error {
+    fn retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+impl Retryable for StoreError {
+    fn retryable(&self) -> bool {
+        self.kind() == Some(ErrorKind::Retry)
+    }
+}
 
 /// How many times a transaction runs at most. SQLite: once, with no retry, because its
 /// busy timeout (30 s) already waited for the other writer inside the attempt, and the
@@ -11,11 +28,16 @@ pub const ATTEMPTS: u32 = 1;
 /// Runs `transaction` (all of it: begin, work, commit) until it succeeds, fails with
 /// an error that is not retryable, or has run `attempts` times (at least once).
 /// Nothing it does may be seen outside before its commit: print afterwards.
-pub fn with_retry<T>(attempts: u32, mut transaction: impl FnMut() -> Result<T>) -> Result<T> {
+/// A transaction that has shown something that cannot be taken back (a secret) must
+/// make its later errors final ([`crate::error::Error::final_attempt`]).
+pub fn with_retry<T, E: Retryable>(
+    attempts: u32,
+    mut transaction: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let mut left = attempts.max(1);
     loop {
         match transaction() {
-            Err(e) if e.retryable && left > 1 => left -= 1,
+            Err(e) if e.retryable() && left > 1 => left -= 1,
             done => return done,
         }
     }
@@ -26,8 +48,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::error::Error;
-    use crate::store::{ErrorKind, StoreError};
+    use crate::error::{Error, Result};
 
     fn failure(kind: ErrorKind) -> Error {
         StoreError::new(kind, Path::new("k.db"), "key store k.db failed").into()
@@ -56,6 +77,31 @@ mod tests {
             out.err().map(|e| e.message).as_deref(),
             Some("key store k.db failed")
         );
+    }
+
+    #[test]
+    fn a_failure_after_a_secret_was_shown_is_final() {
+        let mut runs = 0;
+        let out: Result<()> = with_retry(3, || {
+            runs += 1;
+            Err(failure(ErrorKind::Retry).final_attempt())
+        });
+        assert_eq!(runs, 1);
+        assert!(out.is_err());
+    }
+
+    #[test]
+    fn a_store_error_asking_for_a_retry_is_retried_as_it_is() {
+        let mut runs = 0;
+        let out = with_retry(2, || {
+            runs += 1;
+            if runs == 1 {
+                Err(StoreError::new(ErrorKind::Retry, Path::new("k.db"), "busy"))
+            } else {
+                Ok(runs)
+            }
+        });
+        assert_eq!(out.ok(), Some(2));
     }
 
     #[test]

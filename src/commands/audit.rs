@@ -53,12 +53,12 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
     let tx = store.begin(Intent::Read)?;
     let key_ids = match &args.keyref {
         None => Vec::new(),
-        Some(r) => chain_of(tx.as_ref(), r, ctx.now)?,
+        Some(r) => chain_of(tx.as_ref(), r, ctx.now())?,
     };
     let query = AuditQuery {
         key_id: None,
         key_ids,
-        since: args.since.and_then(|w| w.spec.before(ctx.now)),
+        since: args.since.and_then(|w| w.spec.before(ctx.now())),
         action: args.action.clone(),
         limit: Some(args.limit),
         newest_first: true,

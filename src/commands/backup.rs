@@ -52,14 +52,9 @@ struct Target {
 
 pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
     let dest = &args.path;
-    // The copy is of a file, and the refusals compare paths with the store's files.
-    let Some(db) = ctx.db.sqlite_path() else {
-        return Err(Error::usage(format!(
-            "backup copies an SQLite store file, and {} is not one: back it up with its database's own tools",
-            ctx.db
-        )));
-    };
-    let target = inspect(dest, db)?;
+    // The refusals compare paths with the store's files; a PostgreSQL store has none
+    // here, and its backup is an SQLite file with `copy`'s content (SPEC §6).
+    let target = inspect(dest, ctx.db.sqlite_path())?;
     if let Some(refused) = refusal(dest, &target, args.force) {
         return Err(refused);
     }
@@ -111,8 +106,9 @@ fn refusal(dest: &Path, target: &Target, force: bool) -> Option<Error> {
     )))
 }
 
-/// Looks at `dest` (following a symlink) and at where `store` and its side files are.
-fn inspect(dest: &Path, store: &Path) -> Result<Target> {
+/// Looks at `dest` (following a symlink) and at where `store` and its side files are
+/// (an SQLite store's; None for a store that is not a file).
+fn inspect(dest: &Path, store: Option<&Path>) -> Result<Target> {
     let cannot = |e: io::Error| Error::runtime(format!("cannot inspect {}: {e}", dest.display()));
     let link = match fs::symlink_metadata(dest) {
         Ok(m) if m.file_type().is_symlink() => Some(fs::read_link(dest).map_err(cannot)?),
@@ -142,7 +138,7 @@ fn inspect(dest: &Path, store: &Path) -> Result<Target> {
         Some(to) if found == Found::Missing => in_resolved_folder(&folder_of(dest).join(to)),
         _ => where_is(&path),
     };
-    let store_file = at.and_then(|at| which_store_file(&at, store));
+    let store_file = at.and_then(|at| which_store_file(&at, store?));
     Ok(Target {
         path,
         link,

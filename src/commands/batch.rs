@@ -168,7 +168,7 @@ fn parse_lines(ctx: &Ctx, lines: Vec<(usize, Vec<u8>)>) -> Result<Vec<(usize, Ke
         let line_error =
             |why: String| Error::usage(format!("line {number}: {}", in_field_words(&why)));
         let (name, fields, mode) = batch_fields(bytes).map_err(line_error)?;
-        let settings = new_settings(&fields, name, ctx.actor(), ctx.now).map_err(line_error)?;
+        let settings = new_settings(&fields, name, ctx.actor(), ctx.now()).map_err(line_error)?;
         if let Some(first) = first_line.insert(settings.name.clone(), number) {
             return Err(Error::usage(format!(
                 "line {number}: the name '{}' is also on line {first} of this batch: names must be unique",
@@ -213,11 +213,13 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
         ));
     }
     let total = parsed.len();
+    // One attempt, never retried (app::retry): the secrets of a batch are drawn as it
+    // runs, and a failure leaves nothing behind, so the user runs it again as a whole.
     let mut store = ctx.open_write()?;
     let mut tx = store.begin(Intent::Bulk)?;
     let settings = tx.settings()?;
-    let mut limit = KeyLimit::read(tx.as_ref(), &settings, ctx.now)?;
-    let now = ctx.now;
+    let mut limit = KeyLimit::read(tx.as_ref(), &settings, ctx.now())?;
+    let now = ctx.now();
     let prefix = settings.key_prefix.clone();
 
     // Two stages on two cores: a producer draws secrets, hashes them and renders the

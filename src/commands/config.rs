@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::audit_event;
 use crate::app::audit::append_audit;
+use crate::app::retry::{with_retry, ATTEMPTS};
 use crate::cli::{ConfigCommand, Format};
 use crate::context::Ctx;
 use crate::core::settings::{default_of, is_known, known_names, normalize, read_stored, SETTINGS};
@@ -88,28 +89,31 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             check_known(&name)?;
             let value = normalize(&name, &value).map_err(Error::usage)?;
             let mut store = ctx.open_write()?;
-            let mut tx = store.begin(Intent::Admin)?;
-            let old = stored(tx.as_ref(), &name)?;
-            let default = default_of(&name).unwrap_or_default();
-            let old_shown = old.clone().unwrap_or_else(|| default.to_string());
-            if old_shown != value || old.is_none() {
-                tx.set_setting(&name, Some(&value))?;
-                append_audit(
-                    &mut *tx,
-                    audit_event(
-                        ctx,
-                        "config",
-                        None,
-                        serde_json::json!({ "setting": name, "old": old_shown, "new": value }),
-                    ),
-                )?;
-            }
-            // Keys that already exist are kept: a lower limit only stops new ones.
-            let over = match tx.settings()?.max_keys.filter(|_| name == "max-keys") {
-                Some(max) => over_limit(tx.count_limited(ctx.now)?, max),
-                None => None,
-            };
-            tx.commit()?;
+            let over = with_retry(ATTEMPTS, || -> Result<Option<String>> {
+                let mut tx = store.begin(Intent::Admin)?;
+                let old = stored(tx.as_ref(), &name)?;
+                let default = default_of(&name).unwrap_or_default();
+                let old_shown = old.clone().unwrap_or_else(|| default.to_string());
+                if old_shown != value || old.is_none() {
+                    tx.set_setting(&name, Some(&value))?;
+                    append_audit(
+                        &mut *tx,
+                        audit_event(
+                            ctx,
+                            "config",
+                            None,
+                            serde_json::json!({ "setting": name, "old": old_shown, "new": value }),
+                        ),
+                    )?;
+                }
+                // Keys that already exist are kept: a lower limit only stops new ones.
+                let over = match tx.settings()?.max_keys.filter(|_| name == "max-keys") {
+                    Some(max) => over_limit(tx.count_limited(ctx.now())?, max),
+                    None => None,
+                };
+                tx.commit()?;
+                Ok(over)
+            })?;
             ctx.note(&format!("{name} = {value}"));
             if let Some(warning) = over {
                 ctx.warn(&warning);

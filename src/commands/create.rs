@@ -7,6 +7,7 @@ use super::audit_event;
 use super::new_key::{generate, insert_key, new_settings};
 use crate::app::audit::append_audit;
 use crate::app::keys::check_can_add;
+use crate::app::retry::{with_retry, ATTEMPTS};
 use crate::cli::{CopyArgs, CreateArgs, Format};
 use crate::context::Ctx;
 use crate::core::inputs;
@@ -52,20 +53,28 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
             ))
         }
     };
-    let settings = new_settings(&fields, name, ctx.actor(), ctx.now).map_err(Error::usage)?;
+    let settings = new_settings(&fields, name, ctx.actor(), ctx.now()).map_err(Error::usage)?;
     let mode = if args.test { Mode::Test } else { Mode::Live };
 
     let mut store = ctx.open_write()?;
-    let mut tx = store.begin(Intent::Admin)?;
-    let store_settings = tx.settings()?;
-    check_can_add(tx.as_ref(), &store_settings, &settings.name, ctx.now)?;
-    let (secret, new_key) = generate(&store_settings.key_prefix, mode, settings, ctx.now, None)?;
-    let record = insert_key(tx.as_mut(), &new_key)?;
-    append_audit(
-        &mut *tx,
-        audit_event(ctx, "created", Some(&record.id), created_details(&record)),
-    )?;
-    reveal_and_commit(ctx, tx, style, &secret, &record, args.copy)
+    with_retry(ATTEMPTS, || {
+        let mut tx = store.begin(Intent::Admin)?;
+        let store_settings = tx.settings()?;
+        check_can_add(tx.as_ref(), &store_settings, &settings.name, ctx.now())?;
+        let (secret, new_key) = generate(
+            &store_settings.key_prefix,
+            mode,
+            settings.clone(),
+            ctx.now(),
+            None,
+        )?;
+        let record = insert_key(tx.as_mut(), &new_key)?;
+        append_audit(
+            &mut *tx,
+            audit_event(ctx, "created", Some(&record.id), created_details(&record)),
+        )?;
+        reveal_and_commit(ctx, tx, style, &secret, &record, args.copy)
+    })
 }
 
 fn usage<T>(r: std::result::Result<T, String>) -> Result<T> {
@@ -98,7 +107,8 @@ pub(crate) fn reveal_and_commit(
     copy: CopyArgs,
 ) -> Result<()> {
     deliver(ctx, style, secret, record)?;
-    tx.commit()?;
+    // The secret has been shown: running the transaction again would show another.
+    tx.commit().map_err(|e| Error::from(e).final_attempt())?;
     if style == RevealStyle::Plain {
         ctx.note(&details(record));
     }
@@ -118,7 +128,7 @@ fn wizard(ctx: &Ctx) -> Result<crate::ui::wizard::Answers> {
         };
         let taken = store
             .begin(Intent::Read)
-            .and_then(|tx| tx.name_holder(name, ctx.now))
+            .and_then(|tx| tx.name_holder(name, ctx.now()))
             .map_err(|e| e.to_string())?;
         match taken {
             Some(id) => Err(format!("a key named '{name}' already exists ({id})")),
@@ -169,7 +179,7 @@ pub(crate) fn deliver(
     record: &KeyRecord,
 ) -> Result<()> {
     let mut out = stdout();
-    write_reveal(&mut out, style, secret, record, ctx.now)
+    write_reveal(&mut out, style, secret, record, ctx.now())
         .and_then(|_| out.flush())
         .and_then(|_| sync_stdout_if_file())
         .map_err(|e| {

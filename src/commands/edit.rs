@@ -8,6 +8,7 @@ use super::keyref::resolve;
 use super::new_key::apply_fields;
 use crate::app::audit::append_audit;
 use crate::app::keys::claim_name;
+use crate::app::retry::{with_retry, ATTEMPTS};
 use crate::cli::{EditArgs, Format};
 use crate::context::Ctx;
 use crate::core::diff::{changes_json, changes_text, settings_diff};
@@ -33,65 +34,67 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
         ));
     }
     // Every value is checked before the store is opened (a missing one is created).
-    apply_fields(&fields, &mut KeySettings::default(), ctx.now).map_err(Error::usage)?;
+    apply_fields(&fields, &mut KeySettings::default(), ctx.now()).map_err(Error::usage)?;
     let mut store = ctx.open_write()?;
-    let mut tx = store.begin(Intent::Admin)?;
-    let mut key = resolve(tx.as_ref(), &keyref, ctx.now)?;
-    if key.state == State::Revoked {
-        return Err(Error::conflict(format!(
-            "key \"{}\" ({}) is revoked: revoked keys cannot be edited",
-            key.settings.name, key.id
-        )));
-    }
-    // A superseded key lives on only for its grace period: never for good.
-    let never = fields
-        .expires
-        .as_ref()
-        .is_some_and(|when| when.spec == TimeSpec::Never);
-    if key.rotated_to.is_some() && never {
-        return Err(super::lifecycle::superseded_error(
+    let (key, said) = with_retry(ATTEMPTS, || {
+        let mut tx = store.begin(Intent::Admin)?;
+        let mut key = resolve(tx.as_ref(), &keyref, ctx.now())?;
+        if key.state == State::Revoked {
+            return Err(Error::conflict(format!(
+                "key \"{}\" ({}) is revoked: revoked keys cannot be edited",
+                key.settings.name, key.id
+            )));
+        }
+        // A superseded key lives on only for its grace period: never for good.
+        let never = fields
+            .expires
+            .as_ref()
+            .is_some_and(|when| when.spec == TimeSpec::Never);
+        if key.rotated_to.is_some() && never {
+            return Err(super::lifecycle::superseded_error(
             tx.as_ref(),
             &key,
-            ctx.now,
+            ctx.now(),
             "a superseded key cannot be given 'never' as expiry; its grace may be extended to a later date",
         )?);
-    }
-    let old = key.settings.clone();
-    let mut new = old.clone();
-    apply_fields(&fields, &mut new, ctx.now).map_err(Error::usage)?;
-    if clear_scopes {
-        new.scopes.clear();
-    }
-    if clear_models {
-        new.allowed_models.clear();
-    }
-    if clear_ips {
-        new.allowed_ips.clear();
-    }
-    if unlimited {
-        new.credit_limit = None;
-    }
-    let held_before = key.holds_name(ctx.now);
-    let mut edited = key.clone();
-    edited.settings = new.clone();
-    // A new name, or an extended expiry that brings the key back, must not take a name
-    // another key holds.
-    if edited.holds_name(ctx.now) && (new.name != old.name || !held_before) {
-        claim_name(
-            tx.as_ref(),
-            &new.name,
-            Some(&key.id),
-            ctx.now,
-            "choose another name",
-        )?;
-    }
-    let changes = settings_diff(&old, &new);
-    if changes.is_empty() {
-        ctx.note(&format!(
-            "key \"{}\" ({}) already has these settings; nothing changed",
-            key.settings.name, key.id
-        ));
-    } else {
+        }
+        let old = key.settings.clone();
+        let mut new = old.clone();
+        apply_fields(&fields, &mut new, ctx.now()).map_err(Error::usage)?;
+        if clear_scopes {
+            new.scopes.clear();
+        }
+        if clear_models {
+            new.allowed_models.clear();
+        }
+        if clear_ips {
+            new.allowed_ips.clear();
+        }
+        if unlimited {
+            new.credit_limit = None;
+        }
+        let held_before = key.holds_name(ctx.now());
+        let mut edited = key.clone();
+        edited.settings = new.clone();
+        // A new name, or an extended expiry that brings the key back, must not take a name
+        // another key holds.
+        if edited.holds_name(ctx.now()) && (new.name != old.name || !held_before) {
+            claim_name(
+                tx.as_ref(),
+                &new.name,
+                Some(&key.id),
+                ctx.now(),
+                "choose another name",
+            )?;
+        }
+        let changes = settings_diff(&old, &new);
+        if changes.is_empty() {
+            let said = format!(
+                "key \"{}\" ({}) already has these settings; nothing changed",
+                key.settings.name, key.id
+            );
+            return Ok((key, said));
+        }
         key.settings = new;
         tx.update_key(&key)?;
         append_audit(
@@ -99,16 +102,18 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
             audit_event(ctx, "edited", Some(&key.id), changes_json(&changes)),
         )?;
         tx.commit()?;
-        ctx.note(&format!(
+        let said = format!(
             "updated key \"{}\" ({}): {}",
             key.settings.name,
             key.id,
             changes_text(&changes)
-        ));
-    }
+        );
+        Ok((key, said))
+    })?;
+    ctx.note(&said);
     if ctx.format == Format::Json {
         let mut out = stdout();
-        write_json(&mut out, &key, ctx.now)?;
+        write_json(&mut out, &key, ctx.now())?;
         writeln!(out)?;
         out.flush()?;
     }

@@ -81,7 +81,7 @@ fn transaction(
 ) -> Result<Vec<Said>> {
     let mut store = ctx.open_write()?;
     let mut tx = store.begin(Intent::Admin)?;
-    let named = resolve_all(tx.as_ref(), refs, ctx.now)?;
+    let named = resolve_all(tx.as_ref(), refs, ctx.now())?;
     let mut targets: Vec<Target> = named
         .iter()
         .map(|k| Target {
@@ -102,7 +102,7 @@ fn transaction(
         said.push(step(tx.as_mut(), t.key, t.added)?);
     }
     if let Predecessors::WarnInGrace(verb) = predecessors {
-        let verifying = |p: &KeyRecord| p.status(ctx.now) == Status::Active;
+        let verifying = |p: &KeyRecord| p.status(ctx.now()) == Status::Active;
         for (p, by) in behind(tx.as_ref(), &named, verifying)? {
             said.push(Said::Warning(grace_warning(&p, &by, verb)));
         }
@@ -249,19 +249,19 @@ pub fn enable(ctx: &Ctx, args: KeyRefsArgs) -> Result<()> {
                     return Ok(Said::Warning(format!(
                         "key {} stays disabled: it was superseded by {} in a rotation, and superseded keys cannot be enabled",
                         label(&k),
-                        successor_text(tx, &k, ctx.now)?
+                        successor_text(tx, &k, ctx.now())?
                     )));
                 }
                 Err(superseded_error(
                     tx,
                     &k,
-                    ctx.now,
+                    ctx.now(),
                     "superseded keys cannot be enabled",
                 )?)
             }
             State::Disabled => {
                 set_state(ctx, tx, &mut k, State::Active, "enabled")?;
-                Ok(Said::Note(if k.status(ctx.now) == Status::Expired {
+                Ok(Said::Note(if k.status(ctx.now()) == Status::Expired {
                     format!(
                         "enabled key {}, but it has expired: extend it with 'keyctl edit --expires'",
                         label(&k)
@@ -277,7 +277,7 @@ pub fn enable(ctx: &Ctx, args: KeyRefsArgs) -> Result<()> {
 /// Revokes `k` in `tx`, with its audit event.
 fn revoke_one(ctx: &Ctx, tx: &mut dyn Txn, k: &mut KeyRecord, reason: Option<&str>) -> Result<()> {
     k.state = State::Revoked;
-    k.revoked_at = Some(ctx.now);
+    k.revoked_at = Some(ctx.now());
     k.revoke_reason = reason.map(str::to_string);
     tx.update_key(k)?;
     append_audit(
@@ -360,7 +360,7 @@ pub(crate) fn describe_keys(keys: &[KeyRecord], ctx: &Ctx) -> String {
             "\"{}\" ({}..., {})",
             k.settings.name,
             k.key_prefix,
-            k.status(ctx.now).as_str()
+            k.status(ctx.now()).as_str()
         )
     };
     match keys {

@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> Result<()> {
     let query = query(&args)?;
     let mut store = ctx.open_read()?;
     let tx = store.begin(Intent::Read)?;
-    let now = ctx.now;
+    let now = ctx.now();
     let mut out = stdout();
     let rows = KeyRows {
         now,

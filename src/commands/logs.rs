@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration as StdDuration;
 
 use super::keyref::filter_id;
+use crate::app::retry::{with_retry, ATTEMPTS};
 use crate::cli::{Format, LogsArgs, LogsCommand};
 use crate::context::Ctx;
 use crate::core::allowlist::parse_ip;
@@ -65,8 +66,8 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     let mut store = ctx.open_read()?;
     let mut query = RequestQuery {
         key_id: None,
-        since: args.since.and_then(|w| w.spec.before(ctx.now)),
-        until: args.until.and_then(|w| w.spec.before(ctx.now)),
+        since: args.since.and_then(|w| w.spec.before(ctx.now())),
+        until: args.until.and_then(|w| w.spec.before(ctx.now())),
         http_status,
         code,
         ip: ip.map(|i| i.to_string()),
@@ -75,7 +76,7 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     {
         let tx = store.begin(Intent::Read)?;
         if let Some(r) = &args.keyref {
-            query.key_id = Some(filter_id(tx.as_ref(), r, ctx.now)?);
+            query.key_id = Some(filter_id(tx.as_ref(), r, ctx.now())?);
         }
     }
     let mut out = stdout();
@@ -140,12 +141,15 @@ fn follow(
 fn prune(ctx: &Ctx, before: &str) -> Result<()> {
     let cutoff = parse_time_spec(before, false)
         .map_err(|e| Error::usage(format!("invalid --before: {e}")))?
-        .before(ctx.now)
+        .before(ctx.now())
         .ok_or_else(|| Error::usage("invalid --before: use a duration like 90d or a date"))?;
     let mut store = ctx.open_write()?;
-    let mut tx = store.begin(Intent::Admin)?;
-    let n = tx.prune_requests(cutoff)?;
-    tx.commit()?;
+    let n = with_retry(ATTEMPTS, || -> Result<u64> {
+        let mut tx = store.begin(Intent::Admin)?;
+        let n = tx.prune_requests(cutoff)?;
+        tx.commit()?;
+        Ok(n)
+    })?;
     ctx.note(&format!(
         "deleted {} older than {}",
         crate::ui::output::plural(n, "request-log row"),

@@ -5,6 +5,7 @@ pub(crate) mod audit;
 mod backup;
 mod batch;
 mod config;
+mod copy;
 mod create;
 mod edit;
 mod init;
@@ -12,6 +13,7 @@ pub mod keyref;
 mod lifecycle;
 mod list;
 mod logs;
+mod migrate;
 mod new_key;
 mod rotate;
 mod show;
@@ -54,6 +56,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Usage(args) => usage::run(&ctx, args),
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Backup(args) => backup::run(&ctx, args),
+        Command::Copy(args) => copy::run(&ctx, args),
+        Command::Migrate => migrate::run(&ctx),
         Command::Config(cmd) => config::run(&ctx, cmd),
         Command::Completions(args) => {
             let mut out = crate::ui::output::stdout();
@@ -83,7 +87,7 @@ pub(crate) fn audit_event_text(
 ) -> crate::core::audit::AuditEvent {
     crate::core::audit::AuditEvent {
         seq: 0,
-        at_ms: crate::core::time::to_millis(ctx.now),
+        at_ms: crate::core::time::to_millis(ctx.now()),
         actor: ctx.actor().to_string(),
         action: action.to_string(),
         key_id: key_id.map(str::to_string),
@@ -112,7 +116,7 @@ pub(crate) fn confirmed_refs(
     }
     let mut store = ctx.open_read()?;
     let tx = store.begin(Intent::Read)?;
-    let keys = keyref::resolve_all(tx.as_ref(), refs, ctx.now)?;
+    let keys = keyref::resolve_all(tx.as_ref(), refs, ctx.now())?;
     drop(tx);
     if crate::ui::prompt::confirm(&question(&keys))? {
         Ok(keys.into_iter().map(|k| k.id).collect())

@@ -11,6 +11,7 @@ use super::new_key::{generate, insert_key};
 use super::{audit_event, confirmed_refs};
 use crate::app::audit::append_audit;
 use crate::app::keys::claim_name;
+use crate::app::retry::{with_retry, ATTEMPTS};
 use crate::cli::RotateArgs;
 use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State};
@@ -23,11 +24,11 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     let grace_until = args
         .grace
         .as_ref()
-        .map(|g| g.grace_end(ctx.now))
+        .map(|g| g.grace_end(ctx.now()))
         .transpose()
         .map_err(Error::usage)?;
     let expires_override = match &args.expires {
-        Some(when) => Some(when.expiry_after(ctx.now).map_err(Error::usage)?),
+        Some(when) => Some(when.expiry_after(ctx.now()).map_err(Error::usage)?),
         None => None,
     };
     let refs = confirmed_refs(
@@ -45,62 +46,67 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     )?;
 
     let mut store = ctx.open_write()?;
-    let mut tx = store.begin(Intent::Admin)?;
-    let mut old = resolve(tx.as_ref(), &refs[0], ctx.now)?;
-    refuse(tx.as_ref(), &old, ctx.now)?;
-    // The new key takes the old one's name: another key may have taken it meanwhile
-    // (after the old key expired).
-    claim_name(
-        tx.as_ref(),
-        &old.settings.name,
-        Some(&old.id),
-        ctx.now,
-        "rename the key with 'keyctl edit --name' before rotating it",
-    )?;
-    let prefix = tx.settings()?.key_prefix;
-    let mut settings = old.settings.clone();
-    // A set lifetime is kept as the same length from now; --expires overrides it.
-    settings.expires_at = match expires_override {
-        Some(expiry) => expiry,
-        None => old
-            .settings
-            .expires_at
-            .and_then(|e| TimeSpec::In(e - old.created_at).after(ctx.now)),
-    };
-    let (secret, new_key) = generate(&prefix, old.mode, settings, ctx.now, Some(old.id.clone()))?;
+    let old = with_retry(ATTEMPTS, || -> Result<KeyRecord> {
+        let mut tx = store.begin(Intent::Admin)?;
+        let mut old = resolve(tx.as_ref(), &refs[0], ctx.now())?;
+        refuse(tx.as_ref(), &old, ctx.now())?;
+        // The new key takes the old one's name: another key may have taken it meanwhile
+        // (after the old key expired).
+        claim_name(
+            tx.as_ref(),
+            &old.settings.name,
+            Some(&old.id),
+            ctx.now(),
+            "rename the key with 'keyctl edit --name' before rotating it",
+        )?;
+        let prefix = tx.settings()?.key_prefix;
+        let mut settings = old.settings.clone();
+        // A set lifetime is kept as the same length from now; --expires overrides it.
+        settings.expires_at = match expires_override {
+            Some(expiry) => expiry,
+            None => old
+                .settings
+                .expires_at
+                .and_then(|e| TimeSpec::In(e - old.created_at).after(ctx.now())),
+        };
+        let (secret, new_key) =
+            generate(&prefix, old.mode, settings, ctx.now(), Some(old.id.clone()))?;
 
-    // The old key gives up its name before the new one takes it.
-    old.rotated_to = Some(new_key.id.clone());
-    match grace_until {
-        Some(until) => {
-            old.settings.expires_at = Some(old.settings.expires_at.map_or(until, |e| e.min(until)));
-        }
-        None => {
-            if old.state == State::Active {
-                old.state = State::Disabled;
+        // The old key gives up its name before the new one takes it.
+        old.rotated_to = Some(new_key.id.clone());
+        match grace_until {
+            Some(until) => {
+                old.settings.expires_at =
+                    Some(old.settings.expires_at.map_or(until, |e| e.min(until)));
+            }
+            None => {
+                if old.state == State::Active {
+                    old.state = State::Disabled;
+                }
             }
         }
-    }
-    tx.update_key(&old)?;
-    let record = insert_key(tx.as_mut(), &new_key)?;
-    append_audit(
-        &mut *tx,
-        audit_event(
-            ctx,
-            "rotated",
-            Some(&old.id),
-            json!({
-                "name": old.settings.name,
-                "rotated_to": record.id,
-                "grace_until": grace_until.map(rfc3339),
-            }),
-        ),
-    )?;
-    append_audit(
-        &mut *tx,
-        audit_event(ctx, "created", Some(&record.id), created_details(&record)),
-    )?;
-    reveal_and_commit(ctx, tx, style, &secret, &record, args.copy)?;
+        tx.update_key(&old)?;
+        let record = insert_key(tx.as_mut(), &new_key)?;
+        append_audit(
+            &mut *tx,
+            audit_event(
+                ctx,
+                "rotated",
+                Some(&old.id),
+                json!({
+                    "name": old.settings.name,
+                    "rotated_to": record.id,
+                    "grace_until": grace_until.map(rfc3339),
+                }),
+            ),
+        )?;
+        append_audit(
+            &mut *tx,
+            audit_event(ctx, "created", Some(&record.id), created_details(&record)),
+        )?;
+        reveal_and_commit(ctx, tx, style, &secret, &record, args.copy)?;
+        Ok(old)
+    })?;
     ctx.note(&match grace_until {
         Some(t) => format!("old key {} keeps working until {}", old.id, rfc3339(t)),
         None => format!("old key {} is disabled", old.id),

@@ -19,13 +19,13 @@ use crate::ui::usage::{day_of, every_day, write_sparkline, Windows};
 pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
     let mut store = ctx.open_read()?;
     let tx = store.begin(Intent::Read)?;
-    let key = resolve(tx.as_ref(), &args.keyref, ctx.now)?;
+    let key = resolve(tx.as_ref(), &args.keyref, ctx.now())?;
     let figures = tx.usage_windows(
         &key,
         &[
-            ctx.now - Duration::hours(24),
-            ctx.now - Duration::days(7),
-            ctx.now - Duration::days(30),
+            ctx.now() - Duration::hours(24),
+            ctx.now() - Duration::days(7),
+            ctx.now() - Duration::days(30),
         ],
     )?;
     let usage = Windows {
@@ -35,18 +35,18 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
     };
     let mut out = stdout();
     match ctx.format {
-        Format::Json => write_show_json(&mut out, &key, &usage, ctx.now)?,
+        Format::Json => write_show_json(&mut out, &key, &usage, ctx.now())?,
         Format::Csv => {
             crate::ui::csv::write_row(&mut out, CSV_HEADER)?;
-            write_csv_row(&mut out, &key, ctx.now)?;
+            write_csv_row(&mut out, &key, ctx.now())?;
         }
         Format::Table => {
-            write_show_table(&mut out, &key, &usage, ctx.now, ctx.color)?;
-            if let Some(line) = superseded_line(tx.as_ref(), &key, ctx.now)? {
+            write_show_table(&mut out, &key, &usage, ctx.now(), ctx.color)?;
+            if let Some(line) = superseded_line(tx.as_ref(), &key, ctx.now())? {
                 writeln!(out, "{}", crate::core::text::escape(&line))?;
             }
             if ctx.stdout_tty {
-                let today = day_of(ctx.now);
+                let today = day_of(ctx.now());
                 let found = tx.usage_by_day(Some(&key.id), today - 29, today)?;
                 write_sparkline(&mut out, &every_day(found, today - 29, today))?;
             }

@@ -22,12 +22,12 @@ pub fn run(ctx: &Ctx, args: UsageArgs) -> Result<()> {
     let (key_id, key_name) = match &args.keyref {
         None => (None, None),
         Some(r) => {
-            let id = filter_id(tx.as_ref(), r, ctx.now)?;
+            let id = filter_id(tx.as_ref(), r, ctx.now())?;
             let name = tx.key_by_id(&id)?.map(|k| k.settings.name);
             (Some(id), name)
         }
     };
-    let to = day_of(ctx.now);
+    let to = day_of(ctx.now());
     let from = to - days as i64 + 1;
     let days = every_day(tx.usage_by_day(key_id.as_deref(), from, to)?, from, to);
     let mut out = stdout();

@@ -15,6 +15,7 @@ use crate::core::key::strip_bearer;
 use crate::core::names::validate_text;
 use crate::core::policy::{QuotaRemaining, Request};
 use crate::error::{Error, Kind, Result};
+use crate::store::Store;
 use crate::ui::output::{answer_written, stdout};
 
 /// Most bytes of stdin read for one presented key (SPEC §3).
@@ -88,15 +89,27 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         duration_ms: args.duration_ms,
     };
     let presented = presented_key(&args)?;
-    let mut store = ctx.open_read()?;
-    let verdict = verify_one(
-        store.as_mut(),
-        &presented,
-        &req,
-        &meta,
-        ctx.now,
-        !args.no_record,
-    )?;
+    let verdict = ctx.open_for_verify().and_then(|mut store| {
+        verify_one(
+            store.as_mut(),
+            &presented,
+            &req,
+            &meta,
+            ctx.store_clock(),
+            !args.no_record,
+        )
+        .map_err(Error::from)
+    });
+    // A database server that cannot be reached is an answer too (exit 22, SPEC §6),
+    // with the reason on stderr; a missing or foreign store, and an SQLite file that
+    // cannot be used, stay errors (exit 1).
+    let verdict = match verdict {
+        Err(e) if e.unavailable && ctx.db.sqlite_path().is_none() => {
+            ctx.warn(&e.message);
+            Verdict::unavailable()
+        }
+        other => other?,
+    };
     let mut out = stdout();
     let written = if ctx.format == Format::Json {
         out.write_all(&verdict_json(&verdict))
@@ -158,9 +171,25 @@ pub fn fuzz_stream_line(line: &[u8]) {
 }
 
 /// `verify --stream`: one json result line per request line, flushed, in order; each
-/// request its own transaction. A store failure ends the stream with exit 1.
+/// request its own transaction. A store failure never ends the stream (SPEC §6): the
+/// request is answered `unavailable` (nothing was recorded), the failure is said once
+/// on stderr, and the next request opens the store again.
 fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
-    let mut store = ctx.open_read()?;
+    // What is not a store at all is refused at once (exit 1), as by every command; a
+    // database server that is down at the start is waited for like a later outage.
+    let mut failing = false;
+    let mut store: Option<Box<dyn Store>> = match ctx.open_for_verify() {
+        Ok(s) => Some(s),
+        Err(e) if e.unavailable && ctx.db.sqlite_path().is_none() => {
+            ctx.warn(&format!(
+                "{}; answering unavailable until the store is back",
+                e.message
+            ));
+            failing = true;
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let mut input = io::stdin().lock();
     let mut out = stdout();
     let mut line = Vec::with_capacity(256);
@@ -178,14 +207,45 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
             }
             Line::Line => match parse_stream_line(&line, default_cost) {
                 Err(why) => Verdict::bad_request(why),
-                Ok((presented, req, meta)) => verify_one(
-                    store.as_mut(),
-                    &presented,
-                    &req,
-                    &meta,
-                    ctx.clock(),
-                    !no_record,
-                )?,
+                Ok((presented, req, meta)) => {
+                    let answer = match store.as_mut() {
+                        Some(s) => Ok(s),
+                        None => ctx.open_for_verify().map(|s| store.insert(s)),
+                    }
+                    .and_then(|s| {
+                        verify_one(
+                            s.as_mut(),
+                            &presented,
+                            &req,
+                            &meta,
+                            ctx.store_clock(),
+                            !no_record,
+                        )
+                        .map_err(Error::from)
+                    });
+                    match answer {
+                        Ok(verdict) => {
+                            if std::mem::take(&mut failing) {
+                                ctx.note("key store available again");
+                            }
+                            verdict
+                        }
+                        Err(e) if e.kind == Kind::Runtime || e.unavailable => {
+                            if !std::mem::replace(&mut failing, true) {
+                                ctx.warn(&format!(
+                                    "{}; answering unavailable until the store is back",
+                                    e.message
+                                ));
+                            }
+                            // A broken handle is dropped: the next request opens anew.
+                            if e.unavailable {
+                                store = None;
+                            }
+                            Verdict::unavailable()
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             },
         };
         out.write_all(&verdict_json(&verdict))?;

@@ -81,6 +81,11 @@ pub const FORBIDDEN_DEPLOYMENT: Exit =
 pub const FORBIDDEN_SCOPE: Exit = exit(19, "scope", "the key lacks the requested scope");
 pub const FORBIDDEN_MODEL: Exit = exit(20, "model", "the key may not use the requested model");
 pub const RATE_LIMITED: Exit = exit(21, "rate limited", "the key's rate limit is reached");
+pub const UNAVAILABLE: Exit = exit(
+    22,
+    "unavailable",
+    "the key store could not be reached (a PostgreSQL server down or dropped): nothing was recorded",
+);
 pub const INTERRUPTED: Exit = exit(
     130,
     "interrupted",
@@ -104,6 +109,7 @@ pub const VERIFY_ANSWERS: &[Exit] = &[
     FORBIDDEN_SCOPE,
     FORBIDDEN_MODEL,
     RATE_LIMITED,
+    UNAVAILABLE,
 ];
 
 /// Every code keyctl returns, in groups, in order.
@@ -140,7 +146,7 @@ mod tests {
     fn codes_are_unique_and_in_order() {
         let codes: Vec<i32> = all().map(|e| e.code).collect();
         assert!(codes.windows(2).all(|p| p[0] < p[1]), "{codes:?}");
-        assert_eq!(codes.len(), 19);
+        assert_eq!(codes.len(), 20);
     }
 
     #[test]
@@ -151,6 +157,6 @@ mod tests {
         }
         assert!(help.starts_with("Exit codes: 0 success, 1 runtime failure"));
         assert!(help.contains("verify: 0 valid, 10 invalid, 11 inactive"));
-        assert!(help.ends_with("21 rate limited."));
+        assert!(help.ends_with("21 rate limited, 22 unavailable."));
     }
 }

@@ -31,6 +31,9 @@ pub enum Outcome {
     Valid,
     /// A stream-mode line that is not a request.
     BadRequest(String),
+    /// The store could not be reached or failed: nothing was decided or recorded
+    /// (SPEC §6; a stream answers it and goes on).
+    Unavailable,
 }
 
 impl Outcome {
@@ -50,6 +53,7 @@ impl Outcome {
             Outcome::CreditsExhausted => "credits_exhausted",
             Outcome::Valid => "valid",
             Outcome::BadRequest(_) => "bad_request",
+            Outcome::Unavailable => "unavailable",
         }
     }
 
@@ -57,6 +61,7 @@ impl Outcome {
         match self {
             Outcome::Valid => 200,
             Outcome::BadRequest(_) => 400,
+            Outcome::Unavailable => 503,
             Outcome::Invalid
             | Outcome::Inactive
             | Outcome::Expired
@@ -87,6 +92,7 @@ impl Outcome {
             // `why` may quote a field of the request: a pasted secret shows as its
             // display prefix (SPEC §5).
             Outcome::BadRequest(why) => format!("Bad request: {}", super::text::redact(why)),
+            Outcome::Unavailable => "Key store unavailable".into(),
         }
     }
 
@@ -107,6 +113,7 @@ impl Outcome {
             Outcome::ForbiddenModel => exit::FORBIDDEN_MODEL,
             Outcome::RateLimited(_) => exit::RATE_LIMITED,
             Outcome::BadRequest(_) => exit::USAGE,
+            Outcome::Unavailable => exit::UNAVAILABLE,
         };
         exit.code
     }
@@ -256,6 +263,9 @@ pub struct VerifyView {
     pub key: Option<KeyRecord>,
     /// The key's lineage's accepted requests in each window it limits.
     pub counts: Counts,
+    /// The time the decision is made at (the store's `Clock`, read after the key's
+    /// rows were locked).
+    pub now: DateTime<Utc>,
 }
 
 /// An invalid attempt to count against an IP, with the settings that decide its block.
@@ -302,6 +312,8 @@ pub fn decide(view: VerifyView, parsed: bool, req: &Request, now: DateTime<Utc>)
         ip_blocked_until,
         key,
         counts,
+        // The caller passes it as `now` (tests decide at other times too).
+        now: _,
     } = view;
     let (outcome, key) = if ip_blocked_until.is_some() {
         (Outcome::IpBlocked, None)
@@ -546,6 +558,7 @@ mod tests {
             ip_blocked_until: None,
             key: Some(key()),
             counts: Counts::default(),
+            now: now(),
         }
     }
 

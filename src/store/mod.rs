@@ -294,6 +294,26 @@ impl std::error::Error for StoreError {}
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Where a transaction's "now" comes from. `Fixed`: the user fixed it
+/// (`KEYCTL_NOW`), on every backend. `Host`: the host's clock, used only by a backend
+/// without a clock of its own; PostgreSQL reads the database's ([`Txn::db_clock`]),
+/// one clock for every host of a fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    Fixed(DateTime<Utc>),
+    Host(DateTime<Utc>),
+}
+
+impl Clock {
+    /// The time `tx` decides at; call it after the transaction's locks.
+    pub fn read<T: Txn + ?Sized>(self, tx: &mut T) -> Result<DateTime<Utc>> {
+        match self {
+            Clock::Fixed(t) => Ok(t),
+            Clock::Host(t) => Ok(tx.db_clock()?.unwrap_or(t)),
+        }
+    }
+}
+
 /// How `list` orders keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortBy {
@@ -501,13 +521,16 @@ pub trait Txn {
         sink: &mut dyn FnMut(&KeyRecord) -> std::io::Result<()>,
     ) -> Result<StatusCounts>;
     /// Exact requests and credits of one key in each window (since, now], one entry per
-    /// start, at a cost independent of the key's history.
+    /// start, at a cost independent of the key's history. `key` must have been read in
+    /// this transaction: its running totals are the base each window is counted back
+    /// from, so a record from another snapshot would give wrong figures.
     fn usage_windows(&self, key: &KeyRecord, starts: &[DateTime<Utc>])
         -> Result<Vec<UsageFigures>>;
     /// Exact accepted requests of the key's rotation lineage (its pool: the key, its
     /// predecessors and successors) in each window (since, now], one entry per start,
     /// at a cost independent of history and of the chain's length. Quotas and rate
-    /// limits count these.
+    /// limits count these. As for [`Txn::usage_windows`], `key` comes from this
+    /// transaction (its pool's total is the base).
     fn pool_windows(&self, key: &KeyRecord, starts: &[DateTime<Utc>]) -> Result<Vec<u64>>;
     /// Per-day figures (UTC days since the epoch, `from..=to`) of one key, or of every
     /// request when `key_id` is None; days without requests are left out.
@@ -537,8 +560,8 @@ pub trait Txn {
     fn record_request(&mut self, request: &RequestRecord) -> Result<()>;
     /// Takes, before "now" is read, the locks one verification's decision rests on,
     /// so that the database's clock ([`Txn::db_clock`]) is read after them (SPEC §6):
-    /// call it first in a `Verify` transaction, then `db_clock`, then
-    /// [`Txn::load_for_verify`] (which takes the same locks again, at no cost).
+    /// [`Txn::load_for_verify`] calls it first in a recording (`Verify`) transaction,
+    /// then reads the clock; its own reads take the same locks again, at no cost.
     /// SQLite: nothing to do (`Intent::Verify` holds the whole store). PostgreSQL: the
     /// IP's block row, then the key row with this hash and its credit pool's row,
     /// `FOR UPDATE`.
@@ -554,19 +577,25 @@ pub trait Txn {
     /// the settings (only when `ip` is IPv6, whose block is its network's, or when
     /// `recording`), the IP's block, and, unless the IP is blocked (then nothing else
     /// matters), the key with this secret hash (`hash` is None for a presented key
-    /// that does not parse) and its lineage's counts in each window it limits.
+    /// that does not parse) and its lineage's counts in each window it limits, all as
+    /// of the time `clock` gives once the rows are locked (`VerifyView::now`).
     ///
-    /// Locks: in a `Verify` transaction the rows the outcome changes stay locked until
-    /// commit, so the decision and [`Txn::record_verdict`] see the same store. SQLite:
-    /// `Intent::Verify` already holds the whole store's write lock. PostgreSQL (next
-    /// issue): the key row `FOR UPDATE`, its credit pool's row and the IP's block row.
+    /// Locks: in a `Verify` transaction the rows the outcome changes are locked first
+    /// ([`Txn::lock_for_verify`]) and stay locked until commit, so the decision and
+    /// [`Txn::record_verdict`] see the same store, and "now" is read after them.
     fn load_for_verify(
-        &self,
+        &mut self,
         hash: Option<&[u8; 32]>,
         ip: Option<std::net::IpAddr>,
         recording: bool,
-        now: DateTime<Utc>,
+        clock: Clock,
     ) -> Result<VerifyView> {
+        // The locks first and "now" after them (SPEC §6), so the decision's time is
+        // never before that of a verification that held them first.
+        if recording {
+            self.lock_for_verify(hash, ip)?;
+        }
+        let now = clock.read(self)?;
         let settings = match (recording, ip) {
             (true, _) | (_, Some(std::net::IpAddr::V6(_))) => Some(self.settings()?),
             _ => None,
@@ -583,7 +612,9 @@ pub trait Txn {
             ip_blocked_until,
             key: None,
             counts: Counts::default(),
+            now,
         };
+        // A blocked IP learns nothing about the key it presented.
         if view.ip_blocked_until.is_some() {
             return Ok(view);
         }

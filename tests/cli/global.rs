@@ -170,7 +170,7 @@ fn closed_stdout_does_not_undo_a_setting() {
 fn global_options_have_their_own_heading_in_every_help() {
     let env = TestEnv::new();
     let globals = [
-        "--db <PATH>",
+        "--db <PATH|URL>",
         "--actor <NAME>",
         "--format <FORMAT>",
         "--json",

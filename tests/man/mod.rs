@@ -416,6 +416,7 @@ fn results_table(page: &mut Page) {
         Outcome::CreditsExhausted,
         Outcome::Valid,
         Outcome::BadRequest("the field and its problem".into()),
+        Outcome::Unavailable,
     ];
     page.section("Results");
     page.paragraph(pages::RESULTS_INTRO);

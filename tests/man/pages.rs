@@ -60,7 +60,7 @@ pub const KEYUTILS_NOTE: &str = "Linux's keyutils package ships another `keyctl`
 
 pub const RESULTS_INTRO: &str = "Each answer has a code, an HTTP status a service can pass on, a message (printed alone without `--json`) and an exit status:";
 
-pub const RESULTS_ORDER: &str = "The checks run in the order above and the first that fails decides, except `bad_request`, which only a stream gives (for a line that is not a request). A valid key still fails on its rate limit, quotas and credits, in that order.";
+pub const RESULTS_ORDER: &str = "The checks run in the order above and the first that fails decides, except `bad_request`, which only a stream gives (for a line that is not a request), and `unavailable`, the answer when a PostgreSQL store cannot be reached (nothing is decided or recorded; on an SQLite store such a failure is an error, exit 1). A valid key still fails on its rate limit, quotas and credits, in that order.";
 
 /// keyctl(7): the concepts every command shares.
 pub const CONCEPTS: PageText = PageText {
@@ -140,7 +140,12 @@ A reader that closes standard output early (`keyctl list | head -1`) ends a comm
         (
             "Store",
             r#"
-The store is one SQLite file (see FILES) carrying an application id and a schema version: a foreign SQLite file, a file that is not a database, an empty file and a store from a newer keyctl are refused by name and left untouched; an older store is migrated forward in place in one transaction. Write commands create a missing store and say `created key store at` *PATH* on standard error; read commands on a missing store fail (exit 1). Every command is one transaction (WAL mode, a 30 second busy timeout, immediate write transactions), so many keyctl processes can use one store at once. Store URLs for a shared PostgreSQL database will be described here when that backend lands.
+By default the store is one SQLite file (see FILES) carrying an application id and a schema version: a foreign SQLite file, a file that is not a database, an empty file and a store from a newer keyctl are refused by name and left untouched; an older store is migrated forward in place in one transaction. Write commands create a missing store and say `created key store at` *PATH* on standard error; read commands on a missing store fail (exit 1). Every command is one transaction (WAL mode, a 30 second busy timeout, immediate write transactions), so many keyctl processes can use one store at once.
+
+## PostgreSQL
+For several API hosts sharing one store, `--db`/`KEYCTL_DB` takes a PostgreSQL URL instead of a path: `postgres://`*user*`@`*host*`:5432/`*db*`?sslmode=require` (or `postgresql://`). Every command behaves the same there, and quotas, rate limits, credits, unique names and the audit chain hold across any number of keyctl processes on any number of hosts. The store's tables live in a schema of their own, `keyctl` unless `?options=-csearch_path%3D`*name* says otherwise; `keyctl init` creates them, and a database without them is refused.
+
+The password comes from the URL in `KEYCTL_DB`, from `PGPASSWORD`, or from `~/.pgpass`; a URL given on the command line (`--db`, `copy --to`) must not hold one (exit 2), and messages show a URL's password as `***`. `sslmode` is `disable`, `prefer`, `require`, `verify-ca` or `verify-full`. "Now" is the database's clock. Only `keyctl migrate` changes an existing schema there, so the hosts of a fleet never race to upgrade it; a keyctl too old or too new for a schema says so. `keyctl copy` moves a whole store between a file and a database, either way.
 "#,
         ),
     ],
@@ -483,7 +488,7 @@ A line that is not a request gets a result with `"code": "bad_request"` and `"st
 Each request is its own transaction, recorded before its result is written, and uses the clock at the moment it is read. Other keyctl processes can use the store meanwhile. `--no-record` applies to every request of the stream; `--cost` is the default cost; the options that describe a single request (`--key-env`, `--ip`, `--scope`, `--deployment`, `--model`, `--endpoint`, `--duration-ms`) cannot be combined with `--stream`.
 
 ## Exit status of a stream
-The stream's own exit status does not depend on the answers: 0 when standard input ends, or when the reader closes standard output (the stream then ends quietly); 1 when the store fails (it cannot be opened or a transaction fails), after which no more lines are answered; 2 for a bad option, before any line is read.
+The stream's own exit status does not depend on the answers: 0 when standard input ends, or when the reader closes standard output (the stream then ends quietly); 1 when the store cannot be opened at the start because what `--db` names is not a usable store (a missing, foreign or damaged store), before any line is read; 2 for a bad option, before any line is read. A store that fails later (a PostgreSQL server restarted or unreachable, a transaction that fails) never ends the stream: each request it cannot record is answered `unavailable` (nothing was recorded), the failure is said once on standard error, and the next request reaches the store again; a PostgreSQL server that is down at the start is waited for the same way.
 "#,
         )],
         setup: "export KEY\nKEY=$(keyctl create --name web --scope read --allow-ip 203.0.113.0/24 --quiet)",
@@ -618,6 +623,8 @@ Keep the head it prints somewhere else. `--expect-head` *HASH* then also fails w
         description: r#"
 Writes a consistent copy of the store to *PATH* with SQLite's online backup, in one read transaction, so it is one snapshot even while other keyctl processes write. The copy is written under a temporary name beside the target (mode 0600) and renamed over it, so no half-written backup is ever visible.
 
+On a PostgreSQL store (see `keyctl`(7)) the backup is an SQLite file with what `keyctl copy` would copy, from one snapshot; `keyctl --db` *PATH* then reads it like any store.
+
 Only a new or regular file is written: an existing file needs `--force`, and a directory, a device, a FIFO, a socket, the store itself and its `-wal`, `-shm` and `-journal` files are refused (exit 4). A symbolic link is written through to its target, with `--force` when the target exists; a dangling one is refused.
 "#,
         sections: &[],
@@ -632,6 +639,38 @@ Only a new or regular file is written: an existing file needs `--force`, and a d
             ex("Replace it.", "keyctl backup keys-backup.db --force"),
         ],
         exits: &[&[exit::SUCCESS, exit::RUNTIME, exit::USAGE, exit::CONFLICT]],
+    },
+    PageText {
+        command: "copy",
+        description: r#"
+Copies the whole store into a new store at `--to`: an SQLite file path, or a PostgreSQL URL (see `keyctl`(7)). Keys, settings, the request log, the counters and usage figures, and the audit trail are copied verbatim from one consistent snapshot, while other keyctl processes go on writing to the source; no audit event is added, so `keyctl audit verify` prints the same head on both stores. The head is printed on standard output (with `--json`: the target, the number of audit events and the head).
+
+The target must hold no keyctl store yet: a missing file, or a database or schema without keyctl's tables. Any store there, even an empty one, is refused (exit 4) and nothing is written. A password inside the `--to` URL is refused (exit 2): put it in `PGPASSWORD` or `~/.pgpass`.
+"#,
+        sections: &[],
+        setup: "keyctl create --name ci-deploy --quiet >/dev/null",
+        examples: &[
+            ex(
+                "Copy the store into a new file and check that the copy's audit trail ends at the same head.",
+                "head=$(keyctl copy --to moved.db)\nkeyctl --db moved.db audit verify --expect-head \"$head\"",
+            ),
+            fails(
+                exit::CONFLICT,
+                "A target that already holds a store is refused.",
+                "keyctl copy --to moved.db",
+            ),
+        ],
+        exits: &[&[exit::SUCCESS, exit::RUNTIME, exit::USAGE, exit::CONFLICT]],
+    },
+    PageText {
+        command: "migrate",
+        description: r#"
+Brings the store's schema up to the one this keyctl uses, in one transaction, and says from which version to which (or that there was nothing to do). On PostgreSQL this is the only way an existing schema changes: other commands refuse a schema older than theirs instead of upgrading it, so the hosts of a fleet never race to upgrade; run `keyctl migrate` once, from one host, after installing the new keyctl everywhere it is needed. Each schema records the oldest keyctl that can use it. On SQLite every command migrates its file when it opens it; `migrate` does the same explicitly.
+"#,
+        sections: &[],
+        setup: "keyctl init --quiet",
+        examples: &[ex("Bring the store up to date.", "keyctl migrate")],
+        exits: READ,
     },
     PageText {
         command: "config",

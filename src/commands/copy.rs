@@ -1,0 +1,68 @@
+//! `keyctl copy --to TARGET`: the whole store into a new one of either backend (SPEC
+//! §6): keys, settings, request log, counters and the audit trail verbatim, read from
+//! one snapshot while writers go on. How a user moves from the file to a server and
+//! back. No audit event is added, so the target's head is the source's.
+
+use std::io::Write;
+
+use crate::cli::CopyStoreArgs;
+use crate::context::{parse_location, Ctx};
+use crate::core::audit::GENESIS;
+use crate::error::{Error, Result};
+use crate::store::{self, AuditQuery, Intent, Location, OpenOptions, Txn};
+use crate::ui::output::{answer_written, stdout};
+
+pub fn run(ctx: &Ctx, args: CopyStoreArgs) -> Result<()> {
+    let target = parse_location(&args.to, "--to", true)?;
+    if target == ctx.db || !store::is_empty_target(&target)? {
+        return Err(Error::conflict(format!(
+            "{target} already holds a keyctl store: copy writes only into a new store (a missing file, or a database or schema without keyctl tables)"
+        )));
+    }
+    let mut source = ctx.open_read()?;
+    let from = source.begin(Intent::Read)?;
+    let opts = OpenOptions {
+        create: true,
+        create_parent: false,
+        prefix: None,
+    };
+    let (mut dest, _) = store::open(&target, &opts)?;
+    let mut to = dest.begin(Intent::Bulk)?;
+    let rows = store::copy_rows(from.as_ref(), to.as_mut())?;
+    let (events, head) = audit_head(to.as_ref())?;
+    to.commit()?;
+    ctx.note(&format!(
+        "copied key store {} to {target}: {} in all, {}",
+        ctx.db,
+        crate::ui::output::plural(rows, "row"),
+        crate::ui::output::plural(events, "audit event"),
+    ));
+    print_head(ctx, &target, events, &head)
+}
+
+/// The trail's newest hash as `keyctl audit verify` prints it (the genesis hash for an
+/// empty trail), and how many events lead to it.
+fn audit_head(tx: &dyn Txn) -> Result<(u64, String)> {
+    let mut head = GENESIS;
+    let mut events = 0u64;
+    tx.for_each_audit(&AuditQuery::default(), &mut |e| {
+        head.copy_from_slice(&e.hash);
+        events += 1;
+        Ok(())
+    })?;
+    Ok((events, crate::core::key::hex(&head)))
+}
+
+fn print_head(ctx: &Ctx, target: &Location, events: u64, head: &str) -> Result<()> {
+    let mut out = stdout();
+    let written = if ctx.format == crate::cli::Format::Json {
+        crate::ui::json::write(
+            &mut out,
+            &serde_json::json!({ "to": target.to_string(), "audit_events": events, "head": head }),
+        )
+        .and_then(|()| writeln!(out))
+    } else {
+        writeln!(out, "{head}")
+    };
+    answer_written(written.and_then(|()| out.flush()))
+}
