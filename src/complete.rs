@@ -101,16 +101,16 @@ _keyctl_dequote() {
 _clap_complete_keyctl() {
     local rest=$COMP_LINE piece blank i j=-1 cword=0 head='' typed quoted=''
     local -a words=()
-    # Bash splits `team:ci` into team, :, ci. Glue pieces that meet at ':' or '=' with
-    # no blank between them back into one word; drop what follows the cursor in the
-    # word being completed.
+    # Bash splits `team:ci` into team, :, ci (and a URL at its ':' and '@'). Glue
+    # pieces that meet at ':', '=' or '@' with no blank between them back into one
+    # word; drop what follows the cursor in the word being completed.
     for ((i = 0; i < ${#COMP_WORDS[@]}; i++)); do
         piece=${COMP_WORDS[i]}
         blank=
         [[ $rest == [[:blank:]]* ]] && blank=1
         rest=${rest#"${rest%%[![:blank:]]*}"}
         rest=${rest#"$piece"}
-        if ((j >= 1)) && [[ -z $blank ]] && [[ $piece == [:=]* || ${words[j]} == *[:=] ]]; then
+        if ((j >= 1)) && [[ -z $blank ]] && [[ $piece == [:=@]* || ${words[j]} == *[:=@] ]]; then
             ((i > COMP_CWORD && j == cword)) && continue
         else
             ((j++))
@@ -120,7 +120,7 @@ _clap_complete_keyctl() {
             cword=$j
             # Right after `team:` the cursor's piece is the `:` itself: bash completes
             # the empty text after it, so the colon is glued text too.
-            if [[ -n $piece && -z ${piece//[:=]/} ]]; then
+            if [[ -n $piece && -z ${piece//[:=@]/} ]]; then
                 words[j]+=$piece
                 piece=''
             fi

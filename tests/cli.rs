@@ -24,6 +24,8 @@ mod concurrency;
 mod concurrency_mix;
 #[path = "cli/config.rs"]
 mod config;
+#[path = "cli/copy_migrate.rs"]
+mod copy_migrate;
 #[path = "cli/crash.rs"]
 mod crash;
 #[path = "cli/create.rs"]

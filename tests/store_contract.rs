@@ -17,7 +17,7 @@ use std::thread;
 use chrono::{DateTime, Duration, Utc};
 use keyctl::app::audit::append_audit;
 use keyctl::app::keys::claim_name;
-use keyctl::app::retry::{with_retry, ATTEMPTS};
+use keyctl::app::retry::with_retry;
 use keyctl::app::verify::{verify_one, Meta, Verdict};
 use keyctl::core::audit::{chain_hash, AuditEvent, GENESIS};
 use keyctl::core::key::{self, Mode};
@@ -612,13 +612,16 @@ fn one_winner_per_name(location: &Location) {
     let results = run_concurrently(location, THREADS, |store, t| {
         let (_, candidate) = numbered_key(t as u32 + 1, "contested");
         // As a command runs it: a backend may ask for the whole transaction again.
-        with_retry(ATTEMPTS, || -> keyctl::error::Result<String> {
-            let mut tx = store.begin(Intent::Admin)?;
-            claim_name(tx.as_ref(), "contested", None, now(), "choose another name")?;
-            tx.insert_key(&candidate)?;
-            tx.commit()?;
-            Ok(candidate.id.clone())
-        })
+        with_retry(
+            store.retry_attempts(),
+            || -> keyctl::error::Result<String> {
+                let mut tx = store.begin(Intent::Admin)?;
+                claim_name(tx.as_ref(), "contested", None, now(), "choose another name")?;
+                tx.insert_key(&candidate)?;
+                tx.commit()?;
+                Ok(candidate.id.clone())
+            },
+        )
     });
 
     let winners: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
@@ -660,7 +663,7 @@ fn audit_chain_stays_gapless(location: &Location) {
     run_concurrently(location, THREADS, |store, t| {
         for i in 0..EACH {
             let details = format!(r#"{{"writer":{t},"n":{i}}}"#);
-            with_retry(ATTEMPTS, || -> keyctl::error::Result<()> {
+            with_retry(store.retry_attempts(), || -> keyctl::error::Result<()> {
                 let mut tx = store.begin(Intent::Admin)?;
                 append_audit(tx.as_mut(), audit_event("config", None, &details))?;
                 Ok(tx.commit()?)

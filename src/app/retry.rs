@@ -19,12 +19,6 @@ impl Retryable for StoreError {
     }
 }
 
-/// How many times a transaction runs at most. SQLite: once, with no retry, because its
-/// busy timeout (30 s) already waited for the other writer inside the attempt, and the
-/// message says how long. PostgreSQL (next issue) raises it to a few attempts, for
-/// serialization failures and deadlocks.
-pub const ATTEMPTS: u32 = 1;
-
 /// Runs `transaction` (all of it: begin, work, commit) until it succeeds, fails with
 /// an error that is not retryable, or has run `attempts` times (at least once).
 /// Nothing it does may be seen outside before its commit: print afterwards.
@@ -110,7 +104,7 @@ mod tests {
             (ErrorKind::Other, 5),
             (ErrorKind::Conflict, 5),
             (ErrorKind::Unavailable, 5),
-            (ErrorKind::Retry, ATTEMPTS),
+            (ErrorKind::Retry, 1),
             (ErrorKind::Retry, 0),
         ] {
             let mut runs = 0;

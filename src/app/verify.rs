@@ -2,7 +2,7 @@
 //! every backend: one store call loads what the decision needs, core decides (SPEC §3,
 //! the whole order), one store call records it.
 
-use crate::app::retry::{with_retry, ATTEMPTS};
+use crate::app::retry::with_retry;
 use crate::core::key::{self, hash_secret};
 use crate::core::model::{KeyRecord, RequestRecord};
 use crate::core::policy::{decide, Outcome, QuotaRemaining, Request};
@@ -61,7 +61,7 @@ pub fn verify_one(
     let parsed = key::parse(presented).is_ok();
     let hash = parsed.then(|| hash_secret(presented));
     let intent = if record { Intent::Verify } else { Intent::Read };
-    with_retry(ATTEMPTS, || {
+    with_retry(store.retry_attempts(), || {
         let mut tx = store.begin(intent)?;
         let view = tx.load_for_verify(hash.as_ref(), req.ip, record, clock)?;
         let now = view.now;

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::audit_event;
 use crate::app::audit::append_audit;
-use crate::app::retry::{with_retry, ATTEMPTS};
+use crate::app::retry::with_retry;
 use crate::cli::{ConfigCommand, Format};
 use crate::context::Ctx;
 use crate::core::settings::{default_of, is_known, known_names, normalize, read_stored, SETTINGS};
@@ -89,7 +89,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             check_known(&name)?;
             let value = normalize(&name, &value).map_err(Error::usage)?;
             let mut store = ctx.open_write()?;
-            let over = with_retry(ATTEMPTS, || -> Result<Option<String>> {
+            let over = with_retry(store.retry_attempts(), || -> Result<Option<String>> {
                 let mut tx = store.begin(Intent::Admin)?;
                 let old = stored(tx.as_ref(), &name)?;
                 let default = default_of(&name).unwrap_or_default();

@@ -26,11 +26,32 @@ pub fn run(ctx: &Ctx, args: CopyStoreArgs) -> Result<()> {
         create_parent: false,
         prefix: None,
     };
-    let (mut dest, _) = store::open(&target, &opts)?;
-    let mut to = dest.begin(Intent::Bulk)?;
-    let rows = store::copy_rows(from.as_ref(), to.as_mut())?;
-    let (events, head) = audit_head(to.as_ref())?;
-    to.commit()?;
+    let (mut dest, created) = store::open(&target, &opts)?;
+    let copied = (|| -> Result<(u64, u64, String)> {
+        let mut to = dest.begin(Intent::Bulk)?;
+        let rows = store::copy_rows(from.as_ref(), to.as_mut())?;
+        let (events, head) = audit_head(to.as_ref())?;
+        to.commit()?;
+        Ok((rows, events, head))
+    })();
+    let (rows, events, head) = match copied {
+        Ok(done) => done,
+        // Nothing was copied: leave no empty store behind to refuse the next try.
+        Err(e) if created => {
+            drop(dest);
+            if store::discard_new(&target) {
+                return Err(e);
+            }
+            return Err(Error::new(
+                e.kind,
+                format!(
+                    "{}; {target} now holds keyctl's empty tables: drop them before copying again",
+                    e.message
+                ),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     ctx.note(&format!(
         "copied key store {} to {target}: {} in all, {}",
         ctx.db,

@@ -7,7 +7,7 @@ use super::audit_event;
 use super::new_key::{generate, insert_key, new_settings};
 use crate::app::audit::append_audit;
 use crate::app::keys::check_can_add;
-use crate::app::retry::{with_retry, ATTEMPTS};
+use crate::app::retry::with_retry;
 use crate::cli::{CopyArgs, CreateArgs, Format};
 use crate::context::Ctx;
 use crate::core::inputs;
@@ -57,7 +57,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     let mode = if args.test { Mode::Test } else { Mode::Live };
 
     let mut store = ctx.open_write()?;
-    with_retry(ATTEMPTS, || {
+    with_retry(store.retry_attempts(), || {
         let mut tx = store.begin(Intent::Admin)?;
         let store_settings = tx.settings()?;
         check_can_add(tx.as_ref(), &store_settings, &settings.name, ctx.now())?;

@@ -8,7 +8,7 @@ use super::keyref::resolve;
 use super::new_key::apply_fields;
 use crate::app::audit::append_audit;
 use crate::app::keys::claim_name;
-use crate::app::retry::{with_retry, ATTEMPTS};
+use crate::app::retry::with_retry;
 use crate::cli::{EditArgs, Format};
 use crate::context::Ctx;
 use crate::core::diff::{changes_json, changes_text, settings_diff};
@@ -36,7 +36,7 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
     // Every value is checked before the store is opened (a missing one is created).
     apply_fields(&fields, &mut KeySettings::default(), ctx.now()).map_err(Error::usage)?;
     let mut store = ctx.open_write()?;
-    let (key, said) = with_retry(ATTEMPTS, || {
+    let (key, said) = with_retry(store.retry_attempts(), || {
         let mut tx = store.begin(Intent::Admin)?;
         let mut key = resolve(tx.as_ref(), &keyref, ctx.now())?;
         if key.state == State::Revoked {

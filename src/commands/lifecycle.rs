@@ -7,14 +7,14 @@ use serde_json::json;
 use super::keyref::resolve_all;
 use super::{audit_event, confirmed_refs};
 use crate::app::audit::append_audit;
-use crate::app::retry::{with_retry, ATTEMPTS};
+use crate::app::retry::with_retry;
 use crate::cli::{DeleteArgs, KeyRefsArgs, RevokeArgs};
 use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State, Status};
 use crate::core::names::optional_text;
 use crate::core::time::rfc3339;
 use crate::error::{Error, Result};
-use crate::store::{Intent, Txn};
+use crate::store::{Intent, Store, Txn};
 
 fn label(k: &KeyRecord) -> String {
     format!("\"{}\" ({})", k.settings.name, k.id)
@@ -62,7 +62,11 @@ fn in_one_transaction(
     predecessors: Predecessors,
     mut step: impl FnMut(&mut dyn Txn, KeyRecord, bool) -> Result<Said>,
 ) -> Result<()> {
-    let said = with_retry(ATTEMPTS, || transaction(ctx, refs, predecessors, &mut step))?;
+    let mut store = ctx.open_write()?;
+    let attempts = store.retry_attempts();
+    let said = with_retry(attempts, || {
+        transaction(ctx, store.as_mut(), refs, predecessors, &mut step)
+    })?;
     for s in &said {
         match s {
             Said::Note(n) => ctx.note(n),
@@ -75,11 +79,11 @@ fn in_one_transaction(
 /// The transaction of [`in_one_transaction`]: what to say once it is committed.
 fn transaction(
     ctx: &Ctx,
+    store: &mut dyn Store,
     refs: &[String],
     predecessors: Predecessors,
     step: &mut impl FnMut(&mut dyn Txn, KeyRecord, bool) -> Result<Said>,
 ) -> Result<Vec<Said>> {
-    let mut store = ctx.open_write()?;
     let mut tx = store.begin(Intent::Admin)?;
     let named = resolve_all(tx.as_ref(), refs, ctx.now())?;
     let mut targets: Vec<Target> = named

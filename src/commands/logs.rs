@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Duration as StdDuration;
 
 use super::keyref::filter_id;
-use crate::app::retry::{with_retry, ATTEMPTS};
+use crate::app::retry::with_retry;
 use crate::cli::{Format, LogsArgs, LogsCommand};
 use crate::context::Ctx;
 use crate::core::allowlist::parse_ip;
@@ -144,7 +144,7 @@ fn prune(ctx: &Ctx, before: &str) -> Result<()> {
         .before(ctx.now())
         .ok_or_else(|| Error::usage("invalid --before: use a duration like 90d or a date"))?;
     let mut store = ctx.open_write()?;
-    let n = with_retry(ATTEMPTS, || -> Result<u64> {
+    let n = with_retry(store.retry_attempts(), || -> Result<u64> {
         let mut tx = store.begin(Intent::Admin)?;
         let n = tx.prune_requests(cutoff)?;
         tx.commit()?;

@@ -11,7 +11,7 @@ use super::new_key::{generate, insert_key};
 use super::{audit_event, confirmed_refs};
 use crate::app::audit::append_audit;
 use crate::app::keys::claim_name;
-use crate::app::retry::{with_retry, ATTEMPTS};
+use crate::app::retry::with_retry;
 use crate::cli::RotateArgs;
 use crate::context::Ctx;
 use crate::core::model::{KeyRecord, State};
@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> Result<()> {
     )?;
 
     let mut store = ctx.open_write()?;
-    let old = with_retry(ATTEMPTS, || -> Result<KeyRecord> {
+    let old = with_retry(store.retry_attempts(), || -> Result<KeyRecord> {
         let mut tx = store.begin(Intent::Admin)?;
         let mut old = resolve(tx.as_ref(), &refs[0], ctx.now())?;
         refuse(tx.as_ref(), &old, ctx.now())?;

@@ -134,6 +134,20 @@ pub fn is_empty_target(location: &Location) -> Result<bool> {
     }
 }
 
+/// Removes a store this run created at `location` and then could not fill (`copy`
+/// failing half way), so running it again finds no store there. True when removed:
+/// an SQLite file goes with its side files; a PostgreSQL store's tables stay (their
+/// schema may hold other things), false.
+pub fn discard_new(location: &Location) -> bool {
+    match location {
+        Location::Sqlite(path) => {
+            sqlite::remove_with_side_files(path);
+            true
+        }
+        Location::Postgres(_) => false,
+    }
+}
+
 /// Copies every row `from` holds into `to`, verbatim and in dependency order (`copy`,
 /// and `backup` from PostgreSQL); `to` must hold no rows yet. The number of rows.
 pub fn copy_rows(from: &dyn Txn, to: &mut dyn Txn) -> Result<u64> {
@@ -393,6 +407,12 @@ pub enum Intent {
 pub trait Store {
     /// A transaction for `intent`, with the locking and durability it needs.
     fn begin(&mut self, intent: Intent) -> Result<Box<dyn Txn + '_>>;
+    /// How many times `app::retry::with_retry` runs a transaction of this store that
+    /// fails with `ErrorKind::Retry`. SQLite: once, because its busy timeout (30 s)
+    /// already waited for the other writer inside the attempt.
+    fn retry_attempts(&self) -> u32 {
+        1
+    }
     /// Writes a consistent copy of the store to `dest` (which must not exist), mode
     /// 0600, while other processes may keep writing.
     fn backup_to(&mut self, dest: &Path) -> Result<()>;

@@ -308,6 +308,12 @@ fn unreachable_now(location: &PgLocation) -> StoreError {
 }
 
 impl Store for PgStore {
+    /// A deadlock or serialization failure is another host's transaction winning: a
+    /// few runs of the whole transaction get through.
+    fn retry_attempts(&self) -> u32 {
+        3
+    }
+
     fn begin(&mut self, intent: Intent) -> Result<Box<dyn Txn + '_>> {
         let sql = match intent {
             Intent::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",

@@ -158,7 +158,7 @@ pub fn side_file(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Removes a database file and whatever side files SQLite left beside it.
-pub(super) fn remove_with_side_files(path: &Path) {
+pub(in crate::store) fn remove_with_side_files(path: &Path) {
     let _ = fs::remove_file(path);
     for suffix in SIDE_SUFFIXES {
         let _ = fs::remove_file(side_file(path, suffix));

@@ -14,6 +14,7 @@ use std::time::Duration as StdDuration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use super::{ErrorKind, Intent, OpenOptions, Remedy, Result, Store, StoreError, Txn};
+pub(in crate::store) use files::remove_with_side_files;
 use files::{
     check_header, create_store, file_name_or, folder_of, in_temp_file, io_error, repair_side_files,
 };

@@ -1,0 +1,638 @@
+//! keyctl on PostgreSQL as a fleet uses it (SPEC §6), through the real binary: several
+//! API hosts' `verify --stream` processes and admins at once on one database, and the
+//! faults a fleet meets (a server restarted under a running stream, a process killed
+//! mid-transaction, a wrong password, an unreachable host, a database without a store,
+//! TLS refused). The shared server comes from `scripts/test.sh` (`KEYCTL_TEST_PG`);
+//! the tests that stop a server or need password and TLS settings start a private one.
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long a condition may take before a test gives up (never a timing assertion).
+const WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < WAIT_LIMIT,
+            "{what}: not within {WAIT_LIMIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// keyctl with a cleared environment, the store at `url` (in KEYCTL_DB: a URL there
+/// may carry a password) and a home of its own.
+fn keyctl(url: &str, home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_keyctl"));
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home)
+        .env("KEYCTL_DB", url)
+        .env("KEYCTL_ACTOR", "fleet-test")
+        .env("TZ", "UTC")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(url: &str, home: &Path, args: &[&str]) -> Output {
+    keyctl(url, home).args(args).output().expect("run keyctl")
+}
+
+fn ok(url: &str, home: &Path, args: &[&str]) -> String {
+    let out = run(url, home, args);
+    assert!(
+        out.status.success(),
+        "keyctl {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+fn json(url: &str, home: &Path, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(url, home, args)).expect("json output")
+}
+
+/// A new store in a fresh database of the shared server: its URL.
+fn fresh_store(home: &Path) -> String {
+    let url = pg::url_of(&pg::fresh_database_name());
+    ok(&url, home, &["init", "--quiet"]);
+    url
+}
+
+fn create(url: &str, home: &Path, name: &str, flags: &[&str]) -> String {
+    let mut args = vec!["create", "--name", name, "--quiet"];
+    args.extend_from_slice(flags);
+    ok(url, home, &args).trim().to_string()
+}
+
+/// A running `verify --stream`: one request line in, one answer line out.
+struct Stream {
+    child: Child,
+    input: Option<ChildStdin>,
+    output: BufReader<ChildStdout>,
+}
+
+impl Stream {
+    fn start(url: &str, home: &Path) -> Stream {
+        let mut child = keyctl(url, home)
+            .args(["verify", "--stream"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start verify --stream");
+        let input = child.stdin.take();
+        let output = BufReader::new(child.stdout.take().expect("stdout"));
+        Stream {
+            child,
+            input,
+            output,
+        }
+    }
+
+    /// Sends one request and reads its answer's code.
+    fn ask(&mut self, secret: &str) -> String {
+        let input = self.input.as_mut().expect("stream open");
+        writeln!(input, r#"{{"key":"{secret}","ip":"10.1.2.3"}}"#).expect("write a request");
+        input.flush().expect("flush");
+        let mut line = String::new();
+        self.output.read_line(&mut line).expect("read an answer");
+        assert!(!line.is_empty(), "the stream ended instead of answering");
+        let answer: Value = serde_json::from_str(&line).expect("a json answer");
+        answer["code"].as_str().expect("a code").to_string()
+    }
+
+    /// Closes stdin and waits: exit status and stderr.
+    fn finish(mut self) -> (std::process::ExitStatus, String) {
+        drop(self.input.take());
+        let out = self.child.wait_with_output().expect("wait for the stream");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn count_code(answers: &[String], code: &str) -> usize {
+    answers.iter().filter(|c| c.as_str() == code).count()
+}
+
+// ---- the fleet ----
+
+#[test]
+fn four_hosts_and_two_admins_on_one_store_count_exactly() {
+    const HOSTS: usize = 4;
+    const QUOTA_HITS: usize = 1000; // per host, against a quota-total of 1000
+    const CREDIT_HITS: usize = 250; // per host, against 600 credits at cost 1
+    let home = TempDir::new().unwrap();
+    let home = home.path();
+    let url = fresh_store(home);
+    let quota = create(&url, home, "quota", &["--quota-total", "1000"]);
+    let credits = create(&url, home, "credits", &["--credits", "600"]);
+
+    let (answers, admin_events) = std::thread::scope(|s| {
+        let hosts: Vec<_> = (0..HOSTS)
+            .map(|_| {
+                let (url, quota, credits) = (&url, &quota, &credits);
+                s.spawn(move || {
+                    // Every line written up front, as a busy service pipelines them.
+                    let mut child = keyctl(url, home)
+                        .args(["verify", "--stream"])
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .expect("start a host's stream");
+                    let mut input = child.stdin.take().expect("stdin");
+                    let writer = std::thread::spawn({
+                        let (quota, credits) = (quota.clone(), credits.clone());
+                        move || {
+                            for i in 0..QUOTA_HITS + CREDIT_HITS {
+                                let key = if i % 5 == 4 { &credits } else { &quota };
+                                writeln!(input, r#"{{"key":"{key}","ip":"10.0.0.{}"}}"#, i % 200)
+                                    .expect("write");
+                            }
+                        }
+                    });
+                    let out = child.wait_with_output().expect("the stream ends");
+                    writer.join().expect("writer");
+                    assert!(out.status.success(), "a host's stream failed");
+                    String::from_utf8(out.stdout)
+                        .expect("utf-8")
+                        .lines()
+                        .map(|l| {
+                            let v: Value = serde_json::from_str(l).expect("json");
+                            (
+                                v["key_name"].as_str().unwrap_or("").to_string(),
+                                v["code"].as_str().unwrap_or("").to_string(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // Two admins at the same time: one edits the hot key over and over (its
+        // counters must survive every rewrite), one creates and rotates other keys.
+        let editor = s.spawn(|| {
+            for n in 0..20 {
+                let d = format!("edit {n}");
+                ok(
+                    &url,
+                    home,
+                    &["edit", "quota", "--description", &d, "--quiet"],
+                );
+            }
+            20
+        });
+        let rotator = s.spawn(|| {
+            for n in 0..10 {
+                let name = format!("other-{n}");
+                create(&url, home, &name, &[]);
+                ok(&url, home, &["rotate", &name, "--yes", "--quiet"]);
+            }
+            30
+        });
+        let answers: Vec<(String, String)> = hosts
+            .into_iter()
+            .flat_map(|h| h.join().expect("a host"))
+            .collect();
+        let admin_events = editor.join().expect("editor") + rotator.join().expect("rotator");
+        (answers, admin_events)
+    });
+
+    let per_key = |name: &str| -> Vec<String> {
+        answers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, c)| c.clone())
+            .collect()
+    };
+    assert_eq!(
+        answers.len(),
+        HOSTS * (QUOTA_HITS + CREDIT_HITS),
+        "every line answered"
+    );
+    let q = per_key("quota");
+    assert_eq!(q.len(), HOSTS * QUOTA_HITS);
+    assert_eq!(
+        count_code(&q, "valid"),
+        1000,
+        "the quota admits exactly 1000"
+    );
+    assert_eq!(count_code(&q, "quota_exceeded"), HOSTS * QUOTA_HITS - 1000);
+    let c = per_key("credits");
+    assert_eq!(count_code(&c, "valid"), 600, "600 credits buy exactly 600");
+    assert_eq!(
+        count_code(&c, "credits_exhausted"),
+        HOSTS * CREDIT_HITS - 600
+    );
+
+    // What the store says afterwards: the same figures, one log row per request.
+    let shown = json(&url, home, &["show", "quota", "--json"]);
+    assert_eq!(shown["description"], "edit 19", "the admin's edits stand");
+    let day = &shown["usage"]["last_24h"];
+    assert_eq!(day["accepted"], 1000, "{shown}");
+    assert_eq!(day["rejected"], HOSTS * QUOTA_HITS - 1000, "{shown}");
+    let shown = json(&url, home, &["show", "credits", "--json"]);
+    assert_eq!(shown["credits_used"], 600, "{shown}");
+    let logs = json(&url, home, &["logs", "--json", "--limit", "100000"]);
+    let rows = logs.as_array().expect("an array");
+    assert_eq!(rows.len(), answers.len(), "exactly one log row per request");
+    let valid_rows = rows.iter().filter(|r| r["code"] == "valid").count();
+    assert_eq!(valid_rows, 1600);
+    let verdict = json(&url, home, &["audit", "verify", "--json"]);
+    assert_eq!(verdict["intact"], true, "{verdict}");
+    assert_eq!(verdict["events"], 2 + admin_events, "{verdict}");
+}
+
+// ---- faults ----
+
+/// A PostgreSQL server of a test's own (stopping it must not disturb other tests):
+/// password authentication over TCP on 127.0.0.1, trust on its unix socket, no TLS.
+struct PrivateServer {
+    dir: TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl PrivateServer {
+    fn start() -> PrivateServer {
+        let dir = tempfile::Builder::new()
+            .prefix("keyctl-fleet-pg-")
+            .tempdir()
+            .expect("temp dir");
+        let bin = server_bin();
+        let root = is_root();
+        if root {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, "s3cret-test-pw\n").unwrap();
+        if root {
+            Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&pwfile)
+                .status()
+                .unwrap();
+        }
+        let data = dir.path().join("data");
+        let out = as_owner(root, &bin.join("initdb"))
+            .args(["--no-sync", "-U", "postgres", "--auth-local=trust"])
+            .args(["--auth-host=scram-sha-256", "--pwfile"])
+            .arg(&pwfile)
+            .arg("-D")
+            .arg(&data)
+            .output()
+            .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\n",
+            dir.path().display()
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        f.write_all(conf.as_bytes()).unwrap();
+        let server = PrivateServer { dir, bin, port };
+        server.pg_ctl(&["start"]);
+        server
+    }
+
+    fn pg_ctl(&self, action: &[&str]) {
+        let root = is_root();
+        let out = as_owner(root, &self.bin.join("pg_ctl"))
+            .args(["-w", "-m", "fast", "-D"])
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(action)
+            .output()
+            .expect("pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl {action:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A URL over TCP (password authentication), password not included.
+    fn tcp_url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// A URL over the unix socket (trust), for set-up.
+    fn socket_url(&self, db: &str) -> String {
+        let host = self.dir.path().display().to_string().replace('/', "%2F");
+        format!(
+            "postgres://postgres@{host}:{}/{db}?sslmode=disable",
+            self.port
+        )
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let root = is_root();
+        let _ = as_owner(root, &self.bin.join("pg_ctl"))
+            .args(["-w", "-m", "immediate", "-D"])
+            .arg(self.dir.path().join("data"))
+            .arg("stop")
+            .output();
+    }
+}
+
+/// Tests run as root on CI; the server's binaries then run as `postgres`.
+fn is_root() -> bool {
+    std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc")) == 0
+}
+
+fn as_owner(root: bool, program: &Path) -> Command {
+    if root {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ])
+        .arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// The server binaries: pg_config's bindir, else the newest /usr/lib/postgresql/*/bin.
+fn server_bin() -> PathBuf {
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("initdb").exists() {
+            return dir;
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries: install the postgresql package")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().expect("no initdb under /usr/lib/postgresql")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn one_error_line(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.starts_with("error: "), "{stderr:?}");
+    stderr
+}
+
+/// A private server holding a store with one key "svc": the server, the home folder,
+/// the store's URL and the key's secret.
+fn private_store_with_a_key() -> (PrivateServer, TempDir, String, String) {
+    let server = PrivateServer::start();
+    let home = TempDir::new().unwrap();
+    let url = server.socket_url("postgres");
+    ok(&url, home.path(), &["init", "--quiet"]);
+    let secret = create(&url, home.path(), "svc", &[]);
+    (server, home, url, secret)
+}
+
+#[test]
+fn a_stream_answers_unavailable_while_its_server_is_down_and_recovers_by_itself() {
+    let (server, home, url, secret) = private_store_with_a_key();
+    let home = home.path();
+
+    let mut stream = Stream::start(&url, home);
+    assert_eq!(stream.ask(&secret), "valid");
+    server.pg_ctl(&["stop"]);
+    // Down: each request is answered, none recorded, the stream goes on.
+    assert_eq!(stream.ask(&secret), "unavailable");
+    assert_eq!(stream.ask(&secret), "unavailable");
+    server.pg_ctl(&["start"]);
+    let mut answers = vec![
+        "valid".to_string(),
+        "unavailable".into(),
+        "unavailable".into(),
+    ];
+    wait_for("the stream to reach the restarted server", || {
+        let code = stream.ask(&secret);
+        answers.push(code.clone());
+        code == "valid"
+    });
+    assert_eq!(stream.ask(&secret), "valid", "and it stays back");
+    answers.push("valid".into());
+    let (status, stderr) = stream.finish();
+    assert!(
+        status.success(),
+        "the stream never exits on a store failure: {status}"
+    );
+    assert_eq!(
+        stderr
+            .matches("answering unavailable until the store is back")
+            .count(),
+        1,
+        "the outage is said once: {stderr}"
+    );
+    assert!(stderr.contains("key store available again"), "{stderr}");
+    // Only the answered-valid requests were recorded (an unavailable one left nothing).
+    let recorded = json(&url, home, &["show", "svc", "--json"]);
+    assert_eq!(
+        recorded["usage"]["last_24h"]["accepted"].as_u64(),
+        Some(count_code(&answers, "valid") as u64),
+        "{answers:?}"
+    );
+    let logs = json(&url, home, &["logs", "--json"]);
+    let rows = logs.as_array().unwrap().len();
+    assert_eq!(
+        rows,
+        answers.len() - count_code(&answers, "unavailable"),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn a_one_shot_verify_against_a_stopped_server_answers_unavailable_with_exit_22() {
+    let (server, home, url, secret) = private_store_with_a_key();
+    let home = home.path();
+    server.pg_ctl(&["stop"]);
+    let out = keyctl(&url, home)
+        .args(["verify", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            writeln!(c.stdin.take().unwrap(), "{secret}")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(out.status.code(), Some(22));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["code"], "unavailable");
+    assert_eq!(answer["status"], 503);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("PostgreSQL"), "{stderr}");
+}
+
+#[test]
+fn a_process_killed_mid_transaction_leaves_nothing_behind() {
+    let home = TempDir::new().unwrap();
+    let home = home.path();
+    let url = fresh_store(home);
+    let lines: String = (0..40_000)
+        .map(|i| format!("{{\"name\":\"batch-{i:05}\"}}\n"))
+        .collect();
+    let input = home.join("batch.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let mut child = keyctl(&url, home)
+        .args(["create", "--batch"])
+        .arg(&input)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until its transaction has written rows (the server sees it inside one),
+    // then kill it without warning.
+    let db = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut admin = pg::admin_client();
+    wait_for("the batch to be inside its transaction", || {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND xact_start IS NOT NULL AND backend_xid IS NOT NULL",
+                &[&db],
+            )
+            .map(|r| r.get::<_, i64>(0) > 0)
+            .unwrap_or(false)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The server rolls the transaction back when the connection goes.
+    let keys = json(&url, home, &["list", "--json", "--all"]);
+    assert_eq!(
+        keys.as_array().map(Vec::len),
+        Some(0),
+        "no key of a killed batch"
+    );
+    let verdict = json(&url, home, &["audit", "verify", "--json"]);
+    assert_eq!(verdict["events"], 0);
+    // And the store works on.
+    create(&url, home, "after", &[]);
+}
+
+#[test]
+fn connection_failures_are_one_line_exit_1_and_never_show_the_password() {
+    let server = PrivateServer::start();
+    let home = TempDir::new().unwrap();
+    let home = home.path();
+    let password = "s3cret-test-pw";
+    let wrong = "not-the-pw-x9";
+    ok(&server.socket_url("postgres"), home, &["init", "--quiet"]);
+
+    // The right password in KEYCTL_DB works over TCP.
+    let with = |pw: &str, url: &str| url.replacen("postgres@", &format!("postgres:{pw}@"), 1);
+    ok(
+        &with(password, &server.tcp_url("postgres")),
+        home,
+        &["list"],
+    );
+
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "a wrong password",
+            with(wrong, &server.tcp_url("postgres")),
+            vec![],
+        ),
+        (
+            "an unreachable host",
+            with(
+                wrong,
+                &format!("postgres://postgres@127.0.0.1:{}/postgres", free_port()),
+            ),
+            vec![],
+        ),
+        (
+            "a database without a store",
+            with(wrong, &server.socket_url("template1")),
+            vec!["keyctl init"],
+        ),
+        (
+            "TLS required but refused",
+            with(
+                wrong,
+                &server
+                    .tcp_url("postgres")
+                    .replace("sslmode=disable", "sslmode=require"),
+            ),
+            vec![],
+        ),
+    ];
+    for (what, url, says) in cases {
+        let out = run(&url, home, &["list"]);
+        assert_eq!(out.status.code(), Some(1), "{what}: {out:?}");
+        let line = one_error_line(&out);
+        assert!(
+            !line.contains(wrong),
+            "{what}: the password is shown: {line}"
+        );
+        assert!(
+            line.contains("***") || !url.contains(wrong),
+            "{what}: {line}"
+        );
+        for s in says {
+            assert!(line.contains(s), "{what}: {line} lacks {s}");
+        }
+        // The same through PGPASSWORD, with no password in the URL at all.
+        let bare = url.replacen(&format!(":{wrong}@"), "@", 1);
+        let out = keyctl(&bare, home)
+            .env("PGPASSWORD", wrong)
+            .arg("list")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{what} (PGPASSWORD)");
+        let line = one_error_line(&out);
+        assert!(
+            !line.contains(wrong),
+            "{what}: the password is shown: {line}"
+        );
+    }
+}
