@@ -70,6 +70,10 @@ start)
     exit 1
   }
   make_tls
+  # One role must log in with a password (the tests' wrong-password case); every
+  # other connection is trusted.
+  as_owner sed -i '1i host all keyctl_pw 127.0.0.1/32 scram-sha-256\nhost all keyctl_pw ::1/128 scram-sha-256' \
+    "$data/pg_hba.conf"
   # A free port: a few random tries (another server may hold one).
   started=""
   for _ in 1 2 3 4 5 6 7 8; do

@@ -796,6 +796,79 @@ fn opening_a_current_store_again_changes_nothing_postgres() {
     on_postgres(reopening_migrates_nothing);
 }
 
+// ---- story 6b: verifiers and administrators at once ----
+
+/// API hosts verify one key while administrators edit it, create keys under a key
+/// limit and append audit events: the quota is exact, every request is counted once,
+/// every administrator's change lands (retried if the backend asks), the chain stays
+/// gapless.
+fn verifiers_and_admins_at_once(location: &Location) {
+    const VERIFIERS: usize = 4;
+    const EACH: usize = 20;
+    const QUOTA: u64 = 30;
+    const EDITS: usize = 8;
+    let (secret, mut busy) = numbered_key(1, "busy");
+    busy.settings.quotas.total = Some(QUOTA);
+    {
+        let mut store = handle(location);
+        insert(store.as_mut(), &busy);
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        tx.set_setting("max-keys", Some("100")).unwrap();
+        tx.commit().unwrap();
+    }
+    let outcomes = run_concurrently(location, VERIFIERS + 2, |store, t| {
+        if t < VERIFIERS {
+            return (0..EACH)
+                .map(|i| verify_at(store, &secret, now(), &format!("/{t}/{i}")).outcome)
+                .collect();
+        }
+        for i in 0..EDITS {
+            let n = (t << 8 | i) as u32;
+            let (_, extra) = numbered_key(n, &format!("extra-{t}-{i}"));
+            with_retry(5, || -> keyctl::error::Result<()> {
+                let mut tx = store.begin(Intent::Admin)?;
+                let mut k = tx.key_by_id(&busy.id)?.unwrap();
+                k.settings.description = Some(format!("edit {t}/{i}"));
+                tx.update_key(&k)?;
+                let settings = tx.settings()?;
+                keyctl::app::keys::check_can_add(
+                    tx.as_ref(),
+                    &settings,
+                    &extra.settings.name,
+                    now(),
+                )?;
+                tx.insert_key(&extra)?;
+                append_audit(tx.as_mut(), audit_event("edited", Some(&k.id), "{}"))?;
+                Ok(tx.commit()?)
+            })
+            .unwrap();
+        }
+        Vec::new()
+    });
+    let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+    assert_eq!(outcomes.len(), VERIFIERS * EACH);
+    assert_accepts_exactly(&outcomes, QUOTA, &Outcome::QuotaExceeded("total"));
+    let mut store = handle(location);
+    let events = audit_trail(store.as_mut());
+    assert_eq!(events.len(), 2 * EDITS);
+    assert_chain_intact(&events);
+    let tx = store.begin(Intent::Read).unwrap();
+    let k = tx.key_by_id(&busy.id).unwrap().unwrap();
+    assert_eq!(k.events_total, (VERIFIERS * EACH) as u64);
+    assert_eq!(k.accepted_total, QUOTA);
+    assert_eq!(tx.count_limited(now()).unwrap(), 1 + 2 * EDITS as u64);
+}
+
+#[test]
+fn verifiers_and_administrators_at_once_stay_exact_sqlite() {
+    on_sqlite(verifiers_and_admins_at_once);
+}
+
+#[test]
+fn verifiers_and_administrators_at_once_stay_exact_postgres() {
+    on_postgres(verifiers_and_admins_at_once);
+}
+
 // ---- story 7b: listing orders and filters keys the same way everywhere ----
 
 fn listing_orders_and_filters_alike(location: &Location) {
@@ -1309,7 +1382,6 @@ fn postgres_failures_are_one_line_without_the_password() {
     let unreachable =
         "postgres://postgres:hunter2@127.0.0.1:1/postgres?sslmode=disable".to_string();
     let missing_db = with_password.replace("/postgres?", "/no_such_db?");
-    let tls_refused = with_password.replace("sslmode=disable", "sslmode=require");
     for (url, kind, words) in [
         (
             unreachable,
@@ -1321,7 +1393,6 @@ fn postgres_failures_are_one_line_without_the_password() {
             ErrorKind::NotFound,
             "no such PostgreSQL database",
         ),
-        (tls_refused, ErrorKind::Unavailable, "TLS"),
     ] {
         let location = Location::parse(&url).unwrap();
         assert!(location.password_in_url());
@@ -1338,6 +1409,39 @@ fn postgres_failures_are_one_line_without_the_password() {
     }
 }
 
+/// A role that logs in with a password: the right one (from the URL, as `KEYCTL_DB`
+/// may carry it) opens the store, a wrong one is one line without it.
+#[test]
+fn a_wrong_password_is_one_line_without_the_password() {
+    let name = pg::fresh_database_name();
+    let mut admin = pg::admin_client();
+    // Roles are cluster-wide: create it once, whichever test binary runs first.
+    let _ = admin.batch_execute("CREATE ROLE keyctl_pw LOGIN PASSWORD 'right-one'");
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} OWNER TO keyctl_pw"))
+        .unwrap();
+    let (endpoint, _) = pg::tls_endpoint();
+    let url = |password: &str| {
+        Location::parse(&format!(
+            "postgres://keyctl_pw:{password}@{endpoint}/{name}?sslmode=disable"
+        ))
+        .unwrap()
+    };
+    let e = open(&url("wrong-one"), &create()).err().unwrap();
+    let text = e.to_string();
+    assert_eq!(e.kind(), Some(ErrorKind::Unavailable), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "cannot log in to PostgreSQL at postgres://keyctl_pw:***@{endpoint}/{name}"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-one") && !format!("{e:?}").contains("wrong-one"));
+    assert_eq!(text.lines().count(), 1);
+    let (_, created) = open(&url("right-one"), &create()).unwrap();
+    assert!(created);
+}
+
 /// A handle whose connection the server dropped (a restart, an administrator) fails
 /// the transaction it was in, nothing of which commits, and reconnects at the next
 /// begin: a long `verify --stream` keeps going.
@@ -1348,14 +1452,28 @@ fn a_dropped_connection_fails_its_transaction_and_the_next_begin_reconnects() {
     let mut store = handle(&location);
     insert(store.as_mut(), &k);
     let name = pg::database_of(&location);
+    // Ends every connection to the store's database, and waits until they are gone.
     let kill = || {
-        pg::admin_client()
+        let mut admin = pg::admin_client();
+        admin
             .execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                  WHERE datname = $1 AND pid <> pg_backend_pid()",
                 &[&name],
             )
             .unwrap();
+        let left = |admin: &mut postgres::Client| -> i64 {
+            admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                    &[&name],
+                )
+                .unwrap()
+                .get(0)
+        };
+        while left(&mut admin) > 0 {
+            thread::yield_now();
+        }
     };
     // Mid-transaction: the write is lost with the connection, and said so.
     {
@@ -1443,6 +1561,36 @@ fn postgres_tls_modes_check_what_libpq_checks() {
         .unwrap()
         .get(0);
     assert!(encrypted >= 1);
+    // As libpq: a unix socket ignores sslmode.
+    let socket = pg::url_of(&name).replace("sslmode=disable", "sslmode=verify-full");
+    assert!(open(&Location::parse(&socket).unwrap(), &create()).is_ok());
+}
+
+// ---- story 7c: `keyctl migrate` on a current store changes nothing ----
+
+fn migrating_a_current_store_changes_nothing(location: &Location) {
+    assert_eq!(
+        keyctl::store::migrate(location).err().map(|e| e.kind()),
+        Some(Some(ErrorKind::NotFound)),
+        "no store yet"
+    );
+    let (_, k) = numbered_key(1, "kept");
+    insert(handle(location).as_mut(), &k);
+    let before = dump_all(location);
+    let (from, to) = keyctl::store::migrate(location).unwrap();
+    assert_eq!(from, to);
+    assert_eq!(keyctl::store::migrate(location).unwrap(), (from, to));
+    assert_eq!(dump_all(location), before);
+}
+
+#[test]
+fn migrating_a_current_store_changes_nothing_sqlite() {
+    on_sqlite(migrating_a_current_store_changes_nothing);
+}
+
+#[test]
+fn migrating_a_current_store_changes_nothing_postgres() {
+    on_postgres(migrating_a_current_store_changes_nothing);
 }
 
 /// SQLite-only: the schema version a store of this keyctl carries (one per migration).
@@ -1490,6 +1638,11 @@ fn a_schema_1_store_migrates_to_the_current_schema_and_its_keys_read_back() {
     assert_eq!(user_version(&path), 1);
 
     let location = Location::Sqlite(path.clone());
+    // `keyctl migrate` (what opening does anyway on SQLite) says what it did.
+    assert_eq!(
+        keyctl::store::migrate(&location).unwrap(),
+        (1, current_schema_version())
+    );
     let (mut store, created) = open(&location, &OpenOptions::default()).unwrap();
     assert!(!created);
     assert_eq!(user_version(&path), current_schema_version());

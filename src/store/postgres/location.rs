@@ -154,6 +154,12 @@ impl PgLocation {
             }
             location.params.push((key.to_string(), value.to_string()));
         }
+        // What the client crate will refuse (a bad port, an unknown parameter), said
+        // now: its words name the option, never its value.
+        location
+            .config_url()
+            .parse::<postgres::Config>()
+            .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
         Ok(location)
     }
 
@@ -402,6 +408,14 @@ mod tests {
         let bad = PgLocation::parse("postgres://u:pw@h/db?sslmode=maybe").unwrap_err();
         assert!(bad.contains("sslmode 'maybe'"), "{bad}");
         assert!(!bad.contains("pw"));
+        for url in [
+            "postgres://u:secret@h:notaport/db",
+            "postgres://u:secret@h/db?frobnicate=1",
+        ] {
+            let bad = PgLocation::parse(url).unwrap_err();
+            assert!(bad.starts_with("not a valid PostgreSQL URL: "), "{bad}");
+            assert!(!bad.contains("secret"), "{bad}");
+        }
     }
 
     #[test]

@@ -117,7 +117,21 @@ fn connect(location: &PgLocation) -> Result<Client> {
     if config.get_user().is_none() {
         config.user(&location.user_name());
     }
+    // As libpq: no host means PGHOST, else the local socket folder (Debian's).
+    if config.get_hosts().is_empty() {
+        let host = std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into());
+        config.host(&host);
+        if let Some(port) = std::env::var("PGPORT").ok().and_then(|p| p.parse().ok()) {
+            config.port(port);
+        }
+    }
+    // As libpq: a unix socket never uses TLS, whatever sslmode says.
+    let only_sockets = config
+        .get_hosts()
+        .iter()
+        .all(|h| matches!(h, postgres::config::Host::Unix(_)));
     config.ssl_mode(match location.ssl {
+        _ if only_sockets => postgres::config::SslMode::Disable,
         location::SslMode::Disable => postgres::config::SslMode::Disable,
         location::SslMode::Prefer => postgres::config::SslMode::Prefer,
         _ => postgres::config::SslMode::Require,
@@ -234,6 +248,23 @@ pub(super) fn pg_error(location: &PgLocation, e: &postgres::Error) -> StoreError
     failed(ErrorKind::Other, format!("key store {location}: {message}"))
 }
 
+/// True when `e` says the connection is gone (closed, reset, or the server ended it:
+/// a restart, an administrator), so a new one may work.
+fn connection_lost(e: &postgres::Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code();
+            *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || code.code().starts_with("08")
+        }
+        None => {
+            e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        }
+    }
+}
+
 /// An error and its causes in one line (`error connecting to server: Connection
 /// refused (os error 111)`).
 fn cause_chain(e: &postgres::Error) -> String {
@@ -296,11 +327,11 @@ impl Store for PgStore {
             let Err(e) = client.batch_execute(sql) else {
                 break;
             };
-            let closed = client.is_closed();
-            if !(closed && attempt == 0) {
-                if closed {
-                    self.client = None;
-                }
+            let lost = connection_lost(&e) || client.is_closed();
+            if lost {
+                self.client = None;
+            }
+            if !(lost && attempt == 0) {
                 return Err(pg_error(&self.location, &e));
             }
             attempt += 1;

@@ -49,6 +49,9 @@ pub(super) struct PgTxn<'a> {
     clock: Option<DateTime<Utc>>,
     /// The `key-count` row is locked (taken once per transaction).
     key_count_locked: Cell<bool>,
+    /// What `lock_for_verify` read while locking, for the next read of the same row.
+    locked_key: RefCell<Option<([u8; 32], Option<KeyRecord>)>>,
+    locked_ip: RefCell<Option<(String, Option<i64>)>>,
     /// Committed or rolled back: nothing to do on drop.
     done: bool,
     /// A statement failed: PostgreSQL has aborted the transaction, and would answer
@@ -290,6 +293,8 @@ impl<'a> PgTxn<'a> {
             intent,
             clock: None,
             key_count_locked: Cell::new(false),
+            locked_key: RefCell::new(None),
+            locked_ip: RefCell::new(None),
             done: false,
             failed: Cell::new(false),
         }
@@ -379,6 +384,37 @@ impl<'a> PgTxn<'a> {
             .iter()
             .map(|r| key_from_row(r).map_err(|why| self.damaged(why)))
             .collect()
+    }
+
+    /// The key with this secret hash; in a Verify transaction its row and its pool's
+    /// stay locked until the verdict is recorded: one decision at a time per key and
+    /// per lineage.
+    fn read_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>> {
+        let sql = if self.intent == Intent::Verify {
+            concat!(
+                select_keys!(),
+                " WHERE k.secret_hash = $1 FOR UPDATE OF k, p"
+            )
+        } else {
+            concat!(select_keys!(), " WHERE k.secret_hash = $1")
+        };
+        self.row(sql, &[&&hash[..]])?
+            .map(|r| key_from_row(&r))
+            .transpose()
+            .map_err(|why| self.damaged(why))
+    }
+
+    /// The IP's stored block end (locked in a Verify transaction), if it has a row.
+    fn read_block(&self, ip: &str) -> Result<Option<i64>> {
+        let sql = if self.intent == Intent::Verify {
+            "SELECT until FROM ip_blocks WHERE ip = $1 FOR UPDATE"
+        } else {
+            "SELECT until FROM ip_blocks WHERE ip = $1"
+        };
+        self.row(sql, &[&ip])?
+            .map(|r| col(&r, 0))
+            .transpose()
+            .map_err(|why| self.damaged(why))
     }
 
     /// Locks one row of `store_locks` until the transaction ends.
@@ -704,20 +740,10 @@ impl Txn for PgTxn<'_> {
     }
 
     fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>> {
-        // In a Verify transaction the key's row and its pool's stay locked until the
-        // verdict is recorded: one decision at a time per key and per lineage.
-        let sql = if self.intent == Intent::Verify {
-            concat!(
-                select_keys!(),
-                " WHERE k.secret_hash = $1 FOR UPDATE OF k, p"
-            )
-        } else {
-            concat!(select_keys!(), " WHERE k.secret_hash = $1")
-        };
-        self.row(sql, &[&&hash[..]])?
-            .map(|r| key_from_row(&r))
-            .transpose()
-            .map_err(|why| self.damaged(why))
+        match self.locked_key.borrow_mut().take() {
+            Some((locked, key)) if locked == *hash => Ok(key),
+            _ => self.read_key_by_hash(hash),
+        }
     }
 
     fn lock_for_verify(
@@ -726,38 +752,29 @@ impl Txn for PgTxn<'_> {
         ip: Option<std::net::IpAddr>,
     ) -> Result<()> {
         // The order load_for_verify locks in: the IP's row, then the key's and pool's.
+        // What the locking reads is what load_for_verify asks next (nothing writes in
+        // between): kept for it, so a verification pays for each read once.
         if let Some(ip) = ip {
             let prefix = match ip {
                 std::net::IpAddr::V6(_) => self.settings()?.failed_auth_ipv6_prefix,
                 std::net::IpAddr::V4(_) => 0,
             };
             let subject = block_subject(ip, prefix);
-            self.exec(
-                "SELECT 1 FROM ip_blocks WHERE ip = $1 FOR UPDATE",
-                &[&subject],
-            )?;
+            let until = self.read_block(&subject)?;
+            *self.locked_ip.borrow_mut() = Some((subject, until));
         }
         if let Some(hash) = hash {
-            self.exec(
-                "SELECT 1 FROM keys k JOIN credit_pools p ON p.id = k.pool_id \
-                 WHERE k.secret_hash = $1 FOR UPDATE OF k, p",
-                &[&&hash[..]],
-            )?;
+            let key = self.read_key_by_hash(hash)?;
+            *self.locked_key.borrow_mut() = Some((*hash, key));
         }
         Ok(())
     }
 
     fn ip_blocked_until(&self, ip: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-        let sql = if self.intent == Intent::Verify {
-            "SELECT until FROM ip_blocks WHERE ip = $1 FOR UPDATE"
-        } else {
-            "SELECT until FROM ip_blocks WHERE ip = $1"
+        let until = match self.locked_ip.borrow_mut().take() {
+            Some((locked, until)) if locked == ip => until,
+            _ => self.read_block(ip)?,
         };
-        let until: Option<i64> = self
-            .row(sql, &[&ip])?
-            .map(|r| col(&r, 0))
-            .transpose()
-            .map_err(|why| self.damaged(why))?;
         Ok(until.filter(|u| *u > to_millis(now)).map(from_millis))
     }
 
