@@ -97,8 +97,8 @@ fn copy_writes_only_into_a_new_store() {
     assert!(line.contains("new store"), "{line}");
     assert_eq!(env.snapshot(), before);
     // Its own store is not a new store either.
-    env.run(&["copy", "--to", env.db.to_str().unwrap()])
-        .fails(4);
+    let own = env.location();
+    env.run(&["copy", "--to", own.to_str().unwrap()]).fails(4);
     assert_eq!(env.snapshot(), before);
 }
 
@@ -140,5 +140,5 @@ fn migrate_on_a_missing_store_fails_and_creates_nothing() {
     let out = env.run(&["migrate"]);
     let line = out.fails(1);
     assert!(line.contains("keyctl init"), "{line}");
-    assert!(!env.db.exists(), "migrate created a store");
+    assert!(!env.store_exists(), "migrate created a store");
 }

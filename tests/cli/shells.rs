@@ -1025,15 +1025,11 @@ fn interactive_bash_completes_words_bash_splits_at_colons_and_equals_signs() {
             "keyctl show 'team:ci' ".into(),
         ),
     ];
-    if sqlite_only_test(
-        "`--db=URL`: bash also splits at the '@' of a PostgreSQL URL, which the \
-         completion script does not glue back (a reported bug)",
-    ) {
-        cases.push((
-            format!("keyctl --db={db} show x="),
-            format!("keyctl --db={db} show x=y "),
-        ));
-    }
+    // On PostgreSQL `db` is a URL, which bash also splits at '@'.
+    cases.push((
+        format!("keyctl --db={db} show x="),
+        format!("keyctl --db={db} show x=y "),
+    ));
     for (partial, want) in &cases {
         assert_completes(&mut bash, partial, want);
     }
