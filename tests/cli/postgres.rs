@@ -161,19 +161,16 @@ fn refusing_server() -> (u16, mpsc::Receiver<String>) {
     // Left running until the test binary ends: it only answers on loopback.
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            if let Some(password) = refuse_password(stream) {
-                if tx.send(password).is_err() {
-                    return;
-                }
-            }
+            refuse_password(stream, &tx);
         }
     });
     (port, rx)
 }
 
 /// One client of `refusing_server`: no TLS, a clear-text password request, then
-/// FATAL 28P01. The password it sent, if it got that far.
-fn refuse_password(mut stream: TcpStream) -> Option<String> {
+/// FATAL 28P01. The password it sent goes on `passwords` before the refusal, so the
+/// test finds it there once keyctl has exited.
+fn refuse_password(mut stream: TcpStream, passwords: &mpsc::Sender<String>) -> Option<()> {
     let read_message = |stream: &mut TcpStream, tagged: bool| -> Option<(u8, Vec<u8>)> {
         let mut tag = [0u8; 1];
         if tagged {
@@ -199,6 +196,7 @@ fn refuse_password(mut stream: TcpStream) -> Option<String> {
         return None;
     }
     let password = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(&body)).into_owned();
+    passwords.send(password).ok()?;
     let mut fields = Vec::new();
     for (code, text) in [
         (b'S', "FATAL"),
@@ -214,8 +212,7 @@ fn refuse_password(mut stream: TcpStream) -> Option<String> {
     let mut error = vec![b'E'];
     error.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
     error.extend_from_slice(&fields);
-    stream.write_all(&error).ok()?;
-    Some(password)
+    stream.write_all(&error).ok()
 }
 
 #[test]
