@@ -10,16 +10,15 @@ fn out_of_range_stored_times_read_as_the_nearest_bound() {
     let env = TestEnv::initialized();
     let far = env.create("far", &[]);
     let early = env.create("early", &[]);
-    or_skip!(env.fixture_sqlite_only(
-        "times out of range no command can store",
+    // Times out of range no command can store.
+    env.fixture(
         "UPDATE keys SET expires_at = 9223372036854775807, last_used_at = 9223372036854775807 WHERE id = ?1",
         far.id(),
-    ));
-    or_skip!(env.fixture_sqlite_only(
-        "a time out of range no command can store",
+    );
+    env.fixture(
         "UPDATE keys SET created_at = -9223372036854775808 WHERE id = ?1",
         early.id(),
-    ));
+    );
     let key = env.key_json("far");
     assert_eq!(key["status"], "active", "{key}");
     assert_eq!(key["expires_at"], "9999-12-31T23:59:59Z");
@@ -45,12 +44,11 @@ fn a_damaged_stored_list_or_state_is_named_in_one_line() {
     ] {
         let env = TestEnv::initialized();
         let key = env.create("k", &[]);
-        let sql = format!("UPDATE keys SET {column} = '{value}' WHERE id = ?1");
-        or_skip!(env.fixture_sqlite_only(
-            "a damaged stored value no command can write",
-            &sql,
-            key.id()
-        ));
+        // A damaged stored value no command can write.
+        env.fixture(
+            &format!("UPDATE keys SET {column} = '{value}' WHERE id = ?1"),
+            key.id(),
+        );
         let before = env.snapshot();
         for args in [&["list"][..], &["show", "k"], &["list", "--json"]] {
             let line = env.run(args).fails(1).to_string();

@@ -198,41 +198,75 @@ fn plain_unicode_text_is_kept() {
 // ---- stored text is escaped on output ----
 
 /// A store whose key, request-log row and audit events hold `NASTY` in every text
-/// field, as an older keyctl or another writer could have left them.
-/// `None` (reported as skipped) on a backend other than SQLite.
-fn nasty_store() -> Option<(TestEnv, Created)> {
+/// field, as an older keyctl or another writer could have left them (control
+/// characters no command accepts).
+fn nasty_store() -> (TestEnv, Created) {
     let env = TestEnv::initialized();
     let k = env.create("plain", &[]);
-    let db = env.sqlite_only("control characters no command accepts, in every text field")?;
-    db.execute(
-        "UPDATE keys SET name = ?2, description = ?2, owner = ?2, category = ?2, grp = ?2, \
-         deployment = ?2, scopes = json_array(?2), allowed_models = json_array(?2) WHERE id = ?1",
-        [k.id(), NASTY],
-    )
-    .unwrap();
-    db.execute(
-        "INSERT INTO requests (at, key_id, key_name, endpoint, http_status, code, ip, credits) \
-         VALUES (?3, ?1, ?2, ?2, 200, 'valid', '203.0.113.7', 1)",
-        rusqlite::params![k.id(), NASTY, NOW_MS - 1000],
-    )
-    .unwrap();
-    db.execute(
-        "UPDATE audit_events SET actor = ?1, details = json_object('name', ?1)",
-        [NASTY],
-    )
-    .unwrap();
-    db.execute(
-        "INSERT INTO audit_events (at, actor, action, key_id, details, prev_hash, hash) \
-         VALUES (?3, ?2, 'edited', ?1, ?2, x'00', x'00')",
-        rusqlite::params![k.id(), NASTY, NOW_MS],
-    )
-    .unwrap();
-    Some((env, k))
+    let at = NOW_MS - 1000;
+    match env.pg_client() {
+        Some(mut pg) => {
+            pg.execute(
+                "UPDATE keys SET name = $2, description = $2, owner = $2, category = $2, \
+                 grp = $2, deployment = $2, scopes = json_build_array($2::text)::text, \
+                 allowed_models = json_build_array($2::text)::text WHERE id = $1",
+                &[&k.id(), &NASTY],
+            )
+            .unwrap();
+            pg.execute(
+                "INSERT INTO requests (at, key_id, key_name, endpoint, http_status, code, ip, \
+                 credits) VALUES ($3, $1, $2, $2, 200, 'valid', '203.0.113.7', 1)",
+                &[&k.id(), &NASTY, &at],
+            )
+            .unwrap();
+            pg.execute(
+                "UPDATE audit_events SET actor = $1, \
+                 details = json_build_object('name', $1::text)::text",
+                &[&NASTY],
+            )
+            .unwrap();
+            pg.execute(
+                "INSERT INTO audit_events (seq, at, actor, action, key_id, details, prev_hash, \
+                 hash) SELECT max(seq) + 1, $3, $2, 'edited', $1, $2, '\\x00', '\\x00' \
+                 FROM audit_events",
+                &[&k.id(), &NASTY, &NOW_MS],
+            )
+            .unwrap();
+        }
+        None => {
+            let db = rusqlite::Connection::open(env.db_file()).unwrap();
+            db.execute(
+                "UPDATE keys SET name = ?2, description = ?2, owner = ?2, category = ?2, \
+                 grp = ?2, deployment = ?2, scopes = json_array(?2), \
+                 allowed_models = json_array(?2) WHERE id = ?1",
+                [k.id(), NASTY],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO requests (at, key_id, key_name, endpoint, http_status, code, ip, \
+                 credits) VALUES (?3, ?1, ?2, ?2, 200, 'valid', '203.0.113.7', 1)",
+                rusqlite::params![k.id(), NASTY, at],
+            )
+            .unwrap();
+            db.execute(
+                "UPDATE audit_events SET actor = ?1, details = json_object('name', ?1)",
+                [NASTY],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO audit_events (at, actor, action, key_id, details, prev_hash, hash) \
+                 VALUES (?3, ?2, 'edited', ?1, ?2, x'00', x'00')",
+                rusqlite::params![k.id(), NASTY, NOW_MS],
+            )
+            .unwrap();
+        }
+    }
+    (env, k)
 }
 
 #[test]
 fn stored_hidden_characters_are_escaped_in_every_command_and_format() {
-    let (env, k) = or_skip!(nasty_store());
+    let (env, k) = nasty_store();
     let escaped = "evil\\u{1b}]0;pwned\\u{7}\\u{202e}exe.txt\\u{2028}x\\u{200b}y";
     let id = k.id();
     for format in ["table", "json", "csv"] {
@@ -271,11 +305,12 @@ fn stored_hidden_characters_are_escaped_in_every_command_and_format() {
 fn a_stored_link_to_a_successor_is_escaped() {
     let env = TestEnv::initialized();
     let k = env.create("k", &["--expires", "1d"]);
-    or_skip!(env.fixture_sqlite_only(
-        "a successor id with control characters no command can store",
-        "UPDATE keys SET rotated_to = 'key_' || char(27) || '[2J' || char(8238) WHERE id = ?1",
+    // A successor id with control characters no command can store (raw in the SQL
+    // literal, which both backends take).
+    env.fixture(
+        "UPDATE keys SET rotated_to = 'key_\u{1b}[2J\u{202e}' WHERE id = ?1",
         k.id(),
-    ));
+    );
     for args in [
         vec!["show", k.id()],
         vec!["--format", "csv", "show", k.id()],
@@ -299,7 +334,7 @@ fn json_holds(v: &Value, text: &str) -> bool {
 
 #[test]
 fn notes_and_errors_that_quote_a_stored_name_escape_it() {
-    let (env, k) = or_skip!(nasty_store());
+    let (env, k) = nasty_store();
     let escaped = "evil\\u{1b}]0;pwned\\u{7}\\u{202e}exe.txt\\u{2028}x\\u{200b}y";
     let out = env.run(&["edit", k.id(), "--description", "fine"]);
     out.ok();
@@ -413,11 +448,11 @@ fn csv_cells_that_start_like_a_formula_get_a_leading_quote() {
 fn a_stored_cell_starting_with_tab_or_cr_is_neutralised_and_escaped() {
     let env = TestEnv::initialized();
     let k = env.create("k", &[]);
-    or_skip!(env.fixture_sqlite_only(
-        "a tab and a carriage return no command accepts in a field",
-        "UPDATE keys SET owner = char(9) || '=1', category = char(13) || '@x' WHERE id = ?1",
+    // A tab and a carriage return no command accepts in a field.
+    env.fixture(
+        "UPDATE keys SET owner = '\t=1', category = '\r@x' WHERE id = ?1",
         k.id(),
-    ));
+    );
     let out = env.run(&["--format", "csv", "list"]);
     out.ok();
     assert!(out.stdout.contains(",'\\u{9}=1,"), "{out}");
@@ -435,14 +470,12 @@ fn the_format_help_documents_csv_neutralising() {
 // ---- look-alike names ----
 
 /// Gives key `id` the name `name` behind keyctl's back, as an older keyctl that did
-/// not refuse look-alike names could have. `None` (reported as skipped) on a backend
-/// other than SQLite.
-fn name_in_store(env: &TestEnv, id: &str, name: &str) -> Option<()> {
-    env.fixture_sqlite_only(
-        "a look-alike name today's keyctl refuses to store",
+/// not refuse look-alike names (or another writer) could have.
+fn name_in_store(env: &TestEnv, id: &str, name: &str) {
+    env.fixture(
         &format!("UPDATE keys SET name = '{name}' WHERE id = ?1"),
         id,
-    )
+    );
 }
 
 #[test]
@@ -484,7 +517,7 @@ fn a_decoy_named_like_another_keys_prefix_makes_the_reference_ambiguous() {
     let env = TestEnv::initialized();
     let leaked = env.create("leaked", &[]);
     let decoy = env.create("decoy", &[]);
-    or_skip!(name_in_store(&env, decoy.id(), leaked.prefix()));
+    name_in_store(&env, decoy.id(), leaked.prefix());
     let before = env.snapshot();
     let keyref = leaked.prefix();
     for args in [
@@ -517,7 +550,7 @@ fn a_name_equal_to_another_keys_id_is_ambiguous_and_a_key_named_like_its_own_pre
     let env = TestEnv::initialized();
     let a = env.create("a", &[]);
     let b = env.create("b", &[]);
-    or_skip!(name_in_store(&env, b.id(), a.id()));
+    name_in_store(&env, b.id(), a.id());
     let line = env.run(&["show", a.id()]).fails(4).to_string();
     assert!(line.contains("by id") && line.contains(b.id()), "{line}");
     // The look-alike can be renamed by its own id, which ends the ambiguity.
@@ -525,6 +558,6 @@ fn a_name_equal_to_another_keys_id_is_ambiguous_and_a_key_named_like_its_own_pre
     assert_eq!(env.key_json(a.id())["id"], a.id());
 
     // One key matched by name and by prefix is still one key.
-    or_skip!(name_in_store(&env, a.id(), a.prefix()));
+    name_in_store(&env, a.id(), a.prefix());
     assert_eq!(env.key_json(a.prefix())["id"], a.id());
 }

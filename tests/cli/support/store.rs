@@ -1,21 +1,22 @@
 //! The store read and forged directly, for fixtures the CLI cannot make and for
 //! checks of what it wrote; which backend the suite runs on.
 //!
-//! Every raw-SQLite step of a test goes through `sqlite_only` or `fixture_sqlite_only`
-//! with the reason no keyctl command can do it (a corrupted file, a forged tamper, a
-//! value out of range, an old schema, a secret proven absent from the bytes). Anything
-//! a command can make is made with the command.
+//! A state no keyctl command can make (a forged tamper, a value out of range, a
+//! look-alike name) is made with plain SQL both backends take (`fixture`, `tamper`,
+//! `query_i64`); a step only SQLite has (a corrupted file, an old schema, a secret
+//! proven absent from the WAL's bytes) goes through `sqlite_only` with the reason.
+//! Anything a command can make is made with the command.
 //!
-//! `count_rows`, `secret_hash` and `store_exists` stay unmarked: they read what keyctl
-//! wrote, through rusqlite or `psql`. `integrity_check` is SQLite's own check; the
-//! two tests that call it (crash, concurrency_mix) do so after a SQLite-only step.
+//! `count_rows`, `secret_hash`, `store_exists` and `stored_bytes` stay unmarked: they
+//! read what keyctl wrote, through rusqlite or the postgres client. `integrity_check`
+//! is SQLite's own check, called only in a SQLite-only test or step.
 //!
 //! The one switch is `KEYCTL_TEST_BACKEND`: `sqlite` when unset, or `postgres`, when
 //! every `TestEnv` gets a fresh database of its own on the server `KEYCTL_TEST_PG`
 //! names (`pg`) and every keyctl it runs sees that URL as `KEYCTL_DB`. A test about
 //! the SQLite file itself (its bytes, mode, WAL, a crash or corruption of it) starts
 //! with `sqlite_only!("why")`; a SQLite-only step goes through `sqlite_only` or
-//! `fixture_sqlite_only`. On PostgreSQL either prints `SKIPPED (sqlite-only): <why>`
+//! `sqlite_only_test`. On PostgreSQL either prints `SKIPPED (sqlite-only): <why>`
 //! to stderr and the test returns early, visibly. A test that passes an explicit
 //! file path (`--db some/path`) is about files and runs on SQLite in both runs.
 
@@ -89,15 +90,6 @@ impl TestEnv {
     /// writes `let Some(db) = env.sqlite_only("...") else { return };`.
     pub fn sqlite_only(&self, why: &str) -> Option<rusqlite::Connection> {
         sqlite_only_test(why).then(|| self.raw_sqlite())
-    }
-
-    /// Runs one fixture statement with `?1` bound to a key id, for a state no keyctl
-    /// command can make (`why`). `None` (reported as skipped) on another backend.
-    pub fn fixture_sqlite_only(&self, why: &str, sql: &str, id: &str) -> Option<()> {
-        let db = self.sqlite_only(why)?;
-        let changed = db.execute(sql, [id]).expect("fixture sql");
-        assert_eq!(changed, 1, "fixture {sql:?} changed {changed} rows");
-        Some(())
     }
 
     /// Runs one fixture statement with `?1` bound to a key id, for a state no keyctl
