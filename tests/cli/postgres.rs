@@ -248,7 +248,7 @@ fn a_wrong_password_is_one_line_without_the_password() {
 fn tls_the_server_refuses_is_one_line_without_the_password() {
     needs_server!();
     let database = fresh_database();
-    // The throwaway server has no TLS: sslmode=require cannot be met.
+    // Over its unix socket the server offers no TLS: sslmode=require cannot be met.
     let url = with_password(&database.url);
     let url = format!(
         "{url}{}sslmode=require",
