@@ -73,12 +73,15 @@ macro_rules! select_keys {
 }
 
 /// `column + add` in SQL, stopping at MAX_COUNT (a negative stored value counts as 0).
+/// The column is clamped before the addition: a value another writer stored at
+/// i64::MAX would otherwise overflow bigint ("bigint out of range"), where SQLite
+/// would go on. `add` is at most MAX_COUNT, so the sum fits.
 macro_rules! saturating_add {
     ($column:literal, $add:literal) => {
         concat!(
-            "LEAST(GREATEST(",
+            "LEAST(LEAST(GREATEST(",
             $column,
-            ", 0) + ",
+            ", 0), 9007199254740991) + ",
             $add,
             ", 9007199254740991)"
         )
@@ -939,7 +942,7 @@ impl Txn for PgTxn<'_> {
                     ", last_event_at = GREATEST(coalesce(last_event_at, $3::bigint), $3::bigint) \
                      WHERE id = $1 AND ($2::bigint = 0 OR NOT EXISTS (SELECT 1 FROM keys k \
                      WHERE k.id = $4 AND k.credit_limit IS NOT NULL \
-                     AND GREATEST(credit_pools.credits_used, 0) + $2::bigint > k.credit_limit)) \
+                     AND LEAST(GREATEST(credit_pools.credits_used, 0), 9007199254740991) + $2::bigint > k.credit_limit)) \
                      RETURNING accepted_total, last_event_at",
                 ),
                 &[&pool_id, &credits, &at, key_id],
