@@ -6,8 +6,8 @@
 //! - `run`: running a command (optional stdin, always bounded) into an `Outcome`;
 //! - `commands`: typed wrappers of keyctl commands (`create`, `list --json`, ...);
 //! - `verdict`: `verify` and its result shape;
-//! - `store`: the backend switch; reading the store, forging it through SQLite
-//!   (marked SQLite-only);
+//! - `store`: the backend switch (`KEYCTL_TEST_BACKEND`), the SQLite-only markers,
+//!   reading and forging the store on either backend;
 //! - `pg`: a fresh PostgreSQL database per test (tests/common/pg.rs) and SQL on it;
 //! - `fs`: file-tree snapshots, modes, full filesystems and devices;
 //! - `json`: json with its member order;
