@@ -40,6 +40,32 @@ fn parallel_creates_on_a_missing_store_all_succeed_and_make_one_store() {
     assert_eq!(mode(env.db_file()), 0o600);
 }
 
+/// Hosts of a fleet may all run `init` at once (on SQLite, processes of one host):
+/// one makes the store, every other is refused as init refuses an existing store.
+#[test]
+fn parallel_inits_make_one_store_and_refuse_the_rest() {
+    let env = TestEnv::new();
+    let inits: Vec<Vec<String>> = (0..8).map(|_| vec!["init".to_string()]).collect();
+    let outs = run_together(&env, &inits);
+    let won: Vec<&Outcome> = outs.iter().filter(|o| o.code == Some(0)).collect();
+    assert_eq!(won.len(), 1, "one init made the store");
+    assert_eq!(
+        won[0].stderr,
+        format!("created key store at {}\n", env.shown())
+    );
+    for out in outs.iter().filter(|o| o.code != Some(0)) {
+        assert_eq!(
+            out.fails(4),
+            format!(
+                "error: a key store already exists at {}: keyctl init never overwrites one",
+                env.shown()
+            )
+        );
+    }
+    env.create("after", &[]);
+    env.audit_head();
+}
+
 #[test]
 fn parallel_creates_of_one_name_let_exactly_one_through() {
     let env = TestEnv::initialized();
