@@ -9,6 +9,10 @@
 //! `PRAGMA integrity_check` is ok, `audit verify` passes, and the command left either
 //! its whole effect or none of it, in the keys, the audit trail and the request log.
 //!
+//! On PostgreSQL the rotate, edit, delete and stream stories run too, reading the
+//! rows through the server (`Rows`); the integrity check and the WAL's evidence are
+//! SQLite's, and the batch story stays SQLite-only (`RAW_ROWS`).
+//!
 //! The delays are deterministic given the seed: `KEYCTL_CRASH_SEED` (decimal or 0x-hex)
 //! replaces the built-in one, and a failure prints the seed, the round and the delay.
 
@@ -19,19 +23,88 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use crate::support::*;
 
-/// Why these tests read the store with SQL: what a killed write left is checked in the
-/// raw rows (integrity, lineage columns, request rows), beneath what any command shows.
-const RAW_ROWS: &str = "checks the raw rows a killed write left in the SQLite file";
+/// Why the batch story is SQLite-only: what a killed batch left is checked in
+/// SQLite's own SQL (GLOB, json_extract) and its WAL. Rotate, edit, delete and the
+/// stream read the rows on both backends (`Rows`).
+const RAW_ROWS: &str = "checks a killed batch's rows in SQLite's own SQL and its WAL";
 
-/// The store's rows, for a test that returned early unless the backend is SQLite.
-fn raw_rows(env: &TestEnv) -> Connection {
+/// The store's rows, read beneath what any command shows, on either backend.
+enum Rows {
+    Sqlite(Connection),
+    Pg(postgres::Client),
+}
+
+/// The store's rows (see `Rows`).
+fn raw_rows(env: &TestEnv) -> Rows {
+    match env.pg_client() {
+        Some(client) => Rows::Pg(client),
+        None => Rows::Sqlite(sqlite_rows(env)),
+    }
+}
+
+/// The SQLite store itself, for a test that returned early unless the backend is
+/// SQLite.
+fn sqlite_rows(env: &TestEnv) -> Connection {
     env.sqlite_only(RAW_ROWS)
         .expect("a crash test returns early unless the backend is SQLite")
+}
+
+impl Rows {
+    /// Every row of `sql` (`?1`, `?2` bound to `args`), each column as text (NULL as
+    /// None), whichever backend answers.
+    fn text(&mut self, sql: &str, args: &[&str]) -> Vec<Vec<Option<String>>> {
+        use rusqlite::types::Value as V;
+        match self {
+            Rows::Sqlite(conn) => {
+                let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let n = stmt.column_count();
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(args), |r| {
+                        (0..n)
+                            .map(|i| {
+                                Ok(match r.get::<_, V>(i)? {
+                                    V::Null => None,
+                                    V::Integer(v) => Some(v.to_string()),
+                                    V::Real(v) => Some(v.to_string()),
+                                    V::Text(t) => Some(t),
+                                    V::Blob(b) => Some(hex(&b)),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                rows.collect::<rusqlite::Result<_>>()
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            Rows::Pg(client) => {
+                // Ids and names only: bound as literals, so the simple protocol gives
+                // every column as text.
+                let mut bound = sql.to_string();
+                for (i, arg) in args.iter().enumerate().rev() {
+                    assert!(!arg.contains('\''), "{arg:?}");
+                    bound = bound.replace(&format!("?{}", i + 1), &format!("'{arg}'"));
+                }
+                client
+                    .simple_query(&bound)
+                    .unwrap_or_else(|e| panic!("{bound}: {e}"))
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        postgres::SimpleQueryMessage::Row(row) => Some(
+                            (0..row.len())
+                                .map(|i| row.get(i).map(str::to_string))
+                                .collect(),
+                        ),
+                        _ => None,
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 const BATCH_KILLS: usize = 20;
@@ -121,11 +194,14 @@ impl Group {
     fn kill(&mut self, env: &TestEnv, command: Command, input: Option<Vec<u8>>) -> Killed {
         assert!(self.typical > Duration::ZERO, "measure a run first");
         self.delay = self.typical.mul_f64(self.rng.unit() * SPREAD);
-        let wal_before = wal_stamp(env.db_file());
+        // A PostgreSQL store has no file to watch: its kills are tallied before or
+        // after the commit only.
+        let file = env.database().is_none().then(|| env.db_file());
+        let wal_before = file.and_then(wal_stamp);
         let mut run = run_and_kill(command, self.delay, input);
         // Only the killed process ran in between (connections that merely read never
         // write frames; opening one may create an empty -wal).
-        let wal_after = wal_stamp(env.db_file());
+        let wal_after = file.and_then(wal_stamp);
         run.wal_written = wal_after.is_some_and(|(len, _)| len > 0) && wal_after != wal_before;
         self.kills += 1;
         if !run.cut() {
@@ -292,11 +368,14 @@ fn check_store(env: &TestEnv, at: &str, search: &str) -> (Vec<Value>, u64) {
         Value::Array(items) => items,
         other => panic!("list --json printed {other} ({at})"),
     };
-    let integrity = env.integrity_check();
-    assert_eq!(
-        integrity, "ok",
-        "PRAGMA integrity_check after the kill ({at})"
-    );
+    // SQLite's own check of its file; PostgreSQL's server keeps its own pages whole.
+    if env.database().is_none() {
+        let integrity = env.integrity_check();
+        assert_eq!(
+            integrity, "ok",
+            "PRAGMA integrity_check after the kill ({at})"
+        );
+    }
     let audit = env.run(&["audit", "verify"]);
     assert_eq!(
         audit.code,
@@ -307,9 +386,24 @@ fn check_store(env: &TestEnv, at: &str, search: &str) -> (Vec<Value>, u64) {
     (keys, events)
 }
 
-fn count(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> i64 {
-    conn.query_row(sql, args, |r| r.get(0))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+/// The first row of `sql` (see `Rows::text`), if any.
+fn first_row(conn: &mut Rows, sql: &str, args: &[&str]) -> Option<Vec<Option<String>>> {
+    conn.text(sql, args).into_iter().next()
+}
+
+/// A number column as text, parsed (NULL as None).
+fn int(cell: &Option<String>) -> Option<i64> {
+    cell.as_ref().map(|v| {
+        v.parse()
+            .unwrap_or_else(|e| panic!("{v:?} is not a number: {e}"))
+    })
+}
+
+fn count(conn: &mut Rows, sql: &str, args: &[&str]) -> i64 {
+    let rows = conn.text(sql, args);
+    let cell = rows.first().and_then(|r| r.first().cloned().flatten());
+    cell.and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{sql}: no count in {rows:?}"))
 }
 
 /// The columns of one key row these tests look at.
@@ -326,42 +420,39 @@ struct KeyRow {
     rotated_to: Option<String>,
 }
 
-fn key_row(conn: &Connection, id: &str) -> Option<KeyRow> {
-    conn.query_row(
+fn key_row(conn: &mut Rows, id: &str) -> Option<KeyRow> {
+    let rows = conn.text(
         "SELECT name, description, quota_daily, scopes, state, revoked_at, revoke_reason, \
          rotated_from, rotated_to FROM keys WHERE id = ?1",
-        [id],
-        |r| {
-            Ok(KeyRow {
-                name: r.get(0)?,
-                description: r.get(1)?,
-                quota_daily: r.get(2)?,
-                scopes: r.get(3)?,
-                state: r.get(4)?,
-                revoked_at: r.get(5)?,
-                revoke_reason: r.get(6)?,
-                rotated_from: r.get(7)?,
-                rotated_to: r.get(8)?,
-            })
-        },
-    )
-    .optional()
-    .expect("read a key row")
+        &[id],
+    );
+    let row = rows.into_iter().next()?;
+    let int = |cell: &Option<String>| cell.as_ref().map(|v| v.parse::<i64>().expect("a number"));
+    Some(KeyRow {
+        name: row[0].clone().expect("a name"),
+        description: row[1].clone(),
+        quota_daily: int(&row[2]),
+        scopes: row[3].clone().expect("scopes"),
+        state: row[4].clone().expect("a state"),
+        revoked_at: int(&row[5]),
+        revoke_reason: row[6].clone(),
+        rotated_from: row[7].clone(),
+        rotated_to: row[8].clone(),
+    })
 }
 
 /// The details of every `action` event of key `id`, oldest first.
-fn events_of(conn: &Connection, id: &str, action: &str) -> Vec<Value> {
-    let mut stmt = conn
-        .prepare("SELECT details FROM audit_events WHERE key_id = ?1 AND action = ?2 ORDER BY seq")
-        .unwrap();
-    let rows: Vec<String> = stmt
-        .query_map(params![id, action], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
-    rows.iter()
-        .map(|d| serde_json::from_str(d).expect("audit details are json"))
-        .collect()
+fn events_of(conn: &mut Rows, id: &str, action: &str) -> Vec<Value> {
+    conn.text(
+        "SELECT details FROM audit_events WHERE key_id = ?1 AND action = ?2 ORDER BY seq",
+        &[id, action],
+    )
+    .into_iter()
+    .map(|r| {
+        let details = r[0].as_deref().expect("audit details");
+        serde_json::from_str(details).expect("audit details are json")
+    })
+    .collect()
 }
 
 // ---- create --batch ----
@@ -418,12 +509,12 @@ fn a_killed_batch_creates_none_or_all_of_its_keys() {
         let run = g.kill(&env, batch_command(&env, &file), None);
         let at = g.at();
         let (listed, after) = check_store(&env, &at, &format!("{tag}-"));
-        let conn = raw_rows(&env);
+        let mut conn = raw_rows(&env);
         let pattern = format!("{tag}-*");
         let present = count(
-            &conn,
+            &mut conn,
             "SELECT count(*) FROM keys WHERE name GLOB ?1",
-            [&pattern],
+            &[&pattern],
         );
         assert!(
             present == 0 || present == BATCH_LINES as i64,
@@ -437,20 +528,22 @@ fn a_killed_batch_creates_none_or_all_of_its_keys() {
         );
         // The new events (seq after the old head) are this batch's 'created' events.
         let audited = count(
-            &conn,
-            "SELECT count(*) FROM audit_events WHERE seq > ?1 AND action = 'created' \
-             AND json_extract(details, '$.name') GLOB ?2",
-            params![events as i64, &pattern],
+            &mut conn,
+            &format!(
+                "SELECT count(*) FROM audit_events WHERE seq > {events} AND action = 'created' \
+                 AND json_extract(details, '$.name') GLOB ?1"
+            ),
+            &[&pattern],
         );
         assert_eq!(
             audited, present,
             "one 'created' event per key of the batch present ({at})"
         );
         let unmatched = count(
-            &conn,
+            &mut conn,
             "SELECT count(*) FROM keys k WHERE k.name GLOB ?1 AND (SELECT count(*) \
              FROM audit_events a WHERE a.key_id = k.id AND a.action = 'created') != 1",
-            [&pattern],
+            &[&pattern],
         );
         assert_eq!(
             unmatched, 0,
@@ -476,9 +569,6 @@ fn a_killed_batch_creates_none_or_all_of_its_keys() {
 
 #[test]
 fn a_killed_rotate_leaves_the_old_key_or_the_complete_new_pair() {
-    if !sqlite_only_test(RAW_ROWS) {
-        return;
-    }
     let mut g = Group::new("rotate", ROTATE_KILLS);
     let env = TestEnv::initialized();
     let first = env.create(
@@ -501,22 +591,22 @@ fn a_killed_rotate_leaves_the_old_key_or_the_complete_new_pair() {
     // Each run rotates the key that holds the name now.
     g.typical = measure(5, |_| rotate("measure"));
     let (_, mut events) = check_store(&env, "after the measuring runs", "lineage");
-    let original = key_row(&raw_rows(&env), first.id()).expect("the first key");
+    let original = key_row(&mut raw_rows(&env), first.id()).expect("the first key");
     let mut current = first.id().to_string();
     for _ in 0..ROTATE_KILLS {
-        let keys_before = count(&raw_rows(&env), "SELECT count(*) FROM keys", []);
+        let keys_before = count(&mut raw_rows(&env), "SELECT count(*) FROM keys", &[]);
         let run = g.kill(&env, rotate(&current), None);
         let at = g.at();
         let (listed, after) = check_store(&env, &at, "lineage");
-        let conn = raw_rows(&env);
-        let old = key_row(&conn, &current).expect("the rotated key still exists");
+        let mut conn = raw_rows(&env);
+        let old = key_row(&mut conn, &current).expect("the rotated key still exists");
         let successors = count(
-            &conn,
+            &mut conn,
             "SELECT count(*) FROM keys WHERE rotated_from = ?1",
-            [&current],
+            &[&current],
         );
-        let rotated = events_of(&conn, &current, "rotated");
-        let keys_now = count(&conn, "SELECT count(*) FROM keys", []);
+        let rotated = events_of(&mut conn, &current, "rotated");
+        let keys_now = count(&mut conn, "SELECT count(*) FROM keys", &[]);
         match old.rotated_to.clone() {
             None => {
                 assert_eq!(old.state, "active", "old state kept ({at})");
@@ -527,7 +617,7 @@ fn a_killed_rotate_leaves_the_old_key_or_the_complete_new_pair() {
                 g.landed(&run, run.unapplied());
             }
             Some(new_id) => {
-                let new = key_row(&conn, &new_id).unwrap_or_else(|| {
+                let new = key_row(&mut conn, &new_id).unwrap_or_else(|| {
                     panic!("rotated_to names {new_id}, which is missing ({at})")
                 });
                 assert_eq!(new.rotated_from.as_deref(), Some(current.as_str()), "{at}");
@@ -547,7 +637,7 @@ fn a_killed_rotate_leaves_the_old_key_or_the_complete_new_pair() {
                 assert_eq!(keys_now, keys_before + 1, "one key added ({at})");
                 assert_eq!(rotated.len(), 1, "one 'rotated' event ({at})");
                 assert_eq!(rotated[0]["rotated_to"], new_id.as_str(), "{at}");
-                let created = events_of(&conn, &new_id, "created");
+                let created = events_of(&mut conn, &new_id, "created");
                 assert_eq!(
                     created.len(),
                     1,
@@ -586,9 +676,6 @@ fn edit_command(env: &TestEnv, id: &str, name: &str, quota: i64, description: &s
 
 #[test]
 fn a_killed_edit_leaves_all_old_or_all_new_values() {
-    if !sqlite_only_test(RAW_ROWS) {
-        return;
-    }
     let mut g = Group::new("edit", EDIT_KILLS);
     let env = TestEnv::initialized();
     let k = env.create(
@@ -612,15 +699,15 @@ fn a_killed_edit_leaves_all_old_or_all_new_values() {
             Some(1000 + round as i64),
             Some(format!("round {round}")),
         );
-        let edits_before = events_of(&raw_rows(&env), &id, "edited").len();
+        let edits_before = events_of(&mut raw_rows(&env), &id, "edited").len();
         let command = edit_command(&env, &id, &new.0, new.1.unwrap(), new.2.as_deref().unwrap());
         let run = g.kill(&env, command, None);
         let at = g.at();
         let (listed, after) = check_store(&env, &at, &id);
-        let conn = raw_rows(&env);
-        let row = key_row(&conn, &id).expect("the edited key exists");
+        let mut conn = raw_rows(&env);
+        let row = key_row(&mut conn, &id).expect("the edited key exists");
         let got = (row.name.clone(), row.quota_daily, row.description.clone());
-        let edits = events_of(&conn, &id, "edited");
+        let edits = events_of(&mut conn, &id, "edited");
         if got == old {
             assert_eq!(edits.len(), edits_before, "no 'edited' event ({at})");
             assert_eq!(after, events, "no audit event added ({at})");
@@ -652,9 +739,6 @@ fn a_killed_edit_leaves_all_old_or_all_new_values() {
 
 #[test]
 fn a_killed_delete_leaves_the_key_or_removes_it_with_both_events() {
-    if !sqlite_only_test(RAW_ROWS) {
-        return;
-    }
     let mut g = Group::new("delete", DELETE_KILLS);
     let env = TestEnv::initialized();
     let delete = |id: &str| {
@@ -680,20 +764,20 @@ fn a_killed_delete_leaves_the_key_or_removes_it_with_both_events() {
         let run = g.kill(&env, delete(k.id()), None);
         let at = g.at();
         let (listed, after) = check_store(&env, &at, &name);
-        let conn = raw_rows(&env);
-        let revoked = events_of(&conn, k.id(), "revoked");
-        let deleted = events_of(&conn, k.id(), "deleted");
+        let mut conn = raw_rows(&env);
+        let revoked = events_of(&mut conn, k.id(), "revoked");
+        let deleted = events_of(&mut conn, k.id(), "deleted");
         let log_rows = count(
-            &conn,
+            &mut conn,
             "SELECT count(*) FROM requests WHERE key_id = ?1",
-            [k.id()],
+            &[k.id()],
         );
         assert_eq!(
             log_rows,
             i64::from(history),
             "the log keeps the key's rows ({at})"
         );
-        match key_row(&conn, k.id()) {
+        match key_row(&mut conn, k.id()) {
             Some(row) => {
                 assert_eq!(row.state, "active", "not revoked by the delete ({at})");
                 assert_eq!((row.revoked_at, row.revoke_reason), (None, None), "{at}");
@@ -757,46 +841,34 @@ fn stream_command(env: &TestEnv) -> Command {
 
 /// The request log agrees with the key's counters, windows, usage figures, credits
 /// and last use.
-fn assert_log_matches_counters(conn: &Connection, id: &str, at: &str) {
-    let (events_total, requests_total, rejected_total, last_used_at, last_used_ip, credits_used): (
-        i64,
-        i64,
-        i64,
-        Option<i64>,
-        Option<String>,
-        i64,
-    ) = conn
-        .query_row(
-            "SELECT k.events_total, k.requests_total, k.rejected_total, k.last_used_at, \
-             k.last_used_ip, p.credits_used FROM keys k JOIN credit_pools p ON p.id = k.pool_id \
-             WHERE k.id = ?1",
-            [id],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            },
-        )
-        .expect("the key's counters");
+fn assert_log_matches_counters(conn: &mut Rows, id: &str, at: &str) {
+    let counters = first_row(
+        conn,
+        "SELECT k.events_total, k.requests_total, k.rejected_total, k.last_used_at, \
+         k.last_used_ip, p.credits_used FROM keys k JOIN credit_pools p ON p.id = k.pool_id \
+         WHERE k.id = ?1",
+        &[id],
+    )
+    .expect("the key's counters");
+    let events_total = int(&counters[0]).expect("events_total");
+    let requests_total = int(&counters[1]).expect("requests_total");
+    let rejected_total = int(&counters[2]).expect("rejected_total");
+    let (last_used_at, last_used_ip) = (int(&counters[3]), counters[4].clone());
+    let credits_used = int(&counters[5]).expect("credits_used");
     let rows = count(
         conn,
         "SELECT count(*) FROM requests WHERE key_id = ?1",
-        [id],
+        &[id],
     );
     let accepted = count(
         conn,
         "SELECT count(*) FROM requests WHERE key_id = ?1 AND code = 'valid'",
-        [id],
+        &[id],
     );
     let credits = count(
         conn,
         "SELECT coalesce(sum(credits), 0) FROM requests WHERE key_id = ?1",
-        [id],
+        &[id],
     );
     assert_eq!(rows, events_total, "log rows = keys.events_total ({at})");
     assert_eq!(
@@ -809,33 +881,32 @@ fn assert_log_matches_counters(conn: &Connection, id: &str, at: &str) {
         "rejected rows = keys.rejected_total ({at})"
     );
     assert_eq!(credits, credits_used, "charged credits = the pool's ({at})");
-    let newest: Option<(i64, Option<String>)> = conn
-        .query_row(
-            "SELECT at, ip FROM requests WHERE key_id = ?1 AND code = 'valid' \
-             ORDER BY seq DESC LIMIT 1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .unwrap();
+    let newest = first_row(
+        conn,
+        "SELECT at, ip FROM requests WHERE key_id = ?1 AND code = 'valid' \
+         ORDER BY seq DESC LIMIT 1",
+        &[id],
+    );
     match newest {
-        Some((time, ip)) => assert_eq!(
+        Some(row) => assert_eq!(
             (last_used_at, last_used_ip),
-            (Some(time), ip),
+            (int(&row[0]), row[1].clone()),
             "last_used_at/ip = the newest accepted row's ({at})"
         ),
         None => assert_eq!(last_used_at, None, "never used ({at})"),
     }
-    let (window_rows, newest_n, newest_accepted): (i64, Option<i64>, Option<i64>) = conn
-        .query_row(
-            "SELECT count(*), max(n), (SELECT accepted_cum FROM key_events WHERE key_id = ?1 \
-             ORDER BY n DESC LIMIT 1) FROM key_events WHERE key_id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
+    let window = first_row(
+        conn,
+        "SELECT count(*), max(n), (SELECT accepted_cum FROM key_events WHERE key_id = ?1 \
+         ORDER BY n DESC LIMIT 1) FROM key_events WHERE key_id = ?1",
+        &[id],
+    )
+    .expect("a count");
+    let (window_rows, newest_n, newest_accepted) =
+        (int(&window[0]), int(&window[1]), int(&window[2]));
     assert_eq!(
-        window_rows, events_total,
+        window_rows,
+        Some(events_total),
         "one key_events row per request ({at})"
     );
     if events_total > 0 {
@@ -845,28 +916,27 @@ fn assert_log_matches_counters(conn: &Connection, id: &str, at: &str) {
             "the newest window row carries the totals ({at})"
         );
     }
-    let (day_accepted, day_rejected): (i64, i64) = conn
-        .query_row(
-            "SELECT coalesce(sum(accepted), 0), coalesce(sum(rejected), 0) FROM usage_days \
-             WHERE key_id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let days = first_row(
+        conn,
+        "SELECT coalesce(sum(accepted), 0), coalesce(sum(rejected), 0) FROM usage_days \
+         WHERE key_id = ?1",
+        &[id],
+    )
+    .expect("sums");
     assert_eq!(
-        (day_accepted, day_rejected),
-        (requests_total, rejected_total),
+        (int(&days[0]), int(&days[1])),
+        (Some(requests_total), Some(rejected_total)),
         "usage_days = the counters ({at})"
     );
     let unknown_rows = count(
         conn,
         "SELECT count(*) FROM requests WHERE key_id IS NULL",
-        [],
+        &[],
     );
     let unknown_days = count(
         conn,
         "SELECT coalesce(sum(rejected), 0) FROM usage_days WHERE key_id = ''",
-        [],
+        &[],
     );
     assert_eq!(
         unknown_rows, unknown_days,
@@ -876,9 +946,6 @@ fn assert_log_matches_counters(conn: &Connection, id: &str, at: &str) {
 
 #[test]
 fn a_killed_stream_keeps_the_log_and_the_counters_equal() {
-    if !sqlite_only_test(RAW_ROWS) {
-        return;
-    }
     let mut g = Group::new("stream", STREAM_KILLS);
     let env = TestEnv::initialized();
     let k = env.create("svc", &["--allow-ip", "10.0.0.0/8"]);
@@ -889,9 +956,9 @@ fn a_killed_stream_keeps_the_log_and_the_counters_equal() {
         Some(stream_input(999, &k.secret, &unknown)),
     );
     let (_, events) = check_store(&env, "after the measuring run", "svc");
-    assert_log_matches_counters(&raw_rows(&env), &id, "after the measuring run");
+    assert_log_matches_counters(&mut raw_rows(&env), &id, "after the measuring run");
     for round in 0..STREAM_KILLS {
-        let rows_before = count(&raw_rows(&env), "SELECT count(*) FROM requests", []);
+        let rows_before = count(&mut raw_rows(&env), "SELECT count(*) FROM requests", &[]);
         let run = g.kill(
             &env,
             stream_command(&env),
@@ -901,9 +968,9 @@ fn a_killed_stream_keeps_the_log_and_the_counters_equal() {
         let (listed, after) = check_store(&env, &at, "svc");
         assert_eq!(listed.len(), 1, "{at}");
         assert_eq!(after, events, "verification writes no audit event ({at})");
-        let conn = raw_rows(&env);
-        assert_log_matches_counters(&conn, &id, &at);
-        let added = count(&conn, "SELECT count(*) FROM requests", []) - rows_before;
+        let mut conn = raw_rows(&env);
+        assert_log_matches_counters(&mut conn, &id, &at);
+        let added = count(&mut conn, "SELECT count(*) FROM requests", &[]) - rows_before;
         // Each answer is written after its commit: whatever was answered is logged.
         let text = String::from_utf8(run.stdout.clone()).expect("stream output is utf-8");
         let answered: Vec<&str> = text
