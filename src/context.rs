@@ -238,16 +238,23 @@ impl Ctx {
         Ok(())
     }
 
-    /// Opens the store for writing, creating it (and saying so) when missing.
+    /// Opens the store for writing. A missing SQLite store is created (and said so);
+    /// on PostgreSQL only `init` and `copy` create one (SPEC §6: a database is the
+    /// administrator's, and a mistyped URL must not grow tables somewhere).
     pub fn open_write(&self) -> Result<Box<dyn Store>> {
-        Ok(self.open_write_with(None)?.0)
+        let create = self.db.sqlite_path().is_some();
+        Ok(self.open_store(create, None)?.0)
     }
 
-    /// [`Ctx::open_write`] with a key prefix for a new store; true when this open
-    /// created the store.
-    pub fn open_write_with(&self, prefix: Option<String>) -> Result<(Box<dyn Store>, bool)> {
+    /// Opens the store for `init`, creating it with `prefix` when missing; true when
+    /// this open created the store.
+    pub fn open_for_init(&self, prefix: Option<String>) -> Result<(Box<dyn Store>, bool)> {
+        self.open_store(true, prefix)
+    }
+
+    fn open_store(&self, create: bool, prefix: Option<String>) -> Result<(Box<dyn Store>, bool)> {
         let opts = OpenOptions {
-            create: true,
+            create,
             create_parent: self.db_is_default,
             prefix,
         };

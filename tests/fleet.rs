@@ -1,9 +1,10 @@
 //! keyctl on PostgreSQL as a fleet uses it (SPEC §6), through the real binary: several
 //! API hosts' `verify --stream` processes and admins at once on one database, and the
-//! faults a fleet meets (a server restarted under a running stream, a process killed
-//! mid-transaction, a wrong password, an unreachable host, a database without a store,
-//! TLS refused). The shared server comes from `scripts/test.sh` (`KEYCTL_TEST_PG`);
-//! the tests that stop a server or need password and TLS settings start a private one.
+//! faults a fleet meets (a server stopped under a running stream or a one-shot verify,
+//! a process killed mid-transaction). The shared server comes from `scripts/test.sh`
+//! (`KEYCTL_TEST_PG`); the tests that stop a server start a private one. Connection
+//! failures (a wrong password, an unreachable host, refused TLS) are told in
+//! tests/cli/postgres.rs and the store contract.
 
 #[path = "common/pg.rs"]
 mod pg;
@@ -258,7 +259,7 @@ fn four_hosts_and_two_admins_on_one_store_count_exactly() {
 // ---- faults ----
 
 /// A PostgreSQL server of a test's own (stopping it must not disturb other tests):
-/// password authentication over TCP on 127.0.0.1, trust on its unix socket, no TLS.
+/// trust on its unix socket; TCP on 127.0.0.1 asks for a password.
 struct PrivateServer {
     dir: TempDir,
     bin: PathBuf,
@@ -336,14 +337,6 @@ impl PrivateServer {
         );
     }
 
-    /// A URL over TCP (password authentication), password not included.
-    fn tcp_url(&self, db: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
-            self.port
-        )
-    }
-
     /// A URL over the unix socket (trust), for set-up.
     fn socket_url(&self, db: &str) -> String {
         let host = self.dir.path().display().to_string().replace('/', "%2F");
@@ -408,13 +401,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-fn one_error_line(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
-    assert!(stderr.starts_with("error: "), "{stderr:?}");
-    stderr
 }
 
 /// A private server holding a store with one key "svc": the server, the home folder,
@@ -557,82 +543,4 @@ fn a_process_killed_mid_transaction_leaves_nothing_behind() {
     assert_eq!(verdict["events"], 0);
     // And the store works on.
     create(&url, home, "after", &[]);
-}
-
-#[test]
-fn connection_failures_are_one_line_exit_1_and_never_show_the_password() {
-    let server = PrivateServer::start();
-    let home = TempDir::new().unwrap();
-    let home = home.path();
-    let password = "s3cret-test-pw";
-    let wrong = "not-the-pw-x9";
-    ok(&server.socket_url("postgres"), home, &["init", "--quiet"]);
-
-    // The right password in KEYCTL_DB works over TCP.
-    let with = |pw: &str, url: &str| url.replacen("postgres@", &format!("postgres:{pw}@"), 1);
-    ok(
-        &with(password, &server.tcp_url("postgres")),
-        home,
-        &["list"],
-    );
-
-    let cases: Vec<(&str, String, Vec<&str>)> = vec![
-        (
-            "a wrong password",
-            with(wrong, &server.tcp_url("postgres")),
-            vec![],
-        ),
-        (
-            "an unreachable host",
-            with(
-                wrong,
-                &format!("postgres://postgres@127.0.0.1:{}/postgres", free_port()),
-            ),
-            vec![],
-        ),
-        (
-            "a database without a store",
-            with(wrong, &server.socket_url("template1")),
-            vec!["keyctl init"],
-        ),
-        (
-            "TLS required but refused",
-            with(
-                wrong,
-                &server
-                    .tcp_url("postgres")
-                    .replace("sslmode=disable", "sslmode=require"),
-            ),
-            vec![],
-        ),
-    ];
-    for (what, url, says) in cases {
-        let out = run(&url, home, &["list"]);
-        assert_eq!(out.status.code(), Some(1), "{what}: {out:?}");
-        let line = one_error_line(&out);
-        assert!(
-            !line.contains(wrong),
-            "{what}: the password is shown: {line}"
-        );
-        assert!(
-            line.contains("***") || !url.contains(wrong),
-            "{what}: {line}"
-        );
-        for s in says {
-            assert!(line.contains(s), "{what}: {line} lacks {s}");
-        }
-        // The same through PGPASSWORD, with no password in the URL at all.
-        let bare = url.replacen(&format!(":{wrong}@"), "@", 1);
-        let out = keyctl(&bare, home)
-            .env("PGPASSWORD", wrong)
-            .arg("list")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{what} (PGPASSWORD)");
-        let line = one_error_line(&out);
-        assert!(
-            !line.contains(wrong),
-            "{what}: the password is shown: {line}"
-        );
-    }
 }

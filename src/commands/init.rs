@@ -12,7 +12,7 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> Result<()> {
     // Opening checks whatever is already there: only a real keyctl store is "already
     // there"; anything else is named for what it is (a folder, an empty file, another
     // program's database: exit 1). A store another process creates first counts too.
-    let (_, created) = ctx.open_write_with(args.prefix.clone())?;
+    let (_, created) = ctx.open_for_init(args.prefix.clone())?;
     if !created {
         return Err(Error::conflict(format!(
             "a key store already exists at {}: keyctl init never overwrites one",

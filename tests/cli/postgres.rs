@@ -383,3 +383,27 @@ fn a_schema_that_needs_a_newer_keyctl_says_so_in_one_line() {
     let out = run_on(&env, &database.url, &["list", "--json"]);
     assert_eq!(names(out.json().as_array().unwrap()), ["k"], "{out}");
 }
+
+// ---- waiting on src fixes (branch pgcli-waiting) ----
+
+/// SPEC §6: only `init` and `copy` create a store on PostgreSQL; a write command on a
+/// database without one refuses it in one line and writes nothing.
+#[test]
+fn write_commands_do_not_create_a_store_in_a_database() {
+    needs_server!();
+    let database = fresh_database();
+    let env = TestEnv::new();
+    for args in [
+        &["create", "--name", "k"][..],
+        &["config", "set", "max-keys", "3"],
+    ] {
+        let out = run_on(&env, &database.url, args);
+        let line = fails_without_password(&out, 1);
+        assert!(line.contains(&masked(&database.url)), "{args:?}: {line}");
+        assert_eq!(
+            database.tables(),
+            Vec::<String>::new(),
+            "{args:?} made tables"
+        );
+    }
+}
