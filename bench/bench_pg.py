@@ -85,7 +85,8 @@ def concurrent(argvs_envs_stdins):
 
 def timed_rss(argv, env):
     """One run under GNU time: (seconds, peak RSS in KiB)."""
-    out = tempfile.mktemp(prefix="keyctl-bench-rss-")
+    fd, out = tempfile.mkstemp(prefix="keyctl-bench-rss-")
+    os.close(fd)
     secs = run_once(["/usr/bin/time", "-f", "%M", "-o", out] + argv, env)[0]
     with open(out) as f:
         kib = int(f.read().strip().splitlines()[-1])
@@ -262,7 +263,9 @@ def main():
         if want("stream"):
             stream_figures(args, sq_env, pg_env, secrets)
         if want("copy"):
-            copy_figures(args, base_url, tempfile.mkdtemp(prefix="keyctl-bench-copy-", dir=args.dir))
+            work = os.path.join(args.dir, "copy")  # each run's target file, removed after it
+            os.makedirs(work, exist_ok=True)
+            copy_figures(args, base_url, work)
     finally:
         subprocess.run(["bash", CLUSTER, "stop", cluster])
         shutil.rmtree(cluster, ignore_errors=True)
