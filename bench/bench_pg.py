@@ -17,6 +17,7 @@ import tempfile
 import time
 import urllib.parse
 
+sys.dont_write_bytecode = True  # importing bench.py must not leave bench/__pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (the same harness: run_once, bench_key, stdin files)
 from bench import FILL, FILL_REQUESTS, KEYCTL, ROOT, bench_key, ensure_store, fmt_secs, run_once  # noqa: E402
