@@ -142,3 +142,88 @@ fn migrate_on_a_missing_store_fails_and_creates_nothing() {
     assert!(line.contains("keyctl init"), "{line}");
     assert!(!env.store_exists(), "migrate created a store");
 }
+
+#[test]
+fn copy_is_one_snapshot_while_writers_run() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let env = TestEnv::initialized();
+    let svc = env.create("svc", &[]);
+    let target = env.root().join("moved.db");
+    let stop = AtomicBool::new(false);
+
+    // A service verifying without pause and an admin creating keys, while copy runs.
+    let mut stream = env
+        .command()
+        .args(["verify", "--stream"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start verify --stream");
+    let mut input = stream.stdin.take().unwrap();
+    let mut answers = BufReader::new(stream.stdout.take().unwrap());
+    let copied = std::thread::scope(|s| {
+        let verifier = s.spawn(|| {
+            let mut answered = 0u64;
+            let mut line = String::new();
+            while !stop.load(Ordering::SeqCst) {
+                writeln!(input, r#"{{"key":"{}","ip":"10.0.0.1"}}"#, svc.secret).unwrap();
+                input.flush().unwrap();
+                line.clear();
+                answers.read_line(&mut line).unwrap();
+                assert!(line.contains(r#""code":"valid""#), "{line}");
+                answered += 1;
+            }
+            answered
+        });
+        let admin = s.spawn(|| {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                env.run(&["create", "--name", &format!("during-{n}"), "--quiet"])
+                    .ok();
+                n += 1;
+            }
+            n
+        });
+        // Copy once both writers have written something, then stop them.
+        wait_for("writers under way", || env.logs_json(&[]).len() >= 20);
+        let out = env.run(&["copy", "--to", target.to_str().unwrap()]);
+        stop.store(true, Ordering::SeqCst);
+        let (answered, created) = (verifier.join().unwrap(), admin.join().unwrap());
+        assert!(
+            answered > 20 && created > 0,
+            "{answered} verifies, {created} creates"
+        );
+        out
+    });
+    drop(input);
+    stream.wait().unwrap();
+    copied.ok();
+
+    // The copy is one moment of the store: its chain is intact and ends at the head
+    // copy printed, and the key's counters match its log rows exactly.
+    let verdict = on(&env, &target, &["audit", "verify"]);
+    verdict.ok();
+    let (events, head) = parse_verify_line(&verdict.stdout);
+    assert_eq!(copied.stdout, format!("{head}\n"));
+    let keys = on(&env, &target, &["list", "--json"]).json();
+    assert_eq!(
+        keys.as_array().unwrap().len() as u64,
+        events,
+        "one created event per key in the copy"
+    );
+    let shown = on(&env, &target, &["show", "svc", "--json"]).json();
+    let rows = on(
+        &env,
+        &target,
+        &["logs", "svc", "--json", "--limit", "1000000"],
+    )
+    .json();
+    let rows = rows.as_array().unwrap().len() as u64;
+    assert!(rows >= 20, "{rows}");
+    assert_eq!(shown["usage"]["last_24h"]["accepted"].as_u64(), Some(rows));
+    // And the source went on after the snapshot.
+    assert!(env.logs_json(&["--limit", "1000000"]).len() as u64 > rows);
+}
