@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser;
 use clap::error::ErrorKind;
 use clap::{Arg, Args, Parser, Subcommand, ValueEnum};
-use clap_complete::engine::ArgValueCandidates;
+use clap_complete::engine::{ArgValueCandidates, ArgValueCompleter};
 use clap_complete::CompletionCandidate;
 
 use crate::complete;
@@ -675,8 +675,8 @@ pub enum ConfigCommand {
     List,
 }
 
-/// Completion candidates for an argument.
-type Candidates = fn() -> Vec<CompletionCandidate>;
+/// Completion candidates for an argument, from the text typed so far.
+type Candidates = fn(&std::ffi::OsStr) -> Vec<CompletionCandidate>;
 
 /// Which keys each command's KEYREF completes with: the keys it would act on.
 const KEYREF_CANDIDATES: &[(&str, Candidates)] = &[
@@ -708,7 +708,7 @@ fn with_keyrefs(cmd: clap::Command) -> clap::Command {
         match (id, candidates) {
             (Some(id), Some(candidates)) => sub.mut_arg(id, |a| {
                 a.value_name("KEYREF")
-                    .add(ArgValueCandidates::new(candidates))
+                    .add(ArgValueCompleter::new(candidates))
             }),
             _ => sub,
         }

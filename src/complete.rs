@@ -3,7 +3,7 @@
 //! never fails loudly: no store, no candidates.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -16,7 +16,7 @@ use crate::core::audit::ACTIONS as AUDIT_ACTIONS;
 use crate::core::model::{KeyRecord, State};
 use crate::core::naming::meant_by_name;
 use crate::core::settings::SETTINGS;
-use crate::store::{self, Intent, KeyQuery, Location, OpenOptions, SortBy};
+use crate::store::{self, Intent, Location, OpenOptions};
 
 /// The environment variable the registration scripts set when they call keyctl back
 /// (keyctl's own name, so a `COMPLETE` set for another tool cannot trigger it).
@@ -207,11 +207,25 @@ fn store_location() -> Option<Location> {
         .map(|(location, _)| location)
 }
 
-/// The store's keys for which `wanted` holds, as KEYREF candidates: each name that
-/// resolves (as the command would resolve it) to one of those keys, with its id and
-/// status as help, then every such key's id, hidden (offered once a word starts like
-/// one, so a key that shares its name is still reachable).
-fn keys_where(wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCandidate> {
+/// How many names (and ids) a completion reads at most: enough to pick from, few
+/// enough to read through the indexes in milliseconds on a store of any size.
+pub const CANDIDATE_CAP: u32 = 200;
+
+/// The candidate offered after a list that was cut at [`CANDIDATE_CAP`]: it shares no
+/// start with the keys, so no shell inserts a common start that unread keys may lack.
+pub const MORE_HINT: &str = "…and more";
+
+/// The store's keys for which `wanted` holds whose name or id starts with `typed`, as
+/// KEYREF candidates: each name that resolves (as the command would resolve it) to one
+/// of those keys, with its id and status as help, then every such key's id, hidden
+/// (offered once a word starts like one, so a key that shares its name is still
+/// reachable). Read through the indexes, at most [`CANDIDATE_CAP`] names and ids; a
+/// cut list ends with [`MORE_HINT`].
+fn keys_where(typed: &OsStr, wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCandidate> {
+    // A word that is not UTF-8 names no key.
+    let Some(typed) = typed.to_str() else {
+        return Vec::new();
+    };
     // Only a regular file is opened: reading a FIFO's header would block the shell.
     let Some(location) = store_location().filter(|l| l.sqlite_path().is_none_or(Path::is_file))
     else {
@@ -228,30 +242,19 @@ fn keys_where(wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCandidate> {
     let Ok((now, _)) = start_clock() else {
         return Vec::new();
     };
-    let query = KeyQuery {
-        include_revoked: true,
-        sort: SortBy::Name,
-        ..KeyQuery::default()
+    let Ok(found) = tx.keys_completing(typed, CANDIDATE_CAP) else {
+        return Vec::new();
     };
-    // Every key, grouped by name, resolved in memory as `keyref::resolve` would: one
-    // pass over the store, no query per name.
-    let mut all: Vec<KeyRecord> = Vec::new();
-    let _ = tx.for_each_key(&query, now, &mut |k| {
-        all.push(k.clone());
-        Ok(())
+    let mut named = found.named;
+    // `list --sort name` order (ASCII case folded), as completion offered before it
+    // read through the index; a name's keys stay in creation order.
+    named.sort_by(|a, b| {
+        let fold = |k: &KeyRecord| k.settings.name.to_ascii_lowercase();
+        fold(a).cmp(&fold(b))
     });
-    let ids_and_prefixes: HashMap<&str, &str> = all
-        .iter()
-        .flat_map(|k| {
-            [
-                (k.id.as_str(), k.id.as_str()),
-                (k.key_prefix.as_str(), k.id.as_str()),
-            ]
-        })
-        .collect();
     let mut groups: HashMap<&str, Vec<KeyRecord>> = HashMap::new();
     let mut order: Vec<&str> = Vec::new();
-    for k in &all {
+    for k in &named {
         let group = groups.entry(k.settings.name.as_str()).or_default();
         if group.is_empty() {
             order.push(&k.settings.name);
@@ -264,22 +267,36 @@ fn keys_where(wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCandidate> {
         let [meant] = &meant_by_name(group, now)[..] else {
             continue; // ambiguous: the command would refuse the name
         };
-        let name = meant.settings.name.as_str();
         // A name shaped like another key's id or prefix is ambiguous too.
-        let other = ids_and_prefixes
-            .get(name.strip_suffix("...").unwrap_or(name))
-            .is_some_and(|id| *id != meant.id);
+        let bare = name.strip_suffix("...").unwrap_or(name);
+        let by_id = tx.key_by_id(bare).ok().flatten().into_iter();
+        let by_prefix = tx.keys_by_prefix(bare).unwrap_or_default().into_iter();
+        let other = by_id.chain(by_prefix).any(|k| k.id != meant.id);
         if wanted(meant) && !other {
             let help = format!("{} {}", meant.id, meant.status(now).as_str());
             names.push(CompletionCandidate::new(name).help(Some(help.into())));
         }
     }
-    let keys: Vec<&KeyRecord> = all.iter().filter(|k| wanted(k)).collect();
-    names.extend(keys.iter().map(|k| {
+    // The ids are offered only when no name is (the completion engine drops hidden
+    // candidates beside visible ones), so the hint follows whichever list is shown.
+    let more = if names.is_empty() {
+        found.more_ids || found.more_names
+    } else {
+        found.more_names
+    };
+    let only_ids = names.is_empty();
+    names.extend(found.by_id.iter().filter(|k| wanted(k)).map(|k| {
         CompletionCandidate::new(&k.id)
             .help(Some(k.settings.name.clone().into()))
             .hide(true)
     }));
+    if more {
+        names.push(
+            CompletionCandidate::new(MORE_HINT)
+                .help(Some("more keys match: type more of the name".into()))
+                .hide(only_ids && !found.by_id.is_empty()),
+        );
+    }
     names
 }
 
@@ -289,29 +306,29 @@ fn superseded(k: &KeyRecord) -> bool {
 }
 
 /// Every key, revoked ones too: show, logs, usage, audit and delete take any key.
-pub fn any_key() -> Vec<CompletionCandidate> {
-    keys_where(|_| true)
+pub fn any_key(typed: &OsStr) -> Vec<CompletionCandidate> {
+    keys_where(typed, |_| true)
 }
 
 /// Keys not revoked: what revoke and edit change.
-pub fn unrevoked_keys() -> Vec<CompletionCandidate> {
-    keys_where(|k| k.state != State::Revoked)
+pub fn unrevoked_keys(typed: &OsStr) -> Vec<CompletionCandidate> {
+    keys_where(typed, |k| k.state != State::Revoked)
 }
 
 /// Keys disable changes: active ones (expired too: disabling one keeps an edit of
 /// its expiry from reviving it).
-pub fn keys_to_disable() -> Vec<CompletionCandidate> {
-    keys_where(|k| k.state == State::Active)
+pub fn keys_to_disable(typed: &OsStr) -> Vec<CompletionCandidate> {
+    keys_where(typed, |k| k.state == State::Active)
 }
 
 /// Keys enable changes: disabled ones, except a key a rotation replaced.
-pub fn keys_to_enable() -> Vec<CompletionCandidate> {
-    keys_where(|k| k.state == State::Disabled && !superseded(k))
+pub fn keys_to_enable(typed: &OsStr) -> Vec<CompletionCandidate> {
+    keys_where(typed, |k| k.state == State::Disabled && !superseded(k))
 }
 
 /// Keys rotate accepts: not revoked and not already replaced by a rotation.
-pub fn keys_to_rotate() -> Vec<CompletionCandidate> {
-    keys_where(|k| k.state != State::Revoked && !superseded(k))
+pub fn keys_to_rotate(typed: &OsStr) -> Vec<CompletionCandidate> {
+    keys_where(typed, |k| k.state != State::Revoked && !superseded(k))
 }
 
 /// The store settings `config get|set` take, with their descriptions.

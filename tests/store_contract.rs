@@ -946,6 +946,64 @@ fn listing_orders_and_filters_keys_alike_postgres() {
     on_postgres(listing_orders_and_filters_alike);
 }
 
+// ---- story: completion reads only what starts with the typed text ----
+
+fn completion_reads_a_prefix_range(location: &Location) {
+    let mut store = handle(location);
+    let names = [
+        "team-b", "team-a", "Team-x", "teamster", "other", "tëam", "team-a", "team-c",
+    ];
+    let mut ids = Vec::new();
+    for (n, name) in names.iter().enumerate() {
+        let (_, k) = numbered_key(n as u32 + 1, name);
+        ids.push(k.id.clone());
+        insert(store.as_mut(), &k);
+    }
+    let tx = store.begin(Intent::Read).unwrap();
+    let complete = |typed: &str, limit: u32| {
+        let found = tx.keys_completing(typed, limit).unwrap();
+        let named: Vec<String> = found
+            .named
+            .iter()
+            .map(|k| k.settings.name.clone())
+            .collect();
+        let by_id: Vec<String> = found.by_id.iter().map(|k| k.id.clone()).collect();
+        (named, found.more_names, by_id, found.more_ids)
+    };
+    // The first names in byte order, case as typed, every key of each name.
+    let (named, more, by_id, _) = complete("team", 2);
+    assert_eq!(named, ["team-a", "team-a", "team-b"]);
+    assert!(more, "team-c and teamster are left unread");
+    assert!(by_id.is_empty(), "no id starts with a name");
+    let (named, more, _, _) = complete("team", 10);
+    assert_eq!(named, ["team-a", "team-a", "team-b", "team-c", "teamster"]);
+    assert!(!more);
+    assert_eq!(complete("të", 10).0, ["tëam"]);
+    assert_eq!(complete("Team", 10).0, ["Team-x"]);
+    assert_eq!(complete("nobody", 10).0, Vec::<String>::new());
+    // Nothing typed: the first names of the whole store.
+    let (named, more, by_id, more_ids) = complete("", 2);
+    assert_eq!(named, ["Team-x", "other"]);
+    assert!(more);
+    assert_eq!(by_id.len(), 2);
+    assert!(more_ids);
+    // An id typed in full finds its key.
+    let (named, _, by_id, more_ids) = complete(&ids[3], 10);
+    assert!(named.is_empty());
+    assert_eq!(by_id, [ids[3].clone()]);
+    assert!(!more_ids);
+}
+
+#[test]
+fn completion_reads_only_the_typed_prefix_sqlite() {
+    on_sqlite(completion_reads_a_prefix_range);
+}
+
+#[test]
+fn completion_reads_only_the_typed_prefix_postgres() {
+    on_postgres(completion_reads_a_prefix_range);
+}
+
 // ---- story 8: a copy reproduces every row, across backends ----
 
 /// A store with something in every table: settings, a rotated pair and a plain key,

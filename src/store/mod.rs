@@ -341,6 +341,33 @@ pub enum SortBy {
     Expires,
 }
 
+/// The smallest text above every text that starts with `typed` (byte order), for a
+/// range scan `column >= typed AND column < bound`; a value that continues `typed`
+/// with U+10FFFF itself is beyond it (no key name or id does in practice).
+pub(crate) fn prefix_bound(typed: &str) -> String {
+    format!("{typed}\u{10FFFF}")
+}
+
+/// A key column that KEYREF completion searches by what was typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Starting {
+    Name,
+    Id,
+}
+
+/// What KEYREF completion reads (see [`Txn::keys_completing`]).
+#[derive(Debug, Default)]
+pub struct Completing {
+    /// Every key of the first names that start with the typed text.
+    pub named: Vec<KeyRecord>,
+    /// Whether more such names exist than were read.
+    pub more_names: bool,
+    /// The first keys whose id starts with the typed text.
+    pub by_id: Vec<KeyRecord>,
+    /// Whether more such ids exist than were read.
+    pub more_ids: bool,
+}
+
 /// Which keys `list` shows.
 #[derive(Debug, Clone, Default)]
 pub struct KeyQuery {
@@ -507,6 +534,37 @@ pub trait Txn {
     fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>>;
     fn keys_by_name(&self, name: &str) -> Result<Vec<KeyRecord>>;
     fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<KeyRecord>>;
+    /// The first `limit` distinct values of `column` that start with `typed` (as typed:
+    /// no case folding), in byte order: a range scan of the column's index, so its cost
+    /// does not grow with the store.
+    fn values_starting(&self, column: Starting, typed: &str, limit: u32) -> Result<Vec<String>>;
+    /// KEYREF completion's read: every key of the first `limit` names that start with
+    /// `typed`, and the first `limit` keys whose id does, each through its index.
+    fn keys_completing(&self, typed: &str, limit: u32) -> Result<Completing> {
+        // One more than `limit` of each tells whether there are more.
+        let cut = |column| -> Result<(Vec<String>, bool)> {
+            let mut values = self.values_starting(column, typed, limit.saturating_add(1))?;
+            let more = values.len() > limit as usize;
+            values.truncate(limit as usize);
+            Ok((values, more))
+        };
+        let (names, more_names) = cut(Starting::Name)?;
+        let (ids, more_ids) = cut(Starting::Id)?;
+        let mut named = Vec::new();
+        for name in &names {
+            named.extend(self.keys_by_name(name)?);
+        }
+        let mut by_id = Vec::new();
+        for id in &ids {
+            by_id.extend(self.key_by_id(id)?);
+        }
+        Ok(Completing {
+            named,
+            more_names,
+            by_id,
+            more_ids,
+        })
+    }
     /// The id of the key that holds `name` now (active or disabled, unexpired, not
     /// superseded by a rotation), if any. Names are claimed through
     /// `app::keys::claim_name`, which checks this and then the caller writes.

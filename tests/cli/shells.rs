@@ -1188,3 +1188,82 @@ fn bash_completion_works_beside_the_bash_completion_package() {
         exit_bash(bash);
     }
 }
+
+// ---- a store with more keys than a completion reads ----
+
+/// How many names a completion offers at most (`complete::CANDIDATE_CAP`).
+const CAP: usize = 200;
+/// The last candidate of a list that was cut (`complete::MORE_HINT`).
+const MORE_HINT: &str = "…and more";
+
+/// A store with `CAP + 5` keys named `svc-000`, `svc-001`, ...; returns the names.
+fn more_keys_than_the_cap(env: &TestEnv) -> Vec<String> {
+    let names: Vec<String> = (0..CAP + 5).map(|n| format!("svc-{n:03}")).collect();
+    let lines: String = names
+        .iter()
+        .map(|n| format!("{{\"name\": \"{n}\"}}\n"))
+        .collect();
+    env.run_with_stdin(&["create", "--batch", "-"], lines.as_bytes())
+        .ok();
+    names
+}
+
+#[test]
+fn a_store_with_more_keys_than_the_cap_offers_the_first_names_and_says_more_exist() {
+    let env = TestEnv::initialized();
+    let names = more_keys_than_the_cap(&env);
+    let mut want: Vec<String> = names[..CAP].to_vec();
+    want.push(MORE_HINT.to_string());
+    for shell in DYNAMIC_SHELLS {
+        for typed in ["", "s", "svc-"] {
+            assert_eq!(
+                non_flags(&candidates(&env, shell, &["keyctl", "show", typed])),
+                want,
+                "KEYCTL_COMPLETE={shell} `keyctl show {typed}<Tab>`: the first {CAP} names \
+                 in order, then the hint (which shares no start with them, so no shell \
+                 inserts a start the unread names may not have)"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_typed_prefix_offers_only_the_keys_that_start_with_it() {
+    let env = TestEnv::initialized();
+    let names = more_keys_than_the_cap(&env);
+    env.create("Svc-upper", &[]);
+    for shell in DYNAMIC_SHELLS {
+        assert_eq!(
+            candidates(&env, shell, &["keyctl", "show", "svc-20"]),
+            names[CAP..],
+            "{shell}: `svc-20<Tab>` offers svc-200 to svc-204 and no hint: all were read"
+        );
+        assert_eq!(
+            candidates(&env, shell, &["keyctl", "show", "svc-01"]),
+            names[10..20],
+            "{shell}: `svc-01<Tab>` offers svc-010 to svc-019"
+        );
+        assert_eq!(
+            candidates(&env, shell, &["keyctl", "show", "Svc"]),
+            ["Svc-upper"],
+            "{shell}: the case as typed"
+        );
+    }
+}
+
+#[test]
+fn interactive_bash_inserts_nothing_past_what_was_typed_when_the_list_is_cut() {
+    let env = TestEnv::initialized();
+    more_keys_than_the_cap(&env);
+    env.create("zz-last", &[]);
+    let mut bash = interactive_bash(&env);
+    // Every name read starts with `svc-`, but an unread one does not: one Tab must
+    // leave the word as typed rather than insert `svc-`.
+    let done = complete_and_run(&mut bash, "keyctl show ");
+    assert_eq!(
+        done.line, "keyctl show ",
+        "the terminal showed:\n{}",
+        done.shown
+    );
+    exit_bash(bash);
+}

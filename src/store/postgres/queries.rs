@@ -23,8 +23,8 @@ use crate::core::time::{from_millis, to_millis};
 use crate::store::rows::Kind;
 use crate::store::select;
 use crate::store::{
-    AuditHead, AuditQuery, ErrorKind, Intent, KeyQuery, LogCursor, RequestQuery, Result,
-    StoreError, StoredAuditEvent, Table, Txn, Value,
+    prefix_bound, AuditHead, AuditQuery, ErrorKind, Intent, KeyQuery, LogCursor, RequestQuery,
+    Result, Starting, StoreError, StoredAuditEvent, Table, Txn, Value,
 };
 
 /// The longest rolling window (monthly quota: 30 days), in milliseconds.
@@ -589,6 +589,30 @@ impl Txn for PgTxn<'_> {
             concat!(select_keys!(), " WHERE k.key_prefix = $1 ORDER BY k.seq"),
             prefix,
         )
+    }
+
+    fn values_starting(&self, column: Starting, typed: &str, limit: u32) -> Result<Vec<String>> {
+        // Byte order (COLLATE "C") whatever the database's collation, so the range is
+        // exactly the values that start with `typed`.
+        let sql = match column {
+            Starting::Name => {
+                "SELECT DISTINCT name COLLATE \"C\" FROM keys \
+                 WHERE name COLLATE \"C\" >= $1 AND name COLLATE \"C\" < $2 \
+                 ORDER BY 1 LIMIT $3"
+            }
+            Starting::Id => {
+                "SELECT id FROM keys WHERE id COLLATE \"C\" >= $1 AND id COLLATE \"C\" < $2 \
+                 ORDER BY id COLLATE \"C\" LIMIT $3"
+            }
+        };
+        let mut values = Vec::new();
+        for row in self.rows(sql, &[&typed, &prefix_bound(typed), &(i64::from(limit))])? {
+            values.push(
+                row.try_get::<_, String>(0)
+                    .map_err(|e| self.damaged(e.to_string()))?,
+            );
+        }
+        Ok(values)
     }
 
     fn name_holder(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>> {

@@ -20,8 +20,8 @@ use crate::core::model::{
 use crate::core::time::{from_millis, to_millis};
 use crate::store::select;
 use crate::store::{
-    AuditHead, AuditQuery, ErrorKind, KeyQuery, LogCursor, RequestQuery, Result, StoreError,
-    StoredAuditEvent, Table, Txn, Value,
+    prefix_bound, AuditHead, AuditQuery, ErrorKind, KeyQuery, LogCursor, RequestQuery, Result,
+    Starting, StoreError, StoredAuditEvent, Table, Txn, Value,
 };
 
 /// The longest rolling window (monthly quota: 30 days), in milliseconds.
@@ -370,6 +370,29 @@ impl Txn for SqliteTxn<'_> {
             concat!(select_keys!(), " WHERE k.key_prefix = ?1 ORDER BY k.seq"),
             prefix,
         )
+    }
+
+    fn values_starting(&self, column: Starting, typed: &str, limit: u32) -> Result<Vec<String>> {
+        // BINARY comparisons on the indexed column: a range of its index (keys_name,
+        // the id's UNIQUE index), in the order clap's case-sensitive prefix test keeps.
+        let sql = match column {
+            Starting::Name => {
+                "SELECT DISTINCT name FROM keys WHERE name >= ?1 AND name < ?2 \
+                 ORDER BY name LIMIT ?3"
+            }
+            Starting::Id => "SELECT id FROM keys WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+        };
+        let values: Vec<String> = self
+            .tx
+            .prepare_cached(sql)
+            .and_then(|mut st| {
+                st.query_map(params![typed, prefix_bound(typed), i64::from(limit)], |r| {
+                    r.get(0)
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(values)
     }
 
     fn name_holder(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>> {
