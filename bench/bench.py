@@ -135,7 +135,7 @@ def main():
                     help="where the benchmark stores live")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", default="",
-                    help="comma-separated figures to run: list,create,batch,verify,stream")
+                    help="comma-separated figures to run: list,create,batch,complete,verify,stream")
     ap.add_argument("--history", type=int, default=1_000_000,
                     help="requests recorded for the heavy key in its last 30 days")
     ap.add_argument("--against", metavar="KEYCTL",
@@ -182,6 +182,8 @@ def main():
 
     if want("batch"):
         rows.append(batch_figure(args, env))
+    if want("complete"):
+        rows.extend(complete_figures(args, env, store))
     if want("verify") or want("stream"):
         rows.extend(verify_figures(args, env, store, want))
 
@@ -239,6 +241,39 @@ def batch_figure(args, env):
     ours()  # make rows_db before the first baseline run
     return side_by_side(f"create --batch, {args.batch} lines (vs bare insert of the same rows)",
                         ours, baseline, args.runs, "<= 2.0x")
+
+
+def completion_env(env, words):
+    """What keyctl's bash script (src/complete.rs) sets when it calls keyctl back for
+    the candidates of the last of `words`: a first Tab (COMP_TYPE 9)."""
+    return dict(env, _CLAP_IFS="\v", _CLAP_COMPLETE_INDEX=str(len(words) - 1),
+                _CLAP_COMPLETE_COMP_TYPE="9", _CLAP_COMPLETE_SPACE="false",
+                KEYCTL_COMPLETE="bash")
+
+
+def complete_figures(args, env, store):
+    """Tab completion of a KEYREF, one whole process as the shell runs it
+    (`KEYCTL_COMPLETE=bash keyctl -- keyctl show TYPED`), with 4 characters typed (the
+    store's names are bench-NNNNNNN, so `benc` matches every key: the worst case) and
+    with nothing typed; against sqlite3 reading the same index range (the first 201
+    names), or the other build with --against."""
+    rows = []
+    for typed, target in (("benc", "median <= 50 ms"), ("", "median <= 100 ms")):
+        words = ["keyctl", "show", typed]
+        cenv = completion_env(env, words)
+        argv = ["--"] + words
+        out = subprocess.run([KEYCTL] + argv, env=cenv, capture_output=True, check=True).stdout
+        offered = len([c for c in out.split(b"\v") if c and not c.startswith(b"-")])
+        upper = typed + "\U0010ffff"
+        names = ["sqlite3", store, f"SELECT DISTINCT name FROM keys WHERE name >= '{typed}' "
+                 f"AND name < '{upper}' ORDER BY name LIMIT 201"]
+        rows.append(side_by_side(
+            f"complete `keyctl show {typed or ''}<Tab>`, {args.keys} keys, {offered} candidates "
+            "(vs sqlite3 reading the same index range)",
+            lambda: run_once([KEYCTL] + argv, cenv),
+            (lambda: run_once([AGAINST] + argv, cenv)) if AGAINST else lambda: run_once(names, env),
+            max(args.runs, 10), target))
+    return rows
 
 
 LIMITS = ["--quota-total", "1000000000", "--quota-daily", "1000000000",
@@ -332,6 +367,9 @@ def met(r):
         if m:
             verdicts.append(r["keyctl_rss_kib"] is not None
                             and r["keyctl_rss_kib"] / 1024 <= float(m.group(1)))
+        m = re.fullmatch(r"median <= ([0-9.]+) ms", part)
+        if m:
+            verdicts.append(r["keyctl"] * 1000 <= float(m.group(1)))
         m = re.fullmatch(r">= ([0-9.]+)/s", part)
         if m:
             verdicts.append(r["rate"] >= float(m.group(1)))

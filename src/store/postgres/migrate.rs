@@ -9,7 +9,11 @@ use crate::store::{ErrorKind, Remedy, Result, StoreError};
 
 /// Ordered migrations with the oldest keyctl that can use the schema after each.
 /// Never remove or edit an entry: stores in the field were built by them.
-const MIGRATIONS: &[(&str, &str)] = &[(include_str!("migrations/001_init.sql"), "0.1.0")];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (include_str!("migrations/001_init.sql"), "0.1.0"),
+    // Two indexes: every keyctl since 0.1.0 can use the store.
+    (include_str!("migrations/002_completion.sql"), "0.1.0"),
+];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
