@@ -277,24 +277,30 @@ fn keys_where(typed: &OsStr, wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCa
             names.push(CompletionCandidate::new(name).help(Some(help.into())));
         }
     }
-    // The ids are offered only when no name is (the completion engine drops hidden
-    // candidates beside visible ones), so the hint follows whichever list is shown.
-    let more = if names.is_empty() {
-        found.more_ids || found.more_names
+    let ids: Vec<CompletionCandidate> = found
+        .by_id
+        .iter()
+        .filter(|k| wanted(k))
+        .map(|k| {
+            CompletionCandidate::new(&k.id)
+                .help(Some(k.settings.name.clone().into()))
+                .hide(true)
+        })
+        .collect();
+    // The hidden ids are offered only when no name is (the completion engine drops
+    // hidden candidates beside visible ones): the hint follows whichever list is
+    // shown, and hides with the ids so that it does not push them out.
+    let (more, hint_hidden) = if names.is_empty() {
+        (found.more_ids || found.more_names, !ids.is_empty())
     } else {
-        found.more_names
+        (found.more_names, false)
     };
-    let only_ids = names.is_empty();
-    names.extend(found.by_id.iter().filter(|k| wanted(k)).map(|k| {
-        CompletionCandidate::new(&k.id)
-            .help(Some(k.settings.name.clone().into()))
-            .hide(true)
-    }));
+    names.extend(ids);
     if more {
         names.push(
             CompletionCandidate::new(MORE_HINT)
                 .help(Some("more keys match: type more of the name".into()))
-                .hide(only_ids && !found.by_id.is_empty()),
+                .hide(hint_hidden),
         );
     }
     names

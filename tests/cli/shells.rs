@@ -1224,6 +1224,14 @@ fn a_store_with_more_keys_than_the_cap_offers_the_first_names_and_says_more_exis
                  inserts a start the unread names may not have)"
             );
         }
+        // Ids (hidden candidates) are cut and hinted alike.
+        let ids = candidates(&env, shell, &["keyctl", "show", "key_"]);
+        assert_eq!(ids.len(), CAP + 1, "{shell}: {ids:?}");
+        assert!(
+            ids[..CAP].iter().all(|id| id.starts_with("key_")),
+            "{shell}: {ids:?}"
+        );
+        assert_eq!(ids[CAP], MORE_HINT, "{shell}");
     }
 }
 
