@@ -13,10 +13,11 @@ use clap_complete::CompletionCandidate;
 
 use crate::context::start_clock;
 use crate::core::audit::ACTIONS as AUDIT_ACTIONS;
+use crate::core::key::looks_like_key_id;
 use crate::core::model::{KeyRecord, State};
 use crate::core::naming::meant_by_name;
 use crate::core::settings::SETTINGS;
-use crate::store::{self, Intent, Location, OpenOptions};
+use crate::store::{self, Intent, Location, OpenOptions, Starting};
 
 /// The environment variable the registration scripts set when they call keyctl back
 /// (keyctl's own name, so a `COMPLETE` set for another tool cannot trigger it).
@@ -242,10 +243,9 @@ fn keys_where(typed: &OsStr, wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCa
     let Ok((now, _)) = start_clock() else {
         return Vec::new();
     };
-    let Ok(found) = tx.keys_completing(typed, CANDIDATE_CAP) else {
+    let Ok((mut named, more_names)) = tx.keys_starting(Starting::Name, typed, CANDIDATE_CAP) else {
         return Vec::new();
     };
-    let mut named = found.named;
     // `list --sort name` order (ASCII case folded), as completion offered before it
     // read through the index; a name's keys stay in creation order.
     named.sort_by(|a, b| {
@@ -267,18 +267,28 @@ fn keys_where(typed: &OsStr, wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCa
         let [meant] = &meant_by_name(group, now)[..] else {
             continue; // ambiguous: the command would refuse the name
         };
-        // A name shaped like another key's id or prefix is ambiguous too.
+        // A name shaped like another key's id or prefix is ambiguous too (looked up
+        // only when it has that shape: one query per name would dominate).
         let bare = name.strip_suffix("...").unwrap_or(name);
-        let by_id = tx.key_by_id(bare).ok().flatten().into_iter();
-        let by_prefix = tx.keys_by_prefix(bare).unwrap_or_default().into_iter();
-        let other = by_id.chain(by_prefix).any(|k| k.id != meant.id);
+        let other = shaped_like_id_or_prefix(bare) && {
+            let by_id = tx.key_by_id(bare).ok().flatten().into_iter();
+            let by_prefix = tx.keys_by_prefix(bare).unwrap_or_default().into_iter();
+            by_id.chain(by_prefix).any(|k| k.id != meant.id)
+        };
         if wanted(meant) && !other {
             let help = format!("{} {}", meant.id, meant.status(now).as_str());
             names.push(CompletionCandidate::new(name).help(Some(help.into())));
         }
     }
-    let ids: Vec<CompletionCandidate> = found
-        .by_id
+    // Ids are read only when no name is offered: the completion engine drops hidden
+    // candidates beside visible ones.
+    let (by_id, more_ids) = if names.is_empty() {
+        tx.keys_starting(Starting::Id, typed, CANDIDATE_CAP)
+            .unwrap_or_default()
+    } else {
+        (Vec::new(), false)
+    };
+    let ids: Vec<CompletionCandidate> = by_id
         .iter()
         .filter(|k| wanted(k))
         .map(|k| {
@@ -287,13 +297,12 @@ fn keys_where(typed: &OsStr, wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCa
                 .hide(true)
         })
         .collect();
-    // The hidden ids are offered only when no name is (the completion engine drops
-    // hidden candidates beside visible ones): the hint follows whichever list is
-    // shown, and hides with the ids so that it does not push them out.
+    // The hint follows whichever list is shown, and hides with the ids so that it
+    // does not push them out.
     let (more, hint_hidden) = if names.is_empty() {
-        (found.more_ids || found.more_names, !ids.is_empty())
+        (more_ids || more_names, !ids.is_empty())
     } else {
-        (found.more_names, false)
+        (more_names, false)
     };
     names.extend(ids);
     if more {
@@ -304,6 +313,13 @@ fn keys_where(typed: &OsStr, wanted: fn(&KeyRecord) -> bool) -> Vec<CompletionCa
         );
     }
     names
+}
+
+/// Whether `text` could be a key's id (`key_...`) or display prefix
+/// (`PREFIX_live_XXXX`, `PREFIX_test_XXXX`): only such a name can be shadowed by another
+/// key's id or prefix.
+fn shaped_like_id_or_prefix(text: &str) -> bool {
+    looks_like_key_id(text) || ["_live_", "_test_"].iter().any(|mode| text.contains(mode))
 }
 
 /// A key that a rotation replaced (it cannot be enabled or rotated again).

@@ -27,7 +27,7 @@ use keyctl::core::policy::{Outcome, Request};
 use keyctl::core::time::{parse_datetime, to_millis};
 use keyctl::store::{
     copy_rows, is_empty_target, open, AuditQuery, Clock, ErrorKind, Intent, KeyQuery, Location,
-    OpenOptions, RequestQuery, SortBy, Store, StoredAuditEvent, Table, Txn, Value,
+    OpenOptions, RequestQuery, SortBy, Starting, Store, StoredAuditEvent, Table, Txn, Value,
 };
 use tempfile::TempDir;
 
@@ -961,14 +961,11 @@ fn completion_reads_a_prefix_range(location: &Location) {
     }
     let tx = store.begin(Intent::Read).unwrap();
     let complete = |typed: &str, limit: u32| {
-        let found = tx.keys_completing(typed, limit).unwrap();
-        let named: Vec<String> = found
-            .named
-            .iter()
-            .map(|k| k.settings.name.clone())
-            .collect();
-        let by_id: Vec<String> = found.by_id.iter().map(|k| k.id.clone()).collect();
-        (named, found.more_names, by_id, found.more_ids)
+        let (named, more_names) = tx.keys_starting(Starting::Name, typed, limit).unwrap();
+        let (by_id, more_ids) = tx.keys_starting(Starting::Id, typed, limit).unwrap();
+        let named: Vec<String> = named.iter().map(|k| k.settings.name.clone()).collect();
+        let by_id: Vec<String> = by_id.iter().map(|k| k.id.clone()).collect();
+        (named, more_names, by_id, more_ids)
     };
     // The first names in byte order, case as typed, every key of each name.
     let (named, more, by_id, _) = complete("team", 2);

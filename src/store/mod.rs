@@ -355,19 +355,6 @@ pub enum Starting {
     Id,
 }
 
-/// What KEYREF completion reads (see [`Txn::keys_completing`]).
-#[derive(Debug, Default)]
-pub struct Completing {
-    /// Every key of the first names that start with the typed text.
-    pub named: Vec<KeyRecord>,
-    /// Whether more such names exist than were read.
-    pub more_names: bool,
-    /// The first keys whose id starts with the typed text.
-    pub by_id: Vec<KeyRecord>,
-    /// Whether more such ids exist than were read.
-    pub more_ids: bool,
-}
-
 /// Which keys `list` shows.
 #[derive(Debug, Clone, Default)]
 pub struct KeyQuery {
@@ -538,32 +525,27 @@ pub trait Txn {
     /// no case folding), in byte order: a range scan of the column's index, so its cost
     /// does not grow with the store.
     fn values_starting(&self, column: Starting, typed: &str, limit: u32) -> Result<Vec<String>>;
-    /// KEYREF completion's read: every key of the first `limit` names that start with
-    /// `typed`, and the first `limit` keys whose id does, each through its index.
-    fn keys_completing(&self, typed: &str, limit: u32) -> Result<Completing> {
-        // One more than `limit` of each tells whether there are more.
-        let cut = |column| -> Result<(Vec<String>, bool)> {
-            let mut values = self.values_starting(column, typed, limit.saturating_add(1))?;
-            let more = values.len() > limit as usize;
-            values.truncate(limit as usize);
-            Ok((values, more))
-        };
-        let (names, more_names) = cut(Starting::Name)?;
-        let (ids, more_ids) = cut(Starting::Id)?;
-        let mut named = Vec::new();
-        for name in &names {
-            named.extend(self.keys_by_name(name)?);
+    /// KEYREF completion's read: every key of the first `limit` values of `column`
+    /// that start with `typed` (see [`Txn::values_starting`]), each value's keys in
+    /// creation order, and whether more such values exist.
+    fn keys_starting(
+        &self,
+        column: Starting,
+        typed: &str,
+        limit: u32,
+    ) -> Result<(Vec<KeyRecord>, bool)> {
+        // One more than `limit` tells whether there are more.
+        let mut values = self.values_starting(column, typed, limit.saturating_add(1))?;
+        let more = values.len() > limit as usize;
+        values.truncate(limit as usize);
+        let mut keys = Vec::new();
+        for value in &values {
+            match column {
+                Starting::Name => keys.extend(self.keys_by_name(value)?),
+                Starting::Id => keys.extend(self.key_by_id(value)?),
+            }
         }
-        let mut by_id = Vec::new();
-        for id in &ids {
-            by_id.extend(self.key_by_id(id)?);
-        }
-        Ok(Completing {
-            named,
-            more_names,
-            by_id,
-            more_ids,
-        })
+        Ok((keys, more))
     }
     /// The id of the key that holds `name` now (active or disabled, unexpired, not
     /// superseded by a rotation), if any. Names are claimed through
