@@ -1275,3 +1275,30 @@ fn interactive_bash_inserts_nothing_past_what_was_typed_when_the_list_is_cut() {
     );
     exit_bash(bash);
 }
+
+#[test]
+fn a_name_that_is_another_keys_id_or_prefix_is_not_offered() {
+    let env = TestEnv::initialized();
+    let first = env.create("first", &[]);
+    let second = env.create("second", &[]);
+    // Names the commands would refuse as ambiguous (create refuses them; an older
+    // keyctl did not): another key's prefix, with and without the `...` it is shown
+    // with, and another key's id.
+    for (n, name) in [
+        first.prefix().to_string(),
+        format!("{}...", second.prefix()),
+        first.id().to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        env.create(&format!("renamed-{n}"), &[]);
+        env.tamper(&format!(
+            "UPDATE keys SET name = '{name}' WHERE name = 'renamed-{n}'"
+        ));
+    }
+    for shell in DYNAMIC_SHELLS {
+        let all = non_flags(&candidates(&env, shell, &["keyctl", "show", ""]));
+        assert_eq!(all, ["first", "second"], "{shell}: {all:?}");
+    }
+}
