@@ -135,7 +135,9 @@ def main():
                     help="where the benchmark stores live")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", default="",
-                    help="comma-separated figures to run: list,create,batch,complete,verify,stream")
+                    help="comma-separated figures to run: list,table,create,batch,complete,verify,stream")
+    ap.add_argument("--table-keys", type=int, default=200_000,
+                    help="keys in the store of the `list` table figure (default 200k)")
     ap.add_argument("--history", type=int, default=1_000_000,
                     help="requests recorded for the heavy key in its last 30 days")
     ap.add_argument("--against", metavar="KEYCTL",
@@ -165,6 +167,21 @@ def main():
         vs(["list", "--json"], env) if AGAINST else lambda: run_once(["sqlite3", "-json", store, sql], env),
         args.runs, "<= 1.0x, peak <= 16 MiB",
         rss=lambda: peak_rss_kib([KEYCTL, "list", "--json"], env)))
+
+    # `list` as a table (the default) measures every row in one pass over its snapshot
+    # and draws them in a second, so its peak memory stays flat like --json's.
+    if want("table"):
+      table_store = os.path.join(args.dir, f"keys-{args.table_keys}.db")
+      ensure_store(table_store, args.table_keys)
+      table_env = dict(env, KEYCTL_DB=table_store)
+      json_peak = peak_rss_kib([KEYCTL, "list", "--json"], table_env)
+      rows.append(side_by_side(
+        f"list as a table, {args.table_keys} keys, vs list --json "
+        f"(--json peak {json_peak / 1024:.1f} MiB)",
+        lambda: run_once([KEYCTL, "list"], table_env),
+        vs(["list"], table_env) if AGAINST else lambda: run_once([KEYCTL, "list", "--json"], table_env),
+        args.runs, "peak <= 32 MiB",
+        rss=lambda: peak_rss_kib([KEYCTL, "list"], table_env)))
 
     # One create process per run, on the same large store (each adds one key).
     counter = iter(range(10**9))

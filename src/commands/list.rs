@@ -8,9 +8,10 @@ use crate::core::model::Status;
 use crate::core::names::optional_text;
 use crate::error::{Error, Result};
 use crate::store::{Intent, KeyQuery, SortBy};
-use crate::ui::keys::{summary_line, KeyRows};
+use crate::ui::keys::{summary_line, KeyRows, KeyTableLayout, KeyTableSizer};
 use crate::ui::output::stdout;
 use crate::ui::records::RecordWriter;
+use crate::ui::table::render;
 
 fn query(args: &ListArgs) -> Result<KeyQuery> {
     let text =
@@ -51,10 +52,28 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> Result<()> {
         now,
         color: ctx.color,
     };
-    let mut keys = RecordWriter::new(&mut out, rows, ctx.format, ctx.color)?;
-    let counts = tx.for_each_key(&query, now, &mut |k| keys.add(k))?;
-    let shown = keys.finish()?;
-    if ctx.format == Format::Table {
+    if ctx.format != Format::Table {
+        let mut keys = RecordWriter::new(&mut out, rows, ctx.format, ctx.color)?;
+        tx.for_each_key(&query, now, &mut |k| keys.add(k))?;
+        keys.finish()?;
+    } else {
+        // Two passes over one snapshot (the read transaction): the first measures
+        // the columns, the second draws the rows, so memory stays bounded however
+        // many keys there are and the table is the one a single pass would draw.
+        let mut sizer = KeyTableSizer::new(rows);
+        let counts = tx.for_each_key(&query, now, &mut |k| {
+            sizer.add(k);
+            Ok(())
+        })?;
+        let shown = sizer.count();
+        match sizer.finish() {
+            KeyTableLayout::Empty => {}
+            KeyTableLayout::Whole(mut table) => writeln!(out, "{}", render(&mut table))?,
+            KeyTableLayout::Parts(mut printer) => {
+                tx.for_each_key(&query, now, &mut |k| printer.add(&mut out, k))?;
+                printer.finish(&mut out)?;
+            }
+        }
         let settings = tx.settings()?;
         let limited = tx.count_limited(now)?;
         if shown == 0 {

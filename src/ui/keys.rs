@@ -9,7 +9,10 @@ use serde::Serialize;
 
 use super::csv;
 use super::records::Rows;
-use super::table::{label, new_table, relative_or_never, render, text_cell, time_with_relative};
+use super::table::{
+    cell_width, fix_widths, header, label, laid_out_widths, new_table, relative_or_never, render,
+    text_cell, time_with_relative,
+};
 use super::usage::{usage_text, Windows, WindowsJson};
 use crate::core::key::Mode;
 use crate::core::model::{KeyRecord, Status, StatusCounts};
@@ -229,6 +232,135 @@ impl Rows for KeyRows {
 
     fn fill(&self, table: &mut Table, rows: Vec<Vec<Cell>>) {
         table.add_rows(rows);
+    }
+}
+
+/// Rows `list` keeps in memory at once: a store with no more is drawn whole, as one
+/// table; a larger one in parts of this many rows.
+const ROWS_AT_ONCE: usize = 1000;
+
+/// The first of `list`'s two passes over one snapshot: the width of every column,
+/// from every row, without keeping the rows (only the first [`ROWS_AT_ONCE`], and
+/// the widest cell of each column).
+pub struct KeyTableSizer {
+    rows: KeyRows,
+    widths: Vec<usize>,
+    widest: Vec<Cell>,
+    first: Vec<Vec<Cell>>,
+    count: usize,
+}
+
+/// How `list` draws the table once every row has been measured.
+pub enum KeyTableLayout {
+    /// No keys: no table.
+    Empty,
+    /// Few keys: the rows were kept; the table as it is.
+    Whole(Table),
+    /// Many keys: a second pass draws them in parts, columns fixed to these widths.
+    Parts(KeyTablePrinter),
+}
+
+impl KeyTableSizer {
+    pub fn new(rows: KeyRows) -> KeyTableSizer {
+        let head = header(KeyRows::TABLE_HEADER, rows.color);
+        KeyTableSizer {
+            rows,
+            widths: head.iter().map(cell_width).collect(),
+            widest: head,
+            first: Vec::new(),
+            count: 0,
+        }
+    }
+
+    pub fn add(&mut self, k: &KeyRecord) {
+        let row = self.rows.row(k);
+        for (i, cell) in row.iter().enumerate() {
+            let w = cell_width(cell);
+            if w > self.widths[i] {
+                self.widths[i] = w;
+                self.widest[i] = cell.clone();
+            }
+        }
+        if self.first.len() < ROWS_AT_ONCE {
+            self.first.push(row);
+        }
+        self.count += 1;
+    }
+
+    pub fn finish(self) -> KeyTableLayout {
+        let color = self.rows.color;
+        let mut table = new_table(color);
+        table.set_header(header(KeyRows::TABLE_HEADER, color));
+        if self.count == 0 {
+            return KeyTableLayout::Empty;
+        }
+        if self.count <= ROWS_AT_ONCE {
+            table.add_rows(self.first);
+            return KeyTableLayout::Whole(table);
+        }
+        // A table wider than the terminal is wrapped by comfy, which sizes the columns
+        // from their widest cells and, for the columns it must wrap, from where their
+        // cells break: laid out here from the widest cell of each column and the
+        // first rows. A table that fits (or any table not on a terminal) takes the
+        // widest cell of each column, as drawn whole.
+        let natural: usize = self.widths.iter().map(|w| w + 2).sum();
+        let fits = table
+            .width()
+            .is_none_or(|w| w == 0 || natural <= usize::from(w));
+        let widths = if fits {
+            self.widths
+        } else {
+            table.add_row(self.widest);
+            table.add_rows(self.first);
+            laid_out_widths(&table)
+        };
+        KeyTableLayout::Parts(KeyTablePrinter {
+            rows: self.rows,
+            widths,
+            part: Vec::new(),
+            header: true,
+        })
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// The second pass: rows drawn [`ROWS_AT_ONCE`] at a time, every part with the
+/// columns of the whole table.
+pub struct KeyTablePrinter {
+    rows: KeyRows,
+    widths: Vec<usize>,
+    part: Vec<Vec<Cell>>,
+    header: bool,
+}
+
+impl KeyTablePrinter {
+    pub fn add(&mut self, out: &mut dyn Write, k: &KeyRecord) -> io::Result<()> {
+        self.part.push(self.rows.row(k));
+        if self.part.len() == ROWS_AT_ONCE {
+            self.draw(out)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self, out: &mut dyn Write) -> io::Result<()> {
+        if !self.part.is_empty() {
+            self.draw(out)?;
+        }
+        Ok(())
+    }
+
+    fn draw(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        let color = self.rows.color;
+        let mut table = new_table(color);
+        if std::mem::take(&mut self.header) {
+            table.set_header(header(KeyRows::TABLE_HEADER, color));
+        }
+        table.add_rows(self.part.drain(..));
+        fix_widths(&mut table, &self.widths);
+        writeln!(out, "{}", render(&mut table))
     }
 }
 

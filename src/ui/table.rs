@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 
 use chrono::{DateTime, Local, Utc};
-use comfy_table::{presets, Attribute, Cell, ContentArrangement, Table};
+use comfy_table::{presets, Attribute, Cell, ColumnConstraint, ContentArrangement, Table, Width};
 use unicode_width::UnicodeWidthStr;
 
 use crate::core::text::escape;
@@ -47,6 +47,42 @@ pub fn render(table: &mut Table) -> String {
         lines.pop();
     }
     lines.join("\n")
+}
+
+/// The width comfy gives each column's content when `table` is rendered, padding
+/// excluded. comfy does not expose its layout, so the table is drawn once with ASCII
+/// borders (and the borders' columns added to its width, so the room for content is
+/// unchanged) and the top border's segments are measured.
+pub fn laid_out_widths(table: &Table) -> Vec<usize> {
+    let mut framed = table.clone();
+    framed.load_preset(presets::ASCII_FULL);
+    if let Some(w) = table.width().filter(|w| *w > 0) {
+        let borders = u16::try_from(framed.column_count() + 1).unwrap_or(u16::MAX);
+        framed.set_width(w.saturating_add(borders));
+    }
+    for column in framed.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let text = framed.to_string();
+    let top = text.lines().next().unwrap_or("");
+    top.split('+')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.len().saturating_sub(2))
+        .collect()
+}
+
+/// Fixes every column's content to `widths` (padding excluded), so tables drawn in
+/// parts line up as one.
+pub fn fix_widths(table: &mut Table, widths: &[usize]) {
+    for (column, w) in table.column_iter_mut().zip(widths) {
+        let fixed = u16::try_from(w + 2).unwrap_or(u16::MAX);
+        column.set_constraint(ColumnConstraint::Absolute(Width::Fixed(fixed)));
+    }
+}
+
+/// The widest line of a cell, as comfy measures it (at least one column).
+pub fn cell_width(cell: &Cell) -> usize {
+    cell.content().lines().map(width).max().unwrap_or(0).max(1)
 }
 
 /// A bold label (a column header, a `show` field name) when colour is on.
@@ -145,5 +181,34 @@ mod tests {
         assert_eq!(elide("日本語の名前", 7), "日本語…");
         assert_eq!(pad("ab", 4), "ab  ");
         assert_eq!(pad("abcdef", 4), "abcdef");
+    }
+
+    /// A table drawn with its columns fixed to the widths comfy chose for it is the
+    /// table comfy draws, whether it fits or must wrap.
+    #[test]
+    fn fixed_to_its_laid_out_widths_a_table_draws_the_same() {
+        for width in [None, Some(200), Some(30), Some(12)] {
+            let mut table = new_table(false);
+            table.set_content_arrangement(ContentArrangement::Dynamic);
+            if let Some(w) = width {
+                table.set_width(w);
+            }
+            table.set_header(vec!["Name", "Status", "Last used"]);
+            table.add_row(vec![
+                "a-rather-long-name",
+                "● active (grace)",
+                "3 hours ago",
+            ]);
+            table.add_row(vec!["b", "● disabled", "Never"]);
+            let widths = laid_out_widths(&table);
+            assert_eq!(widths.len(), 3);
+            let mut fixed = table.clone();
+            fix_widths(&mut fixed, &widths);
+            assert_eq!(render(&mut fixed), render(&mut table), "width {width:?}");
+        }
+        let mut table = new_table(false);
+        table.set_header(vec!["Name", "Key"]);
+        table.add_row(vec!["alpha", "x"]);
+        assert_eq!(laid_out_widths(&table), [5, 3]);
     }
 }

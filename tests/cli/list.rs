@@ -475,3 +475,87 @@ fn narrow_terminal_still_shows_every_key_and_the_summary() {
         "{out}"
     );
 }
+
+// ---- many keys: measured in one pass, drawn in parts in a second ----
+
+/// More keys than `list` keeps in memory at once (1000), with the widest name sorting
+/// last: a store of `count` keys named `k0000`… plus that one.
+fn many_keys(count: usize, widest: &str) -> TestEnv {
+    let env = TestEnv::initialized();
+    let mut input = String::new();
+    for i in 0..count {
+        input.push_str(&format!("{{\"name\": \"k{i:04}\"}}\n"));
+    }
+    input.push_str(&format!("{{\"name\": \"{widest}\"}}\n"));
+    env.run_with_stdin(&["-q", "create", "--batch", "-"], input.as_bytes())
+        .ok();
+    env
+}
+
+/// Every cell of `row` starts at its header's column, two blanks after the cell before.
+fn misaligned(header: &str, row: &str) -> Option<String> {
+    let chars: Vec<char> = row.chars().collect();
+    for title in ["Key", "Status", "Created", "Expires", "Last used"] {
+        let at = header.find(title)?;
+        let starts_here = chars.get(at).is_some_and(|c| *c != ' ')
+            && chars.get(at - 1) == Some(&' ')
+            && chars.get(at - 2) == Some(&' ');
+        if !starts_here {
+            return Some(format!("{title} does not start at column {at}: {row:?}"));
+        }
+    }
+    None
+}
+
+#[test]
+fn a_table_of_thousands_of_keys_lines_up_under_its_header() {
+    let widest = "zz-the-widest-name-sorts-last";
+    let env = many_keys(2500, widest);
+    let out = env.run(&["list", "--sort", "name"]);
+    out.ok();
+    let lines = out.stdout_lines();
+    let (table, summary) = lines.split_at(lines.len() - 2);
+    assert_eq!(summary, ["", "2501 active · 2501 keys, no limit"], "{out}");
+    assert_eq!(table.len(), 1 + 2501, "one header and a line per key");
+    let header = table[0];
+    assert!(header.starts_with("Name  "), "{header:?}");
+    assert_eq!(
+        header.find("Key"),
+        Some(widest.len() + 2),
+        "the name column is as wide as the widest name, two blanks before Key"
+    );
+    assert!(table[1].starts_with("k0000  "), "{:?}", table[1]);
+    assert!(table[2501].starts_with(&format!("{widest}  ")));
+    let wrong: Vec<String> = table[1..]
+        .iter()
+        .filter_map(|row| misaligned(header, row))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{}",
+        wrong[..wrong.len().min(5)].join("\n")
+    );
+    assert_eq!(out.stdout.matches("● active").count(), 2501);
+
+    // On a terminal wide enough the table is the same, in colour; on a narrow one
+    // cells wrap, and every key and the summary are still there.
+    let wide = run_on_tty(env.command(), &["list", "--sort", "name"], 200);
+    wide.ok();
+    let shown: Vec<String> = strip_ansi(&wide.stdout)
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .collect();
+    assert_eq!(shown, lines, "{wide}");
+    let narrow = run_on_tty(env.command(), &["list", "--sort", "name"], 60);
+    narrow.ok();
+    let text = strip_ansi(&narrow.stdout);
+    assert_eq!(text.matches("● active").count(), 2501);
+    assert!(
+        text.lines().all(|l| l.chars().count() <= 60),
+        "fits 60 columns\n{narrow}"
+    );
+    assert_eq!(
+        text.lines().last(),
+        Some("2501 active · 2501 keys, no limit")
+    );
+}
