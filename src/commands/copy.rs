@@ -9,7 +9,7 @@ use crate::cli::CopyStoreArgs;
 use crate::context::{parse_location, Ctx};
 use crate::core::audit::GENESIS;
 use crate::error::{Error, Result};
-use crate::store::{self, AuditQuery, Intent, Location, OpenOptions, Txn};
+use crate::store::{self, Intent, Location, OpenOptions, Txn};
 use crate::ui::output::{answer_written, stdout};
 
 pub fn run(ctx: &Ctx, args: CopyStoreArgs) -> Result<()> {
@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, args: CopyStoreArgs) -> Result<()> {
     let copied = (|| -> Result<(u64, u64, String)> {
         let mut to = dest.begin(Intent::Bulk)?;
         let rows = store::copy_rows(from.as_ref(), to.as_mut())?;
-        let (events, head) = audit_head(to.as_ref())?;
+        let (events, head) = audit_head(to.as_mut())?;
         to.commit()?;
         Ok((rows, events, head))
     })();
@@ -62,16 +62,13 @@ pub fn run(ctx: &Ctx, args: CopyStoreArgs) -> Result<()> {
 }
 
 /// The trail's newest hash as `keyctl audit verify` prints it (the genesis hash for an
-/// empty trail), and how many events lead to it.
-fn audit_head(tx: &dyn Txn) -> Result<(u64, String)> {
-    let mut head = GENESIS;
-    let mut events = 0u64;
-    tx.for_each_audit(&AuditQuery::default(), &mut |e| {
-        head.copy_from_slice(&e.hash);
-        events += 1;
-        Ok(())
-    })?;
-    Ok((events, crate::core::key::hex(&head)))
+/// empty trail) and its seq (the number of events of an intact chain): the head the
+/// store already keeps for appending, read in the copy's own write transaction.
+fn audit_head(tx: &mut dyn Txn) -> Result<(u64, String)> {
+    Ok(match tx.audit_head_for_append()? {
+        Some(head) => (head.seq.max(0) as u64, crate::core::key::hex(&head.hash)),
+        None => (0, crate::core::key::hex(&GENESIS)),
+    })
 }
 
 fn print_head(ctx: &Ctx, target: &Location, events: u64, head: &str) -> Result<()> {

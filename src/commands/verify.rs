@@ -100,11 +100,9 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         )
         .map_err(Error::from)
     });
-    // A database server that cannot be reached is an answer too (exit 22, SPEC §6),
-    // with the reason on stderr; a missing or foreign store, and an SQLite file that
-    // cannot be used, stay errors (exit 1).
+    // An outage is an answer too (exit 22, SPEC §6), with the reason on stderr.
     let verdict = match verdict {
-        Err(e) if e.unavailable && ctx.db.sqlite_path().is_none() => {
+        Err(e) if is_outage(ctx, &e) => {
             ctx.warn(&e.message);
             Verdict::unavailable()
         }
@@ -122,6 +120,13 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         0 => Ok(()),
         code => Err(Error::new(Kind::Exit(code), "")),
     }
+}
+
+/// True when `e` is a database server that cannot be reached (SPEC §6: verify answers
+/// `unavailable`). A missing or foreign store, and an SQLite file that cannot be used,
+/// stay errors (exit 1): a file is not an outage.
+fn is_outage(ctx: &Ctx, e: &Error) -> bool {
+    e.unavailable && ctx.db.sqlite_path().is_none()
 }
 
 /// A good stream line, shown when a line is not one.
@@ -180,7 +185,7 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
     let mut failing = false;
     let mut store: Option<Box<dyn Store>> = match ctx.open_for_verify() {
         Ok(s) => Some(s),
-        Err(e) if e.unavailable && ctx.db.sqlite_path().is_none() => {
+        Err(e) if is_outage(ctx, &e) => {
             ctx.warn(&format!(
                 "{}; answering unavailable until the store is back",
                 e.message
