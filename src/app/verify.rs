@@ -6,6 +6,8 @@ use crate::app::retry::with_retry;
 use crate::core::key::{self, hash_secret};
 use crate::core::model::{KeyRecord, RequestRecord};
 use crate::core::policy::{decide, Outcome, QuotaRemaining, Request};
+use chrono::{DateTime, Utc};
+
 use crate::store::{Clock, Intent, Result, Store, VerdictRecord};
 
 /// What is recorded about a request besides its outcome.
@@ -46,6 +48,17 @@ impl Verdict {
     }
 }
 
+/// One request of a group ([`verify_group`]): what was presented and asked, and the
+/// clock it is decided by (its own arrival time, or `KEYCTL_NOW`; on PostgreSQL the
+/// database's clock read after its rows are locked, which is never before arrival).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub presented: String,
+    pub req: Request,
+    pub meta: Meta,
+    pub clock: Clock,
+}
+
 /// Decides one request and, with `record`, writes it down, in one transaction
 /// (`Intent::Verify`; `Intent::Read` without `record`), run again when the store asks
 /// for a retry (nothing of it is seen before its commit).
@@ -57,15 +70,92 @@ pub fn verify_one(
     clock: Clock,
     record: bool,
 ) -> Result<Verdict> {
-    // Format and checksum first: a mistyped key never reaches the index.
-    let parsed = key::parse(presented).is_ok();
-    let hash = parsed.then(|| hash_secret(presented));
-    let intent = if record { Intent::Verify } else { Intent::Read };
+    let checked = [Checked::new(presented)];
+    let one = [(req, meta, clock)];
     with_retry(store.retry_attempts(), || {
-        let mut tx = store.begin(intent)?;
-        let view = tx.load_for_verify(hash.as_ref(), req.ip, record, clock)?;
+        run_group(store, &checked, &one, record)
+    })
+    .map(|mut v| v.remove(0))
+}
+
+/// Decides the requests waiting at the same moment (stream lines already buffered,
+/// concurrent HTTP requests) and, with `record`, writes them down, all in ONE
+/// transaction (SPEC §7, group commit): exactly the verdicts, counters and log rows
+/// that one transaction per request in this order would give, each decided at its
+/// own `clock`. Nothing is committed, and nothing should be answered, before this
+/// returns.
+///
+/// One answer per request, in order. A request that fails gets its own error and the
+/// others are unaffected: when the group's transaction fails (after the store's
+/// retries), it rolled back whole, and every request of it is run again in a
+/// transaction of its own. Without `record` the group shares one read transaction.
+pub fn verify_group(
+    store: &mut dyn Store,
+    group: &[Pending],
+    record: bool,
+) -> Vec<Result<Verdict>> {
+    let checked: Vec<Checked> = group.iter().map(|p| Checked::new(&p.presented)).collect();
+    let asks: Vec<_> = group.iter().map(|p| (&p.req, &p.meta, p.clock)).collect();
+    let attempts = store.retry_attempts();
+    if group.len() > 1 {
+        if let Ok(verdicts) = with_retry(attempts, || run_group(store, &checked, &asks, record)) {
+            return verdicts.into_iter().map(Ok).collect();
+        }
+    }
+    checked
+        .iter()
+        .zip(&asks)
+        .map(|(c, ask)| {
+            with_retry(attempts, || {
+                run_group(
+                    store,
+                    std::slice::from_ref(c),
+                    std::slice::from_ref(ask),
+                    record,
+                )
+                .map(|mut v| v.remove(0))
+            })
+        })
+        .collect()
+}
+
+/// A presented key's format and checksum, checked first: a mistyped key is never
+/// hashed nor looked up.
+struct Checked {
+    parsed: bool,
+    hash: Option<[u8; 32]>,
+}
+
+impl Checked {
+    fn new(presented: &str) -> Checked {
+        let parsed = key::parse(presented).is_ok();
+        Checked {
+            parsed,
+            hash: parsed.then(|| hash_secret(presented)),
+        }
+    }
+}
+
+/// One transaction deciding (and recording) `asks` in order. The settings are read
+/// once; retention pruning runs once, at the end, at the latest cut-off any request
+/// asked for (log rows decide nothing, and every row a request adds is younger than
+/// its own cut-off, so the log ends as after pruning per request).
+fn run_group(
+    store: &mut dyn Store,
+    checked: &[Checked],
+    asks: &[(&Request, &Meta, Clock)],
+    record: bool,
+) -> Result<Vec<Verdict>> {
+    let intent = if record { Intent::Verify } else { Intent::Read };
+    let mut tx = store.begin(intent)?;
+    let mut settings = None;
+    let mut prune: Option<DateTime<Utc>> = None;
+    let mut verdicts = Vec::with_capacity(asks.len());
+    for (c, (req, meta, clock)) in checked.iter().zip(asks) {
+        let view =
+            tx.load_for_verify_cached(c.hash.as_ref(), req.ip, record, *clock, &mut settings)?;
         let now = view.now;
-        let d = decide(view, parsed, req, now);
+        let d = decide(view, c.parsed, req, now);
         if record {
             tx.record_verdict(&VerdictRecord {
                 request: RequestRecord {
@@ -83,15 +173,22 @@ pub fn verify_one(
                     accepted: d.outcome.is_valid(),
                 },
                 auth_failure: d.auth_failure,
-                prune_before: d.prune_before,
+                prune_before: None,
             })?;
-            tx.commit()?;
+            prune = prune.max(d.prune_before);
         }
-        Ok(Verdict {
+        verdicts.push(Verdict {
             outcome: d.outcome,
             key: d.key,
             credits_remaining: d.credits_remaining,
             quota_remaining: d.quota_remaining,
-        })
-    })
+        });
+    }
+    if record {
+        if let Some(before) = prune {
+            tx.prune_requests(before)?;
+        }
+        tx.commit()?;
+    }
+    Ok(verdicts)
 }

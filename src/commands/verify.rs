@@ -2,11 +2,11 @@
 //! lines) in, one answer out; `app::verify` loads, decides (SPEC §3, in core) and
 //! records in one transaction. `--stream` serves many requests from one process.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 
 use serde::Serialize;
 
-use crate::app::verify::{verify_one, Meta, Verdict};
+use crate::app::verify::{verify_group, verify_one, Meta, Pending, Verdict};
 use crate::cli::{Format, VerifyArgs};
 use crate::context::Ctx;
 use crate::core::allowlist::parse_ip;
@@ -175,10 +175,25 @@ pub fn fuzz_stream_line(line: &[u8]) {
     let _ = parse_stream_line(line, 1);
 }
 
-/// `verify --stream`: one json result line per request line, flushed, in order; each
-/// request its own transaction. A store failure never ends the stream (SPEC §6): the
-/// request is answered `unavailable` (nothing was recorded), the failure is said once
-/// on stderr, and the next request opens the store again.
+/// Most requests decided and recorded in one transaction (SPEC §7, group commit): a
+/// bound on how long the first line of a group waits for the last one's work (about
+/// 256 x 30 us on SQLite) while already past the point where a bigger group saves
+/// anything measurable (the commit is then under 1% of a group's time).
+pub const GROUP_MAX: usize = 256;
+
+/// Bytes of stdin read at once: many pipelined lines per read, so a group can fill.
+const STREAM_BUFFER: usize = 64 * 1024;
+
+/// `verify --stream`: one json result line per request line, flushed, in order.
+///
+/// Group commit (SPEC §7): the lines already waiting on stdin when a line is read (at
+/// most [`GROUP_MAX`]) are decided and recorded in one transaction
+/// (`app::verify::verify_group`), each at its own arrival time; nothing waits for more
+/// lines, and a verdict is written only after the commit holding its record returned.
+///
+/// A store failure never ends the stream (SPEC §6): the requests it could not record
+/// are answered `unavailable`, the failure is said once on stderr, and the next
+/// request opens the store again.
 fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
     // What is not a store at all is refused at once (exit 1), as by every command; a
     // database server that is down at the start is waited for like a later outage.
@@ -195,68 +210,139 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
-    let mut input = io::stdin().lock();
+    let mut input = BufReader::with_capacity(STREAM_BUFFER, io::stdin().lock());
     let mut out = stdout();
     let mut line = Vec::with_capacity(256);
+    // Per line of a group: its answer when it is not a request (None: the next
+    // request of `group`).
+    let mut items: Vec<Option<Verdict>> = Vec::with_capacity(GROUP_MAX);
+    let mut group: Vec<Pending> = Vec::with_capacity(GROUP_MAX);
     loop {
-        let read = read_bounded_line(&mut input, &mut line)
-            .map_err(|e| Error::runtime(format!("cannot read the request stream: {e}")))?;
-        // Every line gets its answer, a blank one too: a client that writes a line
-        // and reads a line must never wait forever.
-        let verdict = match read {
-            Line::Eof => break,
-            Line::TooLong => {
-                // Skip the rest of an over-long line without holding it, then answer it.
-                skip_line(&mut input);
-                Verdict::bad_request(too_long())
-            }
-            Line::Line => match parse_stream_line(&line, default_cost) {
-                Err(why) => Verdict::bad_request(why),
-                Ok((presented, req, meta)) => {
-                    let answer = match store.as_mut() {
-                        Some(s) => Ok(s),
-                        None => ctx.open_for_verify().map(|s| store.insert(s)),
-                    }
-                    .and_then(|s| {
-                        verify_one(
-                            s.as_mut(),
-                            &presented,
-                            &req,
-                            &meta,
-                            ctx.store_clock(),
-                            !no_record,
-                        )
-                        .map_err(Error::from)
-                    });
-                    match answer {
-                        Ok(verdict) => {
-                            if std::mem::take(&mut failing) {
-                                ctx.note("key store available again");
-                            }
-                            verdict
-                        }
-                        Err(e) if e.kind == Kind::Runtime || e.unavailable => {
-                            if !std::mem::replace(&mut failing, true) {
-                                ctx.warn(&format!(
-                                    "{}; answering unavailable until the store is back",
-                                    e.message
-                                ));
-                            }
-                            // A broken handle is dropped: the next request opens anew.
-                            if e.unavailable {
-                                store = None;
-                            }
-                            Verdict::unavailable()
-                        }
-                        Err(e) => return Err(e),
-                    }
+        items.clear();
+        group.clear();
+        // The first line is waited for; the rest only taken when already there.
+        while items.len() < GROUP_MAX && (items.is_empty() || line_waiting(&mut input)) {
+            let read = read_bounded_line(&mut input, &mut line)
+                .map_err(|e| Error::runtime(format!("cannot read the request stream: {e}")))?;
+            // Every line gets its answer, a blank one too: a client that writes a
+            // line and reads a line must never wait forever.
+            items.push(match read {
+                Line::Eof => break,
+                Line::TooLong => {
+                    // Skip the rest of an over-long line without holding it.
+                    skip_line(&mut input);
+                    Some(Verdict::bad_request(too_long()))
                 }
-            },
+                Line::Line => match parse_stream_line(&line, default_cost) {
+                    Err(why) => Some(Verdict::bad_request(why)),
+                    Ok((presented, req, meta)) => {
+                        group.push(Pending {
+                            presented,
+                            req,
+                            meta,
+                            // Read as the line is taken: its arrival, as far as known.
+                            clock: ctx.store_clock(),
+                        });
+                        None
+                    }
+                },
+            });
+        }
+        if items.is_empty() {
+            break;
+        }
+        let answers: Vec<Result<Verdict>> = if group.is_empty() {
+            Vec::new()
+        } else {
+            match store.as_mut() {
+                Some(s) => Ok(s),
+                None => ctx.open_for_verify().map(|s| store.insert(s)),
+            }
+            .map(|s| verify_group(s.as_mut(), &group, !no_record))
+            .map(|v| v.into_iter().map(|r| r.map_err(Error::from)).collect())
+            .unwrap_or_else(|e| group.iter().map(|_| Err(same_error(&e))).collect())
         };
-        out.write_all(&verdict_json(&verdict))?;
+        let mut answers = answers.into_iter();
+        let mut fatal = None;
+        for item in items.drain(..) {
+            let verdict = match item {
+                Some(v) => v,
+                None => match answers.next() {
+                    Some(Ok(verdict)) => {
+                        if std::mem::take(&mut failing) {
+                            ctx.note("key store available again");
+                        }
+                        verdict
+                    }
+                    Some(Err(e)) if e.kind == Kind::Runtime || e.unavailable => {
+                        if !std::mem::replace(&mut failing, true) {
+                            ctx.warn(&format!(
+                                "{}; answering unavailable until the store is back",
+                                e.message
+                            ));
+                        }
+                        // A broken handle is dropped: the next request opens anew.
+                        if e.unavailable {
+                            store = None;
+                        }
+                        Verdict::unavailable()
+                    }
+                    Some(Err(e)) => {
+                        fatal = Some(e);
+                        break;
+                    }
+                    None => Verdict::unavailable(),
+                },
+            };
+            out.write_all(&verdict_json(&verdict))?;
+        }
+        // One flush per group: every verdict in it was committed by now.
         out.flush()?;
+        if let Some(e) = fatal {
+            return Err(e);
+        }
     }
     Ok(())
+}
+
+/// The same failure again, for each request of a group the store could not open for.
+fn same_error(e: &Error) -> Error {
+    Error {
+        kind: e.kind,
+        message: e.message.clone(),
+        retryable: e.retryable,
+        unavailable: e.unavailable,
+    }
+}
+
+/// True when a whole line can be read without waiting: one is in the buffer already,
+/// or the buffer is empty and stdin has bytes now (a zero-timeout poll), which are
+/// then read into the buffer. A partial line in the buffer ends a group rather than
+/// wait for its end.
+fn line_waiting(input: &mut BufReader<io::StdinLock<'_>>) -> bool {
+    if input.buffer().contains(&b'\n') {
+        return true;
+    }
+    if !input.buffer().is_empty() || !stdin_readable() {
+        return false;
+    }
+    // Readable: this read does not wait (it returns what is there, or end of input).
+    match input.fill_buf() {
+        Ok(buf) => buf.contains(&b'\n'),
+        Err(_) => false,
+    }
+}
+
+/// Whether stdin has input (or its end) ready now, without waiting.
+fn stdin_readable() -> bool {
+    let mut fd = libc::pollfd {
+        fd: 0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call; a zero timeout.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n == 1 && fd.revents & (libc::POLLIN | libc::POLLHUP) != 0
 }
 
 /// Discards input up to and including the next newline, in buffer-sized pieces.

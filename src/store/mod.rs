@@ -650,6 +650,20 @@ pub trait Txn {
         recording: bool,
         clock: Clock,
     ) -> Result<VerifyView> {
+        self.load_for_verify_cached(hash, ip, recording, clock, &mut None)
+    }
+    /// [`Txn::load_for_verify`] for one request of a group in this transaction: the
+    /// settings are read into `settings` by the first request that needs them and
+    /// reused by the next ones (no verification changes a setting, so every request of
+    /// the transaction would read the same).
+    fn load_for_verify_cached(
+        &mut self,
+        hash: Option<&[u8; 32]>,
+        ip: Option<std::net::IpAddr>,
+        recording: bool,
+        clock: Clock,
+        settings: &mut Option<Settings>,
+    ) -> Result<VerifyView> {
         // The locks first and "now" after them (SPEC §6), so the decision's time is
         // never before that of a verification that held them first.
         if recording {
@@ -657,7 +671,10 @@ pub trait Txn {
         }
         let now = clock.read(self)?;
         let settings = match (recording, ip) {
-            (true, _) | (_, Some(std::net::IpAddr::V6(_))) => Some(self.settings()?),
+            (true, _) | (_, Some(std::net::IpAddr::V6(_))) => match settings {
+                Some(s) => Some(s.clone()),
+                None => Some(settings.insert(self.settings()?).clone()),
+            },
             _ => None,
         };
         let prefix = settings.as_ref().map_or(0, |s| s.failed_auth_ipv6_prefix);

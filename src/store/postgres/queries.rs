@@ -794,6 +794,10 @@ impl Txn for PgTxn<'_> {
             let key = self.read_key_by_hash(hash)?;
             *self.locked_key.borrow_mut() = Some((*hash, key));
         }
+        // "Now" is read after these locks (SPEC §6), also for the second and later
+        // request of a group (SPEC §7): each decides at the clock read after its own
+        // locks, never before a verification that held them first committed.
+        self.clock = None;
         Ok(())
     }
 
