@@ -36,6 +36,8 @@ mod edit;
 mod files;
 #[path = "cli/global.rs"]
 mod global;
+#[path = "cli/group_commit.rs"]
+mod group_commit;
 #[path = "cli/hostile.rs"]
 mod hostile;
 #[path = "cli/init.rs"]

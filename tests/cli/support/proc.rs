@@ -196,6 +196,11 @@ impl LiveProcess {
         self.child.id()
     }
 
+    /// Its stdin, for a writer of its own (a thread writing more than a pipe holds).
+    pub fn take_stdin(&mut self) -> std::process::ChildStdin {
+        self.stdin.take().expect("stdin is still open")
+    }
+
     /// Writes raw bytes to its stdin.
     pub fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         use std::io::Write;

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""The pinned `verify --stream` workload (issue 14), side by side with the physical
+limit's one-transaction-per-request loop (`limit-verify --loop K`), in one run.
+
+    python3 bench/stream_workload.py                   # 100k keys, 20k lines, 5 rounds
+    python3 bench/stream_workload.py --lines 20000 --rounds 7 --keys 100000
+
+Stores (reused between runs, under --dir, default target/bench/stream):
+- keyctl: `--keys` keys made by `keyctl create --batch` with every limit set (quotas
+  total/daily/weekly/monthly, a rate limit, credits, an IP allowlist, scopes, models, a
+  deployment), their secrets kept in a 0600 file beside the store (benchmark data only);
+- limits: `gen create DB --keys` (the limit's own schema).
+
+Workloads (each a file of request lines, written once and fed from the file):
+- random: keys drawn at random from the store, 10% of lines well-formed keys that are
+  not in it (`invalid`), each line from a random address in the allowlist, with the
+  scope, model, deployment, endpoint, cost and duration a service sends;
+- hot: the same, every valid line the same key.
+
+Modes:
+- pipelined: the whole file on stdin at once (`keyctl verify --stream < FILE`): lines
+  wait in the pipe, so groups form;
+- one in flight: this script writes one line and reads its answer before the next (a
+  coprocess), so every group holds one request.
+
+Each round runs, alternating, `limit-verify --loop K` (its per_s=) and keyctl's
+figures; the report is the median of each and the ratios of medians. Every verdict
+line is checked (a run whose answers are not all `valid`/`invalid` as planned fails).
+"""
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEYCTL = os.path.join(ROOT, "target", "release", "keyctl")
+LIMITS = os.environ.get("KEYCTL_LIMITS", "/tmp/limits-target/release")
+
+KEY_FIELDS = {
+    "scopes": ["read", "write"], "allowed_models": ["gpt-x", "gpt-y"],
+    "deployment": "prod", "allowed_ips": "10.0.0.0/8",
+    "quota_total": 1_000_000_000, "quota_daily": 1_000_000_000,
+    "quota_weekly": 1_000_000_000, "quota_monthly": 1_000_000_000,
+    "rate_limit": "1000000/s", "credits": 1_000_000_000_000,
+}
+
+
+def keyctl_store(work, keys):
+    """The keyctl store of `keys` keys with every limit set, and their secrets."""
+    db = os.path.join(work, f"keyctl-{keys}.db")
+    secrets = os.path.join(work, f"keyctl-{keys}.secrets")
+    if not (os.path.exists(db) and os.path.exists(secrets)):
+        for p in (db, db + "-wal", db + "-shm", secrets):
+            if os.path.exists(p):
+                os.unlink(p)
+        print(f"creating {keys} keys with every limit set in {db} ...", file=sys.stderr)
+        batch = "".join(json.dumps(dict(KEY_FIELDS, name=f"s{i:07d}")) + "\n"
+                        for i in range(keys))
+        out = subprocess.run([KEYCTL, "--db", db, "create", "--batch", "-", "-q"],
+                             input=batch.encode(), capture_output=True, check=True).stdout
+        fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            for line in out.splitlines():
+                f.write(json.loads(line)["key"] + "\n")
+    with open(secrets) as f:
+        return db, f.read().split()
+
+
+def strangers(work, n):
+    """Well-formed keys (checksum right) that no benchmark store holds: made in a
+    throwaway store of their own."""
+    path = os.path.join(work, f"strangers-{n}")
+    if not os.path.exists(path):
+        db = os.path.join(work, "strangers.db")
+        batch = "".join(json.dumps({"name": f"x{i}"}) + "\n" for i in range(n))
+        out = subprocess.run([KEYCTL, "--db", db, "create", "--batch", "-", "-q"],
+                             input=batch.encode(), capture_output=True, check=True).stdout
+        with open(path, "w") as f:
+            for line in out.splitlines():
+                f.write(json.loads(line)["key"] + "\n")
+        for p in (db, db + "-wal", db + "-shm"):
+            if os.path.exists(p):
+                os.unlink(p)
+    with open(path) as f:
+        return f.read().split()
+
+
+def workload(secrets, others, lines, hot, seed):
+    """Request lines, and how many of them are meant to be valid."""
+    rng = random.Random(seed)
+    out, valid = [], 0
+    hot_key = secrets[rng.randrange(len(secrets))]
+    for _ in range(lines):
+        ip = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        if rng.random() < 0.10:
+            key = rng.choice(others)
+        else:
+            key = hot_key if hot else rng.choice(secrets)
+            valid += 1
+        out.append(json.dumps({"key": key, "ip": ip, "scope": "read", "model": "gpt-x",
+                               "deployment": "prod", "endpoint": "POST /v1/chat",
+                               "cost": 1, "duration_ms": 12}))
+    return "\n".join(out) + "\n", valid
+
+
+def check(answers, n, valid):
+    codes = [json.loads(a)["code"] for a in answers]
+    got = (len(codes), codes.count("valid"), codes.count("invalid"))
+    if got != (n, valid, n - valid):
+        sys.exit(f"unexpected answers (lines, valid, invalid) = {got}, "
+                 f"want {(n, valid, n - valid)}; first: {codes[:5]}")
+
+
+def pipelined(db, path, n, valid):
+    with open(path, "rb") as f:
+        start = time.perf_counter()
+        out = subprocess.run([KEYCTL, "--db", db, "verify", "--stream"], stdin=f,
+                             capture_output=True, check=True).stdout
+        secs = time.perf_counter() - start
+    check(out.splitlines(), n, valid)
+    return n / secs
+
+
+def one_in_flight(db, text, n, valid):
+    p = subprocess.Popen([KEYCTL, "--db", db, "verify", "--stream"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, bufsize=0)
+    lines = [(line + "\n").encode() for line in text.splitlines()]
+    answers = []
+    reader = p.stdout
+    start = time.perf_counter()
+    for line in lines:
+        p.stdin.write(line)
+        answers.append(reader.readline())
+    secs = time.perf_counter() - start
+    p.stdin.close()
+    p.wait()
+    check(answers, n, valid)
+    return n / secs
+
+
+def limit_loop(db, k):
+    out = subprocess.run([os.path.join(LIMITS, "limit-verify"), "--loop", str(k), db],
+                         capture_output=True, text=True, check=True).stdout
+    return float(out.split("per_s=")[1].split()[0])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keys", type=int, default=100_000)
+    ap.add_argument("--lines", type=int, default=20_000)
+    ap.add_argument("--inflight-lines", type=int, default=5_000,
+                    help="lines of the one-in-flight runs (slower: one round trip each)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--dir", default=os.path.join(ROOT, "target", "bench", "stream"))
+    ap.add_argument("--only", default="random,hot,inflight",
+                    help="comma-separated: random,hot (pipelined), inflight")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    os.makedirs(args.dir, exist_ok=True)
+    db, secrets = keyctl_store(args.dir, args.keys)
+    others = strangers(args.dir, 2000)
+    limit_db = os.path.join(args.dir, f"limits-{args.keys}.db")
+    if not os.path.exists(limit_db):
+        subprocess.run([os.path.join(LIMITS, "gen"), "create", limit_db, str(args.keys)],
+                       check=True, capture_output=True)
+    files = {}
+    for name, hot, n in (("random", False, args.lines), ("hot", True, args.lines),
+                         ("inflight", False, args.inflight_lines)):
+        text, valid = workload(secrets, others, n, hot, seed=14)
+        path = os.path.join(args.dir, f"lines-{name}-{n}.jsonl")
+        with open(path, "w") as f:
+            f.write(text)
+        files[name] = (path, text, n, valid)
+    rates = {"limit": []} | {name: [] for name in files if name in only}
+    for r in range(args.rounds):
+        rates["limit"].append(limit_loop(limit_db, args.lines))
+        for name in rates:
+            if name == "limit":
+                continue
+            path, text, n, valid = files[name]
+            rate = (one_in_flight(db, text, n, valid) if name == "inflight"
+                    else pipelined(db, path, n, valid))
+            rates[name].append(rate)
+        print(f"round {r}: " + " ".join(f"{k}={v[-1]:.0f}/s" for k, v in rates.items()),
+              file=sys.stderr)
+    limit = statistics.median(rates["limit"])
+    print(f"machine: {os.cpu_count()} cores; {args.keys} keys; {args.rounds} rounds, "
+          "alternating; medians")
+    print(f"limit-verify --loop {args.lines}: {limit:.0f}/s")
+    labels = {"random": f"verify --stream pipelined, random keys, {args.lines} lines",
+              "hot": f"verify --stream pipelined, one hot key, {args.lines} lines",
+              "inflight": f"verify --stream one in flight, random keys, "
+                          f"{args.inflight_lines} lines"}
+    for name, values in rates.items():
+        if name == "limit":
+            continue
+        med = statistics.median(values)
+        target = 0.8 if name == "inflight" else 3.0
+        print(f"{labels[name]}: {med:.0f}/s = {med / limit:.2f}x the limit "
+              f"(target >= {target}x: {'met' if med / limit >= target else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
