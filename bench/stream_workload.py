@@ -21,7 +21,8 @@ Modes:
 - pipelined: the whole file on stdin at once (`keyctl verify --stream < FILE`): lines
   wait in the pipe, so groups form;
 - one in flight: this script writes one line and reads its answer before the next (a
-  coprocess), so every group holds one request.
+  coprocess), so every group holds one request. The same client with `cat` as the
+  coprocess is reported too: the round trip no verifier can avoid from this client.
 
 Each round runs, alternating, `limit-verify --loop K` (its per_s=) and keyctl's
 figures; the report is the median of each and the ratios of medians. Every verdict
@@ -108,11 +109,18 @@ def workload(secrets, others, lines, hot, seed):
 
 
 def check(answers, n, valid):
+    """Every line answered as planned. A reused store may still hold an IP block from
+    an earlier run's invalid lines, which a later line can meet: up to 1% of the
+    lines may be `ip_blocked` instead (its work is the same)."""
     codes = [json.loads(a)["code"] for a in answers]
+    blocked = codes.count("ip_blocked")
     got = (len(codes), codes.count("valid"), codes.count("invalid"))
-    if got != (n, valid, n - valid):
+    ok = (len(codes) == n and got[1] <= valid and got[1] + blocked >= valid
+          and got[1] + got[2] + blocked == n and blocked <= n // 100)
+    if not ok:
+        other = sorted({c for c in codes if c not in ("valid", "invalid")})
         sys.exit(f"unexpected answers (lines, valid, invalid) = {got}, "
-                 f"want {(n, valid, n - valid)}; first: {codes[:5]}")
+                 f"want {(n, valid, n - valid)}; other codes: {other}")
 
 
 def pipelined(db, path, n, valid):
@@ -125,9 +133,9 @@ def pipelined(db, path, n, valid):
     return n / secs
 
 
-def one_in_flight(db, text, n, valid):
-    p = subprocess.Popen([KEYCTL, "--db", db, "verify", "--stream"], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, bufsize=0)
+def one_in_flight(db, text, n, valid, argv=None):
+    p = subprocess.Popen(argv or [KEYCTL, "--db", db, "verify", "--stream"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     lines = [(line + "\n").encode() for line in text.splitlines()]
     answers = []
     reader = p.stdout
@@ -138,7 +146,8 @@ def one_in_flight(db, text, n, valid):
     secs = time.perf_counter() - start
     p.stdin.close()
     p.wait()
-    check(answers, n, valid)
+    if argv is None:
+        check(answers, n, valid)
     return n / secs
 
 
@@ -157,6 +166,8 @@ def main():
                     help="lines of the one-in-flight runs (slower: one round trip each)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--dir", default=os.path.join(ROOT, "target", "bench", "stream"))
+    ap.add_argument("--seed", type=int, default=int(time.time()),
+                    help="lines of round r use seed*1000+r (default: the time)")
     ap.add_argument("--only", default="random,hot,inflight",
                     help="comma-separated: random,hot (pipelined), inflight")
     args = ap.parse_args()
@@ -168,23 +179,38 @@ def main():
     if not os.path.exists(limit_db):
         subprocess.run([os.path.join(LIMITS, "gen"), "create", limit_db, str(args.keys)],
                        check=True, capture_output=True)
-    files = {}
-    for name, hot, n in (("random", False, args.lines), ("hot", True, args.lines),
-                         ("inflight", False, args.inflight_lines)):
-        text, valid = workload(secrets, others, n, hot, seed=14)
-        path = os.path.join(args.dir, f"lines-{name}-{n}.jsonl")
-        with open(path, "w") as f:
-            f.write(text)
-        files[name] = (path, text, n, valid)
-    rates = {"limit": []} | {name: [] for name in files if name in only}
+    def files_for(round_):
+        """This round's lines. A seed per round and per run: the addresses of its
+        invalid lines are new, so no IP block left by an earlier run refuses them
+        (the store is reused)."""
+        files = {}
+        for name, hot, n in (("random", False, args.lines), ("hot", True, args.lines),
+                             ("inflight", False, args.inflight_lines)):
+            text, valid = workload(secrets, others, n, hot, seed=args.seed * 1000 + round_)
+            path = os.path.join(args.dir, f"lines-{name}-{n}.jsonl")
+            with open(path, "w") as f:
+                f.write(text)
+            files[name] = (path, text, n, valid)
+        return files
+
+    rates = {"limit": []} | {name: [] for name in ("random", "hot", "inflight")
+                             if name in only}
+    if "inflight" in only:
+        # The client's own round trip: `cat` echoing each line (no work at all).
+        rates["echo"] = []
     for r in range(args.rounds):
+        files = files_for(r)
         rates["limit"].append(limit_loop(limit_db, args.lines))
         for name in rates:
             if name == "limit":
                 continue
-            path, text, n, valid = files[name]
-            rate = (one_in_flight(db, text, n, valid) if name == "inflight"
-                    else pipelined(db, path, n, valid))
+            path, text, n, valid = files["inflight" if name == "echo" else name]
+            if name == "echo":
+                rate = one_in_flight(db, text, n, valid, argv=["cat"])
+            elif name == "inflight":
+                rate = one_in_flight(db, text, n, valid)
+            else:
+                rate = pipelined(db, path, n, valid)
             rates[name].append(rate)
         print(f"round {r}: " + " ".join(f"{k}={v[-1]:.0f}/s" for k, v in rates.items()),
               file=sys.stderr)
@@ -196,8 +222,11 @@ def main():
               "hot": f"verify --stream pipelined, one hot key, {args.lines} lines",
               "inflight": f"verify --stream one in flight, random keys, "
                           f"{args.inflight_lines} lines"}
+    if "echo" in rates:
+        print(f"the client's round trip alone (cat as the coprocess): "
+              f"{statistics.median(rates['echo']):.0f}/s")
     for name, values in rates.items():
-        if name == "limit":
+        if name in ("limit", "echo"):
             continue
         med = statistics.median(values)
         target = 0.8 if name == "inflight" else 3.0
