@@ -206,8 +206,7 @@ mod tests {
         // Every C0 control, DEL, C1 controls, quotes, backslashes, format characters,
         // the line separators, astral characters (a tag character: two \u units).
         let mut all = String::new();
-        for c in (0u32..0x100).chain([0x2028, 0x2029, 0x202e, 0x200b, 0xfeff, 0xe0041, 0x1f600])
-        {
+        for c in (0u32..0x100).chain([0x2028, 0x2029, 0x202e, 0x200b, 0xfeff, 0xe0041, 0x1f600]) {
             let c = char::from_u32(c).unwrap();
             all.push(c);
             assert_eq!(by_hand(&c.to_string()), via_serde(&c.to_string()), "{c:?}");

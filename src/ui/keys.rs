@@ -672,8 +672,7 @@ mod tests {
 
     fn time() -> impl Strategy<Value = DateTime<Utc>> {
         // The range stored times are read back in (core::time::from_millis).
-        (-62_167_219_200_000i64..=253_402_300_799_999)
-            .prop_map(crate::core::time::from_millis)
+        (-62_167_219_200_000i64..=253_402_300_799_999).prop_map(crate::core::time::from_millis)
     }
 
     fn count() -> impl Strategy<Value = Option<u64>> {
