@@ -362,18 +362,26 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
             Ok(out)
         });
         let consumed = (|| -> Result<()> {
-            for item in receiver.iter().flatten() {
-                let number = item.number;
-                let fail = |e: Error| Error::new(e.kind, format!("line {number}: {}", e.message));
-                let name = &item.new_key.settings.name;
-                // Against the store's names; in-batch duplicates were refused already.
-                if names_held {
-                    claim_name(tx.as_ref(), name, None, now, "choose another name")
-                        .map_err(&fail)?;
+            for chunk in receiver.iter() {
+                for item in &chunk {
+                    let number = item.number;
+                    let fail =
+                        |e: Error| Error::new(e.kind, format!("line {number}: {}", e.message));
+                    // Against the store's names; in-batch duplicates were refused
+                    // already, so checking a chunk's names before inserting it is the
+                    // same as checking each just before its insert.
+                    if names_held {
+                        let name = &item.new_key.settings.name;
+                        claim_name(tx.as_ref(), name, None, now, "choose another name")
+                            .map_err(&fail)?;
+                    }
+                    limit.take().map_err(&fail)?;
                 }
-                limit.take().map_err(&fail)?;
-                tx.insert_key(&item.new_key)?;
-                tx.insert_audit(&item.audit)?;
+                let keys: Vec<&NewKey> = chunk.iter().map(|item| &item.new_key).collect();
+                tx.insert_keys(&keys)?;
+                for item in &chunk {
+                    tx.insert_audit(&item.audit)?;
+                }
             }
             Ok(())
         })();
