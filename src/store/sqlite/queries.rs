@@ -218,6 +218,80 @@ impl SqliteTxn<'_> {
         sql_error(self.path, e)
     }
 
+    /// The two statements that insert a new key (its credit pool, its row), prepared
+    /// once for any number of keys.
+    fn key_inserts(
+        &self,
+    ) -> Result<(rusqlite::CachedStatement<'_>, rusqlite::CachedStatement<'_>)> {
+        let pools = self
+            .tx
+            .prepare_cached("INSERT INTO credit_pools DEFAULT VALUES")
+            .map_err(|e| self.err(e))?;
+        let keys = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO keys (id, secret_hash, name, description, owner, key_prefix, livemode, \
+                 category, grp, scopes, deployment, allowed_models, allowed_ips, quota_total, \
+                 quota_daily, quota_weekly, quota_monthly, rate_count, rate_unit, credit_limit, \
+                 pool_id, created_at, expires_at, state, rotated_from) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, 'active', ?24)",
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((pools, keys))
+    }
+
+    /// Inserts one new key with the statements of [`Self::key_inserts`]: a new credit
+    /// pool, or for a rotation its predecessor's.
+    fn insert_one_key(
+        &self,
+        pools: &mut rusqlite::CachedStatement<'_>,
+        keys: &mut rusqlite::CachedStatement<'_>,
+        key: &NewKey,
+    ) -> Result<()> {
+        let pool_id: i64 = match &key.rotated_from {
+            Some(from) => self
+                .tx
+                .query_row("SELECT pool_id FROM keys WHERE id = ?1", [from], |r| {
+                    r.get(0)
+                })
+                .map_err(|e| self.err(e))?,
+            None => {
+                pools.execute([]).map_err(|e| self.err(e))?;
+                self.tx.last_insert_rowid()
+            }
+        };
+        let s = &key.settings;
+        keys.execute(params![
+            key.id,
+            &key.hash[..],
+            s.name,
+            s.description,
+            s.owner,
+            key.key_prefix,
+            i64::from(key.mode == Mode::Live),
+            s.category,
+            s.group,
+            to_json_list(&s.scopes),
+            s.deployment,
+            to_json_list(&s.allowed_models),
+            to_json_list(&s.allowed_ips),
+            count_to_sql(s.quotas.total),
+            count_to_sql(s.quotas.daily),
+            count_to_sql(s.quotas.weekly),
+            count_to_sql(s.quotas.monthly),
+            count_to_sql(s.rate_limit.map(|r| r.count)),
+            s.rate_limit.map(|r| rate_unit_sql(r.unit)),
+            count_to_sql(s.credit_limit),
+            pool_id,
+            to_millis(key.created_at),
+            s.expires_at.map(to_millis),
+            key.rotated_from,
+        ])
+        .map(|_| ())
+        .map_err(|e| sql_error(self.path, e))
+    }
+
     /// Turns CHECK constraints on or off for this connection (`insert_keys`).
     fn set_check_constraints(&self, on: bool) -> Result<()> {
         self.tx
@@ -298,61 +372,8 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn insert_key(&mut self, key: &NewKey) -> Result<()> {
-        let pool_id: i64 = match &key.rotated_from {
-            Some(from) => self
-                .tx
-                .query_row("SELECT pool_id FROM keys WHERE id = ?1", [from], |r| {
-                    r.get(0)
-                })
-                .map_err(|e| self.err(e))?,
-            None => {
-                self.tx
-                    .prepare_cached("INSERT INTO credit_pools DEFAULT VALUES")
-                    .and_then(|mut st| st.execute([]))
-                    .map_err(|e| self.err(e))?;
-                self.tx.last_insert_rowid()
-            }
-        };
-        let s = &key.settings;
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO keys (id, secret_hash, name, description, owner, key_prefix, livemode, \
-                 category, grp, scopes, deployment, allowed_models, allowed_ips, quota_total, \
-                 quota_daily, quota_weekly, quota_monthly, rate_count, rate_unit, credit_limit, \
-                 pool_id, created_at, expires_at, state, rotated_from) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, 'active', ?24)",
-            )
-            .map_err(|e| sql_error(self.path, e))?;
-        stmt.execute(params![
-            key.id,
-            &key.hash[..],
-            s.name,
-            s.description,
-            s.owner,
-            key.key_prefix,
-            i64::from(key.mode == Mode::Live),
-            s.category,
-            s.group,
-            to_json_list(&s.scopes),
-            s.deployment,
-            to_json_list(&s.allowed_models),
-            to_json_list(&s.allowed_ips),
-            count_to_sql(s.quotas.total),
-            count_to_sql(s.quotas.daily),
-            count_to_sql(s.quotas.weekly),
-            count_to_sql(s.quotas.monthly),
-            count_to_sql(s.rate_limit.map(|r| r.count)),
-            s.rate_limit.map(|r| rate_unit_sql(r.unit)),
-            count_to_sql(s.credit_limit),
-            pool_id,
-            to_millis(key.created_at),
-            s.expires_at.map(to_millis),
-            key.rotated_from,
-        ])
-        .map(|_| ())
-        .map_err(|e| sql_error(self.path, e))
+        let (mut pools, mut keys) = self.key_inserts()?;
+        self.insert_one_key(&mut pools, &mut keys, key)
     }
 
     fn insert_keys(&mut self, keys: &[&NewKey]) -> Result<()> {
@@ -363,7 +384,10 @@ impl Txn for SqliteTxn<'_> {
         // and back on before this returns, whatever happens. (The pragma re-prepares
         // the statements: once per call, not per key.)
         self.set_check_constraints(false)?;
-        let inserted = keys.iter().try_for_each(|key| self.insert_key(key));
+        let inserted = self.key_inserts().and_then(|(mut pools, mut stmt)| {
+            keys.iter()
+                .try_for_each(|key| self.insert_one_key(&mut pools, &mut stmt, key))
+        });
         let restored = self.set_check_constraints(true);
         inserted.and(restored)
     }
