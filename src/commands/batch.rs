@@ -4,23 +4,22 @@
 
 use std::io::{BufReader, Read, Write};
 
-use serde_json::json;
+use chrono::{DateTime, Utc};
 
-use super::audit_event_text;
-use super::new_key::{generate, new_settings};
-use crate::app::audit::AuditTrail;
+use super::new_key::{generate_with, new_settings, RandomPool};
 use crate::app::keys::{claim_name, KeyLimit};
 use crate::cli::{CreateArgs, KeyFields};
 use crate::context::Ctx;
+use crate::core::audit::{next as next_event, AuditEvent, StoredAuditEvent};
 use crate::core::fields::{parse_line, read_bounded_line, too_long, Line};
 use crate::core::inputs::{self, Cap, Text};
-use crate::core::key::Mode;
-use crate::core::model::{KeyRecord, KeySettings, NewKey};
+use crate::core::key::{Mode, Secret};
+use crate::core::model::{KeyRecord, KeySettings, NewKey, State};
 use crate::core::time::rfc3339;
 use crate::error::{Error, Result};
 use crate::store::Intent;
+use crate::ui::keys::push_json;
 use crate::ui::output::{plural, stdout, sync_stdout_if_file};
-use crate::ui::reveal::{write_reveal, RevealStyle};
 
 /// The fields a batch line may carry (create's flags, with `_`), each with its flag,
 /// so the messages of create's checks can name the field instead.
@@ -192,11 +191,90 @@ pub fn fuzz_batch_input(input: &[u8]) {
     let _ = parse_lines(&ctx, lines);
 }
 
-/// A key made ready off the database thread: what to insert and audit.
+/// A key made ready off the database thread: what to insert and its audit event,
+/// already linked into the chain.
 struct Prepared {
     number: usize,
     new_key: NewKey,
-    audit_details: String,
+    audit: StoredAuditEvent,
+}
+
+/// The `created` event's details for a batch key: what `json!` with these members
+/// writes (serde_json's object keys are sorted; its own string escapes), built
+/// without a map per key. A test holds the two equal.
+fn created_details(record: &KeyRecord, number: usize) -> String {
+    let mut out = Vec::with_capacity(160);
+    out.extend_from_slice(b"{\"batch_line\":");
+    crate::ui::json::push_u64(&mut out, number as u64);
+    out.extend_from_slice(b",\"expires_at\":");
+    match record.settings.expires_at {
+        Some(t) => plain_json_str(&mut out, &rfc3339(t)),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"key_prefix\":");
+    plain_json_str(&mut out, &record.key_prefix);
+    out.extend_from_slice(b",\"mode\":\"");
+    out.extend_from_slice(record.mode.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"name\":");
+    plain_json_str(&mut out, &record.settings.name);
+    out.push(b'}');
+    // Every piece is UTF-8: json syntax and strings serde_json wrote.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A json string as serde_json writes it (the audit trail's details are plain serde
+/// json, unlike output, which also escapes hidden characters).
+fn plain_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// The reveal line of one batch key: `{"key": …, "key_details": …}` as
+/// `write_reveal` writes it in json style (key_details is the key object).
+fn push_reveal(out: &mut Vec<u8>, secret: &Secret, record: &KeyRecord, now: DateTime<Utc>) {
+    out.extend_from_slice(b"{\"key\":");
+    crate::ui::json::push_str(out, secret.expose());
+    out.extend_from_slice(b",\"key_details\":");
+    push_json(out, record, now);
+    out.extend_from_slice(b"}\n");
+}
+
+/// The record a new key has once inserted, made of the new key's own values, and its
+/// hash (kept aside: a record has none).
+fn record_of(new: NewKey) -> ([u8; 32], KeyRecord) {
+    let record = KeyRecord {
+        id: new.id,
+        settings: new.settings,
+        key_prefix: new.key_prefix,
+        mode: new.mode,
+        credits_used: 0,
+        accepted_total: 0,
+        events_total: 0,
+        credits_total: 0,
+        pool_accepted_total: 0,
+        created_at: new.created_at,
+        last_used_at: None,
+        last_used_ip: None,
+        state: State::Active,
+        revoked_at: None,
+        revoke_reason: None,
+        rotated_from: new.rotated_from,
+        rotated_to: None,
+    };
+    (new.hash, record)
+}
+
+/// The inverse of [`record_of`].
+fn new_key_of(hash: [u8; 32], record: KeyRecord) -> NewKey {
+    NewKey {
+        id: record.id,
+        hash,
+        key_prefix: record.key_prefix,
+        mode: record.mode,
+        created_at: record.created_at,
+        settings: record.settings,
+        rotated_from: record.rotated_from,
+    }
 }
 
 pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
@@ -221,32 +299,57 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
     let mut limit = KeyLimit::read(tx.as_ref(), &settings, ctx.now())?;
     let now = ctx.now();
     let prefix = settings.key_prefix.clone();
+    // Names are held only by keys that count toward max-keys (active or disabled and
+    // unexpired; see Txn::count_limited), so when none does, no name in the store is
+    // taken and only in-batch duplicates could clash: parse_lines refused those. Then
+    // the per-key name lookup is skipped (it is a third of the database work of a
+    // batch into an empty store).
+    let names_held = tx.count_limited(now)? > 0;
+    // The chain's head, read (and locked) once: the producer links every event to the
+    // one before, as AuditTrail would, off the database thread.
+    let head = tx.audit_head_for_append()?;
+    let actor = ctx.actor().to_string();
+    let created_at_ms = crate::core::time::to_millis(now);
 
-    // Two stages on two cores: a producer draws secrets, hashes them and renders the
-    // output lines (kept in memory: nothing is printed until every key is in), while
-    // this thread does the database work in order.
+    // Two stages on two cores: a producer draws secrets, hashes them, renders the
+    // output lines (kept in memory: nothing is printed until every key is in) and
+    // chains the audit events, while this thread does the database work in order.
     const CHUNK: usize = 512;
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(8);
     let output = std::thread::scope(|scope| -> Result<Vec<u8>> {
         let producer = scope.spawn(move || -> Result<Vec<u8>> {
-            let mut out = Vec::with_capacity(total * 768);
+            let mut out = Vec::with_capacity(total * 1024);
             let mut chunk = Vec::with_capacity(CHUNK);
+            let mut random = RandomPool::new();
+            let mut head = head;
             for (number, key_settings, mode) in parsed {
-                let (secret, new_key) = generate(&prefix, mode, key_settings, now, None)?;
-                let record = KeyRecord::from_new(&new_key, 0);
-                write_reveal(&mut out, RevealStyle::Json, &secret, &record, now)?;
-                let audit_details = json!({
-                    "name": record.settings.name,
-                    "key_prefix": record.key_prefix,
-                    "mode": record.mode.as_str(),
-                    "expires_at": record.settings.expires_at.map(rfc3339),
-                    "batch_line": number,
-                })
-                .to_string();
+                let (secret, new_key) = generate_with(
+                    &mut |buf| random.fill(buf),
+                    &prefix,
+                    mode,
+                    key_settings,
+                    now,
+                    None,
+                )?;
+                // The record shown borrows the new key's values (moved, not copied)
+                // and gives them back for the insert.
+                let (hash, record) = record_of(new_key);
+                push_reveal(&mut out, &secret, &record, now);
+                let details = created_details(&record, number);
+                let event = AuditEvent {
+                    seq: 0,
+                    at_ms: created_at_ms,
+                    actor: actor.clone(),
+                    action: "created".to_string(),
+                    key_id: Some(record.id.clone()),
+                    details,
+                };
+                let stored = next_event(head.as_ref(), event);
+                head = Some(stored.as_head());
                 chunk.push(Prepared {
                     number,
-                    new_key,
-                    audit_details,
+                    new_key: new_key_of(hash, record),
+                    audit: stored,
                 });
                 // Hand over in chunks: one wake-up per chunk, not per key.
                 if chunk.len() == CHUNK && sender.send(std::mem::take(&mut chunk)).is_err() {
@@ -259,21 +362,26 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
             Ok(out)
         });
         let consumed = (|| -> Result<()> {
-            // One head lookup for the whole batch.
-            let mut audit = AuditTrail::default();
-            for item in receiver.iter().flatten() {
-                let number = item.number;
-                let fail = |e: Error| Error::new(e.kind, format!("line {number}: {}", e.message));
-                let name = &item.new_key.settings.name;
-                // Keys inserted earlier in this batch are visible here, so in-batch
-                // duplicates are caught like any other taken name.
-                claim_name(tx.as_ref(), name, None, now, "choose another name").map_err(&fail)?;
-                limit.take().map_err(&fail)?;
-                tx.insert_key(&item.new_key)?;
-                audit.append(
-                    &mut *tx,
-                    audit_event_text(ctx, "created", Some(&item.new_key.id), item.audit_details),
-                )?;
+            for chunk in receiver.iter() {
+                for item in &chunk {
+                    let number = item.number;
+                    let fail =
+                        |e: Error| Error::new(e.kind, format!("line {number}: {}", e.message));
+                    // Against the store's names; in-batch duplicates were refused
+                    // already, so checking a chunk's names before inserting it is the
+                    // same as checking each just before its insert.
+                    if names_held {
+                        let name = &item.new_key.settings.name;
+                        claim_name(tx.as_ref(), name, None, now, "choose another name")
+                            .map_err(&fail)?;
+                    }
+                    limit.take().map_err(&fail)?;
+                }
+                let keys: Vec<&NewKey> = chunk.iter().map(|item| &item.new_key).collect();
+                tx.insert_keys(&keys)?;
+                for item in &chunk {
+                    tx.insert_audit(&item.audit)?;
+                }
             }
             Ok(())
         })();
@@ -300,4 +408,78 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
     tx.commit()?;
     ctx.note(&format!("created {}", plural(total as u64, "key")));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::KeySettings;
+
+    fn record(name: &str, expires: Option<DateTime<Utc>>) -> KeyRecord {
+        let new = NewKey {
+            id: "key_abcdefghijkl".into(),
+            hash: [7; 32],
+            key_prefix: "sk_live_AbC9".into(),
+            mode: Mode::Live,
+            created_at: DateTime::UNIX_EPOCH,
+            settings: KeySettings {
+                name: name.into(),
+                expires_at: expires,
+                ..KeySettings::default()
+            },
+            rotated_from: None,
+        };
+        KeyRecord::from_new(&new, 0)
+    }
+
+    #[test]
+    fn created_details_are_what_json_macro_writes() {
+        let later = DateTime::from_timestamp(1_900_000_000, 0);
+        for (name, expires) in [("ci", None), ("a\u{1b}\"\\\u{202e}é😀\u{7f}", later)] {
+            let r = record(name, expires);
+            let expected = serde_json::json!({
+                "name": r.settings.name,
+                "key_prefix": r.key_prefix,
+                "mode": r.mode.as_str(),
+                "expires_at": r.settings.expires_at.map(rfc3339),
+                "batch_line": 42,
+            })
+            .to_string();
+            assert_eq!(created_details(&r, 42), expected);
+        }
+    }
+
+    #[test]
+    fn a_record_made_of_a_new_key_is_from_new_and_gives_it_back() {
+        let new = NewKey {
+            id: "key_abcdefghijkl".into(),
+            hash: [9; 32],
+            key_prefix: "sk_test_AbC9".into(),
+            mode: Mode::Test,
+            created_at: DateTime::UNIX_EPOCH,
+            settings: KeySettings {
+                name: "n".into(),
+                ..KeySettings::default()
+            },
+            rotated_from: Some("key_from".into()),
+        };
+        let expected = KeyRecord::from_new(&new, 0);
+        let (hash, record) = record_of(new.clone());
+        assert_eq!(record, expected);
+        let back = new_key_of(hash, record);
+        assert_eq!(
+            (
+                back.id,
+                back.hash,
+                back.key_prefix,
+                back.mode,
+                back.created_at
+            ),
+            (new.id, new.hash, new.key_prefix, new.mode, new.created_at)
+        );
+        assert_eq!(
+            (back.settings, back.rotated_from),
+            (new.settings, new.rotated_from)
+        );
+    }
 }

@@ -48,10 +48,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> Result<()> {
     let tx = store.begin(Intent::Read)?;
     let now = ctx.now();
     let mut out = stdout();
-    let rows = KeyRows {
-        now,
-        color: ctx.color,
-    };
+    let rows = KeyRows::new(now, ctx.color);
     if ctx.format != Format::Table {
         let mut keys = RecordWriter::new(&mut out, rows, ctx.format, ctx.color)?;
         tx.for_each_key(&query, now, &mut |k| keys.add(k))?;

@@ -518,6 +518,11 @@ pub trait Txn {
     fn set_setting(&mut self, name: &str, value: Option<&str>) -> Result<()>;
 
     fn insert_key(&mut self, key: &NewKey) -> Result<()>;
+    /// Inserts new keys in order, as [`Txn::insert_key`] one by one would (`create
+    /// --batch`); a backend may do it faster.
+    fn insert_keys(&mut self, keys: &[&NewKey]) -> Result<()> {
+        keys.iter().try_for_each(|key| self.insert_key(key))
+    }
     fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>>;
     fn keys_by_name(&self, name: &str) -> Result<Vec<KeyRecord>>;
     fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<KeyRecord>>;
