@@ -217,11 +217,16 @@ def main():
                     help="request lines of the pipelined stream figures")
     ap.add_argument("--inflight-lines", type=int, default=5_000,
                     help="request lines of the one-in-flight stream figure")
+    ap.add_argument("--keyctl", metavar="PATH",
+                    help="the keyctl binary to measure (default target/release/keyctl; "
+                         "e.g. the static one of `cargo build-static`)")
     ap.add_argument("--against", metavar="KEYCTL",
                     help="another keyctl build (e.g. of an older commit) run as every "
                          "figure's baseline instead, on the same stores: before/after")
     args = ap.parse_args()
-    global AGAINST, LIMITS_DIR
+    global AGAINST, LIMITS_DIR, KEYCTL
+    if args.keyctl:
+        KEYCTL = os.path.abspath(args.keyctl)
     AGAINST = args.against and os.path.abspath(args.against)
     LIMITS_DIR = (os.path.abspath(args.limits) if args.limits
               else os.path.join(ROOT, "target", "limits", "release"))
