@@ -16,6 +16,8 @@ fn main() {
     unsafe {
         libc::umask(0o077);
     }
+    // Before any store is opened (and while this is the only thread).
+    keyctl::store::setup_sqlite_process();
     // `KEYCTL_COMPLETE=<shell> keyctl -- ...` is a shell asking for candidates: answer, exit.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     keyctl::complete::handle_request(&args, keyctl::cli::command);
