@@ -547,7 +547,7 @@ def met(r):
     "report" (parts joined by commas)."""
     verdicts = []
     for part in (p.strip() for p in r["target"].split(",")):
-        m = re.fullmatch(r"([<>]=) ([0-9.]+)(x| MiB| ms)", part)
+        m = re.fullmatch(r"(?:median )?([<>]=) ([0-9.]+)(x| MiB| ms)", part)
         if not m:
             continue
         op, bound, unit = m.group(1), float(m.group(2)), m.group(3)
