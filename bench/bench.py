@@ -154,7 +154,7 @@ def counted(name, measure, ours_argv, base_argv, env, base_env, stdin, base_stdi
                "report" if AGAINST else target)
 
 
-def build(limits_src):
+def build(limits_src=None):
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "keyctl",
                     "--example", "fill_store", "--example", "bare_insert",
                     "--example", "fill_requests"], cwd=ROOT, check=True)
@@ -565,11 +565,15 @@ def met(r):
     return "yes" if all(verdicts) else "NO"
 
 
+def fmt_secs(s):
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
 def fmt(value, unit):
     if value is None:
         return "-"
     if unit == "s":
-        return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+        return fmt_secs(value)
     if unit == "rate":
         return f"{value:.0f}/s"
     if unit == "MiB":
