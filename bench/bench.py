@@ -367,27 +367,39 @@ def stream_figures(args):
     cases = (("pipelined, random keys", False, args.lines, ">= 3x"),
              ("pipelined, one hot key", True, args.lines, ">= 3x"),
              ("one request in flight, random keys", False, args.inflight_lines, ">= 0.8x"))
-    files = []
-    for label, hot, n, target in cases:
-        text, valid = sw.workload(secrets, others, n, hot, seed=14)
-        path = os.path.join(work, f"lines-{'hot' if hot else 'random'}-{n}.jsonl")
-        with open(path, "w") as f:
-            f.write(text)
-        files.append((label, path, text, n, valid, target))
+    seed = int(time.time())
+
+    def files(round_):
+        """This round's request files, from a seed of their own: the addresses of the
+        invalid lines are new, so no IP block left by an earlier run (the store is
+        reused) refuses them."""
+        out = []
+        for label, hot, n, target in cases:
+            text, valid = sw.workload(secrets, others, n, hot, seed=seed * 1000 + round_)
+            path = os.path.join(work, f"lines-{'hot' if hot else 'random'}-{n}.jsonl")
+            with open(path, "w") as f:
+                f.write(text)
+            out.append((label, path, text, n, valid))
+        return out
 
     def rate(label, path, text, n, valid):
         return (sw.one_in_flight(db, text, n, valid) if "in flight" in label
                 else sw.pipelined(db, path, n, valid))
 
-    ours = {f[0]: [] for f in files}
-    base = {f[0]: [] for f in files}
-    for _ in range(args.runs):
+    ours = {c[0]: [] for c in cases}
+    base = {c[0]: [] for c in cases}
+    for round_ in range(args.runs):
         loop = None if AGAINST else sw.limit_loop(limits_db, args.lines)
-        for label, path, text, n, valid, _ in files:
+        for label, path, text, n, valid in files(2 * round_):
             sw.KEYCTL = KEYCTL
             ours[label].append(rate(label, path, text, n, valid))
             if AGAINST:
+                # The other build gets lines of its own seed too.
                 sw.KEYCTL = AGAINST
+                hot = "hot" in label
+                text, valid = sw.workload(secrets, others, n, hot, seed=seed * 1000 + 2 * round_ + 1)
+                with open(path, "w") as f:
+                    f.write(text)
                 base[label].append(rate(label, path, text, n, valid))
                 sw.KEYCTL = KEYCTL
             else:
@@ -397,7 +409,7 @@ def stream_figures(args):
                 f"10% invalid (rate, vs {what})",
                 statistics.median(ours[label]), statistics.median(base[label]), "rate",
                 args.runs, "report" if AGAINST else target)
-            for label, _, _, n, _, target in files]
+            for label, _, n, target in cases]
 
 
 def remove_store(path):
