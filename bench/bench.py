@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """keyctl benchmarks: each figure runs keyctl and its baseline side by side, alternating
-run by run, and reports medians and the ratio of medians. See bench/README.md."""
+run by run, and reports medians and the ratio of medians. The baselines of the hot
+paths are the physical-limit programs of ../shared/limits (built here, or --limits).
+See bench/README.md."""
 
 import argparse
 import json
@@ -19,6 +21,9 @@ KEYCTL = os.path.join(ROOT, "target", "release", "keyctl")
 FILL = os.path.join(ROOT, "target", "release", "examples", "fill_store")
 BARE = os.path.join(ROOT, "target", "release", "examples", "bare_insert")
 FILL_REQUESTS = os.path.join(ROOT, "target", "release", "examples", "fill_requests")
+BENCH = os.path.dirname(os.path.abspath(__file__))
+# The physical-limit programs (gen, limit-verify, limit-list): set by main().
+LIMITS_DIR = None
 
 # The columns `keyctl list --json` prints, as stored (same join for credits_used).
 KEY_COLUMNS = (
@@ -31,16 +36,34 @@ KEY_COLUMNS = (
 )
 
 
-def peak_rss_kib(argv, env=None, stdin=None):
-    """Peak resident memory of one run, measured by GNU time. (A child forked from this
-    Python process inherits Python's RSS high-water mark across exec, so wait4's
-    ru_maxrss would overstate small programs; GNU time is a small parent.)"""
+def usage(argv, env=None, stdin=None):
+    """Peak resident memory (KiB) and minor page faults of one run, measured by GNU
+    time. (A child forked from this Python process inherits Python's RSS high-water
+    mark across exec, so wait4's ru_maxrss would overstate small programs; GNU time is
+    a small parent.)"""
     out = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"keyctl-bench-rss-{os.getpid()}")
-    run_once(["/usr/bin/time", "-f", "%M", "-o", out] + argv, env, stdin)
+    run_once(["/usr/bin/time", "-f", "%M %R", "-o", out] + argv, env, stdin)
     with open(out) as f:
-        value = int(f.read().strip().splitlines()[-1])
+        rss, faults = (int(x) for x in f.read().strip().splitlines()[-1].split())
     os.unlink(out)
-    return value
+    return rss, faults
+
+
+def peak_rss_kib(argv, env=None, stdin=None):
+    return usage(argv, env, stdin)[0]
+
+
+def instructions(argv, env=None, stdin=None):
+    """Instructions one whole process executes (valgrind callgrind, dynamic loader
+    included): repeatable on a loaded machine, unlike time."""
+    fd, out = tempfile.mkstemp(prefix="keyctl-bench-callgrind-")
+    os.close(fd)
+    run_once(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + argv,
+             env, stdin)
+    with open(out) as f:
+        total = next(int(line.split()[1]) for line in f if line.startswith("totals:"))
+    os.unlink(out)
+    return total
 
 
 _STDIN_FILES = {}
@@ -88,9 +111,9 @@ def vs(argv, env, stdin=None):
 
 def side_by_side(name, ours, baseline, runs, target, warmup=1, rss=None):
     """Alternates ours/baseline `runs` times; each is () -> (secs, _). `rss` is a
-    () -> KiB measuring keyctl's peak memory in a separate run."""
+    () -> KiB measuring keyctl's peak memory in a separate run (its own row)."""
     if AGAINST:
-        target = "no worse than before (about 1.0x)"
+        target = "report"
         name = re.sub(r" \(vs [^)]*\)$| vs /bin/true$", "", name) + " (vs the other build)"
     for _ in range(warmup):
         ours()
@@ -99,22 +122,52 @@ def side_by_side(name, ours, baseline, runs, target, warmup=1, rss=None):
     for _ in range(runs):
         a.append(ours()[0])
         b.append(baseline()[0])
-    row = {
-        "figure": name,
-        "keyctl": statistics.median(a),
-        "baseline": statistics.median(b),
-        "keyctl_rss_kib": rss() if rss else None,
-        "target": target,
-        "runs": runs,
-    }
-    row["ratio"] = row["keyctl"] / row["baseline"]
-    return row
+    rows = [row(name, statistics.median(a), statistics.median(b), "s", runs, target)]
+    if rss:
+        rows.append(row(f"peak memory of: {name}", rss() / 1024, None, "MiB", 1,
+                        target_of(target, "MiB")))
+    return rows
 
 
-def build():
+def row(figure, ours, base, unit, runs, target, ratio=None):
+    if ratio is None and base:
+        ratio = ours / base
+    return {"figure": figure, "keyctl": ours, "baseline": base, "unit": unit,
+            "runs": runs, "target": target, "ratio": ratio}
+
+
+def target_of(target, unit):
+    """The part of a target like "<= 1.6x, <= 8 MiB" about `unit` ("x" or "MiB")."""
+    parts = [p.strip() for p in target.split(",") if p.strip().endswith(unit)]
+    return ", ".join(parts) or "report"
+
+
+def counted(name, measure, ours_argv, base_argv, env, base_env, stdin, base_stdin,
+            target, runs=3):
+    """A per-process count (instructions, page faults) of keyctl and its baseline:
+    medians of `runs` runs each, alternating."""
+    a, b = [], []
+    for _ in range(runs):
+        a.append(measure(ours_argv, env, stdin))
+        b.append(measure(base_argv, base_env, base_stdin))
+    return row(name, statistics.median(a), statistics.median(b), "count", runs,
+               "report" if AGAINST else target)
+
+
+def build(limits_src=None):
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "keyctl",
                     "--example", "fill_store", "--example", "bare_insert",
                     "--example", "fill_requests"], cwd=ROOT, check=True)
+    if limits_src:
+        if not os.path.isdir(limits_src):
+            sys.exit(f"no limits sources at {limits_src}: pass --limits-src DIR "
+                     "(../shared/limits) or --limits DIR (prebuilt binaries)")
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=limits_src, check=True,
+                       env=dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "limits")))
+
+
+def limit(name):
+    return os.path.join(LIMITS_DIR, name)
 
 
 def ensure_store(path, keys):
@@ -126,47 +179,86 @@ def ensure_store(path, keys):
     print(f"  done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
 
 
+def ensure_limits_store(path, keys):
+    """The limits' own store of `keys` keys (`gen create`), made once."""
+    if not os.path.exists(path):
+        subprocess.run([limit("gen"), "create", path, str(keys)], check=True,
+                       capture_output=True)
+    return path
+
+
+FIGURES = "verify,stream,batch,list,table,create,history,complete"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--keys", type=int, default=1_000_000, help="keys in the store (default 1M)")
+    ap.add_argument("--keys", type=int, default=100_000,
+                    help="keys in the stores of the figures against the limits (default 100k)")
     ap.add_argument("--runs", type=int, default=5, help="alternating runs per figure")
     ap.add_argument("--batch", type=int, default=100_000, help="lines in the create --batch input")
     ap.add_argument("--dir", default=os.path.join(ROOT, "target", "bench"),
                     help="where the benchmark stores live")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", default="",
-                    help="comma-separated figures to run: list,table,create,batch,complete,verify,stream")
+                    help=f"comma-separated figures to run: {FIGURES}")
     ap.add_argument("--table-keys", type=int, default=200_000,
                     help="keys in the store of the `list` table figure (default 200k)")
+    ap.add_argument("--complete-keys", type=int, default=1_000_000,
+                    help="keys in the store of the completion figures (default 1M)")
     ap.add_argument("--history", type=int, default=1_000_000,
                     help="requests recorded for the heavy key in its last 30 days")
+    ap.add_argument("--limits", metavar="DIR",
+                    help="prebuilt limits binaries (gen, limit-verify, limit-list), e.g. "
+                         "/tmp/limits-target/release; default: build ../shared/limits "
+                         "into target/limits")
+    ap.add_argument("--limits-src", default=os.path.join(ROOT, "..", "shared", "limits"),
+                    help="the limits' sources (default ../shared/limits)")
+    ap.add_argument("--lines", type=int, default=20_000,
+                    help="request lines of the pipelined stream figures")
+    ap.add_argument("--inflight-lines", type=int, default=5_000,
+                    help="request lines of the one-in-flight stream figure")
+    ap.add_argument("--keyctl", metavar="PATH",
+                    help="the keyctl binary to measure (default target/release/keyctl; "
+                         "e.g. the static one of `cargo build-static`)")
     ap.add_argument("--against", metavar="KEYCTL",
                     help="another keyctl build (e.g. of an older commit) run as every "
                          "figure's baseline instead, on the same stores: before/after")
     args = ap.parse_args()
-    global AGAINST
+    global AGAINST, LIMITS_DIR, KEYCTL
+    if args.keyctl:
+        KEYCTL = os.path.abspath(args.keyctl)
     AGAINST = args.against and os.path.abspath(args.against)
-    for tool, package in (("sqlite3", "sqlite3"), ("/usr/bin/time", "time")):
+    LIMITS_DIR = (os.path.abspath(args.limits) if args.limits
+              else os.path.join(ROOT, "target", "limits", "release"))
+    for tool, package in (("sqlite3", "sqlite3"), ("/usr/bin/time", "time"),
+                          ("valgrind", "valgrind")):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed: apt-get install -y {package}")
     if not args.no_build:
-        build()
+        build(None if args.limits else os.path.abspath(args.limits_src))
+    for name in ("gen", "limit-verify", "limit-list"):
+        if not os.access(limit(name), os.X_OK):
+            sys.exit(f"{limit(name)} is missing: build the limits (drop --no-build) or pass --limits DIR")
     os.makedirs(args.dir, exist_ok=True)
     store = os.path.join(args.dir, f"keys-{args.keys}.db")
     ensure_store(store, args.keys)
+    limits_db = ensure_limits_store(os.path.join(args.dir, f"limits-{args.keys}.db"), args.keys)
     env = dict(os.environ, KEYCTL_DB=store, NO_COLOR="1")
     rows = []
     only = {x for x in args.only.split(",") if x}
+    unknown = only - set(FIGURES.split(","))
+    if unknown:
+        sys.exit(f"--only: unknown figures {', '.join(sorted(unknown))}: use {FIGURES}")
     want = lambda name: not only or name in only
 
-    sql = f"SELECT {KEY_COLUMNS} FROM keys k JOIN credit_pools p ON p.id = k.pool_id ORDER BY k.seq DESC"
+    if want("verify"):
+        rows.extend(process_figures(args, env, store, limits_db))
+    if want("stream"):
+        rows.extend(stream_figures(args))
+    if want("batch"):
+        rows.extend(batch_figure(args, env))
     if want("list"):
-      rows.append(side_by_side(
-        f"list --json, {args.keys} keys (vs sqlite3 -json)",
-        lambda: run_once([KEYCTL, "list", "--json"], env),
-        vs(["list", "--json"], env) if AGAINST else lambda: run_once(["sqlite3", "-json", store, sql], env),
-        args.runs, "<= 1.0x, peak <= 16 MiB",
-        rss=lambda: peak_rss_kib([KEYCTL, "list", "--json"], env)))
+        rows.extend(list_figure(args, env, limits_db))
 
     # `list` as a table (the default) measures every row in one pass over its snapshot
     # and draws them in a second, so its peak memory stays flat like --json's.
@@ -175,39 +267,37 @@ def main():
       ensure_store(table_store, args.table_keys)
       table_env = dict(env, KEYCTL_DB=table_store)
       json_peak = peak_rss_kib([KEYCTL, "list", "--json"], table_env)
-      rows.append(side_by_side(
+      rows.extend(side_by_side(
         f"list as a table, {args.table_keys} keys, vs list --json "
         f"(--json peak {json_peak / 1024:.1f} MiB)",
         lambda: run_once([KEYCTL, "list"], table_env),
         vs(["list"], table_env) if AGAINST else lambda: run_once([KEYCTL, "list", "--json"], table_env),
-        args.runs, "peak <= 32 MiB",
+        args.runs, "report, <= 32 MiB",
         rss=lambda: peak_rss_kib([KEYCTL, "list"], table_env)))
 
     # One create process per run, on the same large store (each adds one key).
     counter = iter(range(10**9))
     create_store = store
     if want("create"):
-      rows.append(side_by_side(
+      rows.extend(side_by_side(
         f"create (one process, {args.keys}-key store) vs /bin/true",
         lambda: run_once([KEYCTL, "create", "--name", f"bench-create-{time.time_ns()}-{next(counter)}",
                           "--quiet"], dict(env, KEYCTL_DB=create_store)),
         (lambda: run_once([AGAINST, "create", "--name", f"bench-create-{time.time_ns()}-{next(counter)}",
                            "--quiet"], dict(env, KEYCTL_DB=create_store))) if AGAINST
         else lambda: run_once(["/bin/true"], env),
-        max(args.runs, 20), "report",
-        rss=lambda: peak_rss_kib([KEYCTL, "create", "--name", f"bench-rss-{time.time_ns()}", "--quiet"], env)))
+        max(args.runs, 20), "report"))
 
-    if want("batch"):
-        rows.append(batch_figure(args, env))
+    if want("history"):
+        rows.extend(history_figure(args, env))
     if want("complete"):
-        rows.extend(complete_figures(args, env, store))
-    if want("verify") or want("stream"):
-        rows.extend(verify_figures(args, env, store, want))
+        complete_store = os.path.join(args.dir, f"keys-{args.complete_keys}.db")
+        ensure_store(complete_store, args.complete_keys)
+        rows.extend(complete_figures(args, dict(env, KEYCTL_DB=complete_store), complete_store))
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{platform.platform()}, load average {os.getloadavg()[0]:.2f} at the end; "
-          f"sqlite3 {subprocess.run(['sqlite3', '--version'], capture_output=True, text=True).stdout.split()[0]}; "
-          f"{args.keys} keys, {args.runs} runs per figure unless noted"
+          f"{args.keys} keys, {args.runs} runs per figure unless noted; limits: {LIMITS_DIR}"
           + (f"; baseline of every figure: {AGAINST}" if AGAINST else ""))
     print()
     print_table(rows)
@@ -215,9 +305,123 @@ def main():
         os.unlink(path)
 
 
+def limits_secret(limits_db, keys):
+    """The secret of a key in the middle of the limits' store (`gen key ID`)."""
+    out = subprocess.run([limit("gen"), "key", str(keys // 2)], capture_output=True,
+                         text=True, check=True).stdout
+    return (out.split()[0] + "\n").encode()
+
+
+def process_figures(args, env, store, limits_db):
+    """One verification per process, keyctl (`bench-plain`, a key with no limits, as
+    the limit's keys have none) against limit-verify on its own store of as many keys:
+    wall time, instructions (callgrind), page faults, peak memory."""
+    work = os.path.join(args.dir, "verify")
+    os.makedirs(work, exist_ok=True)
+    plain = bench_key(env, work, "bench-plain", 0, limits=False)
+    theirs = limits_secret(limits_db, args.keys)
+    rows = []
+    for label, ours, base, wall, instr in (
+            ("verify --no-record", ["verify", "--no-record"], ["--ro"], "<= 1.15x", "<= 1.5x"),
+            ("verify (recorded)", ["verify"], [], "<= 1.3x", "<= 1.6x")):
+        ours_argv = [KEYCTL] + ours
+        if AGAINST:
+            base_argv, base_env, base_in, what = [AGAINST] + ours, env, plain, "the other build"
+        else:
+            base_argv = [limit("limit-verify")] + base + [limits_db]
+            base_env, base_in, what = env, theirs, "limit-verify " + " ".join(base)
+        what = what.strip()
+        name = f"{label}, one process, {args.keys}-key store (vs {what})"
+        rows.extend(side_by_side(
+            name, lambda: run_once(ours_argv, env, plain),
+            lambda: run_once(base_argv, base_env, base_in), max(args.runs, 30), wall))
+        rows.append(counted(f"{label}: instructions (callgrind, whole process)",
+                            instructions, ours_argv, base_argv, env, base_env, plain,
+                            base_in, instr, runs=1))
+        rows.append(counted(f"{label}: minor page faults", lambda *a: usage(*a)[1],
+                            ours_argv, base_argv, env, base_env, plain, base_in,
+                            "report", runs=5))
+        rows.append(counted(f"{label}: peak memory (MiB)",
+                            lambda *a: usage(*a)[0] / 1024, ours_argv, base_argv, env,
+                            base_env, plain, base_in, "<= 8 MiB", runs=3))
+        rows[-1]["unit"] = "MiB"
+    return rows
+
+
+def stream_figures(args):
+    """`verify --stream` on the pinned workload of bench/stream_workload.py (random
+    keys of the store, every limit set, 10% invalid keys; and one hot key), against
+    limit-verify --loop (one transaction per request)."""
+    try:
+        sys.path.insert(0, BENCH)
+        import stream_workload as sw
+    except ImportError:
+        print("skipping the stream figures: bench/stream_workload.py is missing", file=sys.stderr)
+        return []
+    sw.LIMITS, sw.KEYCTL = LIMITS_DIR, KEYCTL
+    work = os.path.join(args.dir, "stream")
+    os.makedirs(work, exist_ok=True)
+    db, secrets = sw.keyctl_store(work, args.keys)
+    others = sw.strangers(work, 2000)
+    limits_db = ensure_limits_store(os.path.join(work, f"limits-{args.keys}.db"), args.keys)
+    cases = (("pipelined, random keys", False, args.lines, ">= 3x"),
+             ("pipelined, one hot key", True, args.lines, ">= 3x"),
+             ("one request in flight, random keys", False, args.inflight_lines, ">= 0.8x"))
+    seed = int(time.time())
+
+    def files(round_):
+        """This round's request files, from a seed of their own: the addresses of the
+        invalid lines are new, so no IP block left by an earlier run (the store is
+        reused) refuses them."""
+        out = []
+        for label, hot, n, target in cases:
+            text, valid = sw.workload(secrets, others, n, hot, seed=seed * 1000 + round_)
+            path = os.path.join(work, f"lines-{'hot' if hot else 'random'}-{n}.jsonl")
+            with open(path, "w") as f:
+                f.write(text)
+            out.append((label, path, text, n, valid))
+        return out
+
+    def rate(label, path, text, n, valid):
+        return (sw.one_in_flight(db, text, n, valid) if "in flight" in label
+                else sw.pipelined(db, path, n, valid))
+
+    ours = {c[0]: [] for c in cases}
+    base = {c[0]: [] for c in cases}
+    for round_ in range(args.runs):
+        loop = None if AGAINST else sw.limit_loop(limits_db, args.lines)
+        for label, path, text, n, valid in files(2 * round_):
+            sw.KEYCTL = KEYCTL
+            ours[label].append(rate(label, path, text, n, valid))
+            if AGAINST:
+                # The other build gets lines of its own seed too.
+                sw.KEYCTL = AGAINST
+                hot = "hot" in label
+                text, valid = sw.workload(secrets, others, n, hot, seed=seed * 1000 + 2 * round_ + 1)
+                with open(path, "w") as f:
+                    f.write(text)
+                base[label].append(rate(label, path, text, n, valid))
+                sw.KEYCTL = KEYCTL
+            else:
+                base[label].append(loop)
+    what = "the other build" if AGAINST else f"limit-verify --loop {args.lines}"
+    return [row(f"verify --stream {label}, {n} lines, {args.keys} keys, every limit set, "
+                f"10% invalid (rate, vs {what})",
+                statistics.median(ours[label]), statistics.median(base[label]), "rate",
+                args.runs, "report" if AGAINST else target)
+            for label, _, n, target in cases]
+
+
+def remove_store(path):
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.unlink(path + suffix)
+
+
 def batch_figure(args, env):
-    """create --batch of N lines into an empty store, against the bare insert of the
-    same rows (examples/bare_insert.rs: prepared statements, one transaction)."""
+    """create --batch of N lines into an empty store, against the limit's bare insert
+    of N keys into a new store (`gen create DB N`: prepared statements, one
+    transaction), or the other build with --against."""
     work = os.path.join(args.dir, "batch")
     os.makedirs(work, exist_ok=True)
     lines = os.path.join(work, f"batch-{args.batch}.jsonl")
@@ -228,36 +432,66 @@ def batch_figure(args, env):
                                     "quota_daily": 1000, "expires": "90d",
                                     "owner": f"team-{i % 17}"}) + "\n")
     empty = os.path.join(work, "empty.db")
-    for suffix in ("", "-wal", "-shm"):  # made anew: the schema may have changed
-        if os.path.exists(empty + suffix):
-            os.unlink(empty + suffix)
+    remove_store(empty)  # made anew: the schema may have changed
     subprocess.run([KEYCTL, "init", "-q"], env=dict(env, KEYCTL_DB=empty), check=True)
     ours_db = os.path.join(work, "ours.db")
-    rows_db = os.path.join(work, "rows.db")
     base_db = os.path.join(work, "base.db")
 
     def fresh(path):
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(path + suffix):
-                os.unlink(path + suffix)
+        remove_store(path)
         shutil.copyfile(empty, path)
         os.chmod(path, 0o600)
 
     def ours():
         fresh(ours_db)
-        result = run_once([KEYCTL, "create", "--batch", lines, "-q"], dict(env, KEYCTL_DB=ours_db))
-        shutil.copyfile(ours_db, rows_db)  # the rows the baseline inserts
-        return result
+        return run_once([KEYCTL, "create", "--batch", lines, "-q"], dict(env, KEYCTL_DB=ours_db))
 
     def baseline():
-        fresh(base_db)
         if AGAINST:
+            fresh(base_db)
             return run_once([AGAINST, "create", "--batch", lines, "-q"], dict(env, KEYCTL_DB=base_db))
-        return run_once([BARE, rows_db, base_db], env)
+        remove_store(base_db)
+        return run_once([limit("gen"), "create", base_db, str(args.batch)], env)
 
-    ours()  # make rows_db before the first baseline run
-    return side_by_side(f"create --batch, {args.batch} lines (vs bare insert of the same rows)",
-                        ours, baseline, args.runs, "<= 2.0x")
+    return side_by_side(f"create --batch, {args.batch} lines (vs gen create {args.batch})",
+                        ours, baseline, args.runs, "<= 2x")
+
+
+def list_figure(args, env, limits_db):
+    """list --json of the `--keys` store against limit-list of the limits' store of as
+    many keys, per output byte (the two print different fields); peak memory."""
+    def size(argv, e):
+        with tempfile.TemporaryFile() as f:
+            subprocess.run(argv, stdout=f, env=e, check=True)
+            return f.tell()
+    ours_argv = [KEYCTL, "list", "--json"]
+    base_argv = [AGAINST, "list", "--json"] if AGAINST else [limit("limit-list"), limits_db]
+    ours_bytes, base_bytes = size(ours_argv, env), size(base_argv, env)
+    what = "the other build" if AGAINST else "limit-list"
+    rows = side_by_side(
+        f"list --json, {args.keys} keys, {ours_bytes} bytes (vs {what}, {base_bytes} bytes)",
+        lambda: run_once(ours_argv, env), lambda: run_once(base_argv, env),
+        args.runs, "report, <= 16 MiB",
+        rss=lambda: peak_rss_kib(ours_argv, env))
+    wall = rows[0]
+    per_byte = row(f"list --json per output byte (vs {what})", wall["keyctl"] / ours_bytes,
+                   wall["baseline"] / base_bytes, "s/B", args.runs,
+                   "report" if AGAINST else "<= 1.1x")
+    return [per_byte] + rows
+
+
+def history_figure(args, env):
+    """A recorded verify of a key with a long history against a fresh key (every limit
+    set on both): the rolling windows cost the same whatever the history."""
+    work = os.path.join(args.dir, "verify")
+    os.makedirs(work, exist_ok=True)
+    fresh = bench_key(env, work, "bench-fresh", 0)
+    heavy = bench_key(env, work, "bench-heavy", args.history)
+    return side_by_side(
+        f"verify, key with {args.history} requests in 30 d (vs fresh key), all limits set",
+        lambda: run_once([KEYCTL, "verify"], env, heavy),
+        vs(["verify"], env, heavy) if AGAINST else lambda: run_once([KEYCTL, "verify"], env, fresh),
+        max(args.runs, 30), "<= 1.2x")
 
 
 def completion_env(env, words):
@@ -284,8 +518,8 @@ def complete_figures(args, env, store):
         upper = typed + "\U0010ffff"
         names = ["sqlite3", store, f"SELECT DISTINCT name FROM keys WHERE name >= '{typed}' "
                  f"AND name < '{upper}' ORDER BY name LIMIT 201"]
-        rows.append(side_by_side(
-            f"complete `keyctl show {typed or ''}<Tab>`, {args.keys} keys, {offered} candidates "
+        rows.extend(side_by_side(
+            f"complete `keyctl show {typed or ''}<Tab>`, {args.complete_keys} keys, {offered} candidates "
             "(vs sqlite3 reading the same index range)",
             lambda: run_once([KEYCTL] + argv, cenv),
             (lambda: run_once([AGAINST] + argv, cenv)) if AGAINST else lambda: run_once(names, env),
@@ -320,96 +554,55 @@ def bench_key(env, work, name, history, limits=True):
         return f.read()
 
 
-def verify_figures(args, env, store, want):
-    """verify on the large store: against sqlite3's bare indexed lookup of the same
-    (precomputed) hash; a key with a long history against a fresh one; stream rate."""
-    import hashlib
-    work = os.path.join(args.dir, "verify")
-    os.makedirs(work, exist_ok=True)
-    plain = bench_key(env, work, "bench-plain", 0, limits=False)
-    fresh = bench_key(env, work, "bench-fresh", 0)
-    heavy = bench_key(env, work, "bench-heavy", args.history)
-    digest = hashlib.sha256(plain.strip()).hexdigest()
-    lookup = ["sqlite3", store,
-              f"SELECT id, state, expires_at FROM keys WHERE secret_hash = X'{digest}'"]
-    runs = max(args.runs, 30)
-    rows = []
-    if want("verify"):
-        rows.append(side_by_side(
-            f"verify --no-record, {args.keys}-key store (vs sqlite3 indexed lookup)",
-            lambda: run_once([KEYCTL, "verify", "--no-record"], env, plain),
-            vs(["verify", "--no-record"], env, plain) if AGAINST else lambda: run_once(lookup, env),
-            runs, "<= 1.0x"))
-        rows.append(side_by_side(
-            f"verify, recorded, {args.keys}-key store (vs sqlite3 indexed lookup)",
-            lambda: run_once([KEYCTL, "verify"], env, plain),
-            vs(["verify"], env, plain) if AGAINST else lambda: run_once(lookup, env),
-            runs, "<= 1.6x, peak <= 8 MiB",
-            rss=lambda: peak_rss_kib([KEYCTL, "verify"], env, plain)))
-        rows.append(side_by_side(
-            f"verify, key with {args.history} requests in 30 d (vs fresh key), all limits set",
-            lambda: run_once([KEYCTL, "verify"], env, heavy),
-            vs(["verify"], env, heavy) if AGAINST else lambda: run_once([KEYCTL, "verify"], env, fresh),
-            runs, "<= 1.2x"))
-    if want("stream"):
-        n = 20_000
-        for label, secret in (("no limits", plain), ("every limit set", fresh)):
-            lines = b"".join(b'{"key":"' + secret.strip() + b'","ip":"10.0.0.1","cost":1}\n'
-                             for _ in range(n))
-            name = f"verify --stream, {n} recorded requests, key with {label}"
-            if AGAINST:
-                rows.append(side_by_side(
-                    name, lambda: run_once([KEYCTL, "verify", "--stream"], env, lines),
-                    vs(["verify", "--stream"], env, lines), max(args.runs, 3), ">= 8000/s"))
-                rows[-1]["rate"] = n / rows[-1]["keyctl"]
-                continue
-            times = []
-            for _ in range(max(args.runs, 3)):
-                times.append(run_once([KEYCTL, "verify", "--stream"], env, lines)[0])
-            rows.append({"figure": f"verify --stream, {n} recorded requests, key with {label}",
-                         "keyctl": statistics.median(times), "baseline": None,
-                         "rate": n / statistics.median(times), "keyctl_rss_kib": None,
-                         "runs": len(times), "target": ">= 8000/s"})
-    return rows
-
-
 def met(r):
-    """Parses targets like "<= 1.6x, peak <= 8 MiB", ">= 8000/s" or "report"."""
+    """Parses targets like "<= 1.6x", ">= 0.8x", "<= 8 MiB", "median <= 50 ms" or
+    "report" (parts joined by commas)."""
     verdicts = []
     for part in (p.strip() for p in r["target"].split(",")):
-        m = re.fullmatch(r"<= ([0-9.]+)x", part)
-        if m:
-            verdicts.append(r["ratio"] <= float(m.group(1)))
-        m = re.fullmatch(r"peak <= ([0-9.]+) MiB", part)
-        if m:
-            verdicts.append(r["keyctl_rss_kib"] is not None
-                            and r["keyctl_rss_kib"] / 1024 <= float(m.group(1)))
-        m = re.fullmatch(r"median <= ([0-9.]+) ms", part)
-        if m:
-            verdicts.append(r["keyctl"] * 1000 <= float(m.group(1)))
-        m = re.fullmatch(r">= ([0-9.]+)/s", part)
-        if m:
-            verdicts.append(r["rate"] >= float(m.group(1)))
+        m = re.fullmatch(r"(?:median )?([<>]=) ([0-9.]+)(x| MiB| ms)", part)
+        if not m:
+            continue
+        op, bound, unit = m.group(1), float(m.group(2)), m.group(3)
+        if unit == "x":
+            value = r["ratio"]
+        elif unit == " MiB":
+            value = r["keyctl"] if r["unit"] == "MiB" else None
+        else:
+            value = r["keyctl"] * 1000
+        if value is None:
+            continue
+        verdicts.append(value <= bound if op == "<=" else value >= bound)
     if not verdicts:
         return "-"
     return "yes" if all(verdicts) else "NO"
 
 
-def print_table(rows):
-    print("| figure | keyctl (median) | baseline (median) | ratio | keyctl peak RSS | runs | target | met |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        rss = "-" if r["keyctl_rss_kib"] is None else f"{r['keyctl_rss_kib'] / 1024:.1f} MiB"
-        if r.get("baseline") is None:
-            print(f"| {r['figure']} | {fmt_secs(r['keyctl'])} | - | {r['rate']:.0f}/s | {rss} | "
-                  f"{r['runs']} | {r['target']} | {met(r)} |")
-            continue
-        print(f"| {r['figure']} | {fmt_secs(r['keyctl'])} | {fmt_secs(r['baseline'])} | "
-              f"{r['ratio']:.2f}x | {rss} | {r['runs']} | {r['target']} | {met(r)} |")
-
-
 def fmt_secs(s):
     return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def fmt(value, unit):
+    if value is None:
+        return "-"
+    if unit == "s":
+        return fmt_secs(value)
+    if unit == "rate":
+        return f"{value:.0f}/s"
+    if unit == "MiB":
+        return f"{value:.1f} MiB"
+    if unit == "s/B":
+        return f"{value * 1e9:.2f} ns/B"
+    return f"{value:,.0f}"
+
+
+def print_table(rows):
+    print("| figure | keyctl (median) | baseline (median) | ratio | runs | target | met |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        print(f"| {r['figure']} | {fmt(r['keyctl'], r['unit'])} | "
+              f"{fmt(r['baseline'], r['unit'])} | {ratio} | {r['runs']} | {r['target']} | "
+              f"{met(r)} |")
 
 
 if __name__ == "__main__":

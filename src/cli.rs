@@ -734,6 +734,42 @@ where
     Ok(cli)
 }
 
+/// The global options and `verify` alone, from the same definitions as [`command`].
+fn verify_command() -> clap::Command {
+    let verify = <VerifyArgs as Args>::augment_args(clap::Command::new("verify"));
+    <GlobalArgs as Args>::augment_args(clap::Command::new("keyctl"))
+        .subcommand_required(true)
+        .disable_help_subcommand(true)
+        .subcommand(verify)
+}
+
+/// `keyctl [global options] verify ...` parsed by a command of only the global options
+/// and `verify`'s (the same derive definitions as [`command`]'s, so the same flags,
+/// values and conflicts): a service runs verify once per request, and building the
+/// whole tree cost it more than its lookup. None when these arguments are anything
+/// else, `--help`/`--version` or a mistake: [`parse`] then reads them with the whole
+/// tree, so every help text and error message is the one tree's.
+pub fn parse_verify(args: &[OsString]) -> Option<Cli> {
+    // Cheap refusal first: no `verify` word, no verify (the common admin case).
+    if !args.iter().skip(1).any(|a| a == "verify") {
+        return None;
+    }
+    let mut matches = verify_command().try_get_matches_from(args).ok()?;
+    let from_argv = matches.value_source("db") == Some(clap::parser::ValueSource::CommandLine);
+    let mut global =
+        <GlobalArgs as clap::FromArgMatches>::from_arg_matches_mut(&mut matches).ok()?;
+    global.db_from_argv = from_argv;
+    let (name, mut sub) = matches.remove_subcommand()?;
+    if name != "verify" {
+        return None;
+    }
+    let args = <VerifyArgs as clap::FromArgMatches>::from_arg_matches_mut(&mut sub).ok()?;
+    Some(Cli {
+        global,
+        command: Command::Verify(args),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -741,6 +777,7 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         command().debug_assert();
+        verify_command().debug_assert();
     }
 
     #[test]

@@ -16,12 +16,17 @@ fn main() {
     unsafe {
         libc::umask(0o077);
     }
+    // Before any store is opened (and while this is the only thread).
+    keyctl::store::setup_sqlite_process();
     // `KEYCTL_COMPLETE=<shell> keyctl -- ...` is a shell asking for candidates: answer, exit.
-    keyctl::complete::handle_request(
-        &std::env::args_os().collect::<Vec<_>>(),
-        keyctl::cli::command,
-    );
-    let code = match keyctl::cli::parse(std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    keyctl::complete::handle_request(&args, keyctl::cli::command);
+    // `verify` (a service's per-request call) skips building the whole command tree.
+    let parsed = match keyctl::cli::parse_verify(&args) {
+        Some(cli) => Ok(cli),
+        None => keyctl::cli::parse(args.iter().cloned()),
+    };
+    let code = match parsed {
         Ok(cli) => match keyctl::commands::run(cli) {
             Ok(()) => 0,
             Err(e) => {
@@ -34,7 +39,7 @@ fn main() {
                 e.kind.exit_code()
             }
         },
-        Err(e) => report_clap_error(&e, &std::env::args_os().collect::<Vec<_>>()),
+        Err(e) => report_clap_error(&e, &args),
     };
     std::process::exit(code);
 }

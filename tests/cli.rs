@@ -76,6 +76,8 @@ mod text;
 mod usage;
 #[path = "cli/verify.rs"]
 mod verify;
+#[path = "cli/verify_parse.rs"]
+mod verify_parse;
 #[path = "cli/wizard.rs"]
 mod wizard;
 

@@ -26,7 +26,7 @@ use crate::core::settings::Settings;
 
 pub use pg::PgLocation;
 pub use rows::{Table, Value};
-pub use sqlite::{side_file, SIDE_SUFFIXES};
+pub use sqlite::{setup_process as setup_sqlite_process, side_file, SIDE_SUFFIXES};
 
 /// The default store: `keys.db` in the platform data folder (None without a home).
 pub fn default_path() -> Option<PathBuf> {

@@ -162,6 +162,20 @@ fn open_sqlite(path: &Path, opts: &OpenOptions) -> Result<(SqliteStore, bool)> {
     Ok((store, created))
 }
 
+/// Process-wide SQLite settings, for a program's start, before any thread uses SQLite
+/// (`sqlite3_config` is not thread-safe and works only before SQLite initialises):
+/// no memory statistics. keyctl never reads them (no `sqlite3_memory_used`, no soft
+/// heap limit), and keeping them takes a global mutex and a counter update on every
+/// allocation: 8-10% of the instructions of a one-shot `verify`, most of them
+/// parsing the schema.
+pub fn setup_process() {
+    // SAFETY: called from main before any other thread exists and before the first
+    // connection; a call after initialisation just returns SQLITE_MISUSE, ignored.
+    unsafe {
+        rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int);
+    }
+}
+
 fn connect(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, e))?;
