@@ -86,9 +86,8 @@ pub fn verify_one(
 /// returns.
 ///
 /// One answer per request, in order. A request that fails gets its own error and the
-/// others are unaffected: when the group's transaction fails (after the store's
-/// retries), it rolled back whole, and every request of it is run again in a
-/// transaction of its own. Without `record` the group shares one read transaction.
+/// others are unaffected: when the group's transaction fails, it rolled back whole,
+/// and every request of it is run again in a transaction of its own. Without `record` the group shares one read transaction.
 pub fn verify_group(
     store: &mut dyn Store,
     group: &[Pending],
@@ -97,8 +96,11 @@ pub fn verify_group(
     let checked: Vec<Checked> = group.iter().map(|p| Checked::new(&p.presented)).collect();
     let asks: Vec<_> = group.iter().map(|p| (&p.req, &p.meta, p.clock)).collect();
     let attempts = store.retry_attempts();
+    // A group is tried once: it fails mostly because a row it wanted was held (on
+    // PostgreSQL its later requests do not wait), and then its requests one by one
+    // wait their turn like any other transaction.
     if group.len() > 1 {
-        if let Ok(verdicts) = with_retry(attempts, || run_group(store, &checked, &asks, record)) {
+        if let Ok(verdicts) = run_group(store, &checked, &asks, record) {
             return verdicts.into_iter().map(Ok).collect();
         }
     }

@@ -183,7 +183,11 @@ pub(super) fn pg_error(location: &PgLocation, e: &postgres::Error) -> StoreError
     };
     let code = db.code();
     let message = db.message().to_string();
-    if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED {
+    // LOCK_NOT_AVAILABLE: a group's later request found its row held (NOWAIT).
+    if *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::LOCK_NOT_AVAILABLE
+    {
         return failed(
             ErrorKind::Retry,
             format!("key store {location}: a concurrent transaction conflicted with this one"),

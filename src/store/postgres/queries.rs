@@ -52,6 +52,14 @@ pub(super) struct PgTxn<'a> {
     /// What `lock_for_verify` read while locking, for the next read of the same row.
     locked_key: RefCell<Option<([u8; 32], Option<KeyRecord>)>>,
     locked_ip: RefCell<Option<(String, Option<i64>)>>,
+    /// A request of this Verify transaction already holds its locks (a group, SPEC
+    /// §7): later requests lock `NOWAIT`. A group never waits while holding an
+    /// earlier request's rows, so it can close no cycle of waits: otherwise two
+    /// groups locking shared keys in opposite orders deadlock, and PostgreSQL may
+    /// pick a bystander queued on one of those rows (an `edit`) as the victim.
+    /// A row held elsewhere fails the group, whose requests then run one per
+    /// transaction (`app::verify::verify_group`).
+    holds_request_locks: Cell<bool>,
     /// Committed or rolled back: nothing to do on drop.
     done: bool,
     /// A statement failed: PostgreSQL has aborted the transaction, and would answer
@@ -298,6 +306,7 @@ impl<'a> PgTxn<'a> {
             key_count_locked: Cell::new(false),
             locked_key: RefCell::new(None),
             locked_ip: RefCell::new(None),
+            holds_request_locks: Cell::new(false),
             done: false,
             failed: Cell::new(false),
         }
@@ -393,13 +402,18 @@ impl<'a> PgTxn<'a> {
     /// stay locked until the verdict is recorded: one decision at a time per key and
     /// per lineage.
     fn read_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>> {
-        let sql = if self.intent == Intent::Verify {
+        let sql = if self.intent != Intent::Verify {
+            concat!(select_keys!(), " WHERE k.secret_hash = $1")
+        } else if self.holds_request_locks.get() {
+            concat!(
+                select_keys!(),
+                " WHERE k.secret_hash = $1 FOR UPDATE OF k, p NOWAIT"
+            )
+        } else {
             concat!(
                 select_keys!(),
                 " WHERE k.secret_hash = $1 FOR UPDATE OF k, p"
             )
-        } else {
-            concat!(select_keys!(), " WHERE k.secret_hash = $1")
         };
         self.row(sql, &[&&hash[..]])?
             .map(|r| key_from_row(&r))
@@ -409,10 +423,12 @@ impl<'a> PgTxn<'a> {
 
     /// The IP's stored block end (locked in a Verify transaction), if it has a row.
     fn read_block(&self, ip: &str) -> Result<Option<i64>> {
-        let sql = if self.intent == Intent::Verify {
-            "SELECT until FROM ip_blocks WHERE ip = $1 FOR UPDATE"
-        } else {
+        let sql = if self.intent != Intent::Verify {
             "SELECT until FROM ip_blocks WHERE ip = $1"
+        } else if self.holds_request_locks.get() {
+            "SELECT until FROM ip_blocks WHERE ip = $1 FOR UPDATE NOWAIT"
+        } else {
+            "SELECT until FROM ip_blocks WHERE ip = $1 FOR UPDATE"
         };
         self.row(sql, &[&ip])?
             .map(|r| col(&r, 0))
@@ -794,6 +810,7 @@ impl Txn for PgTxn<'_> {
             let key = self.read_key_by_hash(hash)?;
             *self.locked_key.borrow_mut() = Some((*hash, key));
         }
+        self.holds_request_locks.set(true);
         // "Now" is read after these locks (SPEC §6), also for the second and later
         // request of a group (SPEC §7): each decides at the clock read after its own
         // locks, never before a verification that held them first committed.
