@@ -25,13 +25,16 @@ enum Job {
 #[derive(Clone)]
 pub struct Committer {
     queue: Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 impl Committer {
     /// The verdict of `request`, once the transaction holding its record committed.
     pub async fn verify(&self, request: Pending) -> Verdict {
         let (tx, rx) = oneshot::channel();
+        self.metrics.queued(1);
         if self.queue.send(Job::Verify(Box::new(request), tx)).is_err() {
+            self.metrics.queued(-1);
             return Verdict::unavailable();
         }
         rx.await.unwrap_or_else(|_| Verdict::unavailable())
@@ -58,6 +61,10 @@ pub fn start(
     let (queue, jobs) = channel();
     let (opened_tx, opened) = channel();
     let ctx = ctx.clone();
+    let handle = Committer {
+        queue,
+        metrics: metrics.clone(),
+    };
     let worker = std::thread::Builder::new()
         .name("keyctl-committer".into())
         .spawn(move || match VerifySession::open(&ctx, record) {
@@ -73,7 +80,7 @@ pub fn start(
     opened
         .recv()
         .unwrap_or_else(|_| Err(Error::runtime("the committer thread ended at its start")))?;
-    Ok((Committer { queue }, worker))
+    Ok((handle, worker))
 }
 
 fn commit_loop(ctx: &Ctx, mut session: VerifySession, jobs: &Receiver<Job>, metrics: &Metrics) {
@@ -106,6 +113,7 @@ fn commit_loop(ctx: &Ctx, mut session: VerifySession, jobs: &Receiver<Job>, metr
             });
             // A client that went away has no one to answer; its record stays.
             let _ = reply.send(verdict);
+            metrics.queued(-1);
         }
         group.clear();
         for reply in health.drain(..) {

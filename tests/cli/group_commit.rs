@@ -11,14 +11,14 @@ use crate::support::*;
 
 /// Two stores with the same keys (ids, secrets, settings): the second a `copy` of the
 /// first, so the same request lines mean the same to both.
-struct Twins {
-    one_at_a_time: TestEnv,
-    pipelined: TestEnv,
+pub(crate) struct Twins {
+    pub one_at_a_time: TestEnv,
+    pub pipelined: TestEnv,
     /// (name, secret) of every key, in creation order.
-    keys: Vec<(String, String)>,
+    pub keys: Vec<(String, String)>,
 }
 
-fn twins() -> Twins {
+pub(crate) fn twins() -> Twins {
     let a = TestEnv::initialized();
     a.run(&["config", "set", "failed-auth-limit", "3"]).ok();
     let mut keys = Vec::new();
@@ -61,7 +61,7 @@ impl Twins {
 /// The request sequence: valid and invalid keys, every limit reached, an IP blocked
 /// by repeated failures (then refused even with a good key), lines that are not
 /// requests in between.
-fn sequence(t: &Twins) -> Vec<String> {
+pub(crate) fn sequence(t: &Twins) -> Vec<String> {
     let unknown = forge_secret("sk", "live", "GroupGroupGroupGroupGroupGroup00");
     let req = |name: &str, extra: Value| -> String {
         let mut v = json!({"key": t.secret(name), "ip": "10.1.2.3", "endpoint": "POST /v1/x"});
@@ -108,7 +108,7 @@ fn sequence(t: &Twins) -> Vec<String> {
 
 /// The state a user can see after the requests: every key as `show --json` shows it
 /// and the whole request log.
-fn state(env: &TestEnv, names: &[(String, String)]) -> (Vec<Value>, Vec<Value>) {
+pub(crate) fn state(env: &TestEnv, names: &[(String, String)]) -> (Vec<Value>, Vec<Value>) {
     let keys = names.iter().map(|(n, _)| env.key_json(n)).collect();
     let logs = env.logs_json(&["--limit", "10000"]);
     (keys, logs)
