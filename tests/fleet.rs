@@ -130,6 +130,18 @@ impl Stream {
     }
 }
 
+/// A verifier's stderr after an outage it lived through: said once, and its end said.
+fn assert_outage_said_once(stderr: &str) {
+    assert_eq!(
+        stderr
+            .matches("answering unavailable until the store is back")
+            .count(),
+        1,
+        "the outage is said once: {stderr}"
+    );
+    assert!(stderr.contains("key store available again"), "{stderr}");
+}
+
 fn count_code(answers: &[String], code: &str) -> usize {
     answers.iter().filter(|c| c.as_str() == code).count()
 }
@@ -596,14 +608,7 @@ fn a_stream_answers_unavailable_while_its_server_is_down_and_recovers_by_itself(
         status.success(),
         "the stream never exits on a store failure: {status}"
     );
-    assert_eq!(
-        stderr
-            .matches("answering unavailable until the store is back")
-            .count(),
-        1,
-        "the outage is said once: {stderr}"
-    );
-    assert!(stderr.contains("key store available again"), "{stderr}");
+    assert_outage_said_once(&stderr);
     // Only the answered-valid requests were recorded (an unavailable one left nothing).
     let recorded = json(&url, home, &["show", "svc", "--json"]);
     assert_eq!(
@@ -706,14 +711,7 @@ fn serve_answers_unavailable_while_its_server_is_down_and_recovers_by_itself() {
     let status = serve.wait().expect("wait for serve");
     assert!(status.success(), "{status}");
     let stderr = stderr.recv().unwrap_or_default();
-    assert_eq!(
-        stderr
-            .matches("answering unavailable until the store is back")
-            .count(),
-        1,
-        "the outage is said once: {stderr}"
-    );
-    assert!(stderr.contains("key store available again"), "{stderr}");
+    assert_outage_said_once(&stderr);
     assert!(!stderr.contains(&secret), "{stderr}");
     // The answered-valid requests only (three valid, nothing while down).
     let recorded = json(&url, home, &["show", "svc", "--json"]);

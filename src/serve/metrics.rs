@@ -146,20 +146,25 @@ impl Metrics {
         out.push_str("# TYPE keyctl_group_commit_size histogram\n");
         f.groups
             .write(&mut out, "keyctl_group_commit_size", "", &GROUP_BOUNDS);
-        out.push_str("# HELP keyctl_verify_pending Verifications read and not decided yet (queued for the store's thread or in its current group).\n");
-        out.push_str("# TYPE keyctl_verify_pending gauge\n");
-        let _ = writeln!(
-            out,
-            "keyctl_verify_pending {}",
-            self.waiting.load(Ordering::Relaxed)
+        gauge(
+            &mut out,
+            "keyctl_verify_pending",
+            "Verifications read and not decided yet (queued for the store's thread or in its current group).",
+            self.waiting.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP keyctl_http_requests_in_flight Requests read and not answered yet, this one included.\n");
-        out.push_str("# TYPE keyctl_http_requests_in_flight gauge\n");
-        let _ = writeln!(
-            out,
-            "keyctl_http_requests_in_flight {}",
-            self.in_flight.load(Ordering::Relaxed)
+        gauge(
+            &mut out,
+            "keyctl_http_requests_in_flight",
+            "Requests read and not answered yet, this one included.",
+            self.in_flight.load(Ordering::Relaxed),
         );
         out
     }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
 }

@@ -106,6 +106,24 @@ pub(crate) fn sequence(t: &Twins) -> Vec<String> {
     lines
 }
 
+/// Every code `sequence` reaches, in the order SPEC §3 gives.
+pub(crate) const EVERY_CODE: [&str; 14] = [
+    "valid",
+    "quota_exceeded",
+    "rate_limited",
+    "credits_exhausted",
+    "ip_not_allowed",
+    "forbidden_scope",
+    "forbidden_model",
+    "forbidden_deployment",
+    "inactive",
+    "revoked",
+    "expired",
+    "invalid",
+    "ip_blocked",
+    "bad_request",
+];
+
 /// The state a user can see after the requests: every key as `show --json` shows it
 /// and the whole request log.
 pub(crate) fn state(env: &TestEnv, names: &[(String, String)]) -> (Vec<Value>, Vec<Value>) {
@@ -144,22 +162,7 @@ fn one_at_a_time_and_pipelined_give_the_same_verdicts_counters_and_log() {
     assert_eq!(stepped, piped, "the same answers, in line order");
     // The sequence really reached every outcome, in the order SPEC §3 gives.
     let codes: Vec<&str> = piped.iter().map(|v| v["code"].as_str().unwrap()).collect();
-    for code in [
-        "valid",
-        "quota_exceeded",
-        "rate_limited",
-        "credits_exhausted",
-        "ip_not_allowed",
-        "forbidden_scope",
-        "forbidden_model",
-        "forbidden_deployment",
-        "inactive",
-        "revoked",
-        "expired",
-        "invalid",
-        "ip_blocked",
-        "bad_request",
-    ] {
+    for code in EVERY_CODE {
         assert!(codes.contains(&code), "no {code} in {codes:?}");
     }
     let blocked = lines.len() - 2;

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
-use crate::group_commit::{sequence, state, twins};
+use crate::group_commit::{sequence, state, twins, EVERY_CODE};
 use crate::support::*;
 
 /// `curl` against the server: status, headers (lower-case names) and body.
@@ -719,16 +719,7 @@ fn concurrent_requests_give_what_one_at_a_time_in_log_order_gives() {
         .values()
         .map(|r| r.json()["code"].as_str().unwrap().to_string())
         .collect();
-    for code in [
-        "valid",
-        "quota_exceeded",
-        "rate_limited",
-        "credits_exhausted",
-        "ip_not_allowed",
-        "invalid",
-        "ip_blocked",
-        "bad_request",
-    ] {
+    for code in EVERY_CODE {
         assert!(codes.contains(code), "no {code} in {codes:?}");
     }
     assert_eq!(
