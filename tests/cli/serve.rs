@@ -863,3 +863,39 @@ fn servers_sharing_a_store_count_shared_limits_exactly() {
     assert_eq!(shown["usage"]["last_24h"]["accepted"], json!(40), "{shown}");
     assert_eq!(env.logs_json(&["--limit", "10000"]).len(), 2 * total);
 }
+
+#[test]
+fn a_client_that_stalls_is_cut_off_while_others_are_served() {
+    let env = TestEnv::initialized();
+    let key = env.create("web", &[]);
+    let server = env.serve(&[]);
+    // A head that never ends (slowloris), and a body that never comes.
+    let mut head = server.connect();
+    head.write_all(b"GET /healthz HTTP/1.1\r\nHost: keyctl.test\r\n")
+        .unwrap();
+    let mut body = server.connect();
+    let line = key_body(&key.secret);
+    body.write_all(request_head("POST", "/v1/verify", &[], line.len()).as_bytes())
+        .unwrap();
+    body.write_all(&line.as_bytes()[..5]).unwrap();
+    // Meanwhile everyone else is served.
+    assert_eq!(server.verify(&line).status, 200);
+    // The stalled head: the connection is closed (with at most a 408, never a handler's
+    // answer); the stalled body: 408 json. Both after the server's own time limits.
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut head, &mut rest);
+    if !rest.is_empty() {
+        assert_eq!(Reply::parse(&rest).status, 408);
+    }
+    let r = body.reply();
+    assert_eq!(r.status, 408);
+    assert_eq!(r.json()["code"], "request_timeout");
+    assert_eq!(
+        env.logs_json(&[]).len(),
+        1,
+        "only the whole request was verified"
+    );
+    // SIGINT stops it as SIGTERM does.
+    server.signal(libc::SIGINT);
+    assert_eq!(server.stopped().status.code(), Some(0));
+}
