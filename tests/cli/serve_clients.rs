@@ -1,0 +1,154 @@
+//! The example clients of docs/integration.md (`examples/clients/`), run as a service
+//! author would run them — Python's and Node's standard library, no packages —
+//! against a real store through `verify --stream`, and against a real `keyctl serve`.
+//! What they print is the verdict they got: `STATUS CODE KEY_ID`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::support::*;
+
+/// A file of the repository.
+pub(crate) fn repo_file(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The system's `tool` (python3, node): /usr/bin first, where Debian installs it and
+/// `scripts/test.sh` puts it when missing, so a version manager's shim (which needs
+/// its own environment) is never picked up.
+fn system_tool(tool: &str) -> PathBuf {
+    let usr = PathBuf::from("/usr/bin").join(tool);
+    if usr.is_file() {
+        usr
+    } else {
+        require_tool(tool)
+    }
+}
+
+/// `TOOL examples/clients/SCRIPT` with `API_KEY` holding `key` (see `runtime`).
+fn client(env: &TestEnv, tool: &str, script: &str, key: &str) -> Command {
+    let mut c = runtime(env, tool);
+    c.arg(repo_file(&format!("examples/clients/{script}")))
+        .env("API_KEY", key);
+    c
+}
+
+/// `TOOL` (python3, node) with keyctl (the binary under test) first in PATH as
+/// `keyctl`, and the store and clock of `env`.
+fn runtime(env: &TestEnv, tool: &str) -> Command {
+    let keyctl_dir = PathBuf::from(env!("CARGO_BIN_EXE_keyctl"))
+        .parent()
+        .expect("the binary's folder")
+        .to_path_buf();
+    let mut c = Command::new(system_tool(tool));
+    c.env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", keyctl_dir.display()))
+        .env("HOME", env.home())
+        .env("KEYCTL_DB", env.location())
+        .env("KEYCTL_NOW", NOW)
+        .env("KEYCTL_ACTOR", ACTOR)
+        .env("TZ", "UTC")
+        .current_dir(env.root());
+    c
+}
+
+/// Runs the client; its one output line.
+fn verdict_of(command: Command) -> String {
+    let out = Run::new(command).run();
+    out.ok();
+    out.stdout.trim_end().to_string()
+}
+
+/// A store with a valid key, a revoked key and an IP-allowlisted one.
+struct Keys {
+    env: TestEnv,
+    valid: Created,
+    revoked: Created,
+    allowlisted: Created,
+}
+
+fn keys() -> Keys {
+    let env = TestEnv::initialized();
+    let valid = env.create("svc", &[]);
+    let revoked = env.create("gone", &[]);
+    env.revoke(revoked.id());
+    let allowlisted = env.create("office", &["--allow-ip", "192.0.2.0/24"]);
+    Keys {
+        env,
+        valid,
+        revoked,
+        allowlisted,
+    }
+}
+
+#[test]
+fn stream_clients_get_each_verdict_and_record_it() {
+    let k = keys();
+    for (tool, script) in [
+        ("python3", "stream_client.py"),
+        ("node", "stream_client.mjs"),
+    ] {
+        let run = |key: &str| verdict_of(client(&k.env, tool, script, key));
+        assert_eq!(
+            run(&k.valid.secret),
+            format!("200 valid {}", k.valid.id()),
+            "{script}"
+        );
+        assert_eq!(
+            run(&k.revoked.secret),
+            format!("403 revoked {}", k.revoked.id()),
+            "{script}"
+        );
+        assert_eq!(run("sk_live_notakey"), "401 invalid -", "{script}");
+        let mut from_office = client(&k.env, tool, script, &k.allowlisted.secret);
+        from_office.env("CLIENT_IP", "192.0.2.10");
+        assert_eq!(
+            verdict_of(from_office),
+            format!("200 valid {}", k.allowlisted.id()),
+            "{script}"
+        );
+        let mut elsewhere = client(&k.env, tool, script, &k.allowlisted.secret);
+        elsewhere.env("CLIENT_IP", "198.51.100.1");
+        assert_eq!(
+            verdict_of(elsewhere),
+            format!("403 ip_not_allowed {}", k.allowlisted.id()),
+            "{script}"
+        );
+    }
+    // Every request was recorded, with the endpoint the clients send.
+    let logs = k.env.logs_json(&["--limit", "100"]);
+    assert_eq!(logs.len(), 10, "{logs:?}");
+    assert!(
+        logs.iter().all(|row| row["endpoint"] == "GET /demo"),
+        "{logs:?}"
+    );
+}
+
+/// The Node client pipelines: many calls in flight at once, answers matched to
+/// requests by order (the stream answers in line order).
+#[test]
+fn node_stream_client_matches_pipelined_answers_by_order() {
+    let k = keys();
+    let script = format!(
+        "import {{ verifier }} from {module:?};\n\
+         const v = verifier();\n\
+         const keys = [process.env.VALID, 'sk_live_nope', process.env.REVOKED];\n\
+         const asked = Array.from({{ length: 30 }}, (_, i) => keys[i % 3]);\n\
+         const verdicts = await Promise.all(asked.map((key) => v.verify(key)));\n\
+         v.close();\n\
+         console.log(verdicts.map((x) => x.code).join(' '));\n",
+        module = repo_file("examples/clients/stream_client.mjs")
+            .display()
+            .to_string(),
+    );
+    let mut node = runtime(&k.env, "node");
+    node.args(["--input-type=module", "-e", &script])
+        .env("VALID", &k.valid.secret)
+        .env("REVOKED", &k.revoked.secret);
+    let out = Run::new(node).run();
+    out.ok();
+    let want: Vec<&str> = (0..30)
+        .map(|i| ["valid", "invalid", "revoked"][i % 3])
+        .collect();
+    assert_eq!(out.stdout.trim_end(), want.join(" "));
+}
