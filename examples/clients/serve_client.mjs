@@ -10,11 +10,11 @@ export async function verify(baseUrl, key, { callerToken, ...context } = {}) {
     body: JSON.stringify({ key, ...context }),
     signal: AbortSignal.timeout(5000),
   });
-  // Every verdict is JSON, refusals (401/403/429) and 503 (store unavailable) included.
-  if (!(response.headers.get("content-type") ?? "").startsWith("application/json")) {
-    throw new Error(`keyctl serve answered ${response.status} without a verdict`);
-  }
-  return response.json();
+  // Every verdict is JSON, refusals (401/403/429) and 503 (store unavailable) included;
+  // an answer without `valid` (a wrong caller token, a malformed request) is an error.
+  const answer = await response.json();
+  if (!("valid" in answer)) throw new Error(`keyctl serve: ${answer.message ?? response.status}`);
+  return answer;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -13,10 +13,11 @@ def verify(base_url, key, caller_token=None, **context):  # ip, scope, endpoint,
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.load(response)
-    except urllib.error.HTTPError as refused:  # 401/403/429/...: still a verdict
-        if refused.headers.get_content_type() != "application/json":
-            raise
-        return json.load(refused)  # 503 (store unavailable) too: fail closed on it
+    except urllib.error.HTTPError as refused:  # 401/403/429/503: still a verdict
+        answer = json.load(refused)
+        if "valid" not in answer:  # a wrong caller token, a malformed request
+            raise RuntimeError("keyctl serve: " + answer.get("message", str(refused.code)))
+        return answer
 
 if __name__ == "__main__":
     verdict = verify(os.environ.get("KEYCTL_URL", "http://127.0.0.1:8787"), os.environ["API_KEY"],

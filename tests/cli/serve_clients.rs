@@ -152,3 +152,92 @@ fn node_stream_client_matches_pipelined_answers_by_order() {
         .collect();
     assert_eq!(out.stdout.trim_end(), want.join(" "));
 }
+
+/// The `POST /v1/verify` clients against a real `keyctl serve`: every verdict, 401,
+/// 403 and 429 included, reaches the caller as a verdict, never as an exception.
+#[test]
+fn serve_clients_get_each_verdict() {
+    let k = keys();
+    let limited = k.env.create("bursty", &["--rate-limit", "1/s"]);
+    let server = k.env.serve(&[]);
+    for (tool, script) in [("python3", "serve_client.py"), ("node", "serve_client.mjs")] {
+        let run = |key: &str, ip: Option<&str>| {
+            let mut c = client(&k.env, tool, script, key);
+            c.env("KEYCTL_URL", server.url());
+            if let Some(ip) = ip {
+                c.env("CLIENT_IP", ip);
+            }
+            verdict_of(c)
+        };
+        assert_eq!(
+            run(&k.valid.secret, None),
+            format!("200 valid {}", k.valid.id()),
+            "{script}"
+        );
+        assert_eq!(
+            run(&k.revoked.secret, None),
+            format!("403 revoked {}", k.revoked.id())
+        );
+        assert_eq!(run("sk_live_notakey", None), "401 invalid -", "{script}");
+        assert_eq!(
+            run(&k.allowlisted.secret, Some("192.0.2.10")),
+            format!("200 valid {}", k.allowlisted.id()),
+            "{script}"
+        );
+        assert_eq!(
+            run(&k.allowlisted.secret, Some("198.51.100.1")),
+            format!("403 ip_not_allowed {}", k.allowlisted.id()),
+            "{script}"
+        );
+    }
+    // Rate limited (the clock is fixed): the second call in the second is a 429.
+    let mut first = client(&k.env, "python3", "serve_client.py", &limited.secret);
+    first.env("KEYCTL_URL", server.url());
+    assert_eq!(verdict_of(first), format!("200 valid {}", limited.id()));
+    let mut second = client(&k.env, "node", "serve_client.mjs", &limited.secret);
+    second.env("KEYCTL_URL", server.url());
+    assert_eq!(
+        verdict_of(second),
+        format!("429 rate_limited {}", limited.id())
+    );
+}
+
+/// A server with a caller token (required beyond loopback, checked once configured):
+/// the clients send it as a bearer token from KEYCTL_CALLER_TOKEN.
+#[test]
+fn serve_clients_send_the_caller_token() {
+    let k = keys();
+    let server = k.env.serve_exactly(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--caller-token-env",
+            "CALLER",
+        ],
+        |c| {
+            c.env("CALLER", "s3cret-caller-token-for-tests");
+        },
+    );
+    for (tool, script) in [("python3", "serve_client.py"), ("node", "serve_client.mjs")] {
+        let mut with_token = client(&k.env, tool, script, &k.valid.secret);
+        with_token
+            .env("KEYCTL_URL", server.url())
+            .env("KEYCTL_CALLER_TOKEN", "s3cret-caller-token-for-tests");
+        assert_eq!(
+            verdict_of(with_token),
+            format!("200 valid {}", k.valid.id()),
+            "{script}"
+        );
+        // Without it: an error naming the token, never a verdict.
+        let mut without = client(&k.env, tool, script, &k.valid.secret);
+        without.env("KEYCTL_URL", server.url());
+        let out = Run::new(without).run();
+        assert_ne!(out.code, Some(0), "{out}");
+        assert!(!out.stdout.contains("valid"), "{out}");
+        assert!(
+            out.stderr.contains("missing or wrong caller token"),
+            "{out}"
+        );
+    }
+}

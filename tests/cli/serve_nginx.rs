@@ -42,7 +42,10 @@ fn documented(tag: &str) -> String {
         .unwrap_or_else(|| panic!("docs/integration.md has no {marker}"))
         .1;
     let fence = after.trim_start();
-    assert!(fence.starts_with("```"), "{marker} is not followed by a code block");
+    assert!(
+        fence.starts_with("```"),
+        "{marker} is not followed by a code block"
+    );
     let body = fence.split_once('\n').expect("a fenced block").1;
     let end = body.find("\n```").expect("the code block ends");
     body[..end + 1].to_string()
@@ -128,7 +131,9 @@ fn ready(port: u16) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let asked = s.write_all(b"GET /ready HTTP/1.0\r\nHost: app\r\n\r\n");
+    // The host the application's site is named by (Caddy matches it).
+    let asked =
+        s.write_all(format!("GET /ready HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes());
     let mut answer = String::new();
     asked.is_ok() && s.read_to_string(&mut answer).is_ok() && answer.contains(READY)
 }
@@ -164,7 +169,11 @@ fn nginx(keyctl: &str) -> Proxy {
         // Running as root (CI), the workers would switch to `nobody`; as root they
         // stay root and everything here is theirs. Otherwise `user` is not needed.
         // SAFETY: geteuid has no preconditions.
-        let user = if unsafe { libc::geteuid() } == 0 { "user root;" } else { "" };
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "user root;"
+        } else {
+            ""
+        };
         let d = dir.display();
         let conf = format!(
             "{user}
@@ -271,8 +280,17 @@ impl Got {
 /// never appears in curl's argv.
 fn curl(url: &str, headers: &[(&str, &str)]) -> Got {
     let mut c = Command::new(require_tool("curl"));
-    c.args(["-sS", "-i", "--max-time", "30", "--interface", CLIENT_IP, "-H", "@-"])
-        .arg(url);
+    c.args([
+        "-sS",
+        "-i",
+        "--max-time",
+        "30",
+        "--interface",
+        CLIENT_IP,
+        "-H",
+        "@-",
+    ])
+    .arg(url);
     let input: String = headers.iter().map(|(n, v)| format!("{n}: {v}\n")).collect();
     let out = Run::new(c).stdin(input.as_bytes()).run();
     out.ok();
@@ -339,10 +357,7 @@ fn world() -> World {
 
 impl World {
     fn keyctl_addr(&self) -> String {
-        self.server
-            .url()
-            .trim_start_matches("http://")
-            .to_string()
+        self.server.url().trim_start_matches("http://").to_string()
     }
 }
 
@@ -357,14 +372,23 @@ fn passes_and_stops(w: &World, proxy: &Proxy) {
     // X-API-Key works as well as a bearer token; a client's own X-Key-Id is replaced.
     let by_header = curl(
         &url,
-        &[("X-API-Key", &w.valid.secret), ("X-Key-Id", "key_forgedforged")],
+        &[
+            ("X-API-Key", &w.valid.secret),
+            ("X-Key-Id", "key_forgedforged"),
+        ],
     );
     assert_eq!(by_header.status, 200, "{}", by_header.body);
-    assert_eq!(by_header.body.trim_end(), format!("key_id={}", w.valid.id()));
+    assert_eq!(
+        by_header.body.trim_end(),
+        format!("key_id={}", w.valid.id())
+    );
 
     for (headers, code) in [
         (vec![], "invalid"),
-        (vec![("Authorization", bearer("sk_live_notakey"))], "invalid"),
+        (
+            vec![("Authorization", bearer("sk_live_notakey"))],
+            "invalid",
+        ),
     ] {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let stopped = curl(&url, &headers);
@@ -382,7 +406,10 @@ fn passes_and_stops(w: &World, proxy: &Proxy) {
     // The client's own address (from the proxy's header), not the proxy's.
     let office = curl(&url, &[("Authorization", &bearer(&w.client_only.secret))]);
     assert_eq!(office.status, 200, "{}", office.body);
-    assert_eq!(office.body.trim_end(), format!("key_id={}", w.client_only.id()));
+    assert_eq!(
+        office.body.trim_end(),
+        format!("key_id={}", w.client_only.id())
+    );
     let proxy_host = curl(&url, &[("Authorization", &bearer(&w.proxy_only.secret))]);
     assert_eq!(proxy_host.status, 403, "{}", proxy_host.body);
     assert_eq!(proxy_host.header("x-keyctl-code"), Some("ip_not_allowed"));
@@ -447,7 +474,8 @@ fn nginx_answers_the_suites_client_too() {
     let proxy = nginx(&w.keyctl_addr());
     let ask = |key: &str| {
         let mut s = TcpStream::connect(("127.0.0.1", proxy.front)).expect("connect to nginx");
-        s.set_read_timeout(Some(WAIT_LIMIT)).expect("a read timeout");
+        s.set_read_timeout(Some(WAIT_LIMIT))
+            .expect("a read timeout");
         let auth = bearer(key);
         let head = request_head("GET", "/api/orders", &[("Authorization", &auth)], 0);
         s.write_all(head.as_bytes()).expect("send a request");
@@ -456,7 +484,10 @@ fn nginx_answers_the_suites_client_too() {
         Reply::parse(&bytes)
     };
     let ok = ask(&w.valid.secret);
-    assert_eq!((ok.status, ok.text()), (200, format!("key_id={}\n", w.valid.id())));
+    assert_eq!(
+        (ok.status, ok.text()),
+        (200, format!("key_id={}\n", w.valid.id()))
+    );
     assert_eq!(ask(&w.limited.secret).status, 200);
     let limited = ask(&w.limited.secret);
     assert_eq!(limited.status, 429);
