@@ -42,9 +42,16 @@ import stream_workload as sw  # noqa: E402  (the pinned workload and its stores)
 ROOT = os.path.dirname(BENCH)
 KEYCTL = sw.KEYCTL
 
+
+def set_keyctl(path):
+    """The keyctl every figure runs (the workload module's too)."""
+    global KEYCTL
+    KEYCTL = sw.KEYCTL = os.path.abspath(path)
+
 WRK_SCRIPT = r"""
 -- Requests drawn at random from a file; statuses counted per thread.
-local lines, counts, mode = {}, {}, nil
+local lines, mode = {}, nil
+counts = {}  -- a global: done() reads it from each thread (thread:get)
 local threads = {}
 local next_id = 0
 
@@ -291,7 +298,9 @@ def main():
     ap.add_argument("--pg", default=None,
                     help="base PostgreSQL URL (default: the content of /tmp/pg-lead.url)")
     ap.add_argument("--only", default="sqlite,nginx,postgres")
+    ap.add_argument("--keyctl", default=KEYCTL, help="the keyctl binary (default: release)")
     args = ap.parse_args()
+    set_keyctl(args.keyctl)
     only = set(args.only.split(","))
     for tool in ("wrk", "psql") if "postgres" in only else ("wrk",):
         if shutil.which(tool) is None:
