@@ -81,6 +81,38 @@ fn keys() -> Keys {
     }
 }
 
+/// The verdicts every client must report: valid, revoked, invalid, and the
+/// allowlisted key from inside and outside its range. `run(key, client_ip)` runs the
+/// client and returns what it printed.
+fn each_verdict(k: &Keys, script: &str, run: impl Fn(&str, Option<&str>) -> String) {
+    let cases = [
+        (&k.valid.secret, None, format!("200 valid {}", k.valid.id())),
+        (
+            &k.revoked.secret,
+            None,
+            format!("403 revoked {}", k.revoked.id()),
+        ),
+        (
+            &"sk_live_notakey".to_string(),
+            None,
+            "401 invalid -".to_string(),
+        ),
+        (
+            &k.allowlisted.secret,
+            Some("192.0.2.10"),
+            format!("200 valid {}", k.allowlisted.id()),
+        ),
+        (
+            &k.allowlisted.secret,
+            Some("198.51.100.1"),
+            format!("403 ip_not_allowed {}", k.allowlisted.id()),
+        ),
+    ];
+    for (key, ip, want) in cases {
+        assert_eq!(run(key, ip), want, "{script} from {ip:?}");
+    }
+}
+
 #[test]
 fn stream_clients_get_each_verdict_and_record_it() {
     let k = keys();
@@ -88,32 +120,13 @@ fn stream_clients_get_each_verdict_and_record_it() {
         ("python3", "stream_client.py"),
         ("node", "stream_client.mjs"),
     ] {
-        let run = |key: &str| verdict_of(client(&k.env, tool, script, key));
-        assert_eq!(
-            run(&k.valid.secret),
-            format!("200 valid {}", k.valid.id()),
-            "{script}"
-        );
-        assert_eq!(
-            run(&k.revoked.secret),
-            format!("403 revoked {}", k.revoked.id()),
-            "{script}"
-        );
-        assert_eq!(run("sk_live_notakey"), "401 invalid -", "{script}");
-        let mut from_office = client(&k.env, tool, script, &k.allowlisted.secret);
-        from_office.env("CLIENT_IP", "192.0.2.10");
-        assert_eq!(
-            verdict_of(from_office),
-            format!("200 valid {}", k.allowlisted.id()),
-            "{script}"
-        );
-        let mut elsewhere = client(&k.env, tool, script, &k.allowlisted.secret);
-        elsewhere.env("CLIENT_IP", "198.51.100.1");
-        assert_eq!(
-            verdict_of(elsewhere),
-            format!("403 ip_not_allowed {}", k.allowlisted.id()),
-            "{script}"
-        );
+        each_verdict(&k, script, |key, ip| {
+            let mut c = client(&k.env, tool, script, key);
+            if let Some(ip) = ip {
+                c.env("CLIENT_IP", ip);
+            }
+            verdict_of(c)
+        });
     }
     // Every request was recorded, with the endpoint the clients send.
     let logs = k.env.logs_json(&["--limit", "100"]);
@@ -161,34 +174,14 @@ fn serve_clients_get_each_verdict() {
     let limited = k.env.create("bursty", &["--rate-limit", "1/s"]);
     let server = k.env.serve(&[]);
     for (tool, script) in [("python3", "serve_client.py"), ("node", "serve_client.mjs")] {
-        let run = |key: &str, ip: Option<&str>| {
+        each_verdict(&k, script, |key, ip| {
             let mut c = client(&k.env, tool, script, key);
             c.env("KEYCTL_URL", server.url());
             if let Some(ip) = ip {
                 c.env("CLIENT_IP", ip);
             }
             verdict_of(c)
-        };
-        assert_eq!(
-            run(&k.valid.secret, None),
-            format!("200 valid {}", k.valid.id()),
-            "{script}"
-        );
-        assert_eq!(
-            run(&k.revoked.secret, None),
-            format!("403 revoked {}", k.revoked.id())
-        );
-        assert_eq!(run("sk_live_notakey", None), "401 invalid -", "{script}");
-        assert_eq!(
-            run(&k.allowlisted.secret, Some("192.0.2.10")),
-            format!("200 valid {}", k.allowlisted.id()),
-            "{script}"
-        );
-        assert_eq!(
-            run(&k.allowlisted.secret, Some("198.51.100.1")),
-            format!("403 ip_not_allowed {}", k.allowlisted.id()),
-            "{script}"
-        );
+        });
     }
     // Rate limited (the clock is fixed): the second call in the second is a 429.
     let mut first = client(&k.env, "python3", "serve_client.py", &limited.secret);

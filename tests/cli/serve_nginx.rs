@@ -451,6 +451,14 @@ fn recorded_from_client(w: &World) {
     }
 }
 
+/// What a client with the revoked key gets through `proxy`.
+fn revoked_through(w: &World, proxy: &Proxy) -> Got {
+    curl(
+        &proxy.url("/api/x"),
+        &[("Authorization", &bearer(&w.revoked.secret))],
+    )
+}
+
 #[test]
 fn nginx_auth_request_passes_valid_keys_and_stops_the_rest() {
     let w = world();
@@ -459,10 +467,7 @@ fn nginx_auth_request_passes_valid_keys_and_stops_the_rest() {
     recorded_from_client(&w);
 
     // The refusal pages of the snippet: json with the code, nginx's own status.
-    let revoked = curl(
-        &proxy.url("/api/x"),
-        &[("Authorization", &bearer(&w.revoked.secret))],
-    );
+    let revoked = revoked_through(&w, &proxy);
     assert_eq!(revoked.header("content-type"), Some("application/json"));
     assert_eq!(revoked.body, "{\"code\":\"revoked\"}\n");
 }
@@ -503,10 +508,7 @@ fn caddy_forward_auth_passes_valid_keys_and_stops_the_rest() {
     recorded_from_client(&w);
 
     // A refusal is keyctl's own answer, passed through: its json message too.
-    let revoked = curl(
-        &proxy.url("/api/x"),
-        &[("Authorization", &bearer(&w.revoked.secret))],
-    );
+    let revoked = revoked_through(&w, &proxy);
     let body: serde_json::Value = serde_json::from_str(&revoked.body).expect("json");
     assert_eq!(body["code"], "revoked", "{body}");
 }
