@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::serve_clients::repo_file;
+use crate::serve_examples::repo_file;
 use crate::support::*;
 
 /// The address the documented snippets give keyctl serve and the application.
