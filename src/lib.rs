@@ -13,5 +13,6 @@ pub mod core;
 pub mod error;
 pub mod global;
 pub mod process;
+pub mod serve;
 pub mod store;
 pub mod ui;
