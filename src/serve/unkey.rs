@@ -372,6 +372,9 @@ pub enum ErrorKind {
     WrongToken,
     /// 503: the store cannot answer; nothing was decided or recorded.
     Unavailable,
+    /// What serve refuses before reading a request (413 too large, 408 too slow, 400
+    /// a body that could not be read), with its reason.
+    Refused { status: u16, detail: String },
 }
 
 #[derive(Serialize)]
@@ -419,6 +422,17 @@ pub fn error_body(request_id: &str, kind: ErrorKind) -> (u16, Vec<u8>) {
             "Service Unavailable",
             "Key store unavailable".into(),
             "application/service_unavailable",
+            None,
+        ),
+        ErrorKind::Refused { status, detail } => (
+            *status,
+            match status {
+                413 => "Payload Too Large",
+                408 => "Request Timeout",
+                _ => "Bad Request",
+            },
+            detail.clone(),
+            "application/invalid_input",
             None,
         ),
     };
