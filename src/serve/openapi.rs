@@ -75,10 +75,10 @@ pub fn document(caller_token: bool) -> Value {
             "description": "Verification of keyctl API keys over HTTP (SPEC §7). Every JSON answer names its keyctl code."
         },
         "paths": {
-            "/v1/verify": {"post": guarded(v1_verify(), error_response(
-                "No caller token, or a wrong one (nothing verified, nothing recorded).",
-                &[("WWW-Authenticate", true)],
-            ))},
+            "/v1/verify": {"post": guarded(v1_verify(), json!({
+                "description": "invalid, inactive, expired, quota_exceeded, credits_exhausted; or no caller token, or a wrong one (code unauthorized: nothing verified, nothing recorded).",
+                "content": json_content(json!({"anyOf": [schema("Verdict"), schema("Error")]})),
+            }))},
             "/auth": {"get": auth()},
             (unkey::PATH): {"post": guarded(v2_verify(), unkey_error(
                 "No caller token, or a wrong one, in Authorization (Unkey's root-key position).",
@@ -283,11 +283,49 @@ fn openapi() -> Value {
     })
 }
 
+/// A regular expression for text without the characters keyctl refuses in free text
+/// (`core::text::is_hidden`): one negated class listing them as literal characters,
+/// derived from the same predicate the server applies. Only those of the Basic
+/// Multilingual Plane: schemathesis cannot generate from a class that names
+/// characters beyond it, so the ~100 astral format characters (tags, musical
+/// formatting) are refused by the server without being named here.
+fn visible_text_pattern() -> String {
+    let mut class = String::from("^[^");
+    let mut run: Option<(char, char)> = None;
+    let close = |class: &mut String, (lo, hi): (char, char)| {
+        class.push(lo);
+        if hi != lo {
+            class.push('-');
+            class.push(hi);
+        }
+    };
+    for c in (0..=0xFFFFu32).filter_map(char::from_u32) {
+        if !crate::core::text::is_hidden(c) {
+            continue;
+        }
+        run = match run {
+            Some((lo, hi)) if u32::from(hi) + 1 == u32::from(c) => Some((lo, c)),
+            Some(done) => {
+                close(&mut class, done);
+                Some((c, c))
+            }
+            None => Some((c, c)),
+        };
+    }
+    if let Some(done) = run {
+        close(&mut class, done);
+    }
+    class.push_str("]*$");
+    class
+}
+
 fn schemas() -> Value {
     let count = json!({"type": "integer", "minimum": 0, "maximum": MAX_COUNT});
     let nullable_count =
         json!({"type": "integer", "minimum": 0, "maximum": MAX_COUNT, "nullable": true});
-    let text = json!({"type": "string", "nullable": true, "maxLength": MAX_TEXT});
+    // keyctl's free text (SPEC §5): no control, format or separator characters.
+    let text = json!({"type": "string", "nullable": true, "maxLength": MAX_TEXT,
+                      "pattern": visible_text_pattern()});
     json!({
         "StreamRequest": {
             "type": "object",
@@ -295,7 +333,13 @@ fn schemas() -> Value {
             "required": ["key"],
             "properties": {
                 "key": {"type": "string"},
-                "ip": {"type": "string", "nullable": true, "description": "An IPv4 or IPv6 address."},
+                "ip": {
+                    "description": "An IPv4 or IPv6 address.",
+                    "anyOf": [
+                        {"type": "string", "format": "ipv4", "nullable": true},
+                        {"type": "string", "format": "ipv6"},
+                    ]
+                },
                 "scope": text,
                 "deployment": text,
                 "model": text,
@@ -548,6 +592,33 @@ mod tests {
         let doc: Value = serde_json::from_slice(&document_bytes(false)).unwrap();
         assert_eq!(doc["openapi"], "3.0.3");
         assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn the_text_pattern_refuses_exactly_the_hidden_characters_of_the_bmp() {
+        let pattern = visible_text_pattern();
+        // Every hidden character is in the class (as itself or inside a range), and
+        // every range is in order.
+        let class: Vec<char> = pattern["^[^".len()..pattern.len() - "]*$".len()]
+            .chars()
+            .collect();
+        let mut listed = Vec::new();
+        let mut i = 0;
+        while i < class.len() {
+            if i + 2 < class.len() && class[i + 1] == '-' {
+                assert!(class[i] < class[i + 2]);
+                listed.push((class[i], class[i + 2]));
+                i += 3;
+            } else {
+                listed.push((class[i], class[i]));
+                i += 1;
+            }
+        }
+        for c in (0..=0xFFFFu32).filter_map(char::from_u32) {
+            let in_class = listed.iter().any(|&(lo, hi)| lo <= c && c <= hi);
+            assert_eq!(in_class, crate::core::text::is_hidden(c), "U+{:04X}", u32::from(c));
+        }
+        assert!(listed.iter().all(|&(_, hi)| u32::from(hi) <= 0xFFFF));
     }
 
     #[test]

@@ -60,7 +60,9 @@ impl Problem {
 /// Parses a request body. `ip` is the client address serve determined (the peer, or
 /// `X-Real-IP`/`X-Forwarded-For` from a trusted proxy): Unkey's request has no IP
 /// member, and checks a key's IP allowlist against the caller of the verify request.
-pub fn parse_request(body: &[u8], ip: Option<IpAddr>) -> Result<Ask, Problem> {
+/// `default_cost` is what a request without `credits` costs (serve's `--cost`, 1 by
+/// default as in Unkey).
+pub fn parse_request(body: &[u8], ip: Option<IpAddr>, default_cost: u64) -> Result<Ask, Problem> {
     let text = std::str::from_utf8(body).map_err(|e| {
         Problem::new(
             "body",
@@ -123,7 +125,7 @@ pub fn parse_request(body: &[u8], ip: Option<IpAddr>) -> Result<Ask, Problem> {
         Some(other) => return Err(wrong_type("body.permissions", "a string", other)),
     };
     let cost = match fields.get("credits") {
-        None => 1,
+        None => default_cost,
         Some(Value::Object(credits)) => credits_cost(credits)?,
         Some(other) => {
             return Err(wrong_type(
@@ -478,7 +480,7 @@ mod tests {
     use crate::core::model::{KeyRecord, KeySettings, NewKey};
 
     fn parse(body: &str) -> Result<Ask, Problem> {
-        parse_request(body.as_bytes(), None)
+        parse_request(body.as_bytes(), None, 1)
     }
 
     fn json(bytes: &[u8]) -> Value {
@@ -522,6 +524,7 @@ mod tests {
         let ask = parse_request(
             br#"{"key": "sk_live_x", "credits": {"cost": 5}, "permissions": "docs.read", "tags": ["a=b"]}"#,
             Some(ip),
+            1,
         )
         .unwrap();
         assert_eq!(ask.presented, "sk_live_x");
@@ -661,7 +664,7 @@ mod tests {
             assert!(p.message.contains(words), "{body}: {}", p.message);
             assert!(!p.fix.is_empty());
         }
-        let p = parse_request(b"{\"key\": \"\xff\"}", None).unwrap_err();
+        let p = parse_request(b"{\"key\": \"\xff\"}", None, 1).unwrap_err();
         assert!(p.message.contains("UTF-8"), "{}", p.message);
     }
 

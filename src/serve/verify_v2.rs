@@ -62,7 +62,7 @@ pub async fn verify(
             return refuse(ErrorKind::BadRequest(vec![problem]), "bad_request");
         }
     };
-    let ask = match unkey::parse_request(&bytes, ip) {
+    let ask = match unkey::parse_request(&bytes, ip, state.config.cost) {
         Ok(ask) => ask,
         Err(problem) => return refuse(ErrorKind::BadRequest(vec![problem]), "bad_request"),
     };
