@@ -145,6 +145,15 @@ pub enum Command {
     Rotate(RotateArgs),
     /// Check a presented key (from stdin or --key-env) and record the request
     Verify(VerifyArgs),
+    /// Answer verifications over HTTP (for proxies, services and Unkey clients)
+    ///
+    /// Routes: POST /v1/verify (a stream request as json, the --json verdict back),
+    /// GET /auth (forward auth for nginx, Traefik and Caddy: 204, 401 or 403),
+    /// POST /v2/keys.verifyKey (Unkey's verify API), GET /healthz, GET /metrics,
+    /// GET /openapi.json (an OpenAPI 3 description of these routes). Concurrent requests are decided and recorded in one
+    /// transaction (group commit). SIGTERM or SIGINT stops accepting, answers the
+    /// requests in flight and exits 0.
+    Serve(ServeArgs),
     /// Show the request log, or prune it
     Logs(LogsArgs),
     /// Requests per day (accepted, rejected) and credits
@@ -338,6 +347,39 @@ pub struct VerifyArgs {
     /// Serve many requests: one json request per stdin line, one json result per line
     #[arg(long, conflicts_with_all = ["key_env", "ip", "scope", "deployment", "model", "endpoint", "duration_ms"])]
     pub stream: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The first line on stderr is 'listening on http://ADDR:PORT' (or \
+'listening on unix:PATH'). An address beyond loopback needs --caller-token-env: /v1/verify then \
+wants 'Authorization: Bearer TOKEN', and /auth answers only loopback peers and --trust-proxy ranges."
+)]
+pub struct ServeArgs {
+    /// The address and port to listen on (port 0: any free port)
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8787", value_parser = Core(inputs::listen_addr))]
+    pub listen: std::net::SocketAddr,
+    /// Listen on this Unix socket instead (created mode 0660; an old socket is replaced)
+    #[arg(long, value_name = "PATH", conflicts_with = "listen")]
+    pub socket: Option<PathBuf>,
+    /// Believe X-Real-IP / X-Forwarded-For from peers in this range (repeatable)
+    #[arg(long, value_name = "CIDR", value_parser = Core(inputs::proxy_range))]
+    pub trust_proxy: Vec<ipnet::IpNet>,
+    /// Require this environment variable's value as 'Authorization: Bearer' on /v1 and /v2
+    #[arg(long, value_name = "VAR")]
+    pub caller_token_env: Option<String>,
+    /// Credits a request costs when it does not say
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "1",
+        allow_negative_numbers = true,
+        value_parser = Core(inputs::amount)
+    )]
+    pub cost: u64,
+    /// Check only: count and log nothing
+    #[arg(long)]
+    pub no_record: bool,
 }
 
 #[derive(Debug, Args)]

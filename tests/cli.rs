@@ -60,6 +60,10 @@ mod rotate;
 mod rotated_pairs;
 #[path = "cli/secrets.rs"]
 mod secrets;
+#[path = "cli/serve.rs"]
+mod serve;
+#[path = "cli/serve_clients.rs"]
+mod serve_clients;
 #[path = "cli/shells.rs"]
 mod shells;
 #[path = "cli/show.rs"]

@@ -4,3 +4,4 @@ pub mod audit;
 pub mod keys;
 pub mod retry;
 pub mod verify;
+pub mod verify_session;

@@ -16,9 +16,10 @@ mod logs;
 mod migrate;
 mod new_key;
 mod rotate;
+mod serve;
 mod show;
 mod usage;
-mod verify;
+pub(crate) mod verify;
 
 #[doc(hidden)]
 pub use batch::fuzz_batch_input;
@@ -35,7 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
     // These commands hold a secret in memory: keep it out of core dumps.
     if matches!(
         cli.command,
-        Command::Create(_) | Command::Rotate(_) | Command::Verify(_)
+        Command::Create(_) | Command::Rotate(_) | Command::Verify(_) | Command::Serve(_)
     ) {
         crate::process::forbid_core_dumps();
     }
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Delete(args) => lifecycle::delete(&ctx, args),
         Command::Rotate(args) => rotate::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
+        Command::Serve(args) => serve::run(&ctx, args),
         Command::Logs(args) => logs::run(&ctx, args),
         Command::Usage(args) => usage::run(&ctx, args),
         Command::Audit(args) => audit::run(&ctx, args),

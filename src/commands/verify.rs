@@ -4,50 +4,21 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use serde::Serialize;
-
-use crate::app::verify::{verify_group, verify_one, Meta, Pending, Verdict};
+use crate::app::verify::{verify_one, Meta, Pending, Verdict};
+use crate::app::verify_session::{is_outage, VerifySession};
 use crate::cli::{Format, VerifyArgs};
 use crate::context::Ctx;
 use crate::core::allowlist::parse_ip;
 use crate::core::fields::{parse_line, read_bounded_line, too_long, Line};
 use crate::core::key::strip_bearer;
 use crate::core::names::validate_text;
-use crate::core::policy::{QuotaRemaining, Request};
+use crate::core::policy::Request;
 use crate::error::{Error, Kind, Result};
-use crate::store::Store;
 use crate::ui::output::{answer_written, stdout};
+use crate::ui::verdict::verdict_json;
 
 /// Most bytes of stdin read for one presented key (SPEC §3).
 const MAX_KEY_INPUT: u64 = 1024;
-
-#[derive(Serialize)]
-struct VerdictJson<'a> {
-    valid: bool,
-    code: &'static str,
-    status: u16,
-    message: String,
-    key_id: Option<&'a str>,
-    key_name: Option<&'a str>,
-    credits_remaining: Option<u64>,
-    quota_remaining: Option<&'a QuotaRemaining>,
-}
-
-fn verdict_json(v: &Verdict) -> Vec<u8> {
-    let j = VerdictJson {
-        valid: v.outcome.is_valid(),
-        code: v.outcome.code(),
-        status: v.outcome.http_status(),
-        message: v.outcome.message(),
-        key_id: v.key.as_ref().map(|k| k.id.as_str()),
-        key_name: v.key.as_ref().map(|k| k.settings.name.as_str()),
-        credits_remaining: v.credits_remaining,
-        quota_remaining: v.quota_remaining.as_ref(),
-    };
-    let mut line = crate::ui::json::to_vec(&j).unwrap_or_default();
-    line.push(b'\n');
-    line
-}
 
 /// Reads the presented key: the env var named by `--key-env`, else the first line of
 /// stdin (at most 1 KiB). Anything that is not text is an invalid key, not an error.
@@ -122,19 +93,12 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     }
 }
 
-/// True when `e` is a database server that cannot be reached (SPEC §6: verify answers
-/// `unavailable`). A missing or foreign store, and an SQLite file that cannot be used,
-/// stay errors (exit 1): a file is not an outage.
-fn is_outage(ctx: &Ctx, e: &Error) -> bool {
-    e.unavailable && ctx.db.sqlite_path().is_none()
-}
-
 /// A good stream line, shown when a line is not one.
 const STREAM_EXAMPLE: &str = r#"{"key": "..."}"#;
 
 /// Parses one stream line into a request, or says why it is not one. Only `key` is
 /// required; unknown members are ignored so services can send their own.
-fn parse_stream_line(
+pub(crate) fn parse_stream_line(
     line: &[u8],
     default_cost: u64,
 ) -> std::result::Result<(String, Request, Meta), String> {
@@ -195,21 +159,7 @@ const STREAM_BUFFER: usize = 64 * 1024;
 /// are answered `unavailable`, the failure is said once on stderr, and the next
 /// request opens the store again.
 fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
-    // What is not a store at all is refused at once (exit 1), as by every command; a
-    // database server that is down at the start is waited for like a later outage.
-    let mut failing = false;
-    let mut store: Option<Box<dyn Store>> = match ctx.open_for_verify() {
-        Ok(s) => Some(s),
-        Err(e) if is_outage(ctx, &e) => {
-            ctx.warn(&format!(
-                "{}; answering unavailable until the store is back",
-                e.message
-            ));
-            failing = true;
-            None
-        }
-        Err(e) => return Err(e),
-    };
+    let mut session = VerifySession::open(ctx, !no_record)?;
     let mut input = BufReader::with_capacity(STREAM_BUFFER, io::stdin().lock());
     let mut out = stdout();
     let mut line = Vec::with_capacity(256);
@@ -251,42 +201,13 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
         if items.is_empty() {
             break;
         }
-        let answers: Vec<Result<Verdict>> = if group.is_empty() {
-            Vec::new()
-        } else {
-            match store.as_mut() {
-                Some(s) => Ok(s),
-                None => ctx.open_for_verify().map(|s| store.insert(s)),
-            }
-            .map(|s| verify_group(s.as_mut(), &group, !no_record))
-            .map(|v| v.into_iter().map(|r| r.map_err(Error::from)).collect())
-            .unwrap_or_else(|e| group.iter().map(|_| Err(same_error(&e))).collect())
-        };
-        let mut answers = answers.into_iter();
+        let mut answers = session.verify(&group).into_iter();
         let mut fatal = None;
         for item in items.drain(..) {
             let verdict = match item {
                 Some(v) => v,
                 None => match answers.next() {
-                    Some(Ok(verdict)) => {
-                        if std::mem::take(&mut failing) {
-                            ctx.note("key store available again");
-                        }
-                        verdict
-                    }
-                    Some(Err(e)) if e.kind == Kind::Runtime || e.unavailable => {
-                        if !std::mem::replace(&mut failing, true) {
-                            ctx.warn(&format!(
-                                "{}; answering unavailable until the store is back",
-                                e.message
-                            ));
-                        }
-                        // A broken handle is dropped: the next request opens anew.
-                        if e.unavailable {
-                            store = None;
-                        }
-                        Verdict::unavailable()
-                    }
+                    Some(Ok(verdict)) => verdict,
                     Some(Err(e)) => {
                         fatal = Some(e);
                         break;
@@ -303,16 +224,6 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The same failure again, for each request of a group the store could not open for.
-fn same_error(e: &Error) -> Error {
-    Error {
-        kind: e.kind,
-        message: e.message.clone(),
-        retryable: e.retryable,
-        unavailable: e.unavailable,
-    }
 }
 
 /// True when a whole line can be read without waiting: one is in the buffer already,

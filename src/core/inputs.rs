@@ -151,6 +151,25 @@ impl When {
     }
 }
 
+/// `serve --listen`: an IP address and a port (`127.0.0.1:8787`, `[::1]:8787`).
+pub fn listen_addr(flag: &str, text: &str) -> Result<std::net::SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!("invalid {flag} '{text}': use ADDRESS:PORT, like 127.0.0.1:8787 or [::1]:8787")
+    })
+}
+
+/// `serve --trust-proxy`: one IP address or CIDR range of a proxy whose forwarding
+/// headers are believed.
+pub fn proxy_range(flag: &str, text: &str) -> Result<ipnet::IpNet, String> {
+    let t = text.trim();
+    t.parse::<ipnet::IpNet>()
+        .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| {
+            format!("invalid {flag} '{text}': use an IP address or a CIDR range, like 10.0.0.0/8")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

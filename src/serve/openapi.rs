@@ -616,7 +616,12 @@ mod tests {
         }
         for c in (0..=0xFFFFu32).filter_map(char::from_u32) {
             let in_class = listed.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-            assert_eq!(in_class, crate::core::text::is_hidden(c), "U+{:04X}", u32::from(c));
+            assert_eq!(
+                in_class,
+                crate::core::text::is_hidden(c),
+                "U+{:04X}",
+                u32::from(c)
+            );
         }
         assert!(listed.iter().all(|&(_, hi)| u32::from(hi) <= 0xFFFF));
     }

@@ -44,7 +44,10 @@ pub async fn verify(
         Err(refused) => {
             let status = refused.status().as_u16();
             let detail = match status {
-                413 => format!("the request body is larger than {} bytes", super::limits::MAX_BODY),
+                413 => format!(
+                    "the request body is larger than {} bytes",
+                    super::limits::MAX_BODY
+                ),
                 408 => "the request body did not arrive in time".to_string(),
                 _ => "the request body could not be read".to_string(),
             };

@@ -17,4 +17,5 @@ pub mod requests;
 pub mod reveal;
 pub mod table;
 pub mod usage;
+pub mod verdict;
 pub mod wizard;

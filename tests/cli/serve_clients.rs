@@ -34,7 +34,13 @@ fn installed(path: PathBuf, what: &str) -> PathBuf {
 /// `keyctl serve` on a free loopback port, requiring [`TOKEN`].
 fn serve_with_token(env: &TestEnv) -> Server {
     env.serve_exactly(
-        &["serve", "--listen", "127.0.0.1:0", "--caller-token-env", TOKEN_VAR],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--caller-token-env",
+            TOKEN_VAR,
+        ],
         |c| {
             c.env(TOKEN_VAR, TOKEN);
         },
@@ -93,7 +99,11 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         ])
         .output()
         .expect("run schemathesis");
-    assert!(out.status.success(), "schemathesis found problems:\n{}", shown(&out));
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{}",
+        shown(&out)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     // It really tested every route the document lists (not an empty run).
     for route in [
@@ -104,11 +114,18 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         "GET /metrics",
         "GET /openapi.json",
     ] {
-        assert!(stdout.contains(route), "schemathesis did not test {route}:\n{}", shown(&out));
+        assert!(
+            stdout.contains(route),
+            "schemathesis did not test {route}:\n{}",
+            shown(&out)
+        );
     }
     let stopped = server.terminate();
     assert_eq!(stopped.status.code(), Some(0), "stderr: {}", stopped.stderr);
-    assert!(!stopped.stderr.contains(TOKEN), "the caller token was logged");
+    assert!(
+        !stopped.stderr.contains(TOKEN),
+        "the caller token was logged"
+    );
 }
 
 /// Runs tests/node/verify.mjs (Unkey's SDK) against `server`: one json line per case.
@@ -128,7 +145,11 @@ fn unkey_sdk(server: &Server, keys: &[(&str, &str)]) -> HashMap<String, Value> {
         node.env(var, secret);
     }
     let out = node.output().expect("run node");
-    assert!(out.status.success(), "the SDK script failed:\n{}", shown(&out));
+    assert!(
+        out.status.success(),
+        "the SDK script failed:\n{}",
+        shown(&out)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -173,22 +194,46 @@ fn unkeys_own_sdk_verifies_keys_against_serve() {
     assert_eq!(v["enabled"], true);
     // 10 credits, the request cost 2.
     assert_eq!(v["credits"], 8);
-    assert!(v["requestId"].as_str().is_some_and(|r| r.starts_with("req_")), "{v}");
+    assert!(
+        v["requestId"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("req_")),
+        "{v}"
+    );
 
     let r = case("revoked");
-    assert_eq!((&r["valid"], &r["code"]), (&Value::from(false), &Value::from("NOT_FOUND")), "{r}");
-    assert_eq!(r["keyId"], Value::Null, "a revoked key is not described: {r}");
+    assert_eq!(
+        (&r["valid"], &r["code"]),
+        (&Value::from(false), &Value::from("NOT_FOUND")),
+        "{r}"
+    );
+    assert_eq!(
+        r["keyId"],
+        Value::Null,
+        "a revoked key is not described: {r}"
+    );
 
     assert_eq!(case("limited_first")["code"], "VALID");
     let l = case("limited_second");
-    assert_eq!((&l["valid"], &l["code"]), (&Value::from(false), &Value::from("RATE_LIMITED")), "{l}");
+    assert_eq!(
+        (&l["valid"], &l["code"]),
+        (&Value::from(false), &Value::from("RATE_LIMITED")),
+        "{l}"
+    );
     assert_eq!(l["keyId"], Value::from(limited.id()));
 
     let p = case("permitted");
     assert_eq!(p["code"], "VALID", "{p}");
     assert_eq!(p["permissions"], serde_json::json!(["docs.read"]));
     let n = case("not_permitted");
-    assert_eq!((&n["valid"], &n["code"]), (&Value::from(false), &Value::from("INSUFFICIENT_PERMISSIONS")), "{n}");
+    assert_eq!(
+        (&n["valid"], &n["code"]),
+        (
+            &Value::from(false),
+            &Value::from("INSUFFICIENT_PERMISSIONS")
+        ),
+        "{n}"
+    );
 
     // Refusals reach the SDK as its own typed errors.
     let b = case("bad_request");
@@ -212,9 +257,20 @@ fn unkeys_own_sdk_verifies_keys_against_serve() {
     codes.reverse();
     assert_eq!(
         codes,
-        ["valid", "revoked", "valid", "rate_limited", "valid", "forbidden_scope"],
+        [
+            "valid",
+            "revoked",
+            "valid",
+            "rate_limited",
+            "valid",
+            "forbidden_scope"
+        ],
         "{logs:?}"
     );
-    assert!(logs.iter().all(|l| l["endpoint"] == "POST /v2/keys.verifyKey"), "{logs:?}");
+    assert!(
+        logs.iter()
+            .all(|l| l["endpoint"] == "POST /v2/keys.verifyKey"),
+        "{logs:?}"
+    );
     assert_eq!(env.key_json(valid.id())["credits_used"], 2);
 }

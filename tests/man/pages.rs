@@ -523,6 +523,36 @@ The stream's own exit status does not depend on the answers: 0 when standard inp
         exits: &[BASIC, exit::VERIFY_ANSWERS],
     },
     PageText {
+        command: "serve",
+        description: r#"
+Answers verifications over HTTP from one process, for reverse proxies (nginx `auth_request`, Traefik ForwardAuth, Caddy `forward_auth`) and for services that would rather send an HTTP request than keep a `keyctl verify --stream` coprocess. It listens on `--listen` (default 127.0.0.1:8787; port 0 picks a free port) or on the Unix socket `--socket` (created mode 0660), and its first line on standard error says where: `listening on http://`*address*`:`*port* or `listening on unix:`*path*.
+
+An address beyond loopback needs `--caller-token-env` *VAR*, the environment variable holding the token callers must send as `Authorization: Bearer` on `/v1/verify`; without it keyctl refuses to start (exit 2). The token is compared in constant time and never printed.
+
+Requests that are waiting at the same moment are decided and recorded in one transaction (group commit), with exactly the verdicts, counters and log rows of one transaction per request in the order the requests were fully read; an answer is sent only after the commit holding its record returned. SIGTERM or SIGINT stops accepting connections, answers every request already received, and exits 0.
+"#,
+        sections: &[(
+            "Routes",
+            r#"
+`POST /v1/verify` :: The body is one stream request (see `keyctl-verify`(1), Stream mode), at most 16 KiB; the answer is the `--json` verdict with the verdict's HTTP status. A body that is not a request is a 400 whose json has `"code": "bad_request"`; a body over 16 KiB is a 413.
+`GET /auth` :: Forward auth. The key comes from `Authorization: Bearer` or `X-API-Key`; the client IP from `X-Real-IP`, else `X-Forwarded-For` (its rightmost address outside `--trust-proxy`), only when the peer is in `--trust-proxy` or on the Unix socket, else the peer's address; the endpoint from `X-Original-Method` and `X-Original-URI` (or `X-Forwarded-Method` and `X-Forwarded-Uri`), recorded without its query; `X-Keyctl-Scope`, `X-Keyctl-Deployment`, `X-Keyctl-Model` and `X-Keyctl-Cost` describe the request. The answer is 204 when valid, 401 for an invalid or missing key (with `WWW-Authenticate: Bearer`), 403 for every other refusal, a store outage included; always with `X-Keyctl-Code`, with `X-Keyctl-Key-Id`, `X-Keyctl-Key-Name` and `X-RateLimit-Remaining` where known, and `Retry-After` when rate limited. Only loopback peers, Unix socket peers and peers in `--trust-proxy` are answered; others get 403 `untrusted_peer`.
+`GET /healthz` :: 200 while the store answers, 503 while it does not.
+`GET /metrics` :: Prometheus text: requests by route, status and code, a latency histogram per route, and group-commit sizes.
+
+Unknown routes are 404 and wrong methods 405, with json bodies `{"code", "message"}`.
+
+## Limits
+A request's head must arrive within 10 seconds and hold at most 64 headers and 16 KiB; its body must arrive within 10 seconds more (else 408). At most 1024 connections are served at once; more wait in the kernel's queue.
+"#,
+        )],
+        setup: "export KEY\nKEY=$(keyctl create --name web --quiet)",
+        examples: &[ex(
+            "Serve on a free loopback port, verify a key with curl, then stop the server.",
+            "keyctl serve --listen 127.0.0.1:0 2>serve.log &\nuntil grep -q '^listening on' serve.log; do sleep 0.1; done\nURL=$(sed -n 's/^listening on //p' serve.log)\ncurl -s -X POST \"$URL/v1/verify\" -d \"{\\\"key\\\": \\\"$KEY\\\"}\"\nkill -TERM %1 && wait %1",
+        )],
+        exits: READ,
+    },
+    PageText {
         command: "logs",
         description: r#"
 Shows the request log, newest first: time, key (id and name), endpoint, HTTP status and result code, IP, duration and credits of every recorded `keyctl verify`. A deleted key's id still selects its rows. Filters: `--since`, `--until`, `--status` (an HTTP status such as `401` or a result code such as `quota_exceeded`), `--ip`, and at most `--limit` rows (default 100).

@@ -15,7 +15,8 @@
 //! - `proc`: waiting for conditions and processes, long-running processes, tools;
 //! - `pty`: pseudo-terminals;
 //! - `nobody`: running keyctl as another user;
-//! - `rng`: the one seeded random generator.
+//! - `rng`: the one seeded random generator;
+//! - `serve`: `keyctl serve` running, and a small HTTP/1.1 client for it.
 //!
 //! Every test module says `use crate::support::*;`.
 
@@ -30,6 +31,7 @@ mod pty;
 mod rng;
 mod run;
 mod secret;
+mod serve;
 mod store;
 mod verdict;
 
@@ -44,6 +46,7 @@ pub use pty::*;
 pub use rng::*;
 pub use run::*;
 pub use secret::*;
+pub use serve::*;
 pub use store::*;
 pub use verdict::*;
 

@@ -1,0 +1,133 @@
+//! The store of a long-running verifier (`verify --stream`, `keyctl serve`): opened
+//! once, kept across groups, dropped when it fails and opened again for a later group
+//! (SPEC §6: an outage is answered `unavailable`, never the end of the process).
+
+use crate::app::verify::{verify_group, Pending, Verdict};
+use crate::context::Ctx;
+use crate::error::{Error, Kind, Result};
+use crate::store::{Intent, Store};
+
+pub struct VerifySession {
+    ctx: Ctx,
+    store: Option<Box<dyn Store>>,
+    /// True while the store fails: said once on stderr when it starts, once when over.
+    failing: bool,
+    record: bool,
+}
+
+impl VerifySession {
+    /// Opens the store. What is not a store at all is refused at once (exit 1), as by
+    /// every command; a database server that is down at the start is waited for like
+    /// a later outage.
+    pub fn open(ctx: &Ctx, record: bool) -> Result<VerifySession> {
+        let mut session = VerifySession {
+            ctx: ctx.clone(),
+            store: None,
+            failing: false,
+            record,
+        };
+        match ctx.open_for_verify() {
+            Ok(s) => session.store = Some(s),
+            Err(e) if is_outage(ctx, &e) => session.failed(&e),
+            Err(e) => return Err(e),
+        }
+        Ok(session)
+    }
+
+    /// Decides and records `group` in one transaction (`verify_group`): one answer per
+    /// request, in order. A store failure is `unavailable` for the requests it hit;
+    /// `Err` only for a failure that is no outage (the caller decides whether to go on).
+    pub fn verify(&mut self, group: &[Pending]) -> Vec<Result<Verdict>> {
+        if group.is_empty() {
+            return Vec::new();
+        }
+        let record = self.record;
+        let answers: Vec<Result<Verdict>> = match self.store() {
+            Ok(s) => verify_group(s, group, record)
+                .into_iter()
+                .map(|r| r.map_err(Error::from))
+                .collect(),
+            Err(e) => group.iter().map(|_| Err(same_error(&e))).collect(),
+        };
+        answers
+            .into_iter()
+            .map(|answer| match answer {
+                Ok(verdict) => {
+                    self.recovered();
+                    Ok(verdict)
+                }
+                Err(e) if e.kind == Kind::Runtime || e.unavailable => {
+                    self.failed(&e);
+                    // A broken handle is dropped: the next request opens anew.
+                    if e.unavailable {
+                        self.store = None;
+                    }
+                    Ok(Verdict::unavailable())
+                }
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
+    /// True when the store answers a read transaction now (`/healthz`).
+    pub fn healthy(&mut self) -> bool {
+        let answered = self
+            .store()
+            .and_then(|s| s.begin(Intent::Read).map(drop).map_err(Error::from));
+        match answered {
+            Ok(()) => {
+                self.recovered();
+                true
+            }
+            Err(e) => {
+                self.failed(&e);
+                if e.unavailable {
+                    self.store = None;
+                }
+                false
+            }
+        }
+    }
+
+    fn store(&mut self) -> Result<&mut dyn Store> {
+        if self.store.is_none() {
+            self.store = Some(self.ctx.open_for_verify()?);
+        }
+        match self.store.as_mut() {
+            Some(s) => Ok(s.as_mut()),
+            None => Err(Error::runtime("the key store is not open")),
+        }
+    }
+
+    fn failed(&mut self, e: &Error) {
+        if !std::mem::replace(&mut self.failing, true) {
+            self.ctx.warn(&format!(
+                "{}; answering unavailable until the store is back",
+                e.message
+            ));
+        }
+    }
+
+    fn recovered(&mut self) {
+        if std::mem::take(&mut self.failing) {
+            self.ctx.note("key store available again");
+        }
+    }
+}
+
+/// True when `e` is a database server that cannot be reached (SPEC §6: verify answers
+/// `unavailable`). A missing or foreign store, and an SQLite file that cannot be used,
+/// stay errors (exit 1): a file is not an outage.
+pub fn is_outage(ctx: &Ctx, e: &Error) -> bool {
+    e.unavailable && ctx.db.sqlite_path().is_none()
+}
+
+/// The same failure again, for each request of a group the store could not open for.
+fn same_error(e: &Error) -> Error {
+    Error {
+        kind: e.kind,
+        message: e.message.clone(),
+        retryable: e.retryable,
+        unavailable: e.unavailable,
+    }
+}

@@ -1,0 +1,36 @@
+//! A verdict as json: the `--json` line of `verify`, `verify --stream` and the body of
+//! `keyctl serve`'s `POST /v1/verify`, the same bytes everywhere.
+
+use serde::Serialize;
+
+use crate::app::verify::Verdict;
+use crate::core::policy::QuotaRemaining;
+
+#[derive(Serialize)]
+struct VerdictJson<'a> {
+    valid: bool,
+    code: &'static str,
+    status: u16,
+    message: String,
+    key_id: Option<&'a str>,
+    key_name: Option<&'a str>,
+    credits_remaining: Option<u64>,
+    quota_remaining: Option<&'a QuotaRemaining>,
+}
+
+/// The verdict's json object and a newline.
+pub fn verdict_json(v: &Verdict) -> Vec<u8> {
+    let j = VerdictJson {
+        valid: v.outcome.is_valid(),
+        code: v.outcome.code(),
+        status: v.outcome.http_status(),
+        message: v.outcome.message(),
+        key_id: v.key.as_ref().map(|k| k.id.as_str()),
+        key_name: v.key.as_ref().map(|k| k.settings.name.as_str()),
+        credits_remaining: v.credits_remaining,
+        quota_remaining: v.quota_remaining.as_ref(),
+    };
+    let mut line = crate::ui::json::to_vec(&j).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
