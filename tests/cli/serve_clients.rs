@@ -64,23 +64,51 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         "schemathesis",
     );
     let env = TestEnv::initialized();
-    // Keys of every kind in the store, so the examples meet more than `invalid`.
-    env.create("plain", &[]);
-    env.create("limited", &["--rate-limit", "1/m", "--credits", "5"]);
+    // Keys of every kind, given to schemathesis as examples (below), so answers about
+    // real keys, with every member, are held to the document too, not only `invalid`.
+    let full = env.create(
+        "full",
+        &[
+            "--credits",
+            "100",
+            "--expires",
+            "30d",
+            "--scope",
+            "docs.read",
+            "--group",
+            "pro",
+            "--category",
+            "production",
+            "--quota-daily",
+            "50",
+        ],
+    );
+    let limited = env.create("limited", &["--rate-limit", "1/m"]);
+    let revoked = env.create("revoked", &[]);
+    env.revoke(revoked.id());
+    let disabled = env.create("disabled", &[]);
+    env.disable(disabled.id());
     let server = serve_with_token(&env);
-    // The token reaches schemathesis through its config file's `${VAR}`, not argv.
+    // The token reaches schemathesis through its config file's `${VAR}`, not argv, and
+    // only on the routes that take it (/auth reads the presented key from
+    // Authorization).
     let config = env.root().join("schemathesis.toml");
     std::fs::write(
         &config,
-        format!("headers = {{ Authorization = \"Bearer ${{{TOKEN_VAR}}}\" }}\n"),
+        format!(
+            "[[operations]]\ninclude-path-regex = \"^/v[12]/\"\nheaders = {{ Authorization = \"Bearer ${{{TOKEN_VAR}}}\" }}\n"
+        ),
     )
     .expect("write schemathesis.toml");
     // The document from the server itself, handed over as a file: schemathesis leaves
     // out the operation its schema was loaded from, and /openapi.json is one to test.
     let doc = server.get("/openapi.json", &[]);
     assert_eq!(doc.status, 200);
+    let mut doc = doc.json();
+    let secrets = [&full, &limited, &revoked, &disabled].map(|k| k.secret.clone());
+    with_examples(&mut doc, &secrets);
     let spec = env.root().join("openapi.json");
-    std::fs::write(&spec, &doc.body).expect("write openapi.json");
+    std::fs::write(&spec, doc.to_string()).expect("write openapi.json");
     let reports = env.root().join("reports");
     let out = Command::new(&schemathesis)
         .current_dir(env.root())
@@ -145,6 +173,33 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         !stopped.stderr.contains(TOKEN),
         "the caller token was logged"
     );
+}
+
+/// Adds request examples naming real keys to the document (a test's copy only: the
+/// served document holds no secret), for schemathesis' examples phase.
+fn with_examples(doc: &mut Value, secrets: &[String]) {
+    let named = |f: &dyn Fn(&String) -> Value| -> Value {
+        secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("key{i}"), serde_json::json!({ "value": f(s) })))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    doc["paths"]["/v1/verify"]["post"]["requestBody"]["content"]["application/json"]["examples"] =
+        named(
+            &|s| serde_json::json!({"key": s, "scope": "docs.read", "ip": "192.0.2.1", "cost": 2}),
+        );
+    doc["paths"]["/v2/keys.verifyKey"]["post"]["requestBody"]["content"]["application/json"]
+        ["examples"] = named(
+        &|s| serde_json::json!({"key": s, "permissions": "docs.read", "credits": {"cost": 3}, "tags": ["a=b"]}),
+    );
+    let auth = doc["paths"]["/auth"]["get"]["parameters"]
+        .as_array_mut()
+        .expect("/auth has parameters");
+    for p in auth.iter_mut().filter(|p| p["name"] == "Authorization") {
+        p["examples"] = named(&|s| Value::from(format!("Bearer {s}")));
+    }
 }
 
 /// Runs tests/node/verify.mjs (Unkey's SDK) against `server`: one json line per case.
