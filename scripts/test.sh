@@ -9,11 +9,11 @@ cd "$(dirname "$0")/.."
 # installed only when the command (file) is missing (apt as root, else sudo): man pages
 # are rendered with man-db and linted with mandoc, completions loaded in zsh and fish,
 # the bash script checked by shellcheck and tried beside bash-completion, the clipboard
-# served under Xvfb and read by xclip, and every store test run on a throwaway
+# served under Xvfb and read by xclip, keyctl serve asked by curl, and every store test run on a throwaway
 # PostgreSQL server too.
 tools=(man:man-db mandoc:mandoc zsh:zsh fish:fish shellcheck:shellcheck
   /usr/share/bash-completion/bash_completion:bash-completion
-  Xvfb:xvfb xclip:xclip setpriv:util-linux mount:mount umount:mount
+  Xvfb:xvfb xclip:xclip setpriv:util-linux mount:mount umount:mount curl:curl
   python3:python3 node:nodejs npm:npm)
 need=()
 for pair in "${tools[@]}"; do

@@ -130,6 +130,18 @@ impl Stream {
     }
 }
 
+/// A verifier's stderr after an outage it lived through: said once, and its end said.
+fn assert_outage_said_once(stderr: &str) {
+    assert_eq!(
+        stderr
+            .matches("answering unavailable until the store is back")
+            .count(),
+        1,
+        "the outage is said once: {stderr}"
+    );
+    assert!(stderr.contains("key store available again"), "{stderr}");
+}
+
 fn count_code(answers: &[String], code: &str) -> usize {
     answers.iter().filter(|c| c.as_str() == code).count()
 }
@@ -596,14 +608,7 @@ fn a_stream_answers_unavailable_while_its_server_is_down_and_recovers_by_itself(
         status.success(),
         "the stream never exits on a store failure: {status}"
     );
-    assert_eq!(
-        stderr
-            .matches("answering unavailable until the store is back")
-            .count(),
-        1,
-        "the outage is said once: {stderr}"
-    );
-    assert!(stderr.contains("key store available again"), "{stderr}");
+    assert_outage_said_once(&stderr);
     // Only the answered-valid requests were recorded (an unavailable one left nothing).
     let recorded = json(&url, home, &["show", "svc", "--json"]);
     assert_eq!(
@@ -618,6 +623,99 @@ fn a_stream_answers_unavailable_while_its_server_is_down_and_recovers_by_itself(
         answers.len() - count_code(&answers, "unavailable"),
         "{answers:?}"
     );
+}
+
+/// `keyctl serve` on `url`, once it listens: the process, its `http://` base URL and
+/// the rest of its stderr.
+fn spawn_serve(url: &str, home: &Path) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut child = keyctl(url, home)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start keyctl serve");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    err.read_line(&mut first)
+        .expect("read the first stderr line");
+    let base = first
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("not a listening line: {first:?}"))
+        .to_string();
+    let (tx, rest) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut text);
+        let _ = tx.send(text);
+    });
+    (child, base, rest)
+}
+
+/// `curl` of one route: (status, X-Keyctl-Code header or the body's code).
+fn curl_code(base: &str, args: &[&str], path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-D", "-"])
+        .args(args)
+        .arg(format!("{base}{path}"))
+        .output()
+        .expect("run curl (installed by scripts/test.sh)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let header = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("x-keyctl-code:")
+            .map(|v| v.trim().to_string())
+    });
+    let code = header.unwrap_or_else(|| {
+        serde_json::from_str::<Value>(body).map_or(String::new(), |v| {
+            v["code"].as_str().unwrap_or("").to_string()
+        })
+    });
+    (status, code)
+}
+
+#[test]
+fn serve_answers_unavailable_while_its_server_is_down_and_recovers_by_itself() {
+    let (server, home, url, secret) = private_store_with_a_key();
+    let home = home.path();
+    let (mut serve, base, stderr) = spawn_serve(&url, home);
+    let body = format!(r#"{{"key":"{secret}"}}"#);
+    let verify = |base: &str| curl_code(base, &["-X", "POST", "--data", &body], "/v1/verify");
+    let auth = |base: &str| curl_code(base, &["-H", &format!("X-API-Key: {secret}")], "/auth");
+    assert_eq!(verify(&base), (200, "valid".into()));
+    assert_eq!(auth(&base), (204, "valid".into()));
+    assert_eq!(curl_code(&base, &[], "/healthz"), (200, "ok".into()));
+    server.pg_ctl(&["stop"]);
+    // Down: 503 on /v1 and /healthz, 403 (fail closed) on /auth; still serving.
+    assert_eq!(verify(&base), (503, "unavailable".into()));
+    assert_eq!(auth(&base), (403, "unavailable".into()));
+    assert_eq!(
+        curl_code(&base, &[], "/healthz"),
+        (503, "unavailable".into())
+    );
+    server.pg_ctl(&["start"]);
+    wait_for("serve to reach the restarted server", || {
+        curl_code(&base, &[], "/healthz").0 == 200
+    });
+    assert_eq!(verify(&base), (200, "valid".into()));
+    // SIGTERM: exit 0.
+    // SAFETY: kill(2) on the child this test spawned and has not reaped.
+    unsafe {
+        libc::kill(serve.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = serve.wait().expect("wait for serve");
+    assert!(status.success(), "{status}");
+    let stderr = stderr.recv().unwrap_or_default();
+    assert_outage_said_once(&stderr);
+    assert!(!stderr.contains(&secret), "{stderr}");
+    // The answered-valid requests only (three valid, nothing while down).
+    let recorded = json(&url, home, &["show", "svc", "--json"]);
+    assert_eq!(recorded["usage"]["last_24h"]["accepted"].as_u64(), Some(3));
 }
 
 #[test]

@@ -20,6 +20,17 @@ impl VerifySession {
     /// every command; a database server that is down at the start is waited for like
     /// a later outage.
     pub fn open(ctx: &Ctx, record: bool) -> Result<VerifySession> {
+        let (session, outage) = VerifySession::open_quietly(ctx, record)?;
+        if let Some(e) = outage {
+            session.ctx.warn(&outage_warning(&e));
+        }
+        Ok(session)
+    }
+
+    /// [`VerifySession::open`], returning an outage at the start instead of saying it,
+    /// for a caller with a line to print first (`serve`'s `listening on`; it says it
+    /// with [`outage_warning`]).
+    pub fn open_quietly(ctx: &Ctx, record: bool) -> Result<(VerifySession, Option<Error>)> {
         let mut session = VerifySession {
             ctx: ctx.clone(),
             store: None,
@@ -28,10 +39,13 @@ impl VerifySession {
         };
         match ctx.open_for_verify() {
             Ok(s) => session.store = Some(s),
-            Err(e) if is_outage(ctx, &e) => session.failed(&e),
+            Err(e) if is_outage(ctx, &e) => {
+                session.failing = true;
+                return Ok((session, Some(e)));
+            }
             Err(e) => return Err(e),
         }
-        Ok(session)
+        Ok((session, None))
     }
 
     /// Decides and records `group` in one transaction (`verify_group`): one answer per
@@ -101,10 +115,7 @@ impl VerifySession {
 
     fn failed(&mut self, e: &Error) {
         if !std::mem::replace(&mut self.failing, true) {
-            self.ctx.warn(&format!(
-                "{}; answering unavailable until the store is back",
-                e.message
-            ));
+            self.ctx.warn(&outage_warning(e));
         }
     }
 
@@ -113,6 +124,14 @@ impl VerifySession {
             self.ctx.note("key store available again");
         }
     }
+}
+
+/// What a verifier says once when its store starts failing.
+pub fn outage_warning(e: &Error) -> String {
+    format!(
+        "{}; answering unavailable until the store is back",
+        e.message
+    )
 }
 
 /// True when `e` is a database server that cannot be reached (SPEC §6: verify answers

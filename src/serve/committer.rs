@@ -25,13 +25,16 @@ enum Job {
 #[derive(Clone)]
 pub struct Committer {
     queue: Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 impl Committer {
     /// The verdict of `request`, once the transaction holding its record committed.
     pub async fn verify(&self, request: Pending) -> Verdict {
         let (tx, rx) = oneshot::channel();
+        self.metrics.queued(1);
         if self.queue.send(Job::Verify(Box::new(request), tx)).is_err() {
+            self.metrics.queued(-1);
             return Verdict::unavailable();
         }
         rx.await.unwrap_or_else(|_| Verdict::unavailable())
@@ -48,21 +51,26 @@ impl Committer {
 }
 
 /// Starts the thread owning the store (a store handle stays on the thread that opened
-/// it) and returns once it is open; what is not a store at all is the error. The
-/// thread ends when every [`Committer`] is dropped and the queue is empty.
+/// it) and returns once it is open; what is not a store at all is the error, an outage
+/// at the start is returned for the caller to say. The thread ends when every
+/// [`Committer`] is dropped and the queue is empty.
 pub fn start(
     ctx: &Ctx,
     record: bool,
     metrics: Arc<Metrics>,
-) -> Result<(Committer, JoinHandle<()>)> {
+) -> Result<(Committer, JoinHandle<()>, Option<Error>)> {
     let (queue, jobs) = channel();
     let (opened_tx, opened) = channel();
     let ctx = ctx.clone();
+    let handle = Committer {
+        queue,
+        metrics: metrics.clone(),
+    };
     let worker = std::thread::Builder::new()
         .name("keyctl-committer".into())
-        .spawn(move || match VerifySession::open(&ctx, record) {
-            Ok(session) => {
-                let _ = opened_tx.send(Ok(()));
+        .spawn(move || match VerifySession::open_quietly(&ctx, record) {
+            Ok((session, outage)) => {
+                let _ = opened_tx.send(Ok(outage));
                 commit_loop(&ctx, session, &jobs, &metrics);
             }
             Err(e) => {
@@ -70,10 +78,10 @@ pub fn start(
             }
         })
         .map_err(|e| Error::runtime(format!("cannot start the committer thread: {e}")))?;
-    opened
+    let outage = opened
         .recv()
         .unwrap_or_else(|_| Err(Error::runtime("the committer thread ended at its start")))?;
-    Ok((Committer { queue }, worker))
+    Ok((handle, worker, outage))
 }
 
 fn commit_loop(ctx: &Ctx, mut session: VerifySession, jobs: &Receiver<Job>, metrics: &Metrics) {
@@ -106,6 +114,7 @@ fn commit_loop(ctx: &Ctx, mut session: VerifySession, jobs: &Receiver<Job>, metr
             });
             // A client that went away has no one to answer; its record stays.
             let _ = reply.send(verdict);
+            metrics.queued(-1);
         }
         group.clear();
         for reply in health.drain(..) {

@@ -24,19 +24,17 @@ use super::limits::{HEAD_TIMEOUT, MAX_CONNECTIONS, MAX_HEAD, MAX_HEADERS};
 use super::{Listen, Peer};
 use crate::error::{Error, Result};
 
-enum Listener {
+pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
 }
 
-/// Binds, says where on stderr (the first line, which scripts and tests wait for),
-/// serves until a signal, drains.
-pub async fn serve(listen: &Listen, app: Router) -> Result<()> {
+/// Serves until a signal, then drains.
+pub async fn serve(listener: Listener, app: Router) -> Result<()> {
     let mut terminate = signal(SignalKind::terminate())
         .map_err(|e| Error::runtime(format!("cannot watch for SIGTERM: {e}")))?;
     let mut interrupt = signal(SignalKind::interrupt())
         .map_err(|e| Error::runtime(format!("cannot watch for SIGINT: {e}")))?;
-    let listener = bind(listen)?;
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
@@ -120,7 +118,9 @@ fn spawn_connection<IO>(
     });
 }
 
-fn bind(listen: &Listen) -> Result<Listener> {
+/// Binds (inside the runtime) and says where on stderr: the first line, which
+/// supervisors and tests wait for.
+pub fn bind(listen: &Listen) -> Result<Listener> {
     match listen {
         Listen::Tcp(addr) => {
             let std_listener = std::net::TcpListener::bind(addr)

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -71,6 +72,11 @@ struct Figures {
 #[derive(Default)]
 pub struct Metrics {
     figures: Mutex<Figures>,
+    /// Verifications read and not answered by the committer yet (queued, or in the
+    /// group being decided).
+    waiting: AtomicI64,
+    /// Requests whose head was read and whose answer is not out yet.
+    in_flight: AtomicI64,
 }
 
 impl Metrics {
@@ -91,6 +97,16 @@ impl Metrics {
             .entry(route.to_string())
             .or_default()
             .observe(&LATENCY_BOUNDS, took.as_secs_f64());
+    }
+
+    /// `n` more (or fewer) requests between head and answer.
+    pub fn in_flight(&self, n: i64) {
+        self.in_flight.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `n` more (or fewer) verifications waiting for the committer's answer.
+    pub fn queued(&self, n: i64) {
+        self.waiting.fetch_add(n, Ordering::Relaxed);
     }
 
     /// One transaction of `size` requests.
@@ -130,6 +146,25 @@ impl Metrics {
         out.push_str("# TYPE keyctl_group_commit_size histogram\n");
         f.groups
             .write(&mut out, "keyctl_group_commit_size", "", &GROUP_BOUNDS);
+        gauge(
+            &mut out,
+            "keyctl_verify_pending",
+            "Verifications read and not decided yet (queued for the store's thread or in its current group).",
+            self.waiting.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "keyctl_http_requests_in_flight",
+            "Requests read and not answered yet, this one included.",
+            self.in_flight.load(Ordering::Relaxed),
+        );
         out
     }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
 }

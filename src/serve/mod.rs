@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::app::verify_session::outage_warning;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::store::Clock;
@@ -79,7 +80,7 @@ pub struct Peer(pub Option<std::net::IpAddr>);
 /// request already read answered, the committer's queue emptied; then returns.
 pub fn run(ctx: &Ctx, config: Config) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let (committer, worker) = committer::start(ctx, config.record, metrics.clone())?;
+    let (committer, worker, outage) = committer::start(ctx, config.record, metrics.clone())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -91,7 +92,14 @@ pub fn run(ctx: &Ctx, config: Config) -> Result<()> {
         metrics,
         fixed_now: ctx.now_fixed.then(|| ctx.now()),
     });
-    let served = runtime.block_on(listener::serve(&config.listen, routes::router(state)));
+    let served = runtime.block_on(async {
+        let listening = listener::bind(&config.listen)?;
+        // After the `listening on` line, which is always the first.
+        if let Some(e) = outage {
+            ctx.warn(&outage_warning(&e));
+        }
+        listener::serve(listening, routes::router(state)).await
+    });
     // Every sender is gone with the router: the committer answers what is queued and
     // ends.
     drop(runtime);

@@ -38,12 +38,30 @@ async fn measured(Shared(state): Shared<Arc<State>>, req: Request, next: Next) -
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_string();
+    let flying = InFlight::new(&state.metrics);
     let response = next.run(req).await;
+    drop(flying);
     let code = response.extensions().get::<Code>().map_or("", |c| c.0);
     state
         .metrics
         .request(&route, response.status().as_u16(), code, start.elapsed());
     response
+}
+
+/// One request in flight until dropped, also when its client goes away mid-request.
+struct InFlight<'a>(&'a super::Metrics);
+
+impl<'a> InFlight<'a> {
+    fn new(metrics: &'a super::Metrics) -> InFlight<'a> {
+        metrics.in_flight(1);
+        InFlight(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight(-1);
+    }
 }
 
 async fn healthz(Shared(state): Shared<Arc<State>>) -> Response {

@@ -11,14 +11,14 @@ use crate::support::*;
 
 /// Two stores with the same keys (ids, secrets, settings): the second a `copy` of the
 /// first, so the same request lines mean the same to both.
-struct Twins {
-    one_at_a_time: TestEnv,
-    pipelined: TestEnv,
+pub(crate) struct Twins {
+    pub one_at_a_time: TestEnv,
+    pub pipelined: TestEnv,
     /// (name, secret) of every key, in creation order.
-    keys: Vec<(String, String)>,
+    pub keys: Vec<(String, String)>,
 }
 
-fn twins() -> Twins {
+pub(crate) fn twins() -> Twins {
     let a = TestEnv::initialized();
     a.run(&["config", "set", "failed-auth-limit", "3"]).ok();
     let mut keys = Vec::new();
@@ -61,7 +61,7 @@ impl Twins {
 /// The request sequence: valid and invalid keys, every limit reached, an IP blocked
 /// by repeated failures (then refused even with a good key), lines that are not
 /// requests in between.
-fn sequence(t: &Twins) -> Vec<String> {
+pub(crate) fn sequence(t: &Twins) -> Vec<String> {
     let unknown = forge_secret("sk", "live", "GroupGroupGroupGroupGroupGroup00");
     let req = |name: &str, extra: Value| -> String {
         let mut v = json!({"key": t.secret(name), "ip": "10.1.2.3", "endpoint": "POST /v1/x"});
@@ -106,9 +106,27 @@ fn sequence(t: &Twins) -> Vec<String> {
     lines
 }
 
+/// Every code `sequence` reaches, in the order SPEC §3 gives.
+pub(crate) const EVERY_CODE: [&str; 14] = [
+    "valid",
+    "quota_exceeded",
+    "rate_limited",
+    "credits_exhausted",
+    "ip_not_allowed",
+    "forbidden_scope",
+    "forbidden_model",
+    "forbidden_deployment",
+    "inactive",
+    "revoked",
+    "expired",
+    "invalid",
+    "ip_blocked",
+    "bad_request",
+];
+
 /// The state a user can see after the requests: every key as `show --json` shows it
 /// and the whole request log.
-fn state(env: &TestEnv, names: &[(String, String)]) -> (Vec<Value>, Vec<Value>) {
+pub(crate) fn state(env: &TestEnv, names: &[(String, String)]) -> (Vec<Value>, Vec<Value>) {
     let keys = names.iter().map(|(n, _)| env.key_json(n)).collect();
     let logs = env.logs_json(&["--limit", "10000"]);
     (keys, logs)
@@ -144,22 +162,7 @@ fn one_at_a_time_and_pipelined_give_the_same_verdicts_counters_and_log() {
     assert_eq!(stepped, piped, "the same answers, in line order");
     // The sequence really reached every outcome, in the order SPEC §3 gives.
     let codes: Vec<&str> = piped.iter().map(|v| v["code"].as_str().unwrap()).collect();
-    for code in [
-        "valid",
-        "quota_exceeded",
-        "rate_limited",
-        "credits_exhausted",
-        "ip_not_allowed",
-        "forbidden_scope",
-        "forbidden_model",
-        "forbidden_deployment",
-        "inactive",
-        "revoked",
-        "expired",
-        "invalid",
-        "ip_blocked",
-        "bad_request",
-    ] {
+    for code in EVERY_CODE {
         assert!(codes.contains(&code), "no {code} in {codes:?}");
     }
     let blocked = lines.len() - 2;

@@ -27,7 +27,7 @@ pub struct Server {
     child: Child,
     pub addr: Addr,
     /// Its stderr after the first line, to its end.
-    stderr: Receiver<Vec<u8>>,
+    stderr: std::sync::Mutex<Receiver<Vec<u8>>>,
 }
 
 /// How a server ended.
@@ -98,7 +98,7 @@ impl Server {
         Server {
             child,
             addr,
-            stderr: rest,
+            stderr: std::sync::Mutex::new(rest),
         }
     }
 
@@ -171,7 +171,11 @@ impl Server {
     pub fn stopped(mut self) -> Stopped {
         let status = wait_within(&mut self.child, WAIT_LIMIT)
             .unwrap_or_else(|| panic!("keyctl serve still running after {WAIT_LIMIT:?}"));
-        let stderr = self.stderr.recv_timeout(WAIT_LIMIT).unwrap_or_default();
+        let stderr = self
+            .stderr
+            .lock()
+            .map(|rx| rx.recv_timeout(WAIT_LIMIT).unwrap_or_default())
+            .unwrap_or_default();
         Stopped {
             status,
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
@@ -336,5 +340,61 @@ fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
         let start = eol + 2;
         out.extend_from_slice(&bytes[start..start + size]);
         bytes = &bytes[start + size + 2..];
+    }
+}
+
+impl Server {
+    /// The value of one sample of `/metrics` (`name{labels}` exactly as written), if
+    /// present.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        let reply = self.get("/metrics", &[]);
+        assert_eq!(reply.status, 200);
+        reply.text().lines().find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse().expect("a number"))
+        })
+    }
+
+    /// Waits until `n` verifications are read and not decided yet.
+    pub fn wait_pending(&self, n: usize) {
+        super::wait_for(&format!("{n} verifications pending"), || {
+            self.metric("keyctl_verify_pending") == Some(n as f64)
+        });
+    }
+}
+
+/// The store's write lock, held by the test until dropped: a verification waits for
+/// it (SQLite: a write transaction; PostgreSQL: the keys table locked), so requests
+/// sent meanwhile queue up in front of the committer.
+pub enum StoreLock {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+impl TestEnv {
+    pub fn lock_store(&self) -> StoreLock {
+        match self.pg_client() {
+            Some(mut client) => {
+                client
+                    .batch_execute("BEGIN; LOCK TABLE keys IN ACCESS EXCLUSIVE MODE")
+                    .expect("lock the keys table");
+                StoreLock::Postgres(client)
+            }
+            None => {
+                let db = self.raw_sqlite();
+                db.execute_batch("BEGIN IMMEDIATE")
+                    .expect("take the store's write lock");
+                StoreLock::Sqlite(db)
+            }
+        }
+    }
+}
+
+impl StoreLock {
+    pub fn release(self) {
+        match self {
+            StoreLock::Sqlite(db) => db.execute_batch("ROLLBACK").expect("release the lock"),
+            StoreLock::Postgres(mut c) => c.batch_execute("ROLLBACK").expect("release the lock"),
+        }
     }
 }

@@ -134,7 +134,7 @@ impl TestEnv {
         }
     }
 
-    fn raw_sqlite(&self) -> rusqlite::Connection {
+    pub(super) fn raw_sqlite(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db_file()).expect("open the store with rusqlite")
     }
 
