@@ -64,6 +64,8 @@ mod secrets;
 mod serve;
 #[path = "cli/serve_clients.rs"]
 mod serve_clients;
+#[path = "cli/serve_unkey.rs"]
+mod serve_unkey;
 #[path = "cli/shells.rs"]
 mod shells;
 #[path = "cli/show.rs"]

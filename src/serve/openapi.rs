@@ -67,7 +67,7 @@ pub fn document(caller_token: bool) -> Value {
             }
         });
     }
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "keyctl serve",
@@ -88,7 +88,24 @@ pub fn document(caller_token: bool) -> Value {
             (PATH): {"get": openapi()},
         },
         "components": components,
-    })
+    });
+    // Refused before any route: too many header lines or too long a head.
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|ops| ops.values_mut())
+        {
+            op["responses"]["431"] = json!({
+                "description": format!(
+                    "More than {} header lines, or a head over {} bytes: refused before any route, with no body.",
+                    crate::serve::limits::MAX_HEADERS,
+                    crate::serve::limits::MAX_HEAD
+                )
+            });
+        }
+    }
+    doc
 }
 
 /// The document as bytes, as `GET /openapi.json` sends it.
