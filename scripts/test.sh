@@ -24,8 +24,7 @@ done
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 ||
   need+=(postgresql)
 # A venv needs ensurepip, which Debian ships apart from python3.
-command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip' 2>/dev/null &&
-  need+=(python3-venv)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if ((${#need[@]})); then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -43,15 +43,22 @@ pub async fn verify(
         Ok(b) => b,
         Err(refused) => {
             let status = refused.status().as_u16();
-            let detail = match status {
-                413 => format!(
-                    "the request body is larger than {} bytes",
-                    super::limits::MAX_BODY
+            // The metrics code serve gives the same refusal on /v1.
+            let (code, detail) = match status {
+                413 => (
+                    "payload_too_large",
+                    format!(
+                        "the request body is larger than {} bytes",
+                        super::limits::MAX_BODY
+                    ),
                 ),
-                408 => "the request body did not arrive in time".to_string(),
-                _ => "the request body could not be read".to_string(),
+                408 => (
+                    "request_timeout",
+                    "the request body did not arrive in time".into(),
+                ),
+                _ => ("bad_request", "the request body could not be read".into()),
             };
-            return refuse(ErrorKind::Refused { status, detail }, "bad_request");
+            return refuse(ErrorKind::Refused { status, detail }, code);
         }
     };
     let ip = match client_ip(peer, &state.config.trusted, &headers) {

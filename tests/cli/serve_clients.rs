@@ -15,7 +15,7 @@ use crate::support::*;
 /// The caller token the servers here require (`--caller-token-env`), through the
 /// environment only: never an argument of keyctl, schemathesis or node.
 const TOKEN_VAR: &str = "KEYCTL_TEST_CALLER_TOKEN";
-const TOKEN: &str = "caller-token-for-tests-7f3a";
+pub const TOKEN: &str = "caller-token-for-tests-7f3a";
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,7 +32,7 @@ fn installed(path: PathBuf, what: &str) -> PathBuf {
 }
 
 /// `keyctl serve` on a free loopback port, requiring [`TOKEN`].
-fn serve_with_token(env: &TestEnv) -> Server {
+pub fn serve_with_token(env: &TestEnv) -> Server {
     env.serve_exactly(
         &[
             "serve",

@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use crate::serve_clients::{serve_with_token, TOKEN};
 use crate::support::*;
 
 const PATH: &str = "/v2/keys.verifyKey";
@@ -176,19 +177,8 @@ fn malformed_v2_requests_are_400_in_unkeys_shape_and_decide_nothing() {
 fn v2_requires_the_caller_token_where_unkeys_root_key_goes() {
     let env = TestEnv::initialized();
     let key = env.create("web", &[]);
-    let token = "caller-token-0123456789";
-    let server = env.serve_exactly(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--caller-token-env",
-            "CALLER",
-        ],
-        |c| {
-            c.env("CALLER", token);
-        },
-    );
+    let token = TOKEN;
+    let server = serve_with_token(&env);
     let body = json!({"key": key.secret}).to_string();
     for headers in [
         vec![],
