@@ -171,23 +171,16 @@ fn answer(verdict: &Verdict) -> Response {
 /// Sets a header; a value that is not visible ASCII (a name in another script) is
 /// percent-encoded as UTF-8.
 fn put(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    let encoded: String = if value
+    let encoded: String = value
         .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'%')
-    {
-        value.to_string()
-    } else {
-        value
-            .bytes()
-            .map(|b| {
-                if (0x20..0x7f).contains(&b) && b != b'%' {
-                    char::from(b).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
-    };
+        .map(|b| {
+            if (0x20..0x7f).contains(&b) && b != b'%' {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
     if let Ok(v) = HeaderValue::from_str(&encoded) {
         headers.insert(HeaderName::from_static(name), v);
     }

@@ -463,6 +463,11 @@ fn auth_answers_only_204_401_403_with_the_documented_headers() {
         "Rate limit exceeded: 1 per minute"
     );
 
+    // A name that is not ASCII is percent-encoded UTF-8.
+    let cafe = env.create("café", &[]);
+    let r = server.get("/auth", &[("X-API-Key", &cafe.secret)]);
+    assert_eq!(r.header("x-keyctl-key-name"), Some("caf%C3%A9"));
+
     let bad_cost = server.get(
         "/auth",
         &[("X-API-Key", &web.secret), ("X-Keyctl-Cost", "-2")],
@@ -485,7 +490,7 @@ fn auth_answers_only_204_401_403_with_the_documented_headers() {
     let metric = |s: &str| server.metric(s).unwrap_or(0.0);
     assert_eq!(
         metric(r#"keyctl_http_requests_total{route="/auth",status="204",code="valid"}"#),
-        3.0
+        4.0
     );
     assert_eq!(
         metric(r#"keyctl_http_requests_total{route="/auth",status="403",code="bad_request"}"#),
