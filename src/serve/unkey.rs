@@ -153,9 +153,10 @@ pub fn parse_request(body: &[u8], ip: Option<IpAddr>, default_cost: u64) -> Resu
     })
 }
 
-/// The stream parser's message is about "the line"; here it is the body.
+/// The stream parser's message is about "the line"; here it is the body. A word it
+/// quotes (an unquoted value) may be a pasted secret: shown as its display prefix.
 fn body_words(why: &str) -> String {
-    why.replace("the line", "the body")
+    crate::core::text::redact(why).replace("the line", "the body")
 }
 
 fn unknown_member(name: &str) -> Problem {
@@ -821,6 +822,15 @@ mod tests {
         let secret = "sk_live_4eC3aaaaaaaaaaaaaaaaaaaaaaaaaaaa000000";
         let p = parse(&format!(r#"{{"key": "k", "{secret}": 1}}"#)).unwrap_err();
         assert!(!p.location.contains(secret), "{}", p.location);
+    }
+
+    #[test]
+    fn a_secret_sent_unquoted_is_not_echoed() {
+        let secret = "sk_live_4eC3aaaaaaaaaaaaaaaaaaaaaaaaaaaa000000";
+        let p = parse(&format!(r#"{{"key": {secret}}}"#)).unwrap_err();
+        assert_eq!(p.location, "body");
+        assert!(p.message.contains("not a json value"), "{}", p.message);
+        assert!(!p.message.contains(secret), "{}", p.message);
     }
 
     #[test]
