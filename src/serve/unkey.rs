@@ -153,8 +153,8 @@ pub fn parse_request(body: &[u8], ip: Option<IpAddr>, default_cost: u64) -> Resu
     })
 }
 
-/// The stream parser's message is about "the line"; here it is the body. A word it
-/// quotes (an unquoted value) may be a pasted secret: shown as its display prefix.
+/// The stream parser's message is about "the line"; here it is the body. Redacted
+/// as every bad-request message is (SPEC §5), should it ever quote a pasted secret.
 fn body_words(why: &str) -> String {
     crate::core::text::redact(why).replace("the line", "the body")
 }
@@ -829,7 +829,7 @@ mod tests {
         let secret = "sk_live_4eC3aaaaaaaaaaaaaaaaaaaaaaaaaaaa000000";
         let p = parse(&format!(r#"{{"key": {secret}}}"#)).unwrap_err();
         assert_eq!(p.location, "body");
-        assert!(p.message.contains("not a json value"), "{}", p.message);
+        assert!(p.message.contains("not valid json"), "{}", p.message);
         assert!(!p.message.contains(secret), "{}", p.message);
     }
 
