@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 tools=(man:man-db mandoc:mandoc zsh:zsh fish:fish shellcheck:shellcheck
   /usr/share/bash-completion/bash_completion:bash-completion
   Xvfb:xvfb xclip:xclip setpriv:util-linux mount:mount umount:mount
-  /usr/sbin/nginx:nginx caddy:caddy curl:curl python3:python3 node:nodejs)
+  /usr/sbin/nginx:nginx caddy:caddy curl:curl python3:python3 node:nodejs npm:npm)
 need=()
 for pair in "${tools[@]}"; do
   what=${pair%%:*}
@@ -24,12 +24,32 @@ done
 # PostgreSQL's server binaries are not on PATH (Debian keeps them per version).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 ||
   need+=(postgresql)
+# A venv needs ensurepip, which Debian ships apart from python3.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if ((${#need[@]})); then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "installing test tools: ${need[*]}" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Clients no one here wrote, which tests/cli/serve_clients.rs points at `keyctl serve`:
+# schemathesis from PyPI in a venv of its own, and Unkey's TypeScript SDK from npm at
+# the version tests/node/package-lock.json pins. Installed when missing (or another
+# version); nothing is downloaded while the tests run.
+schemathesis_version=4.32.5
+venv=target/test-tools/venv
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$schemathesis_version"; then
+  echo "installing schemathesis $schemathesis_version into $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$schemathesis_version"
+fi
+if ! [ -d tests/node/node_modules/@unkey/api ] ||
+  [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
+  echo "installing tests/node (npm ci)" >&2
+  (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # The throwaway PostgreSQL server (a unix socket in a temporary folder), stopped on

@@ -149,7 +149,8 @@ pub enum Command {
     ///
     /// Routes: POST /v1/verify (a stream request as json, the --json verdict back),
     /// GET /auth (forward auth for nginx, Traefik and Caddy: 204, 401 or 403),
-    /// GET /healthz, GET /metrics. Concurrent requests are decided and recorded in one
+    /// POST /v2/keys.verifyKey (Unkey's verify API), GET /healthz, GET /metrics,
+    /// GET /openapi.json (an OpenAPI 3 description of these routes). Concurrent requests are decided and recorded in one
     /// transaction (group commit). SIGTERM or SIGINT stops accepting, answers the
     /// requests in flight and exits 0.
     Serve(ServeArgs),
@@ -364,7 +365,7 @@ pub struct ServeArgs {
     /// Believe X-Real-IP / X-Forwarded-For from peers in this range (repeatable)
     #[arg(long, value_name = "CIDR", value_parser = Core(inputs::proxy_range))]
     pub trust_proxy: Vec<ipnet::IpNet>,
-    /// Require this environment variable's value as 'Authorization: Bearer' on /v1
+    /// Require this environment variable's value as 'Authorization: Bearer' on /v1 and /v2
     #[arg(long, value_name = "VAR")]
     pub caller_token_env: Option<String>,
     /// Credits a request costs when it does not say

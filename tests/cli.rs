@@ -62,10 +62,14 @@ mod rotated_pairs;
 mod secrets;
 #[path = "cli/serve.rs"]
 mod serve;
+#[path = "cli/serve_clients.rs"]
+mod serve_clients;
 #[path = "cli/serve_examples.rs"]
 mod serve_examples;
 #[path = "cli/serve_nginx.rs"]
 mod serve_nginx;
+#[path = "cli/serve_unkey.rs"]
+mod serve_unkey;
 #[path = "cli/shells.rs"]
 mod shells;
 #[path = "cli/show.rs"]

@@ -795,3 +795,69 @@ fn a_process_killed_mid_transaction_leaves_nothing_behind() {
     // And the store works on.
     create(&url, home, "after", &[]);
 }
+
+/// `curl` of Unkey's verify route: (status, the body as json).
+fn curl_v2(base: &str, body: &str) -> (u16, Value) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "60",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+        ])
+        .args(["--data", body])
+        .arg(format!("{base}/v2/keys.verifyKey"))
+        .output()
+        .expect("run curl (installed by scripts/test.sh)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (json_text, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let status = status
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no status in {text:?}"));
+    let v = serde_json::from_str(json_text).unwrap_or_else(|e| panic!("not json ({e}): {text:?}"));
+    (status, v)
+}
+
+#[test]
+fn unkeys_verify_route_answers_503_in_unkeys_shape_while_the_store_is_down() {
+    let (server, home, url, secret) = private_store_with_a_key();
+    let home = home.path();
+    let (mut serve, base, stderr) = spawn_serve(&url, home);
+    let body = format!(r#"{{"key":"{secret}"}}"#);
+    let (status, v) = curl_v2(&base, &body);
+    assert_eq!(
+        (status, &v["data"]["code"]),
+        (200, &Value::from("VALID")),
+        "{v}"
+    );
+    server.pg_ctl(&["stop"]);
+    // Down: a 503 in Unkey's error shape (not a verification outcome, so not a 200);
+    // nothing decided, nothing recorded; still serving.
+    let (status, v) = curl_v2(&base, &body);
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["status"], 503, "{v}");
+    assert_eq!(v["error"]["detail"], "Key store unavailable", "{v}");
+    assert!(
+        v["meta"]["requestId"].is_string() && v.get("data").is_none(),
+        "{v}"
+    );
+    server.pg_ctl(&["start"]);
+    wait_for("serve to reach the restarted server", || {
+        curl_v2(&base, &body).0 == 200
+    });
+    // SAFETY: kill(2) on the child this test spawned and has not reaped.
+    unsafe {
+        libc::kill(serve.id() as libc::pid_t, libc::SIGTERM);
+    }
+    assert!(serve.wait().expect("wait for serve").success());
+    let stderr = stderr.recv().unwrap_or_default();
+    assert!(!stderr.contains(&secret), "{stderr}");
+    // Only the valid answers were recorded: the first one and the one that found the
+    // store back.
+    let recorded = json(&url, home, &["show", "svc", "--json"]);
+    assert_eq!(recorded["usage"]["last_24h"]["accepted"].as_u64(), Some(2));
+}

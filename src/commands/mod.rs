@@ -12,7 +12,7 @@ mod init;
 pub mod keyref;
 mod lifecycle;
 mod list;
-mod logs;
+pub(crate) mod logs;
 mod migrate;
 mod new_key;
 mod rotate;

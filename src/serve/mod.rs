@@ -12,9 +12,12 @@ mod forward_auth;
 mod limits;
 mod listener;
 mod metrics;
+pub mod openapi;
 mod reply;
 mod routes;
+pub mod unkey;
 mod verify_v1;
+mod verify_v2;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

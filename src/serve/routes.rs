@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::reply::{error_json, Code};
-use super::{forward_auth, verify_v1, State};
+use super::{forward_auth, openapi, unkey, verify_v1, verify_v2, State};
 
 /// The application: routes, the JSON answers for unknown routes and methods, and the
 /// metrics of every answer.
@@ -20,8 +20,10 @@ pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/v1/verify", post(verify_v1::verify))
         .route("/auth", get(forward_auth::auth))
+        .route(unkey::PATH, post(verify_v2::verify))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route(openapi::PATH, get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), measured))
@@ -89,7 +91,7 @@ async fn not_found() -> Response {
     error_json(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such route: keyctl serve answers POST /v1/verify, GET /auth, GET /healthz and GET /metrics",
+        "no such route: keyctl serve answers POST /v1/verify, GET /auth, POST /v2/keys.verifyKey, GET /healthz, GET /metrics and GET /openapi.json",
     )
 }
 
@@ -99,4 +101,10 @@ async fn method_not_allowed() -> Response {
         "method_not_allowed",
         "this route does not take that method",
     )
+}
+
+/// The OpenAPI document of these routes, as this server is configured.
+async fn openapi_json(Shared(state): Shared<Arc<State>>) -> Response {
+    let body = openapi::document_bytes(state.config.caller_token.is_some());
+    super::reply::json_response(StatusCode::OK, "ok", body)
 }
