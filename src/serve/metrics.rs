@@ -63,9 +63,16 @@ impl Histogram {
 
 #[derive(Default)]
 struct Figures {
-    requests: BTreeMap<(String, u16, &'static str), u64>,
-    latency: BTreeMap<String, Histogram>,
+    /// By route pattern: a request finds its route's entry without allocating.
+    routes: BTreeMap<String, RouteFigures>,
     groups: Histogram,
+}
+
+#[derive(Default)]
+struct RouteFigures {
+    /// Answers by status and keyctl code.
+    answers: BTreeMap<(u16, &'static str), u64>,
+    latency: Histogram,
 }
 
 /// The server's counters, shared by every handler and the committer.
@@ -90,13 +97,12 @@ impl Metrics {
         let Ok(mut f) = self.figures.lock() else {
             return;
         };
-        *f.requests
-            .entry((route.to_string(), status, code))
-            .or_default() += 1;
-        f.latency
-            .entry(route.to_string())
-            .or_default()
-            .observe(&LATENCY_BOUNDS, took.as_secs_f64());
+        let figures = match f.routes.get_mut(route) {
+            Some(r) => r,
+            None => f.routes.entry(route.to_string()).or_default(),
+        };
+        *figures.answers.entry((status, code)).or_default() += 1;
+        figures.latency.observe(&LATENCY_BOUNDS, took.as_secs_f64());
     }
 
     /// `n` more (or fewer) requests between head and answer.
@@ -124,7 +130,11 @@ impl Metrics {
         };
         out.push_str("# HELP keyctl_http_requests_total HTTP requests answered, by route, status and keyctl code.\n");
         out.push_str("# TYPE keyctl_http_requests_total counter\n");
-        for ((route, status, code), n) in &f.requests {
+        for ((route, (status, code)), n) in f
+            .routes
+            .iter()
+            .flat_map(|(route, r)| r.answers.iter().map(move |(k, n)| ((route, k), n)))
+        {
             let _ = writeln!(
                 out,
                 "keyctl_http_requests_total{{route=\"{route}\",status=\"{status}\",code=\"{code}\"}} {n}"
@@ -132,8 +142,8 @@ impl Metrics {
         }
         out.push_str("# HELP keyctl_http_request_duration_seconds Time from a request's head to its answer.\n");
         out.push_str("# TYPE keyctl_http_request_duration_seconds histogram\n");
-        for (route, h) in &f.latency {
-            h.write(
+        for (route, r) in &f.routes {
+            r.latency.write(
                 &mut out,
                 "keyctl_http_request_duration_seconds",
                 &format!("route=\"{route}\""),
