@@ -796,6 +796,10 @@ pub fn parse_verify(args: &[OsString]) -> Option<Cli> {
     if !args.iter().skip(1).any(|a| a == "verify") {
         return None;
     }
+    // The plain forms without clap at all; the rest through the verify-only command.
+    if let Some(cli) = crate::verify_argv::parse(args) {
+        return Some(cli);
+    }
     let mut matches = verify_command().try_get_matches_from(args).ok()?;
     let from_argv = matches.value_source("db") == Some(clap::parser::ValueSource::CommandLine);
     let mut global =

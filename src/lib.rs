@@ -16,3 +16,4 @@ pub mod process;
 pub mod serve;
 pub mod store;
 pub mod ui;
+pub mod verify_argv;

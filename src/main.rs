@@ -1,3 +1,10 @@
+// keyctl's own C `main`: std's start-up would also probe the main thread's stack
+// (pthread_getattr_np reads /proc/self/maps, about 6% of a `verify` process,
+// docs/benchmarks.md) to turn a main-thread stack overflow into a message; without it
+// such an overflow is a plain SIGSEGV. What else std's start-up does for a program is
+// done in `start` below.
+#![no_main]
+
 use std::io::Write;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -5,7 +12,45 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 // display prefix, and hidden characters in quoted names are escaped (SPEC §5).
 use keyctl::core::text::for_terminal;
 
-fn main() {
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // The arguments reach std::env::args_os through glibc's start-up, as usual.
+    start();
+    run()
+}
+
+/// What std's start-up does before a Rust `main` and keyctl relies on.
+fn start() {
+    // A closed 0, 1 or 2 is reopened on /dev/null, so a file keyctl opens (the store)
+    // never becomes stdout.
+    for fd in 0..3 {
+        let mut poll = libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; open's path is a NUL-terminated literal.
+        unsafe {
+            while libc::poll(&mut poll, 1, 0) == -1
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+            }
+            if poll.revents & libc::POLLNVAL != 0
+                && libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) == -1
+            {
+                libc::abort();
+            }
+        }
+    }
+    // A closed pipe is an EPIPE error that keyctl reports (exit code, no message), not
+    // a kill by SIGPIPE.
+    // SAFETY: setting a signal's disposition to ignore.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+fn run() -> i32 {
     // The detached clipboard helper (keyctl re-executed by `create`/`rotate`) is
     // recognised before the parser, so it never shows in --help or completions.
     if keyctl::ui::clipboard::helper_requested() {
@@ -41,6 +86,7 @@ fn main() {
         },
         Err(e) => report_clap_error(&e, &args),
     };
+    // Flushes stdout as std does when a Rust `main` returns.
     std::process::exit(code);
 }
 
