@@ -711,11 +711,19 @@ pub struct ReportArgs {
     #[arg(long, value_name = "PERCENT", default_value = crate::core::report::DEFAULT_NEAR, value_parser = Core(crate::core::report::parse_percent))]
     pub near: u64,
     /// Only these findings (comma-separated names; repeatable)
-    #[arg(long, value_name = "LIST", value_parser = Core(crate::core::report::Findings::parse))]
+    #[arg(long, value_name = "LIST", value_parser = Core(crate::core::report::Findings::parse), add = ArgValueCandidates::new(finding_names))]
     pub only: Vec<crate::core::report::Findings>,
     /// Exit 5 when any of these findings (comma-separated names; repeatable) is present
-    #[arg(long, value_name = "LIST", value_parser = Core(crate::core::report::Findings::parse))]
+    #[arg(long, value_name = "LIST", value_parser = Core(crate::core::report::Findings::parse), add = ArgValueCandidates::new(finding_names))]
     pub fail_on: Vec<crate::core::report::Findings>,
+}
+
+/// `report --only` / `--fail-on` complete with the finding names (one per value).
+fn finding_names() -> Vec<CompletionCandidate> {
+    crate::core::report::Finding::ALL
+        .iter()
+        .map(|f| CompletionCandidate::new(f.as_str()))
+        .collect()
 }
 
 #[derive(Debug, Args)]

@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx, args: ReportArgs) -> Result<()> {
         closed: false,
     };
     let present = match ctx.format {
-        Format::Table => table(&scan, shown, fail_on, &mut out, ctx)?,
+        Format::Table => table(&scan, shown, &mut out, ctx)?,
         Format::Json | Format::Csv => records(&scan, shown, fail_on, &mut out, ctx.format)?,
     };
     out.flush()?;
@@ -198,11 +198,11 @@ fn records(
     Ok(present)
 }
 
-/// The grouped table, a summary line under it. Returns the findings present.
+/// The grouped table, a summary line under it. Returns the findings present, known
+/// after the first pass: a closed stdout then ends the drawing at once.
 fn table(
     scan: &Scan,
     shown: Findings,
-    fail_on: Findings,
     out: &mut Guarded<impl Write>,
     ctx: &Ctx,
 ) -> Result<Findings> {
@@ -240,7 +240,7 @@ fn table(
         }
     } else {
         for (f, n) in &counts {
-            if done(out, fail_on, present) {
+            if out.closed {
                 break;
             }
             printer.begin(out, *f, *n)?;

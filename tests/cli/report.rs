@@ -574,3 +574,17 @@ fn a_closed_stdout_keeps_the_fail_on_answer() {
         assert_eq!(out.stderr, "", "{out}");
     }
 }
+
+#[test]
+fn only_and_fail_on_complete_with_the_finding_names() {
+    let env = TestEnv::initialized();
+    for flag in ["--only", "--fail-on"] {
+        let mut c = env.command();
+        // fish's protocol: the words before the cursor and the current one.
+        c.env("KEYCTL_COMPLETE", "fish")
+            .args(["--", "keyctl", "report", flag, ""]);
+        let out = Outcome::new(&["--", "keyctl", "report", flag, ""], Run::new(c).output());
+        out.ok();
+        assert_eq!(out.stdout_lines(), FINDINGS, "{out}");
+    }
+}
