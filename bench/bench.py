@@ -187,7 +187,7 @@ def ensure_limits_store(path, keys):
     return path
 
 
-FIGURES = "verify,stream,batch,list,table,create,history,complete"
+FIGURES = "verify,stream,batch,list,table,create,history,complete,report"
 
 
 def main():
@@ -205,6 +205,8 @@ def main():
                     help="keys in the store of the `list` table figure (default 200k)")
     ap.add_argument("--complete-keys", type=int, default=1_000_000,
                     help="keys in the store of the completion figures (default 1M)")
+    ap.add_argument("--report-keys", type=int, default=1_000_000,
+                    help="keys in the store of the `report` figures (default 1M)")
     ap.add_argument("--history", type=int, default=1_000_000,
                     help="requests recorded for the heavy key in its last 30 days")
     ap.add_argument("--limits", metavar="DIR",
@@ -295,6 +297,9 @@ def main():
         ensure_store(complete_store, args.complete_keys)
         rows.extend(complete_figures(args, dict(env, KEYCTL_DB=complete_store), complete_store))
 
+    if want("report"):
+        rows.extend(report_figures(args, env))
+
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{platform.platform()}, load average {os.getloadavg()[0]:.2f} at the end; "
           f"{args.keys} keys, {args.runs} runs per figure unless noted; limits: {LIMITS_DIR}"
@@ -303,6 +308,52 @@ def main():
     print_table(rows)
     for path in _STDIN_FILES.values():
         os.unlink(path)
+
+
+def ensure_report_store(args):
+    """The `--report-keys` store (a copy of fill_store's) with findings of every kind
+    a large store has: fill_store's keys are never used, half never expire, most are
+    unrestricted; here every 10th key also gets daily and monthly quotas and a credit
+    limit (so near-limit counts its windows through the store, as verify does) and every
+    7th a last use 60 days after its creation. Benchmark data only."""
+    base = os.path.join(args.dir, f"keys-{args.report_keys}.db")
+    ensure_store(base, args.report_keys)
+    path = os.path.join(args.dir, f"report-{args.report_keys}.db")
+    if not os.path.exists(path):
+        subprocess.run(["sqlite3", base, f".backup '{path}'"], check=True)
+        subprocess.run(["sqlite3", path,
+                        "UPDATE keys SET quota_daily = 1000, quota_monthly = 10000, "
+                        "credit_limit = 100 WHERE seq % 10 = 0; "
+                        "UPDATE keys SET last_used_at = created_at + 60 * 86400000 "
+                        "WHERE seq % 7 = 0;"], check=True)
+    return path
+
+
+def report_figures(args, env):
+    """`keyctl report` streams a page of keys at a time: its peak memory on a 1M-key
+    store, as json (one pass) and as the grouped table (a measuring pass, then one pass
+    per group), beside `list --json` on the same store (one pass, no findings)."""
+    store = ensure_report_store(args)
+    renv = dict(env, KEYCTL_DB=store, KEYCTL_NOW="2026-12-01T00:00:00Z")
+    runs = min(args.runs, 3)
+    rows = side_by_side(
+        f"report --json, {args.report_keys} keys, vs list --json",
+        lambda: run_once([KEYCTL, "report", "--json"], renv),
+        vs(["report", "--json"], renv) if AGAINST
+        else lambda: run_once([KEYCTL, "list", "--json"], renv),
+        runs, "report, <= 32 MiB", warmup=0,
+        rss=lambda: peak_rss_kib([KEYCTL, "report", "--json"], renv))
+    rows.extend(side_by_side(
+        f"report as a table, {args.report_keys} keys, vs report --json",
+        lambda: run_once([KEYCTL, "report"], renv),
+        vs(["report"], renv) if AGAINST
+        else lambda: run_once([KEYCTL, "report", "--json"], renv),
+        runs, "report, <= 32 MiB", warmup=0,
+        rss=lambda: peak_rss_kib([KEYCTL, "report"], renv)))
+    list_peak = peak_rss_kib([KEYCTL, "list", "--json"], renv)
+    rows.append(row(f"peak memory of: list --json, {args.report_keys} keys (for scale)",
+                    list_peak / 1024, None, "MiB", 1, "report"))
+    return rows
 
 
 def limits_secret(limits_db, keys):

@@ -178,6 +178,16 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print the completion script for a shell
     Completions(CompletionsArgs),
+    /// Key hygiene: never-used, unused, expiring, unrestricted keys and more
+    ///
+    /// Findings: never-used, unused (no use within --unused), expiring (within
+    /// --expiring), no-expiry, unrestricted (no scope, IP allowlist, deployment or
+    /// model), near-limit (--near of a quota window or the credit limit), in-grace
+    /// (replaced by a rotation, still verifying). Active and disabled keys are
+    /// checked; revoked and expired ones, and disabled ones replaced by a rotation,
+    /// cannot verify again and are left out. A table grouped by finding, or one row
+    /// per finding as json or csv.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -687,6 +697,33 @@ pub struct ListArgs {
     /// Order: name, created (newest first), last-used (latest first), expires (soonest first)
     #[arg(long, value_enum, default_value_t = SortArg::Created)]
     pub sort: SortArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A key used, but not within this long, is `unused` (a duration like 30d)
+    #[arg(long, value_name = "DURATION", default_value = crate::core::report::DEFAULT_UNUSED, value_parser = Core(crate::core::report::parse_span))]
+    pub unused: chrono::Duration,
+    /// A key that expires within this long is `expiring` (a duration like 14d)
+    #[arg(long, value_name = "DURATION", default_value = crate::core::report::DEFAULT_EXPIRING, value_parser = Core(crate::core::report::parse_span))]
+    pub expiring: chrono::Duration,
+    /// A quota window or credit limit used to this percentage is `near-limit`
+    #[arg(long, value_name = "PERCENT", default_value = crate::core::report::DEFAULT_NEAR, value_parser = Core(crate::core::report::parse_percent))]
+    pub near: u64,
+    /// Only these findings (comma-separated names; repeatable)
+    #[arg(long, value_name = "LIST", value_parser = Core(crate::core::report::Findings::parse), add = ArgValueCandidates::new(finding_names))]
+    pub only: Vec<crate::core::report::Findings>,
+    /// Exit 5 when any of these findings (comma-separated names; repeatable) is present
+    #[arg(long, value_name = "LIST", value_parser = Core(crate::core::report::Findings::parse), add = ArgValueCandidates::new(finding_names))]
+    pub fail_on: Vec<crate::core::report::Findings>,
+}
+
+/// `report --only` / `--fail-on` complete with the finding names (one per value).
+fn finding_names() -> Vec<CompletionCandidate> {
+    crate::core::report::Finding::ALL
+        .iter()
+        .map(|f| CompletionCandidate::new(f.as_str()))
+        .collect()
 }
 
 #[derive(Debug, Args)]

@@ -54,6 +54,8 @@ mod numbers;
 mod pipes;
 #[path = "cli/postgres.rs"]
 mod postgres;
+#[path = "cli/report.rs"]
+mod report;
 #[path = "cli/rotate.rs"]
 mod rotate;
 #[path = "cli/rotated_pairs.rs"]

@@ -15,6 +15,7 @@ mod list;
 pub(crate) mod logs;
 mod migrate;
 mod new_key;
+mod report;
 mod rotate;
 mod serve;
 mod show;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Copy(args) => copy::run(&ctx, args),
         Command::Migrate => migrate::run(&ctx),
         Command::Config(cmd) => config::run(&ctx, cmd),
+        Command::Report(args) => report::run(&ctx, args),
         Command::Completions(args) => {
             let mut out = crate::ui::output::stdout();
             crate::complete::registration_script(args.shell.name(), &mut out)?;

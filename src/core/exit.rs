@@ -43,6 +43,11 @@ pub const CONFLICT: Exit = exit(
     "an ambiguous KEYREF, a name taken, the key limit reached, or a refused transition \
      (enable a revoked key, delete a used key without --force, an existing target)",
 );
+pub const FINDINGS: Exit = exit(
+    5,
+    "findings",
+    "report --fail-on: a finding it names is present",
+);
 pub const AUDIT_BROKEN: Exit = exit(
     8,
     "audit trail broken",
@@ -113,7 +118,13 @@ pub const VERIFY_ANSWERS: &[Exit] = &[
 ];
 
 /// Every code keyctl returns, in groups, in order.
-pub const TABLE: &[&[Exit]] = &[GENERAL, &[AUDIT_BROKEN], VERIFY_ANSWERS, &[INTERRUPTED]];
+pub const TABLE: &[&[Exit]] = &[
+    GENERAL,
+    &[FINDINGS],
+    &[AUDIT_BROKEN],
+    VERIFY_ANSWERS,
+    &[INTERRUPTED],
+];
 
 /// Every code of [`TABLE`], in order.
 pub fn all() -> impl Iterator<Item = Exit> {
@@ -129,7 +140,7 @@ pub fn help_text() -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let general = [GENERAL, &[AUDIT_BROKEN]].concat();
+    let general = [GENERAL, &[FINDINGS], &[AUDIT_BROKEN]].concat();
     let valid = Exit {
         name: "valid",
         ..SUCCESS
@@ -146,7 +157,7 @@ mod tests {
     fn codes_are_unique_and_in_order() {
         let codes: Vec<i32> = all().map(|e| e.code).collect();
         assert!(codes.windows(2).all(|p| p[0] < p[1]), "{codes:?}");
-        assert_eq!(codes.len(), 20);
+        assert_eq!(codes.len(), 21);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod model;
 pub mod names;
 pub mod naming;
 pub mod policy;
+pub mod report;
 pub mod settings;
 pub mod text;
 pub mod time;

@@ -578,6 +578,14 @@ pub trait Txn {
     /// lock, which CockroachDB lacks), so that concurrent creates count one after
     /// another.
     fn count_limited(&self, now: DateTime<Utc>) -> Result<u64>;
+    /// One page of a scan over every key that is not revoked, in creation order: at
+    /// most `limit` keys after the key with id `after` (None: from the first). Pass
+    /// the last key's id as `after` for the next page; a page shorter than `limit` is
+    /// the last. Call it in one `Read` transaction (one snapshot: the cursor's key is
+    /// still there), so a whole scan (`report`) holds one page at a time, and between
+    /// pages the caller may run other reads ([`Txn::pool_windows`]) on this
+    /// transaction, which a row stream still open on the connection would forbid.
+    fn keys_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<KeyRecord>>;
     /// Streams matching keys to `sink` in the query's order without collecting them.
     fn for_each_key(
         &self,

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod output;
 pub mod prompt;
 pub mod records;
+pub mod report;
 pub mod requests;
 pub mod reveal;
 pub mod table;

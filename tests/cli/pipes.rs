@@ -4,7 +4,6 @@
 //! `audit verify`), which keep it. Never a panic, never death by SIGPIPE.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use crate::support::*;
@@ -246,16 +245,7 @@ fn run_closed(env: &TestEnv, args: &[&str], input: &[u8]) -> Outcome {
     env.keyctl(args)
         .at(NOW)
         .stdin(input)
-        .with(|c| {
-            c.stdout(Stdio::from(closed_pipe()));
-            // SAFETY: only signal(2), async-signal-safe, runs between fork and exec.
-            unsafe {
-                c.pre_exec(|| {
-                    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-                    Ok(())
-                });
-            }
-        })
+        .with(stdout_closed)
         .run()
 }
 

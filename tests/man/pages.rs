@@ -609,6 +609,43 @@ Requests per day, accepted and rejected, and the credits they used, for one key 
         exits: ADMIN,
     },
     PageText {
+        command: "report",
+        description: r#"
+Key hygiene: finds keys that are never used, unused, soon expiring, never expiring, unrestricted, near a limit, or still in the grace period of a rotation. Each finding names the key (id, name, owner, status) and the figures behind it.
+
+`never-used` :: No request was ever accepted with the key, however young it is (the detail says when it was created).
+`unused` :: The key was used, but not within `--unused` (default 30d). A never-used key is `never-used`, not `unused`.
+`expiring` :: The key expires within `--expiring` (default 14d).
+`no-expiry` :: The key never expires.
+`unrestricted` :: The key has no scope, no IP allowlist, no deployment and no model restriction.
+`near-limit` :: A quota window (total, daily, weekly, monthly: the rolling windows `keyctl verify` counts, shared by a rotation's old and new keys) or the credit limit is used to `--near` percent (default 80%) or more: one finding per limit, with its count, its cap and the percentage. Rate limits are not reported: their windows last a second or a minute.
+`in-grace` :: The key was replaced by a rotation and still verifies until its grace period ends.
+
+Active and disabled keys are checked (a disabled key comes back with one `keyctl enable`); revoked and expired keys, and disabled keys replaced by a rotation, cannot verify again and are left out. `--only` *LIST* reports only the findings named (comma-separated, repeatable).
+
+At a terminal, and by default, a table grouped by finding in the order above, keys in creation order within a group, and a summary line. `--json` prints an array with one object per finding (`finding`, `key_id`, `name`, `owner`, `status`, `detail`, then `limit`, `used`, `cap` and `percent` for `near-limit`, and the key's `created_at`, `last_used_at`, `expires_at` and `rotated_to`), keys in creation order, each key's findings together; `--format csv` the same columns.
+
+The report reads the store a page of keys at a time from one snapshot, so its memory stays bounded however many keys there are; the table takes one pass to measure its columns and one more per group when it has more than 1000 rows.
+
+`--fail-on` *LIST* exits 5 when any finding it names is present, after printing the whole report, so a CI job can gate on it; the exit status is kept when standard output is closed.
+"#,
+        sections: &[],
+        setup: "keyctl create --name ci-deploy --scope deploy --expires 90d --quiet >/dev/null\nkeyctl create --name scratch --quiet >/dev/null",
+        examples: &[
+            ex("Every finding, grouped.", "keyctl report"),
+            ex(
+                "Keys unused for 90 days or never used, as json.",
+                "keyctl report --only never-used,unused --unused 90d --json",
+            ),
+            fails(
+                exit::FINDINGS,
+                "Fail a CI job while any key never expires.",
+                "keyctl report --fail-on no-expiry --quiet",
+            ),
+        ],
+        exits: &[BASIC, &[exit::FINDINGS]],
+    },
+    PageText {
         command: "audit",
         description: r#"
 Shows the audit trail, newest first: every admin action (created, edited, disabled, enabled, revoked, rotated, deleted, config) with its time, actor, key and details; an edit lists each field as old and new value. With a *KEYREF*, the events of that key's whole rotation chain; a deleted key's id still selects its events. Filters: `--since`, `--action`, and at most `--limit` events (default 100).

@@ -668,6 +668,31 @@ impl Txn for PgTxn<'_> {
         .map_err(|why| self.damaged(why))
     }
 
+    fn keys_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<KeyRecord>> {
+        let limit = i64::from(limit);
+        let rows = match after {
+            None => self.rows(
+                concat!(
+                    select_keys!(),
+                    " WHERE k.state <> 'revoked' ORDER BY k.seq LIMIT $1"
+                ),
+                &[&limit],
+            )?,
+            // A cursor that names no key (never, within one snapshot) ends the scan.
+            Some(id) => self.rows(
+                concat!(
+                    select_keys!(),
+                    " WHERE k.state <> 'revoked' AND k.seq > (SELECT seq FROM keys WHERE id = $2) \
+                     ORDER BY k.seq LIMIT $1"
+                ),
+                &[&limit, &id],
+            )?,
+        };
+        rows.iter()
+            .map(|r| key_from_row(r).map_err(|why| self.damaged(why)))
+            .collect()
+    }
+
     fn for_each_key(
         &self,
         query: &KeyQuery,

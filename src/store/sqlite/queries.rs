@@ -486,6 +486,32 @@ impl Txn for SqliteTxn<'_> {
             .map_err(|e| self.err(e))
     }
 
+    fn keys_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<KeyRecord>> {
+        let limit = i64::from(limit);
+        let mut stmt = self
+            .tx
+            .prepare_cached(match after {
+                None => concat!(
+                    select_keys!(),
+                    " WHERE k.state != 'revoked' ORDER BY k.seq LIMIT ?1"
+                ),
+                // A cursor that names no key (never, within one snapshot) ends the scan.
+                Some(_) => concat!(
+                    select_keys!(),
+                    " WHERE k.state != 'revoked' AND k.seq > (SELECT seq FROM keys WHERE id = ?2) \
+                     ORDER BY k.seq LIMIT ?1"
+                ),
+            })
+            .map_err(|e| self.err(e))?;
+        let rows = match after {
+            None => stmt.query_map(params![limit], key_from_row),
+            Some(id) => stmt.query_map(params![limit, id], key_from_row),
+        }
+        .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
     fn for_each_key(
         &self,
         query: &KeyQuery,

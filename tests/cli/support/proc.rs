@@ -98,6 +98,20 @@ pub fn closed_pipe() -> OwnedFd {
     writer
 }
 
+/// Makes `command`'s stdout a pipe nobody reads ([`closed_pipe`]), with SIGPIPE at
+/// its default, as a shell leaves it: a keyctl dying by the signal would fail.
+pub fn stdout_closed(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    command.stdout(std::process::Stdio::from(closed_pipe()));
+    // SAFETY: only signal(2), async-signal-safe, runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+}
+
 /// Sends SIGKILL to `child`. Safe to call until the child has been waited for: an
 /// exited but unreaped child is a zombie whose pid cannot be reused, so the signal
 /// never reaches another process.
