@@ -347,6 +347,10 @@ pub struct VerifyArgs {
     /// Serve many requests: one json request per stdin line, one json result per line
     #[arg(long, conflicts_with_all = ["key_env", "ip", "scope", "deployment", "model", "endpoint", "duration_ms"])]
     pub stream: bool,
+    /// Show every check with its result (pass, fail, n.a.) and figures, and exit with
+    /// the verdict's code; records and counts nothing (implies --no-record)
+    #[arg(long, conflicts_with = "stream")]
+    pub explain: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,8 +2,8 @@
 //! its inputs (time, random bytes) as parameters so it can be unit-tested exactly.
 
 pub mod allowlist;
-pub mod checks;
 pub mod audit;
+pub mod checks;
 pub mod diff;
 pub mod exit;
 pub mod fields;

@@ -708,11 +708,7 @@ pub trait Txn {
     }
     /// The key with this secret hash and its lineage's counts in each window it
     /// limits, as of `view.now`, into `view` (nothing for a None hash or no such key).
-    fn load_key_for_verify(
-        &self,
-        hash: Option<&[u8; 32]>,
-        view: &mut VerifyView,
-    ) -> Result<()> {
+    fn load_key_for_verify(&self, hash: Option<&[u8; 32]>, view: &mut VerifyView) -> Result<()> {
         if let Some(found) = hash.map(|h| self.key_by_hash(h)).transpose()?.flatten() {
             let starts = window_starts(&found, view.now);
             // One seek per window; none for a key without window limits.
