@@ -345,12 +345,21 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub no_record: bool,
     /// Serve many requests: one json request per stdin line, one json result per line
-    #[arg(long, conflicts_with_all = ["key_env", "ip", "scope", "deployment", "model", "endpoint", "duration_ms"])]
+    #[arg(long, conflicts_with_all = ["key_env", "ip", "scope", "deployment", "model", "endpoint", "duration_ms", "explain"])]
     pub stream: bool,
     /// Show every check with its result (pass, fail, n.a.) and figures, and exit with
     /// the verdict's code; records and counts nothing (implies --no-record)
-    #[arg(long, conflicts_with = "stream")]
-    pub explain: bool,
+    // A flag without a default value (clap gives a plain bool flag one, allocated on
+    // every parse), so a verify without it pays nothing for it: Some(true) or None.
+    // Its conflict with --stream is on --stream's list (one list, no second one).
+    #[arg(
+        long,
+        action = clap::ArgAction::Set,
+        num_args = 0,
+        default_missing_value = "true",
+        value_parser = clap::value_parser!(bool)
+    )]
+    pub explain: Option<bool>,
 }
 
 #[derive(Debug, Args)]

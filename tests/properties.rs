@@ -157,6 +157,23 @@ fn key_with(r: &Restrictions) -> KeyRecord {
     KeyRecord::from_new(&new, 1)
 }
 
+/// A request of the given context (absent parts None).
+fn request(
+    ip: Option<&str>,
+    scope: Option<&str>,
+    deployment: Option<&str>,
+    model: Option<&str>,
+    cost: u64,
+) -> Request {
+    Request {
+        ip: ip.map(|i| i.parse().unwrap()),
+        scope: scope.map(String::from),
+        deployment: deployment.map(String::from),
+        model: model.map(String::from),
+        cost,
+    }
+}
+
 fn decide(k: &KeyRecord, req: &Request, counts: &Counts) -> Outcome {
     match check_key(k, req, now()) {
         Outcome::Valid => check_limits(k, counts, req.cost),
@@ -210,13 +227,7 @@ proptest! {
     ) {
         let loose = key_with(&r);
         let strict = key_with(&tighten(r, which));
-        let req = Request {
-            ip: ip.map(|i| i.parse().unwrap()),
-            scope: scope.map(String::from),
-            deployment: deployment.map(String::from),
-            model: model.map(String::from),
-            cost,
-        };
+        let req = request(ip, scope, deployment, model, cost);
         let counts = Counts { rate_window: used, total: used, daily: used, weekly: used, monthly: used };
         if decide(&strict, &req, &counts) == Outcome::Valid {
             prop_assert_eq!(decide(&loose, &req, &counts), Outcome::Valid);
@@ -354,13 +365,7 @@ proptest! {
         let mut k = key_with(&r);
         k.state = [State::Active, State::Disabled, State::Revoked][state as usize];
         k.credits_used = credits_used;
-        let req = Request {
-            ip: ip.map(|i| i.parse().unwrap()),
-            scope: scope.map(String::from),
-            deployment: deployment.map(String::from),
-            model: model.map(String::from),
-            cost,
-        };
+        let req = request(ip, scope, deployment, model, cost);
         let counts = Counts { rate_window: used.0, total: used.1, daily: used.2, weekly: used.1, monthly: used.0 };
         let view = VerifyView {
             ip_blocked_until: (blocked && req.ip.is_some()).then(|| now() + Duration::minutes(5)),

@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         duration_ms: args.duration_ms,
     };
     let presented = presented_key(&args)?;
-    if args.explain {
+    if args.explain == Some(true) {
         return super::explain::run(ctx, &req, meta.endpoint.as_deref(), &presented);
     }
     let verdict = ctx.open_for_verify().and_then(|mut store| {

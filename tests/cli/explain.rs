@@ -126,16 +126,6 @@ fn expect<'a>(v: &'a Value, code: &str, message: &str, fails: &[&str]) -> &'a Va
     row(v, fails[0])
 }
 
-fn block_settings(env: &TestEnv) {
-    for (name, value) in [
-        ("failed-auth-limit", "3"),
-        ("failed-auth-window", "10m"),
-        ("block-duration", "15m"),
-    ] {
-        env.run(&["config", "set", name, value]).ok();
-    }
-}
-
 // ---- a valid key ----
 
 #[test]
@@ -644,6 +634,46 @@ fn the_table_shows_each_row_the_verdict_and_never_the_secret() {
     // Through a pipe without a format: json.
     let out = env.verify(NOW, &k.secret, &["--explain"]);
     assert_eq!(out.json()["verdict"]["code"], "valid");
+}
+
+#[test]
+fn at_a_terminal_the_table_is_the_default() {
+    let env = TestEnv::initialized();
+    let k = env.create("svc", &["--scope", "read"]);
+    let mut command = env.command();
+    command.env("API_KEY", &k.secret);
+    let out = run_on_tty(
+        command,
+        &[
+            "verify",
+            "--explain",
+            "--key-env",
+            "API_KEY",
+            "--scope",
+            "write",
+        ],
+        120,
+    );
+    assert_eq!(out.code, Some(19), "{out}");
+    assert!(!out.stdout.contains(&k.secret), "{out}");
+    assert!(!out.stdout.contains('{'), "json at a terminal\n{out}");
+    assert!(out.stdout.contains("Check"), "{out}");
+    assert!(out.stdout.contains("write is not in [read]"), "{out}");
+    assert!(
+        out.stdout
+            .contains("Verdict: forbidden_scope (403, exit 19): API key lacks scope: write"),
+        "{out}"
+    );
+    // --json still prints json there.
+    let mut command = env.command();
+    command.env("API_KEY", &k.secret);
+    let out = run_on_tty(
+        command,
+        &["verify", "--explain", "--json", "--key-env", "API_KEY"],
+        120,
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.trim_start().starts_with('{'), "{out}");
 }
 
 // ---- the verdict is verify's ----

@@ -186,8 +186,9 @@ fn is_global(arg: &Arg) -> bool {
     arg.is_global_set() || matches!(arg.get_id().as_str(), "help" | "version")
 }
 
+/// An option that takes a value (not a flag; `--explain` is an option of no values).
 fn takes_value(arg: &Arg) -> bool {
-    arg.get_action().takes_values()
+    arg.get_action().takes_values() && arg.get_num_args().is_none_or(|n| n.max_values() > 0)
 }
 
 fn value_names(arg: &Arg) -> Vec<String> {
