@@ -54,24 +54,9 @@ impl Check {
         Check::CreditsExhausted,
     ];
     /// The checks of a known key against the request (revoked through model).
-    pub const KEY: &'static [Check] = &[
-        Check::Revoked,
-        Check::Inactive,
-        Check::Expired,
-        Check::IpNotAllowed,
-        Check::ForbiddenDeployment,
-        Check::ForbiddenScope,
-        Check::ForbiddenModel,
-    ];
+    pub const KEY: &'static [Check] = Check::ALL.split_at(2).1.split_at(7).0;
     /// The checks of a key's limits (rate limit, quotas, credits).
-    pub const LIMITS: &'static [Check] = &[
-        Check::RateLimited,
-        Check::QuotaTotal,
-        Check::QuotaDaily,
-        Check::QuotaWeekly,
-        Check::QuotaMonthly,
-        Check::CreditsExhausted,
-    ];
+    pub const LIMITS: &'static [Check] = Check::ALL.split_at(9).1;
 
     /// The row's name: the verify code it fails with, the quota ones by window.
     pub fn name(self) -> &'static str {
@@ -458,4 +443,18 @@ fn in_set<'a>(allowed: &'a [String], requested: Option<&'a str>) -> (Result, Fig
         _ => Result::NotApplicable,
     };
     (result, figure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Check;
+
+    #[test]
+    fn the_key_and_limit_checks_are_their_runs_of_the_whole_order() {
+        assert_eq!(Check::KEY.first(), Some(&Check::Revoked));
+        assert_eq!(Check::KEY.last(), Some(&Check::ForbiddenModel));
+        assert_eq!(Check::LIMITS.first(), Some(&Check::RateLimited));
+        assert_eq!(Check::LIMITS.last(), Some(&Check::CreditsExhausted));
+        assert_eq!(Check::KEY.len() + Check::LIMITS.len() + 2, Check::ALL.len());
+    }
 }
