@@ -355,8 +355,13 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub no_record: bool,
     /// Serve many requests: one json request per stdin line, one json result per line
-    #[arg(long, conflicts_with_all = ["key_env", "ip", "scope", "deployment", "model", "endpoint", "duration_ms"])]
+    #[arg(long, conflicts_with_all = ["key_env", "ip", "scope", "deployment", "model", "endpoint", "duration_ms", "explain"])]
     pub stream: bool,
+    /// Show every check with its result (pass, fail, n.a.) and figures, and exit with
+    /// the verdict's code; records and counts nothing (implies --no-record)
+    // Its conflict with --stream is on --stream's list (one list, no second one).
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Debug, Args)]

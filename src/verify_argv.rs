@@ -42,6 +42,8 @@ pub fn parse(args: &[OsString]) -> Option<Cli> {
         duration_ms: None,
         no_record: false,
         stream: false,
+        // `--explain` is left to clap (a flag this module does not know).
+        explain: false,
     };
     let mut seen: Vec<&str> = Vec::new();
     let mut in_verify = false;
@@ -225,6 +227,7 @@ mod tests {
             &["verify", "--format", "yaml"],
             &["verify", "--scope", ""],
             &["verify", "--", "--ip"],
+            &["verify", "--explain"],
             &["verify", "--explainx"],
             &["--ip", "10.0.0.1", "verify"],
             &["verify", "verify"],

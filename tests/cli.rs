@@ -32,6 +32,8 @@ mod crash;
 mod create;
 #[path = "cli/edit.rs"]
 mod edit;
+#[path = "cli/explain.rs"]
+mod explain;
 #[path = "cli/files.rs"]
 mod files;
 #[path = "cli/global.rs"]

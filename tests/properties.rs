@@ -157,6 +157,23 @@ fn key_with(r: &Restrictions) -> KeyRecord {
     KeyRecord::from_new(&new, 1)
 }
 
+/// A request of the given context (absent parts None).
+fn request(
+    ip: Option<&str>,
+    scope: Option<&str>,
+    deployment: Option<&str>,
+    model: Option<&str>,
+    cost: u64,
+) -> Request {
+    Request {
+        ip: ip.map(|i| i.parse().unwrap()),
+        scope: scope.map(String::from),
+        deployment: deployment.map(String::from),
+        model: model.map(String::from),
+        cost,
+    }
+}
+
 fn decide(k: &KeyRecord, req: &Request, counts: &Counts) -> Outcome {
     match check_key(k, req, now()) {
         Outcome::Valid => check_limits(k, counts, req.cost),
@@ -210,13 +227,7 @@ proptest! {
     ) {
         let loose = key_with(&r);
         let strict = key_with(&tighten(r, which));
-        let req = Request {
-            ip: ip.map(|i| i.parse().unwrap()),
-            scope: scope.map(String::from),
-            deployment: deployment.map(String::from),
-            model: model.map(String::from),
-            cost,
-        };
+        let req = request(ip, scope, deployment, model, cost);
         let counts = Counts { rate_window: used, total: used, daily: used, weekly: used, monthly: used };
         if decide(&strict, &req, &counts) == Outcome::Valid {
             prop_assert_eq!(decide(&loose, &req, &counts), Outcome::Valid);
@@ -256,5 +267,143 @@ proptest! {
         prop_assert!(keyctl::core::text::find_secret(&text).is_some());
         prop_assert!(keyctl::core::names::validate_text("--owner", &text).is_err());
         prop_assert!(!keyctl::core::text::redact(&text).contains(&b));
+    }
+}
+
+// ---- verify --explain: every check evaluated, the verdict decide's ----
+
+/// SPEC §3's order as first written (before `core::checks`): an independent oracle
+/// of the first failure for a found, well-formed key from an unblocked IP.
+fn oracle(k: &KeyRecord, req: &Request, counts: &Counts) -> Outcome {
+    use keyctl::core::model::State;
+    match k.state {
+        State::Revoked => return Outcome::Revoked,
+        State::Disabled => return Outcome::Inactive,
+        State::Active => {}
+    }
+    let s = &k.settings;
+    if s.expires_at.is_some_and(|e| e <= now()) {
+        return Outcome::Expired;
+    }
+    if !s.allowed_ips.is_empty() {
+        let rules: Vec<_> = s
+            .allowed_ips
+            .iter()
+            .filter_map(|r| parse_rule(r).ok())
+            .collect();
+        if !req
+            .ip
+            .is_some_and(|ip| !rules.is_empty() && allows(&rules, &ip))
+        {
+            return Outcome::IpNotAllowed;
+        }
+    }
+    if s.deployment
+        .as_ref()
+        .is_some_and(|d| req.deployment.as_ref() != Some(d))
+    {
+        return Outcome::ForbiddenDeployment;
+    }
+    if let Some(scope) = req
+        .scope
+        .as_ref()
+        .filter(|sc| !s.scopes.is_empty() && !s.scopes.contains(sc))
+    {
+        return Outcome::ForbiddenScope(scope.clone());
+    }
+    if req
+        .model
+        .as_ref()
+        .is_some_and(|m| !s.allowed_models.is_empty() && !s.allowed_models.contains(m))
+    {
+        return Outcome::ForbiddenModel;
+    }
+    if let Some(rate) = s.rate_limit.filter(|r| counts.rate_window >= r.count) {
+        return Outcome::RateLimited(rate);
+    }
+    let q = &s.quotas;
+    for (cap, used, which) in [
+        (q.total, counts.total, "total"),
+        (q.daily, counts.daily, "daily"),
+        (q.weekly, counts.weekly, "weekly"),
+        (q.monthly, counts.monthly, "monthly"),
+    ] {
+        if cap.is_some_and(|cap| used >= cap) {
+            return Outcome::QuotaExceeded(which);
+        }
+    }
+    let spent = k.credits_used.saturating_add(req.cost);
+    if s.credit_limit.is_some_and(|l| spent > l) {
+        return Outcome::CreditsExhausted;
+    }
+    Outcome::Valid
+}
+
+proptest! {
+    /// Over random keys, states, requests, counts, blocks and presented keys: the
+    /// explanation has every check in order, each evaluated on its own (the same
+    /// result alone as in the list); its first failure is `decide`'s outcome, and that
+    /// outcome is the oracle's.
+    #[test]
+    fn explain_evaluates_every_check_and_its_first_failure_is_the_verdict(
+        r in restrictions(),
+        state in 0u8..3,
+        blocked in any::<bool>(),
+        found in any::<bool>(),
+        parsed in any::<bool>(),
+        scope in proptest::option::of(prop::sample::select(vec!["a", "b", "z"])),
+        model in proptest::option::of(prop::sample::select(vec!["m1", "m2", "mz"])),
+        deployment in proptest::option::of(prop::sample::select(vec!["prod", "dev"])),
+        ip in proptest::option::of(prop::sample::select(vec!["10.1.2.3", "192.0.2.1", "198.51.100.7"])),
+        used in (0u64..5, 0u64..5, 0u64..5),
+        credits_used in 0u64..5,
+        cost in 0u64..3,
+    ) {
+        use keyctl::core::checks::{Check, Result as Checked, Subject};
+        use keyctl::core::model::State;
+        use keyctl::core::policy::{decide, explain, VerifyView};
+        let mut k = key_with(&r);
+        k.state = [State::Active, State::Disabled, State::Revoked][state as usize];
+        k.credits_used = credits_used;
+        let req = request(ip, scope, deployment, model, cost);
+        let counts = Counts { rate_window: used.0, total: used.1, daily: used.2, weekly: used.1, monthly: used.0 };
+        let view = VerifyView {
+            ip_blocked_until: (blocked && req.ip.is_some()).then(|| now() + Duration::minutes(5)),
+            key: found.then(|| k.clone()),
+            counts,
+            now: now(),
+            ..VerifyView::default()
+        };
+        let rows = explain(&view, parsed, &req);
+        let names: Vec<Check> = rows.iter().map(|e| e.check).collect();
+        prop_assert_eq!(names, Check::ALL.to_vec());
+        let subject = Subject {
+            ip_blocked_until: view.ip_blocked_until,
+            parsed,
+            key: view.key.as_ref(),
+            counts: &view.counts,
+            req: &req,
+            now: now(),
+        };
+        let key_found = found && parsed;
+        for e in &rows {
+            prop_assert_eq!(*e, subject.evaluate(e.check));
+            // Without a key nothing after `invalid` is checked.
+            let before_key = matches!(e.check, Check::IpBlocked | Check::Invalid);
+            if !key_found && !before_key {
+                prop_assert_eq!(e.result, Checked::NotApplicable);
+            }
+        }
+        let first = rows.iter().find(|e| e.failed()).map_or(Outcome::Valid, |e| e.outcome());
+        let verdict = decide(view, parsed, &req, now()).outcome;
+        prop_assert_eq!(&first, &verdict);
+        let expected = if blocked && req.ip.is_some() {
+            Outcome::IpBlocked
+        } else if !(found && parsed) {
+            Outcome::Invalid
+        } else {
+            oracle(&k, &req, &counts)
+        };
+        prop_assert_eq!(verdict, expected);
     }
 }

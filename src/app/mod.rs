@@ -1,6 +1,7 @@
 //! Use cases over the store traits, the same for every backend.
 
 pub mod audit;
+pub mod explain;
 pub mod keys;
 pub mod retry;
 pub mod verify;

@@ -5,7 +5,7 @@
 use crate::app::retry::with_retry;
 use crate::core::key::{self, hash_secret};
 use crate::core::model::{KeyRecord, RequestRecord};
-use crate::core::policy::{decide, Outcome, QuotaRemaining, Request};
+use crate::core::policy::{decide, Decision, Outcome, QuotaRemaining, Request};
 use chrono::{DateTime, Utc};
 
 use crate::store::{Clock, Intent, Result, Store, VerdictRecord};
@@ -44,6 +44,17 @@ impl Verdict {
             key: None,
             credits_remaining: None,
             quota_remaining: None,
+        }
+    }
+}
+
+impl From<Decision> for Verdict {
+    fn from(d: Decision) -> Verdict {
+        Verdict {
+            outcome: d.outcome,
+            key: d.key,
+            credits_remaining: d.credits_remaining,
+            quota_remaining: d.quota_remaining,
         }
     }
 }
@@ -157,7 +168,7 @@ fn run_group(
         let view =
             tx.load_for_verify_cached(c.hash.as_ref(), req.ip, record, *clock, &mut settings)?;
         let now = view.now;
-        let d = decide(view, c.parsed, req, now);
+        let mut d = decide(view, c.parsed, req, now);
         if record {
             tx.record_verdict(&VerdictRecord {
                 request: RequestRecord {
@@ -174,17 +185,12 @@ fn run_group(
                     credits: d.credits,
                     accepted: d.outcome.is_valid(),
                 },
-                auth_failure: d.auth_failure,
+                auth_failure: d.auth_failure.take(),
                 prune_before: None,
             })?;
             prune = prune.max(d.prune_before);
         }
-        verdicts.push(Verdict {
-            outcome: d.outcome,
-            key: d.key,
-            credits_remaining: d.credits_remaining,
-            quota_remaining: d.quota_remaining,
-        });
+        verdicts.push(Verdict::from(d));
     }
     if record {
         if let Some(before) = prune {

@@ -8,6 +8,7 @@ mod config;
 mod copy;
 mod create;
 mod edit;
+mod explain;
 mod init;
 pub mod keyref;
 mod lifecycle;

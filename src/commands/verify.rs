@@ -60,6 +60,9 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         duration_ms: args.duration_ms,
     };
     let presented = presented_key(&args)?;
+    if args.explain {
+        return super::explain::run(ctx, &req, meta.endpoint.as_deref(), &presented);
+    }
     let verdict = ctx.open_for_verify().and_then(|mut store| {
         verify_one(
             store.as_mut(),

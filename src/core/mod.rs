@@ -3,6 +3,7 @@
 
 pub mod allowlist;
 pub mod audit;
+pub mod checks;
 pub mod diff;
 pub mod exit;
 pub mod fields;

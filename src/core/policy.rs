@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::allowlist::{allows, parse_rule};
+use super::checks::{Check, Evaluated, Subject};
 use super::exit;
 use super::limits::{add_counts, RateLimit};
-use super::model::{KeyRecord, State};
+use super::model::KeyRecord;
 use super::settings::Settings;
 
 /// Every answer `verify` can give.
@@ -133,46 +133,18 @@ pub struct Request {
     pub cost: u64,
 }
 
-/// Checks that need only the key and the request (revoked through model).
+/// Checks that need only the key and the request (revoked through model), as
+/// [`decide`] applies them.
 pub fn check_key(key: &KeyRecord, req: &Request, now: DateTime<Utc>) -> Outcome {
-    match key.state {
-        State::Revoked => return Outcome::Revoked,
-        State::Disabled => return Outcome::Inactive,
-        State::Active => {}
+    Subject {
+        ip_blocked_until: None,
+        parsed: true,
+        key: Some(key),
+        counts: &Counts::default(),
+        req,
+        now,
     }
-    if key.settings.expires_at.is_some_and(|e| e <= now) {
-        return Outcome::Expired;
-    }
-    if !key.settings.allowed_ips.is_empty() {
-        // Stored entries were validated on the way in; one that no longer parses
-        // allows nothing.
-        let rules: Vec<_> = key
-            .settings
-            .allowed_ips
-            .iter()
-            .filter_map(|r| parse_rule(r).ok())
-            .collect();
-        match &req.ip {
-            Some(ip) if !rules.is_empty() && allows(&rules, ip) => {}
-            _ => return Outcome::IpNotAllowed,
-        }
-    }
-    if let Some(bound) = &key.settings.deployment {
-        if req.deployment.as_deref() != Some(bound.as_str()) {
-            return Outcome::ForbiddenDeployment;
-        }
-    }
-    if let Some(scope) = &req.scope {
-        if !key.settings.scopes.is_empty() && !key.settings.scopes.contains(scope) {
-            return Outcome::ForbiddenScope(scope.clone());
-        }
-    }
-    if let Some(model) = &req.model {
-        if !key.settings.allowed_models.is_empty() && !key.settings.allowed_models.contains(model) {
-            return Outcome::ForbiddenModel;
-        }
-    }
-    Outcome::Valid
+    .first_failure(Check::KEY)
 }
 
 /// Accepted requests of a key in each window that has a limit, counted before this
@@ -186,30 +158,22 @@ pub struct Counts {
     pub monthly: u64,
 }
 
-/// Rate limit, quotas and credits, in that order.
+/// Rate limit, quotas and credits, in that order, as [`decide`] applies them.
 pub fn check_limits(key: &KeyRecord, counts: &Counts, cost: u64) -> Outcome {
-    if let Some(rate) = key.settings.rate_limit {
-        if counts.rate_window >= rate.count {
-            return Outcome::RateLimited(rate);
-        }
+    let req = Request {
+        cost,
+        ..Request::default()
+    };
+    Subject {
+        ip_blocked_until: None,
+        parsed: true,
+        key: Some(key),
+        counts,
+        req: &req,
+        // No limit check reads the time: the counts are of the windows at "now".
+        now: DateTime::<Utc>::MIN_UTC,
     }
-    let q = &key.settings.quotas;
-    for (cap, used, which) in [
-        (q.total, counts.total, "total"),
-        (q.daily, counts.daily, "daily"),
-        (q.weekly, counts.weekly, "weekly"),
-        (q.monthly, counts.monthly, "monthly"),
-    ] {
-        if cap.is_some_and(|cap| used >= cap) {
-            return Outcome::QuotaExceeded(which);
-        }
-    }
-    if let Some(limit) = key.settings.credit_limit {
-        if key.credits_used.saturating_add(cost) > limit {
-            return Outcome::CreditsExhausted;
-        }
-    }
-    Outcome::Valid
+    .first_failure(Check::LIMITS)
 }
 
 /// Where each window a key limits starts at `now`: its rate-limit window, then its
@@ -304,7 +268,8 @@ pub struct Decision {
 }
 
 /// SPEC §3 in order: the IP's block, the presented key's format and checksum
-/// (`parsed`) and existence, then [`check_key`] and [`check_limits`].
+/// (`parsed`) and existence, then [`check_key`] and [`check_limits`]: the first
+/// failing check of `core::checks` decides.
 pub fn decide(view: VerifyView, parsed: bool, req: &Request, now: DateTime<Utc>) -> Decision {
     let VerifyView {
         settings,
@@ -315,21 +280,19 @@ pub fn decide(view: VerifyView, parsed: bool, req: &Request, now: DateTime<Utc>)
         // The caller passes it as `now` (tests decide at other times too).
         now: _,
     } = view;
-    let (outcome, key) = if ip_blocked_until.is_some() {
-        (Outcome::IpBlocked, None)
-    } else {
-        match key.filter(|_| parsed) {
-            None => (Outcome::Invalid, None),
-            Some(k) => {
-                let first = check_key(&k, req, now);
-                let outcome = if first == Outcome::Valid {
-                    check_limits(&k, &counts, req.cost)
-                } else {
-                    first
-                };
-                (outcome, Some(k))
-            }
-        }
+    let outcome = Subject {
+        ip_blocked_until,
+        parsed,
+        key: key.as_ref(),
+        counts: &counts,
+        req,
+        now,
+    }
+    .first_failure(&Check::ALL);
+    // A blocked IP learns nothing about the key it presented; an invalid one has none.
+    let key = match outcome {
+        Outcome::IpBlocked | Outcome::Invalid => None,
+        _ => key,
     };
     let accepted = outcome.is_valid();
     let credits = if accepted { req.cost } else { 0 };
@@ -361,6 +324,22 @@ pub fn decide(view: VerifyView, parsed: bool, req: &Request, now: DateTime<Utc>)
     }
 }
 
+/// Every check of SPEC §3 for this request, each evaluated on its own with the
+/// figure behind it (`verify --explain`). The same checks [`decide`] applies to the
+/// same view: the first failure here is its outcome.
+pub fn explain<'a>(view: &'a VerifyView, parsed: bool, req: &'a Request) -> Vec<Evaluated<'a>> {
+    Subject {
+        ip_blocked_until: view.ip_blocked_until,
+        parsed,
+        key: view.key.as_ref(),
+        counts: &view.counts,
+        req,
+        now: view.now,
+    }
+    .all(&Check::ALL)
+    .collect()
+}
+
 /// Credits and quotas left after this request.
 fn remaining(
     k: &KeyRecord,
@@ -389,7 +368,7 @@ mod tests {
     use super::*;
     use crate::core::key::Mode;
     use crate::core::limits::{Quotas, RateUnit};
-    use crate::core::model::{KeySettings, NewKey};
+    use crate::core::model::{KeySettings, NewKey, State};
     use crate::core::time::parse_datetime;
 
     fn now() -> DateTime<Utc> {

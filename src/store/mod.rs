@@ -618,6 +618,9 @@ pub trait Txn {
     fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>>;
     /// Until when this IP is blocked, if it is blocked at `now`.
     fn ip_blocked_until(&self, ip: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
+    /// Invalid attempts from `ip` (a block subject) counted after `since` (what
+    /// blocking counts against `failed-auth-limit`; `verify --explain` shows it).
+    fn auth_failures_since(&self, ip: &str, since: DateTime<Utc>) -> Result<u64>;
     /// Counts an invalid attempt from `ip`; blocks the IP until `now + block` when the
     /// attempts within `window` reach `limit`. Returns true when it blocked.
     fn record_auth_failure(
@@ -708,8 +711,14 @@ pub trait Txn {
         if view.ip_blocked_until.is_some() {
             return Ok(view);
         }
+        self.load_key_for_verify(hash, &mut view)?;
+        Ok(view)
+    }
+    /// The key with this secret hash and its lineage's counts in each window it
+    /// limits, as of `view.now`, into `view` (nothing for a None hash or no such key).
+    fn load_key_for_verify(&self, hash: Option<&[u8; 32]>, view: &mut VerifyView) -> Result<()> {
         if let Some(found) = hash.map(|h| self.key_by_hash(h)).transpose()?.flatten() {
-            let starts = window_starts(&found, now);
+            let starts = window_starts(&found, view.now);
             // One seek per window; none for a key without window limits.
             let figures = if starts.is_empty() {
                 Vec::new()
@@ -719,7 +728,38 @@ pub trait Txn {
             view.counts = counts_from(&found, figures);
             view.key = Some(found);
         }
-        Ok(view)
+        Ok(())
+    }
+    /// What `verify --explain` evaluates (in a `Read` transaction, no locks): the
+    /// view [`Txn::load_for_verify`] gives, with the settings always loaded and the
+    /// key loaded also when the IP is blocked (every check is shown, not only the
+    /// first failure), and the IP's failed attempts within `failed-auth-window`.
+    fn load_for_explain(
+        &mut self,
+        hash: Option<&[u8; 32]>,
+        ip: Option<std::net::IpAddr>,
+        clock: Clock,
+    ) -> Result<(VerifyView, Option<u64>)> {
+        let now = clock.read(self)?;
+        let settings = self.settings()?;
+        let ip_subject = ip.map(|ip| block_subject(ip, settings.failed_auth_ipv6_prefix));
+        let (ip_blocked_until, failures) = match &ip_subject {
+            Some(subject) => (
+                self.ip_blocked_until(subject, now)?,
+                Some(self.auth_failures_since(subject, now - settings.failed_auth_window)?),
+            ),
+            None => (None, None),
+        };
+        let mut view = VerifyView {
+            settings: Some(settings),
+            ip_subject,
+            ip_blocked_until,
+            key: None,
+            counts: Counts::default(),
+            now,
+        };
+        self.load_key_for_verify(hash, &mut view)?;
+        Ok((view, failures))
     }
     /// Records one decided verification: its log row and counters, the IP's failed
     /// attempt, the pruning of old log rows. Call it in the transaction that loaded

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod chart;
 pub mod clipboard;
 pub mod csv;
+pub mod explain;
 pub mod json;
 pub mod keys;
 pub mod output;

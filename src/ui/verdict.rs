@@ -6,8 +6,9 @@ use serde::Serialize;
 use crate::app::verify::Verdict;
 use crate::core::policy::QuotaRemaining;
 
+/// The verdict object (`verdict_json`'s, and `verify --explain`'s `verdict`).
 #[derive(Serialize)]
-struct VerdictJson<'a> {
+pub struct VerdictJson<'a> {
     valid: bool,
     code: &'static str,
     status: u16,
@@ -20,7 +21,14 @@ struct VerdictJson<'a> {
 
 /// The verdict's json object and a newline.
 pub fn verdict_json(v: &Verdict) -> Vec<u8> {
-    let j = VerdictJson {
+    let mut line = crate::ui::json::to_vec(&verdict_object(v)).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+/// The verdict as its json object.
+pub fn verdict_object(v: &Verdict) -> VerdictJson<'_> {
+    VerdictJson {
         valid: v.outcome.is_valid(),
         code: v.outcome.code(),
         status: v.outcome.http_status(),
@@ -29,8 +37,5 @@ pub fn verdict_json(v: &Verdict) -> Vec<u8> {
         key_name: v.key.as_ref().map(|k| k.settings.name.as_str()),
         credits_remaining: v.credits_remaining,
         quota_remaining: v.quota_remaining.as_ref(),
-    };
-    let mut line = crate::ui::json::to_vec(&j).unwrap_or_default();
-    line.push(b'\n');
-    line
+    }
 }

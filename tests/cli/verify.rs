@@ -964,16 +964,6 @@ fn limits_added_later_count_the_requests_already_made() {
 
 // ---- IP blocking ----
 
-fn block_settings(env: &TestEnv) {
-    for (name, value) in [
-        ("failed-auth-limit", "3"),
-        ("failed-auth-window", "10m"),
-        ("block-duration", "15m"),
-    ] {
-        env.run(&["config", "set", name, value]).ok();
-    }
-}
-
 #[test]
 fn failed_attempts_block_an_ip_until_the_block_duration_passes() {
     let env = TestEnv::initialized();

@@ -851,6 +851,19 @@ impl Txn for PgTxn<'_> {
         Ok(until.filter(|u| *u > to_millis(now)).map(from_millis))
     }
 
+    fn auth_failures_since(&self, ip: &str, since: DateTime<Utc>) -> Result<u64> {
+        let attempts: i64 = self
+            .row(
+                "SELECT count(*) FROM auth_failures WHERE ip = $1 AND at > $2",
+                &[&ip, &to_millis(since)],
+            )?
+            .map(|r| col(&r, 0))
+            .transpose()
+            .map_err(|why| self.damaged(why))?
+            .unwrap_or(0);
+        Ok(attempts.max(0) as u64)
+    }
+
     fn record_auth_failure(
         &mut self,
         ip: &str,

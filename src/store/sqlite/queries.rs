@@ -664,6 +664,14 @@ impl Txn for SqliteTxn<'_> {
             .map_err(|e| self.err(e))
     }
 
+    fn auth_failures_since(&self, ip: &str, since: DateTime<Utc>) -> Result<u64> {
+        self.tx
+            .prepare_cached("SELECT count(*) FROM auth_failures WHERE ip = ?1 AND at > ?2")
+            .and_then(|mut st| st.query_row(params![ip, to_millis(since)], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.err(e))
+    }
+
     fn record_auth_failure(
         &mut self,
         ip: &str,

@@ -60,6 +60,17 @@ impl TestEnv {
     }
 }
 
+/// IP blocking after 3 invalid attempts within 10 minutes, for 15 minutes.
+pub fn block_settings(env: &TestEnv) {
+    for (name, value) in [
+        ("failed-auth-limit", "3"),
+        ("failed-auth-window", "10m"),
+        ("block-duration", "15m"),
+    ] {
+        env.run(&["config", "set", name, value]).ok();
+    }
+}
+
 /// members of SPEC §3 in order, and that it is one stdout line of `out`. Returns it.
 pub fn assert_verdict_line(out: &Outcome, line: &str) -> Value {
     assert!(
