@@ -48,6 +48,11 @@ pub const AUDIT_BROKEN: Exit = exit(
     "audit trail broken",
     "audit verify: the hash chain is broken, or the --expect-head hash is not in it",
 );
+pub const LIVE_KEY_FOUND: Exit = exit(
+    9,
+    "live key found",
+    "scan: an active key of this store was found (also after --revoke revoked it)",
+);
 pub const INVALID: Exit = exit(
     10,
     "invalid",
@@ -113,7 +118,12 @@ pub const VERIFY_ANSWERS: &[Exit] = &[
 ];
 
 /// Every code keyctl returns, in groups, in order.
-pub const TABLE: &[&[Exit]] = &[GENERAL, &[AUDIT_BROKEN], VERIFY_ANSWERS, &[INTERRUPTED]];
+pub const TABLE: &[&[Exit]] = &[
+    GENERAL,
+    &[AUDIT_BROKEN, LIVE_KEY_FOUND],
+    VERIFY_ANSWERS,
+    &[INTERRUPTED],
+];
 
 /// Every code of [`TABLE`], in order.
 pub fn all() -> impl Iterator<Item = Exit> {
@@ -129,7 +139,7 @@ pub fn help_text() -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let general = [GENERAL, &[AUDIT_BROKEN]].concat();
+    let general = [GENERAL, &[AUDIT_BROKEN, LIVE_KEY_FOUND]].concat();
     let valid = Exit {
         name: "valid",
         ..SUCCESS
@@ -146,7 +156,7 @@ mod tests {
     fn codes_are_unique_and_in_order() {
         let codes: Vec<i32> = all().map(|e| e.code).collect();
         assert!(codes.windows(2).all(|p| p[0] < p[1]), "{codes:?}");
-        assert_eq!(codes.len(), 20);
+        assert_eq!(codes.len(), 21);
     }
 
     #[test]

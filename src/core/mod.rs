@@ -13,6 +13,8 @@ pub mod model;
 pub mod names;
 pub mod naming;
 pub mod policy;
+pub mod scan;
+pub mod scan_rules;
 pub mod settings;
 pub mod text;
 pub mod time;

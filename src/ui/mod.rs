@@ -15,6 +15,7 @@ pub mod prompt;
 pub mod records;
 pub mod requests;
 pub mod reveal;
+pub mod scan;
 pub mod table;
 pub mod usage;
 pub mod verdict;
