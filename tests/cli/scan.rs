@@ -51,6 +51,12 @@ impl Tree {
         .collect()
     }
 
+    /// Asserts a run's exit status, and that no planted secret shows in its output.
+    fn answered(&self, out: &Outcome, code: i32) {
+        assert_eq!(out.code, Some(code), "{out}");
+        self.no_secret_in(out);
+    }
+
     /// Asserts that no planted secret shows in what a run printed.
     fn no_secret_in(&self, out: &Outcome) {
         for s in self.format_strings() {
@@ -164,8 +170,7 @@ fn row(location: &str, status: &str, id: &str) -> (String, String, String) {
 fn scan_names_each_key_with_its_status_and_place_and_exits_9_for_an_active_one() {
     let t = tree();
     let out = t.env.run(&["scan", "tree", "--json"]);
-    assert_eq!(out.code, Some(9), "{out}");
-    t.no_secret_in(&out);
+    t.answered(&out, 9);
     assert_eq!(
         findings(&out),
         vec![
@@ -192,8 +197,7 @@ fn scan_names_each_key_with_its_status_and_place_and_exits_9_for_an_active_one()
 
     // The table: one row per finding, the secret as its display prefix.
     let out = t.env.run(&["scan", "tree"]);
-    assert_eq!(out.code, Some(9), "{out}");
-    t.no_secret_in(&out);
+    t.answered(&out, 9);
     let lines = out.stdout_lines();
     assert_eq!(lines.len(), 6, "{out}");
     let words: Vec<&str> = lines[0].split_whitespace().collect();
@@ -241,8 +245,7 @@ fn scan_names_each_key_with_its_status_and_place_and_exits_9_for_an_active_one()
 fn ignored_and_hidden_files_are_scanned_only_with_all_and_binary_files_never() {
     let t = tree();
     let out = t.env.run(&["scan", "tree", "--all", "--json"]);
-    assert_eq!(out.code, Some(9), "{out}");
-    t.no_secret_in(&out);
+    t.answered(&out, 9);
     let places: Vec<String> = findings(&out).into_iter().map(|f| f.0).collect();
     assert_eq!(
         places,
@@ -299,8 +302,7 @@ fn stdin_is_scanned_with_a_dash() {
     let out = t
         .env
         .run_with_stdin(&["scan", "-", "--json"], input.as_bytes());
-    assert_eq!(out.code, Some(9), "{out}");
-    t.no_secret_in(&out);
+    t.answered(&out, 9);
     assert_eq!(
         findings(&out),
         vec![
@@ -320,8 +322,7 @@ fn revoke_with_yes_revokes_the_active_keys_found_and_audits_where() {
     let t = tree();
     let out = t.env.run(&["scan", "tree", "--revoke", "--yes", "--json"]);
     // An active key was found: still exit 9, after revoking it.
-    assert_eq!(out.code, Some(9), "{out}");
-    t.no_secret_in(&out);
+    t.answered(&out, 9);
     assert!(
         out.stderr
             .contains(&format!("revoked key \"leaky\" ({})", t.active.id())),
@@ -373,17 +374,23 @@ fn revoke_without_a_terminal_needs_yes_and_changes_nothing() {
     assert_eq!(t.env.key_json(t.active.id())["status"], "active");
 }
 
-#[test]
-fn at_a_terminal_revoke_asks_first() {
-    let t = tree();
-    let before = t.env.snapshot();
+/// `scan tree --revoke` at a terminal, answering the question; it exits 9 either way.
+fn revoke_at_a_terminal(t: &Tree, answer: &[u8]) -> Outcome {
     let out = Pty::run_answering(
         t.env.command(),
         &["scan", "tree", "--revoke"],
         "cannot be undone",
-        b"n",
+        answer,
     );
     assert_eq!(out.code, Some(9), "{out}");
+    out
+}
+
+#[test]
+fn at_a_terminal_revoke_asks_first() {
+    let t = tree();
+    let before = t.env.snapshot();
+    let out = revoke_at_a_terminal(&t, b"n");
     assert!(
         out.stdout.contains(&format!(
             "Revoke key \"leaky\" ({}..., active)? This cannot be undone.",
@@ -395,13 +402,7 @@ fn at_a_terminal_revoke_asks_first() {
     t.no_secret_in(&out);
     assert_eq!(t.env.snapshot(), before);
 
-    let out = Pty::run_answering(
-        t.env.command(),
-        &["scan", "tree", "--revoke"],
-        "cannot be undone",
-        b"y",
-    );
-    assert_eq!(out.code, Some(9), "{out}");
+    revoke_at_a_terminal(&t, b"y");
     assert_eq!(t.env.key_json(t.active.id())["status"], "revoked");
 }
 
