@@ -670,3 +670,13 @@ fn the_detect_secrets_plugin_runs_in_detect_secrets_and_reports_the_secret_lines
     .collect();
     assert_eq!(lines, want);
 }
+
+#[test]
+fn a_closed_stdout_keeps_the_answer() {
+    let t = tree();
+    let out = crate::pipes::run_closed(&t.env, &["scan", "tree", "--json"], b"");
+    t.answered(&out, 9);
+    fs::remove_file(t.dir().join("app.env")).unwrap();
+    let out = crate::pipes::run_closed(&t.env, &["scan", "tree"], b"");
+    t.answered(&out, 0);
+}
