@@ -46,6 +46,13 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$schemathesis_ve
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$schemathesis_version"
 fi
+# detect-secrets (PyPI) into the same venv: tests/cli/scan.rs runs the plugin that
+# `keyctl scan --rules detect-secrets` writes in the real scanner.
+detect_secrets_version=1.5.0
+if ! "$venv/bin/detect-secrets" --version 2>/dev/null | grep -qxF "$detect_secrets_version"; then
+  echo "installing detect-secrets $detect_secrets_version into $venv" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "detect-secrets==$detect_secrets_version"
+fi
 if ! [ -d tests/node/node_modules/@unkey/api ] ||
   [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
   echo "installing tests/node (npm ci)" >&2

@@ -160,6 +160,17 @@ pub enum Command {
     Usage(UsageArgs),
     /// Show the audit trail of admin actions, or verify its hash chain
     Audit(AuditArgs),
+    /// Find this store's secrets in files and name their keys
+    ///
+    /// Walks the PATHs (default: the current folder) as ripgrep does: files and folders
+    /// that .gitignore or .ignore exclude and hidden ones are skipped unless --all, and
+    /// binary files (a NUL byte) always. A string of the key format with a valid
+    /// checksum is looked up by its hash and reported with file:line:column, the key's
+    /// id, name and status (active, disabled, expired, revoked, or unknown: not this
+    /// store's), shown as its display prefix only. Exit 9 when an active key is found
+    /// (also after --revoke), 0 otherwise; 1 when some file could not be read and no
+    /// active key was found.
+    Scan(ScanArgs),
     /// Write a consistent copy of the store
     Backup(BackupArgs),
     /// Copy the whole store into a new one, SQLite or PostgreSQL
@@ -453,6 +464,43 @@ pub struct CopyStoreArgs {
     /// The new store: a file path or a postgres:// URL (no password in it)
     #[arg(long, value_name = "PATH|URL")]
     pub to: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files and folders to scan, '-' for stdin [default: .]
+    #[arg(value_name = "PATH", value_hint = clap::ValueHint::AnyPath)]
+    pub paths: Vec<PathBuf>,
+    /// Also scan hidden files and those .gitignore or .ignore exclude
+    #[arg(long)]
+    pub all: bool,
+    /// Revoke the active keys found, with the file and line as the audited reason
+    #[arg(long)]
+    pub revoke: bool,
+    /// Do not ask before --revoke (required without a terminal)
+    #[arg(short, long, requires = "revoke")]
+    pub yes: bool,
+    /// Print a rule that finds this store's keys for another scanner, and exit
+    #[arg(
+        long,
+        value_enum,
+        value_name = "SCANNER",
+        conflicts_with_all = ["paths", "all", "revoke"]
+    )]
+    pub rules: Option<RulesFor>,
+}
+
+/// The scanners `scan --rules` writes a rule for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RulesFor {
+    /// A gitleaks config with a [[rules]] entry
+    Gitleaks,
+    /// A TruffleHog custom regex detector (YAML)
+    Trufflehog,
+    /// The fields of a GitHub custom secret scanning pattern
+    Github,
+    /// A detect-secrets plugin (Python)
+    DetectSecrets,
 }
 
 #[derive(Debug, Args)]

@@ -62,6 +62,8 @@ mod report;
 mod rotate;
 #[path = "cli/rotated_pairs.rs"]
 mod rotated_pairs;
+#[path = "cli/scan.rs"]
+mod scan;
 #[path = "cli/secrets.rs"]
 mod secrets;
 #[path = "cli/serve.rs"]

@@ -324,6 +324,24 @@ pub fn revoke(ctx: &Ctx, args: RevokeArgs) -> Result<()> {
     })
 }
 
+/// Revokes keys by id, each with its own reason (`scan --revoke`: where it was
+/// found), in one transaction, as `revoke` does; confirmation is the caller's.
+pub(crate) fn revoke_with_reasons(ctx: &Ctx, reasons: &[(String, String)]) -> Result<()> {
+    let ids: Vec<String> = reasons.iter().map(|(id, _)| id.clone()).collect();
+    let scope = Predecessors::of(false, "revoke");
+    in_one_transaction(ctx, &ids, scope, |tx, mut k, _| {
+        if k.state == State::Revoked {
+            return Ok(Said::Note(format!("key {} is already revoked", label(&k))));
+        }
+        let reason = reasons
+            .iter()
+            .find(|(id, _)| *id == k.id)
+            .map(|(_, reason)| reason.as_str());
+        revoke_one(ctx, tx, &mut k, reason)?;
+        Ok(Said::Note(format!("revoked key {}", label(&k))))
+    })
+}
+
 pub fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
     let refs = confirmed_refs(ctx, args.yes, "delete", &args.keyrefs, |keys| {
         format!(

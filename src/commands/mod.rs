@@ -18,6 +18,8 @@ mod migrate;
 mod new_key;
 mod report;
 mod rotate;
+mod scan;
+mod scan_files;
 mod serve;
 mod show;
 mod usage;
@@ -38,7 +40,11 @@ pub fn run(cli: Cli) -> Result<()> {
     // These commands hold a secret in memory: keep it out of core dumps.
     if matches!(
         cli.command,
-        Command::Create(_) | Command::Rotate(_) | Command::Verify(_) | Command::Serve(_)
+        Command::Create(_)
+            | Command::Rotate(_)
+            | Command::Verify(_)
+            | Command::Serve(_)
+            | Command::Scan(_)
     ) {
         crate::process::forbid_core_dumps();
     }
@@ -59,6 +65,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logs(args) => logs::run(&ctx, args),
         Command::Usage(args) => usage::run(&ctx, args),
         Command::Audit(args) => audit::run(&ctx, args),
+        Command::Scan(args) => scan::run(&ctx, args),
         Command::Backup(args) => backup::run(&ctx, args),
         Command::Copy(args) => copy::run(&ctx, args),
         Command::Migrate => migrate::run(&ctx),

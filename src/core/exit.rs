@@ -53,6 +53,11 @@ pub const AUDIT_BROKEN: Exit = exit(
     "audit trail broken",
     "audit verify: the hash chain is broken, or the --expect-head hash is not in it",
 );
+pub const LIVE_KEY_FOUND: Exit = exit(
+    9,
+    "live key found",
+    "scan: an active key of this store was found (also after --revoke revoked it)",
+);
 pub const INVALID: Exit = exit(
     10,
     "invalid",
@@ -121,7 +126,7 @@ pub const VERIFY_ANSWERS: &[Exit] = &[
 pub const TABLE: &[&[Exit]] = &[
     GENERAL,
     &[FINDINGS],
-    &[AUDIT_BROKEN],
+    &[AUDIT_BROKEN, LIVE_KEY_FOUND],
     VERIFY_ANSWERS,
     &[INTERRUPTED],
 ];
@@ -140,7 +145,7 @@ pub fn help_text() -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let general = [GENERAL, &[FINDINGS], &[AUDIT_BROKEN]].concat();
+    let general = [GENERAL, &[FINDINGS], &[AUDIT_BROKEN, LIVE_KEY_FOUND]].concat();
     let valid = Exit {
         name: "valid",
         ..SUCCESS
@@ -157,7 +162,7 @@ mod tests {
     fn codes_are_unique_and_in_order() {
         let codes: Vec<i32> = all().map(|e| e.code).collect();
         assert!(codes.windows(2).all(|p| p[0] < p[1]), "{codes:?}");
-        assert_eq!(codes.len(), 21);
+        assert_eq!(codes.len(), 22);
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod names;
 pub mod naming;
 pub mod policy;
 pub mod report;
+pub mod scan;
+pub mod scan_rules;
 pub mod settings;
 pub mod text;
 pub mod time;

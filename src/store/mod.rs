@@ -616,6 +616,14 @@ pub trait Txn {
 
     /// The key whose secret has this sha256, if any.
     fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>>;
+    /// The keys whose secrets have these sha256s (`scan`), each with its hash; hashes
+    /// of no key are left out, the order is the backend's. PostgreSQL asks for many
+    /// at once (one round trip per batch); SQLite seeks the index once per hash.
+    fn keys_by_hashes(&self, hashes: &[[u8; 32]]) -> Result<Vec<([u8; 32], KeyRecord)>>;
+    /// The key prefixes (`sk` of `sk_live_4eC3`) the stored keys were made with, each
+    /// once, in no order: with the `key-prefix` setting, the prefixes whose secrets
+    /// are this store's (`scan`).
+    fn key_prefixes(&self) -> Result<Vec<String>>;
     /// Until when this IP is blocked, if it is blocked at `now`.
     fn ip_blocked_until(&self, ip: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
     /// Invalid attempts from `ip` (a block subject) counted after `since` (what

@@ -17,6 +17,7 @@ pub mod records;
 pub mod report;
 pub mod requests;
 pub mod reveal;
+pub mod scan;
 pub mod table;
 pub mod usage;
 pub mod verdict;

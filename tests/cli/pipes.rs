@@ -241,7 +241,7 @@ fn state(env: &TestEnv) -> (String, i64, i64) {
 
 /// Runs `keyctl ARGS` with stdout a pipe nobody reads (its read end already closed)
 /// and SIGPIPE at its default, as a shell leaves it: dying by the signal would fail.
-fn run_closed(env: &TestEnv, args: &[&str], input: &[u8]) -> Outcome {
+pub(crate) fn run_closed(env: &TestEnv, args: &[&str], input: &[u8]) -> Outcome {
     env.keyctl(args)
         .at(NOW)
         .stdin(input)

@@ -688,6 +688,45 @@ Keep the head it prints somewhere else. `--expect-head` *HASH* then also fails w
         exits: &[BASIC, &[exit::AUDIT_BROKEN]],
     },
     PageText {
+        command: "scan",
+        description: r#"
+Finds this store's secrets in files and says whose keys they are. Each *PATH* (default: the current folder; `-` for standard input) is walked as ripgrep walks it, in parallel: files and folders that `.gitignore` or `.ignore` exclude (also outside a git repository) and hidden ones are skipped unless `--all`; a file named on the command line is always read. Binary files (a NUL byte) are skipped.
+
+A string is a finding when it starts with this store's `<prefix>_live_` or `<prefix>_test_` (the `key-prefix` setting, and every prefix the stored keys were made with), has the 38 body characters of the format, and its checksum is right; its SHA-256 is then looked up in the store. Each finding is one row: *file*`:`*line*`:`*column* (from 1; the column counts bytes), the secret as its display prefix (never the whole secret, anywhere), the key's status (`active`, `disabled`, `expired`, `revoked`, or `unknown`: a valid secret that is not this store's), its id and name. `--json` prints `{"path", "line", "column", "key_prefix", "status", "key_id", "name"}` objects, `--format csv` the same columns. A line on standard error counts the files searched and the findings.
+
+The exit status is 9 when an active key was found, also after `--revoke`, and 0 otherwise; it is kept when standard output is closed. A *PATH* that does not exist is exit 2 before anything is read. A file or folder that cannot be read is a warning; the scan goes on and ends with exit 1 unless an active key decided 9.
+
+`--revoke` revokes the active keys found, in one transaction, each audited with where it was found as the reason (`found by keyctl scan at app/settings.env:2`). At a terminal it asks first (no: nothing changes); without one it needs `--yes` and otherwise refuses (exit 2) before reading anything.
+
+`--rules` *SCANNER* prints, instead of scanning, a rule that finds this store's keys for another scanner: `gitleaks` (a config with one `[[rules]]` entry and gitleaks' default rules kept), `trufflehog` (a custom regex detector), `github` (the fields of a custom secret scanning pattern) or `detect-secrets` (a plugin file for `--plugin`). The regex is in RE2 syntax and matches every string of the key format for the store's prefixes, between characters that are not letters or digits; a regex cannot check the CRC32 checksum, which the rules say, so a near miss with a wrong checksum matches too: `keyctl scan` tells them apart.
+"#,
+        sections: &[],
+        setup: "mkdir app\nKEY=$(keyctl create --name ci-deploy --quiet)\nprintf 'region = eu-west-1\\nAPI_KEY=%s\\n' \"$KEY\" > app/settings.env",
+        examples: &[
+            fails(
+                exit::LIVE_KEY_FOUND,
+                "Scan a folder: an active key is in it, so the exit status is 9.",
+                "keyctl scan app",
+            ),
+            fails(
+                exit::LIVE_KEY_FOUND,
+                "The same from standard input, as json.",
+                "cat app/settings.env | keyctl scan - --json",
+            ),
+            fails(
+                exit::LIVE_KEY_FOUND,
+                "Revoke the active keys found without asking (a script's way); the exit status is still 9.",
+                "keyctl scan app --revoke --yes",
+            ),
+            ex("Nothing active is exposed any more.", "keyctl scan app"),
+            ex(
+                "A gitleaks config that finds this store's keys.",
+                "keyctl scan --rules gitleaks > keyctl-gitleaks.toml",
+            ),
+        ],
+        exits: &[BASIC, &[exit::LIVE_KEY_FOUND]],
+    },
+    PageText {
         command: "backup",
         description: r#"
 Writes a consistent copy of the store to *PATH* with SQLite's online backup, in one read transaction, so it is one snapshot even while other keyctl processes write. The copy is written under a temporary name beside the target (mode 0600) and renamed over it, so no half-written backup is ever visible.

@@ -814,6 +814,42 @@ impl Txn for PgTxn<'_> {
         }
     }
 
+    fn keys_by_hashes(&self, hashes: &[[u8; 32]]) -> Result<Vec<([u8; 32], KeyRecord)>> {
+        // One round trip per batch; the key's hash comes back beside its columns.
+        const BATCH: usize = 1000;
+        let mut found = Vec::new();
+        for batch in hashes.chunks(BATCH) {
+            let wanted: Vec<&[u8]> = batch.iter().map(|h| &h[..]).collect();
+            let rows = self.rows(
+                concat!(
+                    "SELECT s.*, k2.secret_hash FROM (",
+                    select_keys!(),
+                    " WHERE k.secret_hash = ANY($1)) s JOIN keys k2 ON k2.id = s.id"
+                ),
+                &[&wanted],
+            )?;
+            for row in &rows {
+                let key = key_from_row(row).map_err(|why| self.damaged(why))?;
+                let stored: Vec<u8> = col(row, 33).map_err(|why| self.damaged(why))?;
+                if let Ok(hash) = <[u8; 32]>::try_from(stored.as_slice()) {
+                    found.push((hash, key));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn key_prefixes(&self) -> Result<Vec<String>> {
+        self.rows(
+            "SELECT DISTINCT split_part(key_prefix, '_', 1) FROM keys \
+             WHERE strpos(key_prefix, '_') > 1",
+            &[],
+        )?
+        .iter()
+        .map(|r| col::<String>(r, 0).map_err(|why| self.damaged(why)))
+        .collect()
+    }
+
     fn lock_for_verify(
         &mut self,
         hash: Option<&[u8; 32]>,

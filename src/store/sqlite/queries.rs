@@ -653,6 +653,31 @@ impl Txn for SqliteTxn<'_> {
             .map_err(|e| self.err(e))
     }
 
+    fn keys_by_hashes(&self, hashes: &[[u8; 32]]) -> Result<Vec<([u8; 32], KeyRecord)>> {
+        // In-process: one cached statement, an index seek per hash, is what a batch
+        // statement would do too.
+        let mut found = Vec::new();
+        for hash in hashes {
+            if let Some(key) = self.key_by_hash(hash)? {
+                found.push((*hash, key));
+            }
+        }
+        Ok(found)
+    }
+
+    fn key_prefixes(&self) -> Result<Vec<String>> {
+        self.tx
+            .prepare_cached(
+                "SELECT DISTINCT substr(key_prefix, 1, instr(key_prefix, '_') - 1) FROM keys \
+                 WHERE instr(key_prefix, '_') > 1",
+            )
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| self.err(e))
+    }
+
     fn ip_blocked_until(&self, ip: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         self.tx
             .prepare_cached("SELECT until FROM ip_blocks WHERE ip = ?1 AND until > ?2")
