@@ -3,7 +3,10 @@
 // docs/benchmarks.md) to turn a main-thread stack overflow into a message; without it
 // such an overflow is a plain SIGSEGV. What else std's start-up does for a program is
 // done in `start` below.
-#![no_main]
+// `cargo test --all-targets` builds this file with the test harness's own main (it
+// has no tests: the library and tests/ hold them).
+#![cfg_attr(not(test), no_main)]
+#![cfg_attr(test, allow(dead_code))]
 
 use std::io::Write;
 
@@ -12,6 +15,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 // display prefix, and hidden characters in quoted names are escaped (SPEC §5).
 use keyctl::core::text::for_terminal;
 
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     // The arguments reach std::env::args_os through glibc's start-up, as usual.
