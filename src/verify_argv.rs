@@ -109,28 +109,25 @@ pub fn parse(args: &[OsString]) -> Option<Cli> {
         return None;
     }
     // What clap takes from the environment when the command line does not say.
-    for (name, slot) in [("KEYCTL_DB", 0), ("KEYCTL_ACTOR", 1)] {
-        let given = if slot == 0 {
-            global.db.is_some()
-        } else {
-            global.actor.is_some()
-        };
-        if given {
-            continue;
-        }
-        if let Some(value) = std::env::var_os(name) {
-            let value = value.into_string().ok().filter(|v| !v.is_empty())?;
-            if slot == 0 {
-                global.db = Some(PathBuf::from(value));
-            } else {
-                global.actor = Some(value);
-            }
-        }
+    if global.db.is_none() {
+        global.db = from_env("KEYCTL_DB")?.map(PathBuf::from);
+    }
+    if global.actor.is_none() {
+        global.actor = from_env("KEYCTL_ACTOR")?;
     }
     Some(Cli {
         global,
         command: Command::Verify(verify),
     })
+}
+
+/// The variable's value: Some(None) when unset, None (clap must read the arguments)
+/// when it is empty or not UTF-8, which clap has rules of its own for.
+fn from_env(name: &str) -> Option<Option<String>> {
+    match std::env::var_os(name) {
+        None => Some(None),
+        Some(value) => value.into_string().ok().filter(|v| !v.is_empty()).map(Some),
+    }
 }
 
 /// The flag's switch (a flag without a value), if it is one here.
