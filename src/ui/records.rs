@@ -24,14 +24,54 @@ pub trait Rows {
     fn fill(&self, table: &mut Table, rows: Vec<Self::Row>);
 }
 
+/// The framing of a streamed list, apart from its records: json's brackets and
+/// separators, csv's header. It holds no writer, so a caller that must look at its
+/// output between records (`report`) can frame a list too.
+pub struct ListFrame {
+    format: Format,
+    count: usize,
+}
+
+impl ListFrame {
+    /// csv gets its header now, so even an empty list has one.
+    pub fn start(
+        out: &mut dyn Write,
+        format: Format,
+        csv_header: &[&str],
+    ) -> io::Result<ListFrame> {
+        if format == Format::Csv {
+            super::csv::write_row(out, csv_header)?;
+        }
+        Ok(ListFrame { format, count: 0 })
+    }
+
+    /// Writes what goes before the next record and counts it.
+    pub fn next(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        // The opening bracket waits for the first record, so a store that fails at
+        // the start of the query leaves stdout empty.
+        if self.format == Format::Json {
+            out.write_all(if self.count == 0 { b"[\n" } else { b",\n" })?;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Closes a json array; returns how many records were written.
+    pub fn end(self, out: &mut dyn Write) -> io::Result<usize> {
+        if self.format == Format::Json {
+            out.write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?;
+        }
+        Ok(self.count)
+    }
+}
+
 /// Streams records to `out` in one format; a table is written whole by
 /// [`RecordWriter::finish`].
 pub struct RecordWriter<'w, R: Rows> {
     rows: R,
     out: &'w mut dyn Write,
-    format: Format,
+    frame: ListFrame,
     table: Option<(Table, Vec<R::Row>)>,
-    count: usize,
 }
 
 impl<'w, R: Rows> RecordWriter<'w, R> {
@@ -42,61 +82,40 @@ impl<'w, R: Rows> RecordWriter<'w, R> {
         format: Format,
         color: bool,
     ) -> io::Result<RecordWriter<'w, R>> {
-        let table = match format {
-            Format::Csv => {
-                super::csv::write_row(out, R::CSV_HEADER)?;
-                None
-            }
-            Format::Json => None,
-            Format::Table => {
-                let mut t = new_table(color);
-                t.set_header(header(R::TABLE_HEADER, color));
-                Some((t, Vec::new()))
-            }
-        };
+        let table = (format == Format::Table).then(|| {
+            let mut t = new_table(color);
+            t.set_header(header(R::TABLE_HEADER, color));
+            (t, Vec::new())
+        });
+        let frame = ListFrame::start(out, format, R::CSV_HEADER)?;
         Ok(RecordWriter {
             rows,
             out,
-            format,
+            frame,
             table,
-            count: 0,
         })
     }
 
     pub fn add(&mut self, item: &R::Item) -> io::Result<()> {
-        match self.format {
-            Format::Json => {
-                // The opening bracket waits for the first record, so a store that
-                // fails at the start of the query leaves stdout empty.
-                self.out
-                    .write_all(if self.count == 0 { b"[\n" } else { b",\n" })?;
-                self.rows.json(self.out, item)?;
-            }
-            Format::Csv => super::csv::write_row(self.out, &self.rows.csv(item))?,
-            Format::Table => {
-                if let Some((_, rows)) = &mut self.table {
-                    rows.push(self.rows.row(item));
-                }
-            }
+        self.frame.next(self.out)?;
+        match &mut self.table {
+            Some((_, rows)) => rows.push(self.rows.row(item)),
+            None if self.frame.format == Format::Json => self.rows.json(self.out, item)?,
+            None => super::csv::write_row(self.out, &self.rows.csv(item))?,
         }
-        self.count += 1;
         Ok(())
     }
 
     /// Ends the list: closes the json array, writes a table that has rows. Returns
     /// how many records were written, so the caller can say when there were none.
     pub fn finish(self) -> io::Result<usize> {
-        match (self.format, self.table) {
-            (Format::Json, _) => {
-                self.out
-                    .write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?;
-            }
-            (Format::Table, Some((mut t, rows))) if self.count > 0 => {
+        match self.table {
+            Some((mut t, rows)) if !rows.is_empty() => {
                 self.rows.fill(&mut t, rows);
                 writeln!(self.out, "{}", render(&mut t))?;
             }
             _ => {}
         }
-        Ok(self.count)
+        self.frame.end(self.out)
     }
 }

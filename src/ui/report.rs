@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::csv;
 use super::keys::status_cell;
 use super::output::plural;
+use super::records::ListFrame;
 use super::table::{cell_width, fix_widths, header, new_table, render, terminal_width, text_cell};
 use crate::cli::Format;
 use crate::core::model::KeyRecord;
@@ -142,9 +143,9 @@ fn csv_fields(r: &RowJson) -> [String; 14] {
 
 /// Streams finding rows as a json array (one object per line) or csv under a header.
 pub struct RecordsWriter {
+    frame: ListFrame,
     json: bool,
     now: DateTime<Utc>,
-    count: u64,
 }
 
 impl RecordsWriter {
@@ -154,34 +155,25 @@ impl RecordsWriter {
         format: Format,
         now: DateTime<Utc>,
     ) -> io::Result<RecordsWriter> {
-        let json = format == Format::Json;
-        if !json {
-            csv::write_row(out, &CSV_HEADER)?;
-        }
         Ok(RecordsWriter {
-            json,
+            frame: ListFrame::start(out, format, &CSV_HEADER)?,
+            json: format == Format::Json,
             now,
-            count: 0,
         })
     }
 
     pub fn add(&mut self, out: &mut dyn Write, k: &KeyRecord, d: &Detail) -> io::Result<()> {
         let row = row_json(k, d, self.now);
+        self.frame.next(out)?;
         if self.json {
-            out.write_all(if self.count == 0 { b"[\n" } else { b",\n" })?;
-            super::json::write(out, &row)?;
+            super::json::write(out, &row)
         } else {
-            csv::write_row(out, &csv_fields(&row))?;
+            csv::write_row(out, &csv_fields(&row))
         }
-        self.count += 1;
-        Ok(())
     }
 
     pub fn finish(self, out: &mut dyn Write) -> io::Result<()> {
-        if self.json {
-            out.write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?;
-        }
-        Ok(())
+        self.frame.end(out).map(|_| ())
     }
 }
 
