@@ -12,7 +12,7 @@ use crate::app::retry::with_retry;
 use crate::cli::{EditArgs, Format, KeyFields};
 use crate::context::Ctx;
 use crate::core::diff::{changes_json, changes_text, settings_diff};
-use crate::core::meta::{self, Meta};
+use crate::core::meta::{self, KeyMeta};
 use crate::core::model::{KeySettings, State};
 use crate::core::time::TimeSpec;
 use crate::error::{Error, Result};
@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
     };
     // Every value is checked before the store is opened (a missing one is created).
     apply_fields(&fields, &mut KeySettings::default(), ctx.now()).map_err(Error::usage)?;
-    meta::apply(&Meta::default(), &meta_set, &unset_meta).map_err(Error::usage)?;
+    meta::apply(&KeyMeta::default(), &meta_set, &unset_meta).map_err(Error::usage)?;
     let mut store = ctx.open_write()?;
     let (key, said) = with_retry(store.retry_attempts(), || {
         let mut tx = store.begin(Intent::Admin)?;

@@ -84,13 +84,13 @@ pub fn parse_key(flag: &str, text: &str) -> Result<String, String> {
 /// (no entries). It is kept as the stored text and parsed only to be shown, so
 /// reading a key costs a string at most, and a key without metadata nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Meta(Option<String>);
+pub struct KeyMeta(Option<String>);
 
-impl Meta {
+impl KeyMeta {
     /// The stored text as read (written by keyctl, or by another program: it is
-    /// checked only when read by [`Meta::entries`]). `{}` is no metadata.
-    pub fn from_stored(text: Option<String>) -> Meta {
-        Meta(text.filter(|t| t != "{}"))
+    /// checked only when read by [`KeyMeta::entries`]). `{}` is no metadata.
+    pub fn from_stored(text: Option<String>) -> KeyMeta {
+        KeyMeta(text.filter(|t| t != "{}"))
     }
 
     /// The text to store (NULL for none).
@@ -113,12 +113,12 @@ impl Meta {
     }
 
     /// The canonical stored form of these entries.
-    pub fn from_entries(entries: &BTreeMap<String, String>) -> Meta {
+    pub fn from_entries(entries: &BTreeMap<String, String>) -> KeyMeta {
         if entries.is_empty() {
-            return Meta(None);
+            return KeyMeta(None);
         }
         // A map of strings always serialises.
-        Meta(serde_json::to_string(entries).ok())
+        KeyMeta(serde_json::to_string(entries).ok())
     }
 
     /// The entries as a json object (the audit trail's old → new).
@@ -137,7 +137,7 @@ impl Meta {
 /// error). A key both set and unset, or set twice to different values, is refused;
 /// so is a result over the bounds ([`MAX_ENTRIES`], [`MAX_BYTES`]). `create` passes
 /// an empty `current`.
-pub fn apply(current: &Meta, set: &[Entry], unset: &[String]) -> Result<Meta, String> {
+pub fn apply(current: &KeyMeta, set: &[Entry], unset: &[String]) -> Result<KeyMeta, String> {
     for (i, e) in set.iter().enumerate() {
         if unset.contains(&e.key) {
             return Err(format!(
@@ -166,7 +166,7 @@ pub fn apply(current: &Meta, set: &[Entry], unset: &[String]) -> Result<Meta, St
         entries.insert(e.key.clone(), e.value.clone());
     }
     check_bounds(&entries)?;
-    Ok(Meta::from_entries(&entries))
+    Ok(KeyMeta::from_entries(&entries))
 }
 
 /// At most [`MAX_ENTRIES`] entries of at most [`MAX_BYTES`] in all.
@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn edits_merge_overwrite_and_remove() {
         let start = apply(
-            &Meta::default(),
+            &KeyMeta::default(),
             &[e("tenant", "acme"), e("plan", "pro")],
             &[],
         )
@@ -277,21 +277,21 @@ mod tests {
         assert_eq!(edited.stored(), Some(r#"{"plan":"team","region":"eu"}"#));
         // Removing the last entry leaves no metadata at all.
         let none = apply(&edited, &[], &["plan".into(), "region".into()]).unwrap();
-        assert_eq!(none, Meta::default());
+        assert_eq!(none, KeyMeta::default());
         assert_eq!(none.stored(), None);
         // Nothing asked: the stored text as it was, even damaged.
-        let odd = Meta::from_stored(Some("not json".into()));
+        let odd = KeyMeta::from_stored(Some("not json".into()));
         assert_eq!(apply(&odd, &[], &[]).unwrap(), odd);
         // The same entry twice is one entry.
-        assert!(apply(&Meta::default(), &[e("a", "1"), e("a", "1")], &[]).is_ok());
+        assert!(apply(&KeyMeta::default(), &[e("a", "1"), e("a", "1")], &[]).is_ok());
     }
 
     #[test]
     fn conflicting_edits_are_refused() {
-        let both = apply(&Meta::default(), &[e("plan", "pro")], &["plan".into()]).unwrap_err();
+        let both = apply(&KeyMeta::default(), &[e("plan", "pro")], &["plan".into()]).unwrap_err();
         assert!(both.contains("both set (--meta) and removed"), "{both}");
         let twice = apply(
-            &Meta::default(),
+            &KeyMeta::default(),
             &[e("plan", "pro"), e("plan", "team")],
             &[],
         )
@@ -302,7 +302,7 @@ mod tests {
     #[test]
     fn bounds_count_entries_and_the_bytes_of_keys_and_values() {
         let many: Vec<Entry> = (0..MAX_ENTRIES).map(|i| e(&format!("k{i}"), "v")).collect();
-        let full = apply(&Meta::default(), &many, &[]).unwrap();
+        let full = apply(&KeyMeta::default(), &many, &[]).unwrap();
         let why = apply(&full, &[e("one.more", "v")], &[]).unwrap_err();
         assert!(why.contains("33 entries, at most 32"), "{why}");
         // Replacing one keeps the count; removing one makes room in the same edit.
@@ -311,7 +311,7 @@ mod tests {
 
         // Two keys of 1 byte and values of 2047 bytes: 4096 exactly.
         let value = "é".repeat(1023) + "x"; // 2047 bytes, 1024 characters
-        let at_limit = apply(&Meta::default(), &[e("a", &value), e("b", &value)], &[]).unwrap();
+        let at_limit = apply(&KeyMeta::default(), &[e("a", &value), e("b", &value)], &[]).unwrap();
         assert_eq!(at_limit.entries().len(), 2);
         let why = apply(&at_limit, &[e("c", "")], &[]).unwrap_err();
         assert!(why.contains("4097 bytes"), "{why}");
@@ -319,14 +319,14 @@ mod tests {
 
     #[test]
     fn stored_text_is_read_without_failing() {
-        assert_eq!(Meta::from_stored(None), Meta::default());
-        assert_eq!(Meta::from_stored(Some("{}".into())), Meta::default());
+        assert_eq!(KeyMeta::from_stored(None), KeyMeta::default());
+        assert_eq!(KeyMeta::from_stored(Some("{}".into())), KeyMeta::default());
         for damaged in ["not json", "[1]", r#"{"a": 1}"#, r#"{"a": "x""#, ""] {
-            let m = Meta::from_stored(Some(damaged.into()));
+            let m = KeyMeta::from_stored(Some(damaged.into()));
             assert!(m.entries().is_empty(), "{damaged}");
             assert_eq!(m.to_value(), serde_json::json!({}));
         }
-        let good = Meta::from_stored(Some(r#"{"b":"2","a":"1"}"#.into()));
+        let good = KeyMeta::from_stored(Some(r#"{"b":"2","a":"1"}"#.into()));
         assert_eq!(
             good.entries().into_iter().collect::<Vec<_>>(),
             [("a".into(), "1".into()), ("b".into(), "2".into())]

@@ -755,7 +755,7 @@ mod tests {
     fn the_keys_metadata_joins_data_meta_without_replacing_its_fields() {
         let ask = parse(r#"{"key": "k"}"#).unwrap();
         let mut k = key(State::Active);
-        k.settings.meta = crate::core::meta::Meta::from_stored(Some(
+        k.settings.meta = crate::core::meta::KeyMeta::from_stored(Some(
             r#"{"owner":"mallory","tenant":"acme"}"#.into(),
         ));
         let (_, body) = verdict_body("r", &ask, &verdict(Outcome::Valid, Some(k.clone())));

@@ -724,7 +724,7 @@ mod tests {
                     }),
                     credit_limit,
                     expires_at,
-                    meta: crate::core::meta::Meta::from_stored(meta),
+                    meta: crate::core::meta::KeyMeta::from_stored(meta),
                 },
                 key_prefix,
                 mode: if live { Mode::Live } else { Mode::Test },

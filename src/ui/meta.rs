@@ -4,11 +4,11 @@
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::core::meta::Meta;
+use crate::core::meta::KeyMeta;
 use crate::core::text::escape;
 
 /// Serialises as the metadata's json object (`{}` when none).
-pub struct MetaJson<'a>(pub &'a Meta);
+pub struct MetaJson<'a>(pub &'a KeyMeta);
 
 impl Serialize for MetaJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -26,7 +26,7 @@ impl Serialize for MetaJson<'_> {
 
 /// Appends the metadata's json object, byte for byte what [`MetaJson`] gives through
 /// `ui::json` (hidden characters escaped as everywhere in output).
-pub fn push_meta(out: &mut Vec<u8>, meta: &Meta) {
+pub fn push_meta(out: &mut Vec<u8>, meta: &KeyMeta) {
     if meta.is_empty() {
         out.extend_from_slice(b"{}");
         return;
@@ -45,7 +45,7 @@ pub fn push_meta(out: &mut Vec<u8>, meta: &Meta) {
 
 /// `show`'s lines: `key=value` per entry, sorted by key, hidden characters escaped
 /// (so one entry is always one line); `none` when none.
-pub fn meta_lines(meta: &Meta) -> String {
+pub fn meta_lines(meta: &KeyMeta) -> String {
     let entries = meta.entries();
     if entries.is_empty() {
         return "none".to_string();
@@ -68,7 +68,7 @@ mod tests {
             Some(r#"{"a":"x\u001b\"\\\u202eé😀","b.c":""}"#),
             Some("damaged"),
         ] {
-            let meta = Meta::from_stored(stored.map(str::to_string));
+            let meta = KeyMeta::from_stored(stored.map(str::to_string));
             let mut by_hand = Vec::new();
             push_meta(&mut by_hand, &meta);
             let via_serde = crate::ui::json::to_vec(&MetaJson(&meta)).unwrap();
@@ -81,8 +81,8 @@ mod tests {
 
     #[test]
     fn show_lines_are_one_per_entry_and_escaped() {
-        let meta = Meta::from_stored(Some(r#"{"tenant":"acme","note":"a\nb\u202e"}"#.into()));
+        let meta = KeyMeta::from_stored(Some(r#"{"tenant":"acme","note":"a\nb\u202e"}"#.into()));
         assert_eq!(meta_lines(&meta), "note=a\\u{a}b\\u{202e}\ntenant=acme");
-        assert_eq!(meta_lines(&Meta::default()), "none");
+        assert_eq!(meta_lines(&KeyMeta::default()), "none");
     }
 }

@@ -16,7 +16,7 @@ use super::{pg_error, quote_ident, PgLocation};
 use crate::core::audit::AuditEvent;
 use crate::core::key::Mode;
 use crate::core::limits::{block_subject, clamp_stored, Quotas, RateLimit, RateUnit, MAX_COUNT};
-use crate::core::meta::Meta;
+use crate::core::meta::KeyMeta;
 use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
@@ -195,7 +195,7 @@ fn key_from_row(row: &Row) -> std::result::Result<KeyRecord, String> {
             rate_limit,
             credit_limit: opt_count(row, 18)?,
             expires_at: opt_time(row, 21)?,
-            meta: Meta::from_stored(col(row, 33)?),
+            meta: KeyMeta::from_stored(col(row, 33)?),
         },
         key_prefix: col(row, 4)?,
         mode: if col::<i64>(row, 5)? != 0 {

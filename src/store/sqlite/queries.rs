@@ -14,7 +14,7 @@ use crate::core::key::Mode;
 use crate::core::limits::{
     clamp_stored, clamp_stored_real, clamp_stored_text, Quotas, RateLimit, RateUnit, MAX_COUNT,
 };
-use crate::core::meta::Meta;
+use crate::core::meta::KeyMeta;
 use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
@@ -200,7 +200,7 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
             rate_limit,
             credit_limit: opt_count(row, 18)?,
             expires_at: opt_time(row, 21)?,
-            meta: Meta::from_stored(row.get(33)?),
+            meta: KeyMeta::from_stored(row.get(33)?),
         },
         key_prefix: row.get(4)?,
         mode: if row.get::<_, i64>(5)? != 0 {
