@@ -328,8 +328,9 @@ impl JsonLine {
         }
     }
 
-    /// An object whose members are all strings, in the order given; absent or null
-    /// is empty. A member's name is not echoed unless it is plain (it may be anything).
+    /// An object whose members are all strings, sorted by name (a name given twice
+    /// inside it keeps its last value, as json parsers do); absent or null is empty.
+    /// A member's name is not echoed unless it is plain (it may be anything).
     pub fn string_map(&self, name: &str) -> Result<Vec<(&str, &str)>, String> {
         match self.get(name) {
             None => Ok(Vec::new()),
@@ -340,11 +341,8 @@ impl JsonLine {
                     other => Err(format!(
                         "field `{name}` must be an object of strings, got {} for {}",
                         describe(other),
-                        if key
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-                            && key.len() <= 64
-                        {
+                        // Only a key of metadata's own form (core::meta) is quoted.
+                        if crate::core::meta::validate_key("", key).is_ok() {
                             format!("'{key}'")
                         } else {
                             "one of its keys".to_string()
