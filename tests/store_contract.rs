@@ -534,6 +534,7 @@ fn every_operation_once_postgres() {
 /// without it stores NULL.
 fn metadata_is_kept_by_every_key_write_and_read(location: &Location) {
     let mut store = handle(location);
+    let meta_of = |tx: &dyn Txn, id: &str| tx.key_by_id(id).unwrap().unwrap().settings.meta;
     let tagged = KeyMeta::from_stored(Some(r#"{"plan":"pro","tenant":"acme"}"#.to_string()));
     let (secret, mut one) = numbered_key(1, "one");
     one.settings.meta = tagged.clone();
@@ -552,21 +553,10 @@ fn metadata_is_kept_by_every_key_write_and_read(location: &Location) {
         assert_eq!(by_hash.settings.meta, tagged);
         assert_eq!(by_hash.settings.meta.entries()["tenant"], "acme");
         assert_eq!(
-            tx.key_by_id(&two.id)
-                .unwrap()
-                .unwrap()
-                .settings
-                .meta
-                .stored(),
+            meta_of(tx.as_ref(), &two.id).stored(),
             Some(r#"{"tenant":"beta"}"#)
         );
-        assert!(tx
-            .key_by_id(&three.id)
-            .unwrap()
-            .unwrap()
-            .settings
-            .meta
-            .is_empty());
+        assert!(meta_of(tx.as_ref(), &three.id).is_empty());
         assert_eq!(tx.keys_by_name("one").unwrap()[0].settings.meta, tagged);
     }
     // What verification hands back is the key as loaded.
@@ -575,26 +565,16 @@ fn metadata_is_kept_by_every_key_write_and_read(location: &Location) {
     assert_eq!(v.key.unwrap().settings.meta, tagged);
     {
         let mut tx = store.begin(Intent::Admin).unwrap();
-        let mut k = tx.key_by_id(&one.id).unwrap().unwrap();
-        k.settings.meta = KeyMeta::default();
-        tx.update_key(&k).unwrap();
-        let mut k = tx.key_by_id(&three.id).unwrap().unwrap();
-        k.settings.meta = tagged.clone();
-        tx.update_key(&k).unwrap();
+        for (id, meta) in [(&one.id, KeyMeta::default()), (&three.id, tagged.clone())] {
+            let mut k = tx.key_by_id(id).unwrap().unwrap();
+            k.settings.meta = meta;
+            tx.update_key(&k).unwrap();
+        }
         tx.commit().unwrap();
     }
     let tx = store.begin(Intent::Read).unwrap();
-    assert!(tx
-        .key_by_id(&one.id)
-        .unwrap()
-        .unwrap()
-        .settings
-        .meta
-        .is_empty());
-    assert_eq!(
-        tx.key_by_id(&three.id).unwrap().unwrap().settings.meta,
-        tagged
-    );
+    assert!(meta_of(tx.as_ref(), &one.id).is_empty());
+    assert_eq!(meta_of(tx.as_ref(), &three.id), tagged);
     // As stored (what copy and backup move): NULL for none.
     let at = Table::Keys
         .columns()
