@@ -13,6 +13,7 @@ use clap_complete::CompletionCandidate;
 
 use crate::complete;
 use crate::core::inputs::{self, Cap, IpList, Rate, Text, When};
+use crate::core::meta;
 
 pub use crate::global::{Format, GlobalArgs};
 
@@ -534,6 +535,9 @@ pub struct EditArgs {
     /// Remove the credit limit
     #[arg(long, conflicts_with = "credits")]
     pub unlimited: bool,
+    /// Remove a metadata entry (repeatable)
+    #[arg(long = "unset-meta", value_name = "KEY", value_parser = Core(meta::parse_key))]
+    pub unset_meta: Vec<String>,
 }
 
 /// The settings of a key, as `create` takes them and `edit` changes them; each value is
@@ -588,6 +592,9 @@ pub struct KeyFields {
     /// Credit limit [default: unlimited]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = Core(inputs::count))]
     pub credits: Option<u64>,
+    /// Metadata entry verification hands back (repeatable; keys a-z 0-9 _ . -)
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = Core(meta::parse_entry))]
+    pub meta: Vec<meta::Entry>,
 }
 
 impl KeyFields {
@@ -610,6 +617,7 @@ impl KeyFields {
             quota_monthly,
             rate_limit,
             credits,
+            meta,
         } = self;
         name.is_none()
             && [description, owner, category, group, deployment]
@@ -624,6 +632,7 @@ impl KeyFields {
                 .all(|c| c.is_none())
             && rate_limit.is_none()
             && credits.is_none()
+            && meta.is_empty()
     }
 }
 

@@ -50,6 +50,8 @@ mod lifecycle;
 mod list;
 #[path = "cli/logs.rs"]
 mod logs;
+#[path = "cli/meta.rs"]
+mod meta;
 #[path = "cli/numbers.rs"]
 mod numbers;
 #[path = "cli/pipes.rs"]

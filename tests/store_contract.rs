@@ -22,6 +22,7 @@ use keyctl::app::verify::{verify_one, Meta, Verdict};
 use keyctl::core::audit::{chain_hash, AuditEvent, GENESIS};
 use keyctl::core::key::{self, Mode};
 use keyctl::core::limits::Quotas;
+use keyctl::core::meta::KeyMeta;
 use keyctl::core::model::{KeySettings, NewKey, RequestRow, State, Status, UsageFigures};
 use keyctl::core::policy::{Outcome, Request};
 use keyctl::core::time::{parse_datetime, to_millis};
@@ -524,6 +525,88 @@ fn every_operation_once_sqlite() {
 #[test]
 fn every_operation_once_postgres() {
     on_postgres(every_operation);
+}
+
+// ---- key metadata: written by every key write, read by every key read ----
+
+/// Metadata goes in with `insert_key` and `insert_keys`, comes back from every lookup
+/// (verification's `key_by_hash` included), is replaced by `update_key`, and a key
+/// without it stores NULL.
+fn metadata_is_kept_by_every_key_write_and_read(location: &Location) {
+    let mut store = handle(location);
+    let meta_of = |tx: &dyn Txn, id: &str| tx.key_by_id(id).unwrap().unwrap().settings.meta;
+    let tagged = KeyMeta::from_stored(Some(r#"{"plan":"pro","tenant":"acme"}"#.to_string()));
+    let (secret, mut one) = numbered_key(1, "one");
+    one.settings.meta = tagged.clone();
+    let (_, mut two) = numbered_key(2, "two");
+    two.settings.meta = KeyMeta::from_stored(Some(r#"{"tenant":"beta"}"#.to_string()));
+    let (_, three) = numbered_key(3, "three");
+    {
+        let mut tx = store.begin(Intent::Bulk).unwrap();
+        tx.insert_key(&one).unwrap();
+        tx.insert_keys(&[&two, &three]).unwrap();
+        tx.commit().unwrap();
+    }
+    {
+        let tx = store.begin(Intent::Read).unwrap();
+        let by_hash = tx.key_by_hash(&key::hash_secret(&secret)).unwrap().unwrap();
+        assert_eq!(by_hash.settings.meta, tagged);
+        assert_eq!(by_hash.settings.meta.entries()["tenant"], "acme");
+        assert_eq!(
+            meta_of(tx.as_ref(), &two.id).stored(),
+            Some(r#"{"tenant":"beta"}"#)
+        );
+        assert!(meta_of(tx.as_ref(), &three.id).is_empty());
+        assert_eq!(tx.keys_by_name("one").unwrap()[0].settings.meta, tagged);
+    }
+    // What verification hands back is the key as loaded.
+    let v = verify_at(store.as_mut(), &secret, now(), "/");
+    assert_eq!(v.outcome, Outcome::Valid);
+    assert_eq!(v.key.unwrap().settings.meta, tagged);
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        for (id, meta) in [(&one.id, KeyMeta::default()), (&three.id, tagged.clone())] {
+            let mut k = tx.key_by_id(id).unwrap().unwrap();
+            k.settings.meta = meta;
+            tx.update_key(&k).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let tx = store.begin(Intent::Read).unwrap();
+    assert!(meta_of(tx.as_ref(), &one.id).is_empty());
+    assert_eq!(meta_of(tx.as_ref(), &three.id), tagged);
+    // As stored (what copy and backup move): NULL for none.
+    let at = Table::Keys
+        .columns()
+        .iter()
+        .position(|(name, _)| *name == "meta")
+        .unwrap();
+    let mut metas = Vec::new();
+    tx.dump(&mut |table, row| {
+        if table == Table::Keys {
+            metas.push(row[at].clone());
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        metas,
+        [
+            Value::Null,
+            Value::Text(r#"{"tenant":"beta"}"#.to_string()),
+            Value::Text(r#"{"plan":"pro","tenant":"acme"}"#.to_string()),
+        ]
+    );
+}
+
+#[test]
+fn metadata_is_kept_by_every_key_write_and_read_sqlite() {
+    on_sqlite(metadata_is_kept_by_every_key_write_and_read);
+}
+
+#[test]
+fn metadata_is_kept_by_every_key_write_and_read_postgres() {
+    on_postgres(metadata_is_kept_by_every_key_write_and_read);
 }
 
 // ---- story 2: a daily quota is exact under concurrent verifies ----
@@ -1071,6 +1154,7 @@ fn populate(location: &Location) {
     first.settings.credit_limit = Some(100);
     first.settings.description = Some("Zürich team".to_string());
     first.settings.scopes = vec!["read".to_string(), "write:all".to_string()];
+    first.settings.meta = KeyMeta::from_stored(Some(r#"{"tenant":"acme"}"#.to_string()));
     let (other_secret, other) = numbered_key(2, "search");
     {
         let mut tx = store.begin(Intent::Admin).unwrap();
@@ -1151,6 +1235,11 @@ fn round_trip(first: &Location, second: &Location, third: &Location) {
         "an IP is blocked"
     );
     assert!(original.iter().any(|(t, _)| *t == Table::PoolEvents));
+    assert!(
+        original.iter().any(|(t, row)| *t == Table::Keys
+            && row.contains(&Value::Text(r#"{"tenant":"acme"}"#.to_string()))),
+        "a key's metadata is copied"
+    );
     assert_eq!(dump_all(second), original, "{first} -> {second}");
     assert_eq!(dump_all(third), original, "{second} -> {third}");
     let head = |location: &Location| {
@@ -1764,6 +1853,10 @@ fn a_schema_1_store_migrates_to_the_current_schema_and_its_keys_read_back() {
         assert_eq!(got.settings.name, "legacy");
         assert_eq!(got.settings.quotas.total, Some(5));
         assert_eq!(got.settings.credit_limit, Some(10));
+        assert!(
+            got.settings.meta.is_empty(),
+            "a key from before metadata has none"
+        );
         assert_eq!(got.credits_used, 2);
         assert_eq!(got.accepted_total, 3);
         assert_eq!(

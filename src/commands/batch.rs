@@ -14,6 +14,7 @@ use crate::core::audit::{next as next_event, AuditEvent, StoredAuditEvent};
 use crate::core::fields::{parse_line, read_bounded_line, too_long, Line};
 use crate::core::inputs::{self, Cap, Text};
 use crate::core::key::{Mode, Secret};
+use crate::core::meta;
 use crate::core::model::{KeyRecord, KeySettings, NewKey, State};
 use crate::core::time::rfc3339;
 use crate::error::{Error, Result};
@@ -41,6 +42,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("rate_limit", "--rate-limit"),
     ("credits", "--credits"),
     ("test", "--test"),
+    ("meta", "--meta"),
 ];
 
 /// A good batch line, shown when a line is not one.
@@ -100,6 +102,11 @@ fn batch_fields(line: &[u8]) -> std::result::Result<(String, KeyFields, Mode), S
             .map(|t| inputs::rate("--rate-limit", t))
             .transpose()?,
         credits: f.count("credits", 1)?,
+        meta: f
+            .string_map("meta")?
+            .into_iter()
+            .map(|(key, value)| meta::entry("--meta", key, value))
+            .collect::<std::result::Result<_, _>>()?,
     };
     let mode = if f.flag("test")? {
         Mode::Test

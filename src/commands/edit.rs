@@ -9,9 +9,10 @@ use super::new_key::apply_fields;
 use crate::app::audit::append_audit;
 use crate::app::keys::claim_name;
 use crate::app::retry::with_retry;
-use crate::cli::{EditArgs, Format};
+use crate::cli::{EditArgs, Format, KeyFields};
 use crate::context::Ctx;
 use crate::core::diff::{changes_json, changes_text, settings_diff};
+use crate::core::meta::{self, KeyMeta};
 use crate::core::model::{KeySettings, State};
 use crate::core::time::TimeSpec;
 use crate::error::{Error, Result};
@@ -27,14 +28,26 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
         clear_models,
         clear_ips,
         unlimited,
+        unset_meta,
     } = args;
-    if fields.is_empty() && !(clear_scopes || clear_models || clear_ips || unlimited) {
+    if fields.is_empty()
+        && unset_meta.is_empty()
+        && !(clear_scopes || clear_models || clear_ips || unlimited)
+    {
         return Err(Error::usage(
             "nothing to change: pass a flag such as --name, --expires or --scope (see 'keyctl edit --help')",
         ));
     }
+    // Metadata is set and unset in one step (meta::apply), so that a removal makes
+    // room for an entry set in the same edit.
+    let meta_set = fields.meta.clone();
+    let fields = KeyFields {
+        meta: Vec::new(),
+        ..fields
+    };
     // Every value is checked before the store is opened (a missing one is created).
     apply_fields(&fields, &mut KeySettings::default(), ctx.now()).map_err(Error::usage)?;
+    meta::apply(&KeyMeta::default(), &meta_set, &unset_meta).map_err(Error::usage)?;
     let mut store = ctx.open_write()?;
     let (key, said) = with_retry(store.retry_attempts(), || {
         let mut tx = store.begin(Intent::Admin)?;
@@ -73,6 +86,7 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
         if unlimited {
             new.credit_limit = None;
         }
+        new.meta = meta::apply(&new.meta, &meta_set, &unset_meta).map_err(Error::usage)?;
         let held_before = key.holds_name(ctx.now());
         let mut edited = key.clone();
         edited.settings = new.clone();

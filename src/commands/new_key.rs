@@ -100,6 +100,11 @@ pub(crate) fn apply_fields(
     if let Some(credits) = f.credits {
         s.credit_limit = Some(credits);
     }
+    if !f.meta.is_empty() {
+        // Merged into what the key has (edit); `edit --unset-meta` goes through
+        // meta::apply itself, so a removal makes room in the same edit.
+        s.meta = crate::core::meta::apply(&s.meta, &f.meta, &[])?;
+    }
     Ok(())
 }
 

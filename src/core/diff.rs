@@ -68,6 +68,7 @@ pub fn settings_diff(old: &KeySettings, new: &KeySettings) -> Vec<Change> {
             json!(old.expires_at.map(rfc3339)),
             json!(new.expires_at.map(rfc3339)),
         ),
+        ("meta", old.meta.to_value(), new.meta.to_value()),
     ];
     fields.into_iter().filter(|(_, a, b)| a != b).collect()
 }

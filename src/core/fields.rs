@@ -328,6 +328,35 @@ impl JsonLine {
         }
     }
 
+    /// An object whose members are all strings, sorted by name (a name given twice
+    /// inside it keeps its last value, as json parsers do); absent or null is empty.
+    /// A member's name is not echoed unless it is plain (it may be anything).
+    pub fn string_map(&self, name: &str) -> Result<Vec<(&str, &str)>, String> {
+        match self.get(name) {
+            None => Ok(Vec::new()),
+            Some(Value::Object(members)) => members
+                .iter()
+                .map(|(key, v)| match v {
+                    Value::String(s) => Ok((key.as_str(), s.as_str())),
+                    other => Err(format!(
+                        "field `{name}` must be an object of strings, got {} for {}",
+                        describe(other),
+                        // Only a key of metadata's own form (core::meta) is quoted.
+                        if crate::core::meta::validate_key("", key).is_ok() {
+                            format!("'{key}'")
+                        } else {
+                            "one of its keys".to_string()
+                        }
+                    )),
+                })
+                .collect(),
+            Some(other) => Err(format!(
+                "field `{name}` must be an object of strings like {{\"tenant\": \"acme\"}}, got {}",
+                describe(other)
+            )),
+        }
+    }
+
     /// `true` or `false`; absent or null is `false`.
     pub fn flag(&self, name: &str) -> Result<bool, String> {
         match self.get(name) {

@@ -10,6 +10,7 @@ pub mod fields;
 pub mod inputs;
 pub mod key;
 pub mod limits;
+pub mod meta;
 pub mod model;
 pub mod names;
 pub mod naming;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::key::Mode;
 use super::limits::{Quotas, RateLimit};
+use super::meta::KeyMeta;
 
 /// What the store records about a key's lifecycle. `expired` is not stored: it is
 /// derived from `expires_at` and "now" (see [`KeyRecord::status`]).
@@ -167,6 +168,8 @@ pub struct KeySettings {
     pub rate_limit: Option<RateLimit>,
     pub credit_limit: Option<u64>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Free-form entries verification hands back (SPEC §8), kept as stored.
+    pub meta: KeyMeta,
 }
 
 /// A key about to be inserted: its settings plus what was generated for it.

@@ -358,7 +358,7 @@ fn schemas() -> Value {
             "type": "object",
             "additionalProperties": false,
             "required": ["valid", "code", "status", "message", "key_id", "key_name",
-                         "credits_remaining", "quota_remaining"],
+                         "credits_remaining", "quota_remaining", "meta"],
             "properties": {
                 "valid": {"type": "boolean"},
                 "code": {"type": "string", "enum": codes()},
@@ -378,7 +378,13 @@ fn schemas() -> Value {
                         "weekly": nullable_count,
                         "monthly": nullable_count,
                     }
-                }
+                },
+                "meta": {
+                    "type": "object",
+                    "nullable": true,
+                    "description": "The key's metadata (keyctl create/edit --meta): {} when it has none; null when no key is named.",
+                    "additionalProperties": {"type": "string"},
+                },
             }
         },
         "Error": {
@@ -434,7 +440,10 @@ fn schemas() -> Value {
                         "code": {"type": "string", "enum": UNKEY_CODES},
                         "keyId": {"type": "string"},
                         "name": {"type": "string"},
-                        "meta": {"type": "object"},
+                        "meta": {
+                            "type": "object",
+                            "description": "owner, category, group, livemode, and the key's metadata entries (keyctl --meta); a field above wins over an entry of the same name.",
+                        },
                         "expires": {"type": "integer", "description": "Unix milliseconds."},
                         "credits": count,
                         "enabled": {"type": "boolean"},

@@ -345,6 +345,12 @@ pub fn verdict_body(request_id: &str, ask: &Ask, verdict: &Verdict) -> (u16, Vec
                 "livemode".into(),
                 Value::Bool(k.mode == crate::core::key::Mode::Live),
             );
+            // The key's own metadata (SPEC §8), beside the fields above, which win
+            // over an entry of the same name: an entry cannot pose as the key's owner
+            // or mode to a service.
+            for (name, v) in k.settings.meta.entries() {
+                m.entry(name).or_insert(Value::String(v));
+            }
             m
         }),
         expires: key.and_then(|k| k.settings.expires_at.map(|t| t.timestamp_millis())),
@@ -743,6 +749,23 @@ mod tests {
         );
         assert_eq!(d["keyctlCode"], "valid");
         assert_eq!(d["keyctlMessage"], "OK");
+    }
+
+    #[test]
+    fn the_keys_metadata_joins_data_meta_without_replacing_its_fields() {
+        let ask = parse(r#"{"key": "k"}"#).unwrap();
+        let mut k = key(State::Active);
+        k.settings.meta = crate::core::meta::KeyMeta::from_stored(Some(
+            r#"{"owner":"mallory","tenant":"acme"}"#.into(),
+        ));
+        let (_, body) = verdict_body("r", &ask, &verdict(Outcome::Valid, Some(k.clone())));
+        assert_eq!(
+            json(&body)["data"]["meta"],
+            serde_json::json!({"owner": "ops", "group": "pro", "livemode": true, "tenant": "acme"})
+        );
+        // A key it did not find has no data.meta at all.
+        let (_, body) = verdict_body("r", &ask, &verdict(Outcome::Revoked, Some(k)));
+        assert!(json(&body)["data"].get("meta").is_none());
     }
 
     #[test]

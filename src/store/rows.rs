@@ -116,6 +116,7 @@ impl Table {
                 ("rejected_total", I),
                 ("credits_total", I),
                 ("last_event_at", I),
+                ("meta", T),
             ],
             Table::Requests => &[
                 ("seq", I),

@@ -8,6 +8,7 @@ use comfy_table::{Cell, Color, Table};
 use serde::Serialize;
 
 use super::csv;
+use super::meta::{meta_lines, MetaJson};
 use super::records::Rows;
 use super::table::{
     cell_width, fix_widths, header, label, laid_out_widths, new_table, relative_or_never, render,
@@ -54,6 +55,7 @@ pub struct KeyJson<'a> {
     last_used_ip: Option<&'a str>,
     rotated_from: Option<&'a str>,
     rotated_to: Option<&'a str>,
+    meta: MetaJson<'a>,
 }
 
 impl<'a> KeyJson<'a> {
@@ -89,6 +91,7 @@ impl<'a> KeyJson<'a> {
             last_used_ip: k.last_used_ip.as_deref(),
             rotated_from: k.rotated_from.as_deref(),
             rotated_to: k.rotated_to.as_deref(),
+            meta: MetaJson(&k.settings.meta),
         }
     }
 }
@@ -177,6 +180,8 @@ pub fn push_json(out: &mut Vec<u8>, k: &KeyRecord, now: DateTime<Utc>) {
     push_opt_str(out, k.rotated_from.as_deref());
     out.extend_from_slice(b",\"rotated_to\":");
     push_opt_str(out, k.rotated_to.as_deref());
+    out.extend_from_slice(b",\"meta\":");
+    super::meta::push_meta(out, &s.meta);
     out.push(b'}');
 }
 
@@ -645,6 +650,7 @@ pub fn write_show_table(
             "Rotated to",
             text_cell(k.rotated_to.as_deref().unwrap_or("")),
         ),
+        ("Metadata", Cell::new(meta_lines(&k.settings.meta))),
         ("Usage 24h", Cell::new(usage_text(&usage.last_24h))),
         ("Usage 7d", Cell::new(usage_text(&usage.last_7d))),
         ("Usage 30d", Cell::new(usage_text(&usage.last_30d))),
@@ -693,6 +699,11 @@ mod tests {
             (created_at, expires_at, last_used_at) in (time(), proptest::option::of(time()), proptest::option::of(time())),
             (last_used_ip, rotated_from, rotated_to) in (opt_text(), opt_text(), opt_text()),
             (credits_used, live, state) in (any::<u64>(), any::<bool>(), 0..3u8),
+            meta in proptest::option::of(prop_oneof![
+                proptest::collection::btree_map("[a-z._-]{1,8}", text(), 0..4)
+                    .prop_map(|m| serde_json::to_string(&m).unwrap()),
+                text(),
+            ]),
         ) -> KeyRecord {
             KeyRecord {
                 id,
@@ -713,6 +724,7 @@ mod tests {
                     }),
                     credit_limit,
                     expires_at,
+                    meta: crate::core::meta::KeyMeta::from_stored(meta),
                 },
                 key_prefix,
                 mode: if live { Mode::Live } else { Mode::Test },

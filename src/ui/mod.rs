@@ -11,6 +11,7 @@ pub mod csv;
 pub mod explain;
 pub mod json;
 pub mod keys;
+pub mod meta;
 pub mod output;
 pub mod prompt;
 pub mod records;

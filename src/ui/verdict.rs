@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::app::verify::Verdict;
 use crate::core::policy::QuotaRemaining;
+use crate::ui::meta::MetaJson;
 
 /// The verdict object (`verdict_json`'s, and `verify --explain`'s `verdict`).
 #[derive(Serialize)]
@@ -17,6 +18,8 @@ pub struct VerdictJson<'a> {
     key_name: Option<&'a str>,
     credits_remaining: Option<u64>,
     quota_remaining: Option<&'a QuotaRemaining>,
+    /// The key's metadata (`{}` when none); null when no key is named.
+    meta: Option<MetaJson<'a>>,
 }
 
 /// The verdict's json object and a newline.
@@ -37,5 +40,6 @@ pub fn verdict_object(v: &Verdict) -> VerdictJson<'_> {
         key_name: v.key.as_ref().map(|k| k.settings.name.as_str()),
         credits_remaining: v.credits_remaining,
         quota_remaining: v.quota_remaining.as_ref(),
+        meta: v.key.as_ref().map(|k| MetaJson(&k.settings.meta)),
     }
 }

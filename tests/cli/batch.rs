@@ -157,6 +157,7 @@ fn every_create_field_is_accepted_as_json() {
         "last_used_ip": null,
         "rotated_from": null,
         "rotated_to": null,
+        "meta": {},
     });
     assert_eq!(d, &expected);
     // The same key made with flags looks the same.

@@ -14,7 +14,7 @@ fn on(env: &TestEnv, db: &Path, args: &[&str]) -> Outcome {
 
 /// A store with keys in several states, requests and an audit chain.
 fn store_with_history(env: &TestEnv) -> String {
-    let live = env.create("live", &["--credits", "10"]);
+    let live = env.create("live", &["--credits", "10", "--meta", "tenant=acme"]);
     env.create("old", &[]);
     env.run(&["rotate", "--yes", "old"]).ok();
     env.run_with_stdin(&["verify", "--ip", "10.0.0.1"], live.secret.as_bytes())

@@ -115,6 +115,7 @@ fn json_reveal_has_the_key_and_its_details_in_spec_order() {
         "last_used_ip": null,
         "rotated_from": null,
         "rotated_to": null,
+        "meta": {},
     });
     assert_eq!(d, &expected);
 }

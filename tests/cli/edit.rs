@@ -121,6 +121,7 @@ fn edit_changes_every_field_and_audits_each_old_and_new_value() {
         "last_used_ip": null,
         "rotated_from": null,
         "rotated_to": null,
+        "meta": {},
     });
     assert_eq!(out.json(), expected);
     assert_eq!(

@@ -234,6 +234,7 @@ fn table_shows_every_field_with_local_and_relative_times() {
             s("Last used IP", ""),
             s("Rotated from", ""),
             s("Rotated to", ""),
+            s("Metadata", "none"),
             s(
                 "Usage 24h",
                 "0 requests (0 accepted, 0 rejected), 0 credits"

@@ -56,7 +56,7 @@ fn a_valid_key_says_ok_exits_0_and_prints_the_json_shape() {
         json!({
             "valid": true, "code": "valid", "status": 200, "message": "OK",
             "key_id": k.id(), "key_name": "svc",
-            "credits_remaining": null, "quota_remaining": nulls(),
+            "credits_remaining": null, "quota_remaining": nulls(), "meta": {},
         })
     );
     // A test-mode key verifies too.

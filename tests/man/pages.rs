@@ -239,9 +239,15 @@ The secret is written and flushed before the key is committed: when standard out
 "#,
             ),
             (
+                "Metadata",
+                r#"
+`--meta KEY=VALUE` (repeatable) gives the key free-form entries that `keyctl verify --json`, `verify --stream` and `keyctl serve` hand back with every verdict, so a service learns the caller's tenant, plan or customer id from verification alone. A key is 1 to 64 of a-z, 0-9, `_`, `.` and `-`; a value is one line of free text (no control or formatting characters, no pasted secret), kept as given; an empty value is a value. At most 32 entries and 4096 bytes of keys and values together (UTF-8). They show in `keyctl show` and as the `meta` object of the key's json (`{}` when none); `keyctl rotate` keeps them, `keyctl edit` changes them.
+"#,
+            ),
+            (
                 "Batch",
                 r#"
-`--batch FILE` (or `-` for standard input) creates many keys in one transaction. Each line is one json object with the create options' names: `name` (required), `description`, `owner`, `category`, `group`, `scopes`, `deployment`, `allowed_models`, `allowed_ips` (lists, or comma-separated strings), `expires`, `quota_total`, `quota_daily`, `quota_weekly`, `quota_monthly`, `rate_limit`, `credits` (numbers or strings) and `test` (true or false). Blank lines are skipped. An unknown field, a field of the wrong type, a field given twice, a repeated name or any other bad line fails the whole batch with its line number and field named, and creates nothing. Otherwise one line `{"key", "key_details"}` per key is printed, in input order, after every key is in.
+`--batch FILE` (or `-` for standard input) creates many keys in one transaction. Each line is one json object with the create options' names: `name` (required), `description`, `owner`, `category`, `group`, `scopes`, `deployment`, `allowed_models`, `allowed_ips` (lists, or comma-separated strings), `expires`, `quota_total`, `quota_daily`, `quota_weekly`, `quota_monthly`, `rate_limit`, `credits` (numbers or strings), `test` (true or false) and `meta` (an object of strings, `{"tenant": "acme"}`). Blank lines are skipped. An unknown field, a field of the wrong type, a field given twice, a repeated name or any other bad line fails the whole batch with its line number and field named, and creates nothing. Otherwise one line `{"key", "key_details"}` per key is printed, in input order, after every key is in.
 "#,
             ),
         ],
@@ -258,6 +264,10 @@ The secret is written and flushed before the key is committed: when standard out
             ex(
                 "A test-mode key, printed as json.",
                 "keyctl create --name sandbox --test --json",
+            ),
+            ex(
+                "A key whose verifications tell the service its tenant and plan.",
+                "keyctl create --name acme-api --meta tenant=acme --meta plan=pro --quiet",
             ),
             ex(
                 "Two keys from json lines in one transaction; their secrets go to a file.",
@@ -308,7 +318,7 @@ Filters combine: `--status` (repeatable or comma-separated), `--category`, `--ow
     PageText {
         command: "show",
         description: r#"
-Shows every field of one key: id, name, description, owner, display prefix, status, mode, category, group, scopes, deployment, allowed models and IPs, quotas, rate limit, credits, the times it was created, expires and was last used (and from which IP), and its rotation links. Below them, its requests and credits over the last 24 hours, 7 days and 30 days, and at a terminal a 30-day sparkline of requests.
+Shows every field of one key: id, name, description, owner, display prefix, status, mode, category, group, scopes, deployment, allowed models and IPs, quotas, rate limit, credits, the times it was created, expires and was last used (and from which IP), its rotation links and its metadata (one `KEY=VALUE` line per entry). Below them, its requests and credits over the last 24 hours, 7 days and 30 days, and at a terminal a 30-day sparkline of requests.
 
 `--json` prints the key object with a `usage` member. The usage figures are the key's own requests; limits shared along a rotation chain are what `keyctl verify` reports.
 "#,
@@ -330,6 +340,8 @@ Shows every field of one key: id, name, description, owner, display prefix, stat
         description: r#"
 Changes a key's settings; the secret never changes (use `keyctl rotate` for a new one). Only the options given change. Text fields are cleared with an empty value (`--description ""`; `--deployment ""` makes the key project-wide); list options replace the whole list and are cleared with `--clear-scopes`, `--clear-models` and `--clear-ips`; quotas and the rate limit take `none`, and `--unlimited` removes the credit limit.
 
+`--meta KEY=VALUE` sets or overwrites metadata entries and keeps the others (as `kubectl label` does); `--unset-meta KEY` removes one (a key the metadata does not have is no error). Setting and removing the same key in one edit is exit 2; the limits (32 entries, 4096 bytes) apply to the result, so an edit may remove one entry to make room for another.
+
 Each change is recorded in the audit trail with its old and new value; an edit that changes nothing records nothing. `edit` without any change option is exit 2. A revoked key cannot be edited (exit 4); a key replaced by a rotation cannot be given `--expires never`, but its grace can be moved to another finite time. `--json` prints the key afterwards.
 "#,
         sections: &[],
@@ -342,6 +354,10 @@ Each change is recorded in the audit trail with its old and new value; an edit t
             ex(
                 "Replace its scopes, drop its daily quota and set a rate limit.",
                 "keyctl edit ci-deploy --scope deploy --scope read --quota-daily none --rate-limit 10/s",
+            ),
+            ex(
+                "Tag the key with its tenant, then move it to another plan and drop the tag.",
+                "keyctl edit ci-deploy --meta tenant=acme --meta plan=free\nkeyctl edit ci-deploy --meta plan=pro --unset-meta tenant",
             ),
             fails(
                 exit::USAGE,
@@ -460,7 +476,7 @@ The request's context is given by `--ip`, `--scope`, `--deployment`, `--model`, 
 
 A recorded check writes one request-log row, refused requests included, and for an accepted one updates the key's last use, counters and credits, all in one transaction. `--no-record` only checks: nothing is counted or logged. Quotas are rolling windows counted exactly from accepted requests (total: all time; daily: the last 24 hours; weekly: 7 days; monthly: 30 days); rate limits count accepted requests in the last second or minute. `failed-auth-limit` invalid keys from one IP within `failed-auth-window` block that IP for `block-duration` (IPv6 addresses by network, see `keyctl-config-set`(1)).
 
-The answer is one line on standard output (the message below), or with `--json` one object: `{"valid": `*bool*`, "code": `*code*`, "status": `*http*`, "message": `*text*`, "key_id": `*id or null*`, "key_name": `*name or null*`, "credits_remaining": `*n or null*`, "quota_remaining": {"total", "daily", "weekly", "monthly"} `*or null*`}`. The remaining figures are what is left after this request (null for a limit that is not set, and `quota_remaining` null when no key matched). The exit status is the answer too: 0 when valid, 10 to 21 naming the reason.
+The answer is one line on standard output (the message below), or with `--json` one object: `{"valid": `*bool*`, "code": `*code*`, "status": `*http*`, "message": `*text*`, "key_id": `*id or null*`, "key_name": `*name or null*`, "credits_remaining": `*n or null*`, "quota_remaining": {"total", "daily", "weekly", "monthly"} `*or null*`, "meta": {`*the key's metadata*`} `*or null*`}`. The remaining figures are what is left after this request (null for a limit that is not set, and `quota_remaining` null when no key matched). `meta` is the key's metadata (`keyctl create --meta`; `{}` when it has none) whenever the answer names a key, and null when it names none. The exit status is the answer too: 0 when valid, 10 to 21 naming the reason.
 "#,
         sections: &[(
             "Stream mode",

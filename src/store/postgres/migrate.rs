@@ -13,6 +13,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (include_str!("migrations/001_init.sql"), "0.1.0"),
     // Two indexes: every keyctl since 0.1.0 can use the store.
     (include_str!("migrations/002_completion.sql"), "0.1.0"),
+    // Key metadata: an older keyctl would drop it on rotate, edit and copy.
+    (include_str!("migrations/003_meta.sql"), "0.1.0"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -16,6 +16,7 @@ use super::{pg_error, quote_ident, PgLocation};
 use crate::core::audit::AuditEvent;
 use crate::core::key::Mode;
 use crate::core::limits::{block_subject, clamp_stored, Quotas, RateLimit, RateUnit, MAX_COUNT};
+use crate::core::meta::KeyMeta;
 use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
@@ -75,7 +76,7 @@ macro_rules! select_keys {
          k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
          k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
          k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, \
-         k.requests_total, k.events_total, k.credits_total, p.accepted_total \
+         k.requests_total, k.events_total, k.credits_total, p.accepted_total, k.meta \
          FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
     };
 }
@@ -194,6 +195,7 @@ fn key_from_row(row: &Row) -> std::result::Result<KeyRecord, String> {
             rate_limit,
             credit_limit: opt_count(row, 18)?,
             expires_at: opt_time(row, 21)?,
+            meta: KeyMeta::from_stored(col(row, 33)?),
         },
         key_prefix: col(row, 4)?,
         mode: if col::<i64>(row, 5)? != 0 {
@@ -248,7 +250,7 @@ macro_rules! settings_columns {
     () => {
         "name, description, owner, category, grp, scopes, deployment, allowed_models, \
          allowed_ips, quota_total, quota_daily, quota_weekly, quota_monthly, rate_count, \
-         rate_unit, credit_limit, expires_at"
+         rate_unit, credit_limit, expires_at, meta"
     };
 }
 
@@ -272,6 +274,7 @@ fn settings_params(s: &KeySettings) -> Vec<Param> {
         Box::new(s.rate_limit.map(|r| rate_unit_sql(r.unit))),
         Box::new(count_to_sql(s.credit_limit)),
         Box::new(s.expires_at.map(to_millis)),
+        Box::new(s.meta.stored().map(str::to_string)),
     ]
 }
 
@@ -552,7 +555,7 @@ impl Txn for PgTxn<'_> {
                 .map_err(|why| self.damaged(why))?
                 .unwrap_or_default(),
         };
-        // The settings' columns first ($1..$17), then the rest.
+        // The settings' columns first ($1..$18), then the rest.
         let mut args = settings_params(&key.settings);
         args.push(Box::new(key.id.clone()));
         args.push(Box::new(key.hash.to_vec()));
@@ -567,7 +570,7 @@ impl Txn for PgTxn<'_> {
                 settings_columns!(),
                 ", id, secret_hash, key_prefix, livemode, pool_id, created_at, rotated_from, state) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $20, $21, $22, $23, $24, 'active')"
+                 $17, $18, $19, $20, $21, $22, $23, $24, $25, 'active')"
             ),
             &args,
         )
@@ -1140,7 +1143,7 @@ impl Txn for PgTxn<'_> {
                 settings_columns!(),
                 ", state, revoked_at, revoke_reason, rotated_to) = \
                  ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                 $18, $19, $20, $21) WHERE id = $22"
+                 $18, $19, $20, $21, $22) WHERE id = $23"
             ),
             &args,
         )?;

@@ -14,6 +14,7 @@ use crate::core::key::Mode;
 use crate::core::limits::{
     clamp_stored, clamp_stored_real, clamp_stored_text, Quotas, RateLimit, RateUnit, MAX_COUNT,
 };
+use crate::core::meta::KeyMeta;
 use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
@@ -41,7 +42,7 @@ macro_rules! select_keys {
          k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
          k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
          k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, \
-         k.requests_total, k.events_total, k.credits_total, p.accepted_total \
+         k.requests_total, k.events_total, k.credits_total, p.accepted_total, k.meta \
          FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
     };
 }
@@ -199,6 +200,7 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
             rate_limit,
             credit_limit: opt_count(row, 18)?,
             expires_at: opt_time(row, 21)?,
+            meta: KeyMeta::from_stored(row.get(33)?),
         },
         key_prefix: row.get(4)?,
         mode: if row.get::<_, i64>(5)? != 0 {
@@ -253,9 +255,9 @@ impl SqliteTxn<'_> {
                 "INSERT INTO keys (id, secret_hash, name, description, owner, key_prefix, livemode, \
                  category, grp, scopes, deployment, allowed_models, allowed_ips, quota_total, \
                  quota_daily, quota_weekly, quota_monthly, rate_count, rate_unit, credit_limit, \
-                 pool_id, created_at, expires_at, state, rotated_from) \
+                 pool_id, created_at, expires_at, state, rotated_from, meta) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, 'active', ?24)",
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, 'active', ?24, ?25)",
             )
             .map_err(|e| self.err(e))?;
         Ok((pools, keys))
@@ -307,6 +309,7 @@ impl SqliteTxn<'_> {
             to_millis(key.created_at),
             s.expires_at.map(to_millis),
             key.rotated_from,
+            s.meta.stored(),
         ])
         .map(|_| ())
         .map_err(|e| sql_error(self.path, e))
@@ -896,8 +899,8 @@ impl Txn for SqliteTxn<'_> {
                  scopes = ?7, deployment = ?8, allowed_models = ?9, allowed_ips = ?10, \
                  quota_total = ?11, quota_daily = ?12, quota_weekly = ?13, quota_monthly = ?14, \
                  rate_count = ?15, rate_unit = ?16, credit_limit = ?17, expires_at = ?18, \
-                 state = ?19, revoked_at = ?20, revoke_reason = ?21, rotated_to = ?22 \
-                 WHERE id = ?1",
+                 state = ?19, revoked_at = ?20, revoke_reason = ?21, rotated_to = ?22, \
+                 meta = ?23 WHERE id = ?1",
             )
             .map_err(|e| sql_error(self.path, e))?;
         let changed = stmt
@@ -924,6 +927,7 @@ impl Txn for SqliteTxn<'_> {
                 key.revoked_at.map(to_millis),
                 key.revoke_reason,
                 key.rotated_to,
+                key.settings.meta.stored(),
             ])
             .map_err(|e| sql_error(self.path, e))?;
         if changed == 1 {

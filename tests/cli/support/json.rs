@@ -5,7 +5,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The key object of SPEC §2 "Key object (json)", in order.
-pub const KEY_FIELDS: [&str; 24] = [
+pub const KEY_FIELDS: [&str; 25] = [
     "id",
     "name",
     "description",
@@ -30,6 +30,7 @@ pub const KEY_FIELDS: [&str; 24] = [
     "last_used_ip",
     "rotated_from",
     "rotated_to",
+    "meta",
 ];
 
 pub const QUOTA_FIELDS: [&str; 4] = ["total", "daily", "weekly", "monthly"];

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::{Ordered, Outcome, TestEnv, QUOTA_FIELDS};
 
 /// The members of a `verify --json` result (SPEC §3), in order.
-pub const VERDICT_FIELDS: [&str; 8] = [
+pub const VERDICT_FIELDS: [&str; 9] = [
     "valid",
     "code",
     "status",
@@ -14,6 +14,7 @@ pub const VERDICT_FIELDS: [&str; 8] = [
     "key_name",
     "credits_remaining",
     "quota_remaining",
+    "meta",
 ];
 
 impl TestEnv {
