@@ -1262,6 +1262,7 @@ fn verify_on_db_clock(
         duration_ms: None,
         credits: d.credits,
         accepted: d.outcome.is_valid(),
+        refill: d.key.as_ref().and_then(keyctl::core::refill::to_write),
     };
     tx.record_verdict(&keyctl::store::VerdictRecord {
         request,
@@ -1411,6 +1412,7 @@ fn a_verification_waits_for_the_key_row_another_holds_and_sees_its_spend() {
             duration_ms: None,
             credits: 1,
             accepted: true,
+            refill: None,
         };
         tx.record_request(&request).unwrap();
         tx.commit().unwrap();

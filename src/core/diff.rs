@@ -68,6 +68,11 @@ pub fn settings_diff(old: &KeySettings, new: &KeySettings) -> Vec<Change> {
             json!(old.expires_at.map(rfc3339)),
             json!(new.expires_at.map(rfc3339)),
         ),
+        (
+            "refill",
+            json!(old.refill.map(|r| r.to_string())),
+            json!(new.refill.map(|r| r.to_string())),
+        ),
     ];
     fields.into_iter().filter(|(_, a, b)| a != b).collect()
 }

@@ -13,6 +13,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (include_str!("migrations/001_init.sql"), "0.1.0"),
     // Two indexes: every keyctl since 0.1.0 can use the store.
     (include_str!("migrations/002_completion.sql"), "0.1.0"),
+    // Credit refill: an older keyctl would charge a refilled pool from its stale
+    // balance, so only this version on can use the store.
+    (
+        include_str!("migrations/003_refill.sql"),
+        env!("CARGO_PKG_VERSION"),
+    ),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
