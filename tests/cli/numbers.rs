@@ -635,7 +635,7 @@ fn a_schema_2_store_migrates_its_rotated_pairs_into_one_lineage() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     every_reader_works(&env, NEW_ID);
     every_reader_works(&env, OLD_ID);
 }
