@@ -220,16 +220,7 @@ pub fn of(key: &KeyRecord) -> Option<(&Refill, u64)> {
 /// Brings `key`'s credits used and last boundary up to `now` (what every reader
 /// shows and decides on). A key without a refill is left as it is, at no cost.
 pub fn catch_up(key: &mut KeyRecord, now: DateTime<Utc>) {
-    if let Some((refill, limit)) = of(key) {
-        let b = balance_at(
-            refill,
-            limit,
-            Balance {
-                used: key.credits_used,
-                refilled_at: key.refilled_at,
-            },
-            now,
-        );
+    if let Some(b) = caught_up(key, now) {
         key.credits_used = b.used;
         key.refilled_at = b.refilled_at;
     }
@@ -237,21 +228,17 @@ pub fn catch_up(key: &mut KeyRecord, now: DateTime<Utc>) {
 
 /// `key`'s credits used as of `now` (see [`catch_up`]).
 pub fn used_at(key: &KeyRecord, now: DateTime<Utc>) -> u64 {
-    match of(key) {
-        None => key.credits_used,
-        Some((refill, limit)) => {
-            balance_at(
-                refill,
-                limit,
-                Balance {
-                    used: key.credits_used,
-                    refilled_at: key.refilled_at,
-                },
-                now,
-            )
-            .used
-        }
-    }
+    caught_up(key, now).map_or(key.credits_used, |b| b.used)
+}
+
+/// `key`'s pool balance as of `now`; None when no refill applies.
+fn caught_up(key: &KeyRecord, now: DateTime<Utc>) -> Option<Balance> {
+    let (refill, limit) = of(key)?;
+    let stored = Balance {
+        used: key.credits_used,
+        refilled_at: key.refilled_at,
+    };
+    Some(balance_at(refill, limit, stored, now))
 }
 
 /// When `key`'s next refill comes after `now` (None: no refill applies).

@@ -38,6 +38,21 @@ fn remaining_shown(env: &TestEnv, now: &str, keyref: &str) -> u64 {
     k["credit_limit"].as_u64().unwrap() - k["credits_used"].as_u64().unwrap()
 }
 
+/// `topped`: 100 credits, 30 added every midnight.
+fn topped(env: &TestEnv) -> Created {
+    env.create(
+        "topped",
+        &[
+            "--credits",
+            "100",
+            "--refill",
+            "30/day",
+            "--refill-mode",
+            "add",
+        ],
+    )
+}
+
 // ---- flags, fields and what is shown ----
 
 #[test]
@@ -268,17 +283,7 @@ fn set_makes_the_remaining_credits_n_at_midnight_once_whatever_the_days_passed()
 #[test]
 fn add_adds_n_per_midnight_passed_and_never_above_the_limit() {
     let env = TestEnv::initialized();
-    let k = env.create(
-        "topped",
-        &[
-            "--credits",
-            "100",
-            "--refill",
-            "30/day",
-            "--refill-mode",
-            "add",
-        ],
-    );
+    let k = topped(&env);
     assert_eq!(spend(&env, NOW, &k.secret, 100), 0);
     let (code, _) = verify(&env, JUST_BEFORE_MIDNIGHT, &k.secret, 1);
     assert_eq!(code, 15);
@@ -538,17 +543,7 @@ fn a_stream_gives_one_at_a_time_and_pipelined_the_same_answers_across_a_midnight
 #[test]
 fn copy_keeps_refills_and_their_balance() {
     let env = TestEnv::initialized();
-    let k = env.create(
-        "topped",
-        &[
-            "--credits",
-            "100",
-            "--refill",
-            "30/day",
-            "--refill-mode",
-            "add",
-        ],
-    );
+    let k = topped(&env);
     assert_eq!(spend(&env, NOW, &k.secret, 100), 0);
     assert_eq!(spend(&env, MIDNIGHT, &k.secret, 10), 20);
     let target = env.root().join("copied.db");

@@ -98,6 +98,27 @@ macro_rules! saturating_add {
     };
 }
 
+/// The charge of an accepted request of key $4 to its pool $1 (cost $2 at $3), spent
+/// only while the credits last: `used` is what the cost is added to (the stored
+/// credits, or a refilled balance), `guard` the same figure for the limit's test,
+/// `more` sets more.
+macro_rules! charge_pool {
+    ($used:literal, $guard:literal, $more:literal) => {
+        concat!(
+            "UPDATE credit_pools SET credits_used = ",
+            saturating_add!($used, "$2::bigint"),
+            $more,
+            ", accepted_total = ",
+            saturating_add!("accepted_total", "1"),
+            ", last_event_at = GREATEST(coalesce(last_event_at, $3::bigint), $3::bigint) \
+             WHERE id = $1 AND ($2::bigint = 0 OR NOT EXISTS (SELECT 1 FROM keys k \
+             WHERE k.id = $4 AND k.credit_limit IS NOT NULL AND ",
+            $guard,
+            " + $2::bigint > k.credit_limit)) RETURNING accepted_total, last_event_at",
+        )
+    };
+}
+
 /// SQLite's `lower()` (and `COLLATE NOCASE`): ASCII letters only.
 macro_rules! ascii_lower {
     ($column:literal) => {
@@ -1074,33 +1095,17 @@ impl Txn for PgTxn<'_> {
         // pool's lock; this guards it): no row back means the spend was refused.
         let pool = match r.refill {
             None => self.row(
-                concat!(
-                    "UPDATE credit_pools SET credits_used = ",
-                    saturating_add!("credits_used", "$2::bigint"),
-                    ", accepted_total = ",
-                    saturating_add!("accepted_total", "1"),
-                    ", last_event_at = GREATEST(coalesce(last_event_at, $3::bigint), $3::bigint) \
-                     WHERE id = $1 AND ($2::bigint = 0 OR NOT EXISTS (SELECT 1 FROM keys k \
-                     WHERE k.id = $4 AND k.credit_limit IS NOT NULL \
-                     AND LEAST(GREATEST(credit_pools.credits_used, 0), 9007199254740991) + $2::bigint > k.credit_limit)) \
-                     RETURNING accepted_total, last_event_at",
+                charge_pool!(
+                    "credits_used",
+                    "LEAST(GREATEST(credit_pools.credits_used, 0), 9007199254740991)",
+                    ""
                 ),
                 &[&pool_id, &credits, &at, key_id],
             )?,
             // A refilled pool: the balance as of this request (read and caught up under
             // the pool's lock) plus the charge, guarded the same way, and its boundary.
             Some(b) => self.row(
-                concat!(
-                    "UPDATE credit_pools SET credits_used = ",
-                    saturating_add!("$5::bigint", "$2::bigint"),
-                    ", refilled_at = $6::bigint, accepted_total = ",
-                    saturating_add!("accepted_total", "1"),
-                    ", last_event_at = GREATEST(coalesce(last_event_at, $3::bigint), $3::bigint) \
-                     WHERE id = $1 AND ($2::bigint = 0 OR NOT EXISTS (SELECT 1 FROM keys k \
-                     WHERE k.id = $4 AND k.credit_limit IS NOT NULL \
-                     AND $5::bigint + $2::bigint > k.credit_limit)) \
-                     RETURNING accepted_total, last_event_at",
-                ),
+                charge_pool!("$5::bigint", "$5::bigint", ", refilled_at = $6::bigint"),
                 &[
                     &pool_id,
                     &credits,
@@ -1111,11 +1116,9 @@ impl Txn for PgTxn<'_> {
                 ],
             )?,
         }
-            .map(|row| -> std::result::Result<[i64; 2], String> {
-                Ok([col(&row, 0)?, col(&row, 1)?])
-            })
-            .transpose()
-            .map_err(|why| self.damaged(why))?;
+        .map(|row| -> std::result::Result<[i64; 2], String> { Ok([col(&row, 0)?, col(&row, 1)?]) })
+        .transpose()
+        .map_err(|why| self.damaged(why))?;
         let Some([pool_n, pool_at]) = pool else {
             return Err(StoreError::at(
                 ErrorKind::Retry,

@@ -56,6 +56,22 @@ macro_rules! saturating_add {
     };
 }
 
+/// The charge of an accepted request to its pool ?1 (cost ?2 at ?3): `used` is what
+/// the cost is added to (the stored credits, or a refilled balance), `more` sets more.
+macro_rules! charge_pool {
+    ($used:literal, $more:literal) => {
+        concat!(
+            "UPDATE credit_pools SET credits_used = ",
+            saturating_add!($used, "?2"),
+            $more,
+            ", accepted_total = ",
+            saturating_add!("accepted_total", "1"),
+            ", last_event_at = max(coalesce(last_event_at, ?3), ?3) \
+             WHERE id = ?1 RETURNING accepted_total, last_event_at",
+        )
+    };
+}
+
 /// The lineage's first accepted request after a window's start (?2), for the key ?1:
 /// one seek in pool_events' primary key.
 /// The first ledger row of the key's pool after each of 1 to 4 window starts, in one
@@ -847,30 +863,15 @@ impl Txn for SqliteTxn<'_> {
             }
             // The lineage's credits, total and window ledger: what quotas, rate limits
             // and credit limits of every key in the rotation chain count.
+            let totals = |row: &Row| Ok((row.get(0)?, row.get(1)?));
             let (pool_n, pool_at): (i64, i64) = match r.refill {
                 None => tx
-                    .prepare_cached(concat!(
-                        "UPDATE credit_pools SET credits_used = ",
-                        saturating_add!("credits_used", "?2"),
-                        ", accepted_total = ",
-                        saturating_add!("accepted_total", "1"),
-                        ", last_event_at = max(coalesce(last_event_at, ?3), ?3) \
-                         WHERE id = ?1 RETURNING accepted_total, last_event_at",
-                    ))?
-                    .query_row(params![pool_id, credits, at], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
-                    })?,
+                    .prepare_cached(charge_pool!("credits_used", ""))?
+                    .query_row(params![pool_id, credits, at], totals)?,
                 // A refilled pool: the balance as of this request (read and caught up
                 // under this lock) plus the charge, and the boundary it is as of.
                 Some(b) => tx
-                    .prepare_cached(concat!(
-                        "UPDATE credit_pools SET credits_used = ",
-                        saturating_add!("?4", "?2"),
-                        ", refilled_at = ?5, accepted_total = ",
-                        saturating_add!("accepted_total", "1"),
-                        ", last_event_at = max(coalesce(last_event_at, ?3), ?3) \
-                         WHERE id = ?1 RETURNING accepted_total, last_event_at",
-                    ))?
+                    .prepare_cached(charge_pool!("?4", ", refilled_at = ?5"))?
                     .query_row(
                         params![
                             pool_id,
@@ -879,7 +880,7 @@ impl Txn for SqliteTxn<'_> {
                             count_to_sql(Some(b.used)),
                             b.refilled_at.map(to_millis)
                         ],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
+                        totals,
                     )?,
             };
             tx.prepare_cached(
