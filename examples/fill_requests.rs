@@ -35,6 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             duration_ms: Some(3),
             credits: 1,
             accepted: true,
+            refill: None,
         })?;
     }
     tx.commit()?;

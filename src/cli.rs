@@ -12,8 +12,9 @@ use clap_complete::engine::{ArgValueCandidates, ArgValueCompleter};
 use clap_complete::CompletionCandidate;
 
 use crate::complete;
-use crate::core::inputs::{self, Cap, IpList, Rate, Text, When};
+use crate::core::inputs::{self, Cap, IpList, Rate, RefillRate, Text, When};
 use crate::core::meta;
+use crate::core::refill::Mode as RefillMode;
 
 pub use crate::global::{Format, GlobalArgs};
 
@@ -532,8 +533,8 @@ pub struct EditArgs {
     /// Allow any IP
     #[arg(long, conflicts_with = "allow_ips")]
     pub clear_ips: bool,
-    /// Remove the credit limit
-    #[arg(long, conflicts_with = "credits")]
+    /// Remove the credit limit (and the credit refill with it)
+    #[arg(long, conflicts_with_all = ["credits", "refill", "refill_mode"])]
     pub unlimited: bool,
     /// Remove a metadata entry (repeatable)
     #[arg(long = "unset-meta", value_name = "KEY", value_parser = Core(meta::parse_key))]
@@ -595,6 +596,12 @@ pub struct KeyFields {
     /// Metadata entry verification hands back (repeatable; keys a-z 0-9 _ . -)
     #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = Core(meta::parse_entry))]
     pub meta: Vec<meta::Entry>,
+    /// Credit refill at 00:00 UTC daily or on the 1st: N/day or N/month (needs --credits)
+    #[arg(long, value_name = "N/day|N/month", allow_hyphen_values = true, value_parser = Core(inputs::refill))]
+    pub refill: Option<RefillRate>,
+    /// What a refill does: set the remaining credits to N, or add N up to the limit [default: set]
+    #[arg(long, value_name = "add|set", value_parser = Core(inputs::refill_mode))]
+    pub refill_mode: Option<RefillMode>,
 }
 
 impl KeyFields {
@@ -618,6 +625,8 @@ impl KeyFields {
             rate_limit,
             credits,
             meta,
+            refill,
+            refill_mode,
         } = self;
         name.is_none()
             && [description, owner, category, group, deployment]
@@ -633,6 +642,8 @@ impl KeyFields {
             && rate_limit.is_none()
             && credits.is_none()
             && meta.is_empty()
+            && refill.is_none()
+            && refill_mode.is_none()
     }
 }
 
@@ -650,6 +661,15 @@ fn edit_forms(arg: Arg) -> Arg {
             clap::builder::ValueParser::from(Core(inputs::rate_or_none)),
             "N/s|N/m|none",
         ),
+        "refill" => (
+            clap::builder::ValueParser::from(Core(inputs::refill_or_none)),
+            "N/day|N/month|none",
+        ),
+        "refill_mode" => {
+            return arg.help(
+                "What a refill does: set the remaining credits to N, or add N up to the limit",
+            )
+        }
         _ => return arg,
     };
     let help = arg.get_help().map(ToString::to_string).unwrap_or_default();

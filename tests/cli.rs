@@ -58,6 +58,8 @@ mod numbers;
 mod pipes;
 #[path = "cli/postgres.rs"]
 mod postgres;
+#[path = "cli/refill.rs"]
+mod refill;
 #[path = "cli/report.rs"]
 mod report;
 #[path = "cli/rotate.rs"]

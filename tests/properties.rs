@@ -407,3 +407,84 @@ proptest! {
         prop_assert_eq!(verdict, expected);
     }
 }
+
+// ---- credit refill (SPEC §8) ----
+
+fn refill_strategy() -> impl Strategy<Value = keyctl::core::refill::Refill> {
+    use keyctl::core::refill::{Interval, Mode as RefillMode, Refill};
+    (
+        prop_oneof![1u64..200, 1u64..=keyctl::core::limits::MAX_COUNT],
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(amount, month, add)| Refill {
+            amount,
+            interval: if month {
+                Interval::Month
+            } else {
+                Interval::Day
+            },
+            mode: if add {
+                RefillMode::Add
+            } else {
+                RefillMode::Set
+            },
+        })
+}
+
+/// A time within about 30 years of `now()`, to the millisecond.
+fn refill_time() -> impl Strategy<Value = DateTime<Utc>> {
+    (-1_000_000_000_000i64..1_000_000_000_000).prop_map(|ms| now() + Duration::milliseconds(ms))
+}
+
+proptest! {
+    /// Reading the balance at t1 and storing it, then reading at t2, gives what one
+    /// read at t2 gives: a reader or a group of requests in between changes nothing,
+    /// and no boundary is applied twice (also with the clock going back).
+    #[test]
+    fn a_refill_read_in_steps_is_the_refill_read_once(
+        refill in refill_strategy(),
+        limit in prop_oneof![1u64..300, 1u64..=keyctl::core::limits::MAX_COUNT],
+        used in any::<u64>(),
+        start in refill_time(),
+        t1 in refill_time(),
+        t2 in refill_time(),
+    ) {
+        use keyctl::core::refill::{balance_at, boundary_at, Balance};
+        let b = Balance { used, refilled_at: Some(boundary_at(refill.interval, start)) };
+        let once = balance_at(&refill, limit, b, t2);
+        let stepped = balance_at(&refill, limit, balance_at(&refill, limit, b, t1), t2);
+        if t1 <= t2 {
+            prop_assert_eq!(once, stepped);
+        }
+        // Never more remaining than the limit, once anything was applied.
+        if once != b {
+            prop_assert!(once.used <= limit);
+            prop_assert!(once.refilled_at > b.refilled_at);
+        }
+        // The boundary stored never goes back.
+        prop_assert!(stepped.refilled_at >= b.refilled_at);
+    }
+
+    /// The last boundary is at or before t, the next after it, and both are midnights
+    /// (on the 1st for months), with no boundary between them.
+    #[test]
+    fn boundaries_enclose_every_time(refill in refill_strategy(), t in refill_time()) {
+        use chrono::{Datelike, Timelike};
+        use keyctl::core::refill::{boundary_at, next_boundary, Interval};
+        let (last, next) = (boundary_at(refill.interval, t), next_boundary(refill.interval, t));
+        prop_assert!(last <= t && t < next);
+        for b in [last, next] {
+            prop_assert_eq!((b.hour(), b.minute(), b.second(), b.nanosecond()), (0, 0, 0, 0));
+            if refill.interval == Interval::Month {
+                prop_assert_eq!(b.day(), 1);
+            }
+        }
+        prop_assert_eq!(boundary_at(refill.interval, next), next);
+        prop_assert_eq!(next_boundary(refill.interval, last), next);
+        match refill.interval {
+            Interval::Day => prop_assert_eq!(next - last, Duration::days(1)),
+            Interval::Month => prop_assert!((28..=31).contains(&(next - last).num_days())),
+        }
+    }
+}

@@ -18,13 +18,14 @@ use chrono::{DateTime, Duration, Utc};
 use keyctl::app::audit::append_audit;
 use keyctl::app::keys::claim_name;
 use keyctl::app::retry::with_retry;
-use keyctl::app::verify::{verify_one, Meta, Verdict};
+use keyctl::app::verify::{verify_group, verify_one, Meta, Pending, Verdict};
 use keyctl::core::audit::{chain_hash, AuditEvent, GENESIS};
 use keyctl::core::key::{self, Mode};
 use keyctl::core::limits::Quotas;
 use keyctl::core::meta::KeyMeta;
 use keyctl::core::model::{KeySettings, NewKey, RequestRow, State, Status, UsageFigures};
 use keyctl::core::policy::{Outcome, Request};
+use keyctl::core::refill::{Interval, Mode as RefillMode, Refill};
 use keyctl::core::time::{parse_datetime, to_millis};
 use keyctl::store::{
     copy_rows, is_empty_target, open, AuditQuery, Clock, ErrorKind, Intent, KeyQuery, Location,
@@ -687,6 +688,175 @@ fn a_rotated_pairs_shared_credits_never_go_below_zero_postgres() {
     on_postgres(shared_credits_are_never_overspent);
 }
 
+// ---- story 3b: credit refill (SPEC §8) ----
+
+/// A key with `limit` credits refilled by `refill`, number `n`.
+fn refilled_key(n: u32, name: &str, limit: u64, refill: Refill) -> (String, NewKey) {
+    let (secret, mut key) = numbered_key(n, name);
+    key.settings.credit_limit = Some(limit);
+    key.settings.refill = Some(refill);
+    (secret, key)
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    parse_datetime(text).unwrap()
+}
+
+/// A group of requests in one transaction, each at its own time across midnights,
+/// gives exactly what one transaction per request gives: the verdicts, what is left,
+/// and the balance stored.
+fn refill_groups_match_one_transaction_each(location: &Location) {
+    let set = Refill {
+        amount: 4,
+        interval: Interval::Day,
+        mode: RefillMode::Set,
+    };
+    let add = Refill {
+        amount: 3,
+        interval: Interval::Day,
+        mode: RefillMode::Add,
+    };
+    // Keys 1 and 2 are verified in one group, keys 3 and 4 (the same settings) one
+    // transaction per request.
+    let (s1, k1) = refilled_key(1, "set-group", 10, set);
+    let (s2, k2) = refilled_key(2, "add-group", 10, add);
+    let (s3, k3) = refilled_key(3, "set-single", 10, set);
+    let (s4, k4) = refilled_key(4, "add-single", 10, add);
+    let mut store = handle(location);
+    for k in [&k1, &k2, &k3, &k4] {
+        insert(store.as_mut(), k);
+    }
+    let times = [
+        "2026-11-23T22:00:00Z",
+        "2026-11-23T23:59:59Z",
+        "2026-11-24T00:00:00Z",
+        "2026-11-24T00:00:00.001Z",
+        "2026-11-24T13:00:00Z",
+        "2026-11-27T08:00:00Z",
+        "2026-11-27T09:00:00Z",
+    ];
+    let ask = |secret: &str, when: &str, cost: u64| Pending {
+        presented: secret.to_string(),
+        req: Request {
+            cost,
+            ..Request::default()
+        },
+        meta: Meta::default(),
+        clock: Clock::Fixed(at(when)),
+    };
+    let mut group = Vec::new();
+    let mut singles = Vec::new();
+    for (i, when) in times.iter().enumerate() {
+        let cost = [3, 4, 2, 5][i % 4];
+        group.push(ask(&s1, when, cost));
+        group.push(ask(&s2, when, cost + 1));
+        singles.push(ask(&s3, when, cost));
+        singles.push(ask(&s4, when, cost + 1));
+    }
+    let grouped: Vec<Verdict> = verify_group(store.as_mut(), &group, true)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let single: Vec<Verdict> = singles
+        .iter()
+        .map(|p| {
+            let mut v = verify_group(store.as_mut(), std::slice::from_ref(p), true);
+            v.remove(0).unwrap()
+        })
+        .collect();
+    let seen = |v: &[Verdict]| -> Vec<(Outcome, Option<u64>)> {
+        v.iter()
+            .map(|v| (v.outcome.clone(), v.credits_remaining))
+            .collect()
+    };
+    assert_eq!(seen(&grouped), seen(&single));
+    // The sequence crossed refills in both modes: something was refused, then accepted.
+    let left: Vec<Option<u64>> = grouped.iter().map(|v| v.credits_remaining).collect();
+    assert_eq!(
+        left,
+        [7, 6, 3, 1, 2, 1, 2, 1, 2, 1, 0, 5, 0, 2]
+            .iter()
+            .map(|n| Some(*n))
+            .collect::<Vec<_>>(),
+        "{:?}",
+        seen(&grouped)
+    );
+    let tx = store.begin(Intent::Read).unwrap();
+    for (a, b) in [(&k1, &k3), (&k2, &k4)] {
+        let (a, b) = (
+            tx.key_by_id(&a.id).unwrap().unwrap(),
+            tx.key_by_id(&b.id).unwrap().unwrap(),
+        );
+        assert_eq!(
+            (a.credits_used, a.refilled_at),
+            (b.credits_used, b.refilled_at),
+            "the same balance stored"
+        );
+        assert_eq!(a.refilled_at, Some(at("2026-11-27T00:00:00Z")));
+    }
+}
+
+#[test]
+fn a_group_across_midnight_refills_as_one_transaction_per_request_does_sqlite() {
+    on_sqlite(refill_groups_match_one_transaction_each);
+}
+
+#[test]
+fn a_group_across_midnight_refills_as_one_transaction_per_request_does_postgres() {
+    on_postgres(refill_groups_match_one_transaction_each);
+}
+
+/// A rotated pair spent to zero refills once after midnight, exactly, while threads
+/// verify through both keys at once.
+fn a_pair_refills_once_under_concurrency(location: &Location) {
+    const CREDITS: u64 = 10;
+    let refill = Refill {
+        amount: 7,
+        interval: Interval::Day,
+        mode: RefillMode::Add,
+    };
+    let (old_secret, old) = refilled_key(1, "pair", CREDITS, refill);
+    let (new_secret, mut new) = numbered_key(2, "pair");
+    new.settings = old.settings.clone();
+    new.rotated_from = Some(old.id.clone());
+    {
+        let mut store = handle(location);
+        insert(store.as_mut(), &old);
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        rotate_in(tx.as_mut(), &old.id, &new, Some(now() + Duration::days(2)));
+        tx.commit().unwrap();
+        for i in 0..CREDITS {
+            let v = verify_at(store.as_mut(), &old_secret, now(), &format!("/{i}"));
+            assert!(v.outcome.is_valid());
+        }
+    }
+    let midnight = at("2026-11-24T00:00:00Z");
+    let outcomes: Vec<Outcome> = run_concurrently(location, 6, |store, t| {
+        let secret = [&old_secret, &new_secret][t % 2];
+        (0..4)
+            .map(|i| verify_at(store, secret, midnight, &format!("/{t}/{i}")).outcome)
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    assert_accepts_exactly(&outcomes, refill.amount, &Outcome::CreditsExhausted);
+    let mut store = handle(location);
+    let tx = store.begin(Intent::Read).unwrap();
+    let k = tx.key_by_id(&new.id).unwrap().unwrap();
+    assert_eq!((k.credits_used, k.refilled_at), (CREDITS, Some(midnight)));
+}
+
+#[test]
+fn a_rotated_pair_refills_once_under_concurrent_verifies_sqlite() {
+    on_sqlite(a_pair_refills_once_under_concurrency);
+}
+
+#[test]
+fn a_rotated_pair_refills_once_under_concurrent_verifies_postgres() {
+    on_postgres(a_pair_refills_once_under_concurrency);
+}
+
 // ---- story 4: one winner per contested name ----
 
 fn one_winner_per_name(location: &Location) {
@@ -1152,6 +1322,11 @@ fn populate(location: &Location) {
     let (secret, mut first) = numbered_key(1, "billing");
     first.settings.quotas.daily = Some(50);
     first.settings.credit_limit = Some(100);
+    first.settings.refill = Some(Refill {
+        amount: 40,
+        interval: Interval::Day,
+        mode: RefillMode::Add,
+    });
     first.settings.description = Some("Zürich team".to_string());
     first.settings.scopes = vec!["read".to_string(), "write:all".to_string()];
     first.settings.meta = KeyMeta::from_stored(Some(r#"{"tenant":"acme"}"#.to_string()));
@@ -1351,6 +1526,7 @@ fn verify_on_db_clock(
         duration_ms: None,
         credits: d.credits,
         accepted: d.outcome.is_valid(),
+        refill: d.key.as_ref().and_then(keyctl::core::refill::to_write),
     };
     tx.record_verdict(&keyctl::store::VerdictRecord {
         request,
@@ -1500,6 +1676,7 @@ fn a_verification_waits_for_the_key_row_another_holds_and_sees_its_spend() {
             duration_ms: None,
             credits: 1,
             accepted: true,
+            refill: None,
         };
         tx.record_request(&request).unwrap();
         tx.commit().unwrap();

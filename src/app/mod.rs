@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod explain;
 pub mod keys;
+pub mod refill;
 pub mod retry;
 pub mod verify;
 pub mod verify_session;

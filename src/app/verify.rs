@@ -6,6 +6,7 @@ use crate::app::retry::with_retry;
 use crate::core::key::{self, hash_secret};
 use crate::core::model::{KeyRecord, RequestRecord};
 use crate::core::policy::{decide, Decision, Outcome, QuotaRemaining, Request};
+use crate::core::refill;
 use chrono::{DateTime, Utc};
 
 use crate::store::{Clock, Intent, Result, Store, VerdictRecord};
@@ -184,6 +185,7 @@ fn run_group(
                     duration_ms: meta.duration_ms,
                     credits: d.credits,
                     accepted: d.outcome.is_valid(),
+                    refill: d.key.as_ref().and_then(refill::to_write),
                 },
                 auth_failure: d.auth_failure.take(),
                 prune_before: None,

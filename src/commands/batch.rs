@@ -41,6 +41,8 @@ const FIELDS: &[(&str, &str)] = &[
     ("quota_monthly", "--quota-monthly"),
     ("rate_limit", "--rate-limit"),
     ("credits", "--credits"),
+    ("refill", "--refill"),
+    ("refill_mode", "--refill-mode"),
     ("test", "--test"),
     ("meta", "--meta"),
 ];
@@ -107,6 +109,14 @@ fn batch_fields(line: &[u8]) -> std::result::Result<(String, KeyFields, Mode), S
             .into_iter()
             .map(|(key, value)| meta::entry("--meta", key, value))
             .collect::<std::result::Result<_, _>>()?,
+        refill: f
+            .text("refill")?
+            .map(|t| inputs::refill("--refill", t))
+            .transpose()?,
+        refill_mode: f
+            .text("refill_mode")?
+            .map(|t| inputs::refill_mode("--refill-mode", t))
+            .transpose()?,
     };
     let mode = if f.flag("test")? {
         Mode::Test
@@ -121,11 +131,16 @@ fn batch_fields(line: &[u8]) -> std::result::Result<(String, KeyFields, Mode), S
 fn in_field_words(message: &str) -> String {
     FIELDS
         .iter()
-        .filter_map(|(field, flag)| message.find(flag).map(|at| (at, field, flag)))
+        .filter_map(|(field, flag)| {
+            // At one place, the longer flag (`--refill-mode`, not `--refill`).
+            message
+                .find(flag)
+                .map(|at| (at, std::cmp::Reverse(flag.len()), field, flag))
+        })
         .min()
         .map_or_else(
             || message.to_string(),
-            |(_, field, flag)| message.replacen(flag, &format!("field `{field}`"), 1),
+            |(_, _, field, flag)| message.replacen(flag, &format!("field `{field}`"), 1),
         )
 }
 
@@ -249,6 +264,7 @@ fn push_reveal(out: &mut Vec<u8>, secret: &Secret, record: &KeyRecord, now: Date
 /// The record a new key has once inserted, made of the new key's own values, and its
 /// hash (kept aside: a record has none).
 fn record_of(new: NewKey) -> ([u8; 32], KeyRecord) {
+    let refilled_at = new.refilled_at();
     let record = KeyRecord {
         id: new.id,
         settings: new.settings,
@@ -267,6 +283,7 @@ fn record_of(new: NewKey) -> ([u8; 32], KeyRecord) {
         revoke_reason: None,
         rotated_from: new.rotated_from,
         rotated_to: None,
+        refilled_at,
     };
     (new.hash, record)
 }

@@ -5,9 +5,10 @@ use std::io::Write;
 
 use super::audit_event;
 use super::keyref::resolve;
-use super::new_key::apply_fields;
+use super::new_key::{apply_fields, check_refill};
 use crate::app::audit::append_audit;
 use crate::app::keys::claim_name;
+use crate::app::refill::{changes_refill, rewrite_pool};
 use crate::app::retry::with_retry;
 use crate::cli::{EditArgs, Format, KeyFields};
 use crate::context::Ctx;
@@ -85,8 +86,11 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
         }
         if unlimited {
             new.credit_limit = None;
+            // A refill refills a credit limit: it goes with it (docs/decisions.md).
+            new.refill = None;
         }
         new.meta = meta::apply(&new.meta, &meta_set, &unset_meta).map_err(Error::usage)?;
+        check_refill(&fields, &new).map_err(Error::usage)?;
         let held_before = key.holds_name(ctx.now());
         let mut edited = key.clone();
         edited.settings = new.clone();
@@ -108,6 +112,9 @@ pub fn run(ctx: &Ctx, args: EditArgs) -> Result<()> {
                 key.settings.name, key.id
             );
             return Ok((key, said));
+        }
+        if changes_refill(&old, &new) {
+            rewrite_pool(&mut *tx, &mut key, &new, ctx.now())?;
         }
         key.settings = new;
         tx.update_key(&key)?;

@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use rand::TryRng;
 
 use crate::cli::KeyFields;
-use crate::core::inputs::{Cap, Text};
+use crate::core::inputs::{Cap, RefillRate, Text};
 use crate::core::key::{self, Mode, Secret};
 use crate::core::model::{KeyRecord, KeySettings, NewKey};
 use crate::core::names::{token_set, validate_name};
+use crate::core::refill::Refill;
 use crate::error::{Error, Result};
 use crate::store::Txn;
 
@@ -35,6 +36,7 @@ pub(crate) fn new_settings(
         &mut settings,
         now,
     )?;
+    check_refill(fields, &settings)?;
     Ok(settings)
 }
 
@@ -104,6 +106,36 @@ pub(crate) fn apply_fields(
         // Merged into what the key has (edit); `edit --unset-meta` goes through
         // meta::apply itself, so a removal makes room in the same edit.
         s.meta = crate::core::meta::apply(&s.meta, &f.meta, &[])?;
+    }
+    apply_refill(f, s);
+    Ok(())
+}
+
+/// `--refill` sets the amount and interval (a new refill is `set`, an edited one keeps
+/// its mode), `none` removes it; `--refill-mode` sets the mode of the refill there is.
+fn apply_refill(f: &KeyFields, s: &mut KeySettings) {
+    if let Some(RefillRate(rate)) = f.refill {
+        s.refill = rate.map(|r| Refill {
+            amount: r.amount,
+            interval: r.interval,
+            mode: s.refill.map(|old| old.mode).unwrap_or_default(),
+        });
+    }
+    if let (Some(mode), Some(refill)) = (f.refill_mode, s.refill.as_mut()) {
+        refill.mode = mode;
+    }
+}
+
+/// A refill's rules once the settings are whole (create, batch, edit): it needs a
+/// credit limit, and `--refill-mode` needs a refill.
+pub(crate) fn check_refill(f: &KeyFields, s: &KeySettings) -> std::result::Result<(), String> {
+    if f.refill_mode.is_some() && s.refill.is_none() {
+        return Err(
+            "--refill-mode needs a credit refill: add --refill N/day or --refill N/month".into(),
+        );
+    }
+    if s.refill.is_some() && s.credit_limit.is_none() {
+        return Err("--refill needs a credit limit: add --credits N".into());
     }
     Ok(())
 }

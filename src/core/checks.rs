@@ -13,6 +13,7 @@ use super::allowlist::parse_rule;
 use super::limits::RateLimit;
 use super::model::{KeyRecord, State};
 use super::policy::{Counts, Outcome, Request};
+use super::refill::{self, Refill};
 
 /// One check of SPEC §3. The quota check is one per window, in SPEC's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +176,8 @@ pub enum Figure<'a> {
         limit: Option<u64>,
         used: u64,
         cost: u64,
+        /// The credit refill that applies, and when it next comes (`used` is as of now).
+        refill: Option<(&'a Refill, DateTime<Utc>)>,
     },
 }
 
@@ -410,6 +413,8 @@ impl<'a> Subject<'a> {
                     limit: s.credit_limit,
                     used: key.credits_used,
                     cost: req.cost,
+                    refill: refill::of(key)
+                        .map(|(r, _)| (r, refill::next_boundary(r.interval, self.now))),
                 };
                 let result = match s.credit_limit {
                     None => Result::NotApplicable,

@@ -69,6 +69,11 @@ pub fn settings_diff(old: &KeySettings, new: &KeySettings) -> Vec<Change> {
             json!(new.expires_at.map(rfc3339)),
         ),
         ("meta", old.meta.to_value(), new.meta.to_value()),
+        (
+            "refill",
+            json!(old.refill.map(|r| r.to_string())),
+            json!(new.refill.map(|r| r.to_string())),
+        ),
     ];
     fields.into_iter().filter(|(_, a, b)| a != b).collect()
 }

@@ -101,6 +101,30 @@ fn is_none(text: &str) -> bool {
     text.trim().eq_ignore_ascii_case("none")
 }
 
+/// A credit refill `N/day` or `N/month`; `None` is `none` (no refill), where a
+/// command takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefillRate(pub Option<super::refill::Rate>);
+
+/// A credit refill (`create`).
+pub fn refill(flag: &str, text: &str) -> Result<RefillRate, String> {
+    super::refill::parse_rate(flag, text).map(|r| RefillRate(Some(r)))
+}
+
+/// A credit refill that `none` removes (`edit`).
+pub fn refill_or_none(flag: &str, text: &str) -> Result<RefillRate, String> {
+    if is_none(text) {
+        Ok(RefillRate(None))
+    } else {
+        refill(flag, text).map_err(|e| format!("{e}, or none"))
+    }
+}
+
+/// What a refill does: `add` or `set`.
+pub fn refill_mode(flag: &str, text: &str) -> Result<super::refill::Mode, String> {
+    super::refill::parse_mode(flag, text)
+}
+
 /// An expiry: a duration, a date, a date-time or `never`.
 pub fn expiry(flag: &str, text: &str) -> Result<When, String> {
     when(flag, text, true)

@@ -15,6 +15,7 @@ pub mod model;
 pub mod names;
 pub mod naming;
 pub mod policy;
+pub mod refill;
 pub mod report;
 pub mod scan;
 pub mod scan_rules;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use super::key::Mode;
 use super::limits::{Quotas, RateLimit};
 use super::meta::KeyMeta;
+use super::refill::Refill;
 
 /// What the store records about a key's lifecycle. `expired` is not stored: it is
 /// derived from `expires_at` and "now" (see [`KeyRecord::status`]).
@@ -112,6 +113,8 @@ pub struct KeyRecord {
     pub revoke_reason: Option<String>,
     pub rotated_from: Option<String>,
     pub rotated_to: Option<String>,
+    /// The last credit refill boundary applied to the key's pool (`core::refill`).
+    pub refilled_at: Option<DateTime<Utc>>,
 }
 
 impl KeyRecord {
@@ -135,6 +138,7 @@ impl KeyRecord {
             revoke_reason: None,
             rotated_from: new.rotated_from.clone(),
             rotated_to: None,
+            refilled_at: new.refilled_at(),
         }
     }
 
@@ -170,6 +174,8 @@ pub struct KeySettings {
     pub expires_at: Option<DateTime<Utc>>,
     /// Free-form entries verification hands back (SPEC §8), kept as stored.
     pub meta: KeyMeta,
+    /// The credit refill of the key's pool (shared by a rotated pair).
+    pub refill: Option<Refill>,
 }
 
 /// A key about to be inserted: its settings plus what was generated for it.
@@ -183,6 +189,16 @@ pub struct NewKey {
     pub settings: KeySettings,
     /// For a rotation: the key whose credit balance the new key shares.
     pub rotated_from: Option<String>,
+}
+
+impl NewKey {
+    /// The refill boundary a new pool starts from: the last one at creation, so the
+    /// first refill comes at the next (a rotation's pool already has its own).
+    pub fn refilled_at(&self) -> Option<DateTime<Utc>> {
+        self.settings
+            .refill
+            .map(|r| super::refill::boundary_at(r.interval, self.created_at))
+    }
 }
 
 /// Counts shown in the `list` summary line.
@@ -227,6 +243,9 @@ pub struct RequestRecord {
     /// Credits charged (0 unless accepted).
     pub credits: u64,
     pub accepted: bool,
+    /// For a key whose credit refill applies: its pool's balance as of this request,
+    /// written before the charge (`core::refill::to_write`); None adds to the stored one.
+    pub refill: Option<super::refill::Balance>,
 }
 
 /// One request-log row, as `logs` shows it.

@@ -299,7 +299,11 @@ pub fn findings(
             (Limit::Daily, q.daily, counts.daily),
             (Limit::Weekly, q.weekly, counts.weekly),
             (Limit::Monthly, q.monthly, counts.monthly),
-            (Limit::Credits, s.credit_limit, key.credits_used),
+            (
+                Limit::Credits,
+                s.credit_limit,
+                super::refill::used_at(key, now),
+            ),
         ] {
             if let Some(cap) = cap.filter(|&cap| is_near(used, cap, t.near_percent)) {
                 out.push(Detail::NearLimit {

@@ -22,6 +22,7 @@ use crate::core::model::{
 };
 pub use crate::core::policy::VerifyView;
 use crate::core::policy::{counts_from, window_starts, AuthFailure, Counts};
+use crate::core::refill::{Balance, Refill};
 use crate::core::settings::Settings;
 
 pub use pg::PgLocation;
@@ -725,7 +726,10 @@ pub trait Txn {
     /// The key with this secret hash and its lineage's counts in each window it
     /// limits, as of `view.now`, into `view` (nothing for a None hash or no such key).
     fn load_key_for_verify(&self, hash: Option<&[u8; 32]>, view: &mut VerifyView) -> Result<()> {
-        if let Some(found) = hash.map(|h| self.key_by_hash(h)).transpose()?.flatten() {
+        if let Some(mut found) = hash.map(|h| self.key_by_hash(h)).transpose()?.flatten() {
+            // The credits as of now (a refill is applied by whoever reads; nothing for
+            // a key without one).
+            crate::core::refill::catch_up(&mut found, view.now);
             let starts = window_starts(&found, view.now);
             // One seek per window; none for a key without window limits.
             let figures = if starts.is_empty() {
@@ -804,8 +808,18 @@ pub trait Txn {
     /// Deletes request-log rows older than `before`; counters, usage and last use stay.
     fn prune_requests(&mut self, before: DateTime<Utc>) -> Result<u64>;
 
-    /// Rewrites every mutable field of an existing key (by id).
+    /// Rewrites every mutable field of an existing key (by id), but not its credit
+    /// pool's (balance and refill: [`Txn::set_refill`]).
     fn update_key(&mut self, key: &KeyRecord) -> Result<()>;
+    /// The balance of the credit pool of key `key_id` as stored (None: no such key),
+    /// read afresh and locked until the transaction ends, for [`Txn::set_refill`] to
+    /// rewrite (`edit`): a concurrent verification of the other key of a rotated pair
+    /// waits, so no charge is lost. SQLite: the write lock holds the whole store.
+    fn credit_balance_for_update(&mut self, key_id: &str) -> Result<Option<Balance>>;
+    /// Sets the refill and the balance (credits used, last boundary applied) of the
+    /// credit pool of key `key_id`: for every key of a rotated pair at once.
+    fn set_refill(&mut self, key_id: &str, refill: Option<&Refill>, balance: Balance)
+        -> Result<()>;
     /// Removes a key; its request-log rows and audit events keep its id.
     fn delete_key(&mut self, id: &str) -> Result<()>;
     /// True when the key has any recorded request (in its counters or the log).

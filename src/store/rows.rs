@@ -78,6 +78,10 @@ impl Table {
                 ("credits_used", I),
                 ("accepted_total", I),
                 ("last_event_at", I),
+                ("refill_amount", I),
+                ("refill_interval", T),
+                ("refill_mode", T),
+                ("refilled_at", I),
             ],
             Table::Keys => &[
                 ("seq", I),

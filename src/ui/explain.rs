@@ -222,11 +222,21 @@ impl Explained<'_> {
             Figure::Quota { cap, used } => {
                 vec![("cap", json!(cap)), ("used", json!(cap.map(|_| used)))]
             }
-            Figure::Credits { limit, used, cost } => vec![
+            Figure::Credits {
+                limit,
+                used,
+                cost,
+                refill,
+            } => vec![
                 ("credit_limit", json!(limit)),
                 ("credits_used", json!(used)),
                 ("credits_remaining", json!(c.figure.credits_remaining())),
                 ("cost", json!(cost)),
+                ("refill", json!(refill.map(|(r, _)| r.to_string()))),
+                (
+                    "next_refill_at",
+                    json!(refill.map(|(_, next)| rfc3339(next))),
+                ),
             ],
         }
     }
@@ -378,11 +388,15 @@ impl Explained<'_> {
             Figure::Credits {
                 limit: Some(limit),
                 cost,
+                refill,
                 ..
-            } => format!(
-                "{} of {limit} credits left; this request costs {cost}",
-                c.figure.credits_remaining().unwrap_or(0)
-            ),
+            } => {
+                let left = c.figure.credits_remaining().unwrap_or(0);
+                let refill = refill.map_or_else(String::new, |(r, next)| {
+                    format!("; refill {r}, next {}", time(next))
+                });
+                format!("{left} of {limit} credits left; this request costs {cost}{refill}")
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ use super::usage::{usage_text, Windows, WindowsJson};
 use crate::core::key::Mode;
 use crate::core::limits::RateUnit;
 use crate::core::model::{KeyRecord, Status, StatusCounts};
+use crate::core::refill;
 use crate::core::time::{relative, rfc3339};
 
 #[derive(Serialize)]
@@ -26,6 +27,14 @@ struct QuotasJson {
     daily: Option<u64>,
     weekly: Option<u64>,
     monthly: Option<u64>,
+}
+
+/// A key's credit refill (SPEC §8), null without one.
+#[derive(Serialize)]
+struct RefillJson {
+    amount: u64,
+    interval: &'static str,
+    mode: &'static str,
 }
 
 /// The key object of SPEC §2, field for field, in the spec's order.
@@ -49,6 +58,8 @@ pub struct KeyJson<'a> {
     rate_limit: Option<String>,
     credit_limit: Option<u64>,
     credits_used: u64,
+    refill: Option<RefillJson>,
+    next_refill_at: Option<String>,
     created_at: String,
     expires_at: Option<String>,
     last_used_at: Option<String>,
@@ -84,7 +95,13 @@ impl<'a> KeyJson<'a> {
             },
             rate_limit: k.settings.rate_limit.map(|r| r.to_string()),
             credit_limit: k.settings.credit_limit,
-            credits_used: k.credits_used,
+            credits_used: refill::used_at(k, now),
+            refill: refill::of(k).map(|(r, _)| RefillJson {
+                amount: r.amount,
+                interval: r.interval.as_str(),
+                mode: r.mode.as_str(),
+            }),
+            next_refill_at: refill::next_at(k, now).map(rfc3339),
             created_at: rfc3339(k.created_at),
             expires_at: k.settings.expires_at.map(rfc3339),
             last_used_at: k.last_used_at.map(rfc3339),
@@ -167,7 +184,22 @@ pub fn push_json(out: &mut Vec<u8>, k: &KeyRecord, now: DateTime<Utc>) {
     out.extend_from_slice(b",\"credit_limit\":");
     push_opt_u64(out, s.credit_limit);
     out.extend_from_slice(b",\"credits_used\":");
-    push_u64(out, k.credits_used);
+    push_u64(out, refill::used_at(k, now));
+    out.extend_from_slice(b",\"refill\":");
+    match refill::of(k) {
+        Some((r, _)) => {
+            out.extend_from_slice(b"{\"amount\":");
+            push_u64(out, r.amount);
+            out.extend_from_slice(b",\"interval\":\"");
+            out.extend_from_slice(r.interval.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"mode\":\"");
+            out.extend_from_slice(r.mode.as_str().as_bytes());
+            out.extend_from_slice(b"\"}");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"next_refill_at\":");
+    push_time(out, refill::next_at(k, now));
     out.extend_from_slice(b",\"created_at\":");
     push_time(out, Some(k.created_at));
     out.extend_from_slice(b",\"expires_at\":");
@@ -244,6 +276,8 @@ pub const CSV_HEADER: &[&str] = &[
     "rate_limit",
     "credit_limit",
     "credits_used",
+    "refill",
+    "next_refill_at",
     "created_at",
     "expires_at",
     "last_used_at",
@@ -256,7 +290,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
-fn csv_fields(k: &KeyRecord, now: DateTime<Utc>) -> [String; 27] {
+fn csv_fields(k: &KeyRecord, now: DateTime<Utc>) -> [String; 29] {
     let status = k.status(now);
     [
         k.id.clone(),
@@ -279,7 +313,9 @@ fn csv_fields(k: &KeyRecord, now: DateTime<Utc>) -> [String; 27] {
         opt(k.settings.quotas.monthly),
         opt(k.settings.rate_limit),
         opt(k.settings.credit_limit),
-        k.credits_used.to_string(),
+        refill::used_at(k, now).to_string(),
+        opt(refill::of(k).map(|(r, _)| r)),
+        opt(refill::next_at(k, now).map(rfc3339)),
         rfc3339(k.created_at),
         opt(k.settings.expires_at.map(rfc3339)),
         opt(k.last_used_at.map(rfc3339)),
@@ -565,13 +601,34 @@ pub fn write_show_table(
     let mut table = new_table(color);
     let none = "none";
     let quota = |q: Option<u64>| q.map_or_else(|| none.to_string(), |n| n.to_string());
+    let used = refill::used_at(k, now);
     let credits = match k.settings.credit_limit {
         Some(limit) => format!(
             "{} used of {limit} ({} left)",
-            k.credits_used,
-            limit.saturating_sub(k.credits_used)
+            used,
+            limit.saturating_sub(used)
         ),
-        None => format!("{} used (unlimited)", k.credits_used),
+        None => format!("{} used (unlimited)", used),
+    };
+    let refill_text = match (refill::of(k), refill::next_at(k, now)) {
+        (Some((r, _)), Some(next)) => format!(
+            "{} {} every {} at 00:00 UTC{}; next {}",
+            match r.mode {
+                refill::Mode::Set => "set to",
+                refill::Mode::Add => "add",
+            },
+            r.amount,
+            match r.interval {
+                refill::Interval::Day => "day",
+                refill::Interval::Month => "month on the 1st",
+            },
+            match r.mode {
+                refill::Mode::Set => "",
+                refill::Mode::Add => " (up to the limit)",
+            },
+            time_with_relative(Some(next), now)
+        ),
+        _ => none.to_string(),
     };
     let rows: Vec<(&str, Cell)> = vec![
         ("ID", text_cell(&k.id)),
@@ -626,6 +683,7 @@ pub fn write_show_table(
             )),
         ),
         ("Credits", Cell::new(credits)),
+        ("Refill", Cell::new(refill_text)),
         (
             "Created",
             Cell::new(time_with_relative(Some(k.created_at), now)),
@@ -704,6 +762,10 @@ mod tests {
                     .prop_map(|m| serde_json::to_string(&m).unwrap()),
                 text(),
             ]),
+            (refill, refilled_at) in (
+                proptest::option::of((prop_oneof![1u64..1000, any::<u64>()], any::<bool>(), any::<bool>())),
+                proptest::option::of(time()),
+            ),
         ) -> KeyRecord {
             KeyRecord {
                 id,
@@ -725,6 +787,11 @@ mod tests {
                     credit_limit,
                     expires_at,
                     meta: crate::core::meta::KeyMeta::from_stored(meta),
+                    refill: refill.map(|(amount, month, add)| refill::Refill {
+                        amount,
+                        interval: if month { refill::Interval::Month } else { refill::Interval::Day },
+                        mode: if add { refill::Mode::Add } else { refill::Mode::Set },
+                    }),
                 },
                 key_prefix,
                 mode: if live { Mode::Live } else { Mode::Test },
@@ -741,6 +808,7 @@ mod tests {
                 revoke_reason: None,
                 rotated_from,
                 rotated_to,
+                refilled_at,
             }
         }
     }

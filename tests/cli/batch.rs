@@ -125,6 +125,8 @@ fn every_create_field_is_accepted_as_json() {
         "quota_monthly": 100,
         "rate_limit": "5/s",
         "credits": 500,
+        "refill": "250/month",
+        "refill_mode": "add",
         "test": true,
     });
     let out = env.run_with_stdin(&["create", "--batch", "-"], format!("{line}\n").as_bytes());
@@ -151,6 +153,8 @@ fn every_create_field_is_accepted_as_json() {
         "rate_limit": "5/s",
         "credit_limit": 500,
         "credits_used": 0,
+        "refill": {"amount": 250, "interval": "month", "mode": "add"},
+        "next_refill_at": "2026-12-01T00:00:00Z",
         "created_at": NOW,
         "expires_at": now_plus(30 * DAY),
         "last_used_at": null,
@@ -200,6 +204,10 @@ fn every_create_field_is_accepted_as_json() {
             "5/s",
             "--credits",
             "500",
+            "--refill",
+            "250/month",
+            "--refill-mode",
+            "add",
             "--test",
         ],
     );

@@ -109,6 +109,8 @@ fn json_reveal_has_the_key_and_its_details_in_spec_order() {
         "rate_limit": null,
         "credit_limit": null,
         "credits_used": 0,
+        "refill": null,
+        "next_refill_at": null,
         "created_at": NOW,
         "expires_at": null,
         "last_used_at": null,

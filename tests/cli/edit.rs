@@ -92,6 +92,8 @@ fn edit_changes_every_field_and_audits_each_old_and_new_value() {
         "100/m",
         "--credits",
         "5000",
+        "--refill",
+        "100/day",
     ]);
     out.ok();
     assert_eq!(out.stdout_lines().len(), 1, "one json line\n{out}");
@@ -115,6 +117,8 @@ fn edit_changes_every_field_and_audits_each_old_and_new_value() {
         "rate_limit": "100/m",
         "credit_limit": 5000,
         "credits_used": 0,
+        "refill": {"amount": 100, "interval": "day", "mode": "set"},
+        "next_refill_at": "2026-11-24T00:00:00Z",
         "created_at": NOW,
         "expires_at": "2027-06-01T00:00:00Z",
         "last_used_at": null,
@@ -167,6 +171,7 @@ fn edit_changes_every_field_and_audits_each_old_and_new_value() {
             "rate_limit": {"old": "5/s", "new": "100/m"},
             "credit_limit": {"old": 500, "new": 5000},
             "expires_at": {"old": before["expires_at"], "new": "2027-06-01T00:00:00Z"},
+            "refill": {"old": null, "new": "100/day set"},
         }})
     );
     assert_eq!(before["expires_at"], now_plus(30 * DAY));

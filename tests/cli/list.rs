@@ -166,7 +166,7 @@ fn csv_has_a_header_and_one_row_per_key() {
         lines[0],
         "id,name,description,owner,key_prefix,status,is_active,livemode,category,group,\
          scopes,deployment,allowed_models,allowed_ips,quota_total,quota_daily,quota_weekly,\
-         quota_monthly,rate_limit,credit_limit,credits_used,created_at,expires_at,\
+         quota_monthly,rate_limit,credit_limit,credits_used,refill,next_refill_at,created_at,expires_at,\
          last_used_at,last_used_ip,rotated_from,rotated_to"
     );
     assert_eq!(lines.len(), 2, "{out}");
@@ -174,7 +174,7 @@ fn csv_has_a_header_and_one_row_per_key() {
         lines[1],
         format!(
             "{},csv-key,\"says \"\"hi\"\", twice\",tester,{},active,true,true,,,read;write,,,\
-             10.0.0.0/8;192.0.2.1,,5,,,3/m,7,0,{NOW},2026-11-24T12:00:00Z,,,,",
+             10.0.0.0/8;192.0.2.1,,5,,,3/m,7,0,,,{NOW},2026-11-24T12:00:00Z,,,,",
             k.id(),
             k.prefix()
         )

@@ -228,6 +228,7 @@ fn table_shows_every_field_with_local_and_relative_times() {
             s("Quotas", "total none, daily 5, weekly none, monthly none"),
             s("Rate limit", "10 per second"),
             s("Credits", "0 used of 100 (100 left)"),
+            s("Refill", "none"),
             s("Created", "2026-11-23 12:00:00 +00:00 (3 hours ago)"),
             s("Expires", "2026-12-23 12:00:00 +00:00 (in 1 month)"),
             s("Last used", "Never"),

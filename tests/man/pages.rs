@@ -245,9 +245,15 @@ The secret is written and flushed before the key is committed: when standard out
 "#,
             ),
             (
+                "Credit refill",
+                r#"
+`--refill N/day` refills the key's credits at every midnight UTC, `--refill N/month` at 00:00 UTC on the 1st of every month; it needs `--credits`. `--refill-mode set` (the default) makes the remaining credits N, never more than the credit limit; `--refill-mode add` adds N for every refill time passed, never above the credit limit. The first refill comes at the next refill time. There is no background job: every command that reads the credits computes them as of now, and a recorded verification stores them. A rotated key shares its predecessor's credits and refill, so the pair refills once. The key object shows `refill` (`{"amount", "interval", "mode"}` or null) and `next_refill_at`.
+"#,
+            ),
+            (
                 "Batch",
                 r#"
-`--batch FILE` (or `-` for standard input) creates many keys in one transaction. Each line is one json object with the create options' names: `name` (required), `description`, `owner`, `category`, `group`, `scopes`, `deployment`, `allowed_models`, `allowed_ips` (lists, or comma-separated strings), `expires`, `quota_total`, `quota_daily`, `quota_weekly`, `quota_monthly`, `rate_limit`, `credits` (numbers or strings), `test` (true or false) and `meta` (an object of strings, `{"tenant": "acme"}`). Blank lines are skipped. An unknown field, a field of the wrong type, a field given twice, a repeated name or any other bad line fails the whole batch with its line number and field named, and creates nothing. Otherwise one line `{"key", "key_details"}` per key is printed, in input order, after every key is in.
+`--batch FILE` (or `-` for standard input) creates many keys in one transaction. Each line is one json object with the create options' names: `name` (required), `description`, `owner`, `category`, `group`, `scopes`, `deployment`, `allowed_models`, `allowed_ips` (lists, or comma-separated strings), `expires`, `quota_total`, `quota_daily`, `quota_weekly`, `quota_monthly`, `rate_limit`, `credits` (numbers or strings), `refill`, `refill_mode`, `test` (true or false) and `meta` (an object of strings, `{"tenant": "acme"}`). Blank lines are skipped. An unknown field, a field of the wrong type, a field given twice, a repeated name or any other bad line fails the whole batch with its line number and field named, and creates nothing. Otherwise one line `{"key", "key_details"}` per key is printed, in input order, after every key is in.
 "#,
             ),
         ],
@@ -260,6 +266,10 @@ The secret is written and flushed before the key is committed: when standard out
             ex(
                 "A production key with a daily quota, a rate limit, a credit limit and an IP allowlist.",
                 "keyctl create --name billing-worker --owner payments --category production \\\n  --quota-daily 10000 --rate-limit 50/s --credits 100000 \\\n  --allow-ip 10.0.0.0/8,2001:db8::/32 --quiet",
+            ),
+            ex(
+                "A key with 1000 credits that come back every midnight UTC.",
+                "keyctl create --name tenant-42 --credits 1000 --refill 1000/day --quiet",
             ),
             ex(
                 "A test-mode key, printed as json.",
@@ -338,7 +348,7 @@ Shows every field of one key: id, name, description, owner, display prefix, stat
     PageText {
         command: "edit",
         description: r#"
-Changes a key's settings; the secret never changes (use `keyctl rotate` for a new one). Only the options given change. Text fields are cleared with an empty value (`--description ""`; `--deployment ""` makes the key project-wide); list options replace the whole list and are cleared with `--clear-scopes`, `--clear-models` and `--clear-ips`; quotas and the rate limit take `none`, and `--unlimited` removes the credit limit.
+Changes a key's settings; the secret never changes (use `keyctl rotate` for a new one). Only the options given change. Text fields are cleared with an empty value (`--description ""`; `--deployment ""` makes the key project-wide); list options replace the whole list and are cleared with `--clear-scopes`, `--clear-models` and `--clear-ips`; quotas, the rate limit and the credit refill take `none`, and `--unlimited` removes the credit limit (and its refill). A changed refill or credit limit applies from the next refill time on; `--refill` keeps the refill's mode, `--refill-mode` alone changes it. The refill belongs to the key's credits, which a rotated pair shares: editing it on either key changes it for both.
 
 `--meta KEY=VALUE` sets or overwrites metadata entries and keeps the others (as `kubectl label` does); `--unset-meta KEY` removes one (a key the metadata does not have is no error). Setting and removing the same key in one edit is exit 2; the limits (32 entries, 4096 bytes) apply to the result, so an edit may remove one entry to make room for another.
 
@@ -358,6 +368,10 @@ Each change is recorded in the audit trail with its old and new value; an edit t
             ex(
                 "Tag the key with its tenant, then move it to another plan and drop the tag.",
                 "keyctl edit ci-deploy --meta tenant=acme --meta plan=free\nkeyctl edit ci-deploy --meta plan=pro --unset-meta tenant",
+            ),
+            ex(
+                "Give it 500 credits that grow by 100 every month, up to the 500.",
+                "keyctl edit ci-deploy --credits 500 --refill 100/month --refill-mode add",
             ),
             fails(
                 exit::USAGE,

@@ -15,6 +15,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (include_str!("migrations/002_completion.sql"), "0.1.0"),
     // Key metadata: an older keyctl would drop it on rotate, edit and copy.
     (include_str!("migrations/003_meta.sql"), "0.1.0"),
+    // Credit refill: an older keyctl would charge a refilled pool from its stale
+    // balance, so only this version on can use the store.
+    (
+        include_str!("migrations/004_refill.sql"),
+        env!("CARGO_PKG_VERSION"),
+    ),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

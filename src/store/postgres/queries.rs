@@ -20,6 +20,7 @@ use crate::core::meta::KeyMeta;
 use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
+use crate::core::refill::{self, Balance, Refill};
 use crate::core::time::{from_millis, to_millis};
 use crate::store::rows::Kind;
 use crate::store::select;
@@ -76,7 +77,8 @@ macro_rules! select_keys {
          k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
          k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
          k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, \
-         k.requests_total, k.events_total, k.credits_total, p.accepted_total, k.meta \
+         k.requests_total, k.events_total, k.credits_total, p.accepted_total, k.meta, \
+         p.refill_amount, p.refill_interval, p.refill_mode, p.refilled_at \
          FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
     };
 }
@@ -93,6 +95,27 @@ macro_rules! saturating_add {
             ", 0), 9007199254740991) + ",
             $add,
             ", 9007199254740991)"
+        )
+    };
+}
+
+/// The charge of an accepted request of key $4 to its pool $1 (cost $2 at $3), spent
+/// only while the credits last: `used` is what the cost is added to (the stored
+/// credits, or a refilled balance), `guard` the same figure for the limit's test,
+/// `more` sets more.
+macro_rules! charge_pool {
+    ($used:literal, $guard:literal, $more:literal) => {
+        concat!(
+            "UPDATE credit_pools SET credits_used = ",
+            saturating_add!($used, "$2::bigint"),
+            $more,
+            ", accepted_total = ",
+            saturating_add!("accepted_total", "1"),
+            ", last_event_at = GREATEST(coalesce(last_event_at, $3::bigint), $3::bigint) \
+             WHERE id = $1 AND ($2::bigint = 0 OR NOT EXISTS (SELECT 1 FROM keys k \
+             WHERE k.id = $4 AND k.credit_limit IS NOT NULL AND ",
+            $guard,
+            " + $2::bigint > k.credit_limit)) RETURNING accepted_total, last_event_at",
         )
     };
 }
@@ -196,6 +219,15 @@ fn key_from_row(row: &Row) -> std::result::Result<KeyRecord, String> {
             credit_limit: opt_count(row, 18)?,
             expires_at: opt_time(row, 21)?,
             meta: KeyMeta::from_stored(col(row, 33)?),
+            refill: match opt_count(row, 34)? {
+                // An unknown interval or mode (never written by keyctl) reads as none.
+                Some(amount) => refill::stored(
+                    amount,
+                    col::<Option<String>>(row, 35)?.as_deref(),
+                    col::<Option<String>>(row, 36)?.as_deref(),
+                ),
+                None => None,
+            },
         },
         key_prefix: col(row, 4)?,
         mode: if col::<i64>(row, 5)? != 0 {
@@ -216,6 +248,7 @@ fn key_from_row(row: &Row) -> std::result::Result<KeyRecord, String> {
         events_total: count(row, 30)?,
         credits_total: count(row, 31)?,
         pool_accepted_total: count(row, 32)?,
+        refilled_at: opt_time(row, 37)?,
     })
 }
 
@@ -549,7 +582,16 @@ impl Txn for PgTxn<'_> {
                     )
                 })?,
             None => self
-                .row("INSERT INTO credit_pools DEFAULT VALUES RETURNING id", &[])?
+                .row(
+                    "INSERT INTO credit_pools (refill_amount, refill_interval, refill_mode, \
+                     refilled_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    &[
+                        &count_to_sql(key.settings.refill.map(|r| r.amount)),
+                        &key.settings.refill.map(|r| r.interval.as_str()),
+                        &key.settings.refill.map(|r| r.mode.as_str()),
+                        &key.refilled_at().map(to_millis),
+                    ],
+                )?
                 .map(|r| col(&r, 0))
                 .transpose()
                 .map_err(|why| self.damaged(why))?
@@ -1054,26 +1096,32 @@ impl Txn for PgTxn<'_> {
         }
         // Credits are spent only while they last (the decision saw them under the
         // pool's lock; this guards it): no row back means the spend was refused.
-        let pool = self
-            .row(
-                concat!(
-                    "UPDATE credit_pools SET credits_used = ",
-                    saturating_add!("credits_used", "$2::bigint"),
-                    ", accepted_total = ",
-                    saturating_add!("accepted_total", "1"),
-                    ", last_event_at = GREATEST(coalesce(last_event_at, $3::bigint), $3::bigint) \
-                     WHERE id = $1 AND ($2::bigint = 0 OR NOT EXISTS (SELECT 1 FROM keys k \
-                     WHERE k.id = $4 AND k.credit_limit IS NOT NULL \
-                     AND LEAST(GREATEST(credit_pools.credits_used, 0), 9007199254740991) + $2::bigint > k.credit_limit)) \
-                     RETURNING accepted_total, last_event_at",
+        let pool = match r.refill {
+            None => self.row(
+                charge_pool!(
+                    "credits_used",
+                    "LEAST(GREATEST(credit_pools.credits_used, 0), 9007199254740991)",
+                    ""
                 ),
                 &[&pool_id, &credits, &at, key_id],
-            )?
-            .map(|row| -> std::result::Result<[i64; 2], String> {
-                Ok([col(&row, 0)?, col(&row, 1)?])
-            })
-            .transpose()
-            .map_err(|why| self.damaged(why))?;
+            )?,
+            // A refilled pool: the balance as of this request (read and caught up under
+            // the pool's lock) plus the charge, guarded the same way, and its boundary.
+            Some(b) => self.row(
+                charge_pool!("$5::bigint", "$5::bigint", ", refilled_at = $6::bigint"),
+                &[
+                    &pool_id,
+                    &credits,
+                    &at,
+                    key_id,
+                    &count_to_sql(Some(b.used)),
+                    &b.refilled_at.map(to_millis),
+                ],
+            )?,
+        }
+        .map(|row| -> std::result::Result<[i64; 2], String> { Ok([col(&row, 0)?, col(&row, 1)?]) })
+        .transpose()
+        .map_err(|why| self.damaged(why))?;
         let Some([pool_n, pool_at]) = pool else {
             return Err(StoreError::at(
                 ErrorKind::Retry,
@@ -1156,6 +1204,46 @@ impl Txn for PgTxn<'_> {
                 format!("key {} vanished during the update", key.id),
             ))
         }
+    }
+
+    fn credit_balance_for_update(&mut self, key_id: &str) -> Result<Option<Balance>> {
+        // The pool row locked (the key's row is already, by key_by_id): a verification
+        // of the other key of a pair waits for this edit, and this reads its charge.
+        self.row(
+            "SELECT p.credits_used, p.refilled_at FROM credit_pools p \
+             WHERE p.id = (SELECT pool_id FROM keys WHERE id = $1) FOR UPDATE",
+            &[&key_id],
+        )?
+        .map(|r| -> std::result::Result<Balance, String> {
+            Ok(Balance {
+                used: count(&r, 0)?,
+                refilled_at: opt_time(&r, 1)?,
+            })
+        })
+        .transpose()
+        .map_err(|why| self.damaged(why))
+    }
+
+    fn set_refill(
+        &mut self,
+        key_id: &str,
+        refill: Option<&Refill>,
+        balance: Balance,
+    ) -> Result<()> {
+        self.exec(
+            "UPDATE credit_pools SET refill_amount = $2, refill_interval = $3, \
+             refill_mode = $4, credits_used = $5, refilled_at = $6 \
+             WHERE id = (SELECT pool_id FROM keys WHERE id = $1)",
+            &[
+                &key_id,
+                &count_to_sql(refill.map(|r| r.amount)),
+                &refill.map(|r| r.interval.as_str()),
+                &refill.map(|r| r.mode.as_str()),
+                &count_to_sql(Some(balance.used)),
+                &balance.refilled_at.map(to_millis),
+            ],
+        )
+        .map(drop)
     }
 
     fn delete_key(&mut self, id: &str) -> Result<()> {

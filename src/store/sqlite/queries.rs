@@ -18,6 +18,7 @@ use crate::core::meta::KeyMeta;
 use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
+use crate::core::refill::{self, Balance, Refill};
 use crate::core::time::{from_millis, to_millis};
 use crate::store::select;
 use crate::store::{
@@ -42,7 +43,8 @@ macro_rules! select_keys {
          k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
          k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
          k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, \
-         k.requests_total, k.events_total, k.credits_total, p.accepted_total, k.meta \
+         k.requests_total, k.events_total, k.credits_total, p.accepted_total, k.meta, \
+         p.refill_amount, p.refill_interval, p.refill_mode, p.refilled_at \
          FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
     };
 }
@@ -52,6 +54,22 @@ macro_rules! select_keys {
 macro_rules! saturating_add {
     ($column:literal, $add:literal) => {
         concat!("min(max(", $column, ", 0) + ", $add, ", 9007199254740991)")
+    };
+}
+
+/// The charge of an accepted request to its pool ?1 (cost ?2 at ?3): `used` is what
+/// the cost is added to (the stored credits, or a refilled balance), `more` sets more.
+macro_rules! charge_pool {
+    ($used:literal, $more:literal) => {
+        concat!(
+            "UPDATE credit_pools SET credits_used = ",
+            saturating_add!($used, "?2"),
+            $more,
+            ", accepted_total = ",
+            saturating_add!("accepted_total", "1"),
+            ", last_event_at = max(coalesce(last_event_at, ?3), ?3) \
+             WHERE id = ?1 RETURNING accepted_total, last_event_at",
+        )
     };
 }
 
@@ -201,6 +219,7 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
             credit_limit: opt_count(row, 18)?,
             expires_at: opt_time(row, 21)?,
             meta: KeyMeta::from_stored(row.get(33)?),
+            refill: refill_from_row(row, 34)?,
         },
         key_prefix: row.get(4)?,
         mode: if row.get::<_, i64>(5)? != 0 {
@@ -221,7 +240,20 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
         events_total: count(row, 30)?,
         credits_total: count(row, 31)?,
         pool_accepted_total: count(row, 32)?,
+        refilled_at: opt_time(row, 37)?,
     })
+}
+
+/// A pool's refill from its three columns at `col..col+3`: all set, or no refill (a
+/// partial or unknown value, never written by keyctl, reads as none rather than
+/// failing every later command).
+fn refill_from_row(row: &Row, col: usize) -> rusqlite::Result<Option<Refill>> {
+    let Some(amount) = opt_count(row, col)? else {
+        return Ok(None);
+    };
+    let interval = row.get::<_, Option<String>>(col + 1)?;
+    let mode = row.get::<_, Option<String>>(col + 2)?;
+    Ok(refill::stored(amount, interval.as_deref(), mode.as_deref()))
 }
 
 fn rate_unit_sql(unit: RateUnit) -> &'static str {
@@ -247,7 +279,10 @@ impl SqliteTxn<'_> {
     ) -> Result<(rusqlite::CachedStatement<'_>, rusqlite::CachedStatement<'_>)> {
         let pools = self
             .tx
-            .prepare_cached("INSERT INTO credit_pools DEFAULT VALUES")
+            .prepare_cached(
+                "INSERT INTO credit_pools (refill_amount, refill_interval, refill_mode, refilled_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
             .map_err(|e| self.err(e))?;
         let keys = self
             .tx
@@ -279,7 +314,15 @@ impl SqliteTxn<'_> {
                 })
                 .map_err(|e| self.err(e))?,
             None => {
-                pools.execute([]).map_err(|e| self.err(e))?;
+                let r = key.settings.refill;
+                pools
+                    .execute(params![
+                        count_to_sql(r.map(|r| r.amount)),
+                        r.map(|r| r.interval.as_str()),
+                        r.map(|r| r.mode.as_str()),
+                        key.refilled_at().map(to_millis),
+                    ])
+                    .map_err(|e| self.err(e))?;
                 self.tx.last_insert_rowid()
             }
         };
@@ -823,18 +866,26 @@ impl Txn for SqliteTxn<'_> {
             }
             // The lineage's credits, total and window ledger: what quotas, rate limits
             // and credit limits of every key in the rotation chain count.
-            let (pool_n, pool_at): (i64, i64) = tx
-                .prepare_cached(concat!(
-                    "UPDATE credit_pools SET credits_used = ",
-                    saturating_add!("credits_used", "?2"),
-                    ", accepted_total = ",
-                    saturating_add!("accepted_total", "1"),
-                    ", last_event_at = max(coalesce(last_event_at, ?3), ?3) \
-                     WHERE id = ?1 RETURNING accepted_total, last_event_at",
-                ))?
-                .query_row(params![pool_id, credits, at], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?;
+            let totals = |row: &Row| Ok((row.get(0)?, row.get(1)?));
+            let (pool_n, pool_at): (i64, i64) = match r.refill {
+                None => tx
+                    .prepare_cached(charge_pool!("credits_used", ""))?
+                    .query_row(params![pool_id, credits, at], totals)?,
+                // A refilled pool: the balance as of this request (read and caught up
+                // under this lock) plus the charge, and the boundary it is as of.
+                Some(b) => tx
+                    .prepare_cached(charge_pool!("?4", ", refilled_at = ?5"))?
+                    .query_row(
+                        params![
+                            pool_id,
+                            credits,
+                            at,
+                            count_to_sql(Some(b.used)),
+                            b.refilled_at.map(to_millis)
+                        ],
+                        totals,
+                    )?,
+            };
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO pool_events (pool_id, at, n) VALUES (?1, ?2, ?3)",
             )?
@@ -939,6 +990,51 @@ impl Txn for SqliteTxn<'_> {
                 format!("key {} vanished during the update", key.id),
             ))
         }
+    }
+
+    fn credit_balance_for_update(&mut self, key_id: &str) -> Result<Option<Balance>> {
+        // The write transaction (BEGIN IMMEDIATE) holds the whole store.
+        self.tx
+            .prepare_cached(
+                "SELECT p.credits_used, p.refilled_at FROM credit_pools p \
+                 JOIN keys k ON k.pool_id = p.id WHERE k.id = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([key_id], |r| {
+                    Ok(Balance {
+                        used: count(r, 0)?,
+                        refilled_at: opt_time(r, 1)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    fn set_refill(
+        &mut self,
+        key_id: &str,
+        refill: Option<&Refill>,
+        balance: Balance,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE credit_pools SET refill_amount = ?2, refill_interval = ?3, \
+                 refill_mode = ?4, credits_used = ?5, refilled_at = ?6 \
+                 WHERE id = (SELECT pool_id FROM keys WHERE id = ?1)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    key_id,
+                    count_to_sql(refill.map(|r| r.amount)),
+                    refill.map(|r| r.interval.as_str()),
+                    refill.map(|r| r.mode.as_str()),
+                    count_to_sql(Some(balance.used)),
+                    balance.refilled_at.map(to_millis),
+                ])
+            })
+            .map(drop)
+            .map_err(|e| self.err(e))
     }
 
     fn delete_key(&mut self, id: &str) -> Result<()> {

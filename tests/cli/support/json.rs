@@ -5,7 +5,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The key object of SPEC §2 "Key object (json)", in order.
-pub const KEY_FIELDS: [&str; 25] = [
+pub const KEY_FIELDS: [&str; 27] = [
     "id",
     "name",
     "description",
@@ -24,6 +24,8 @@ pub const KEY_FIELDS: [&str; 25] = [
     "rate_limit",
     "credit_limit",
     "credits_used",
+    "refill",
+    "next_refill_at",
     "created_at",
     "expires_at",
     "last_used_at",
