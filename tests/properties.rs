@@ -384,6 +384,7 @@ proptest! {
             counts: &view.counts,
             req: &req,
             now: now(),
+            store: view.store,
         };
         let key_found = found && parsed;
         for e in &rows {

@@ -1267,6 +1267,7 @@ fn verify_on_db_clock(
         request,
         auth_failure: d.auth_failure,
         prune_before: d.prune_before,
+        store_ledger: None,
     })
     .unwrap();
     tx.commit().unwrap();

@@ -13,6 +13,9 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (include_str!("migrations/001_init.sql"), "0.1.0"),
     // Two indexes: every keyctl since 0.1.0 can use the store.
     (include_str!("migrations/002_completion.sql"), "0.1.0"),
+    // Two new tables an older keyctl never touches: every keyctl since 0.1.0 can use
+    // the store (without enforcing the store-wide limits).
+    (include_str!("migrations/003_store_limits.sql"), "0.1.0"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
