@@ -1787,3 +1787,82 @@ fn a_schema_1_store_migrates_to_the_current_schema_and_its_keys_read_back() {
     assert_eq!(tx.key_by_id(&k.id).unwrap().unwrap().accepted_total, 4);
     assert_eq!(user_version(&path), current_schema_version());
 }
+
+// ---- store-wide limits: one counter for every key, exact under concurrency ----
+
+/// Sets store settings and recomputes the store-wide counter as `config set` does.
+fn set_store_limits(store: &mut dyn Store, settings: &[(&str, &str)]) {
+    let mut tx = store.begin(Intent::Admin).unwrap();
+    for (name, value) in settings {
+        tx.set_setting(name, Some(value)).unwrap();
+    }
+    tx.reset_store_usage(now(), true, true).unwrap();
+    tx.commit().unwrap();
+}
+
+fn store_wide_limits_hold_across_keys(location: &Location) {
+    const THREADS: usize = 6;
+    const EACH: usize = 5;
+    let keys: Vec<(String, NewKey)> = (0..3)
+        .map(|n| {
+            let (secret, mut k) = numbered_key(n + 1, &format!("k{n}"));
+            k.settings.group = Some("pro".to_string());
+            (secret, k)
+        })
+        .collect();
+    let mut store = handle(location);
+    for (_, k) in &keys {
+        insert(store.as_mut(), k);
+    }
+    // One request before the limits: counted in the credits (1 x 1, no multiplier
+    // yet) and in the rate window rebuilt from the log.
+    assert!(verify_at(store.as_mut(), &keys[0].0, now(), "/before")
+        .outcome
+        .is_valid());
+    // Cost 1 x 1.5 = 2 (rounded up): 1 spent + 2 per request, 21 allows 10 more.
+    set_store_limits(
+        store.as_mut(),
+        &[("credit-limit", "21"), ("group-multiplier.pro", "1.5")],
+    );
+    {
+        let tx = store.begin(Intent::Read).unwrap();
+        let figures = tx.store_figures(None).unwrap();
+        assert_eq!(figures.credits_used, 1, "spent before the limit");
+    }
+    let secrets: Vec<&str> = keys.iter().map(|(s, _)| s.as_str()).collect();
+    let outcomes = verify_concurrently(location, THREADS, EACH, &secrets);
+    assert_accepts_exactly(&outcomes, 10, &Outcome::CreditsExhausted);
+    let tx = store.begin(Intent::Read).unwrap();
+    assert_eq!(tx.store_figures(None).unwrap().credits_used, 21);
+    let spent: u64 = keys
+        .iter()
+        .map(|(_, k)| tx.key_by_id(&k.id).unwrap().unwrap().credits_used)
+        .sum();
+    assert_eq!(spent, 21, "each key charged the multiplied cost");
+    drop(tx);
+
+    // A store-wide rate limit set now counts the minute's 11 accepted requests
+    // (from the log): 4 more allowed.
+    set_store_limits(
+        store.as_mut(),
+        &[("credit-limit", "none"), ("rate-limit", "15/m")],
+    );
+    let outcomes = verify_concurrently(location, THREADS, EACH, &secrets);
+    let limit = keyctl::core::limits::parse_rate_limit("15/m").unwrap();
+    assert_accepts_exactly(&outcomes, 4, &Outcome::StoreRateLimited(limit));
+    let tx = store.begin(Intent::Read).unwrap();
+    let window = tx
+        .store_figures(Some(now() - Duration::minutes(1)))
+        .unwrap();
+    assert_eq!(window.rate_window, 15);
+}
+
+#[test]
+fn store_wide_limits_hold_across_keys_under_concurrent_verifies_sqlite() {
+    on_sqlite(store_wide_limits_hold_across_keys);
+}
+
+#[test]
+fn store_wide_limits_hold_across_keys_under_concurrent_verifies_postgres() {
+    on_postgres(store_wide_limits_hold_across_keys);
+}
