@@ -305,7 +305,7 @@ fn store_oracle(
     };
     let charged = store.multiplier.map_or(req.cost, |m| {
         let product = u128::from(req.cost) * u128::from(m);
-        ((product + 9_999) / 10_000) as u64
+        product.div_ceil(10_000) as u64
     });
     let req = Request {
         cost: charged,
