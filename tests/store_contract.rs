@@ -1866,3 +1866,64 @@ fn store_wide_limits_hold_across_keys_under_concurrent_verifies_sqlite() {
 fn store_wide_limits_hold_across_keys_under_concurrent_verifies_postgres() {
     on_postgres(store_wide_limits_hold_across_keys);
 }
+
+/// SQLite-only: a store of the schema before the store-wide tables migrates in place,
+/// and a credit limit set afterwards counts what its keys spent before.
+#[test]
+fn a_schema_3_store_gains_the_store_wide_tables_and_counts_earlier_spending() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("keys.db");
+    let (secret, k) = numbered_key(1, "legacy");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../src/store/sqlite/migrations/001_init.sql"),
+            include_str!("../src/store/sqlite/migrations/002_verification.sql"),
+            include_str!("../src/store/sqlite/migrations/003_shared_limits.sql"),
+        ] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.execute_batch("PRAGMA application_id = 1803117428; PRAGMA user_version = 3;")
+            .unwrap();
+        c.execute_batch("INSERT INTO credit_pools (id, credits_used) VALUES (1, 7);")
+            .unwrap();
+        c.execute(
+            "INSERT INTO keys (id, secret_hash, name, owner, key_prefix, livemode, \
+             pool_id, created_at, state) VALUES (?1, ?2, 'legacy', 'ops', ?3, 1, 1, ?4, 'active')",
+            rusqlite::params![
+                k.id,
+                key::hash_secret(&secret).to_vec(),
+                k.key_prefix,
+                to_millis(now() - Duration::days(3)),
+            ],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO usage_days (key_id, day, accepted, rejected, credits) VALUES (?1, ?2, 2, 0, 7)",
+            rusqlite::params![k.id, days(now()) - 2],
+        )
+        .unwrap();
+    }
+    let location = Location::Sqlite(path.clone());
+    assert_eq!(
+        keyctl::store::migrate(&location).unwrap(),
+        (3, current_schema_version())
+    );
+    let mut store = handle(&location);
+    set_store_limits(store.as_mut(), &[("credit-limit", "10")]);
+    assert_eq!(
+        verify_at(store.as_mut(), &secret, now(), "/").outcome,
+        Outcome::Valid
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            verify_at(store.as_mut(), &secret, now(), "/").outcome,
+            Outcome::Valid
+        );
+    }
+    assert_eq!(
+        verify_at(store.as_mut(), &secret, now(), "/").outcome,
+        Outcome::CreditsExhausted,
+        "7 spent before the limit, 3 after"
+    );
+}
