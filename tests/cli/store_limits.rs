@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::group_commit::state;
+use crate::group_commit::{answers_both_ways, state};
 use crate::support::*;
 
 fn set(env: &TestEnv, name: &str, value: &str) {
@@ -552,25 +552,7 @@ fn stream_twins_agree(settings: &[(&str, &str)], lines_per_key: usize) -> Vec<St
             lines.push(json!({"key": secret, "cost": 1 + i % 3}).to_string());
         }
     }
-    let mut live = LiveProcess::spawn({
-        let mut c = a.command();
-        c.args(["verify", "--stream"]);
-        c
-    });
-    let stepped: Vec<Value> = lines
-        .iter()
-        .map(|l| serde_json::from_str(&live.ask(l)).expect("a json answer"))
-        .collect();
-    assert_eq!(live.finish(), Some(0));
-    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let out = b.run_with_stdin(&["verify", "--stream"], input.as_bytes());
-    out.ok();
-    let piped: Vec<Value> = out
-        .stdout_lines()
-        .iter()
-        .map(|l| assert_verdict_line(&out, l))
-        .collect();
-    assert_eq!(stepped, piped, "the same answers, in line order");
+    let piped = answers_both_ways(&a, &b, &lines);
     assert_eq!(
         state(&a, &keys),
         state(&b, &keys),
