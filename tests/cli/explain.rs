@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::support::*;
 
 /// The rows of `verify --explain`, in order.
-const CHECKS: [&str; 17] = [
+pub(crate) const CHECKS: [&str; 17] = [
     "ip_blocked",
     "invalid",
     "revoked",
