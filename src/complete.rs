@@ -355,9 +355,15 @@ pub fn keys_to_rotate(typed: &OsStr) -> Vec<CompletionCandidate> {
 
 /// The store settings `config get|set` take, with their descriptions.
 pub fn setting_names() -> Vec<CompletionCandidate> {
+    let multiplier = crate::core::settings::MULTIPLIER_SETTING;
     SETTINGS
         .iter()
         .map(|(name, _, about)| CompletionCandidate::new(name).help(Some((*about).into())))
+        // A group's multiplier: the prefix, then the group's name as typed.
+        .chain([
+            CompletionCandidate::new(crate::core::store_limits::MULTIPLIER_PREFIX)
+                .help(Some(multiplier.2.into())),
+        ])
         .collect()
 }
 

@@ -86,6 +86,8 @@ mod shells;
 mod show;
 #[path = "cli/store_files.rs"]
 mod store_files;
+#[path = "cli/store_limits.rs"]
+mod store_limits;
 #[path = "cli/stored_values.rs"]
 mod stored_values;
 #[path = "cli/stream.rs"]

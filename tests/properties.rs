@@ -274,6 +274,67 @@ proptest! {
 
 /// SPEC §3's order as first written (before `core::checks`): an independent oracle
 /// of the first failure for a found, well-formed key from an unblocked IP.
+/// Store-wide limits of 3 per second and 6 credits with these figures (accepted in
+/// the window, credits spent) and the key's group's multiplier, if any.
+fn store_view(
+    (rate_window, credits_used, multiplier): (u64, u64, Option<u64>),
+) -> keyctl::core::store_limits::StoreView {
+    keyctl::core::store_limits::StoreView {
+        rate_limit: Some(RateLimit {
+            count: 3,
+            unit: RateUnit::Second,
+        }),
+        credit_limit: Some(6),
+        rate_window,
+        credits_used,
+        multiplier,
+    }
+}
+
+/// The oracle with the store-wide checks (SPEC §8) woven into SPEC §3's order: key
+/// rate limit, store rate limit, quotas, key credits, store credits, at the cost
+/// times the multiplier, rounded up.
+fn store_oracle(
+    k: &KeyRecord,
+    req: &Request,
+    counts: &Counts,
+    store: Option<keyctl::core::store_limits::StoreView>,
+) -> Outcome {
+    let Some(store) = store else {
+        return oracle(k, req, counts);
+    };
+    let charged = store.multiplier.map_or(req.cost, |m| {
+        let product = u128::from(req.cost) * u128::from(m);
+        product.div_ceil(10_000) as u64
+    });
+    let req = Request {
+        cost: charged,
+        ..req.clone()
+    };
+    // Up to the key's rate limit: the key without quotas and credits.
+    let mut early = k.clone();
+    early.settings.quotas = Quotas::default();
+    early.settings.credit_limit = None;
+    let o = oracle(&early, &req, counts);
+    if o != Outcome::Valid {
+        return o;
+    }
+    if let Some(rate) = store.rate_limit.filter(|r| store.rate_window >= r.count) {
+        return Outcome::StoreRateLimited(rate);
+    }
+    let o = oracle(k, &req, counts);
+    if o != Outcome::Valid {
+        return o;
+    }
+    if store
+        .credit_limit
+        .is_some_and(|l| store.credits_used + charged > l)
+    {
+        return Outcome::CreditsExhausted;
+    }
+    Outcome::Valid
+}
+
 fn oracle(k: &KeyRecord, req: &Request, counts: &Counts) -> Outcome {
     use keyctl::core::model::State;
     match k.state {
@@ -358,6 +419,7 @@ proptest! {
         used in (0u64..5, 0u64..5, 0u64..5),
         credits_used in 0u64..5,
         cost in 0u64..3,
+        store in proptest::option::of((0u64..5, 0u64..8, proptest::option::of(1u64..40_000))),
     ) {
         use keyctl::core::checks::{Check, Result as Checked, Subject};
         use keyctl::core::model::State;
@@ -372,6 +434,7 @@ proptest! {
             key: found.then(|| k.clone()),
             counts,
             now: now(),
+            store: store.map(store_view),
             ..VerifyView::default()
         };
         let rows = explain(&view, parsed, &req);
@@ -384,6 +447,7 @@ proptest! {
             counts: &view.counts,
             req: &req,
             now: now(),
+            store: view.store,
         };
         let key_found = found && parsed;
         for e in &rows {
@@ -395,6 +459,7 @@ proptest! {
             }
         }
         let first = rows.iter().find(|e| e.failed()).map_or(Outcome::Valid, |e| e.outcome());
+        let view_store = view.store;
         let verdict = decide(view, parsed, &req, now()).outcome;
         prop_assert_eq!(&first, &verdict);
         let expected = if blocked && req.ip.is_some() {
@@ -402,7 +467,7 @@ proptest! {
         } else if !(found && parsed) {
             Outcome::Invalid
         } else {
-            oracle(&k, &req, &counts)
+            store_oracle(&k, &req, &counts, view_store)
         };
         prop_assert_eq!(verdict, expected);
     }
@@ -486,5 +551,38 @@ proptest! {
             Interval::Day => prop_assert_eq!(next - last, Duration::days(1)),
             Interval::Month => prop_assert!((28..=31).contains(&(next - last).num_days())),
         }
+    }
+}
+
+proptest! {
+    /// A group multiplier's charge is exactly ceil(cost × m / 10000), computed without
+    /// floating point, stopping at 2^53 - 1.
+    #[test]
+    fn multiplied_costs_are_the_exact_ceiling(
+        cost in prop_oneof![0u64..1_000_000, 0u64..=keyctl::core::limits::MAX_COUNT],
+        m in 1u64..=keyctl::core::store_limits::MULTIPLIER_MAX,
+    ) {
+        use keyctl::core::store_limits::multiplied_cost;
+        let charged = multiplied_cost(cost, m);
+        let exact = u128::from(cost) * u128::from(m);
+        let max = u128::from(keyctl::core::limits::MAX_COUNT);
+        let c = u128::from(charged);
+        if c < max {
+            // The smallest whole number whose 10000-fold covers cost × m.
+            prop_assert!(c * 10_000 >= exact);
+            prop_assert!(c == 0 || (c - 1) * 10_000 < exact);
+        } else {
+            prop_assert!(exact > (max - 1) * 10_000);
+        }
+        // Never below the cost for a multiplier of 1 or more, never above it below 1.
+        if m >= 10_000 { prop_assert!(charged >= cost.min(keyctl::core::limits::MAX_COUNT)); }
+        if m <= 10_000 { prop_assert!(charged <= cost); }
+    }
+
+    /// Every multiplier keyctl stores reads back as itself.
+    #[test]
+    fn multipliers_round_trip_through_their_text(m in 1u64..=keyctl::core::store_limits::MULTIPLIER_MAX) {
+        use keyctl::core::store_limits::{format_multiplier, parse_multiplier};
+        prop_assert_eq!(parse_multiplier(&format_multiplier(m)), Ok(m));
     }
 }

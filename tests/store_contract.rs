@@ -1532,6 +1532,7 @@ fn verify_on_db_clock(
         request,
         auth_failure: d.auth_failure,
         prune_before: d.prune_before,
+        store_ledger: None,
     })
     .unwrap();
     tx.commit().unwrap();
@@ -2055,4 +2056,144 @@ fn a_schema_1_store_migrates_to_the_current_schema_and_its_keys_read_back() {
     let tx = store.begin(Intent::Read).unwrap();
     assert_eq!(tx.key_by_id(&k.id).unwrap().unwrap().accepted_total, 4);
     assert_eq!(user_version(&path), current_schema_version());
+}
+
+// ---- store-wide limits: one counter for every key, exact under concurrency ----
+
+/// Sets store settings and recomputes the store-wide counter as `config set` does.
+fn set_store_limits(store: &mut dyn Store, settings: &[(&str, &str)]) {
+    let mut tx = store.begin(Intent::Admin).unwrap();
+    for (name, value) in settings {
+        tx.set_setting(name, Some(value)).unwrap();
+    }
+    tx.reset_store_usage(now(), true, true).unwrap();
+    tx.commit().unwrap();
+}
+
+fn store_wide_limits_hold_across_keys(location: &Location) {
+    const THREADS: usize = 6;
+    const EACH: usize = 5;
+    let keys: Vec<(String, NewKey)> = (0..3)
+        .map(|n| {
+            let (secret, mut k) = numbered_key(n + 1, &format!("k{n}"));
+            k.settings.group = Some("pro".to_string());
+            (secret, k)
+        })
+        .collect();
+    let mut store = handle(location);
+    for (_, k) in &keys {
+        insert(store.as_mut(), k);
+    }
+    // One request before the limits: counted in the credits (1 x 1, no multiplier
+    // yet) and in the rate window rebuilt from the log.
+    assert!(verify_at(store.as_mut(), &keys[0].0, now(), "/before")
+        .outcome
+        .is_valid());
+    // Cost 1 x 1.5 = 2 (rounded up): 1 spent + 2 per request, 21 allows 10 more.
+    set_store_limits(
+        store.as_mut(),
+        &[("credit-limit", "21"), ("group-multiplier.pro", "1.5")],
+    );
+    {
+        let tx = store.begin(Intent::Read).unwrap();
+        let figures = tx.store_figures(None).unwrap();
+        assert_eq!(figures.credits_used, 1, "spent before the limit");
+    }
+    let secrets: Vec<&str> = keys.iter().map(|(s, _)| s.as_str()).collect();
+    let outcomes = verify_concurrently(location, THREADS, EACH, &secrets);
+    assert_accepts_exactly(&outcomes, 10, &Outcome::CreditsExhausted);
+    let tx = store.begin(Intent::Read).unwrap();
+    assert_eq!(tx.store_figures(None).unwrap().credits_used, 21);
+    let spent: u64 = keys
+        .iter()
+        .map(|(_, k)| tx.key_by_id(&k.id).unwrap().unwrap().credits_used)
+        .sum();
+    assert_eq!(spent, 21, "each key charged the multiplied cost");
+    drop(tx);
+
+    // A store-wide rate limit set now counts the minute's 11 accepted requests
+    // (from the log): 4 more allowed.
+    set_store_limits(
+        store.as_mut(),
+        &[("credit-limit", "none"), ("rate-limit", "15/m")],
+    );
+    let outcomes = verify_concurrently(location, THREADS, EACH, &secrets);
+    let limit = keyctl::core::limits::parse_rate_limit("15/m").unwrap();
+    assert_accepts_exactly(&outcomes, 4, &Outcome::StoreRateLimited(limit));
+    let tx = store.begin(Intent::Read).unwrap();
+    let window = tx
+        .store_figures(Some(now() - Duration::minutes(1)))
+        .unwrap();
+    assert_eq!(window.rate_window, 15);
+}
+
+#[test]
+fn store_wide_limits_hold_across_keys_under_concurrent_verifies_sqlite() {
+    on_sqlite(store_wide_limits_hold_across_keys);
+}
+
+#[test]
+fn store_wide_limits_hold_across_keys_under_concurrent_verifies_postgres() {
+    on_postgres(store_wide_limits_hold_across_keys);
+}
+
+/// SQLite-only: a store of the schema before the store-wide tables migrates in place,
+/// and a credit limit set afterwards counts what its keys spent before.
+#[test]
+fn a_schema_3_store_gains_the_store_wide_tables_and_counts_earlier_spending() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("keys.db");
+    let (secret, k) = numbered_key(1, "legacy");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../src/store/sqlite/migrations/001_init.sql"),
+            include_str!("../src/store/sqlite/migrations/002_verification.sql"),
+            include_str!("../src/store/sqlite/migrations/003_shared_limits.sql"),
+        ] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.execute_batch("PRAGMA application_id = 1803117428; PRAGMA user_version = 3;")
+            .unwrap();
+        c.execute_batch("INSERT INTO credit_pools (id, credits_used) VALUES (1, 7);")
+            .unwrap();
+        c.execute(
+            "INSERT INTO keys (id, secret_hash, name, owner, key_prefix, livemode, \
+             pool_id, created_at, state) VALUES (?1, ?2, 'legacy', 'ops', ?3, 1, 1, ?4, 'active')",
+            rusqlite::params![
+                k.id,
+                key::hash_secret(&secret).to_vec(),
+                k.key_prefix,
+                to_millis(now() - Duration::days(3)),
+            ],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO usage_days (key_id, day, accepted, rejected, credits) VALUES (?1, ?2, 2, 0, 7)",
+            rusqlite::params![k.id, days(now()) - 2],
+        )
+        .unwrap();
+    }
+    let location = Location::Sqlite(path.clone());
+    assert_eq!(
+        keyctl::store::migrate(&location).unwrap(),
+        (3, current_schema_version())
+    );
+    let mut store = handle(&location);
+    set_store_limits(store.as_mut(), &[("credit-limit", "10")]);
+    assert_eq!(
+        verify_at(store.as_mut(), &secret, now(), "/").outcome,
+        Outcome::Valid
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            verify_at(store.as_mut(), &secret, now(), "/").outcome,
+            Outcome::Valid
+        );
+    }
+    assert_eq!(
+        verify_at(store.as_mut(), &secret, now(), "/").outcome,
+        Outcome::CreditsExhausted,
+        "7 spent before the limit, 3 after"
+    );
 }

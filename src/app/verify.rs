@@ -169,6 +169,11 @@ fn run_group(
         let view =
             tx.load_for_verify_cached(c.hash.as_ref(), req.ip, record, *clock, &mut settings)?;
         let now = view.now;
+        // Charged store-wide only while a store-wide limit is set.
+        let store_ledger = view
+            .store
+            .filter(|s| s.rate_limit.is_some() || s.credit_limit.is_some())
+            .map(|s| s.rate_limit.is_some());
         let mut d = decide(view, c.parsed, req, now);
         if record {
             tx.record_verdict(&VerdictRecord {
@@ -189,6 +194,7 @@ fn run_group(
                 },
                 auth_failure: d.auth_failure.take(),
                 prune_before: None,
+                store_ledger,
             })?;
             prune = prune.max(d.prune_before);
         }

@@ -10,10 +10,15 @@ use crate::app::retry::with_retry;
 use crate::cli::{ConfigCommand, Format};
 use crate::context::Ctx;
 use crate::core::settings::{default_of, is_known, known_names, normalize, read_stored, SETTINGS};
+use crate::core::store_limits::{multiplier_group, MULTIPLIER_PREFIX};
 use crate::core::text::escape;
 use crate::error::{Error, Result};
 use crate::store::{Intent, Txn};
 use crate::ui::output::stdout;
+
+fn is_multiplier(name: &str) -> bool {
+    multiplier_group(name).is_some()
+}
 
 fn check_known(name: &str) -> Result<()> {
     if is_known(name) {
@@ -94,8 +99,20 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                 let old = stored(tx.as_ref(), &name)?;
                 let default = default_of(&name).unwrap_or_default();
                 let old_shown = old.clone().unwrap_or_else(|| default.to_string());
-                if old_shown != value || old.is_none() {
-                    tx.set_setting(&name, Some(&value))?;
+                // A multiplier of 1 is no multiplier: no row, not listed.
+                let multiplier_one = is_multiplier(&name) && value == default;
+                if old_shown != value || (old.is_none() && !multiplier_one) {
+                    tx.set_setting(&name, Some(value.as_str()).filter(|_| !multiplier_one))?;
+                    // A store-wide limit set where there was none starts from what
+                    // was spent and accepted before (docs/decisions.md).
+                    let was_none = old_shown == "none";
+                    if was_none && value != "none" {
+                        match name.as_str() {
+                            "rate-limit" => tx.reset_store_usage(ctx.now(), false, true)?,
+                            "credit-limit" => tx.reset_store_usage(ctx.now(), true, false)?,
+                            _ => {}
+                        }
+                    }
                     append_audit(
                         &mut *tx,
                         audit_event(
@@ -124,7 +141,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
             let mut store = ctx.open_read()?;
             let tx = store.begin(Intent::Read)?;
             let pairs = tx.setting_pairs()?;
-            let rows: Vec<SettingJson> = SETTINGS
+            let mut rows: Vec<SettingJson> = SETTINGS
                 .iter()
                 .map(|(name, default, _)| {
                     let v = pairs
@@ -139,6 +156,20 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                     }
                 })
                 .collect();
+            // Then each group multiplier that is set, by name (a group's own row).
+            let fixed = rows.len();
+            let multiplier = &crate::core::settings::MULTIPLIER_SETTING;
+            rows.extend(
+                pairs
+                    .iter()
+                    .filter(|(n, _)| n.starts_with(MULTIPLIER_PREFIX) && is_known(n))
+                    .map(|(n, v)| SettingJson {
+                        name: n,
+                        is_default: false,
+                        value: shown(n, v.clone()),
+                        default: multiplier.1,
+                    }),
+            );
             let mut out = stdout();
             match ctx.format {
                 Format::Json => {
@@ -165,7 +196,12 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> Result<()> {
                 Format::Table => {
                     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
                     let vwidth = rows.iter().map(|r| r.value.len()).max().unwrap_or(0);
-                    for (r, (_, _, about)) in rows.iter().zip(SETTINGS) {
+                    let abouts = SETTINGS.iter().map(|(_, _, about)| *about);
+                    let abouts = abouts.chain(std::iter::repeat_n(
+                        crate::core::settings::MULTIPLIER_SETTING.2,
+                        rows.len() - fixed,
+                    ));
+                    for (r, about) in rows.iter().zip(abouts) {
                         let source = if r.is_default { "default" } else { "set" };
                         writeln!(
                             out,

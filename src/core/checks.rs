@@ -14,6 +14,7 @@ use super::limits::RateLimit;
 use super::model::{KeyRecord, State};
 use super::policy::{Counts, Outcome, Request};
 use super::refill::{self, Refill};
+use super::store_limits::StoreView;
 
 /// One check of SPEC §3. The quota check is one per window, in SPEC's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,16 +29,20 @@ pub enum Check {
     ForbiddenScope,
     ForbiddenModel,
     RateLimited,
+    /// The store-wide rate limit (`config set rate-limit`), all keys together.
+    StoreRateLimited,
     QuotaTotal,
     QuotaDaily,
     QuotaWeekly,
     QuotaMonthly,
     CreditsExhausted,
+    /// The store-wide credit limit (`config set credit-limit`), all keys together.
+    StoreCreditsExhausted,
 }
 
 impl Check {
     /// Every check, in the order SPEC §3 applies them.
-    pub const ALL: [Check; 15] = [
+    pub const ALL: [Check; 17] = [
         Check::IpBlocked,
         Check::Invalid,
         Check::Revoked,
@@ -48,15 +53,17 @@ impl Check {
         Check::ForbiddenScope,
         Check::ForbiddenModel,
         Check::RateLimited,
+        Check::StoreRateLimited,
         Check::QuotaTotal,
         Check::QuotaDaily,
         Check::QuotaWeekly,
         Check::QuotaMonthly,
         Check::CreditsExhausted,
+        Check::StoreCreditsExhausted,
     ];
     /// The checks of a known key against the request (revoked through model).
     pub const KEY: &'static [Check] = Check::ALL.split_at(2).1.split_at(7).0;
-    /// The checks of a key's limits (rate limit, quotas, credits).
+    /// The checks of a key's limits (rate limit, quotas, credits) and the store's.
     pub const LIMITS: &'static [Check] = Check::ALL.split_at(9).1;
 
     /// The row's name: the verify code it fails with, the quota ones by window.
@@ -66,6 +73,8 @@ impl Check {
             Check::QuotaDaily => "quota_daily",
             Check::QuotaWeekly => "quota_weekly",
             Check::QuotaMonthly => "quota_monthly",
+            Check::StoreRateLimited => "store_rate_limited",
+            Check::StoreCreditsExhausted => "store_credits_exhausted",
             other => other.code(),
         }
     }
@@ -82,11 +91,11 @@ impl Check {
             Check::ForbiddenDeployment => "forbidden_deployment",
             Check::ForbiddenScope => "forbidden_scope",
             Check::ForbiddenModel => "forbidden_model",
-            Check::RateLimited => "rate_limited",
+            Check::RateLimited | Check::StoreRateLimited => "rate_limited",
             Check::QuotaTotal | Check::QuotaDaily | Check::QuotaWeekly | Check::QuotaMonthly => {
                 "quota_exceeded"
             }
-            Check::CreditsExhausted => "credits_exhausted",
+            Check::CreditsExhausted | Check::StoreCreditsExhausted => "credits_exhausted",
         }
     }
 
@@ -244,7 +253,13 @@ impl Evaluated<'_> {
             Check::QuotaTotal | Check::QuotaDaily | Check::QuotaWeekly | Check::QuotaMonthly => {
                 Outcome::QuotaExceeded(self.check.window().unwrap_or("total"))
             }
-            Check::CreditsExhausted => Outcome::CreditsExhausted,
+            Check::StoreRateLimited => match self.figure {
+                Figure::Rate {
+                    limit: Some(limit), ..
+                } => Outcome::StoreRateLimited(limit),
+                _ => Outcome::Valid,
+            },
+            Check::CreditsExhausted | Check::StoreCreditsExhausted => Outcome::CreditsExhausted,
         }
     }
 }
@@ -262,6 +277,9 @@ pub struct Subject<'a> {
     pub counts: &'a Counts,
     pub req: &'a Request,
     pub now: DateTime<Utc>,
+    /// The store-wide limits, figures and the key's group's multiplier; None when
+    /// none is set.
+    pub store: Option<StoreView>,
 }
 
 impl<'a> Subject<'a> {
@@ -320,6 +338,12 @@ impl<'a> Subject<'a> {
             key,
         };
         (pass_unless(key.is_none()), figure)
+    }
+
+    /// What this request is charged: its cost times its key's group's multiplier.
+    pub fn charge(&self) -> u64 {
+        self.store
+            .map_or(self.req.cost, |s| s.charge(self.req.cost))
     }
 
     fn of_key(&self, check: Check, key: &'a KeyRecord) -> (Result, Figure<'a>) {
@@ -412,13 +436,44 @@ impl<'a> Subject<'a> {
                 let figure = Figure::Credits {
                     limit: s.credit_limit,
                     used: key.credits_used,
-                    cost: req.cost,
+                    cost: self.charge(),
                     refill: refill::of(key)
                         .map(|(r, _)| (r, refill::next_boundary(r.interval, self.now))),
                 };
                 let result = match s.credit_limit {
                     None => Result::NotApplicable,
-                    Some(limit) => pass_unless(key.credits_used.saturating_add(req.cost) > limit),
+                    Some(limit) => {
+                        pass_unless(key.credits_used.saturating_add(self.charge()) > limit)
+                    }
+                };
+                (result, figure)
+            }
+            Check::StoreRateLimited => {
+                let store = self.store.unwrap_or_default();
+                let figure = Figure::Rate {
+                    limit: store.rate_limit,
+                    count: store.rate_window,
+                };
+                let result = match store.rate_limit {
+                    None => Result::NotApplicable,
+                    Some(rate) => pass_unless(store.rate_window >= rate.count),
+                };
+                (result, figure)
+            }
+            Check::StoreCreditsExhausted => {
+                let store = self.store.unwrap_or_default();
+                let figure = Figure::Credits {
+                    limit: store.credit_limit,
+                    used: store.credits_used,
+                    cost: self.charge(),
+                    // Store-wide credits never refill (docs/decisions.md).
+                    refill: None,
+                };
+                let result = match store.credit_limit {
+                    None => Result::NotApplicable,
+                    Some(limit) => {
+                        pass_unless(store.credits_used.saturating_add(self.charge()) > limit)
+                    }
                 };
                 (result, figure)
             }
@@ -459,7 +514,7 @@ mod tests {
         assert_eq!(Check::KEY.first(), Some(&Check::Revoked));
         assert_eq!(Check::KEY.last(), Some(&Check::ForbiddenModel));
         assert_eq!(Check::LIMITS.first(), Some(&Check::RateLimited));
-        assert_eq!(Check::LIMITS.last(), Some(&Check::CreditsExhausted));
+        assert_eq!(Check::LIMITS.last(), Some(&Check::StoreCreditsExhausted));
         assert_eq!(Check::KEY.len() + Check::LIMITS.len() + 2, Check::ALL.len());
     }
 }

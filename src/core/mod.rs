@@ -20,5 +20,6 @@ pub mod report;
 pub mod scan;
 pub mod scan_rules;
 pub mod settings;
+pub mod store_limits;
 pub mod text;
 pub mod time;

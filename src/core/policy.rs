@@ -12,6 +12,7 @@ use super::exit;
 use super::limits::{add_counts, RateLimit};
 use super::model::KeyRecord;
 use super::settings::Settings;
+use super::store_limits::StoreView;
 
 /// Every answer `verify` can give.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub enum Outcome {
     ForbiddenScope(String),
     ForbiddenModel,
     RateLimited(RateLimit),
+    /// The store-wide rate limit (all keys together).
+    StoreRateLimited(RateLimit),
     QuotaExceeded(&'static str),
     CreditsExhausted,
     Valid,
@@ -48,7 +51,7 @@ impl Outcome {
             Outcome::ForbiddenDeployment => "forbidden_deployment",
             Outcome::ForbiddenScope(_) => "forbidden_scope",
             Outcome::ForbiddenModel => "forbidden_model",
-            Outcome::RateLimited(_) => "rate_limited",
+            Outcome::RateLimited(_) | Outcome::StoreRateLimited(_) => "rate_limited",
             Outcome::QuotaExceeded(_) => "quota_exceeded",
             Outcome::CreditsExhausted => "credits_exhausted",
             Outcome::Valid => "valid",
@@ -67,7 +70,7 @@ impl Outcome {
             | Outcome::Expired
             | Outcome::QuotaExceeded(_)
             | Outcome::CreditsExhausted => 401,
-            Outcome::RateLimited(_) => 429,
+            Outcome::RateLimited(_) | Outcome::StoreRateLimited(_) => 429,
             _ => 403,
         }
     }
@@ -86,6 +89,11 @@ impl Outcome {
             Outcome::RateLimited(r) => {
                 format!("Rate limit exceeded: {} per {}", r.count, r.unit.word())
             }
+            Outcome::StoreRateLimited(r) => format!(
+                "exceeded the {} per {} rate limit on your subscription",
+                r.count,
+                r.unit.word()
+            ),
             Outcome::QuotaExceeded(which) => format!("Rate limit exceeded: quota {which}"),
             Outcome::CreditsExhausted => "Credit limit reached".into(),
             Outcome::Valid => "OK".into(),
@@ -111,7 +119,7 @@ impl Outcome {
             Outcome::ForbiddenDeployment => exit::FORBIDDEN_DEPLOYMENT,
             Outcome::ForbiddenScope(_) => exit::FORBIDDEN_SCOPE,
             Outcome::ForbiddenModel => exit::FORBIDDEN_MODEL,
-            Outcome::RateLimited(_) => exit::RATE_LIMITED,
+            Outcome::RateLimited(_) | Outcome::StoreRateLimited(_) => exit::RATE_LIMITED,
             Outcome::BadRequest(_) => exit::USAGE,
             Outcome::Unavailable => exit::UNAVAILABLE,
         };
@@ -143,6 +151,7 @@ pub fn check_key(key: &KeyRecord, req: &Request, now: DateTime<Utc>) -> Outcome 
         counts: &Counts::default(),
         req,
         now,
+        store: None,
     }
     .first_failure(Check::KEY)
 }
@@ -172,6 +181,7 @@ pub fn check_limits(key: &KeyRecord, counts: &Counts, cost: u64) -> Outcome {
         req: &req,
         // No limit check reads the time: the counts are of the windows at "now".
         now: DateTime::<Utc>::MIN_UTC,
+        store: None,
     }
     .first_failure(Check::LIMITS)
 }
@@ -230,6 +240,9 @@ pub struct VerifyView {
     /// The time the decision is made at (the store's `Clock`, read after the key's
     /// rows were locked).
     pub now: DateTime<Utc>,
+    /// The store-wide limits and figures and the key's group's multiplier, when a
+    /// store-wide limit or that multiplier is set (None: nothing store-wide applies).
+    pub store: Option<StoreView>,
 }
 
 /// An invalid attempt to count against an IP, with the settings that decide its block.
@@ -279,23 +292,26 @@ pub fn decide(view: VerifyView, parsed: bool, req: &Request, now: DateTime<Utc>)
         counts,
         // The caller passes it as `now` (tests decide at other times too).
         now: _,
+        store,
     } = view;
-    let outcome = Subject {
+    let subject = Subject {
         ip_blocked_until,
         parsed,
         key: key.as_ref(),
         counts: &counts,
         req,
         now,
-    }
-    .first_failure(&Check::ALL);
+        store,
+    };
+    let outcome = subject.first_failure(&Check::ALL);
+    let charge = subject.charge();
     // A blocked IP learns nothing about the key it presented; an invalid one has none.
     let key = match outcome {
         Outcome::IpBlocked | Outcome::Invalid => None,
         _ => key,
     };
     let accepted = outcome.is_valid();
-    let credits = if accepted { req.cost } else { 0 };
+    let credits = if accepted { charge } else { 0 };
     let auth_failure = match (&outcome, ip_subject, &settings) {
         (Outcome::Invalid, Some(subject), Some(s)) => Some(AuthFailure {
             subject,
@@ -335,6 +351,7 @@ pub fn explain<'a>(view: &'a VerifyView, parsed: bool, req: &'a Request) -> Vec<
         counts: &view.counts,
         req,
         now: view.now,
+        store: view.store,
     }
     .all(&Check::ALL)
     .collect()
@@ -538,7 +555,80 @@ mod tests {
             key: Some(key()),
             counts: Counts::default(),
             now: now(),
+            store: None,
         }
+    }
+
+    #[test]
+    fn store_wide_checks_come_after_their_key_checks() {
+        let per_second = |count| RateLimit {
+            count,
+            unit: RateUnit::Second,
+        };
+        let mut v = view();
+        let k = v.key.as_mut().unwrap();
+        k.settings.rate_limit = Some(per_second(1));
+        k.settings.quotas.total = Some(1);
+        k.settings.credit_limit = Some(10);
+        k.credits_used = 10;
+        k.pool_accepted_total = 1;
+        v.counts = Counts {
+            rate_window: 1,
+            total: 1,
+            ..Counts::default()
+        };
+        v.store = Some(StoreView {
+            rate_limit: Some(per_second(5)),
+            credit_limit: Some(100),
+            rate_window: 5,
+            credits_used: 100,
+            multiplier: None,
+        });
+        let outcome = |v: &VerifyView| decide(v.clone(), true, &cost(1), now()).outcome;
+        // Key rate limit, store rate limit, quotas, key credits, store credits.
+        assert_eq!(outcome(&v), Outcome::RateLimited(per_second(1)));
+        v.counts.rate_window = 0;
+        let store = outcome(&v);
+        assert_eq!(store, Outcome::StoreRateLimited(per_second(5)));
+        assert_eq!(
+            (store.code(), store.http_status(), store.exit_code()),
+            ("rate_limited", 429, 21)
+        );
+        assert_eq!(
+            store.message(),
+            "exceeded the 5 per second rate limit on your subscription"
+        );
+        v.store.as_mut().unwrap().rate_window = 4;
+        assert_eq!(outcome(&v), Outcome::QuotaExceeded("total"));
+        v.counts.total = 0;
+        v.key.as_mut().unwrap().pool_accepted_total = 0;
+        assert_eq!(outcome(&v), Outcome::CreditsExhausted);
+        v.key.as_mut().unwrap().credits_used = 9;
+        // Key credits pass; the store's 100 are spent.
+        let d = decide(v.clone(), true, &cost(1), now());
+        assert_eq!(d.outcome, Outcome::CreditsExhausted);
+        assert_eq!(d.credits, 0);
+        v.store.as_mut().unwrap().credits_used = 99;
+        assert_eq!(outcome(&v), Outcome::Valid);
+    }
+
+    #[test]
+    fn a_group_multiplier_charges_the_rounded_up_cost_everywhere() {
+        let mut v = view();
+        v.key.as_mut().unwrap().settings.credit_limit = Some(100);
+        v.store = Some(StoreView {
+            multiplier: Some(11_000),
+            ..StoreView::default()
+        });
+        let d = decide(v.clone(), true, &cost(50), now());
+        assert_eq!((d.outcome.clone(), d.credits), (Outcome::Valid, 55));
+        assert_eq!(d.credits_remaining, Some(45));
+        // 46 left is not enough for 50 x 1.1.
+        v.key.as_mut().unwrap().credits_used = 55;
+        assert_eq!(
+            decide(v, true, &cost(50), now()).outcome,
+            Outcome::CreditsExhausted
+        );
     }
 
     fn cost(n: u64) -> Request {

@@ -3,7 +3,10 @@
 use chrono::Duration;
 
 use super::key::{validate_prefix, DEFAULT_PREFIX};
-use super::limits::{clamp_stored_text, parse_optional_count, parse_whole, MAX_COUNT};
+use super::limits::{
+    clamp_stored_text, parse_optional_count, parse_rate_limit, parse_whole, MAX_COUNT,
+};
+use super::store_limits::{format_multiplier, multiplier_group, parse_multiplier, StoreLimits};
 use super::time::{format_duration, parse_duration};
 
 /// Every setting, in the order `config list` shows them, with its default.
@@ -43,10 +46,36 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "never",
         "request-log rows older than this are pruned ('never' keeps all)",
     ),
+    (
+        "rate-limit",
+        "none",
+        "accepted requests of all keys together per second or minute ('none' = no limit)",
+    ),
+    (
+        "credit-limit",
+        "none",
+        "credits all keys together may ever spend ('none' = no limit)",
+    ),
 ];
 
+/// `group-multiplier.GROUP`: one setting per group, named by it, so not in
+/// [`SETTINGS`]; `config list` shows the ones that are set after those.
+pub const MULTIPLIER_SETTING: (&str, &str, &str) = (
+    "group-multiplier.GROUP",
+    "1",
+    "a request's cost is multiplied by this for keys of GROUP (rounded up)",
+);
+
+/// The group of a `group-multiplier.GROUP` name, when it names one (free text as a
+/// key's group is, without surrounding spaces).
+fn multiplier_setting_group(name: &str) -> Option<&str> {
+    multiplier_group(name).filter(|g| {
+        !g.is_empty() && g.trim() == *g && super::names::validate_text("group", g).is_ok()
+    })
+}
+
 pub fn is_known(name: &str) -> bool {
-    SETTINGS.iter().any(|(n, _, _)| *n == name)
+    SETTINGS.iter().any(|(n, _, _)| *n == name) || multiplier_setting_group(name).is_some()
 }
 
 pub fn default_of(name: &str) -> Option<&'static str> {
@@ -54,12 +83,14 @@ pub fn default_of(name: &str) -> Option<&'static str> {
         .iter()
         .find(|(n, _, _)| *n == name)
         .map(|(_, d, _)| *d)
+        .or_else(|| multiplier_setting_group(name).map(|_| MULTIPLIER_SETTING.1))
 }
 
 pub fn known_names() -> String {
     SETTINGS
         .iter()
         .map(|(n, _, _)| *n)
+        .chain([MULTIPLIER_SETTING.0])
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -73,15 +104,25 @@ pub fn form_of(name: &str) -> &'static str {
         "failed-auth-ipv6-prefix" => "1-128",
         "failed-auth-window" | "block-duration" => "a duration like 10m",
         "log-retention" => "a duration like 90d, or never",
+        "rate-limit" => "N/s, N/m or none",
+        "credit-limit" => "N or none",
+        _ if name == MULTIPLIER_SETTING.0 || multiplier_group(name).is_some() => {
+            "0.0001-10000, at most 4 decimal places"
+        }
         _ => "",
     }
 }
 
 /// The settings for `config set --help`: name, default, form and meaning, one a line.
 pub fn help_text() -> String {
-    let width = SETTINGS.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
+    let width = SETTINGS
+        .iter()
+        .chain([&MULTIPLIER_SETTING])
+        .map(|(n, _, _)| n.len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::from("Settings:");
-    for (name, default, about) in SETTINGS {
+    for (name, default, about) in SETTINGS.iter().chain([&MULTIPLIER_SETTING]) {
         out.push_str(&format!(
             "\n  {name:width$}  values: {}; default: {default}\n      {about}",
             form_of(name),
@@ -114,6 +155,19 @@ pub fn normalize(name: &str, value: &str) -> Result<String, String> {
         "log-retention" => positive_duration(v)
             .map(format_duration)
             .map_err(|e| format!("invalid log-retention: {e}, or 'never'")),
+        "rate-limit" if v.eq_ignore_ascii_case("none") => Ok("none".into()),
+        "rate-limit" => parse_rate_limit(v)
+            .map(|r| r.to_string())
+            .map_err(|e| format!("{}, or 'none'", e.replace("--rate-limit", "rate-limit"))),
+        "credit-limit" => parse_optional_count("credit-limit", v)
+            .map(|n| n.map_or_else(|| "none".to_string(), |n| n.to_string())),
+        // `none` is the default, 1: no multiplier.
+        _ if multiplier_setting_group(name).is_some() && v.eq_ignore_ascii_case("none") => {
+            Ok(MULTIPLIER_SETTING.1.into())
+        }
+        _ if multiplier_setting_group(name).is_some() => parse_multiplier(v)
+            .map(format_multiplier)
+            .map_err(|e| e.replace("multiplier", name)),
         _ => Err(format!(
             "unknown setting '{name}': use one of {}",
             known_names()
@@ -134,6 +188,8 @@ pub fn read_stored(name: &str, value: &str) -> Option<String> {
     match name {
         "max-keys" if value.trim().eq_ignore_ascii_case("none") => Some("none".into()),
         "max-keys" | "failed-auth-limit" => count(MAX_COUNT),
+        "credit-limit" if value.trim().eq_ignore_ascii_case("none") => Some("none".into()),
+        "credit-limit" => count(MAX_COUNT),
         "failed-auth-ipv6-prefix" => count(*IPV6_PREFIX_RANGE.end()),
         _ => normalize(name, value).ok(),
     }
@@ -153,6 +209,8 @@ pub struct Settings {
     pub failed_auth_window: Duration,
     pub block_duration: Duration,
     pub log_retention: Option<Duration>,
+    /// Store-wide rate and credit limits and group multipliers.
+    pub store: StoreLimits,
 }
 
 impl Settings {
@@ -174,7 +232,13 @@ impl Settings {
                 "failed-auth-window" => s.failed_auth_window = duration(s.failed_auth_window),
                 "block-duration" => s.block_duration = duration(s.block_duration),
                 "log-retention" => s.log_retention = parse_duration(&v).ok(),
-                _ => {}
+                "rate-limit" => s.store.rate_limit = parse_rate_limit(&v).ok(),
+                "credit-limit" => s.store.credit_limit = v.parse().ok(),
+                _ => {
+                    if let (Some(group), Ok(m)) = (multiplier_group(name), parse_multiplier(&v)) {
+                        s.store.multipliers.insert(group.to_string(), m);
+                    }
+                }
             }
         }
         s
@@ -189,6 +253,7 @@ impl Settings {
             failed_auth_window: Duration::minutes(10),
             block_duration: Duration::minutes(15),
             log_retention: None,
+            store: StoreLimits::default(),
         }
     }
 }

@@ -160,7 +160,7 @@ fn answer(verdict: &Verdict) -> Response {
             put(h, "x-ratelimit-remaining", &n.to_string());
         }
     }
-    if let Outcome::RateLimited(limit) = &verdict.outcome {
+    if let Outcome::RateLimited(limit) | Outcome::StoreRateLimited(limit) = &verdict.outcome {
         // The window's length: by then every request that filled it has left it.
         let secs = limit.unit.millis() / 1000;
         put(h, "retry-after", &secs.to_string());

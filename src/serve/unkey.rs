@@ -264,7 +264,7 @@ pub fn unkey_code(outcome: &Outcome) -> Option<&'static str> {
         | Outcome::ForbiddenDeployment
         | Outcome::ForbiddenModel => "FORBIDDEN",
         Outcome::ForbiddenScope(_) => "INSUFFICIENT_PERMISSIONS",
-        Outcome::RateLimited(_) => "RATE_LIMITED",
+        Outcome::RateLimited(_) | Outcome::StoreRateLimited(_) => "RATE_LIMITED",
         Outcome::QuotaExceeded(_) | Outcome::CreditsExhausted => "USAGE_EXCEEDED",
         Outcome::Valid => "VALID",
         Outcome::BadRequest(_) | Outcome::Unavailable => return None,

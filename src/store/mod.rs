@@ -24,6 +24,7 @@ pub use crate::core::policy::VerifyView;
 use crate::core::policy::{counts_from, window_starts, AuthFailure, Counts};
 use crate::core::refill::{Balance, Refill};
 use crate::core::settings::Settings;
+use crate::core::store_limits::{StoreFigures, StoreLimits, StoreView};
 
 pub use pg::PgLocation;
 pub use rows::{Table, Value};
@@ -502,6 +503,9 @@ pub struct VerdictRecord {
     pub auth_failure: Option<AuthFailure>,
     /// Request-log rows older than this are pruned (log retention).
     pub prune_before: Option<DateTime<Utc>>,
+    /// An accepted request while a store-wide limit is set: its charge goes to the
+    /// store's counter too, and with `true` (a store rate limit) into its ledger.
+    pub store_ledger: Option<bool>,
 }
 
 /// One transaction. Dropping it without [`Txn::commit`] rolls everything back.
@@ -658,6 +662,60 @@ pub trait Txn {
         let _ = (hash, ip);
         Ok(())
     }
+    /// True when a store-wide rate or credit limit is set, or a multiplier for
+    /// `group`: what a verification that did not read the settings (`--no-record`)
+    /// asks, in one small read, before it reads them.
+    fn store_limits_apply(&self, group: Option<&str>) -> Result<bool> {
+        let s = self.settings()?;
+        Ok(s.store.counted() || s.store.multiplier_of(group).is_some())
+    }
+    /// The store-wide figures as of now: accepted requests of every key after
+    /// `rate_start` (0 without one) and the credits charged store-wide. Exact while
+    /// the store-wide limits are set (their counter and ledger are kept only then).
+    fn store_figures(&self, rate_start: Option<DateTime<Utc>>) -> Result<StoreFigures>;
+    /// Locks the store-wide counter until the transaction ends, before "now" is read
+    /// (a recording verification while a store-wide limit is set). SQLite: nothing
+    /// to do (`Intent::Verify` holds the whole store). PostgreSQL: its row,
+    /// `FOR UPDATE`.
+    fn lock_store_usage(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Charges an accepted request to the store-wide counter; with `ledger`, also
+    /// notes it in the store-wide rate window's ledger.
+    fn record_store_usage(&mut self, at: DateTime<Utc>, credits: u64, ledger: bool) -> Result<()>;
+    /// Recomputes the store-wide counter when a limit is set (`config set`):
+    /// `credits`: every credit ever charged (the usage figures of every key);
+    /// `rate`: the ledger from the request log's accepted rows of the last minute
+    /// before `now`.
+    fn reset_store_usage(&mut self, now: DateTime<Utc>, credits: bool, rate: bool) -> Result<()>;
+    /// What a verification of `key` checks store-wide ([`StoreView`]), None when
+    /// nothing store-wide applies to it: the figures are read only for a store-wide
+    /// rate or credit limit.
+    fn store_view(
+        &self,
+        key: &KeyRecord,
+        limits: &StoreLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoreView>> {
+        let multiplier = limits.multiplier_of(key.settings.group.as_deref());
+        if !limits.counted() {
+            return Ok(multiplier.map(|m| StoreView {
+                multiplier: Some(m),
+                ..StoreView::default()
+            }));
+        }
+        let start = limits
+            .rate_limit
+            .map(|r| now - chrono::Duration::milliseconds(r.unit.millis()));
+        let figures = self.store_figures(start)?;
+        Ok(Some(StoreView {
+            rate_limit: limits.rate_limit,
+            credit_limit: limits.credit_limit,
+            rate_window: figures.rate_window,
+            credits_used: figures.credits_used,
+            multiplier,
+        }))
+    }
     /// Everything one verification decides on (`core::policy::decide`), in one call:
     /// the settings (only when `ip` is IPv6, whose block is its network's, or when
     /// `recording`), the IP's block, and, unless the IP is blocked (then nothing else
@@ -694,33 +752,55 @@ pub trait Txn {
         if recording {
             self.lock_for_verify(hash, ip)?;
         }
-        let now = clock.read(self)?;
-        let settings = match (recording, ip) {
+        let loaded = match (recording, ip) {
             (true, _) | (_, Some(std::net::IpAddr::V6(_))) => match settings {
                 Some(s) => Some(s.clone()),
                 None => Some(settings.insert(self.settings()?).clone()),
             },
             _ => None,
         };
-        let prefix = settings.as_ref().map_or(0, |s| s.failed_auth_ipv6_prefix);
+        // The store-wide counter is locked after the key's rows, before "now".
+        if recording && loaded.as_ref().is_some_and(|s| s.store.counted()) {
+            self.lock_store_usage()?;
+        }
+        let now = clock.read(self)?;
+        let prefix = loaded.as_ref().map_or(0, |s| s.failed_auth_ipv6_prefix);
         let ip_subject = ip.map(|ip| block_subject(ip, prefix));
         let ip_blocked_until = match &ip_subject {
             Some(subject) => self.ip_blocked_until(subject, now)?,
             None => None,
         };
         let mut view = VerifyView {
-            settings,
+            settings: loaded,
             ip_subject,
             ip_blocked_until,
             key: None,
             counts: Counts::default(),
             now,
+            store: None,
         };
         // A blocked IP learns nothing about the key it presented.
         if view.ip_blocked_until.is_some() {
             return Ok(view);
         }
         self.load_key_for_verify(hash, &mut view)?;
+        if let Some(key) = &view.key {
+            // Without the settings at hand (`--no-record`), one small read says
+            // whether anything store-wide applies before they are read.
+            let limits = match &view.settings {
+                Some(s) => Some(&s.store),
+                None if settings.is_some() => settings.as_ref().map(|s| &s.store),
+                None if self.store_limits_apply(key.settings.group.as_deref())? => {
+                    Some(&settings.insert(self.settings()?).store)
+                }
+                None => None,
+            };
+            let store = match limits {
+                Some(limits) => self.store_view(key, limits, now)?,
+                None => None,
+            };
+            view.store = store;
+        }
         Ok(view)
     }
     /// The key with this secret hash and its lineage's counts in each window it
@@ -769,8 +849,13 @@ pub trait Txn {
             key: None,
             counts: Counts::default(),
             now,
+            store: None,
         };
         self.load_key_for_verify(hash, &mut view)?;
+        if let (Some(key), Some(settings)) = (&view.key, &view.settings) {
+            let store = self.store_view(key, &settings.store, now)?;
+            view.store = store;
+        }
         Ok((view, failures))
     }
     /// Records one decided verification: its log row and counters, the IP's failed
@@ -778,6 +863,9 @@ pub trait Txn {
     /// the view, so the rows it changes are still the ones decided on.
     fn record_verdict(&mut self, verdict: &VerdictRecord) -> Result<()> {
         self.record_request(&verdict.request)?;
+        if let (true, Some(ledger)) = (verdict.request.accepted, verdict.store_ledger) {
+            self.record_store_usage(verdict.request.at, verdict.request.credits, ledger)?;
+        }
         if let Some(f) = &verdict.auth_failure {
             self.record_auth_failure(&f.subject, verdict.request.at, f.window, f.limit, f.block)?;
         }

@@ -35,13 +35,15 @@ pub enum Table {
     AuthFailures,
     IpBlocks,
     AuditEvents,
+    StoreUsage,
+    StoreEvents,
 }
 
 use Kind::{Blob as B, Integer as I, Text as T};
 
 impl Table {
     /// Every table, each after those it refers to.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 12] = [
         Table::Settings,
         Table::CreditPools,
         Table::Keys,
@@ -52,6 +54,8 @@ impl Table {
         Table::AuthFailures,
         Table::IpBlocks,
         Table::AuditEvents,
+        Table::StoreUsage,
+        Table::StoreEvents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +70,8 @@ impl Table {
             Table::AuthFailures => "auth_failures",
             Table::IpBlocks => "ip_blocks",
             Table::AuditEvents => "audit_events",
+            Table::StoreUsage => "store_usage",
+            Table::StoreEvents => "store_events",
         }
     }
 
@@ -153,6 +159,13 @@ impl Table {
             ],
             Table::AuthFailures => &[("ip", T), ("at", I)],
             Table::IpBlocks => &[("ip", T), ("until", I)],
+            Table::StoreUsage => &[
+                ("id", I),
+                ("credits_used", I),
+                ("accepted_total", I),
+                ("last_event_at", I),
+            ],
+            Table::StoreEvents => &[("at", I), ("n", I)],
             Table::AuditEvents => &[
                 ("seq", I),
                 ("at", I),
@@ -178,6 +191,8 @@ impl Table {
             Table::UsageDays => &["key_id", "day"],
             Table::AuthFailures => &["ip", "at"],
             Table::IpBlocks => &["ip"],
+            Table::StoreUsage => &["id"],
+            Table::StoreEvents => &["at", "n"],
         }
     }
 

@@ -13,6 +13,7 @@ use crate::app::explain::{Explanation, Presented};
 use crate::core::checks::{AllowedValues, Check, Evaluated, Figure, Result as Outcome};
 use crate::core::model::State;
 use crate::core::policy::Request;
+use crate::core::store_limits::format_multiplier;
 use crate::core::text::escape;
 use crate::core::time::{format_duration, relative, rfc3339};
 use crate::ui::table::{header, local_time, new_table, render, text_cell};
@@ -360,6 +361,17 @@ impl Explained<'_> {
                     (_, Some(r)) => format!("{} is in {}", escape(r), list_text(set)),
                 }
             }
+            Figure::Rate { limit: None, .. } if c.check == Check::StoreRateLimited => {
+                "no store-wide rate limit".into()
+            }
+            Figure::Rate {
+                limit: Some(l),
+                count,
+            } if c.check == Check::StoreRateLimited => format!(
+                "{count} of {} accepted by all keys in the last {} ({l})",
+                l.count,
+                l.unit.word()
+            ),
             Figure::Rate { limit: None, .. } => "no rate limit".into(),
             Figure::Rate {
                 limit: Some(l),
@@ -384,6 +396,9 @@ impl Explained<'_> {
                 };
                 format!("{used} of {cap} requests {span}")
             }
+            Figure::Credits { limit: None, .. } if c.check == Check::StoreCreditsExhausted => {
+                "no store-wide credit limit".into()
+            }
             Figure::Credits { limit: None, .. } => "no credit limit".into(),
             Figure::Credits {
                 limit: Some(limit),
@@ -391,11 +406,22 @@ impl Explained<'_> {
                 refill,
                 ..
             } => {
-                let left = c.figure.credits_remaining().unwrap_or(0);
+                let whose = match c.check {
+                    Check::StoreCreditsExhausted => "store-wide credits",
+                    _ => "credits",
+                };
+                // The group's multiplier, when one applies: what the cost came from.
+                let from = match e.view.store.and_then(|s| s.multiplier) {
+                    Some(m) => format!(" ({} x {})", self.req.cost, format_multiplier(m)),
+                    None => String::new(),
+                };
                 let refill = refill.map_or_else(String::new, |(r, next)| {
                     format!("; refill {r}, next {}", time(next))
                 });
-                format!("{left} of {limit} credits left; this request costs {cost}{refill}")
+                format!(
+                    "{} of {limit} {whose} left; this request costs {cost}{from}{refill}",
+                    c.figure.credits_remaining().unwrap_or(0)
+                )
             }
         }
     }

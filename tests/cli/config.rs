@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::support::*;
 
-const DEFAULTS: [(&str, &str); 7] = [
+const DEFAULTS: [(&str, &str); 9] = [
     ("key-prefix", "sk"),
     ("max-keys", "none"),
     ("failed-auth-limit", "10"),
@@ -13,6 +13,8 @@ const DEFAULTS: [(&str, &str); 7] = [
     ("failed-auth-window", "10m"),
     ("block-duration", "15m"),
     ("log-retention", "never"),
+    ("rate-limit", "none"),
+    ("credit-limit", "none"),
 ];
 
 #[test]

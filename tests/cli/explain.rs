@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::support::*;
 
 /// The rows of `verify --explain`, in order.
-const CHECKS: [&str; 15] = [
+pub(crate) const CHECKS: [&str; 17] = [
     "ip_blocked",
     "invalid",
     "revoked",
@@ -19,11 +19,13 @@ const CHECKS: [&str; 15] = [
     "forbidden_scope",
     "forbidden_model",
     "rate_limited",
+    "store_rate_limited",
     "quota_total",
     "quota_daily",
     "quota_weekly",
     "quota_monthly",
     "credits_exhausted",
+    "store_credits_exhausted",
 ];
 
 /// The top-level members of `verify --explain --json`, in order.
@@ -180,7 +182,9 @@ fn a_valid_key_passes_every_check_it_has_and_the_rest_are_not_applicable() {
     assert_eq!(v["verdict"]["key_id"], k.id());
     assert_eq!(v["verdict"]["credits_remaining"], 16);
     for r in v["checks"].as_array().unwrap() {
-        assert_eq!(r["result"], "pass", "{r}");
+        // No store-wide limit is set: those rows do not apply.
+        let store = r["check"].as_str().is_some_and(|c| c.starts_with("store_"));
+        assert_eq!(r["result"], if store { "n.a." } else { "pass" }, "{r}");
     }
     assert_eq!(row(&v, "ip_not_allowed")["matched"], "10.0.0.0/8");
     assert_eq!(row(&v, "expired")["expires_at"], at(30 * DAY));
@@ -205,7 +209,7 @@ fn a_valid_key_passes_every_check_it_has_and_the_rest_are_not_applicable() {
         .map(|r| r["result"].as_str().unwrap())
         .collect();
     let mut expected = vec!["n.a.", "pass", "pass", "pass"];
-    expected.extend(["n.a."; 11]);
+    expected.extend(["n.a."; 13]);
     assert_eq!(results, expected, "{v:#}");
     assert_eq!(row(&v, "ip_blocked")["detail"], "no --ip given");
     assert_eq!(row(&v, "rate_limited")["count"], Value::Null);
@@ -623,7 +627,7 @@ fn the_table_shows_each_row_the_verdict_and_never_the_secret() {
     }
     assert!(rows[7].contains("write is not in [read]"), "{out}");
     assert!(
-        rows[14].contains("2 of 2 credits left; this request costs 3"),
+        rows[15].contains("2 of 2 credits left; this request costs 3"),
         "{out}"
     );
     assert_eq!(

@@ -132,13 +132,17 @@ pub(crate) fn state(env: &TestEnv, names: &[(String, String)]) -> (Vec<Value>, V
     (keys, logs)
 }
 
-#[test]
-fn one_at_a_time_and_pipelined_give_the_same_verdicts_counters_and_log() {
-    let t = twins();
-    let lines = sequence(&t);
-    // One at a time: each answer read before the next line is written (groups of one).
+/// The answers to `lines` from `verify --stream` on `one_at_a_time`, each answer read
+/// before the next line is written (groups of one), and on `pipelined`, every line
+/// written up front so they wait in the pipe together (groups of many): asserted the
+/// same, one per line, in line order; returned.
+pub(crate) fn answers_both_ways(
+    one_at_a_time: &TestEnv,
+    pipelined: &TestEnv,
+    lines: &[String],
+) -> Vec<Value> {
     let mut live = LiveProcess::spawn({
-        let mut c = t.one_at_a_time.command();
+        let mut c = one_at_a_time.command();
         c.args(["verify", "--stream"]);
         c
     });
@@ -147,11 +151,8 @@ fn one_at_a_time_and_pipelined_give_the_same_verdicts_counters_and_log() {
         .map(|l| serde_json::from_str(&live.ask(l)).expect("a json answer"))
         .collect();
     assert_eq!(live.finish(), Some(0));
-    // Pipelined: every line written up front, so they wait in the pipe together.
     let input = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
-    let out = t
-        .pipelined
-        .run_with_stdin(&["verify", "--stream"], input.as_bytes());
+    let out = pipelined.run_with_stdin(&["verify", "--stream"], input.as_bytes());
     out.ok();
     let piped: Vec<Value> = out
         .stdout_lines()
@@ -160,6 +161,14 @@ fn one_at_a_time_and_pipelined_give_the_same_verdicts_counters_and_log() {
         .collect();
     assert_eq!(piped.len(), lines.len(), "one answer per line\n{out}");
     assert_eq!(stepped, piped, "the same answers, in line order");
+    piped
+}
+
+#[test]
+fn one_at_a_time_and_pipelined_give_the_same_verdicts_counters_and_log() {
+    let t = twins();
+    let lines = sequence(&t);
+    let piped = answers_both_ways(&t.one_at_a_time, &t.pipelined, &lines);
     // The sequence really reached every outcome, in the order SPEC §3 gives.
     let codes: Vec<&str> = piped.iter().map(|v| v["code"].as_str().unwrap()).collect();
     for code in EVERY_CODE {

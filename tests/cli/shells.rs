@@ -468,6 +468,9 @@ fn config_get_and_set_complete_setting_names() {
         })
         .collect();
     assert!(settings.contains(&"max-keys".to_string()), "{settings:?}");
+    // Then the prefix of every group's multiplier (`group-multiplier.GROUP`).
+    let mut settings = settings;
+    settings.push("group-multiplier.".to_string());
     for shell in DYNAMIC_SHELLS {
         for sub in ["get", "set"] {
             assert_eq!(

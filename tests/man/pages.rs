@@ -822,6 +822,9 @@ Reads and changes the store's settings. Each is kept in the store, so every user
 `failed-auth-window` :: A duration: the window in which invalid keys are counted; default `10m`.
 `block-duration` :: A duration: how long a blocked IP stays blocked; default `15m`.
 `log-retention` :: A duration, or `never` (the default): request-log rows older than this are pruned on every recorded verification.
+`rate-limit` :: `N/s`, `N/m` or `none` (the default): accepted requests of all keys together per second or minute; over it `verify` answers `rate_limited` (429, exit 21) with `exceeded the N per second rate limit on your subscription`, after the key's own rate limit and before its quotas.
+`credit-limit` :: A whole number or `none` (the default): credits all keys together may ever spend, counting those spent before it was set; over it `verify` answers `credits_exhausted` (exit 15), after the key's own credit limit.
+`group-multiplier.GROUP` :: A decimal from 0.0001 to 10000 with at most 4 decimal places, or `none`; default 1: a request of a key of group GROUP is charged its cost times this, rounded up to a whole credit (50 × 1.1 = 55), against the key's and the store's credit limits, in the request log and usage. `config list` shows the groups that have one.
 "#,
         sections: &[],
         setup: "keyctl init --quiet",
@@ -861,6 +864,14 @@ Changes one setting, recorded in the audit trail; the settings, their forms and 
                 "keyctl config set log-retention 90d",
             ),
             ex("Block an IP for an hour.", "keyctl config set block-duration 1h"),
+            ex(
+                "At most 100 requests a second across all keys.",
+                "keyctl config set rate-limit 100/s",
+            ),
+            ex(
+                "Charge keys of group pro one and a half times their cost.",
+                "keyctl config set group-multiplier.pro 1.5",
+            ),
             fails(
                 exit::USAGE,
                 "A value of the wrong form.",

@@ -21,6 +21,9 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/004_refill.sql"),
         env!("CARGO_PKG_VERSION"),
     ),
+    // Two new tables an older keyctl never touches: every keyctl since 0.1.0 can use
+    // the store (without enforcing the store-wide limits).
+    (include_str!("migrations/005_store_limits.sql"), "0.1.0"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -21,6 +21,7 @@ use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
 use crate::core::refill::{self, Balance, Refill};
+use crate::core::store_limits::StoreFigures;
 use crate::core::time::{from_millis, to_millis};
 use crate::store::rows::Kind;
 use crate::store::select;
@@ -31,6 +32,8 @@ use crate::store::{
 
 /// The longest rolling window (monthly quota: 30 days), in milliseconds.
 const LONGEST_WINDOW_MS: i64 = 30 * 86_400_000;
+/// The longest store-wide rate window (a minute), in milliseconds.
+const STORE_RATE_WINDOW_MS: i64 = 60_000;
 
 /// How many ids behind its end a log cursor re-reads: a request-log row that commits
 /// later than this many ids behind the newest row a follower has seen is missed.
@@ -62,6 +65,14 @@ pub(super) struct PgTxn<'a> {
     /// A row held elsewhere fails the group, whose requests then run one per
     /// transaction (`app::verify::verify_group`).
     holds_request_locks: Cell<bool>,
+    /// The request being decided is this transaction's first (its locks may wait).
+    first_request: Cell<bool>,
+    /// The store-wide counter row is locked (`lock_store_usage`, once).
+    store_usage_locked: Cell<bool>,
+    /// Whether anything store-wide applies to the key the last non-locking
+    /// `read_key_by_hash` found (read in the same statement), for
+    /// `store_limits_apply`.
+    store_limits_hint: Cell<Option<bool>>,
     /// Committed or rolled back: nothing to do on drop.
     done: bool,
     /// A statement failed: PostgreSQL has aborted the transaction, and would answer
@@ -343,6 +354,9 @@ impl<'a> PgTxn<'a> {
             locked_key: RefCell::new(None),
             locked_ip: RefCell::new(None),
             holds_request_locks: Cell::new(false),
+            first_request: Cell::new(true),
+            store_usage_locked: Cell::new(false),
+            store_limits_hint: Cell::new(None),
             done: false,
             failed: Cell::new(false),
         }
@@ -438,9 +452,29 @@ impl<'a> PgTxn<'a> {
     /// stay locked until the verdict is recorded: one decision at a time per key and
     /// per lineage.
     fn read_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>> {
-        let sql = if self.intent != Intent::Verify {
-            concat!(select_keys!(), " WHERE k.secret_hash = $1")
-        } else if self.holds_request_locks.get() {
+        if self.intent != Intent::Verify {
+            // With, as its last column, whether anything store-wide applies to the
+            // key (`store_limits_apply`): no second round trip for `--no-record`.
+            let row = self.row(
+                concat!(
+                    "SELECT s.*, EXISTS (SELECT 1 FROM settings WHERE value <> 'none' \
+                     AND name IN ('rate-limit', 'credit-limit', 'group-multiplier.' || s.grp)) \
+                     FROM (",
+                    select_keys!(),
+                    " WHERE k.secret_hash = $1) s"
+                ),
+                &[&&hash[..]],
+            )?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let applies: bool = col(&row, row.len() - 1).map_err(|why| self.damaged(why))?;
+            self.store_limits_hint.set(Some(applies));
+            return key_from_row(&row)
+                .map(Some)
+                .map_err(|why| self.damaged(why));
+        }
+        let sql = if self.holds_request_locks.get() {
             concat!(
                 select_keys!(),
                 " WHERE k.secret_hash = $1 FOR UPDATE OF k, p NOWAIT"
@@ -900,6 +934,7 @@ impl Txn for PgTxn<'_> {
         hash: Option<&[u8; 32]>,
         ip: Option<std::net::IpAddr>,
     ) -> Result<()> {
+        self.first_request.set(!self.holds_request_locks.get());
         // The order load_for_verify locks in: the IP's row, then the key's and pool's.
         // What the locking reads is what load_for_verify asks next (nothing writes in
         // between): kept for it, so a verification pays for each read once.
@@ -1336,6 +1371,124 @@ impl Txn for PgTxn<'_> {
             self.clock = Some(from_millis(ms));
         }
         Ok(self.clock)
+    }
+
+    fn store_limits_apply(&self, group: Option<&str>) -> Result<bool> {
+        if let Some(applies) = self.store_limits_hint.take() {
+            return Ok(applies);
+        }
+        let row = self.row(
+            "SELECT EXISTS (SELECT 1 FROM settings WHERE value <> 'none' \
+             AND name IN ('rate-limit', 'credit-limit', 'group-multiplier.' || $1::text))",
+            &[&group],
+        )?;
+        row.map_or(Ok(false), |r| col(&r, 0).map_err(|why| self.damaged(why)))
+    }
+
+    fn store_figures(&self, rate_start: Option<DateTime<Utc>>) -> Result<StoreFigures> {
+        let start = rate_start.map(to_millis);
+        let row = self.row(
+            "SELECT credits_used, accepted_total, \
+             (SELECT n FROM store_events WHERE $1::bigint IS NOT NULL AND at > $1::bigint \
+              ORDER BY at, n LIMIT 1) \
+             FROM store_usage WHERE id = 1",
+            &[&start],
+        )?;
+        let Some(row) = row else {
+            return Ok(StoreFigures::default());
+        };
+        let read = || -> std::result::Result<StoreFigures, String> {
+            let total: i64 = col(&row, 1)?;
+            let first: Option<i64> = col(&row, 2)?;
+            Ok(StoreFigures {
+                credits_used: count(&row, 0)?,
+                rate_window: first.map_or(0, |n| clamp_stored(total - (n - 1))),
+            })
+        };
+        read().map_err(|why| self.damaged(why))
+    }
+
+    fn lock_store_usage(&mut self) -> Result<()> {
+        if self.store_usage_locked.get() {
+            return Ok(());
+        }
+        // Locked after the key's rows; a later request of a group does not wait
+        // while it holds earlier requests' rows (see `holds_request_locks`).
+        let sql = if self.first_request.get() {
+            "SELECT 1 FROM store_usage WHERE id = 1 FOR UPDATE"
+        } else {
+            "SELECT 1 FROM store_usage WHERE id = 1 FOR UPDATE NOWAIT"
+        };
+        self.exec(sql, &[])?;
+        self.store_usage_locked.set(true);
+        Ok(())
+    }
+
+    fn record_store_usage(&mut self, at: DateTime<Utc>, credits: u64, ledger: bool) -> Result<()> {
+        let at = to_millis(at);
+        let credits = count_to_sql(Some(credits)).unwrap_or(0);
+        let row = self.row(
+            concat!(
+                "INSERT INTO store_usage (id, credits_used, accepted_total, last_event_at) \
+                 VALUES (1, $1, 1, $2) ON CONFLICT (id) DO UPDATE SET credits_used = ",
+                saturating_add!("store_usage.credits_used", "$1::bigint"),
+                ", accepted_total = ",
+                saturating_add!("store_usage.accepted_total", "1"),
+                ", last_event_at = GREATEST(coalesce(store_usage.last_event_at, $2::bigint), $2::bigint) \
+                 RETURNING accepted_total, last_event_at",
+            ),
+            &[&credits, &at],
+        )?;
+        let [n, event_at] = row
+            .map(|r| -> std::result::Result<[i64; 2], String> { Ok([col(&r, 0)?, col(&r, 1)?]) })
+            .transpose()
+            .map_err(|why| self.damaged(why))?
+            .unwrap_or([0, at]);
+        if !ledger {
+            return Ok(());
+        }
+        self.exec(
+            "INSERT INTO store_events (at, n) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&event_at, &n],
+        )?;
+        if n % 64 == 0 {
+            self.exec(
+                "DELETE FROM store_events WHERE at <= $1",
+                &[&(event_at - STORE_RATE_WINDOW_MS)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn reset_store_usage(&mut self, now: DateTime<Utc>, credits: bool, rate: bool) -> Result<()> {
+        // The row is made if missing and locked: verifications counting meanwhile
+        // wait for this recount.
+        self.exec(
+            "INSERT INTO store_usage (id) VALUES (1) ON CONFLICT (id) DO NOTHING",
+            &[],
+        )?;
+        self.exec("SELECT 1 FROM store_usage WHERE id = 1 FOR UPDATE", &[])?;
+        if credits {
+            self.exec(
+                "UPDATE store_usage SET credits_used = (SELECT LEAST(coalesce(sum(GREATEST(credits, 0)), 0), \
+                 9007199254740991)::bigint FROM usage_days) WHERE id = 1",
+                &[],
+            )?;
+        }
+        if rate {
+            self.exec("DELETE FROM store_events", &[])?;
+            self.exec(
+                "INSERT INTO store_events (at, n) SELECT at, row_number() OVER (ORDER BY at, seq) \
+                 FROM requests WHERE code = 'valid' AND at > $1",
+                &[&(to_millis(now) - STORE_RATE_WINDOW_MS)],
+            )?;
+            self.exec(
+                "UPDATE store_usage SET accepted_total = (SELECT count(*) FROM store_events), \
+                 last_event_at = (SELECT max(at) FROM store_events) WHERE id = 1",
+                &[],
+            )?;
+        }
+        Ok(())
     }
 
     fn dump(&self, sink: &mut dyn FnMut(Table, &[Value]) -> Result<()>) -> Result<()> {

@@ -19,6 +19,7 @@ use crate::core::model::{
     KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
 };
 use crate::core::refill::{self, Balance, Refill};
+use crate::core::store_limits::StoreFigures;
 use crate::core::time::{from_millis, to_millis};
 use crate::store::select;
 use crate::store::{
@@ -28,6 +29,8 @@ use crate::store::{
 
 /// The longest rolling window (monthly quota: 30 days), in milliseconds.
 const LONGEST_WINDOW_MS: i64 = 30 * 86_400_000;
+/// The longest store-wide rate window (a minute), in milliseconds.
+const STORE_RATE_WINDOW_MS: i64 = 60_000;
 
 pub(super) struct SqliteTxn<'a> {
     pub(super) tx: rusqlite::Transaction<'a>,
@@ -1122,6 +1125,91 @@ impl Txn for SqliteTxn<'_> {
             })
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    fn store_figures(&self, rate_start: Option<DateTime<Utc>>) -> Result<StoreFigures> {
+        // One step: the counter and one seek in the ledger for the window's first row.
+        let start = rate_start.map(to_millis);
+        let row = self
+            .tx
+            .prepare_cached(
+                "SELECT credits_used, accepted_total, \
+                 (SELECT n FROM store_events WHERE ?1 IS NOT NULL AND at > ?1 ORDER BY at, n LIMIT 1) \
+                 FROM store_usage WHERE id = 1",
+            )
+            .and_then(|mut st| {
+                st.query_row([start], |r| {
+                    Ok((count(r, 0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?))
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(match row {
+            None => StoreFigures::default(),
+            Some((credits_used, total, first)) => StoreFigures {
+                credits_used,
+                rate_window: first.map_or(0, |n| clamp_stored(total - (n - 1))),
+            },
+        })
+    }
+
+    fn record_store_usage(&mut self, at: DateTime<Utc>, credits: u64, ledger: bool) -> Result<()> {
+        let at = to_millis(at);
+        let credits = count_to_sql(Some(credits)).unwrap_or(0);
+        let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
+            let (n, event_at): (i64, i64) = tx
+                .prepare_cached(concat!(
+                    "INSERT INTO store_usage (id, credits_used, accepted_total, last_event_at) \
+                     VALUES (1, ?1, 1, ?2) ON CONFLICT (id) DO UPDATE SET credits_used = ",
+                    saturating_add!("credits_used", "?1"),
+                    ", accepted_total = ",
+                    saturating_add!("accepted_total", "1"),
+                    ", last_event_at = max(coalesce(last_event_at, ?2), ?2) \
+                     RETURNING accepted_total, last_event_at",
+                ))?
+                .query_row(params![credits, at], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if !ledger {
+                return Ok(());
+            }
+            tx.prepare_cached("INSERT OR IGNORE INTO store_events (at, n) VALUES (?1, ?2)")?
+                .execute(params![event_at, n])?;
+            // Every 64th request, drop the rows no rate window reaches any more.
+            if n % 64 == 0 {
+                tx.prepare_cached("DELETE FROM store_events WHERE at <= ?1")?
+                    .execute(params![event_at - STORE_RATE_WINDOW_MS])?;
+            }
+            Ok(())
+        };
+        run(&self.tx).map_err(|e| self.err(e))
+    }
+
+    fn reset_store_usage(&mut self, now: DateTime<Utc>, credits: bool, rate: bool) -> Result<()> {
+        let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
+            tx.execute("INSERT OR IGNORE INTO store_usage (id) VALUES (1)", [])?;
+            if credits {
+                // total(): a float that cannot overflow as sum() would.
+                tx.execute(
+                    "UPDATE store_usage SET credits_used = (SELECT CAST(min(total(max(credits, 0)), \
+                     9007199254740991) AS INTEGER) FROM usage_days) WHERE id = 1",
+                    [],
+                )?;
+            }
+            if rate {
+                tx.execute("DELETE FROM store_events", [])?;
+                tx.execute(
+                    "INSERT INTO store_events (at, n) SELECT at, row_number() OVER (ORDER BY at, seq) \
+                     FROM requests WHERE code = 'valid' AND at > ?1",
+                    [to_millis(now) - STORE_RATE_WINDOW_MS],
+                )?;
+                tx.execute(
+                    "UPDATE store_usage SET accepted_total = (SELECT count(*) FROM store_events), \
+                     last_event_at = (SELECT max(at) FROM store_events) WHERE id = 1",
+                    [],
+                )?;
+            }
+            Ok(())
+        };
+        run(&self.tx).map_err(|e| self.err(e))
     }
 
     fn dump(&self, sink: &mut dyn FnMut(Table, &[Value]) -> Result<()>) -> Result<()> {
