@@ -212,7 +212,10 @@ fn created_details(record: &KeyRecord, number: usize) -> String {
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"key_prefix\":");
-    plain_json_str(&mut out, &record.key_prefix);
+    match &record.key_prefix {
+        Some(p) => plain_json_str(&mut out, p),
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"mode\":\"");
     out.extend_from_slice(record.mode.as_str().as_bytes());
     out.extend_from_slice(b"\",\"name\":");
