@@ -70,7 +70,7 @@ fn numbered_key(n: u32, name: &str) -> (String, NewKey) {
     let new_key = NewKey {
         id: key::key_id(&id_bytes),
         hash: secret.hash(),
-        key_prefix: key::display_prefix("sk", Mode::Live, &body),
+        key_prefix: Some(key::display_prefix("sk", Mode::Live, &body)),
         mode: Mode::Live,
         created_at: now(),
         settings: KeySettings {
@@ -264,7 +264,9 @@ fn every_operation(location: &Location) {
         assert_eq!(by_name.len(), 1);
         assert_eq!(by_name[0].id, second.id);
         assert!(tx.keys_by_name("nobody").unwrap().is_empty());
-        let by_prefix = tx.keys_by_prefix(&first.key_prefix).unwrap();
+        let by_prefix = tx
+            .keys_by_prefix(first.key_prefix.as_deref().unwrap_or_default())
+            .unwrap();
         assert_eq!(
             by_prefix.iter().map(|k| &k.id).collect::<Vec<_>>(),
             [&first.id]

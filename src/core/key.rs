@@ -169,8 +169,9 @@ pub enum Lookup {
 pub const MAX_FOREIGN_LEN: usize = 1024;
 
 /// The lookup path of a presented string. keyctl's format (`[a-z0-9]{1,16}_(live|test)_`
-/// + 38 base62) is decided by [`parse`] exactly as before, so its keys cost nothing
-/// more; only a string [`parse`] calls malformed is tested for another format.
+/// and 38 base62 characters) is decided by [`parse`] exactly as before, so its keys
+/// cost nothing more; only a string [`parse`] calls malformed is tested for another
+/// format.
 pub fn lookup(text: &str) -> Lookup {
     match parse(text) {
         Ok(_) => Lookup::Checksum,

@@ -681,7 +681,7 @@ mod tests {
 
     prop_compose! {
         fn record()(
-            (id, name, owner, key_prefix) in (text(), text(), text(), text()),
+            (id, name, owner, key_prefix) in (text(), text(), text(), opt_text()),
             (description, category, group, deployment) in (opt_text(), opt_text(), opt_text(), opt_text()),
             (scopes, allowed_models, allowed_ips) in (
                 proptest::collection::vec(text(), 0..3),
