@@ -547,3 +547,35 @@ fn a_copy_keeps_keys_without_a_prefix() {
     // Its last use is the verification on the copy above.
     assert_eq!(back.json()["last_used_at"], NOW);
 }
+
+#[test]
+fn serve_finds_imported_keys_by_their_hash_on_every_route() {
+    let env = TestEnv::initialized();
+    import(
+        &env,
+        &[
+            json!({"name": "newapi", "secret": NEWAPI}),
+            json!({"name": "stripe", "sha256": sha256_hex(STRIPE)}),
+        ],
+    );
+    let server = env.serve(&[]);
+    let r = server.verify(&json!({"key": NEWAPI}).to_string());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["key_name"], "newapi");
+    let r = server.request(
+        "POST",
+        "/v2/keys.verifyKey",
+        &[("Content-Type", "application/json")],
+        json!({"key": STRIPE}).to_string().as_bytes(),
+    );
+    assert_eq!(r.json()["data"]["valid"], true, "{}", r.text());
+    assert_eq!(r.json()["data"]["name"], "stripe");
+    let bearer = format!("Bearer {NEWAPI}");
+    let r = server.get("/auth", &[("Authorization", &bearer)]);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(r.header("x-keyctl-key-name"), Some("newapi"));
+    let r = server.get("/auth", &[("X-API-Key", &NEWAPI.replace('Z', "Y"))]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("x-keyctl-code"), Some("invalid"));
+    server.terminate();
+}
