@@ -5,6 +5,7 @@
 //! the store, before anything is written; one transaction: all or nothing.
 
 use std::collections::HashMap;
+use std::io::Write;
 
 use chrono::{DateTime, Utc};
 
@@ -161,69 +162,113 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
             "the import input has no lines: give one json object per line, like {\"name\": \"legacy-ci\", \"secret\": \"...\"}",
         ));
     }
-    let now = ctx.now();
-    // A dry run reads: it never creates a store, and its transaction only looks.
-    let mut store = if args.dry_run {
-        ctx.open_read()?
-    } else {
-        ctx.open_write()?
-    };
-    let mut tx = store.begin(if args.dry_run {
-        Intent::Read
-    } else {
-        Intent::Bulk
-    })?;
-    refuse_known(tx.as_ref(), &lines)?;
-    let settings = tx.settings()?;
-    let mut limit = KeyLimit::read(tx.as_ref(), &settings, now)?;
-    for line in &lines {
-        let fail = |e: Error| Error::new(e.kind, format!("line {}: {}", line.number, e.message));
-        claim_name(
-            tx.as_ref(),
-            &line.settings.name,
-            None,
-            now,
-            "choose another name",
-        )
-        .map_err(&fail)?;
-        limit.take().map_err(&fail)?;
+    if args.dry_run {
+        return dry_run(ctx, &lines);
     }
-
-    let ids = new_ids(lines.len())?;
-    let mut records = Vec::with_capacity(lines.len());
+    let now = ctx.now();
+    let mut store = ctx.open_write()?;
+    let mut tx = store.begin(Intent::Bulk)?;
+    check_against_store(tx.as_ref(), &lines, now)?;
+    let records = records_of(&lines, now)?;
     let mut trail = AuditTrail::default();
-    for (line, id) in lines.iter().zip(ids) {
+    for (record, line) in records.iter().zip(&lines) {
         let new_key = NewKey {
-            id,
+            id: record.id.clone(),
             hash: line.secret.hash,
-            key_prefix: line.secret.key_prefix.clone(),
-            mode: line.mode,
-            created_at: line.created_at.unwrap_or(now),
-            settings: line.settings.clone(),
+            key_prefix: record.key_prefix.clone(),
+            mode: record.mode,
+            created_at: record.created_at,
+            settings: record.settings.clone(),
             rotated_from: None,
         };
-        let mut record = KeyRecord::from_new(&new_key, 0);
-        record.last_used_at = line.last_used_at;
-        if !args.dry_run {
-            tx.insert_key(&new_key)?;
-            if let Some(at) = line.last_used_at {
-                tx.set_imported_last_use(&new_key.id, at)?;
-            }
-            let event = AuditEvent {
-                seq: 0,
-                at_ms: to_millis(now),
-                actor: ctx.actor().to_string(),
-                action: "created".to_string(),
-                key_id: Some(new_key.id.clone()),
-                details: imported_details(&record, line),
-            };
-            trail.append(tx.as_mut(), event)?;
+        tx.insert_key(&new_key)?;
+        if let Some(at) = line.last_used_at {
+            tx.set_imported_last_use(&new_key.id, at)?;
         }
-        records.push(record);
+        let event = AuditEvent {
+            seq: 0,
+            at_ms: to_millis(now),
+            actor: ctx.actor().to_string(),
+            action: "created".to_string(),
+            key_id: Some(new_key.id),
+            details: imported_details(record, line),
+        };
+        trail.append(tx.as_mut(), event)?;
     }
-    if !args.dry_run {
-        tx.commit()?;
+    tx.commit()?;
+    print(
+        ctx,
+        &records,
+        &format!("imported {}", plural(records.len() as u64, "key")),
+    )
+}
+
+/// `--dry-run`: every check of a real import in a read transaction, nothing written.
+/// With no store yet, the lines are checked on their own (an empty store holds no
+/// key or name they could clash with, and has no key limit).
+fn dry_run(ctx: &Ctx, lines: &[Line]) -> Result<()> {
+    let mut now = ctx.now();
+    // Only a missing SQLite store is one the real import would create (SPEC §6).
+    let missing = ctx.db.sqlite_path().is_some() && crate::store::is_empty_target(&ctx.db)?;
+    if !missing {
+        let mut store = ctx.open_read()?;
+        now = ctx.now(); // the database's clock on PostgreSQL
+        let tx = store.begin(Intent::Read)?;
+        check_against_store(tx.as_ref(), lines, now)?;
     }
+    let records = records_of(lines, now)?;
+    let n = plural(records.len() as u64, "key");
+    let note = if missing {
+        format!(
+            "dry run: {n} would be imported into a new store at {}; nothing was written",
+            ctx.db
+        )
+    } else {
+        format!("dry run: {n} would be imported; nothing was written")
+    };
+    print(ctx, &records, &note)
+}
+
+/// The checks against the store, in its write (or dry run's read) transaction: keys
+/// it already has, names other keys hold, the key limit.
+fn check_against_store(tx: &dyn Txn, lines: &[Line], now: DateTime<Utc>) -> Result<()> {
+    refuse_known(tx, lines)?;
+    let settings = tx.settings()?;
+    let mut limit = KeyLimit::read(tx, &settings, now)?;
+    for line in lines {
+        let fail = |e: Error| Error::new(e.kind, format!("line {}: {}", line.number, e.message));
+        claim_name(tx, &line.settings.name, None, now, "choose another name").map_err(&fail)?;
+        limit.take().map_err(&fail)?;
+    }
+    Ok(())
+}
+
+/// The records the lines become, with new ids.
+fn records_of(lines: &[Line], now: DateTime<Utc>) -> Result<Vec<KeyRecord>> {
+    let ids = new_ids(lines.len())?;
+    Ok(lines
+        .iter()
+        .zip(ids)
+        .map(|(line, id)| {
+            let new_key = NewKey {
+                id,
+                hash: line.secret.hash,
+                key_prefix: line.secret.key_prefix.clone(),
+                mode: line.mode,
+                created_at: line.created_at.unwrap_or(now),
+                settings: line.settings.clone(),
+                rotated_from: None,
+            };
+            let mut record = KeyRecord::from_new(&new_key, 0);
+            record.last_used_at = line.last_used_at;
+            record
+        })
+        .collect())
+}
+
+/// The keys as `list` prints them (never a secret), then `note` on stderr.
+fn print(ctx: &Ctx, records: &[KeyRecord], note: &str) -> Result<()> {
+    let now = ctx.now();
     let mut out = stdout();
     let mut writer = RecordWriter::new(
         &mut out,
@@ -231,16 +276,12 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
         ctx.format,
         ctx.color,
     )?;
-    for record in &records {
+    for record in records {
         writer.add(record)?;
     }
     writer.finish()?;
+    out.flush()?;
     drop(out);
-    let n = plural(records.len() as u64, "key");
-    ctx.note(&if args.dry_run {
-        format!("dry run: {n} would be imported; nothing was written")
-    } else {
-        format!("imported {n}")
-    });
+    ctx.note(note);
     Ok(())
 }
