@@ -108,20 +108,10 @@ fn read_lines(ctx: &Ctx, lines: Vec<(usize, Vec<u8>)>) -> Result<Vec<Line>> {
     Ok(out)
 }
 
-/// Refuses a key whose secret the store already has (any status: hashes are unique).
-fn refuse_known(tx: &dyn Txn, lines: &[Line]) -> Result<()> {
+/// The keys the store already has among the lines' (any status: hashes are unique).
+fn known_keys(tx: &dyn Txn, lines: &[Line]) -> Result<HashMap<[u8; 32], KeyRecord>> {
     let hashes: Vec<[u8; 32]> = lines.iter().map(|l| l.secret.hash).collect();
-    let known: HashMap<[u8; 32], KeyRecord> = tx.keys_by_hashes(&hashes)?.into_iter().collect();
-    match lines
-        .iter()
-        .find_map(|l| known.get(&l.secret.hash).map(|k| (l, k)))
-    {
-        None => Ok(()),
-        Some((line, k)) => Err(Error::conflict(format!(
-            "line {}: the key {} is already in this store as {} ('{}'); nothing was imported",
-            line.number, line.secret.shown, k.id, k.settings.name
-        ))),
-    }
+    Ok(tx.keys_by_hashes(&hashes)?.into_iter().collect())
 }
 
 /// The `created` event's details of an imported key.
@@ -169,31 +159,25 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     let mut store = ctx.open_write()?;
     let mut tx = store.begin(Intent::Bulk)?;
     check_against_store(tx.as_ref(), &lines, now)?;
-    let records = records_of(&lines, now)?;
+    let new_keys = new_keys(&lines, now)?;
+    let mut records = Vec::with_capacity(lines.len());
     let mut trail = AuditTrail::default();
-    for (record, line) in records.iter().zip(&lines) {
-        let new_key = NewKey {
-            id: record.id.clone(),
-            hash: line.secret.hash,
-            key_prefix: record.key_prefix.clone(),
-            mode: record.mode,
-            created_at: record.created_at,
-            settings: record.settings.clone(),
-            rotated_from: None,
-        };
-        tx.insert_key(&new_key)?;
+    for (new_key, line) in new_keys.iter().zip(&lines) {
+        tx.insert_key(new_key)?;
         if let Some(at) = line.last_used_at {
             tx.set_imported_last_use(&new_key.id, at)?;
         }
+        let record = record_of(new_key, line);
         let event = AuditEvent {
             seq: 0,
             at_ms: to_millis(now),
             actor: ctx.actor().to_string(),
             action: "created".to_string(),
-            key_id: Some(new_key.id),
-            details: imported_details(record, line),
+            key_id: Some(new_key.id.clone()),
+            details: imported_details(&record, line),
         };
         trail.append(tx.as_mut(), event)?;
+        records.push(record);
     }
     tx.commit()?;
     print(
@@ -216,7 +200,11 @@ fn dry_run(ctx: &Ctx, lines: &[Line]) -> Result<()> {
         let tx = store.begin(Intent::Read)?;
         check_against_store(tx.as_ref(), lines, now)?;
     }
-    let records = records_of(lines, now)?;
+    let records: Vec<KeyRecord> = new_keys(lines, now)?
+        .iter()
+        .zip(lines)
+        .map(|(k, line)| record_of(k, line))
+        .collect();
     let n = plural(records.len() as u64, "key");
     let note = if missing {
         format!(
@@ -232,10 +220,17 @@ fn dry_run(ctx: &Ctx, lines: &[Line]) -> Result<()> {
 /// The checks against the store, in its write (or dry run's read) transaction: keys
 /// it already has, names other keys hold, the key limit.
 fn check_against_store(tx: &dyn Txn, lines: &[Line], now: DateTime<Utc>) -> Result<()> {
-    refuse_known(tx, lines)?;
+    let known = known_keys(tx, lines)?;
     let settings = tx.settings()?;
     let mut limit = KeyLimit::read(tx, &settings, now)?;
+    // Line by line, so the first line with a problem is the one named.
     for line in lines {
+        if let Some(k) = known.get(&line.secret.hash) {
+            return Err(Error::conflict(format!(
+                "line {}: the key {} is already in this store as {} ('{}'); nothing was imported",
+                line.number, line.secret.shown, k.id, k.settings.name
+            )));
+        }
         let fail = |e: Error| Error::new(e.kind, format!("line {}: {}", line.number, e.message));
         claim_name(tx, &line.settings.name, None, now, "choose another name").map_err(&fail)?;
         limit.take().map_err(&fail)?;
@@ -243,27 +238,29 @@ fn check_against_store(tx: &dyn Txn, lines: &[Line], now: DateTime<Utc>) -> Resu
     Ok(())
 }
 
-/// The records the lines become, with new ids.
-fn records_of(lines: &[Line], now: DateTime<Utc>) -> Result<Vec<KeyRecord>> {
+/// The keys the lines become, with new ids.
+fn new_keys(lines: &[Line], now: DateTime<Utc>) -> Result<Vec<NewKey>> {
     let ids = new_ids(lines.len())?;
     Ok(lines
         .iter()
         .zip(ids)
-        .map(|(line, id)| {
-            let new_key = NewKey {
-                id,
-                hash: line.secret.hash,
-                key_prefix: line.secret.key_prefix.clone(),
-                mode: line.mode,
-                created_at: line.created_at.unwrap_or(now),
-                settings: line.settings.clone(),
-                rotated_from: None,
-            };
-            let mut record = KeyRecord::from_new(&new_key, 0);
-            record.last_used_at = line.last_used_at;
-            record
+        .map(|(line, id)| NewKey {
+            id,
+            hash: line.secret.hash,
+            key_prefix: line.secret.key_prefix.clone(),
+            mode: line.mode,
+            created_at: line.created_at.unwrap_or(now),
+            settings: line.settings.clone(),
+            rotated_from: None,
         })
         .collect())
+}
+
+/// The record an imported key has once inserted: a new key's, with its old last use.
+fn record_of(new_key: &NewKey, line: &Line) -> KeyRecord {
+    let mut record = KeyRecord::from_new(new_key, 0);
+    record.last_used_at = line.last_used_at;
+    record
 }
 
 /// The keys as `list` prints them (never a secret), then `note` on stderr.
