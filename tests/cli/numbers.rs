@@ -635,7 +635,12 @@ fn a_schema_2_store_migrates_its_rotated_pairs_into_one_lineage() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    // The current schema: one version per migration file.
+    let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/sqlite/migrations");
+    assert_eq!(
+        version,
+        std::fs::read_dir(migrations).unwrap().count() as i64
+    );
     every_reader_works(&env, NEW_ID);
     every_reader_works(&env, OLD_ID);
 }
