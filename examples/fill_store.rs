@@ -82,7 +82,7 @@ fn fill(path: PathBuf, n: u64) -> Result<(), Box<dyn std::error::Error>> {
         tx.insert_key(&NewKey {
             id: key::key_id(&id_bytes),
             hash: secret.hash(),
-            key_prefix: key::display_prefix("sk", mode, &body),
+            key_prefix: Some(key::display_prefix("sk", mode, &body)),
             mode,
             created_at,
             settings,

@@ -173,6 +173,17 @@ pub enum Command {
     /// (also after --revoke), 0 otherwise; 1 when some file could not be read and no
     /// active key was found.
     Scan(ScanArgs),
+    /// Bring keys from another system: their secrets or sha256 hashes, json lines
+    ///
+    /// One json object per line: `secret` (hashed on the way in, never kept) or
+    /// `sha256` (64 hex digits), the fields of `create --batch`, and optional
+    /// `created_at` / `last_used_at` (RFC 3339). Keys of another format (`sk-...`,
+    /// `sk_live_...` without keyctl's checksum) verify by their hash alone; a key of
+    /// keyctl's format must pass its checksum. One transaction: a bad line, a key or
+    /// name the store already has, or the key limit fails the whole import, naming
+    /// the line, and nothing is written. The imported keys are printed as `list`
+    /// prints keys (never a secret); each gets a `created` audit event.
+    Import(ImportArgs),
     /// Write a consistent copy of the store
     Backup(BackupArgs),
     /// Copy the whole store into a new one, SQLite or PostgreSQL
@@ -709,6 +720,16 @@ pub struct InitArgs {
     /// Prefix of the store's secrets: 1-16 characters of a-z and 0-9
     #[arg(long, value_name = "P")]
     pub prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The json lines to import (- for stdin)
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    /// Check every line and the store, print what would be imported, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args, Default)]

@@ -42,6 +42,8 @@ mod global;
 mod group_commit;
 #[path = "cli/hostile.rs"]
 mod hostile;
+#[path = "cli/import.rs"]
+mod import;
 #[path = "cli/init.rs"]
 mod init;
 #[path = "cli/lifecycle.rs"]

@@ -130,7 +130,7 @@ fn key_with(r: &Restrictions) -> KeyRecord {
     let new = NewKey {
         id: "key_aaaaaaaaaaaa".into(),
         hash: [0; 32],
-        key_prefix: "sk_live_abcd".into(),
+        key_prefix: Some("sk_live_abcd".into()),
         mode: Mode::Live,
         created_at: now() - Duration::days(1),
         settings: KeySettings {

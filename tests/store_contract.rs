@@ -72,7 +72,7 @@ fn numbered_key(n: u32, name: &str) -> (String, NewKey) {
     let new_key = NewKey {
         id: key::key_id(&id_bytes),
         hash: secret.hash(),
-        key_prefix: key::display_prefix("sk", Mode::Live, &body),
+        key_prefix: Some(key::display_prefix("sk", Mode::Live, &body)),
         mode: Mode::Live,
         created_at: now(),
         settings: KeySettings {
@@ -266,7 +266,9 @@ fn every_operation(location: &Location) {
         assert_eq!(by_name.len(), 1);
         assert_eq!(by_name[0].id, second.id);
         assert!(tx.keys_by_name("nobody").unwrap().is_empty());
-        let by_prefix = tx.keys_by_prefix(&first.key_prefix).unwrap();
+        let by_prefix = tx
+            .keys_by_prefix(first.key_prefix.as_deref().unwrap_or_default())
+            .unwrap();
         assert_eq!(
             by_prefix.iter().map(|k| &k.id).collect::<Vec<_>>(),
             [&first.id]
@@ -2196,4 +2198,81 @@ fn a_schema_3_store_gains_the_store_wide_tables_and_counts_earlier_spending() {
         Outcome::CreditsExhausted,
         "7 spent before the limit, 3 after"
     );
+}
+
+// ---- import (SPEC §8): keys of another format, and keys known by their hash alone ----
+
+/// Imported keys: one of another format (a display prefix of its own) and one known by
+/// its sha256 alone (no display prefix). Both read back as inserted, verify by their
+/// hash, keep an imported last use, never match a prefix lookup by their missing
+/// prefix, and travel through a verbatim copy.
+fn imported_keys_read_back_verify_and_copy(location: &Location) {
+    let mut store = handle(location);
+    let foreign = "sk-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL";
+    let hash_only = "sk_live_51HxYzAbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    let (_, mut with_prefix) = numbered_key(1, "newapi");
+    with_prefix.hash = key::hash_secret(foreign);
+    with_prefix.key_prefix = Some(key::foreign_display_prefix(foreign));
+    let (_, mut without) = numbered_key(2, "legacy");
+    without.hash = key::hash_secret(hash_only);
+    without.key_prefix = None;
+    let used = now() - Duration::days(40);
+    {
+        let mut tx = store.begin(Intent::Bulk).unwrap();
+        tx.insert_key(&with_prefix).unwrap();
+        tx.insert_key(&without).unwrap();
+        tx.set_imported_last_use(&without.id, used).unwrap();
+        tx.commit().unwrap();
+    }
+    {
+        let tx = store.begin(Intent::Read).unwrap();
+        let got = tx.key_by_id(&without.id).unwrap().unwrap();
+        assert_eq!(got.key_prefix, None);
+        assert_eq!(got.last_used_at, Some(used));
+        assert_eq!(got.events_total, 0, "an imported last use is no request");
+        let got = tx.key_by_id(&with_prefix.id).unwrap().unwrap();
+        assert_eq!(got.key_prefix.as_deref(), Some("sk-012345678"));
+        assert_eq!(tx.keys_by_prefix("sk-012345678").unwrap().len(), 1);
+        for missing in ["", "(hash only)", "null"] {
+            assert!(tx.keys_by_prefix(missing).unwrap().is_empty(), "{missing}");
+        }
+        let found = tx.keys_by_hashes(&[key::hash_secret(hash_only)]).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1.id, without.id);
+        // The store's prefixes (scan) come from keyctl-shaped prefixes only.
+        assert!(tx.key_prefixes().unwrap().iter().all(|p| p == "sk"));
+    }
+    for (secret, id) in [(foreign, &with_prefix.id), (hash_only, &without.id)] {
+        let v = verify_at(store.as_mut(), secret, now(), "/");
+        assert_eq!(v.outcome, Outcome::Valid, "{secret}");
+        assert_eq!(v.key.map(|k| k.id), Some(id.clone()));
+    }
+    // A verbatim copy (what `copy` and `backup` do) keeps the missing prefix.
+    let dir = TempDir::new().unwrap();
+    let target = Location::Sqlite(dir.path().join("copy.db"));
+    {
+        let from = store.begin(Intent::Read).unwrap();
+        let mut to_store = handle(&target);
+        let mut to = to_store.begin(Intent::Bulk).unwrap();
+        copy_rows(from.as_ref(), to.as_mut()).unwrap();
+        to.commit().unwrap();
+    }
+    let mut copied = handle(&target);
+    let tx = copied.begin(Intent::Read).unwrap();
+    let got = tx.key_by_id(&without.id).unwrap().unwrap();
+    // Verified above at now(): its last use moved from the imported one.
+    assert_eq!((got.key_prefix, got.last_used_at), (None, Some(now())));
+    drop(tx);
+    let v = verify_at(copied.as_mut(), hash_only, now(), "/");
+    assert_eq!(v.outcome, Outcome::Valid);
+}
+
+#[test]
+fn imported_keys_read_back_verify_and_copy_sqlite() {
+    on_sqlite(imported_keys_read_back_verify_and_copy);
+}
+
+#[test]
+fn imported_keys_read_back_verify_and_copy_postgres() {
+    on_postgres(imported_keys_read_back_verify_and_copy);
 }

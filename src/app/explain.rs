@@ -21,6 +21,9 @@ pub enum Presented {
     BadChecksum { display: String },
     /// Well-formed with a good checksum.
     WellFormed { display: String },
+    /// Not keyctl's format but a possible secret of another system: looked up by its
+    /// hash alone (an imported key; nothing of it is shown).
+    HashOnly,
 }
 
 impl Presented {
@@ -32,17 +35,22 @@ impl Presented {
             Err(KeyFormatError::BadChecksum) => Presented::BadChecksum {
                 display: format_prefix(presented),
             },
+            Err(KeyFormatError::Malformed) if key::is_foreign_secret(presented) => {
+                Presented::HashOnly
+            }
             Err(KeyFormatError::Malformed) => Presented::Malformed,
         }
     }
 
     pub fn parsed(&self) -> bool {
-        matches!(self, Presented::WellFormed { .. })
+        matches!(self, Presented::WellFormed { .. } | Presented::HashOnly)
     }
 
-    /// `ok`, `malformed` or `bad_checksum`.
+    /// `ok`, `malformed`, `bad_checksum` or `hash_only` (another format, looked up by
+    /// its hash alone).
     pub fn format(&self) -> &'static str {
         match self {
+            Presented::HashOnly => "hash_only",
             Presented::Malformed => "malformed",
             Presented::BadChecksum { .. } => "bad_checksum",
             Presented::WellFormed { .. } => "ok",
@@ -52,7 +60,7 @@ impl Presented {
     /// The display prefix (`sk_live_4eC3`), for a key of keyctl's format.
     pub fn display(&self) -> Option<&str> {
         match self {
-            Presented::Malformed => None,
+            Presented::Malformed | Presented::HashOnly => None,
             Presented::BadChecksum { display } | Presented::WellFormed { display } => Some(display),
         }
     }

@@ -142,7 +142,9 @@ struct Checked {
 
 impl Checked {
     fn new(presented: &str) -> Checked {
-        let parsed = key::parse(presented).is_ok();
+        // keyctl's format by its checksum first (unchanged cost); another format, an
+        // imported key's, by its hash alone (SPEC §8).
+        let parsed = key::lookup(presented) != key::Lookup::Refused;
         Checked {
             parsed,
             hash: parsed.then(|| hash_secret(presented)),

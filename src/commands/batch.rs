@@ -11,7 +11,7 @@ use crate::app::keys::{claim_name, KeyLimit};
 use crate::cli::{CreateArgs, KeyFields};
 use crate::context::Ctx;
 use crate::core::audit::{next as next_event, AuditEvent, StoredAuditEvent};
-use crate::core::fields::{parse_line, read_bounded_line, too_long, Line};
+use crate::core::fields::{parse_line, read_bounded_line, too_long, JsonLine, Line};
 use crate::core::inputs::{self, Cap, Text};
 use crate::core::key::{Mode, Secret};
 use crate::core::meta;
@@ -54,7 +54,17 @@ const BATCH_EXAMPLE: &str = r#"{"name": "ci-deploy", "scopes": ["read"]}"#;
 /// parsed by its flag's own parser; returns the name too (it is required here).
 fn batch_fields(line: &[u8]) -> std::result::Result<(String, KeyFields, Mode), String> {
     let f = parse_line(line, BATCH_EXAMPLE)?;
-    let names: Vec<&str> = FIELDS.iter().map(|(name, _)| *name).collect();
+    key_fields(&f, &[])
+}
+
+/// Create's fields of one parsed line, refusing any other field but `extra` (which
+/// `import` reads itself: `secret`, `sha256`, `created_at`, `last_used_at`).
+pub(crate) fn key_fields(
+    f: &JsonLine,
+    extra: &[&str],
+) -> std::result::Result<(String, KeyFields, Mode), String> {
+    let mut names: Vec<&str> = FIELDS.iter().map(|(name, _)| *name).collect();
+    names.extend_from_slice(extra);
     f.refuse_unknown(&names)?;
     let flag = |name: &str| {
         FIELDS
@@ -128,7 +138,7 @@ fn batch_fields(line: &[u8]) -> std::result::Result<(String, KeyFields, Mode), S
 
 /// The parsers speak of create's flags; a batch line has fields, so the first flag
 /// its message names becomes that field (a bad name names neither: it says "name").
-fn in_field_words(message: &str) -> String {
+pub(crate) fn in_field_words(message: &str) -> String {
     FIELDS
         .iter()
         .filter_map(|(field, flag)| {
@@ -145,17 +155,27 @@ fn in_field_words(message: &str) -> String {
 }
 
 fn read_lines(source: &str) -> Result<Vec<(usize, Vec<u8>)>> {
+    read_json_lines(source, "the batch input (stdin)", "--batch file")
+}
+
+/// The non-blank lines of `source` (a file, or `-` for stdin) with their numbers;
+/// `stdin_name` and `file_word` name the input in messages.
+pub(crate) fn read_json_lines(
+    source: &str,
+    stdin_name: &str,
+    file_word: &str,
+) -> Result<Vec<(usize, Vec<u8>)>> {
     let (reader, name): (Box<dyn Read>, String) = if source == "-" {
-        (Box::new(std::io::stdin()), "the batch input (stdin)".into())
+        (Box::new(std::io::stdin()), stdin_name.into())
     } else {
         if std::path::Path::new(source).is_dir() {
             return Err(Error::usage(format!(
-                "cannot read --batch file '{source}': it is a directory"
+                "cannot read {file_word} '{source}': it is a directory"
             )));
         }
         let file = std::fs::File::open(source)
-            .map_err(|e| Error::usage(format!("cannot read --batch file '{source}': {e}")))?;
-        (Box::new(file), format!("--batch file '{source}'"))
+            .map_err(|e| Error::usage(format!("cannot read {file_word} '{source}': {e}")))?;
+        (Box::new(file), format!("{file_word} '{source}'"))
     };
     let mut lines = Vec::new();
     let mut reader = BufReader::new(reader);
@@ -234,7 +254,10 @@ fn created_details(record: &KeyRecord, number: usize) -> String {
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"key_prefix\":");
-    plain_json_str(&mut out, &record.key_prefix);
+    match &record.key_prefix {
+        Some(p) => plain_json_str(&mut out, p),
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"mode\":\"");
     out.extend_from_slice(record.mode.as_str().as_bytes());
     out.extend_from_slice(b"\",\"name\":");
@@ -246,7 +269,7 @@ fn created_details(record: &KeyRecord, number: usize) -> String {
 
 /// A json string as serde_json writes it (the audit trail's details are plain serde
 /// json, unlike output, which also escapes hidden characters).
-fn plain_json_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn plain_json_str(out: &mut Vec<u8>, s: &str) {
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }
@@ -443,7 +466,7 @@ mod tests {
         let new = NewKey {
             id: "key_abcdefghijkl".into(),
             hash: [7; 32],
-            key_prefix: "sk_live_AbC9".into(),
+            key_prefix: Some("sk_live_AbC9".into()),
             mode: Mode::Live,
             created_at: DateTime::UNIX_EPOCH,
             settings: KeySettings {
@@ -478,7 +501,7 @@ mod tests {
         let new = NewKey {
             id: "key_abcdefghijkl".into(),
             hash: [9; 32],
-            key_prefix: "sk_test_AbC9".into(),
+            key_prefix: Some("sk_test_AbC9".into()),
             mode: Mode::Test,
             created_at: DateTime::UNIX_EPOCH,
             settings: KeySettings {

@@ -71,11 +71,11 @@ pub fn resolve(tx: &dyn Txn, reference: &str, now: DateTime<Utc>) -> Result<KeyR
                 .iter()
                 .map(|(by, k)| {
                     format!(
-                        "{} by {} ({}, {}..., {})",
+                        "{} by {} ({}, {}, {})",
                         k.id,
                         by.word(),
                         k.settings.name,
-                        k.key_prefix,
+                        k.prefix_shown(),
                         k.status(now).as_str()
                     )
                 })

@@ -379,9 +379,9 @@ pub fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
 pub(crate) fn describe_keys(keys: &[KeyRecord], ctx: &Ctx) -> String {
     let one = |k: &KeyRecord| {
         format!(
-            "\"{}\" ({}..., {})",
+            "\"{}\" ({}, {})",
             k.settings.name,
-            k.key_prefix,
+            k.prefix_shown(),
             k.status(ctx.now()).as_str()
         )
     };

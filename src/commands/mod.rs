@@ -9,6 +9,7 @@ mod copy;
 mod create;
 mod edit;
 mod explain;
+mod import;
 mod init;
 pub mod keyref;
 mod lifecycle;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
             | Command::Verify(_)
             | Command::Serve(_)
             | Command::Scan(_)
+            | Command::Import(_)
     ) {
         crate::process::forbid_core_dumps();
     }
@@ -66,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Usage(args) => usage::run(&ctx, args),
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Scan(args) => scan::run(&ctx, args),
+        Command::Import(args) => import::run(&ctx, &args),
         Command::Backup(args) => backup::run(&ctx, args),
         Command::Copy(args) => copy::run(&ctx, args),
         Command::Migrate => migrate::run(&ctx),

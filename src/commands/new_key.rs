@@ -226,7 +226,7 @@ pub(crate) fn generate_with(
     let new_key = NewKey {
         id: key::key_id(&id_bytes),
         hash: secret.hash(),
-        key_prefix: key::display_prefix(prefix, mode, &body),
+        key_prefix: Some(key::display_prefix(prefix, mode, &body)),
         mode,
         created_at: now,
         settings,

@@ -153,6 +153,50 @@ pub fn parse(text: &str) -> Result<ParsedKey<'_>, KeyFormatError> {
     Ok(ParsedKey { prefix, mode, body })
 }
 
+/// How a presented string is checked before any database work (SPEC §8, import).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// keyctl's format with a good checksum: looked up by its hash.
+    Checksum,
+    /// Not keyctl's format but a possible secret of another system (an imported
+    /// `sk-...`): looked up by its hash alone.
+    HashOnly,
+    /// keyctl's format with a bad checksum, or not a possible secret: never looked up.
+    Refused,
+}
+
+/// Longest secret of another format that is looked up (the presented key's bound).
+pub const MAX_FOREIGN_LEN: usize = 1024;
+
+/// The lookup path of a presented string. keyctl's format (`[a-z0-9]{1,16}_(live|test)_`
+/// and 38 base62 characters) is decided by [`parse`] exactly as before, so its keys
+/// cost nothing more; only a string [`parse`] calls malformed is tested for another
+/// format.
+pub fn lookup(text: &str) -> Lookup {
+    match parse(text) {
+        Ok(_) => Lookup::Checksum,
+        Err(KeyFormatError::Malformed) if is_foreign_secret(text) => Lookup::HashOnly,
+        Err(_) => Lookup::Refused,
+    }
+}
+
+/// A possible secret of another format: 1 to [`MAX_FOREIGN_LEN`] printable ASCII
+/// characters, no spaces. (Not keyctl's format: that is [`parse`]'s to say.)
+pub fn is_foreign_secret(text: &str) -> bool {
+    !text.is_empty() && text.len() <= MAX_FOREIGN_LEN && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Most characters of a foreign secret shown as its display prefix.
+pub const FOREIGN_PREFIX_MAX: usize = 12;
+
+/// The display prefix of a secret of another format: its first 12 characters, but
+/// never more than a third of it (`sk-` + 9 of New-API's 48 random characters;
+/// Stripe's `sk_live_` + 4).
+pub fn foreign_display_prefix(text: &str) -> String {
+    let n = FOREIGN_PREFIX_MAX.min(text.chars().count() / 3);
+    text.chars().take(n).collect()
+}
+
 /// The public display prefix: `<prefix>_<mode>_` and the first 4 body characters.
 pub fn display_prefix(prefix: &str, mode: Mode, body: &str) -> String {
     let shown = body.get(..DISPLAY_BODY_CHARS).unwrap_or(body);
@@ -338,6 +382,38 @@ mod tests {
         assert_eq!(strip_bearer("Bearersk_live_x"), "Bearersk_live_x");
         assert_eq!(strip_bearer(""), "");
         assert_eq!(strip_bearer("é"), "é");
+    }
+
+    #[test]
+    fn lookup_paths() {
+        let good = sample();
+        assert_eq!(lookup(good.expose()), Lookup::Checksum);
+        // keyctl's shape with a wrong checksum is never looked up, whatever its prefix.
+        let mut bad = good.expose().to_string();
+        bad.replace_range(10..11, if &bad[10..11] == "a" { "b" } else { "a" });
+        assert_eq!(lookup(&bad), Lookup::Refused);
+        let other = bad.replacen("sk_", "zz9_", 1);
+        assert_eq!(lookup(&other), Lookup::Refused);
+        for foreign in [
+            "sk-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKL",
+            "sk_live_51HxYzAbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghij",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dcABCDEFGH00000", // 37: not keyctl's shape
+            "x",
+        ] {
+            assert_eq!(lookup(foreign), Lookup::HashOnly, "{foreign}");
+        }
+        let long = "a".repeat(MAX_FOREIGN_LEN + 1);
+        for refused in ["", "a b", "tab\there", "é-secret", long.as_str()] {
+            assert_eq!(lookup(refused), Lookup::Refused, "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn foreign_prefixes_show_at_most_a_third() {
+        let newapi = format!("sk-{}", "a".repeat(48));
+        assert_eq!(foreign_display_prefix(&newapi), &newapi[..12]);
+        assert_eq!(foreign_display_prefix("0123456789abcdef"), "01234");
+        assert_eq!(foreign_display_prefix("ab"), "");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod checks;
 pub mod diff;
 pub mod exit;
 pub mod fields;
+pub mod import;
 pub mod inputs;
 pub mod key;
 pub mod limits;

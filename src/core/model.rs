@@ -86,6 +86,9 @@ pub fn derive_status(
     }
 }
 
+/// What tables and messages show for a key without a display prefix.
+pub const HASH_ONLY: &str = "(hash only)";
+
 /// Everything stored about one key (never its secret: only the hash is stored, and
 /// it is not part of this record).
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +96,8 @@ pub struct KeyRecord {
     pub id: String,
     /// What the key was created with and `edit` changes (`rotate` copies them).
     pub settings: KeySettings,
-    pub key_prefix: String,
+    /// The public display prefix; `None` for a key imported by its hash alone.
+    pub key_prefix: Option<String>,
     pub mode: Mode,
     pub credits_used: u64,
     /// Accepted requests over the key's lifetime (what the total quota counts).
@@ -142,6 +146,15 @@ impl KeyRecord {
         }
     }
 
+    /// The key as tables and messages show it: `sk_live_4eC3...`, or `(hash only)` for
+    /// a key imported by its hash alone (it has no display prefix).
+    pub fn prefix_shown(&self) -> String {
+        match &self.key_prefix {
+            Some(p) => format!("{p}..."),
+            None => HASH_ONLY.to_string(),
+        }
+    }
+
     pub fn status(&self, now: DateTime<Utc>) -> Status {
         derive_status(self.state, self.settings.expires_at, now)
     }
@@ -183,7 +196,8 @@ pub struct KeySettings {
 pub struct NewKey {
     pub id: String,
     pub hash: [u8; 32],
-    pub key_prefix: String,
+    /// `None` for a key imported by its hash alone (`keyctl import`).
+    pub key_prefix: Option<String>,
     pub mode: Mode,
     pub created_at: DateTime<Utc>,
     pub settings: KeySettings,

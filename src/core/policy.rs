@@ -396,7 +396,7 @@ mod tests {
         let new = NewKey {
             id: "key_aaaaaaaaaaaa".into(),
             hash: [0; 32],
-            key_prefix: "sk_live_abcd".into(),
+            key_prefix: Some("sk_live_abcd".into()),
             mode: Mode::Live,
             created_at: now(),
             settings: KeySettings {

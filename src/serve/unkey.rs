@@ -498,7 +498,7 @@ mod tests {
         let new = NewKey {
             id: "key_aaaaaaaaaaaa".into(),
             hash: [0; 32],
-            key_prefix: "sk_live_abcd".into(),
+            key_prefix: Some("sk_live_abcd".into()),
             mode: Mode::Live,
             created_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             settings: KeySettings {

@@ -910,6 +910,9 @@ pub trait Txn {
         -> Result<()>;
     /// Removes a key; its request-log rows and audit events keep its id.
     fn delete_key(&mut self, id: &str) -> Result<()>;
+    /// Sets a just-imported key's last use (`import`'s `last_used_at`); its counters
+    /// and windows stay empty: no request of this store used it.
+    fn set_imported_last_use(&mut self, id: &str, at: DateTime<Utc>) -> Result<()>;
     /// True when the key has any recorded request (in its counters or the log).
     fn has_requests(&self, key_id: &str) -> Result<bool>;
 

@@ -98,10 +98,10 @@ impl Explained<'_> {
         let now = e.now();
         let key_line = match &e.view.key {
             Some(k) => format!(
-                "{} ({}), {}...",
+                "{} ({}), {}",
                 escape(&k.settings.name),
                 k.id,
-                escape(&k.key_prefix)
+                escape(&k.prefix_shown())
             ),
             None => "no key matched".to_string(),
         };
@@ -265,6 +265,14 @@ impl Explained<'_> {
                 }
             }
             Figure::Presented { key, .. } => match (&e.presented, key) {
+                (Presented::HashOnly, Some(k)) => format!(
+                    "not of keyctl's format; found by its hash alone: {} ({})",
+                    k.id,
+                    escape(&k.settings.name)
+                ),
+                (Presented::HashOnly, None) => {
+                    "not of keyctl's format, and no key of this store has its hash".into()
+                }
                 (_, Some(k)) => format!(
                     "{}... is {} ({})",
                     e.presented.display().unwrap_or(""),

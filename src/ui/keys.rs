@@ -44,7 +44,7 @@ pub struct KeyJson<'a> {
     name: &'a str,
     description: Option<&'a str>,
     owner: &'a str,
-    key_prefix: &'a str,
+    key_prefix: Option<&'a str>,
     status: &'static str,
     is_active: bool,
     livemode: bool,
@@ -77,7 +77,7 @@ impl<'a> KeyJson<'a> {
             name: &k.settings.name,
             description: k.settings.description.as_deref(),
             owner: &k.settings.owner,
-            key_prefix: &k.key_prefix,
+            key_prefix: k.key_prefix.as_deref(),
             status: status.as_str(),
             is_active: status == Status::Active,
             livemode: k.mode == Mode::Live,
@@ -136,7 +136,7 @@ pub fn push_json(out: &mut Vec<u8>, k: &KeyRecord, now: DateTime<Utc>) {
     out.extend_from_slice(b",\"owner\":");
     push_str(out, &s.owner);
     out.extend_from_slice(b",\"key_prefix\":");
-    push_str(out, &k.key_prefix);
+    push_opt_str(out, k.key_prefix.as_deref());
     out.extend_from_slice(b",\"status\":\"");
     out.extend_from_slice(status.as_str().as_bytes());
     out.extend_from_slice(if status == Status::Active {
@@ -297,7 +297,7 @@ fn csv_fields(k: &KeyRecord, now: DateTime<Utc>) -> [String; 29] {
         k.settings.name.clone(),
         opt(k.settings.description.as_deref()),
         k.settings.owner.clone(),
-        k.key_prefix.clone(),
+        opt(k.key_prefix.as_deref()),
         status.as_str().into(),
         (status == Status::Active).to_string(),
         (k.mode == Mode::Live).to_string(),
@@ -397,7 +397,7 @@ impl Rows for KeyRows {
         let now = self.now;
         vec![
             text_cell(&k.settings.name),
-            text_cell(&format!("{}...", k.key_prefix)),
+            text_cell(&k.prefix_shown()),
             status_cell(k, now, self.color),
             Cell::new(relative(k.created_at, now)),
             Cell::new(relative_or_never(k.settings.expires_at, now)),
@@ -638,7 +638,7 @@ pub fn write_show_table(
             text_cell(k.settings.description.as_deref().unwrap_or("")),
         ),
         ("Owner", text_cell(&k.settings.owner)),
-        ("Key", text_cell(&format!("{}...", k.key_prefix))),
+        ("Key", text_cell(&k.prefix_shown())),
         ("Status", status_cell(k, now, color)),
         ("Mode", Cell::new(k.mode.as_str())),
         (
@@ -745,7 +745,7 @@ mod tests {
 
     prop_compose! {
         fn record()(
-            (id, name, owner, key_prefix) in (text(), text(), text(), text()),
+            (id, name, owner, key_prefix) in (text(), text(), text(), opt_text()),
             (description, category, group, deployment) in (opt_text(), opt_text(), opt_text(), opt_text()),
             (scopes, allowed_models, allowed_ips) in (
                 proptest::collection::vec(text(), 0..3),

@@ -89,11 +89,11 @@ pub fn details(key: &KeyRecord) -> String {
         .expires_at
         .map_or_else(|| "never".to_string(), crate::core::time::rfc3339);
     format!(
-        "{} key \"{}\" ({}, {}..., {} mode, expires {expires})",
+        "{} key \"{}\" ({}, {}, {} mode, expires {expires})",
         made(key),
         key.settings.name,
         key.id,
-        key.key_prefix,
+        key.prefix_shown(),
         key.mode.as_str()
     )
 }

@@ -757,6 +757,40 @@ The exit status is 9 when an active key was found, also after `--revoke`, and 0 
         exits: &[BASIC, &[exit::LIVE_KEY_FOUND]],
     },
     PageText {
+        command: "import",
+        description: r#"
+Brings keys from another system into the store: one json object per line of *FILE* (`-` for standard input). Each line gives the key's secret, or only its hash, and any field of `keyctl create --batch` (`name` is required):
+
+`secret` :: The key as clients send it. It is hashed with SHA-256 on the way in and never kept: not in the store, its log, the audit trail or a message (errors show it as its display prefix and `...`). A secret of keyctl's format (*prefix*`_live_` or *prefix*`_test_` and 38 characters, from any store) must pass its checksum and brings its mode; any other is 16 to 1024 printable ASCII characters without spaces.
+`sha256` :: Instead of `secret`: the SHA-256 of the secret, 64 hexadecimal digits (as New-API, One-API and most gateways store it). Give exactly one of the two.
+`created_at`, `last_used_at` :: Optional RFC 3339 times kept from the old system, neither in the future, the last use not before the creation (the import's time when `created_at` is not given). An imported last use counts no request.
+
+Keys of another format (`sk-...`, `sk_live_...` without keyctl's checksum) verify by their hash alone, in `keyctl verify`, `--stream` and `keyctl serve`; a presented string of keyctl's format still fails its checksum without a lookup. A key's display prefix is keyctl's for a keyctl-format secret, the first 12 characters (never more than a third) of another, and none for a key given by `sha256` alone: tables show `(hash only)`, json `"key_prefix": null`, and such a key is referred to by its id or name.
+
+The import is one transaction: a line that is not valid, a key given twice or already in the store, a name another key holds, or the `max-keys` limit fails the whole import with the line's number, and nothing is written (exit 2 for a bad line or a duplicate within the input, 4 for a conflict with the store). `--dry-run` checks all of it, against the store too, prints what would be imported and writes nothing (it never creates a store).
+
+The imported keys are printed as `keyctl list` prints keys (`--json`: an array of key objects; never a secret), and a line on standard error counts them. Each gets a `created` audit event whose details say `imported` (`secret` or `sha256`) and its `import_line`.
+"#,
+        sections: &[],
+        setup: "printf '%s\\n' '{\"name\": \"gateway\", \"secret\": \"sk-Zq81bLkT0mWc5yPrAe3NuXg7HsJd2VfQo9tCiE4KaR6hUw1B\", \"created_at\": \"2026-01-15T09:00:00Z\"}' '{\"name\": \"legacy\", \"sha256\": \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\", \"scopes\": \"read\"}' > old-keys.jsonl",
+        examples: &[
+            ex(
+                "Check a file against the store without writing anything.",
+                "keyctl import old-keys.jsonl --dry-run",
+            ),
+            ex(
+                "Import it, then verify one of its keys by its hash.",
+                "keyctl import old-keys.jsonl\nprintf '%s\\n' sk-Zq81bLkT0mWc5yPrAe3NuXg7HsJd2VfQo9tCiE4KaR6hUw1B | keyctl verify",
+            ),
+            fails(
+                exit::CONFLICT,
+                "A key the store already has fails the whole import, naming the line.",
+                "keyctl import old-keys.jsonl",
+            ),
+        ],
+        exits: &[&[exit::SUCCESS, exit::RUNTIME, exit::USAGE, exit::CONFLICT]],
+    },
+    PageText {
         command: "backup",
         description: r#"
 Writes a consistent copy of the store to *PATH* with SQLite's online backup, in one read transaction, so it is one snapshot even while other keyctl processes write. The copy is written under a temporary name beside the target (mode 0600) and renamed over it, so no half-written backup is ever visible.

@@ -13,17 +13,19 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (include_str!("migrations/001_init.sql"), "0.1.0"),
     // Two indexes: every keyctl since 0.1.0 can use the store.
     (include_str!("migrations/002_completion.sql"), "0.1.0"),
+    // key_prefix nullable (import): an older keyctl cannot read a key without one.
+    (include_str!("migrations/003_import.sql"), "0.1.0"),
     // Key metadata: an older keyctl would drop it on rotate, edit and copy.
-    (include_str!("migrations/003_meta.sql"), "0.1.0"),
+    (include_str!("migrations/004_meta.sql"), "0.1.0"),
     // Credit refill: an older keyctl would charge a refilled pool from its stale
     // balance, so only this version on can use the store.
     (
-        include_str!("migrations/004_refill.sql"),
+        include_str!("migrations/005_refill.sql"),
         env!("CARGO_PKG_VERSION"),
     ),
     // Two new tables an older keyctl never touches: every keyctl since 0.1.0 can use
     // the store (without enforcing the store-wide limits).
-    (include_str!("migrations/005_store_limits.sql"), "0.1.0"),
+    (include_str!("migrations/006_store_limits.sql"), "0.1.0"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1286,6 +1286,14 @@ impl Txn for PgTxn<'_> {
             .map(drop)
     }
 
+    fn set_imported_last_use(&mut self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        self.exec(
+            "UPDATE keys SET last_used_at = $2 WHERE id = $1",
+            &[&id, &to_millis(at)],
+        )
+        .map(drop)
+    }
+
     fn has_requests(&self, key_id: &str) -> Result<bool> {
         self.row(
             "SELECT EXISTS (SELECT 1 FROM keys WHERE id = $1 AND events_total > 0) \

@@ -14,9 +14,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_init.sql"),
     include_str!("migrations/002_verification.sql"),
     include_str!("migrations/003_shared_limits.sql"),
-    include_str!("migrations/004_meta.sql"),
-    include_str!("migrations/005_refill.sql"),
-    include_str!("migrations/006_store_limits.sql"),
+    include_str!("migrations/004_import.sql"),
+    include_str!("migrations/005_meta.sql"),
+    include_str!("migrations/006_refill.sql"),
+    include_str!("migrations/007_store_limits.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1047,6 +1047,16 @@ impl Txn for SqliteTxn<'_> {
             .map_err(|e| self.err(e))
     }
 
+    fn set_imported_last_use(&mut self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE keys SET last_used_at = ?2 WHERE id = ?1",
+                params![id, to_millis(at)],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     fn has_requests(&self, key_id: &str) -> Result<bool> {
         self.tx
             .query_row(
@@ -1287,7 +1297,7 @@ mod tests {
             .map(|i| NewKey {
                 id: format!("key_{i:012}"),
                 hash: [i; 32],
-                key_prefix: "sk_live_abcd".into(),
+                key_prefix: Some("sk_live_abcd".into()),
                 mode: Mode::Live,
                 created_at: from_millis(1_700_000_000_000),
                 settings: KeySettings {
