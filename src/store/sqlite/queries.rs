@@ -1167,17 +1167,29 @@ impl Txn for SqliteTxn<'_> {
         let at = to_millis(at);
         let credits = count_to_sql(Some(credits)).unwrap_or(0);
         let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
-            let (n, event_at): (i64, i64) = tx
+            // The row is made by `config set`; a plain update is the cheaper statement.
+            let updated: Option<(i64, i64)> = tx
                 .prepare_cached(concat!(
-                    "INSERT INTO store_usage (id, credits_used, accepted_total, last_event_at) \
-                     VALUES (1, ?1, 1, ?2) ON CONFLICT (id) DO UPDATE SET credits_used = ",
+                    "UPDATE store_usage SET credits_used = ",
                     saturating_add!("credits_used", "?1"),
                     ", accepted_total = ",
                     saturating_add!("accepted_total", "1"),
                     ", last_event_at = max(coalesce(last_event_at, ?2), ?2) \
-                     RETURNING accepted_total, last_event_at",
+                     WHERE id = 1 RETURNING accepted_total, last_event_at",
                 ))?
-                .query_row(params![credits, at], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                .query_row(params![credits, at], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let (n, event_at) = match updated {
+                Some(row) => row,
+                None => {
+                    tx.execute(
+                        "INSERT INTO store_usage (id, credits_used, accepted_total, last_event_at) \
+                         VALUES (1, ?1, 1, ?2)",
+                        params![credits, at],
+                    )?;
+                    (1, at)
+                }
+            };
             if !ledger {
                 return Ok(());
             }
