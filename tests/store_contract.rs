@@ -552,6 +552,19 @@ fn metadata_is_kept_by_every_key_write_and_read(location: &Location) {
         let by_hash = tx.key_by_hash(&key::hash_secret(&secret)).unwrap().unwrap();
         assert_eq!(by_hash.settings.meta, tagged);
         assert_eq!(by_hash.settings.meta.entries()["tenant"], "acme");
+        // `scan`'s lookup of many hashes at once (its hash after the key's columns).
+        let hashes = [key::hash_secret(&secret), two.hash];
+        let mut found = tx.keys_by_hashes(&hashes).unwrap();
+        found.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+        assert_eq!(found.len(), 2);
+        for (hash, k) in &found {
+            let expected = if k.id == one.id {
+                (&hashes[0], &tagged)
+            } else {
+                (&hashes[1], &two.settings.meta)
+            };
+            assert_eq!((hash, &k.settings.meta), expected);
+        }
         assert_eq!(
             meta_of(tx.as_ref(), &two.id).stored(),
             Some(r#"{"tenant":"beta"}"#)
