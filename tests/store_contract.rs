@@ -555,6 +555,19 @@ fn metadata_is_kept_by_every_key_write_and_read(location: &Location) {
         let by_hash = tx.key_by_hash(&key::hash_secret(&secret)).unwrap().unwrap();
         assert_eq!(by_hash.settings.meta, tagged);
         assert_eq!(by_hash.settings.meta.entries()["tenant"], "acme");
+        // `scan`'s lookup of many hashes at once (its hash after the key's columns).
+        let hashes = [key::hash_secret(&secret), two.hash];
+        let mut found = tx.keys_by_hashes(&hashes).unwrap();
+        found.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+        assert_eq!(found.len(), 2);
+        for (hash, k) in &found {
+            let expected = if k.id == one.id {
+                (&hashes[0], &tagged)
+            } else {
+                (&hashes[1], &two.settings.meta)
+            };
+            assert_eq!((hash, &k.settings.meta), expected);
+        }
         assert_eq!(
             meta_of(tx.as_ref(), &two.id).stored(),
             Some(r#"{"tenant":"beta"}"#)
@@ -1686,6 +1699,63 @@ fn a_verification_waits_for_the_key_row_another_holds_and_sees_its_spend() {
         waiter.join().unwrap()
     });
     assert_eq!(outcome, Outcome::CreditsExhausted);
+}
+
+/// A PostgreSQL store at schema 2 (built from its two migrations, recorded as keyctl
+/// records them) is refused until `keyctl migrate`, which adds what came since (key
+/// metadata among it); its key then reads back without metadata and can be given some.
+#[test]
+fn a_postgres_schema_2_store_migrates_and_its_keys_take_metadata() {
+    let name = pg::fresh_database_name();
+    let mut client = postgres::Client::connect(&pg::url_of(&name), postgres::NoTls).unwrap();
+    let (secret, k) = numbered_key(1, "legacy");
+    client
+        .batch_execute(concat!(
+            "CREATE SCHEMA keyctl; SET search_path TO keyctl; ",
+            "CREATE TABLE schema_meta (version BIGINT PRIMARY KEY, min_keyctl TEXT NOT NULL, applied_at BIGINT NOT NULL); ",
+            include_str!("../src/store/postgres/migrations/001_init.sql"),
+            include_str!("../src/store/postgres/migrations/002_completion.sql"),
+            "INSERT INTO schema_meta VALUES (1, '0.1.0', 0), (2, '0.1.0', 0); ",
+            "INSERT INTO credit_pools DEFAULT VALUES;"
+        ))
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO keyctl.keys (id, secret_hash, name, owner, key_prefix, livemode, \
+             pool_id, created_at, state) VALUES ($1, $2, 'legacy', 'ops', $3, 1, \
+             (SELECT min(id) FROM keyctl.credit_pools), $4, 'active')",
+            &[
+                &k.id,
+                &key::hash_secret(&secret).to_vec(),
+                &k.key_prefix,
+                &to_millis(now() - Duration::days(1)),
+            ],
+        )
+        .unwrap();
+    let location = Location::parse(&pg::url_of(&name)).unwrap();
+    let older = open(&location, &OpenOptions::default()).err().unwrap();
+    assert!(
+        older.to_string().contains("run `keyctl migrate`"),
+        "{older}"
+    );
+    let (from, to) = keyctl::store::migrate(&location).unwrap();
+    assert_eq!(from, 2);
+    assert!(to > 2, "{to}");
+    let mut store = handle(&location);
+    {
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        let mut got = tx.key_by_id(&k.id).unwrap().unwrap();
+        assert!(
+            got.settings.meta.is_empty(),
+            "a key from before metadata has none"
+        );
+        got.settings.meta = KeyMeta::from_stored(Some(r#"{"tenant":"acme"}"#.to_string()));
+        tx.update_key(&got).unwrap();
+        tx.commit().unwrap();
+    }
+    let v = verify_at(store.as_mut(), &secret, now(), "/");
+    assert_eq!(v.outcome, Outcome::Valid);
+    assert_eq!(v.key.unwrap().settings.meta.entries()["tenant"], "acme");
 }
 
 /// The schema: a database without keyctl tables is refused (init creates them in a

@@ -909,7 +909,8 @@ impl Txn for PgTxn<'_> {
             )?;
             for row in &rows {
                 let key = key_from_row(row).map_err(|why| self.damaged(why))?;
-                let stored: Vec<u8> = col(row, 33).map_err(|why| self.damaged(why))?;
+                // The hash comes last, after however many columns a key has.
+                let stored: Vec<u8> = col(row, row.len() - 1).map_err(|why| self.damaged(why))?;
                 if let Ok(hash) = <[u8; 32]>::try_from(stored.as_slice()) {
                     found.push((hash, key));
                 }
