@@ -82,6 +82,9 @@ macro_rules! select_keys {
     };
 }
 
+/// How many columns [`select_keys`] gives (the next one is a caller's own).
+const KEY_COLUMNS: usize = 35;
+
 /// `column + add` in SQL, stopping at MAX_COUNT (a negative stored value counts as 0).
 /// The column is clamped before the addition: a value another writer stored at
 /// i64::MAX would otherwise overflow bigint ("bigint out of range"), where SQLite
@@ -864,7 +867,7 @@ impl Txn for PgTxn<'_> {
             )?;
             for row in &rows {
                 let key = key_from_row(row).map_err(|why| self.damaged(why))?;
-                let stored: Vec<u8> = col(row, 33).map_err(|why| self.damaged(why))?;
+                let stored: Vec<u8> = col(row, KEY_COLUMNS).map_err(|why| self.damaged(why))?;
                 if let Ok(hash) = <[u8; 32]>::try_from(stored.as_slice()) {
                     found.push((hash, key));
                 }
