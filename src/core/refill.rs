@@ -116,13 +116,16 @@ pub fn parse_rate(flag: &str, text: &str) -> Result<Rate, String> {
     Ok(Rate { amount, interval })
 }
 
-/// A refill as stored (amount, interval and mode columns): an unknown interval or mode,
-/// never written by keyctl, reads as no refill, so no stored value fails a command.
-pub fn stored(amount: u64, interval: Option<&str>, mode: Option<&str>) -> Option<Refill> {
+/// A refill as stored: its text (`100/day set`, the [`fmt::Display`] form). Anything
+/// else, never written by keyctl, reads as no refill, so no stored value fails a
+/// command.
+pub fn stored(text: &str) -> Option<Refill> {
+    let (rate, mode) = text.split_once(' ')?;
+    let rate = parse_rate("", rate).ok()?;
     Some(Refill {
-        amount,
-        interval: Interval::parse(interval?)?,
-        mode: Mode::parse(mode?)?,
+        amount: rate.amount,
+        interval: rate.interval,
+        mode: Mode::parse(mode)?,
     })
 }
 
@@ -305,6 +308,26 @@ mod tests {
         assert!(parse_mode("--refill-mode", "reset")
             .unwrap_err()
             .contains("use add or set"));
+    }
+
+    #[test]
+    fn the_stored_text_reads_back_and_anything_else_is_none() {
+        for r in [
+            refill(100, Interval::Day, Mode::Set),
+            refill(MAX_COUNT, Interval::Month, Mode::Add),
+        ] {
+            assert_eq!(stored(&r.to_string()), Some(r));
+        }
+        for bad in [
+            "",
+            "100/day",
+            "100/day reset",
+            "0/day set",
+            "x/day add",
+            "100/week set",
+        ] {
+            assert_eq!(stored(bad), None, "{bad}");
+        }
     }
 
     #[test]

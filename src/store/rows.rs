@@ -84,9 +84,7 @@ impl Table {
                 ("credits_used", I),
                 ("accepted_total", I),
                 ("last_event_at", I),
-                ("refill_amount", I),
-                ("refill_interval", T),
-                ("refill_mode", T),
+                ("refill", T),
                 ("refilled_at", I),
             ],
             Table::Keys => &[

@@ -89,7 +89,7 @@ macro_rules! select_keys {
          k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
          k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, \
          k.requests_total, k.events_total, k.credits_total, p.accepted_total, k.meta, \
-         p.refill_amount, p.refill_interval, p.refill_mode, p.refilled_at \
+         p.refill, p.refilled_at \
          FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
     };
 }
@@ -230,15 +230,10 @@ fn key_from_row(row: &Row) -> std::result::Result<KeyRecord, String> {
             credit_limit: opt_count(row, 18)?,
             expires_at: opt_time(row, 21)?,
             meta: KeyMeta::from_stored(col(row, 33)?),
-            refill: match opt_count(row, 34)? {
-                // An unknown interval or mode (never written by keyctl) reads as none.
-                Some(amount) => refill::stored(
-                    amount,
-                    col::<Option<String>>(row, 35)?.as_deref(),
-                    col::<Option<String>>(row, 36)?.as_deref(),
-                ),
-                None => None,
-            },
+            // Another value than keyctl writes reads as no refill.
+            refill: col::<Option<String>>(row, 34)?
+                .as_deref()
+                .and_then(refill::stored),
         },
         key_prefix: col(row, 4)?,
         mode: if col::<i64>(row, 5)? != 0 {
@@ -259,7 +254,7 @@ fn key_from_row(row: &Row) -> std::result::Result<KeyRecord, String> {
         events_total: count(row, 30)?,
         credits_total: count(row, 31)?,
         pool_accepted_total: count(row, 32)?,
-        refilled_at: opt_time(row, 37)?,
+        refilled_at: opt_time(row, 35)?,
     })
 }
 
@@ -617,12 +612,9 @@ impl Txn for PgTxn<'_> {
                 })?,
             None => self
                 .row(
-                    "INSERT INTO credit_pools (refill_amount, refill_interval, refill_mode, \
-                     refilled_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    "INSERT INTO credit_pools (refill, refilled_at) VALUES ($1, $2) RETURNING id",
                     &[
-                        &count_to_sql(key.settings.refill.map(|r| r.amount)),
-                        &key.settings.refill.map(|r| r.interval.as_str()),
-                        &key.settings.refill.map(|r| r.mode.as_str()),
+                        &key.settings.refill.map(|r| r.to_string()),
                         &key.refilled_at().map(to_millis),
                     ],
                 )?
@@ -1267,14 +1259,11 @@ impl Txn for PgTxn<'_> {
         balance: Balance,
     ) -> Result<()> {
         self.exec(
-            "UPDATE credit_pools SET refill_amount = $2, refill_interval = $3, \
-             refill_mode = $4, credits_used = $5, refilled_at = $6 \
+            "UPDATE credit_pools SET refill = $2, credits_used = $3, refilled_at = $4 \
              WHERE id = (SELECT pool_id FROM keys WHERE id = $1)",
             &[
                 &key_id,
-                &count_to_sql(refill.map(|r| r.amount)),
-                &refill.map(|r| r.interval.as_str()),
-                &refill.map(|r| r.mode.as_str()),
+                &refill.map(|r| r.to_string()),
                 &count_to_sql(Some(balance.used)),
                 &balance.refilled_at.map(to_millis),
             ],

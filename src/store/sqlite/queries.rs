@@ -47,7 +47,7 @@ macro_rules! select_keys {
          k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
          k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, \
          k.requests_total, k.events_total, k.credits_total, p.accepted_total, k.meta, \
-         p.refill_amount, p.refill_interval, p.refill_mode, p.refilled_at \
+         p.refill, p.refilled_at \
          FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
     };
 }
@@ -243,20 +243,16 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
         events_total: count(row, 30)?,
         credits_total: count(row, 31)?,
         pool_accepted_total: count(row, 32)?,
-        refilled_at: opt_time(row, 37)?,
+        refilled_at: opt_time(row, 35)?,
     })
 }
 
-/// A pool's refill from its three columns at `col..col+3`: all set, or no refill (a
-/// partial or unknown value, never written by keyctl, reads as none rather than
-/// failing every later command).
+/// A pool's refill from its column (see `core::refill::stored`).
 fn refill_from_row(row: &Row, col: usize) -> rusqlite::Result<Option<Refill>> {
-    let Some(amount) = opt_count(row, col)? else {
-        return Ok(None);
-    };
-    let interval = row.get::<_, Option<String>>(col + 1)?;
-    let mode = row.get::<_, Option<String>>(col + 2)?;
-    Ok(refill::stored(amount, interval.as_deref(), mode.as_deref()))
+    Ok(match row.get_ref(col)? {
+        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(refill::stored),
+        _ => None,
+    })
 }
 
 fn rate_unit_sql(unit: RateUnit) -> &'static str {
@@ -282,10 +278,7 @@ impl SqliteTxn<'_> {
     ) -> Result<(rusqlite::CachedStatement<'_>, rusqlite::CachedStatement<'_>)> {
         let pools = self
             .tx
-            .prepare_cached(
-                "INSERT INTO credit_pools (refill_amount, refill_interval, refill_mode, refilled_at) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )
+            .prepare_cached("INSERT INTO credit_pools (refill, refilled_at) VALUES (?1, ?2)")
             .map_err(|e| self.err(e))?;
         let keys = self
             .tx
@@ -317,12 +310,9 @@ impl SqliteTxn<'_> {
                 })
                 .map_err(|e| self.err(e))?,
             None => {
-                let r = key.settings.refill;
                 pools
                     .execute(params![
-                        count_to_sql(r.map(|r| r.amount)),
-                        r.map(|r| r.interval.as_str()),
-                        r.map(|r| r.mode.as_str()),
+                        key.settings.refill.map(|r| r.to_string()),
                         key.refilled_at().map(to_millis),
                     ])
                     .map_err(|e| self.err(e))?;
@@ -1006,16 +996,13 @@ impl Txn for SqliteTxn<'_> {
     ) -> Result<()> {
         self.tx
             .prepare_cached(
-                "UPDATE credit_pools SET refill_amount = ?2, refill_interval = ?3, \
-                 refill_mode = ?4, credits_used = ?5, refilled_at = ?6 \
+                "UPDATE credit_pools SET refill = ?2, credits_used = ?3, refilled_at = ?4 \
                  WHERE id = (SELECT pool_id FROM keys WHERE id = ?1)",
             )
             .and_then(|mut st| {
                 st.execute(params![
                     key_id,
-                    count_to_sql(refill.map(|r| r.amount)),
-                    refill.map(|r| r.interval.as_str()),
-                    refill.map(|r| r.mode.as_str()),
+                    refill.map(|r| r.to_string()),
                     count_to_sql(Some(balance.used)),
                     balance.refilled_at.map(to_millis),
                 ])
