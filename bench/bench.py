@@ -222,6 +222,10 @@ def main():
     ap.add_argument("--keyctl", metavar="PATH",
                     help="the keyctl binary to measure (default target/release/keyctl; "
                          "e.g. the static one of `cargo build-static`)")
+    ap.add_argument("--workload", choices=("14", "17"), default="17",
+                    help="the verify and stream figures' workload: 17 (default) adds keys "
+                         "with metadata and a credit refill and a store-wide rate and credit "
+                         "limit to issue 14's; 14: without them")
     ap.add_argument("--against", metavar="KEYCTL",
                     help="another keyctl build (e.g. of an older commit) run as every "
                          "figure's baseline instead, on the same stores: before/after")
@@ -254,7 +258,9 @@ def main():
     want = lambda name: not only or name in only
 
     if want("verify"):
-        rows.extend(process_figures(args, env, store, limits_db))
+        verify_store = workload_store(args, store)
+        rows.extend(process_figures(args, dict(env, KEYCTL_DB=verify_store), verify_store,
+                                    limits_db))
     if want("stream"):
         rows.extend(stream_figures(args))
     if want("batch"):
@@ -363,13 +369,32 @@ def limits_secret(limits_db, keys):
     return (out.split()[0] + "\n").encode()
 
 
+def workload_store(args, store):
+    """The one-process verify figures' store: the plain store for issue 14's workload;
+    for issue 17's, a copy of it with the store-wide limits set (made once)."""
+    if args.workload == "14":
+        return store
+    path = store.replace(".db", "-w17.db")
+    if not os.path.exists(path):
+        subprocess.run(["sqlite3", store, f".backup '{path}'"], check=True)
+        sys.path.insert(0, BENCH)
+        import stream_workload as sw
+        sw.set_store_limits(path, KEYCTL)
+        if AGAINST:
+            sw.set_store_limits(path, AGAINST)
+    return path
+
+
 def process_figures(args, env, store, limits_db):
     """One verification per process, keyctl (`bench-plain`, a key with no limits, as
     the limit's keys have none) against limit-verify on its own store of as many keys:
     wall time, instructions (callgrind), page faults, peak memory."""
-    work = os.path.join(args.dir, "verify")
+    work = os.path.join(args.dir, "verify" if args.workload == "14" else "verify-w17")
     os.makedirs(work, exist_ok=True)
-    plain = bench_key(env, work, "bench-plain", 0, limits=False)
+    # No limits, as the limit's keys have none; with issue 17's workload it carries
+    # metadata, which every verdict hands back.
+    plain = bench_key(env, work, "bench-plain", 0, limits=False,
+                      meta=args.workload != "14")
     theirs = limits_secret(limits_db, args.keys)
     rows = []
     for label, ours, base, wall, instr in (
@@ -410,6 +435,7 @@ def stream_figures(args):
         print("skipping the stream figures: bench/stream_workload.py is missing", file=sys.stderr)
         return []
     sw.LIMITS, sw.KEYCTL = LIMITS_DIR, KEYCTL
+    sw.WORKLOAD = args.workload
     work = os.path.join(args.dir, "stream")
     os.makedirs(work, exist_ok=True)
     db, secrets = sw.keyctl_store(work, args.keys)
@@ -583,7 +609,7 @@ LIMITS = ["--quota-total", "1000000000", "--quota-daily", "1000000000",
           "--rate-limit", "1000000/s", "--credits", "1000000000000"]
 
 
-def bench_key(env, work, name, history, limits=True):
+def bench_key(env, work, name, history, limits=True, meta=False):
     """A key with every limit set and its secret in a 0600 file (benchmark data only);
     with `history`, that many accepted requests in its last 30 days."""
     secret_file = os.path.join(work, f"{name}.secret")
@@ -594,7 +620,8 @@ def bench_key(env, work, name, history, limits=True):
             subprocess.run([KEYCTL, "delete", name, "--yes", "--force", "-q"], env=env, check=True)
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            subprocess.run([KEYCTL, "create", "--name", name, "-q"] + (LIMITS if limits else []),
+            subprocess.run([KEYCTL, "create", "--name", name, "-q"] + (LIMITS if limits else [])
+                           + (["--meta", "tenant=t-0001", "--meta", "plan=pro"] if meta else []),
                            env=env, stdout=f, check=True)
         if history:
             key_id = json.loads(subprocess.run([KEYCTL, "show", name, "--json"], env=env,

@@ -49,17 +49,37 @@ KEY_FIELDS = {
     "rate_limit": "1000000/s", "credits": 1_000_000_000_000,
 }
 
+# Issue 17 adds to the pinned workload: every key carries metadata (handed back in every
+# verdict) and a daily credit refill, and the store has a store-wide rate limit and
+# credit limit (checked, and their counters written, on every request). `--workload 14`
+# measures the earlier workload without them.
+KEY_FIELDS_17 = {
+    "meta": {"tenant": "t-0001", "plan": "pro", "customer": "cus_0001"},
+    "refill": "1000000000/day", "refill_mode": "add",
+}
+STORE_SETTINGS_17 = (("rate-limit", "1000000000/s"), ("credit-limit", "9000000000000000"))
+WORKLOAD = "17"
+
+
+def set_store_limits(db, keyctl=None):
+    """The store-wide limits of issue 17's workload (idempotent)."""
+    for name, value in STORE_SETTINGS_17:
+        subprocess.run([keyctl or KEYCTL, "--db", db, "config", "set", name, value, "-q"],
+                       check=True, capture_output=True)
+
 
 def keyctl_store(work, keys):
     """The keyctl store of `keys` keys with every limit set, and their secrets."""
-    db = os.path.join(work, f"keyctl-{keys}.db")
-    secrets = os.path.join(work, f"keyctl-{keys}.secrets")
+    tag = "" if WORKLOAD == "14" else f"-w{WORKLOAD}"
+    db = os.path.join(work, f"keyctl-{keys}{tag}.db")
+    secrets = os.path.join(work, f"keyctl-{keys}{tag}.secrets")
+    fields = KEY_FIELDS if WORKLOAD == "14" else dict(KEY_FIELDS, **KEY_FIELDS_17)
     if not (os.path.exists(db) and os.path.exists(secrets)):
         for p in (db, db + "-wal", db + "-shm", secrets):
             if os.path.exists(p):
                 os.unlink(p)
         print(f"creating {keys} keys with every limit set in {db} ...", file=sys.stderr)
-        batch = "".join(json.dumps(dict(KEY_FIELDS, name=f"s{i:07d}")) + "\n"
+        batch = "".join(json.dumps(dict(fields, name=f"s{i:07d}")) + "\n"
                         for i in range(keys))
         out = subprocess.run([KEYCTL, "--db", db, "create", "--batch", "-", "-q"],
                              input=batch.encode(), capture_output=True, check=True).stdout
@@ -67,6 +87,8 @@ def keyctl_store(work, keys):
         with os.fdopen(fd, "w") as f:
             for line in out.splitlines():
                 f.write(json.loads(line)["key"] + "\n")
+        if WORKLOAD != "14":
+            set_store_limits(db)
     with open(secrets) as f:
         return db, f.read().split()
 
@@ -170,7 +192,12 @@ def main():
                     help="lines of round r use seed*1000+r (default: the time)")
     ap.add_argument("--only", default="random,hot,inflight",
                     help="comma-separated: random,hot (pipelined), inflight")
+    ap.add_argument("--workload", choices=("14", "17"), default="17",
+                    help="17 (default): keys with metadata and a credit refill, a store-wide "
+                         "rate and credit limit; 14: without them")
     args = ap.parse_args()
+    global WORKLOAD
+    WORKLOAD = args.workload
     only = set(args.only.split(","))
     os.makedirs(args.dir, exist_ok=True)
     db, secrets = keyctl_store(args.dir, args.keys)
