@@ -46,6 +46,8 @@ mod hostile;
 mod import;
 #[path = "cli/init.rs"]
 mod init;
+#[path = "cli/issue17_together.rs"]
+mod issue17_together;
 #[path = "cli/lifecycle.rs"]
 mod lifecycle;
 #[path = "cli/list.rs"]
