@@ -64,16 +64,15 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         return super::explain::run(ctx, &req, meta.endpoint.as_deref(), &presented);
     }
     let verdict = ctx.open_for_verify().and_then(|mut store| {
-        let verdict = verify_one(
+        verify_one(
             store.as_mut(),
             &presented,
             &req,
             &meta,
             ctx.store_clock(),
             !args.no_record,
-        );
-        store.leave();
-        verdict.map_err(Error::from)
+        )
+        .map_err(Error::from)
     });
     // An outage is an answer too (exit 22, SPEC §6), with the reason on stderr.
     let verdict = match verdict {

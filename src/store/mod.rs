@@ -432,13 +432,6 @@ pub trait Store {
     /// Writes a consistent copy of the store to `dest` (which must not exist), mode
     /// 0600, while other processes may keep writing.
     fn backup_to(&mut self, dest: &Path) -> Result<()>;
-    /// Ends a one-shot process's use of the store once its last transaction has
-    /// committed (`verify`). PostgreSQL: closes the connection. SQLite: leaves it
-    /// open for the exiting process to drop, as a crash after the commit would: what
-    /// committed is in the WAL, which the next writer's checkpoint folds in; finalizing
-    /// the statements, freeing the schema and the last-connection checkpoint cost a
-    /// verify process 7% of its instructions (docs/benchmarks.md).
-    fn leave(self: Box<Self>) {}
 }
 
 /// Which request-log rows `logs` shows.

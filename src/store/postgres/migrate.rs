@@ -13,19 +13,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (include_str!("migrations/001_init.sql"), "0.1.0"),
     // Two indexes: every keyctl since 0.1.0 can use the store.
     (include_str!("migrations/002_completion.sql"), "0.1.0"),
-    // key_prefix nullable (import): an older keyctl cannot read a key without one.
-    (include_str!("migrations/003_import.sql"), "0.1.0"),
-    // Key metadata: an older keyctl would drop it on rotate, edit and copy.
-    (include_str!("migrations/004_meta.sql"), "0.1.0"),
-    // Credit refill: an older keyctl would charge a refilled pool from its stale
-    // balance, so only this version on can use the store.
-    (
-        include_str!("migrations/005_refill.sql"),
-        env!("CARGO_PKG_VERSION"),
-    ),
-    // Two new tables an older keyctl never touches: every keyctl since 0.1.0 can use
-    // the store (without enforcing the store-wide limits).
-    (include_str!("migrations/006_store_limits.sql"), "0.1.0"),
+    // Issue 17 (keyctl 0.2.0): an older keyctl cannot read a key imported without a
+    // display prefix, would drop metadata on rotate, edit and copy, would charge a
+    // refilled pool from its stale balance and would not enforce the store-wide
+    // limits, so a fleet's hosts must all run 0.2.0 or later.
+    (include_str!("migrations/003_import.sql"), "0.2.0"),
+    (include_str!("migrations/004_meta.sql"), "0.2.0"),
+    (include_str!("migrations/005_refill.sql"), "0.2.0"),
+    (include_str!("migrations/006_store_limits.sql"), "0.2.0"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -386,10 +386,6 @@ fn read_only_error(path: &Path, extended: std::ffi::c_int) -> StoreError {
 }
 
 impl Store for SqliteStore {
-    fn leave(self: Box<Self>) {
-        std::mem::forget(self);
-    }
-
     fn begin(&mut self, intent: Intent) -> Result<Box<dyn Txn + '_>> {
         // Pragmas are connection-wide: run only when the intent needs another setting
         // than the connection has, so a verify stream pays for them once.
