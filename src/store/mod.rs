@@ -662,12 +662,15 @@ pub trait Txn {
         let _ = (hash, ip);
         Ok(())
     }
-    /// True when a store-wide rate or credit limit is set, or a multiplier for
-    /// `group`: what a verification that did not read the settings (`--no-record`)
-    /// asks, in one small read, before it reads them.
-    fn store_limits_apply(&self, group: Option<&str>) -> Result<bool> {
+    /// The settings, when a store-wide rate or credit limit is set or a multiplier
+    /// for `group` (None when nothing store-wide applies): what a verification that
+    /// did not read the settings (`--no-record`) asks. By default one read of the
+    /// settings, kept when they apply; a backend may answer "nothing applies" more
+    /// cheaply first.
+    fn settings_if_store_limits_apply(&self, group: Option<&str>) -> Result<Option<Settings>> {
         let s = self.settings()?;
-        Ok(s.store.counted() || s.store.multiplier_of(group).is_some())
+        let applies = s.store.counted() || s.store.multiplier_of(group).is_some();
+        Ok(applies.then_some(s))
     }
     /// The store-wide figures as of now: accepted requests of every key after
     /// `rate_start` (0 without one) and the credits charged store-wide. Exact while
@@ -790,10 +793,9 @@ pub trait Txn {
             let limits = match &view.settings {
                 Some(s) => Some(&s.store),
                 None if settings.is_some() => settings.as_ref().map(|s| &s.store),
-                None if self.store_limits_apply(key.settings.group.as_deref())? => {
-                    Some(&settings.insert(self.settings()?).store)
-                }
-                None => None,
+                None => self
+                    .settings_if_store_limits_apply(key.settings.group.as_deref())?
+                    .map(|s| &settings.insert(s).store),
             };
             let store = match limits {
                 Some(limits) => self.store_view(key, limits, now)?,

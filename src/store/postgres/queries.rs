@@ -71,7 +71,7 @@ pub(super) struct PgTxn<'a> {
     store_usage_locked: Cell<bool>,
     /// Whether anything store-wide applies to the key the last non-locking
     /// `read_key_by_hash` found (read in the same statement), for
-    /// `store_limits_apply`.
+    /// `settings_if_store_limits_apply`.
     store_limits_hint: Cell<Option<bool>>,
     /// Committed or rolled back: nothing to do on drop.
     done: bool,
@@ -449,7 +449,7 @@ impl<'a> PgTxn<'a> {
     fn read_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>> {
         if self.intent != Intent::Verify {
             // With, as its last column, whether anything store-wide applies to the
-            // key (`store_limits_apply`): no second round trip for `--no-record`.
+            // key (`settings_if_store_limits_apply`): no second round trip for `--no-record`.
             let row = self.row(
                 concat!(
                     "SELECT s.*, EXISTS (SELECT 1 FROM settings WHERE value <> 'none' \
@@ -1371,16 +1371,27 @@ impl Txn for PgTxn<'_> {
         Ok(self.clock)
     }
 
-    fn store_limits_apply(&self, group: Option<&str>) -> Result<bool> {
-        if let Some(applies) = self.store_limits_hint.take() {
-            return Ok(applies);
+    fn settings_if_store_limits_apply(
+        &self,
+        group: Option<&str>,
+    ) -> Result<Option<crate::core::settings::Settings>> {
+        let applies = match self.store_limits_hint.take() {
+            Some(applies) => applies,
+            None => {
+                let row = self.row(
+                    "SELECT EXISTS (SELECT 1 FROM settings WHERE value <> 'none' \
+                     AND name IN ('rate-limit', 'credit-limit', 'group-multiplier.' || $1::text))",
+                    &[&group],
+                )?;
+                row.map_or(Ok(false), |r| col(&r, 0).map_err(|why| self.damaged(why)))?
+            }
+        };
+        // Nothing store-wide applies: the settings are not read at all.
+        if applies {
+            self.settings().map(Some)
+        } else {
+            Ok(None)
         }
-        let row = self.row(
-            "SELECT EXISTS (SELECT 1 FROM settings WHERE value <> 'none' \
-             AND name IN ('rate-limit', 'credit-limit', 'group-multiplier.' || $1::text))",
-            &[&group],
-        )?;
-        row.map_or(Ok(false), |r| col(&r, 0).map_err(|why| self.damaged(why)))
     }
 
     fn store_figures(&self, rate_start: Option<DateTime<Utc>>) -> Result<StoreFigures> {
