@@ -72,7 +72,11 @@ fn run() -> i32 {
     keyctl::complete::handle_request(&args, keyctl::cli::command);
     // `verify` (a service's per-request call) skips building the whole command tree.
     let parsed = match keyctl::cli::parse_verify(&args) {
-        Some(cli) => Ok(cli),
+        Some(cli) => {
+            // Still before the first connection and the only thread.
+            keyctl::store::use_sqlite_arena();
+            Ok(cli)
+        }
         None => keyctl::cli::parse(args.iter().cloned()),
     };
     let code = match parsed {

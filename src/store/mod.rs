@@ -28,7 +28,9 @@ use crate::core::store_limits::{StoreFigures, StoreLimits, StoreView};
 
 pub use pg::PgLocation;
 pub use rows::{Table, Value};
-pub use sqlite::{setup_process as setup_sqlite_process, side_file, SIDE_SUFFIXES};
+pub use sqlite::{
+    setup_process as setup_sqlite_process, side_file, use_arena as use_sqlite_arena, SIDE_SUFFIXES,
+};
 
 /// The default store: `keys.db` in the platform data folder (None without a home).
 pub fn default_path() -> Option<PathBuf> {

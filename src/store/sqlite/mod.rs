@@ -2,6 +2,7 @@
 //! pragmas, and each intent mapped to a transaction. [`files`] checks and creates the
 //! file, [`migrate`] brings its schema up to date, [`queries`] holds every statement.
 
+mod arena;
 mod files;
 mod migrate;
 mod queries;
@@ -174,6 +175,12 @@ pub fn setup_process() {
     unsafe {
         rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int);
     }
+}
+
+/// SQLite's allocator for a `verify` process ([`arena`]), installed when SQLite has not
+/// started yet; call it after [`setup_process`] and before the first connection.
+pub fn use_arena() -> bool {
+    arena::install()
 }
 
 fn connect(path: &Path) -> Result<Connection> {

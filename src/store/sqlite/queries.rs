@@ -1138,38 +1138,38 @@ impl Txn for SqliteTxn<'_> {
         let at = to_millis(at);
         let credits = count_to_sql(Some(credits)).unwrap_or(0);
         let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
-            // The row is made by `config set`; a plain update is the cheaper statement.
-            let updated: Option<(i64, i64)> = tx
+            // The row is made by `config set`; a plain update is the cheaper statement
+            // (RETURNING would build a temporary table for its one row).
+            let updated = tx
                 .prepare_cached(concat!(
                     "UPDATE store_usage SET credits_used = ",
                     saturating_add!("credits_used", "?1"),
                     ", accepted_total = ",
                     saturating_add!("accepted_total", "1"),
-                    ", last_event_at = max(coalesce(last_event_at, ?2), ?2) \
-                     WHERE id = 1 RETURNING accepted_total, last_event_at",
+                    ", last_event_at = max(coalesce(last_event_at, ?2), ?2) WHERE id = 1",
                 ))?
-                .query_row(params![credits, at], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            let (n, event_at) = match updated {
-                Some(row) => row,
-                None => {
-                    tx.execute(
-                        "INSERT INTO store_usage (id, credits_used, accepted_total, last_event_at) \
-                         VALUES (1, ?1, 1, ?2)",
-                        params![credits, at],
-                    )?;
-                    (1, at)
-                }
-            };
+                .execute(params![credits, at])?;
+            if updated == 0 {
+                tx.execute(
+                    "INSERT INTO store_usage (id, credits_used, accepted_total, last_event_at) \
+                     VALUES (1, ?1, 1, ?2)",
+                    params![credits, at],
+                )?;
+            }
             if !ledger {
                 return Ok(());
             }
-            tx.prepare_cached("INSERT OR IGNORE INTO store_events (at, n) VALUES (?1, ?2)")?
-                .execute(params![event_at, n])?;
-            // Every 64th request, drop the rows no rate window reaches any more.
-            if n % 64 == 0 {
+            // The ledger row carries the counter as just updated.
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO store_events (at, n) \
+                 SELECT last_event_at, accepted_total FROM store_usage WHERE id = 1",
+            )?
+            .execute([])?;
+            // About every 64th request (by its time, so one-shot processes prune too),
+            // drop the rows no rate window reaches any more.
+            if at % 64 == 0 {
                 tx.prepare_cached("DELETE FROM store_events WHERE at <= ?1")?
-                    .execute(params![event_at - STORE_RATE_WINDOW_MS])?;
+                    .execute(params![at - STORE_RATE_WINDOW_MS])?;
             }
             Ok(())
         };
