@@ -70,8 +70,7 @@ macro_rules! charge_pool {
             $more,
             ", accepted_total = ",
             saturating_add!("accepted_total", "1"),
-            ", last_event_at = max(coalesce(last_event_at, ?3), ?3) \
-             WHERE id = ?1 RETURNING accepted_total, last_event_at",
+            ", last_event_at = max(coalesce(last_event_at, ?3), ?3) WHERE id = ?1",
         )
     };
 }
@@ -799,23 +798,29 @@ impl Txn for SqliteTxn<'_> {
             };
             // The key's running totals; `at` is kept non-decreasing per key so the
             // window seeks in usage_windows stay exact if the clock steps back.
+            // Updated, then read back: SQLite's RETURNING builds a temporary table (a
+            // zeroed page) per execution, three times a request's cost of this read.
+            tx.prepare_cached(concat!(
+                "UPDATE keys SET events_total = ",
+                saturating_add!("events_total", "1"),
+                ", requests_total = ",
+                saturating_add!("requests_total", "?2"),
+                ", rejected_total = ",
+                saturating_add!("rejected_total", "1 - ?2"),
+                ", credits_total = ",
+                saturating_add!("credits_total", "?3"),
+                ", last_event_at = max(coalesce(last_event_at, ?4), ?4), \
+                 last_used_at = CASE WHEN ?2 = 1 THEN ?4 ELSE last_used_at END, \
+                 last_used_ip = CASE WHEN ?2 = 1 THEN ?5 ELSE last_used_ip END \
+                 WHERE id = ?1",
+            ))?
+            .execute(params![key_id, accepted, credits, at, r.ip])?;
             let (n, acc_cum, cr_cum, event_at, pool_id): (i64, i64, i64, i64, i64) = tx
-                .prepare_cached(concat!(
-                    "UPDATE keys SET events_total = ",
-                    saturating_add!("events_total", "1"),
-                    ", requests_total = ",
-                    saturating_add!("requests_total", "?2"),
-                    ", rejected_total = ",
-                    saturating_add!("rejected_total", "1 - ?2"),
-                    ", credits_total = ",
-                    saturating_add!("credits_total", "?3"),
-                    ", last_event_at = max(coalesce(last_event_at, ?4), ?4), \
-                     last_used_at = CASE WHEN ?2 = 1 THEN ?4 ELSE last_used_at END, \
-                     last_used_ip = CASE WHEN ?2 = 1 THEN ?5 ELSE last_used_ip END \
-                     WHERE id = ?1 \
-                     RETURNING events_total, requests_total, credits_total, last_event_at, pool_id",
-                ))?
-                .query_row(params![key_id, accepted, credits, at, r.ip], |row| {
+                .prepare_cached(
+                    "SELECT events_total, requests_total, credits_total, last_event_at, pool_id \
+                     FROM keys WHERE id = ?1",
+                )?
+                .query_row([key_id], |row| {
                     Ok((
                         row.get(0)?,
                         row.get(1)?,
@@ -843,26 +848,27 @@ impl Txn for SqliteTxn<'_> {
             }
             // The lineage's credits, total and window ledger: what quotas, rate limits
             // and credit limits of every key in the rotation chain count.
-            let totals = |row: &Row| Ok((row.get(0)?, row.get(1)?));
-            let (pool_n, pool_at): (i64, i64) = match r.refill {
+            match r.refill {
                 None => tx
                     .prepare_cached(charge_pool!("credits_used", ""))?
-                    .query_row(params![pool_id, credits, at], totals)?,
+                    .execute(params![pool_id, credits, at])?,
                 // A refilled pool: the balance as of this request (read and caught up
                 // under this lock) plus the charge, and the boundary it is as of.
                 Some(b) => tx
                     .prepare_cached(charge_pool!("?4", ", refilled_at = ?5"))?
-                    .query_row(
-                        params![
-                            pool_id,
-                            credits,
-                            at,
-                            count_to_sql(Some(b.used)),
-                            b.refilled_at.map(to_millis)
-                        ],
-                        totals,
-                    )?,
+                    .execute(params![
+                        pool_id,
+                        credits,
+                        at,
+                        count_to_sql(Some(b.used)),
+                        b.refilled_at.map(to_millis)
+                    ])?,
             };
+            let (pool_n, pool_at): (i64, i64) = tx
+                .prepare_cached(
+                    "SELECT accepted_total, last_event_at FROM credit_pools WHERE id = ?1",
+                )?
+                .query_row([pool_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO pool_events (pool_id, at, n) VALUES (?1, ?2, ?3)",
             )?
