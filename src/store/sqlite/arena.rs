@@ -225,12 +225,25 @@ pub fn install() -> bool {
     };
     // SAFETY: SQLite copies the methods; before initialisation the call only stores
     // them, after it it returns SQLITE_MISUSE and changes nothing.
-    unsafe {
+    let installed = unsafe {
         rusqlite::ffi::sqlite3_config(
             rusqlite::ffi::SQLITE_CONFIG_MALLOC,
             &methods as *const rusqlite::ffi::sqlite3_mem_methods,
         ) == rusqlite::ffi::SQLITE_OK
+    };
+    if installed {
+        // No lookaside: a connection's own pool of small blocks is what the arena
+        // already is, and SQLite writes every slot of it when the connection opens.
+        // SAFETY: as above, before initialisation.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_LOOKASIDE,
+                0 as std::ffi::c_int,
+                0 as std::ffi::c_int,
+            );
+        }
     }
+    installed
 }
 
 #[cfg(test)]
