@@ -115,9 +115,13 @@ pub(crate) fn parse_stream_line(
         .transpose()?;
     let text = |name: &str| -> std::result::Result<Option<String>, String> {
         match fields.text(name)? {
-            Some(t) => {
-                validate_text(&format!("field `{name}`"), t).map(|_| Some(t.trim().to_string()))
-            }
+            Some(t) => match validate_text(name, t) {
+                Ok(()) => Ok(Some(t.trim().to_string())),
+                // The label is formatted only for an error (every line has four fields).
+                Err(e) => Err(validate_text(&format!("field `{name}`"), t)
+                    .err()
+                    .unwrap_or(e)),
+            },
             None => Ok(None),
         }
     };

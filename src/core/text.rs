@@ -44,10 +44,19 @@ pub fn is_hidden(c: char) -> bool {
         || (c >= '\u{ad}' && FORMAT.iter().any(|&(lo, hi)| lo <= c && c <= hi))
 }
 
+/// True when `text` holds a hidden character ([`is_hidden`]). Printable ASCII, what
+/// almost every field and request line is, is told by its bytes alone.
+pub fn has_hidden(text: &str) -> bool {
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return false;
+    }
+    text.chars().any(is_hidden)
+}
+
 /// The text with every hidden character written as `\u{202e}` (Rust-style, lower-case
 /// hex). The result holds only visible characters, so escaping twice changes nothing.
 pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_hidden) {
+    if !has_hidden(text) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
@@ -168,7 +177,10 @@ pub const MAX_TEXT: usize = 2000;
 /// it in the message (`--owner`, `name`, `line 3: owner`). The value itself is never
 /// echoed: it may be a secret or hold characters that would garble the terminal.
 pub fn validate_text(field: &str, value: &str) -> Result<(), String> {
-    if let Some(c) = value.chars().find(|&c| is_hidden(c)) {
+    if let Some(c) = has_hidden(value)
+        .then(|| value.chars().find(|&c| is_hidden(c)))
+        .flatten()
+    {
         let what = if c.is_control() {
             "a control character"
         } else {
@@ -242,6 +254,15 @@ mod tests {
         for c in ['a', ' ', 'é', '€', '→', '\u{a0}', '日', '😀'] {
             assert!(!is_hidden(c), "{c:?}");
         }
+    }
+
+    #[test]
+    fn has_hidden_agrees_with_is_hidden_on_every_ascii_byte_and_beyond() {
+        for c in (0u32..0x3000).filter_map(char::from_u32) {
+            let text = format!("ab{c}cd");
+            assert_eq!(has_hidden(&text), is_hidden(c), "{c:?}");
+        }
+        assert!(!has_hidden(""));
     }
 
     #[test]
