@@ -7,7 +7,8 @@
 //! instructions (docs/benchmarks.md, "Issue 17 paid back"). Support needs GNU ld or lld
 //! new enough to know the option and glibc 2.36 or later at run time, so a trivial
 //! program is linked and run with it first; without support the binary links as
-//! before. Only native Linux builds are probed (a cross build cannot run the probe).
+//! before. Only native dynamic Linux builds are probed (a cross build cannot run the
+//! probe).
 
 use std::env;
 use std::path::PathBuf;
@@ -18,7 +19,10 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CC");
     let target = env::var("TARGET").unwrap_or_default();
     let host = env::var("HOST").unwrap_or_default();
-    if target != host || !target.contains("-linux-gnu") {
+    // A static build (`cargo build-static`) has no dynamic loader to pay for
+    // relocations at exec; its link is left exactly as it was measured.
+    let features = env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    if target != host || !target.contains("-linux-gnu") || features.contains("crt-static") {
         return;
     }
     if probe().unwrap_or(false) {
