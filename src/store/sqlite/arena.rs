@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Every block starts with its size (header included), so `free` and `xSize` know it.
 const HEADER: usize = 8;
-/// SQLite needs 8-byte alignment; 16 keeps doubles and i128 happy as well.
+/// Chunks and large blocks are 16-aligned and every class a multiple of 16, so the
+/// data after a block's header has the 8-byte alignment SQLite asks of its allocator.
 const ALIGN: usize = 16;
 const CHUNK: usize = 64 * 1024;
 /// The largest block a class serves (header included); anything larger is the C
