@@ -177,10 +177,12 @@ pub const MAX_TEXT: usize = 2000;
 /// it in the message (`--owner`, `name`, `line 3: owner`). The value itself is never
 /// echoed: it may be a secret or hold characters that would garble the terminal.
 pub fn validate_text(field: &str, value: &str) -> Result<(), String> {
-    if let Some(c) = has_hidden(value)
-        .then(|| value.chars().find(|&c| is_hidden(c)))
-        .flatten()
-    {
+    let hidden = if has_hidden(value) {
+        value.chars().find(|&c| is_hidden(c))
+    } else {
+        None
+    };
+    if let Some(c) = hidden {
         let what = if c.is_control() {
             "a control character"
         } else {
