@@ -447,9 +447,8 @@ def stream_figures(args):
     seed = int(time.time())
 
     def files(round_):
-        """This round's request files, from a seed of their own: the addresses of the
-        invalid lines are new, so no IP block left by an earlier run (the store is
-        reused) refuses them."""
+        """This round's request files, from a seed of their own (each run works on a
+        fresh copy of the template store: `stream_workload.fresh_copy`)."""
         out = []
         for label, hot, n, target in cases:
             text, valid = sw.workload(secrets, others, n, hot, seed=seed * 1000 + round_)

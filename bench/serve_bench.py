@@ -334,6 +334,9 @@ def main():
             if pg:
                 sides.append(("postgres", pg[1]))
             for name, store in sides:
+                if name == "sqlite":
+                    # A fresh copy of the template store each round, as the stream figures.
+                    store = sw.fresh_copy(db)
                 server = Serve(store, ["--trust-proxy", "127.0.0.1/32"])
                 try:
                     if name != "sqlite" or "sqlite" in only:

@@ -5,10 +5,14 @@ limit's one-transaction-per-request loop (`limit-verify --loop K`), in one run.
     python3 bench/stream_workload.py                   # 100k keys, 20k lines, 5 rounds
     python3 bench/stream_workload.py --lines 20000 --rounds 7 --keys 100000
 
-Stores (reused between runs, under --dir, default target/bench/stream):
+Stores (made once under --dir, default target/bench/stream):
 - keyctl: `--keys` keys made by `keyctl create --batch` with every limit set (quotas
   total/daily/weekly/monthly, a rate limit, credits, an IP allowlist, scopes, models, a
-  deployment), their secrets kept in a 0600 file beside the store (benchmark data only);
+  deployment), their secrets kept in a 0600 file beside the store (benchmark data only).
+  It is a template: every keyctl run works on a fresh copy of it (`run.db`), so no run
+  meets the log rows, failed attempts or ledger rows of earlier runs (deleting them
+  once they aged out of their windows made a run's work depend on when earlier runs
+  happened) and both builds of a before/after comparison start from the same state;
 - limits: `gen create DB --keys` (the limit's own schema).
 
 Workloads (each a file of request lines, written once and fed from the file):
@@ -69,10 +73,11 @@ def set_store_limits(db, keyctl=None):
 
 
 def keyctl_store(work, keys):
-    """The keyctl store of `keys` keys with every limit set, and their secrets."""
+    """The template keyctl store of `keys` keys with every limit set, and their
+    secrets. Run on copies of it ([`fresh_copy`]), never on it."""
     tag = "" if WORKLOAD == "14" else f"-w{WORKLOAD}"
-    db = os.path.join(work, f"keyctl-{keys}{tag}.db")
-    secrets = os.path.join(work, f"keyctl-{keys}{tag}.secrets")
+    db = os.path.join(work, f"template-{keys}{tag}.db")
+    secrets = os.path.join(work, f"template-{keys}{tag}.secrets")
     fields = KEY_FIELDS if WORKLOAD == "14" else dict(KEY_FIELDS, **KEY_FIELDS_17)
     if not (os.path.exists(db) and os.path.exists(secrets)):
         for p in (db, db + "-wal", db + "-shm", secrets):
@@ -91,6 +96,21 @@ def keyctl_store(work, keys):
             set_store_limits(db)
     with open(secrets) as f:
         return db, f.read().split()
+
+
+def fresh_copy(template):
+    """A copy of the template store to run on, `run.db` beside it (replacing the last
+    run's). keyctl leaves no WAL behind once its last connection closes; a WAL that is
+    there is copied too."""
+    import shutil
+    run = os.path.join(os.path.dirname(template), "run.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(run + suffix):
+            os.unlink(run + suffix)
+    shutil.copyfile(template, run)
+    if os.path.exists(template + "-wal"):
+        shutil.copyfile(template + "-wal", run + "-wal")
+    return run
 
 
 def strangers(work, n):
@@ -131,9 +151,9 @@ def workload(secrets, others, lines, hot, seed):
 
 
 def check(answers, n, valid):
-    """Every line answered as planned. A reused store may still hold an IP block from
-    an earlier run's invalid lines, which a later line can meet: up to 1% of the
-    lines may be `ip_blocked` instead (its work is the same)."""
+    """Every line answered as planned. An address that drew enough of the run's own
+    invalid lines is blocked, which a later line from it meets: up to 1% of the lines
+    may be `ip_blocked` instead (its work is the same)."""
     codes = [json.loads(a)["code"] for a in answers]
     blocked = codes.count("ip_blocked")
     got = (len(codes), codes.count("valid"), codes.count("invalid"))
@@ -146,6 +166,7 @@ def check(answers, n, valid):
 
 
 def pipelined(db, path, n, valid):
+    db = fresh_copy(db)
     with open(path, "rb") as f:
         start = time.perf_counter()
         out = subprocess.run([KEYCTL, "--db", db, "verify", "--stream"], stdin=f,
@@ -156,6 +177,8 @@ def pipelined(db, path, n, valid):
 
 
 def one_in_flight(db, text, n, valid, argv=None):
+    if argv is None:
+        db = fresh_copy(db)
     p = subprocess.Popen(argv or [KEYCTL, "--db", db, "verify", "--stream"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     lines = [(line + "\n").encode() for line in text.splitlines()]
@@ -195,9 +218,13 @@ def main():
     ap.add_argument("--workload", choices=("14", "17"), default="17",
                     help="17 (default): keys with metadata and a credit refill, a store-wide "
                          "rate and credit limit; 14: without them")
+    ap.add_argument("--keyctl", default=None,
+                    help="the keyctl binary (default: this checkout's release build); "
+                         "another build needs a --dir of its own, as its store is its own")
     args = ap.parse_args()
-    global WORKLOAD
+    global WORKLOAD, KEYCTL
     WORKLOAD = args.workload
+    KEYCTL = os.path.abspath(args.keyctl) if args.keyctl else KEYCTL
     only = set(args.only.split(","))
     os.makedirs(args.dir, exist_ok=True)
     db, secrets = keyctl_store(args.dir, args.keys)
@@ -207,9 +234,8 @@ def main():
         subprocess.run([os.path.join(LIMITS, "gen"), "create", limit_db, str(args.keys)],
                        check=True, capture_output=True)
     def files_for(round_):
-        """This round's lines. A seed per round and per run: the addresses of its
-        invalid lines are new, so no IP block left by an earlier run refuses them
-        (the store is reused)."""
+        """This round's lines, from a seed per round (pass --seed to give two builds
+        the same lines)."""
         files = {}
         for name, hot, n in (("random", False, args.lines), ("hot", True, args.lines),
                              ("inflight", False, args.inflight_lines)):
