@@ -4,6 +4,7 @@
 //! stored form (one canonical json object, kept as text so that verification, which
 //! reads it on every request, parses it only when it prints it).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::text::validate_text;
@@ -112,6 +113,22 @@ impl KeyMeta {
         }
     }
 
+    /// The entries as [`KeyMeta::entries`] gives them, borrowed from the stored text
+    /// when it is in keyctl's own form without escapes (`{"k":"v",...}`, keys
+    /// ascending), which verification prints on every request; any other text is
+    /// parsed as `entries` does. Same pairs, same order.
+    pub fn pairs(&self) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+        match &self.0 {
+            None => Vec::new(),
+            Some(text) => plain_pairs(text).unwrap_or_else(|| {
+                self.entries()
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v)))
+                    .collect()
+            }),
+        }
+    }
+
     /// The canonical stored form of these entries.
     pub fn from_entries(entries: &BTreeMap<String, String>) -> KeyMeta {
         if entries.is_empty() {
@@ -129,6 +146,45 @@ impl KeyMeta {
                 .map(|(k, v)| (k, serde_json::Value::String(v)))
                 .collect(),
         )
+    }
+}
+
+/// The pairs of `{"k":"v",...}` with no backslash, no control character, no
+/// whitespace and keys strictly ascending: a text json reads as exactly these pairs,
+/// in this order. None for anything else (the caller parses it).
+fn plain_pairs(text: &str) -> Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> {
+    let bytes = text.as_bytes();
+    if bytes.iter().any(|&b| b == b'\\' || b < 0x20) {
+        return None;
+    }
+    // The string starting at `at` (a quote): its text and the index after its end.
+    let string = |at: usize| -> Option<(&str, usize)> {
+        if bytes.get(at) != Some(&b'"') {
+            return None;
+        }
+        let len = bytes[at + 1..].iter().position(|&b| b == b'"')?;
+        Some((&text[at + 1..at + 1 + len], at + len + 2))
+    };
+    if bytes.first() != Some(&b'{') {
+        return None;
+    }
+    let mut out: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
+    let mut at = 1;
+    loop {
+        let (key, next) = string(at)?;
+        if bytes.get(next) != Some(&b':') {
+            return None;
+        }
+        let (value, next) = string(next + 1)?;
+        if out.last().is_some_and(|(last, _)| last.as_ref() >= key) {
+            return None;
+        }
+        out.push((Cow::Borrowed(key), Cow::Borrowed(value)));
+        match bytes.get(next) {
+            Some(b',') => at = next + 1,
+            Some(b'}') if next + 1 == bytes.len() => return Some(out),
+            _ => return None,
+        }
     }
 }
 
@@ -332,5 +388,46 @@ mod tests {
             [("a".into(), "1".into()), ("b".into(), "2".into())]
         );
         assert_eq!(good.to_value(), serde_json::json!({"a": "1", "b": "2"}));
+    }
+
+    #[test]
+    fn pairs_are_the_entries_whatever_the_stored_text() {
+        let canonical = KeyMeta::from_entries(
+            &[("plan", "pro"), ("tenant", "t-0001 é😀"), ("z.y-x_9", "")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        let texts = [
+            canonical.stored().unwrap(),
+            r#"{"a":"1"}"#,
+            r#"{"a":"x\"y","b":"\u001b"}"#,
+            r#"{"b":"2","a":"1"}"#,
+            r#"{"a":"1","a":"2"}"#,
+            r#"{ "a" : "1" }"#,
+            r#"{"a":1}"#,
+            r#"{"a":"1",}"#,
+            r#"{"a":"1"}x"#,
+            r#"{"a":"1""#,
+            r#"{"a""1"}"#,
+            "{\"a\":\"tab\there\"}",
+            "[]",
+            "{",
+            "damaged",
+        ];
+        for text in texts {
+            let meta = KeyMeta::from_stored(Some(text.to_string()));
+            let pairs: Vec<(String, String)> = meta
+                .pairs()
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let entries: Vec<(String, String)> = meta.entries().into_iter().collect();
+            assert_eq!(pairs, entries, "{text}");
+        }
+        assert!(matches!(
+            canonical.pairs().first(),
+            Some((Cow::Borrowed("plan"), Cow::Borrowed("pro")))
+        ));
     }
 }

@@ -1,6 +1,7 @@
 //! Key metadata as output: the `meta` object of the key json and of verdicts, and the
-//! lines of `show`. Parsed from the stored text only here, when it is printed; a key
-//! without metadata is `{}` with nothing parsed.
+//! lines of `show`. Read from the stored text only here, when it is printed (keyctl's
+//! own form borrowed as it is, [`KeyMeta::pairs`]); a key without metadata is `{}`
+//! with nothing read.
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
@@ -15,10 +16,10 @@ impl Serialize for MetaJson<'_> {
         if self.0.is_empty() {
             return serializer.serialize_map(Some(0))?.end();
         }
-        let entries = self.0.entries();
-        let mut map = serializer.serialize_map(Some(entries.len()))?;
-        for (k, v) in &entries {
-            map.serialize_entry(k, v)?;
+        let pairs = self.0.pairs();
+        let mut map = serializer.serialize_map(Some(pairs.len()))?;
+        for (k, v) in &pairs {
+            map.serialize_entry(k.as_ref(), v.as_ref())?;
         }
         map.end()
     }
@@ -32,7 +33,7 @@ pub fn push_meta(out: &mut Vec<u8>, meta: &KeyMeta) {
         return;
     }
     out.push(b'{');
-    for (i, (k, v)) in meta.entries().iter().enumerate() {
+    for (i, (k, v)) in meta.pairs().iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
