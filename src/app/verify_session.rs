@@ -37,7 +37,7 @@ impl VerifySession {
             failing: false,
             record,
         };
-        match ctx.open_for_verify() {
+        match open(ctx) {
             Ok(s) => session.store = Some(s),
             Err(e) if is_outage(ctx, &e) => {
                 session.failing = true;
@@ -105,7 +105,7 @@ impl VerifySession {
 
     fn store(&mut self) -> Result<&mut dyn Store> {
         if self.store.is_none() {
-            self.store = Some(self.ctx.open_for_verify()?);
+            self.store = Some(open(&self.ctx)?);
         }
         match self.store.as_mut() {
             Some(s) => Ok(s.as_mut()),
@@ -124,6 +124,13 @@ impl VerifySession {
             self.ctx.note("key store available again");
         }
     }
+}
+
+/// The store, opened for many verifications.
+fn open(ctx: &Ctx) -> Result<Box<dyn Store>> {
+    let mut store = ctx.open_for_verify()?;
+    store.serve_many()?;
+    Ok(store)
 }
 
 /// What a verifier says once when its store starts failing.

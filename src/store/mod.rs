@@ -425,6 +425,11 @@ pub enum Intent {
 pub trait Store {
     /// A transaction for `intent`, with the locking and durability it needs.
     fn begin(&mut self, intent: Intent) -> Result<Box<dyn Txn + '_>>;
+    /// This handle serves many verifications from now on (`verify --stream`,
+    /// `serve`): a backend may keep more of the store in memory. Nothing by default.
+    fn serve_many(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// How many times `app::retry::with_retry` runs a transaction of this store that
     /// fails with `ErrorKind::Retry`. SQLite: once, because its busy timeout (30 s)
     /// already waited for the other writer inside the attempt.

@@ -1,12 +1,15 @@
 //! Every statement on the store's rows: keys, settings, the request log and its
 //! windows, IP blocks and the audit trail, read and written inside one transaction.
 
+use std::cell::RefCell;
 use std::io;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{Value as SqlValue, ValueRef};
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{
+    params, CachedStatement, Connection, OptionalExtension, Row, Statement, TransactionBehavior,
+};
 
 use super::sql_error;
 use crate::core::audit::AuditEvent;
@@ -33,7 +36,11 @@ const LONGEST_WINDOW_MS: i64 = 30 * 86_400_000;
 const STORE_RATE_WINDOW_MS: i64 = 60_000;
 
 pub(super) struct SqliteTxn<'a> {
+    /// The statements this transaction has run ([`SqliteTxn::with`]), kept prepared
+    /// until it ends. Declared before `tx`, so they are dropped before it.
+    held: RefCell<Vec<(&'static str, CachedStatement<'a>)>>,
     pub(super) tx: rusqlite::Transaction<'a>,
+    conn: &'a Connection,
     pub(super) path: &'a Path,
 }
 
@@ -265,9 +272,48 @@ fn count_to_sql(v: Option<u64>) -> Option<i64> {
     v.map(|n| n.min(MAX_COUNT) as i64)
 }
 
-impl SqliteTxn<'_> {
+impl<'a> SqliteTxn<'a> {
+    /// Begins a transaction on `conn`.
+    pub(super) fn begin(
+        conn: &'a Connection,
+        behavior: TransactionBehavior,
+        path: &'a Path,
+    ) -> rusqlite::Result<Self> {
+        Ok(SqliteTxn {
+            held: RefCell::new(Vec::new()),
+            tx: rusqlite::Transaction::new_unchecked(conn, behavior)?,
+            conn,
+            path,
+        })
+    }
+
     fn err(&self, e: rusqlite::Error) -> StoreError {
         sql_error(self.path, e)
+    }
+
+    /// Runs `f` on the prepared statement of `sql`, which this transaction keeps
+    /// until it ends. rusqlite's cache alone takes a statement out and puts it back
+    /// on every use (hashing the text twice and copying it), which was a tenth of
+    /// the work of a verify stream, whose groups run the same dozen statements for
+    /// every request. A statement that failed goes back to that cache instead (it
+    /// is reset when taken again).
+    fn with<T>(
+        &self,
+        sql: &'static str,
+        f: impl FnOnce(&mut Statement<'a>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let found = {
+            let mut held = self.held.borrow_mut();
+            let at = held.iter().position(|(s, _)| std::ptr::eq(*s, sql));
+            at.map(|i| held.swap_remove(i).1)
+        };
+        let mut stmt = match found {
+            Some(stmt) => stmt,
+            None => self.conn.prepare_cached(sql)?,
+        };
+        let out = f(&mut stmt)?;
+        self.held.borrow_mut().push((sql, stmt));
+        Ok(out)
     }
 
     /// The two statements that insert a new key (its credit pool, its row), prepared
@@ -611,19 +657,20 @@ impl Txn for SqliteTxn<'_> {
         else {
             return Ok(Vec::new());
         };
-        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
         let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(starts.len() + 1);
         let millis: Vec<i64> = starts.iter().map(|s| to_millis(*s)).collect();
         params.push(&key.id);
         params.extend(millis.iter().map(|m| m as &dyn rusqlite::ToSql));
-        let firsts = stmt
-            .query_row(params.as_slice(), |r| {
-                (0..starts.len())
-                    .map(|i| r.get::<_, Option<i64>>(i))
-                    .collect::<rusqlite::Result<Vec<_>>>()
+        let firsts = self
+            .with(sql, |st| {
+                st.query_row(params.as_slice(), |r| {
+                    (0..starts.len())
+                        .map(|i| r.get::<_, Option<i64>>(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .optional()
             })
-            .optional()
-            .map_err(|e| sql_error(self.path, e))?;
+            .map_err(|e| self.err(e))?;
         Ok(match firsts {
             // The key row is gone (not in a verification, which holds it): nothing counted.
             None => vec![0; starts.len()],
@@ -669,10 +716,10 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>> {
-        self.tx
-            .prepare_cached(concat!(select_keys!(), " WHERE k.secret_hash = ?1"))
-            .and_then(|mut st| st.query_row([&hash[..]], key_from_row).optional())
-            .map_err(|e| self.err(e))
+        self.with(concat!(select_keys!(), " WHERE k.secret_hash = ?1"), |st| {
+            st.query_row([&hash[..]], key_from_row).optional()
+        })
+        .map_err(|e| self.err(e))
     }
 
     fn keys_by_hashes(&self, hashes: &[[u8; 32]]) -> Result<Vec<([u8; 32], KeyRecord)>> {
@@ -701,22 +748,24 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn ip_blocked_until(&self, ip: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-        self.tx
-            .prepare_cached("SELECT until FROM ip_blocks WHERE ip = ?1 AND until > ?2")
-            .and_then(|mut st| {
+        self.with(
+            "SELECT until FROM ip_blocks WHERE ip = ?1 AND until > ?2",
+            |st| {
                 st.query_row(params![ip, to_millis(now)], |r| r.get::<_, i64>(0))
                     .optional()
-            })
-            .map(|t| t.map(from_millis))
-            .map_err(|e| self.err(e))
+            },
+        )
+        .map(|t| t.map(from_millis))
+        .map_err(|e| self.err(e))
     }
 
     fn auth_failures_since(&self, ip: &str, since: DateTime<Utc>) -> Result<u64> {
-        self.tx
-            .prepare_cached("SELECT count(*) FROM auth_failures WHERE ip = ?1 AND at > ?2")
-            .and_then(|mut st| st.query_row(params![ip, to_millis(since)], |r| r.get::<_, i64>(0)))
-            .map(|n| n.max(0) as u64)
-            .map_err(|e| self.err(e))
+        self.with(
+            "SELECT count(*) FROM auth_failures WHERE ip = ?1 AND at > ?2",
+            |st| st.query_row(params![ip, to_millis(since)], |r| r.get::<_, i64>(0)),
+        )
+        .map(|n| n.max(0) as u64)
+        .map_err(|e| self.err(e))
     }
 
     fn record_auth_failure(
@@ -729,29 +778,33 @@ impl Txn for SqliteTxn<'_> {
     ) -> Result<bool> {
         let now_ms = to_millis(now);
         let start = now_ms - window.num_milliseconds();
-        let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<bool> {
+        let run = |tx: &Self| -> rusqlite::Result<bool> {
             // Attempts that left the window and blocks that ended no longer matter (from
             // any IP: the tables stay small under attacks from many addresses).
-            tx.prepare_cached("DELETE FROM auth_failures WHERE at <= ?1")?
-                .execute(params![start])?;
-            tx.prepare_cached("DELETE FROM ip_blocks WHERE until <= ?1")?
-                .execute(params![now_ms])?;
-            tx.prepare_cached("INSERT INTO auth_failures (ip, at) VALUES (?1, ?2)")?
-                .execute(params![ip, now_ms])?;
-            let count: i64 = tx
-                .prepare_cached("SELECT count(*) FROM auth_failures WHERE ip = ?1 AND at > ?2")?
-                .query_row(params![ip, start], |r| r.get(0))?;
+            tx.with("DELETE FROM auth_failures WHERE at <= ?1", |st| {
+                st.execute(params![start])
+            })?;
+            tx.with("DELETE FROM ip_blocks WHERE until <= ?1", |st| {
+                st.execute(params![now_ms])
+            })?;
+            tx.with("INSERT INTO auth_failures (ip, at) VALUES (?1, ?2)", |st| {
+                st.execute(params![ip, now_ms])
+            })?;
+            let count: i64 = tx.with(
+                "SELECT count(*) FROM auth_failures WHERE ip = ?1 AND at > ?2",
+                |st| st.query_row(params![ip, start], |r| r.get(0)),
+            )?;
             if (count.max(0) as u64) < limit {
                 return Ok(false);
             }
-            tx.prepare_cached(
+            tx.with(
                 "INSERT INTO ip_blocks (ip, until) VALUES (?1, ?2) \
                  ON CONFLICT (ip) DO UPDATE SET until = max(until, excluded.until)",
-            )?
-            .execute(params![ip, now_ms + block.num_milliseconds()])?;
+                |st| st.execute(params![ip, now_ms + block.num_milliseconds()]),
+            )?;
             Ok(true)
         };
-        run(&self.tx).map_err(|e| self.err(e))
+        run(self).map_err(|e| self.err(e))
     }
 
     fn record_request(&mut self, r: &RequestRecord) -> Result<()> {
@@ -759,24 +812,25 @@ impl Txn for SqliteTxn<'_> {
         let day = at.div_euclid(86_400_000);
         let accepted = i64::from(r.accepted);
         let credits = count_to_sql(Some(r.credits)).unwrap_or(0);
-        let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
-            tx.prepare_cached(
+        let run = |tx: &Self| -> rusqlite::Result<()> {
+            tx.with(
                 "INSERT INTO requests (at, key_id, key_name, endpoint, http_status, code, ip, \
                  duration_ms, credits) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                at,
-                r.key.as_ref().map(|k| &k.0),
-                r.key.as_ref().map(|k| &k.1),
-                r.endpoint,
-                i64::from(r.http_status),
-                r.code,
-                r.ip,
-                count_to_sql(r.duration_ms),
-                credits,
-            ])?;
-            tx.prepare_cached(
-                concat!(
+                |st| {
+                    st.execute(params![
+                        at,
+                        r.key.as_ref().map(|k| &k.0),
+                        r.key.as_ref().map(|k| &k.1),
+                        r.endpoint,
+                        i64::from(r.http_status),
+                        r.code,
+                        r.ip,
+                        count_to_sql(r.duration_ms),
+                        credits,
+                    ])
+                },
+            )?;
+            tx.with(concat!(
                     "INSERT INTO usage_days (key_id, day, accepted, rejected, credits) \
                      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key_id, day) DO UPDATE SET accepted = ",
                     saturating_add!("accepted", "excluded.accepted"),
@@ -784,15 +838,13 @@ impl Txn for SqliteTxn<'_> {
                     saturating_add!("rejected", "excluded.rejected"),
                     ", credits = ",
                     saturating_add!("credits", "excluded.credits"),
-                ),
-            )?
-            .execute(params![
+                ), |st| st.execute(params![
                 r.key.as_ref().map_or("", |k| k.0.as_str()),
                 day,
                 accepted,
                 1 - accepted,
                 credits
-            ])?;
+            ]))?;
             let Some((key_id, _)) = &r.key else {
                 return Ok(());
             };
@@ -800,48 +852,55 @@ impl Txn for SqliteTxn<'_> {
             // window seeks in usage_windows stay exact if the clock steps back.
             // Updated, then read back: SQLite's RETURNING builds a temporary table (a
             // zeroed page) per execution, three times a request's cost of this read.
-            tx.prepare_cached(concat!(
-                "UPDATE keys SET events_total = ",
-                saturating_add!("events_total", "1"),
-                ", requests_total = ",
-                saturating_add!("requests_total", "?2"),
-                ", rejected_total = ",
-                saturating_add!("rejected_total", "1 - ?2"),
-                ", credits_total = ",
-                saturating_add!("credits_total", "?3"),
-                ", last_event_at = max(coalesce(last_event_at, ?4), ?4), \
+            tx.with(
+                concat!(
+                    "UPDATE keys SET events_total = ",
+                    saturating_add!("events_total", "1"),
+                    ", requests_total = ",
+                    saturating_add!("requests_total", "?2"),
+                    ", rejected_total = ",
+                    saturating_add!("rejected_total", "1 - ?2"),
+                    ", credits_total = ",
+                    saturating_add!("credits_total", "?3"),
+                    ", last_event_at = max(coalesce(last_event_at, ?4), ?4), \
                  last_used_at = CASE WHEN ?2 = 1 THEN ?4 ELSE last_used_at END, \
                  last_used_ip = CASE WHEN ?2 = 1 THEN ?5 ELSE last_used_ip END \
                  WHERE id = ?1",
-            ))?
-            .execute(params![key_id, accepted, credits, at, r.ip])?;
-            let (n, acc_cum, cr_cum, event_at, pool_id): (i64, i64, i64, i64, i64) = tx
-                .prepare_cached(
-                    "SELECT events_total, requests_total, credits_total, last_event_at, pool_id \
+                ),
+                |st| st.execute(params![key_id, accepted, credits, at, r.ip]),
+            )?;
+            let (n, acc_cum, cr_cum, event_at, pool_id): (i64, i64, i64, i64, i64) = tx.with(
+                "SELECT events_total, requests_total, credits_total, last_event_at, pool_id \
                      FROM keys WHERE id = ?1",
-                )?
-                .query_row([key_id], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                })?;
+                |st| {
+                    st.query_row([key_id], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    })
+                },
+            )?;
             // OR IGNORE: a counter stopped at the ceiling repeats its n; the ledger then
             // misses a row rather than failing the request.
-            tx.prepare_cached(
+            tx.with(
                 "INSERT OR IGNORE INTO key_events (key_id, at, n, accepted_cum, credits_cum, \
                  accepted, cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                key_id, event_at, n, acc_cum, cr_cum, accepted, credits
-            ])?;
+                |st| {
+                    st.execute(params![
+                        key_id, event_at, n, acc_cum, cr_cum, accepted, credits
+                    ])
+                },
+            )?;
             // Every 64th request, drop this key's events older than the longest window.
             if n % 64 == 0 {
-                tx.prepare_cached("DELETE FROM key_events WHERE key_id = ?1 AND at <= ?2")?
-                    .execute(params![key_id, event_at - LONGEST_WINDOW_MS])?;
+                tx.with(
+                    "DELETE FROM key_events WHERE key_id = ?1 AND at <= ?2",
+                    |st| st.execute(params![key_id, event_at - LONGEST_WINDOW_MS]),
+                )?;
             }
             if accepted == 0 {
                 return Ok(());
@@ -849,37 +908,38 @@ impl Txn for SqliteTxn<'_> {
             // The lineage's credits, total and window ledger: what quotas, rate limits
             // and credit limits of every key in the rotation chain count.
             match r.refill {
-                None => tx
-                    .prepare_cached(charge_pool!("credits_used", ""))?
-                    .execute(params![pool_id, credits, at])?,
+                None => tx.with(charge_pool!("credits_used", ""), |st| {
+                    st.execute(params![pool_id, credits, at])
+                })?,
                 // A refilled pool: the balance as of this request (read and caught up
                 // under this lock) plus the charge, and the boundary it is as of.
-                Some(b) => tx
-                    .prepare_cached(charge_pool!("?4", ", refilled_at = ?5"))?
-                    .execute(params![
+                Some(b) => tx.with(charge_pool!("?4", ", refilled_at = ?5"), |st| {
+                    st.execute(params![
                         pool_id,
                         credits,
                         at,
                         count_to_sql(Some(b.used)),
                         b.refilled_at.map(to_millis)
-                    ])?,
+                    ])
+                })?,
             };
-            let (pool_n, pool_at): (i64, i64) = tx
-                .prepare_cached(
-                    "SELECT accepted_total, last_event_at FROM credit_pools WHERE id = ?1",
-                )?
-                .query_row([pool_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            tx.prepare_cached(
+            let (pool_n, pool_at): (i64, i64) = tx.with(
+                "SELECT accepted_total, last_event_at FROM credit_pools WHERE id = ?1",
+                |st| st.query_row([pool_id], |row| Ok((row.get(0)?, row.get(1)?))),
+            )?;
+            tx.with(
                 "INSERT OR IGNORE INTO pool_events (pool_id, at, n) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![pool_id, pool_at, pool_n])?;
+                |st| st.execute(params![pool_id, pool_at, pool_n]),
+            )?;
             if pool_n % 64 == 0 {
-                tx.prepare_cached("DELETE FROM pool_events WHERE pool_id = ?1 AND at <= ?2")?
-                    .execute(params![pool_id, pool_at - LONGEST_WINDOW_MS])?;
+                tx.with(
+                    "DELETE FROM pool_events WHERE pool_id = ?1 AND at <= ?2",
+                    |st| st.execute(params![pool_id, pool_at - LONGEST_WINDOW_MS]),
+                )?;
             }
             Ok(())
         };
-        run(&self.tx).map_err(|e| self.err(e))
+        run(self).map_err(|e| self.err(e))
     }
 
     fn for_each_request(
@@ -918,11 +978,11 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn prune_requests(&mut self, before: DateTime<Utc>) -> Result<u64> {
-        self.tx
-            .prepare_cached("DELETE FROM requests WHERE at < ?1")
-            .and_then(|mut st| st.execute([to_millis(before)]))
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
+        self.with("DELETE FROM requests WHERE at < ?1", |st| {
+            st.execute([to_millis(before)])
+        })
+        .map(|n| n as u64)
+        .map_err(|e| self.err(e))
     }
 
     fn update_key(&mut self, key: &KeyRecord) -> Result<()> {
@@ -1118,13 +1178,9 @@ impl Txn for SqliteTxn<'_> {
         // One step: the counter and one seek in the ledger for the window's first row.
         let start = rate_start.map(to_millis);
         let row = self
-            .tx
-            .prepare_cached(
-                "SELECT credits_used, accepted_total, \
+            .with("SELECT credits_used, accepted_total, \
                  (SELECT n FROM store_events WHERE ?1 IS NOT NULL AND at > ?1 ORDER BY at, n LIMIT 1) \
-                 FROM store_usage WHERE id = 1",
-            )
-            .and_then(|mut st| {
+                 FROM store_usage WHERE id = 1", |st| {
                 st.query_row([start], |r| {
                     Ok((count(r, 0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?))
                 })
@@ -1143,20 +1199,21 @@ impl Txn for SqliteTxn<'_> {
     fn record_store_usage(&mut self, at: DateTime<Utc>, credits: u64, ledger: bool) -> Result<()> {
         let at = to_millis(at);
         let credits = count_to_sql(Some(credits)).unwrap_or(0);
-        let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
+        let run = |tx: &Self| -> rusqlite::Result<()> {
             // The row is made by `config set`; a plain update is the cheaper statement
             // (RETURNING would build a temporary table for its one row).
-            let updated = tx
-                .prepare_cached(concat!(
+            let updated = tx.with(
+                concat!(
                     "UPDATE store_usage SET credits_used = ",
                     saturating_add!("credits_used", "?1"),
                     ", accepted_total = ",
                     saturating_add!("accepted_total", "1"),
                     ", last_event_at = max(coalesce(last_event_at, ?2), ?2) WHERE id = 1",
-                ))?
-                .execute(params![credits, at])?;
+                ),
+                |st| st.execute(params![credits, at]),
+            )?;
             if updated == 0 {
-                tx.execute(
+                tx.tx.execute(
                     "INSERT INTO store_usage (id, credits_used, accepted_total, last_event_at) \
                      VALUES (1, ?1, 1, ?2)",
                     params![credits, at],
@@ -1166,20 +1223,21 @@ impl Txn for SqliteTxn<'_> {
                 return Ok(());
             }
             // The ledger row carries the counter as just updated.
-            tx.prepare_cached(
+            tx.with(
                 "INSERT OR IGNORE INTO store_events (at, n) \
                  SELECT last_event_at, accepted_total FROM store_usage WHERE id = 1",
-            )?
-            .execute([])?;
+                |st| st.execute([]),
+            )?;
             // About every 64th request (by its time, so one-shot processes prune too),
             // drop the rows no rate window reaches any more.
             if at % 64 == 0 {
-                tx.prepare_cached("DELETE FROM store_events WHERE at <= ?1")?
-                    .execute(params![at - STORE_RATE_WINDOW_MS])?;
+                tx.with("DELETE FROM store_events WHERE at <= ?1", |st| {
+                    st.execute(params![at - STORE_RATE_WINDOW_MS])
+                })?;
             }
             Ok(())
         };
-        run(&self.tx).map_err(|e| self.err(e))
+        run(self).map_err(|e| self.err(e))
     }
 
     fn reset_store_usage(&mut self, now: DateTime<Utc>, credits: bool, rate: bool) -> Result<()> {
@@ -1259,8 +1317,9 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
-        let path = self.path;
-        self.tx.commit().map_err(|e| sql_error(path, e))
+        let SqliteTxn { held, tx, path, .. } = *self;
+        drop(held);
+        tx.commit().map_err(|e| sql_error(path, e))
     }
 }
 
@@ -1301,10 +1360,8 @@ mod tests {
                 rotated_from: None,
             })
             .collect();
-        let mut txn = SqliteTxn {
-            tx: conn.transaction().unwrap(),
-            path: Path::new(":memory:"),
-        };
+        let mut txn =
+            SqliteTxn::begin(&conn, TransactionBehavior::Deferred, Path::new(":memory:")).unwrap();
         txn.insert_keys(&keys.iter().collect::<Vec<_>>()).unwrap();
         for key in &keys {
             let stored = txn.key_by_id(&key.id).unwrap().unwrap();
