@@ -720,7 +720,7 @@ pub fn write_show_table(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::core::limits::{Quotas, RateLimit};
     use crate::core::model::{KeySettings, State};
@@ -744,7 +744,8 @@ mod tests {
     }
 
     prop_compose! {
-        fn record()(
+        /// Any key record (also the verdict tests' keys).
+        pub(crate) fn record()(
             (id, name, owner, key_prefix) in (text(), text(), text(), opt_text()),
             (description, category, group, deployment) in (opt_text(), opt_text(), opt_text(), opt_text()),
             (scopes, allowed_models, allowed_ips) in (
