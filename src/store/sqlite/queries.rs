@@ -302,18 +302,28 @@ impl<'a> SqliteTxn<'a> {
         sql: &'static str,
         f: impl FnOnce(&mut Statement<'a>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
+        let mut stmt = self.take(sql)?;
+        let out = f(&mut stmt)?;
+        self.give_back(sql, stmt);
+        Ok(out)
+    }
+
+    /// The statement of `sql`: this transaction's, else from rusqlite's cache. Not
+    /// generic, so the many uses of [`SqliteTxn::with`] share its code.
+    fn take(&self, sql: &'static str) -> rusqlite::Result<CachedStatement<'a>> {
         let found = {
             let mut held = self.held.borrow_mut();
             let at = held.iter().position(|(s, _)| std::ptr::eq(*s, sql));
             at.map(|i| held.swap_remove(i).1)
         };
-        let mut stmt = match found {
-            Some(stmt) => stmt,
-            None => self.conn.prepare_cached(sql)?,
-        };
-        let out = f(&mut stmt)?;
+        match found {
+            Some(stmt) => Ok(stmt),
+            None => self.conn.prepare_cached(sql),
+        }
+    }
+
+    fn give_back(&self, sql: &'static str, stmt: CachedStatement<'a>) {
         self.held.borrow_mut().push((sql, stmt));
-        Ok(out)
     }
 
     /// The two statements that insert a new key (its credit pool, its row), prepared
