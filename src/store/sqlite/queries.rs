@@ -295,8 +295,8 @@ impl<'a> SqliteTxn<'a> {
     /// until it ends. rusqlite's cache alone takes a statement out and puts it back
     /// on every use (hashing the text twice and copying it), which was a tenth of
     /// the work of a verify stream, whose groups run the same dozen statements for
-    /// every request. A statement that failed goes back to that cache instead (it
-    /// is reset when taken again).
+    /// every request. A statement whose use failed is not kept: it goes back to
+    /// rusqlite's cache at once, as every statement did before.
     fn with<T>(
         &self,
         sql: &'static str,
