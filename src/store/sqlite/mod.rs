@@ -32,7 +32,11 @@ const STATEMENT_CACHE: usize = 64;
 const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 
 pub struct SqliteStore {
-    conn: Connection,
+    /// Statements kept prepared between this store's transactions
+    /// ([`queries::Kept`]). Declared before `conn`, so dropped before it.
+    kept: queries::Kept,
+    /// Boxed, so the connection never moves while `kept` points into it.
+    conn: Box<Connection>,
     path: PathBuf,
     /// The connection's `Verify` pragmas are in force (else `Admin`'s: SQLite's
     /// defaults).
@@ -78,7 +82,7 @@ pub(super) fn write_new_store(
             .map_err(|e| sql_error(dest, e))?;
         migrate::migrate(&mut conn, dest, None)?;
         {
-            let mut txn = SqliteTxn::begin(&conn, TransactionBehavior::Immediate, dest)
+            let mut txn = SqliteTxn::begin(&conn, TransactionBehavior::Immediate, dest, None)
                 .map_err(|e| sql_error(dest, e))?;
             fill(&mut txn)?;
             Box::new(txn).commit()?;
@@ -155,7 +159,8 @@ fn open_sqlite(path: &Path, opts: &OpenOptions) -> Result<(SqliteStore, bool)> {
     }
     let conn = connect(path)?;
     let mut store = SqliteStore {
-        conn,
+        kept: queries::Kept::default(),
+        conn: Box::new(conn),
         path: path.to_path_buf(),
         relaxed: false,
         big_cache: false,
@@ -437,8 +442,11 @@ impl Store for SqliteStore {
             Intent::Read => TransactionBehavior::Deferred,
             Intent::Admin | Intent::Verify | Intent::Bulk => TransactionBehavior::Immediate,
         };
-        let SqliteStore { conn, path, .. } = self;
-        let txn = SqliteTxn::begin(conn, behavior, path).map_err(|e| sql_error(path, e))?;
+        let SqliteStore {
+            conn, path, kept, ..
+        } = self;
+        let txn =
+            SqliteTxn::begin(conn, behavior, path, Some(kept)).map_err(|e| sql_error(path, e))?;
         Ok(Box::new(txn))
     }
 

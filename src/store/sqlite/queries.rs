@@ -36,12 +36,41 @@ const LONGEST_WINDOW_MS: i64 = 30 * 86_400_000;
 const STORE_RATE_WINDOW_MS: i64 = 60_000;
 
 pub(super) struct SqliteTxn<'a> {
-    /// The statements this transaction has run ([`SqliteTxn::with`]), kept prepared
-    /// until it ends. Declared before `tx`, so they are dropped before it.
-    held: RefCell<Vec<(&'static str, CachedStatement<'a>)>>,
+    /// The statements this transaction has run ([`SqliteTxn::with`]). Declared before
+    /// `tx`, so they are put away (or dropped) before it commits or rolls back.
+    held: Held<'a>,
     pub(super) tx: rusqlite::Transaction<'a>,
     conn: &'a Connection,
     pub(super) path: &'a Path,
+}
+
+/// A store's statements kept prepared between its transactions, by SQL text (a
+/// `'static` literal, compared by address). `'static` stands for the store's
+/// connection, which owns them: see [`Held`]'s drop.
+pub(super) type Kept = RefCell<Vec<(&'static str, CachedStatement<'static>)>>;
+
+/// A transaction's statements: taken from its store's [`Kept`] when it begins, given
+/// back when it ends (without a store, dropped into rusqlite's cache).
+struct Held<'a> {
+    stmts: RefCell<Vec<(&'static str, CachedStatement<'a>)>>,
+    home: Option<&'a Kept>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let Some(home) = self.home else { return };
+        let stmts = std::mem::take(self.stmts.get_mut());
+        // SAFETY: only the lifetime changes. Every statement here was prepared on the
+        // connection of the store that owns `home` (`SqliteStore::begin` passes its own
+        // connection and its own `kept`). That connection is boxed, so its address does
+        // not change while the store lives; `kept` is declared before it in
+        // `SqliteStore`, so these statements are dropped before the connection; and
+        // after the store is opened nothing borrows the connection mutably. A
+        // transaction turns them back into borrows of its own lifetime when it begins.
+        let stmts: Vec<(&'static str, CachedStatement<'static>)> =
+            unsafe { std::mem::transmute(stmts) };
+        *home.borrow_mut() = stmts;
+    }
 }
 
 /// `SELECT <a key record's columns, in the order key_from_row reads them> FROM …`, as a
@@ -273,15 +302,24 @@ fn count_to_sql(v: Option<u64>) -> Option<i64> {
 }
 
 impl<'a> SqliteTxn<'a> {
-    /// Begins a transaction on `conn`.
+    /// Begins a transaction on `conn`, with the statements `kept` holds (those of
+    /// the store whose connection this is).
     pub(super) fn begin(
         conn: &'a Connection,
         behavior: TransactionBehavior,
         path: &'a Path,
+        kept: Option<&'a Kept>,
     ) -> rusqlite::Result<Self> {
+        let tx = rusqlite::Transaction::new_unchecked(conn, behavior)?;
+        let stmts: Vec<(&'static str, CachedStatement<'a>)> = kept
+            .map(|k| std::mem::take(&mut *k.borrow_mut()))
+            .unwrap_or_default();
         Ok(SqliteTxn {
-            held: RefCell::new(Vec::new()),
-            tx: rusqlite::Transaction::new_unchecked(conn, behavior)?,
+            held: Held {
+                stmts: RefCell::new(stmts),
+                home: kept,
+            },
+            tx,
             conn,
             path,
         })
@@ -291,12 +329,12 @@ impl<'a> SqliteTxn<'a> {
         sql_error(self.path, e)
     }
 
-    /// Runs `f` on the prepared statement of `sql`, which this transaction keeps
-    /// until it ends. rusqlite's cache alone takes a statement out and puts it back
+    /// Runs `f` on the prepared statement of `sql`, which this transaction and then
+    /// its store keep. rusqlite's cache alone takes a statement out and puts it back
     /// on every use (hashing the text twice and copying it), which was a tenth of
-    /// the work of a verify stream, whose groups run the same dozen statements for
-    /// every request. A statement whose use failed is not kept: it goes back to
-    /// rusqlite's cache at once, as every statement did before.
+    /// the work of a verify stream, whose requests run the same dozen statements. A
+    /// statement whose use failed is not kept: it goes back to rusqlite's cache at
+    /// once, as every statement did before.
     fn with<T>(
         &self,
         sql: &'static str,
@@ -312,7 +350,7 @@ impl<'a> SqliteTxn<'a> {
     /// generic, so the many uses of [`SqliteTxn::with`] share its code.
     fn take(&self, sql: &'static str) -> rusqlite::Result<CachedStatement<'a>> {
         let found = {
-            let mut held = self.held.borrow_mut();
+            let mut held = self.held.stmts.borrow_mut();
             let at = held.iter().position(|(s, _)| std::ptr::eq(*s, sql));
             at.map(|i| held.swap_remove(i).1)
         };
@@ -323,7 +361,7 @@ impl<'a> SqliteTxn<'a> {
     }
 
     fn give_back(&self, sql: &'static str, stmt: CachedStatement<'a>) {
-        self.held.borrow_mut().push((sql, stmt));
+        self.held.stmts.borrow_mut().push((sql, stmt));
     }
 
     /// The two statements that insert a new key (its credit pool, its row), prepared
@@ -1370,8 +1408,13 @@ mod tests {
                 rotated_from: None,
             })
             .collect();
-        let mut txn =
-            SqliteTxn::begin(&conn, TransactionBehavior::Deferred, Path::new(":memory:")).unwrap();
+        let mut txn = SqliteTxn::begin(
+            &conn,
+            TransactionBehavior::Deferred,
+            Path::new(":memory:"),
+            None,
+        )
+        .unwrap();
         txn.insert_keys(&keys.iter().collect::<Vec<_>>()).unwrap();
         for key in &keys {
             let stored = txn.key_by_id(&key.id).unwrap().unwrap();
