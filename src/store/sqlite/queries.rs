@@ -302,8 +302,9 @@ fn count_to_sql(v: Option<u64>) -> Option<i64> {
 }
 
 impl<'a> SqliteTxn<'a> {
-    /// Begins a transaction on `conn`, with the statements `kept` holds (those of
-    /// the store whose connection this is).
+    /// Begins a transaction on `conn`, with the statements `kept` holds. `kept` must
+    /// be the one of the store that owns `conn` (or None): [`Held`]'s drop relies on
+    /// it, and only `SqliteStore::begin` passes one.
     pub(super) fn begin(
         conn: &'a Connection,
         behavior: TransactionBehavior,
