@@ -44,13 +44,18 @@ pub fn is_hidden(c: char) -> bool {
         || (c >= '\u{ad}' && FORMAT.iter().any(|&(lo, hi)| lo <= c && c <= hi))
 }
 
-/// True when `text` holds a hidden character ([`is_hidden`]). Printable ASCII, what
-/// almost every field and request line is, is told by its bytes alone.
-pub fn has_hidden(text: &str) -> bool {
+/// The first hidden character in `text` ([`is_hidden`]) and its byte index. Printable
+/// ASCII, what almost every field and request line is, is told by its bytes alone.
+pub fn first_hidden(text: &str) -> Option<(usize, char)> {
     if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return false;
+        return None;
     }
-    text.chars().any(is_hidden)
+    text.char_indices().find(|&(_, c)| is_hidden(c))
+}
+
+/// True when `text` holds a hidden character ([`first_hidden`]).
+pub fn has_hidden(text: &str) -> bool {
+    first_hidden(text).is_some()
 }
 
 /// The text with every hidden character written as `\u{202e}` (Rust-style, lower-case
@@ -177,12 +182,7 @@ pub const MAX_TEXT: usize = 2000;
 /// it in the message (`--owner`, `name`, `line 3: owner`). The value itself is never
 /// echoed: it may be a secret or hold characters that would garble the terminal.
 pub fn validate_text(field: &str, value: &str) -> Result<(), String> {
-    let hidden = if has_hidden(value) {
-        value.chars().find(|&c| is_hidden(c))
-    } else {
-        None
-    };
-    if let Some(c) = hidden {
+    if let Some((_, c)) = first_hidden(value) {
         let what = if c.is_control() {
             "a control character"
         } else {
@@ -263,6 +263,7 @@ mod tests {
         for c in (0u32..0x3000).filter_map(char::from_u32) {
             let text = format!("ab{c}cd");
             assert_eq!(has_hidden(&text), is_hidden(c), "{c:?}");
+            assert_eq!(first_hidden(&text), is_hidden(c).then_some((2, c)), "{c:?}");
         }
         assert!(!has_hidden(""));
     }

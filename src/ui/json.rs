@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter, Serializer};
 
-use crate::core::text::{has_hidden, is_hidden};
+use crate::core::text::{first_hidden, is_hidden};
 
 /// A formatter that escapes hidden characters in strings and otherwise lays out json
 /// as `F` does.
@@ -44,11 +44,8 @@ impl<F: Formatter> Formatter for Escaping<F> {
         w: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
-        if !has_hidden(fragment) {
-            return w.write_all(fragment.as_bytes());
-        }
         let mut rest = fragment;
-        while let Some((i, c)) = rest.char_indices().find(|&(_, c)| is_hidden(c)) {
+        while let Some((i, c)) = first_hidden(rest) {
             w.write_all(&rest.as_bytes()[..i])?;
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {
