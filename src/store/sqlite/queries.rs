@@ -1226,12 +1226,17 @@ impl Txn for SqliteTxn<'_> {
     fn store_figures(&self, rate_start: Option<DateTime<Utc>>) -> Result<StoreFigures> {
         // One step: the counter and one seek in the ledger for the window's first row.
         let start = rate_start.map(to_millis);
+        static FIGURES: &str = "SELECT credits_used, accepted_total, \
+             (SELECT n FROM store_events WHERE ?1 IS NOT NULL AND at > ?1 ORDER BY at, n LIMIT 1) \
+             FROM store_usage WHERE id = 1";
         let row = self
-            .with("SELECT credits_used, accepted_total, \
-                 (SELECT n FROM store_events WHERE ?1 IS NOT NULL AND at > ?1 ORDER BY at, n LIMIT 1) \
-                 FROM store_usage WHERE id = 1", |st| {
+            .with(FIGURES, |st| {
                 st.query_row([start], |r| {
-                    Ok((count(r, 0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?))
+                    Ok((
+                        count(r, 0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
                 })
                 .optional()
             })
