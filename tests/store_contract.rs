@@ -2270,6 +2270,125 @@ fn a_schema_3_store_gains_the_store_wide_tables_and_counts_earlier_spending() {
     );
 }
 
+/// SQLite-only: a store of schema 7 (the store-wide counter in a row of its own)
+/// migrates: the counter moves into the ledger's last row, so the credits charged and
+/// the rate window read back the same and counting goes on from them.
+#[test]
+fn a_schema_7_store_keeps_its_store_wide_counter_and_window() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("keys.db");
+    let at = to_millis(now());
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../src/store/sqlite/migrations/001_init.sql"),
+            include_str!("../src/store/sqlite/migrations/002_verification.sql"),
+            include_str!("../src/store/sqlite/migrations/003_shared_limits.sql"),
+            include_str!("../src/store/sqlite/migrations/004_import.sql"),
+            include_str!("../src/store/sqlite/migrations/005_meta.sql"),
+            include_str!("../src/store/sqlite/migrations/006_refill.sql"),
+            include_str!("../src/store/sqlite/migrations/007_store_limits.sql"),
+        ] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.execute_batch("PRAGMA application_id = 1803117428; PRAGMA user_version = 7;")
+            .unwrap();
+        // 12 accepted requests in all, the last 3 within the last minute; 40 credits.
+        c.execute(
+            "INSERT INTO store_usage (id, credits_used, accepted_total, last_event_at) \
+             VALUES (1, 40, 12, ?1)",
+            [at - 1000],
+        )
+        .unwrap();
+        for (n, ago) in [(9, 120_000), (10, 30_000), (11, 2000), (12, 1000)] {
+            c.execute(
+                "INSERT INTO store_events (at, n) VALUES (?1, ?2)",
+                [at - ago, n],
+            )
+            .unwrap();
+        }
+    }
+    assert_eq!(
+        keyctl::store::migrate(&Location::Sqlite(path.clone())).unwrap(),
+        (7, current_schema_version())
+    );
+    let mut store = handle(&Location::Sqlite(path.clone()));
+    let minute_ago = Some(now() - Duration::minutes(1));
+    {
+        let tx = store.begin(Intent::Read).unwrap();
+        let figures = tx.store_figures(minute_ago).unwrap();
+        assert_eq!((figures.credits_used, figures.rate_window), (40, 3));
+    }
+    let mut tx = store.begin(Intent::Verify).unwrap();
+    tx.record_store_usage(now(), 5, true).unwrap();
+    tx.commit().unwrap();
+    let tx = store.begin(Intent::Read).unwrap();
+    let figures = tx.store_figures(minute_ago).unwrap();
+    assert_eq!((figures.credits_used, figures.rate_window), (45, 4));
+    let tables: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'store_usage'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "the counter's own table is gone");
+}
+
+/// The store-wide counter outlives the pruning of the rate window's ledger, counts
+/// without a rate limit too, and a credit recount keeps the window.
+fn the_store_counter_survives_pruning(location: &Location) {
+    let mut store = handle(location);
+    set_store_limits(store.as_mut(), &[("credit-limit", "1000")]);
+    // A time the ledger is pruned at (every 64th millisecond), and one it is not.
+    let base = now() + Duration::milliseconds(64 - to_millis(now()).rem_euclid(64));
+    let record = |store: &mut dyn Store, at: DateTime<Utc>, credits: u64, ledger: bool| {
+        let mut tx = store.begin(Intent::Verify).unwrap();
+        tx.lock_store_usage().unwrap();
+        tx.record_store_usage(at, credits, ledger).unwrap();
+        tx.commit().unwrap();
+    };
+    for i in 0..3 {
+        record(
+            store.as_mut(),
+            base + Duration::milliseconds(i + 1),
+            2,
+            false,
+        );
+    }
+    // Five minutes on, at a pruning time: the three rows go, not the count.
+    let later = base + Duration::milliseconds(64 * 4688);
+    record(store.as_mut(), later, 10, true);
+    record(store.as_mut(), later + Duration::milliseconds(1), 1, true);
+    let window_start = Some(base + Duration::minutes(4));
+    {
+        let tx = store.begin(Intent::Read).unwrap();
+        let figures = tx.store_figures(window_start).unwrap();
+        assert_eq!((figures.credits_used, figures.rate_window), (17, 2));
+        assert_eq!(tx.store_figures(None).unwrap().rate_window, 0);
+    }
+    // `config set credit-limit` recounts the credits from the usage days (none were
+    // recorded here: 0) and leaves the window.
+    let mut tx = store.begin(Intent::Admin).unwrap();
+    tx.reset_store_usage(now(), true, false).unwrap();
+    tx.commit().unwrap();
+    record(store.as_mut(), later + Duration::milliseconds(2), 3, true);
+    let tx = store.begin(Intent::Read).unwrap();
+    let figures = tx.store_figures(window_start).unwrap();
+    assert_eq!((figures.credits_used, figures.rate_window), (3, 3));
+}
+
+#[test]
+fn the_store_counter_survives_pruning_sqlite() {
+    on_sqlite(the_store_counter_survives_pruning);
+}
+
+#[test]
+fn the_store_counter_survives_pruning_postgres() {
+    on_postgres(the_store_counter_survives_pruning);
+}
+
 // ---- import (SPEC §8): keys of another format, and keys known by their hash alone ----
 
 /// Imported keys: one of another format (a display prefix of its own) and one known by

@@ -17,9 +17,14 @@ fn get(env: &TestEnv, name: &str) -> String {
     out.stdout.trim_end().to_string()
 }
 
-/// The credits the store-wide counter holds.
+/// The credits the store-wide counter holds: PostgreSQL's counter row, SQLite's
+/// ledger's last row.
 fn store_credits(env: &TestEnv) -> i64 {
-    env.query_i64("SELECT coalesce(max(credits_used), 0) FROM store_usage")
+    env.query_i64(if env.database().is_some() {
+        "SELECT coalesce(max(credits_used), 0) FROM store_usage"
+    } else {
+        "SELECT coalesce((SELECT credits FROM store_events ORDER BY at DESC, n DESC LIMIT 1), 0)"
+    })
 }
 
 #[test]
@@ -612,6 +617,58 @@ fn serve_answers_a_store_rate_limit_429_on_v1_and_rate_limited_on_v2() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["data"]["code"], "RATE_LIMITED");
     server.terminate();
+}
+
+/// The counter is a row of its own on PostgreSQL and the ledger's last row on SQLite:
+/// `copy` from the suite's store into a file and from the file into a fresh store
+/// (PostgreSQL to SQLite and back on the PostgreSQL run) carries the credits and the
+/// rate window both ways.
+#[test]
+fn copy_carries_the_store_wide_counter_between_backends_both_ways() {
+    let env = TestEnv::initialized();
+    let a = env.create("a", &[]);
+    set(&env, "credit-limit", "6");
+    set(&env, "rate-limit", "3/m");
+    env.expect_verify(NOW, &a.secret, &["--cost", "2"], "valid", "OK");
+    env.expect_verify(NOW, &a.secret, &["--cost", "2"], "valid", "OK");
+    let file = env.root().join("moved.db");
+    let file = file.to_str().expect("utf-8 path");
+    env.run(&["copy", "--to", file]).ok();
+    let back = TestEnv::new();
+    let to = back.location();
+    env.run(&[
+        "--db",
+        file,
+        "copy",
+        "--to",
+        to.to_str().expect("utf-8 location"),
+    ])
+    .ok();
+    assert_eq!(store_credits(&back), 4);
+    for args in [&["--db", file][..], &[]] {
+        let on = |cost: &'static str| {
+            let mut all = args.to_vec();
+            all.extend(["--cost", cost]);
+            all
+        };
+        let there = if args.is_empty() { &back } else { &env };
+        there.expect_verify(
+            NOW,
+            &a.secret,
+            &on("3"),
+            "credits_exhausted",
+            "Credit limit reached",
+        );
+        there.expect_verify(NOW, &a.secret, &on("2"), "valid", "OK");
+        there.expect_verify(
+            NOW,
+            &a.secret,
+            &on("0"),
+            "rate_limited",
+            "exceeded the 3 per minute rate limit on your subscription",
+        );
+    }
+    assert_eq!(store_credits(&back), 6);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Every statement on the store's rows: keys, settings, the request log and its
 //! windows, IP blocks and the audit trail, read and written inside one transaction.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::path::Path;
 
@@ -42,6 +42,28 @@ pub(super) struct SqliteTxn<'a> {
     pub(super) tx: rusqlite::Transaction<'a>,
     conn: &'a Connection,
     pub(super) path: &'a Path,
+    /// The store-wide ledger's last row as this transaction last read or wrote it:
+    /// a verification reads it with its figures and charges on top of it, so a
+    /// charge is one insert.
+    store_tail: Cell<Tail>,
+}
+
+/// What a transaction knows of the store-wide ledger's last row, which carries the
+/// store's counter (see migration 008).
+#[derive(Clone, Copy)]
+enum Tail {
+    Unread,
+    Empty,
+    Row(StoreTail),
+}
+
+/// The ledger's last row: the newest accepted request's time (non-decreasing), the
+/// accepted requests counted and the credits charged store-wide up to it.
+#[derive(Clone, Copy)]
+struct StoreTail {
+    at: i64,
+    n: u64,
+    credits: u64,
 }
 
 /// A store's statements kept prepared between its transactions, by SQL text (a
@@ -323,11 +345,29 @@ impl<'a> SqliteTxn<'a> {
             tx,
             conn,
             path,
+            store_tail: Cell::new(Tail::Unread),
         })
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
         sql_error(self.path, e)
+    }
+
+    /// The store-wide ledger's last row (None when it has none).
+    fn read_store_tail(&self) -> rusqlite::Result<Option<StoreTail>> {
+        self.with(
+            "SELECT at, n, credits FROM store_events ORDER BY at DESC, n DESC LIMIT 1",
+            |st| {
+                st.query_row([], |r| {
+                    Ok(StoreTail {
+                        at: r.get(0)?,
+                        n: count(r, 1)?,
+                        credits: count(r, 2)?,
+                    })
+                })
+                .optional()
+            },
+        )
     }
 
     /// Runs `f` on the prepared statement of `sql`, which this transaction and then
@@ -1224,66 +1264,72 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn store_figures(&self, rate_start: Option<DateTime<Utc>>) -> Result<StoreFigures> {
-        // One step: the counter and one seek in the ledger for the window's first row.
+        // One step: the ledger's last row (the counter) and one seek for the window's
+        // first row.
         let start = rate_start.map(to_millis);
-        static FIGURES: &str = "SELECT credits_used, accepted_total, \
+        static FIGURES: &str = "SELECT at, n, credits, \
              (SELECT n FROM store_events WHERE ?1 IS NOT NULL AND at > ?1 ORDER BY at, n LIMIT 1) \
-             FROM store_usage WHERE id = 1";
+             FROM store_events ORDER BY at DESC, n DESC LIMIT 1";
         let row = self
             .with(FIGURES, |st| {
                 st.query_row([start], |r| {
                     Ok((
-                        count(r, 0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Option<i64>>(2)?,
+                        StoreTail {
+                            at: r.get(0)?,
+                            n: count(r, 1)?,
+                            credits: count(r, 2)?,
+                        },
+                        r.get::<_, Option<i64>>(3)?,
                     ))
                 })
                 .optional()
             })
             .map_err(|e| self.err(e))?;
-        Ok(match row {
-            None => StoreFigures::default(),
-            Some((credits_used, total, first)) => StoreFigures {
-                credits_used,
-                rate_window: first.map_or(0, |n| clamp_stored(total - (n - 1))),
-            },
+        let Some((tail, first)) = row else {
+            self.store_tail.set(Tail::Empty);
+            return Ok(StoreFigures::default());
+        };
+        self.store_tail.set(Tail::Row(tail));
+        Ok(StoreFigures {
+            credits_used: tail.credits,
+            // Every accepted request numbers its row one more than the last.
+            rate_window: first.map_or(0, |n| {
+                clamp_stored((tail.n as i64).saturating_sub(n.saturating_sub(1)))
+            }),
         })
     }
 
-    fn record_store_usage(&mut self, at: DateTime<Utc>, credits: u64, ledger: bool) -> Result<()> {
+    fn record_store_usage(&mut self, at: DateTime<Utc>, credits: u64, _ledger: bool) -> Result<()> {
+        // The counter is the ledger's last row, so a charge writes one page (a separate
+        // counter row was a second page in every commit). Rows are written with or
+        // without a store rate limit (`ledger`): the counter is the last of them.
         let at = to_millis(at);
-        let credits = count_to_sql(Some(credits)).unwrap_or(0);
+        let last = match self.store_tail.get() {
+            Tail::Unread => self.read_store_tail().map_err(|e| self.err(e))?,
+            Tail::Empty => None,
+            Tail::Row(tail) => Some(tail),
+        };
+        let next = match last {
+            None => StoreTail {
+                at,
+                n: 1,
+                credits: credits.min(MAX_COUNT),
+            },
+            Some(last) => StoreTail {
+                at: at.max(last.at),
+                n: (last.n + 1).min(MAX_COUNT),
+                credits: last.credits.saturating_add(credits).min(MAX_COUNT),
+            },
+        };
         let run = |tx: &Self| -> rusqlite::Result<()> {
-            // The row is made by `config set`; a plain update is the cheaper statement
-            // (RETURNING would build a temporary table for its one row).
-            let updated = tx.with(
-                concat!(
-                    "UPDATE store_usage SET credits_used = ",
-                    saturating_add!("credits_used", "?1"),
-                    ", accepted_total = ",
-                    saturating_add!("accepted_total", "1"),
-                    ", last_event_at = max(coalesce(last_event_at, ?2), ?2) WHERE id = 1",
-                ),
-                |st| st.execute(params![credits, at]),
-            )?;
-            if updated == 0 {
-                tx.tx.execute(
-                    "INSERT INTO store_usage (id, credits_used, accepted_total, last_event_at) \
-                     VALUES (1, ?1, 1, ?2)",
-                    params![credits, at],
-                )?;
-            }
-            if !ledger {
-                return Ok(());
-            }
-            // The ledger row carries the counter as just updated.
+            // OR REPLACE: a counter stopped at its ceiling renumbers no row.
             tx.with(
-                "INSERT OR IGNORE INTO store_events (at, n) \
-                 SELECT last_event_at, accepted_total FROM store_usage WHERE id = 1",
-                |st| st.execute([]),
+                "INSERT OR REPLACE INTO store_events (at, n, credits) VALUES (?1, ?2, ?3)",
+                |st| st.execute(params![next.at, next.n as i64, next.credits as i64]),
             )?;
             // About every 64th request (by its time, so one-shot processes prune too),
-            // drop the rows no rate window reaches any more.
+            // drop the rows no rate window reaches any more. The new last row is newer
+            // than the cut, so the counter stays.
             if at % 64 == 0 {
                 tx.with("DELETE FROM store_events WHERE at <= ?1", |st| {
                     st.execute(params![at - STORE_RATE_WINDOW_MS])
@@ -1291,20 +1337,18 @@ impl Txn for SqliteTxn<'_> {
             }
             Ok(())
         };
-        run(self).map_err(|e| self.err(e))
+        run(self).map_err(|e| self.err(e))?;
+        self.store_tail.set(Tail::Row(next));
+        Ok(())
     }
 
     fn reset_store_usage(&mut self, now: DateTime<Utc>, credits: bool, rate: bool) -> Result<()> {
+        self.store_tail.set(Tail::Unread);
+        let kept = self
+            .read_store_tail()
+            .map_err(|e| self.err(e))?
+            .map_or(0, |t| t.credits);
         let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
-            tx.execute("INSERT OR IGNORE INTO store_usage (id) VALUES (1)", [])?;
-            if credits {
-                // total(): a float that cannot overflow as sum() would.
-                tx.execute(
-                    "UPDATE store_usage SET credits_used = (SELECT CAST(min(total(max(credits, 0)), \
-                     9007199254740991) AS INTEGER) FROM usage_days) WHERE id = 1",
-                    [],
-                )?;
-            }
             if rate {
                 tx.execute("DELETE FROM store_events", [])?;
                 tx.execute(
@@ -1312,10 +1356,29 @@ impl Txn for SqliteTxn<'_> {
                      FROM requests WHERE code = 'valid' AND at > ?1",
                     [to_millis(now) - STORE_RATE_WINDOW_MS],
                 )?;
-                tx.execute(
-                    "UPDATE store_usage SET accepted_total = (SELECT count(*) FROM store_events), \
-                     last_event_at = (SELECT max(at) FROM store_events) WHERE id = 1",
+            }
+            let used: i64 = if credits {
+                // total(): a float that cannot overflow as sum() would.
+                tx.query_row(
+                    "SELECT CAST(min(total(max(credits, 0)), 9007199254740991) AS INTEGER) \
+                     FROM usage_days",
                     [],
+                    |r| r.get(0),
+                )?
+            } else {
+                kept as i64
+            };
+            // The counter goes on the last row; with no row, on a row of its own
+            // (n 0, at 0: before every rate window).
+            let updated = tx.execute(
+                "UPDATE store_events SET credits = ?1 WHERE (at, n) = \
+                 (SELECT at, n FROM store_events ORDER BY at DESC, n DESC LIMIT 1)",
+                [used],
+            )?;
+            if updated == 0 {
+                tx.execute(
+                    "INSERT INTO store_events (at, n, credits) VALUES (0, 0, ?1)",
+                    [used],
                 )?;
             }
             Ok(())
@@ -1326,12 +1389,22 @@ impl Txn for SqliteTxn<'_> {
     fn dump(&self, sink: &mut dyn FnMut(Table, &[Value]) -> Result<()>) -> Result<()> {
         for table in Table::ALL {
             let columns: Vec<&str> = table.columns().iter().map(|(c, _)| *c).collect();
-            let sql = format!(
-                "SELECT {} FROM {} ORDER BY {}",
-                columns.join(", "),
-                table.name(),
-                table.order().join(", ")
-            );
+            let sql = match table {
+                // The counter PostgreSQL keeps in a row of its own is the ledger's last
+                // row here (migration 008); the row at 0 only carries it.
+                Table::StoreUsage => "SELECT 1, credits, n, nullif(at, 0) FROM store_events \
+                     ORDER BY at DESC, n DESC LIMIT 1"
+                    .to_string(),
+                Table::StoreEvents => {
+                    "SELECT at, n FROM store_events WHERE n > 0 ORDER BY at, n".to_string()
+                }
+                _ => format!(
+                    "SELECT {} FROM {} ORDER BY {}",
+                    columns.join(", "),
+                    table.name(),
+                    table.order().join(", ")
+                ),
+            };
             let mut stmt = self.tx.prepare(&sql).map_err(|e| self.err(e))?;
             let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
             let mut values = Vec::with_capacity(columns.len());
@@ -1356,12 +1429,28 @@ impl Txn for SqliteTxn<'_> {
     fn load(&mut self, table: Table, rows: &[Vec<Value>]) -> Result<()> {
         let columns: Vec<&str> = table.columns().iter().map(|(c, _)| *c).collect();
         let slots: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            table.name(),
-            columns.join(", "),
-            slots.join(", ")
-        );
+        let sql = match table {
+            // (id, credits_used, accepted_total, last_event_at): the counter becomes
+            // the ledger's last row, whichever of the two tables comes first.
+            Table::StoreUsage => {
+                self.store_tail.set(Tail::Unread);
+                "INSERT INTO store_events (at, n, credits) \
+                 SELECT coalesce(?4, 0), ?3, ?2 WHERE ?1 = 1 \
+                 ON CONFLICT (at, n) DO UPDATE SET credits = excluded.credits"
+                    .to_string()
+            }
+            Table::StoreEvents => {
+                self.store_tail.set(Tail::Unread);
+                "INSERT INTO store_events (at, n) VALUES (?1, ?2) ON CONFLICT DO NOTHING"
+                    .to_string()
+            }
+            _ => format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                table.name(),
+                columns.join(", "),
+                slots.join(", ")
+            ),
+        };
         let mut stmt = self.tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
         for row in rows {
             stmt.execute(rusqlite::params_from_iter(row.iter().map(sql_value)))
