@@ -13,6 +13,8 @@ pub struct VerifySession {
     /// True while the store fails: said once on stderr when it starts, once when over.
     failing: bool,
     record: bool,
+    /// The store was told it serves many requests at once (`Store::serve_many`).
+    busy: bool,
 }
 
 impl VerifySession {
@@ -36,6 +38,7 @@ impl VerifySession {
             store: None,
             failing: false,
             record,
+            busy: false,
         };
         match open(ctx) {
             Ok(s) => session.store = Some(s),
@@ -56,13 +59,23 @@ impl VerifySession {
             return Vec::new();
         }
         let record = self.record;
+        // Requests that arrive faster than one commit each (a group of more than one)
+        // make this a busy verifier. One request at a time is served better by a small
+        // page cache: SQLite walks the whole cache at some commits (docs/decisions.md).
+        let grow = group.len() > 1 && !self.busy;
+        let mut grown = false;
         let answers: Vec<Result<Verdict>> = match self.store() {
-            Ok(s) => verify_group(s, group, record)
-                .into_iter()
-                .map(|r| r.map_err(Error::from))
-                .collect(),
+            Ok(s) => {
+                // A hint: a store that refuses it verifies with the cache it has.
+                grown = grow && s.serve_many().is_ok();
+                verify_group(s, group, record)
+                    .into_iter()
+                    .map(|r| r.map_err(Error::from))
+                    .collect()
+            }
             Err(e) => group.iter().map(|_| Err(same_error(&e))).collect(),
         };
+        self.busy |= grown;
         answers
             .into_iter()
             .map(|answer| match answer {
@@ -106,6 +119,7 @@ impl VerifySession {
     fn store(&mut self) -> Result<&mut dyn Store> {
         if self.store.is_none() {
             self.store = Some(open(&self.ctx)?);
+            self.busy = false;
         }
         match self.store.as_mut() {
             Some(s) => Ok(s.as_mut()),
@@ -128,9 +142,7 @@ impl VerifySession {
 
 /// The store, opened for many verifications.
 fn open(ctx: &Ctx) -> Result<Box<dyn Store>> {
-    let mut store = ctx.open_for_verify()?;
-    store.serve_many()?;
-    Ok(store)
+    ctx.open_for_verify()
 }
 
 /// What a verifier says once when its store starts failing.

@@ -425,8 +425,9 @@ pub enum Intent {
 pub trait Store {
     /// A transaction for `intent`, with the locking and durability it needs.
     fn begin(&mut self, intent: Intent) -> Result<Box<dyn Txn + '_>>;
-    /// This handle serves many verifications from now on (`verify --stream`,
-    /// `serve`): a backend may keep more of the store in memory. Nothing by default.
+    /// This handle serves many verifications at once from now on (`verify --stream`
+    /// and `serve` call it when requests come in groups): a backend may keep more of
+    /// the store in memory. Nothing by default.
     fn serve_many(&mut self) -> Result<()> {
         Ok(())
     }

@@ -406,7 +406,9 @@ impl Store for SqliteStore {
     fn serve_many(&mut self) -> Result<()> {
         // 16 MiB of pages instead of SQLite's 2 MB: a stream of random keys otherwise
         // reads most credit pool and key pages back from the file on every request
-        // (measured in docs/benchmarks.md). Only touched pages take memory.
+        // (measured in docs/benchmarks.md). Only touched pages take memory. Not for
+        // one request at a time: a commit after some b-tree splits walks every cached
+        // page, which costs such a verifier more than the reads save.
         if !self.big_cache {
             self.conn
                 .execute_batch("PRAGMA cache_size = -16384")
