@@ -113,10 +113,9 @@ def fresh_copy(template):
     shutil.copyfile(template, run)
     if os.path.exists(template + "-wal"):
         shutil.copyfile(template + "-wal", run + "-wal")
-    # Written out before the run: otherwise the run's first checkpoint (its fsync)
-    # writes the whole fresh copy to disk, tens of megabytes the limit's own store,
-    # never copied, does not write (measured: one request in flight 2.3 times slower,
-    # docs/benchmarks.md).
+    # Written out before the run, so the run's checkpoints flush only what the run
+    # wrote, as the limit's own store (never copied) does. Checked: no difference
+    # within the noise (docs/benchmarks.md, sixth session).
     for path in (run, run + "-wal"):
         if os.path.exists(path):
             fd = os.open(path, os.O_RDONLY)
