@@ -40,7 +40,7 @@ impl VerifySession {
             record,
             busy: false,
         };
-        match open(ctx) {
+        match ctx.open_for_verify() {
             Ok(s) => session.store = Some(s),
             Err(e) if is_outage(ctx, &e) => {
                 session.failing = true;
@@ -118,7 +118,7 @@ impl VerifySession {
 
     fn store(&mut self) -> Result<&mut dyn Store> {
         if self.store.is_none() {
-            self.store = Some(open(&self.ctx)?);
+            self.store = Some(self.ctx.open_for_verify()?);
             self.busy = false;
         }
         match self.store.as_mut() {
@@ -138,11 +138,6 @@ impl VerifySession {
             self.ctx.note("key store available again");
         }
     }
-}
-
-/// The store, opened for many verifications.
-fn open(ctx: &Ctx) -> Result<Box<dyn Store>> {
-    ctx.open_for_verify()
 }
 
 /// What a verifier says once when its store starts failing.

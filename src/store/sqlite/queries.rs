@@ -66,6 +66,15 @@ struct StoreTail {
     credits: u64,
 }
 
+/// The ledger's last row from `at, n, credits` (the first three columns).
+fn store_tail(r: &Row) -> rusqlite::Result<StoreTail> {
+    Ok(StoreTail {
+        at: r.get(0)?,
+        n: count(r, 1)?,
+        credits: count(r, 2)?,
+    })
+}
+
 /// A store's statements kept prepared between its transactions, by SQL text (a
 /// `'static` literal, compared by address). `'static` stands for the store's
 /// connection, which owns them: see [`Held`]'s drop.
@@ -357,16 +366,7 @@ impl<'a> SqliteTxn<'a> {
     fn read_store_tail(&self) -> rusqlite::Result<Option<StoreTail>> {
         self.with(
             "SELECT at, n, credits FROM store_events ORDER BY at DESC, n DESC LIMIT 1",
-            |st| {
-                st.query_row([], |r| {
-                    Ok(StoreTail {
-                        at: r.get(0)?,
-                        n: count(r, 1)?,
-                        credits: count(r, 2)?,
-                    })
-                })
-                .optional()
-            },
+            |st| st.query_row([], store_tail).optional(),
         )
     }
 
@@ -1273,14 +1273,7 @@ impl Txn for SqliteTxn<'_> {
         let row = self
             .with(FIGURES, |st| {
                 st.query_row([start], |r| {
-                    Ok((
-                        StoreTail {
-                            at: r.get(0)?,
-                            n: count(r, 1)?,
-                            credits: count(r, 2)?,
-                        },
-                        r.get::<_, Option<i64>>(3)?,
-                    ))
+                    Ok((store_tail(r)?, r.get::<_, Option<i64>>(3)?))
                 })
                 .optional()
             })
@@ -1344,10 +1337,14 @@ impl Txn for SqliteTxn<'_> {
 
     fn reset_store_usage(&mut self, now: DateTime<Utc>, credits: bool, rate: bool) -> Result<()> {
         self.store_tail.set(Tail::Unread);
-        let kept = self
-            .read_store_tail()
-            .map_err(|e| self.err(e))?
-            .map_or(0, |t| t.credits);
+        // The credits counted so far, unless they are counted anew below.
+        let kept = if credits {
+            0
+        } else {
+            self.read_store_tail()
+                .map_err(|e| self.err(e))?
+                .map_or(0, |t| t.credits)
+        };
         let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
             if rate {
                 tx.execute("DELETE FROM store_events", [])?;
