@@ -619,18 +619,25 @@ fn serve_answers_a_store_rate_limit_429_on_v1_and_rate_limited_on_v2() {
     server.terminate();
 }
 
+/// A store with a store-wide `credit-limit` and a `3/m` rate limit, whose one key has
+/// spent 4 credits in two accepted requests (the copy tests' starting point).
+fn four_credits_spent_of(credit_limit: &str) -> (TestEnv, Created) {
+    let env = TestEnv::initialized();
+    let a = env.create("a", &[]);
+    set(&env, "credit-limit", credit_limit);
+    set(&env, "rate-limit", "3/m");
+    env.expect_verify(NOW, &a.secret, &["--cost", "2"], "valid", "OK");
+    env.expect_verify(NOW, &a.secret, &["--cost", "2"], "valid", "OK");
+    (env, a)
+}
+
 /// The counter is a row of its own on PostgreSQL and the ledger's last row on SQLite:
 /// `copy` from the suite's store into a file and from the file into a fresh store
 /// (PostgreSQL to SQLite and back on the PostgreSQL run) carries the credits and the
 /// rate window both ways.
 #[test]
 fn copy_carries_the_store_wide_counter_between_backends_both_ways() {
-    let env = TestEnv::initialized();
-    let a = env.create("a", &[]);
-    set(&env, "credit-limit", "6");
-    set(&env, "rate-limit", "3/m");
-    env.expect_verify(NOW, &a.secret, &["--cost", "2"], "valid", "OK");
-    env.expect_verify(NOW, &a.secret, &["--cost", "2"], "valid", "OK");
+    let (env, a) = four_credits_spent_of("6");
     let file = env.root().join("moved.db");
     let file = file.to_str().expect("utf-8 path");
     env.run(&["copy", "--to", file]).ok();
@@ -673,12 +680,7 @@ fn copy_carries_the_store_wide_counter_between_backends_both_ways() {
 
 #[test]
 fn copy_carries_the_store_wide_counter_and_ledger() {
-    let env = TestEnv::initialized();
-    let a = env.create("a", &[]);
-    set(&env, "credit-limit", "5");
-    set(&env, "rate-limit", "3/m");
-    env.expect_verify(NOW, &a.secret, &["--cost", "2"], "valid", "OK");
-    env.expect_verify(NOW, &a.secret, &["--cost", "2"], "valid", "OK");
+    let (env, a) = four_credits_spent_of("5");
     let copy = TestEnv::new();
     let to = copy.location();
     env.run(&["copy", "--to", to.to_str().expect("utf-8 location")])
