@@ -40,7 +40,7 @@ impl VerifySession {
             record,
             busy: false,
         };
-        match ctx.open_for_verify() {
+        match open_store(ctx) {
             Ok(s) => session.store = Some(s),
             Err(e) if is_outage(ctx, &e) => {
                 session.failing = true;
@@ -118,7 +118,7 @@ impl VerifySession {
 
     fn store(&mut self) -> Result<&mut dyn Store> {
         if self.store.is_none() {
-            self.store = Some(self.ctx.open_for_verify()?);
+            self.store = Some(open_store(&self.ctx)?);
             self.busy = false;
         }
         match self.store.as_mut() {
@@ -138,6 +138,14 @@ impl VerifySession {
             self.ctx.note("key store available again");
         }
     }
+}
+
+/// The store of a long-running verifier, told it is one (`Store::serve_long`). A hint:
+/// a store that refuses it serves with its housekeeping where it was.
+fn open_store(ctx: &Ctx) -> Result<Box<dyn Store>> {
+    let mut store = ctx.open_for_verify()?;
+    let _ = store.serve_long();
+    Ok(store)
 }
 
 /// What a verifier says once when its store starts failing.

@@ -407,7 +407,8 @@ pub enum Intent {
     /// SQLite: `BEGIN IMMEDIATE` (the whole store, as `Admin`), with
     /// `synchronous = NORMAL` and a checkpoint every 8192 WAL pages instead of 1000:
     /// the newest commits may be lost on power loss (never on a crash) for thousands of
-    /// requests a second. Those pragmas are set once per connection, not per
+    /// requests a second. A long-running verifier (`Store::serve_long`) checkpoints in
+    /// a thread of its own. Those pragmas are set once per connection, not per
     /// transaction, so a stream's per-request cost stays one `BEGIN`.
     /// PostgreSQL (next issue): READ COMMITTED with the key row, its credit pool row
     /// and the IP's block row locked (`FOR UPDATE`) for the one decision.
@@ -429,6 +430,12 @@ pub trait Store {
     /// and `serve` call it when requests come in groups): a backend may keep more of
     /// the store in memory. Nothing by default.
     fn serve_many(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// This handle serves a long-running verifier (`verify --stream`, `serve`): a
+    /// backend may move housekeeping out of the requests' path (SQLite: WAL
+    /// checkpoints into a thread of their own). Nothing by default.
+    fn serve_long(&mut self) -> Result<()> {
         Ok(())
     }
     /// How many times `app::retry::with_retry` runs a transaction of this store that

@@ -3,6 +3,7 @@
 //! file, [`migrate`] brings its schema up to date, [`queries`] holds every statement.
 
 mod arena;
+mod checkpointer;
 mod files;
 mod migrate;
 mod queries;
@@ -15,6 +16,7 @@ use std::time::Duration as StdDuration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use super::{ErrorKind, Intent, OpenOptions, Remedy, Result, Store, StoreError, Txn};
+use checkpointer::Checkpointer;
 pub(in crate::store) use files::remove_with_side_files;
 use files::{
     check_header, create_store, file_name_or, folder_of, in_temp_file, io_error, repair_side_files,
@@ -43,6 +45,10 @@ pub struct SqliteStore {
     relaxed: bool,
     /// The connection's page cache is `Bulk`'s.
     big_cache: bool,
+    /// Checkpoints the WAL in a thread of its own under `Verify` (`serve_long`).
+    /// Declared after `conn`, so the serving connection closes first and the thread's,
+    /// the last one, checkpoints and removes the WAL as it closes.
+    checkpointer: Option<Checkpointer>,
 }
 
 /// Opens (or, with `create`, creates) the store at `path`, checking that it is a
@@ -164,6 +170,7 @@ fn open_sqlite(path: &Path, opts: &OpenOptions) -> Result<(SqliteStore, bool)> {
         path: path.to_path_buf(),
         relaxed: false,
         big_cache: false,
+        checkpointer: None,
     };
     store.check_and_migrate()?;
     Ok((store, created))
@@ -402,6 +409,19 @@ fn read_only_error(path: &Path, extended: std::ffi::c_int) -> StoreError {
     )
 }
 
+impl SqliteStore {
+    /// Under `Verify`, with a checkpoint thread: commits past [`CHECKPOINT_PAGES`]
+    /// wake it instead of checkpointing themselves.
+    fn hand_checkpoints_over(&mut self) -> Result<()> {
+        if let Some(checkpointer) = &self.checkpointer {
+            self.conn
+                .wal_hook(Some(checkpointer.hook()))
+                .map_err(|e| sql_error(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
 impl Store for SqliteStore {
     fn serve_many(&mut self) -> Result<()> {
         // 16 MiB of pages instead of SQLite's 2 MB: a stream of random keys otherwise
@@ -413,6 +433,16 @@ impl Store for SqliteStore {
             self.conn
                 .execute_batch("PRAGMA cache_size = -16384")
                 .map_err(|e| sql_error(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    fn serve_long(&mut self) -> Result<()> {
+        if self.checkpointer.is_none() {
+            self.checkpointer = Some(Checkpointer::start(&self.path)?);
+            if self.relaxed {
+                self.hand_checkpoints_over()?;
+            }
         }
         Ok(())
     }
@@ -432,6 +462,10 @@ impl Store for SqliteStore {
                 })
                 .map_err(|e| sql_error(&self.path, e))?;
             self.relaxed = relax;
+            // The pragma replaced any WAL hook: hand the checkpoints back to the thread.
+            if relax {
+                self.hand_checkpoints_over()?;
+            }
         }
         if intent == Intent::Bulk && !self.big_cache {
             // 256 MiB (negative = KiB); only touched pages are allocated.
@@ -504,7 +538,10 @@ mod tests {
         drop(store.begin(Intent::Read).unwrap());
         assert_eq!(tuning(&store), default);
         drop(store.begin(Intent::Verify).unwrap());
-        assert_eq!(tuning(&store), [1, 8192, default[2]]);
+        assert_eq!(
+            tuning(&store),
+            [1, checkpointer::CHECKPOINT_PAGES.into(), default[2]]
+        );
         // A second Verify runs no pragma: a value changed behind its back stays.
         store
             .conn
@@ -516,6 +553,44 @@ mod tests {
         assert_eq!(tuning(&store), default);
         drop(store.begin(Intent::Bulk).unwrap());
         assert_eq!(tuning(&store), [2, 1000, -262_144]);
+    }
+
+    #[test]
+    fn a_long_running_verifier_checkpoints_in_its_own_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = new_store(dir.path());
+        store.serve_long().unwrap();
+        drop(store.begin(Intent::Verify).unwrap());
+        let db = dir.path().join("keys.db");
+        let small = fs::metadata(&db).unwrap().len();
+        // One commit of more WAL pages than the threshold: its hook wakes the thread.
+        let pages = checkpointer::CHECKPOINT_PAGES + 100;
+        store
+            .conn
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; CREATE TABLE scratch (b BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {pages})
+                 INSERT INTO scratch SELECT zeroblob(3000) FROM n; COMMIT;"
+            ))
+            .unwrap();
+        // The thread checkpointed them, with no further commit (the serving
+        // connection's own automatic checkpoint is replaced by the hook).
+        let ran = |store: &SqliteStore| store.checkpointer.as_ref().unwrap().checkpoints();
+        let waited = (0..6000).find(|_| {
+            ran(&store) > 0 || {
+                std::thread::sleep(StdDuration::from_millis(10));
+                false
+            }
+        });
+        assert!(waited.is_some(), "no checkpoint by the thread");
+        let now = fs::metadata(&db).unwrap().len();
+        assert!(
+            now > small + u64::try_from(pages).unwrap() * 3000,
+            "{now} bytes"
+        );
+        // Closing leaves no WAL behind: the thread's connection closes last.
+        drop(store);
+        assert!(!side_file(&db, "-wal").exists());
     }
 
     #[test]
