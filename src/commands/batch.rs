@@ -352,6 +352,9 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
     // the per-key name lookup is skipped (it is a third of the database work of a
     // batch into an empty store).
     let names_held = tx.count_limited(now)? > 0;
+    if !names_held {
+        tx.expect_new_keys(total)?;
+    }
     // The chain's head, read (and locked) once: the producer links every event to the
     // one before, as AuditTrail would, off the database thread.
     let head = tx.audit_head_for_append()?;

@@ -543,6 +543,14 @@ pub trait Txn {
     fn insert_keys(&mut self, keys: &[&NewKey]) -> Result<()> {
         keys.iter().try_for_each(|key| self.insert_key(key))
     }
+    /// About `keys` new keys follow in this transaction and no name is looked up
+    /// meanwhile (`create --batch` into a store where no name is held): a backend may
+    /// index them once, after the rows and before the commit, instead of row by row.
+    /// Nothing by default.
+    fn expect_new_keys(&mut self, keys: usize) -> Result<()> {
+        let _ = keys;
+        Ok(())
+    }
     fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>>;
     fn keys_by_name(&self, name: &str) -> Result<Vec<KeyRecord>>;
     fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<KeyRecord>>;

@@ -688,3 +688,69 @@ fn a_batch_is_one_transaction_with_a_whole_audit_chain() {
     assert_eq!(env.list_json(&[]).len(), 200);
     assert_eq!(env.audit_head().0, 200);
 }
+
+/// The store's indexes as `sqlite_master` holds them (SQLite only).
+fn index_sql(env: &TestEnv) -> Option<Vec<(String, String)>> {
+    let db = env.sqlite_only("reads the schema's indexes from sqlite_master")?;
+    let mut stmt = db
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    Some(rows)
+}
+
+#[test]
+fn a_batch_into_an_empty_store_finds_its_keys_by_name_prefix_and_audit() {
+    // Into an empty store SQLite builds the name, prefix and audit indexes once after
+    // the rows: afterwards the schema is as before and every lookup works.
+    let env = TestEnv::initialized();
+    let before = index_sql(&env);
+    let lines: String = (0..600)
+        .map(|i| format!("{{\"name\": \"k{i:04}\"}}\n"))
+        .collect();
+    let out = env.run_with_stdin(&["create", "--batch", "-"], lines.as_bytes());
+    let made = reveals(out.ok());
+    assert_eq!(made.len(), 600);
+    assert_eq!(index_sql(&env), before);
+    let key = &made[577]["key_details"];
+    for keyref in [&key["name"], &key["key_prefix"], &key["id"]] {
+        let shown = env
+            .run(&["show", keyref.as_str().unwrap(), "--json"])
+            .json();
+        assert_eq!(shown["id"], key["id"], "show {keyref}");
+    }
+    let trail = env
+        .run(&["audit", key["id"].as_str().unwrap(), "--json"])
+        .json();
+    let events = trail.as_array().unwrap();
+    assert_eq!(events.len(), 1, "{trail}");
+    assert_eq!(events[0]["key_id"], key["id"]);
+    env.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn a_batch_that_fails_after_its_first_rows_leaves_the_schema_as_it_was() {
+    // Past the first chunk of inserts (512 keys), so the rows and the dropped indexes
+    // are both in the transaction that rolls back.
+    let env = TestEnv::initialized();
+    env.run(&["config", "set", "max-keys", "550"]).ok();
+    let before = env.snapshot();
+    let schema = index_sql(&env);
+    let lines: String = (0..600)
+        .map(|i| format!("{{\"name\": \"k{i:04}\"}}\n"))
+        .collect();
+    let out = env.run_with_stdin(&["create", "--batch", "-"], lines.as_bytes());
+    assert_eq!(
+        out.fails(4),
+        "error: line 551: key limit reached (550/550): revoke or delete an unused key first"
+    );
+    assert_eq!(env.snapshot(), before);
+    assert_eq!(index_sql(&env), schema);
+    env.run_with_stdin(&["create", "--batch", "-"], b"{\"name\": \"after\"}\n")
+        .ok();
+    env.run(&["show", "after"]).ok();
+}

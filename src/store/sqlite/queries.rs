@@ -46,6 +46,36 @@ pub(super) struct SqliteTxn<'a> {
     /// a verification reads it with its figures and charges on top of it, so a
     /// charge is one insert.
     store_tail: Cell<Tail>,
+    /// Indexes dropped for a bulk insert ([`Txn::expect_new_keys`]), built again just
+    /// before the commit.
+    deferred: RefCell<Vec<&'static str>>,
+}
+
+/// The indexes a bulk insert may build after its rows instead of row by row: exactly
+/// as the migrations create them (a test holds them to `sqlite_master`), and what
+/// each indexes. The unique ones (key id, secret hash) are part of the table.
+pub(super) const DEFERRABLE_INDEXES: [(&str, &str, Indexes); 3] = [
+    (
+        "keys_name",
+        "CREATE INDEX keys_name ON keys(name)",
+        Indexes::Keys,
+    ),
+    (
+        "keys_prefix",
+        "CREATE INDEX keys_prefix ON keys(key_prefix)",
+        Indexes::Keys,
+    ),
+    (
+        "audit_key",
+        "CREATE INDEX audit_key ON audit_events(key_id, seq)",
+        Indexes::Audit,
+    ),
+];
+
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Indexes {
+    Keys,
+    Audit,
 }
 
 /// What a transaction knows of the store-wide ledger's last row, which carries the
@@ -355,6 +385,7 @@ impl<'a> SqliteTxn<'a> {
             conn,
             path,
             store_tail: Cell::new(Tail::Unread),
+            deferred: RefCell::new(Vec::new()),
         })
     }
 
@@ -560,6 +591,35 @@ impl Txn for SqliteTxn<'_> {
     fn insert_key(&mut self, key: &NewKey) -> Result<()> {
         let (mut pools, mut keys) = self.key_inserts()?;
         self.insert_one_key(&mut pools, &mut keys, key)
+    }
+
+    fn expect_new_keys(&mut self, keys: usize) -> Result<()> {
+        // Building an index once from its sorted rows beats inserting each row into it
+        // (a seek into the b-tree each) only when the new rows outnumber those it
+        // holds; a largest seq bounds how many a table holds.
+        let new = i64::try_from(keys).unwrap_or(i64::MAX);
+        let held = |sql: &str| -> Result<i64> {
+            self.tx
+                .query_row(sql, [], |r| r.get(0))
+                .map_err(|e| self.err(e))
+        };
+        let held_keys = held("SELECT coalesce(max(seq), 0) FROM keys")?;
+        let held_events = held("SELECT coalesce(max(seq), 0) FROM audit_events")?;
+        let mut deferred = self.deferred.borrow_mut();
+        for (name, create, indexes) in DEFERRABLE_INDEXES {
+            let held = if indexes == Indexes::Keys {
+                held_keys
+            } else {
+                held_events
+            };
+            if held <= new && !deferred.contains(&create) {
+                self.tx
+                    .execute_batch(&format!("DROP INDEX {name}"))
+                    .map_err(|e| self.err(e))?;
+                deferred.push(create);
+            }
+        }
+        Ok(())
     }
 
     fn insert_keys(&mut self, keys: &[&NewKey]) -> Result<()> {
@@ -1457,8 +1517,18 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
-        let SqliteTxn { held, tx, path, .. } = *self;
+        let SqliteTxn {
+            held,
+            tx,
+            path,
+            deferred,
+            ..
+        } = *self;
         drop(held);
+        // One sort each, inside the transaction: a failure rolls the rows back too.
+        for create in deferred.into_inner() {
+            tx.execute_batch(create).map_err(|e| sql_error(path, e))?;
+        }
         tx.commit().map_err(|e| sql_error(path, e))
     }
 }
