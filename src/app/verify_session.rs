@@ -40,7 +40,7 @@ impl VerifySession {
             record,
             busy: false,
         };
-        match open_store(ctx) {
+        match open_store(ctx, record) {
             Ok(s) => session.store = Some(s),
             Err(e) if is_outage(ctx, &e) => {
                 session.failing = true;
@@ -118,7 +118,7 @@ impl VerifySession {
 
     fn store(&mut self) -> Result<&mut dyn Store> {
         if self.store.is_none() {
-            self.store = Some(open_store(&self.ctx)?);
+            self.store = Some(open_store(&self.ctx, self.record)?);
             self.busy = false;
         }
         match self.store.as_mut() {
@@ -140,11 +140,14 @@ impl VerifySession {
     }
 }
 
-/// The store of a long-running verifier, told it is one (`Store::serve_long`). A hint:
-/// a store that refuses it serves with its housekeeping where it was.
-fn open_store(ctx: &Ctx) -> Result<Box<dyn Store>> {
+/// The store of a long-running verifier, told it is one (`Store::serve_long`) when it
+/// records (one that does not never writes, so has nothing to move). A hint: a store
+/// that refuses it serves with its housekeeping where it was.
+fn open_store(ctx: &Ctx, record: bool) -> Result<Box<dyn Store>> {
     let mut store = ctx.open_for_verify()?;
-    let _ = store.serve_long();
+    if record {
+        let _ = store.serve_long();
+    }
     Ok(store)
 }
 

@@ -54,7 +54,7 @@ pub(super) struct SqliteTxn<'a> {
 /// The indexes a bulk insert may build after its rows instead of row by row: exactly
 /// as the migrations create them (a test holds them to `sqlite_master`), and what
 /// each indexes. The unique ones (key id, secret hash) are part of the table.
-pub(super) const DEFERRABLE_INDEXES: [(&str, &str, Indexes); 3] = [
+const DEFERRABLE_INDEXES: [(&str, &str, Indexes); 3] = [
     (
         "keys_name",
         "CREATE INDEX keys_name ON keys(name)",
@@ -73,7 +73,7 @@ pub(super) const DEFERRABLE_INDEXES: [(&str, &str, Indexes); 3] = [
 ];
 
 #[derive(Clone, Copy, PartialEq)]
-pub(super) enum Indexes {
+enum Indexes {
     Keys,
     Audit,
 }
