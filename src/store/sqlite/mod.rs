@@ -410,8 +410,8 @@ fn read_only_error(path: &Path, extended: std::ffi::c_int) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Under `Verify`, with a checkpoint thread: commits past [`CHECKPOINT_PAGES`]
-    /// wake it instead of checkpointing themselves.
+    /// Under `Verify`, with a checkpoint thread: commits past
+    /// [`checkpointer::CHECKPOINT_PAGES`] wake it instead of checkpointing themselves.
     fn hand_checkpoints_over(&mut self) -> Result<()> {
         if let Some(checkpointer) = &self.checkpointer {
             self.conn
