@@ -157,7 +157,8 @@ def counted(name, measure, ours_argv, base_argv, env, base_env, stdin, base_stdi
 def build(limits_src=None):
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "keyctl",
                     "--example", "fill_store", "--example", "bare_insert",
-                    "--example", "fill_requests"], cwd=ROOT, check=True)
+                    "--example", "fill_requests", "--example", "inflight_client"],
+                   cwd=ROOT, check=True)
     if limits_src:
         if not os.path.isdir(limits_src):
             sys.exit(f"no limits sources at {limits_src}: pass --limits-src DIR "
@@ -443,7 +444,9 @@ def stream_figures(args):
     limits_db = ensure_limits_store(os.path.join(work, f"limits-{args.keys}.db"), args.keys)
     cases = (("pipelined, random keys", False, args.lines, ">= 3x"),
              ("pipelined, one hot key", True, args.lines, ">= 3x"),
-             ("one request in flight, random keys", False, args.inflight_lines, ">= 0.8x"))
+             ("one request in flight, random keys", False, args.inflight_lines, ">= 0.8x"),
+             ("one request in flight, random keys, Rust client", False, args.inflight_lines,
+              ">= 0.8x"))
     seed = int(time.time())
 
     def files(round_):
@@ -459,6 +462,8 @@ def stream_figures(args):
         return out
 
     def rate(label, path, text, n, valid):
+        if "Rust client" in label:
+            return sw.one_in_flight_rust(db, path, n, valid)
         return (sw.one_in_flight(db, text, n, valid) if "in flight" in label
                 else sw.pipelined(db, path, n, valid))
 

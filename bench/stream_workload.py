@@ -27,6 +27,8 @@ Modes:
 - one in flight: this script writes one line and reads its answer before the next (a
   coprocess), so every group holds one request. The same client with `cat` as the
   coprocess is reported too: the round trip no verifier can avoid from this client.
+  `bench/bench.py` also runs it through `examples/inflight_client.rs`
+  ([`one_in_flight_rust`]), a client whose own round trip is a few µs.
 
 Each round runs, alternating, `limit-verify --loop K` (its per_s=) and keyctl's
 figures; the report is the median of each and the ratios of medians. Every verdict
@@ -207,6 +209,23 @@ def one_in_flight(db, text, n, valid, argv=None):
     if argv is None:
         check(answers, n, valid)
     return n / secs
+
+
+INFLIGHT_CLIENT = os.path.join(ROOT, "target", "release", "examples", "inflight_client")
+
+
+def one_in_flight_rust(db, path, n, valid, argv=None):
+    """[`one_in_flight`] with the Rust client (`examples/inflight_client.rs`): a few µs
+    of its own per round trip where the Python one spends 78-200. Its own loop's
+    rate, every answer checked the same way."""
+    if argv is None:
+        db = fresh_copy(db)
+    out = subprocess.run([INFLIGHT_CLIENT, path] + (argv or [KEYCTL, "--db", db, "verify",
+                                                             "--stream"]),
+                         capture_output=True, check=True)
+    if argv is None:
+        check(out.stdout.splitlines(), n, valid)
+    return float(out.stderr.decode().split("per_s=")[1].split()[0])
 
 
 def limit_loop(db, k):
