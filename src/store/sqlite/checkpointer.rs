@@ -21,7 +21,7 @@ use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, MAIN_DB};
 
 use super::{connect, io_error, sql_error};
-use crate::store::{ErrorKind, Result, StoreError};
+use crate::store::Result;
 
 /// WAL pages after which a checkpoint is due, as the serving connection's automatic
 /// checkpoint was set (`Intent::Verify`).
@@ -68,13 +68,7 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("keyctl-checkpoint".into())
             .spawn(move || run(&conn, &db, &woken, &counter, &cycle))
-            .map_err(|e| {
-                StoreError::new(
-                    ErrorKind::Unavailable,
-                    path,
-                    format!("cannot start a checkpoint thread: {e}"),
-                )
-            })?;
+            .map_err(|e| io_error(path, &e))?;
         Ok(Checkpointer {
             wake,
             thread: Some(thread),
