@@ -214,17 +214,14 @@ def one_in_flight(db, text, n, valid, argv=None):
 INFLIGHT_CLIENT = os.path.join(ROOT, "target", "release", "examples", "inflight_client")
 
 
-def one_in_flight_rust(db, path, n, valid, argv=None):
+def one_in_flight_rust(db, path, n, valid):
     """[`one_in_flight`] with the Rust client (`examples/inflight_client.rs`): a few µs
     of its own per round trip where the Python one spends 78-200. Its own loop's
     rate, every answer checked the same way."""
-    if argv is None:
-        db = fresh_copy(db)
-    out = subprocess.run([INFLIGHT_CLIENT, path] + (argv or [KEYCTL, "--db", db, "verify",
-                                                             "--stream"]),
+    db = fresh_copy(db)
+    out = subprocess.run([INFLIGHT_CLIENT, path, KEYCTL, "--db", db, "verify", "--stream"],
                          capture_output=True, check=True)
-    if argv is None:
-        check(out.stdout.splitlines(), n, valid)
+    check(out.stdout.splitlines(), n, valid)
     return float(out.stderr.decode().split("per_s=")[1].split()[0])
 
 

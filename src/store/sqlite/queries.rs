@@ -46,37 +46,18 @@ pub(super) struct SqliteTxn<'a> {
     /// a verification reads it with its figures and charges on top of it, so a
     /// charge is one insert.
     store_tail: Cell<Tail>,
-    /// Indexes dropped for a bulk insert ([`Txn::expect_new_keys`]), built again just
-    /// before the commit.
-    deferred: RefCell<Vec<&'static str>>,
+    /// Indexes dropped for a bulk insert ([`Txn::expect_new_keys`]): their own
+    /// `CREATE INDEX` text as `sqlite_master` held it, run again just before the commit.
+    deferred: RefCell<Vec<String>>,
 }
 
-/// The indexes a bulk insert may build after its rows instead of row by row: exactly
-/// as the migrations create them (a test holds them to `sqlite_master`), and what
-/// each indexes. The unique ones (key id, secret hash) are part of the table.
-const DEFERRABLE_INDEXES: [(&str, &str, Indexes); 3] = [
-    (
-        "keys_name",
-        "CREATE INDEX keys_name ON keys(name)",
-        Indexes::Keys,
-    ),
-    (
-        "keys_prefix",
-        "CREATE INDEX keys_prefix ON keys(key_prefix)",
-        Indexes::Keys,
-    ),
-    (
-        "audit_key",
-        "CREATE INDEX audit_key ON audit_events(key_id, seq)",
-        Indexes::Audit,
-    ),
+/// The indexes a bulk insert may build after its rows instead of row by row, and the
+/// table each indexes. The unique ones (key id, secret hash) are part of the table.
+const DEFERRABLE_INDEXES: [(&str, &str); 3] = [
+    ("keys_name", "keys"),
+    ("keys_prefix", "keys"),
+    ("audit_key", "audit_events"),
 ];
-
-#[derive(Clone, Copy, PartialEq)]
-enum Indexes {
-    Keys,
-    Audit,
-}
 
 /// What a transaction knows of the store-wide ledger's last row, which carries the
 /// store's counter (see migration 008).
@@ -598,25 +579,32 @@ impl Txn for SqliteTxn<'_> {
         // (a seek into the b-tree each) only when the new rows outnumber those it
         // holds; a largest seq bounds how many a table holds.
         let new = i64::try_from(keys).unwrap_or(i64::MAX);
-        let held = |sql: &str| -> Result<i64> {
-            self.tx
-                .query_row(sql, [], |r| r.get(0))
-                .map_err(|e| self.err(e))
-        };
-        let held_keys = held("SELECT coalesce(max(seq), 0) FROM keys")?;
-        let held_events = held("SELECT coalesce(max(seq), 0) FROM audit_events")?;
-        let mut deferred = self.deferred.borrow_mut();
-        for (name, create, indexes) in DEFERRABLE_INDEXES {
-            let held = if indexes == Indexes::Keys {
-                held_keys
-            } else {
-                held_events
+        for (name, table) in DEFERRABLE_INDEXES {
+            let run = |tx: &Self| -> rusqlite::Result<Option<String>> {
+                let held: i64 = tx.tx.query_row(
+                    &format!("SELECT coalesce(max(seq), 0) FROM {table}"),
+                    [],
+                    |r| r.get(0),
+                )?;
+                if held > new {
+                    return Ok(None);
+                }
+                // None once dropped: a second call defers nothing twice.
+                let create: Option<String> = tx
+                    .tx
+                    .query_row(
+                        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                        [name],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if create.is_some() {
+                    tx.tx.execute_batch(&format!("DROP INDEX {name}"))?;
+                }
+                Ok(create)
             };
-            if held <= new && !deferred.contains(&create) {
-                self.tx
-                    .execute_batch(&format!("DROP INDEX {name}"))
-                    .map_err(|e| self.err(e))?;
-                deferred.push(create);
+            if let Some(create) = run(self).map_err(|e| self.err(e))? {
+                self.deferred.borrow_mut().push(create);
             }
         }
         Ok(())
@@ -1527,7 +1515,7 @@ impl Txn for SqliteTxn<'_> {
         drop(held);
         // One sort each, inside the transaction: a failure rolls the rows back too.
         for create in deferred.into_inner() {
-            tx.execute_batch(create).map_err(|e| sql_error(path, e))?;
+            tx.execute_batch(&create).map_err(|e| sql_error(path, e))?;
         }
         tx.commit().map_err(|e| sql_error(path, e))
     }
