@@ -5,7 +5,7 @@
 use crate::app::verify::{verify_group, Pending, Verdict};
 use crate::context::Ctx;
 use crate::error::{Error, Kind, Result};
-use crate::store::{Intent, Store};
+use crate::store::{Intent, Store, GROUP_LIMIT};
 
 pub struct VerifySession {
     ctx: Ctx,
@@ -13,8 +13,8 @@ pub struct VerifySession {
     /// True while the store fails: said once on stderr when it starts, once when over.
     failing: bool,
     record: bool,
-    /// The store was told it serves many requests at once (`Store::serve_many`).
-    busy: bool,
+    /// The largest group the store was told of (`Store::serve_many`); 0: none yet.
+    sized_for: usize,
 }
 
 impl VerifySession {
@@ -38,7 +38,7 @@ impl VerifySession {
             store: None,
             failing: false,
             record,
-            busy: false,
+            sized_for: 0,
         };
         match open_store(ctx, record) {
             Ok(s) => session.store = Some(s),
@@ -60,14 +60,15 @@ impl VerifySession {
         }
         let record = self.record;
         // Requests that arrive faster than one commit each (a group of more than one)
-        // make this a busy verifier. One request at a time is served better by a small
-        // page cache: SQLite walks the whole cache at some commits (docs/decisions.md).
-        let grow = group.len() > 1 && !self.busy;
+        // make this a busy verifier, told of each group larger than any before. One
+        // request at a time is served better by a small page cache: SQLite walks the
+        // whole cache at some commits (docs/decisions.md).
+        let grow = group.len() > 1 && group.len() > self.sized_for;
         let mut grown = false;
         let answers: Vec<Result<Verdict>> = match self.store() {
             Ok(s) => {
                 // A hint: a store that refuses it verifies with the cache it has.
-                grown = grow && s.serve_many().is_ok();
+                grown = grow && s.serve_many(group.len()).is_ok();
                 verify_group(s, group, record)
                     .into_iter()
                     .map(|r| r.map_err(Error::from))
@@ -75,7 +76,9 @@ impl VerifySession {
             }
             Err(e) => group.iter().map(|_| Err(same_error(&e))).collect(),
         };
-        self.busy |= grown;
+        if grown {
+            self.sized_for = group.len();
+        }
         answers
             .into_iter()
             .map(|answer| match answer {
@@ -94,6 +97,12 @@ impl VerifySession {
                 Err(e) => Err(e),
             })
             .collect()
+    }
+
+    /// The most requests one group should hold (`Store::group_limit`; the default while
+    /// the store is not open).
+    pub fn group_limit(&self) -> usize {
+        self.store.as_ref().map_or(GROUP_LIMIT, |s| s.group_limit())
     }
 
     /// True when the store answers a read transaction now (`/healthz`).
@@ -119,7 +128,7 @@ impl VerifySession {
     fn store(&mut self) -> Result<&mut dyn Store> {
         if self.store.is_none() {
             self.store = Some(open_store(&self.ctx, self.record)?);
-            self.busy = false;
+            self.sized_for = 0;
         }
         match self.store.as_mut() {
             Some(s) => Ok(s.as_mut()),

@@ -23,6 +23,7 @@ mod scan;
 mod scan_files;
 mod serve;
 mod show;
+mod stream_input;
 mod usage;
 pub(crate) mod verify;
 

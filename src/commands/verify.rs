@@ -2,14 +2,15 @@
 //! lines) in, one answer out; `app::verify` loads, decides (SPEC §3, in core) and
 //! records in one transaction. `--stream` serves many requests from one process.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use crate::app::verify::{verify_one, Meta, Pending, Verdict};
 use crate::app::verify_session::{is_outage, VerifySession};
 use crate::cli::{Format, VerifyArgs};
+use crate::commands::stream_input::{Stdin, StreamInput, Taken};
 use crate::context::Ctx;
 use crate::core::allowlist::parse_ip;
-use crate::core::fields::{parse_line, read_bounded_line, too_long, Line};
+use crate::core::fields::{parse_line, too_long};
 use crate::core::key::strip_bearer;
 use crate::core::names::validate_text;
 use crate::core::policy::Request;
@@ -146,19 +147,10 @@ pub fn fuzz_stream_line(line: &[u8]) {
     let _ = parse_stream_line(line, 1);
 }
 
-/// Most requests decided and recorded in one transaction (SPEC §7, group commit): a
-/// bound on how long the first line of a group waits for the last one's work (about
-/// 256 x 30 us on SQLite) while already past the point where a bigger group saves
-/// anything measurable (the commit is then under 1% of a group's time).
-pub const GROUP_MAX: usize = 256;
-
-/// Bytes of stdin read at once: many pipelined lines per read, so a group can fill.
-const STREAM_BUFFER: usize = 64 * 1024;
-
 /// `verify --stream`: one json result line per request line, flushed, in order.
 ///
 /// Group commit (SPEC §7): the lines already waiting on stdin when a line is read (at
-/// most [`GROUP_MAX`]) are decided and recorded in one transaction
+/// most the store's `Store::group_limit`) are decided and recorded in one transaction
 /// (`app::verify::verify_group`), each at its own arrival time; nothing waits for more
 /// lines, and a verdict is written only after the commit holding its record returned.
 ///
@@ -167,30 +159,27 @@ const STREAM_BUFFER: usize = 64 * 1024;
 /// request opens the store again.
 fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
     let mut session = VerifySession::open(ctx, !no_record)?;
-    let mut input = BufReader::with_capacity(STREAM_BUFFER, io::stdin().lock());
+    let mut input = StreamInput::new(Stdin(io::stdin().lock()));
     let mut out = stdout();
-    let mut line = Vec::with_capacity(256);
     // Per line of a group: its answer when it is not a request (None: the next
     // request of `group`).
-    let mut items: Vec<Option<Verdict>> = Vec::with_capacity(GROUP_MAX);
-    let mut group: Vec<Pending> = Vec::with_capacity(GROUP_MAX);
+    let mut items: Vec<Option<Verdict>> = Vec::new();
+    let mut group: Vec<Pending> = Vec::new();
     loop {
         items.clear();
         group.clear();
+        let most = session.group_limit();
         // The first line is waited for; the rest only taken when already there.
-        while items.len() < GROUP_MAX && (items.is_empty() || line_waiting(&mut input)) {
-            let read = read_bounded_line(&mut input, &mut line)
+        while items.len() < most {
+            let taken = input
+                .next(items.is_empty())
                 .map_err(|e| Error::runtime(format!("cannot read the request stream: {e}")))?;
             // Every line gets its answer, a blank one too: a client that writes a
             // line and reads a line must never wait forever.
-            items.push(match read {
-                Line::Eof => break,
-                Line::TooLong => {
-                    // Skip the rest of an over-long line without holding it.
-                    skip_line(&mut input);
-                    Some(Verdict::bad_request(too_long()))
-                }
-                Line::Line => match parse_stream_line(&line, default_cost) {
+            items.push(match taken {
+                Taken::Eof | Taken::NotYet => break,
+                Taken::TooLong => Some(Verdict::bad_request(too_long())),
+                Taken::Line(line) => match parse_stream_line(line, default_cost) {
                     Err(why) => Some(Verdict::bad_request(why)),
                     Ok((presented, req, meta)) => {
                         group.push(Pending {
@@ -231,51 +220,4 @@ fn stream(ctx: &Ctx, default_cost: u64, no_record: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// True when a whole line can be read without waiting: one is in the buffer already,
-/// or the buffer is empty and stdin has bytes now (a zero-timeout poll), which are
-/// then read into the buffer. A partial line in the buffer ends a group rather than
-/// wait for its end.
-fn line_waiting(input: &mut BufReader<io::StdinLock<'_>>) -> bool {
-    if input.buffer().contains(&b'\n') {
-        return true;
-    }
-    if !input.buffer().is_empty() || !stdin_readable() {
-        return false;
-    }
-    // Readable: this read does not wait (it returns what is there, or end of input).
-    match input.fill_buf() {
-        Ok(buf) => buf.contains(&b'\n'),
-        Err(_) => false,
-    }
-}
-
-/// Whether stdin has input (or its end) ready now, without waiting.
-fn stdin_readable() -> bool {
-    let mut fd = libc::pollfd {
-        fd: 0,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call; a zero timeout.
-    let n = unsafe { libc::poll(&mut fd, 1, 0) };
-    n == 1 && fd.revents & (libc::POLLIN | libc::POLLHUP) != 0
-}
-
-/// Discards input up to and including the next newline, in buffer-sized pieces.
-fn skip_line(input: &mut impl BufRead) {
-    loop {
-        let (done, used) = match input.fill_buf() {
-            Ok([]) | Err(_) => return,
-            Ok(buf) => match buf.iter().position(|&b| b == b'\n') {
-                Some(i) => (true, i + 1),
-                None => (false, buf.len()),
-            },
-        };
-        input.consume(used);
-        if done {
-            return;
-        }
-    }
 }

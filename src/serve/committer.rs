@@ -1,7 +1,7 @@
 //! Group commit over HTTP (SPEC §7): handlers queue their requests, in the order they
 //! were fully read, to the one thread that owns the store. It takes the first waiting
-//! request, then whatever is queued already (never waiting for more, at most
-//! `GROUP_MAX`), decides and records them in one transaction, and only then answers.
+//! request, then whatever is queued already (never waiting for more, at most the
+//! store's `Store::group_limit`), decides and records them in one transaction, and only then answers.
 
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -12,7 +12,6 @@ use tokio::sync::oneshot;
 use super::Metrics;
 use crate::app::verify::{Pending, Verdict};
 use crate::app::verify_session::VerifySession;
-use crate::commands::verify::GROUP_MAX;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 
@@ -85,11 +84,12 @@ pub fn start(
 }
 
 fn commit_loop(ctx: &Ctx, mut session: VerifySession, jobs: &Receiver<Job>, metrics: &Metrics) {
-    let mut group: Vec<Pending> = Vec::with_capacity(GROUP_MAX);
-    let mut replies: Vec<oneshot::Sender<Verdict>> = Vec::with_capacity(GROUP_MAX);
+    let mut group: Vec<Pending> = Vec::new();
+    let mut replies: Vec<oneshot::Sender<Verdict>> = Vec::new();
     let mut health: Vec<oneshot::Sender<bool>> = Vec::new();
     // The first job is waited for; the rest only taken when already queued.
     while let Ok(first) = jobs.recv() {
+        let most = session.group_limit();
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
@@ -99,7 +99,7 @@ fn commit_loop(ctx: &Ctx, mut session: VerifySession, jobs: &Receiver<Job>, metr
                 }
                 Job::Health(reply) => health.push(reply),
             }
-            if group.len() + health.len() < GROUP_MAX {
+            if group.len() + health.len() < most {
                 next = jobs.try_recv().ok();
             }
         }

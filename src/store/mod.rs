@@ -422,15 +422,26 @@ pub enum Intent {
     Bulk,
 }
 
+/// The most verifications in one group-committed transaction unless a backend says
+/// otherwise (`Store::group_limit`): it bounds how long the first request of a group
+/// waits for the last one's work (256 x 30-100 us), and on PostgreSQL how many rows a
+/// group holds locked while other hosts' groups want them.
+pub const GROUP_LIMIT: usize = 256;
+
 /// A store handle. Every command runs in exactly one transaction from it.
 pub trait Store {
     /// A transaction for `intent`, with the locking and durability it needs.
     fn begin(&mut self, intent: Intent) -> Result<Box<dyn Txn + '_>>;
-    /// This handle serves many verifications at once from now on (`verify --stream`
-    /// and `serve` call it when requests come in groups): a backend may keep more of
-    /// the store in memory. Nothing by default.
-    fn serve_many(&mut self) -> Result<()> {
+    /// This handle serves groups of up to `group` verifications from now on (`verify
+    /// --stream` and `serve` call it for each group larger than any before): a backend
+    /// may keep more of the store in memory. Nothing by default.
+    fn serve_many(&mut self, _group: usize) -> Result<()> {
         Ok(())
+    }
+    /// The most verifications one group-committed transaction should hold (SPEC §7:
+    /// the ones waiting at once, up to this). [`GROUP_LIMIT`] by default.
+    fn group_limit(&self) -> usize {
+        GROUP_LIMIT
     }
     /// This handle serves a long-running verifier (`verify --stream`, `serve`): a
     /// backend may move housekeeping out of the requests' path (SQLite: WAL

@@ -23,15 +23,25 @@ pub fn stdout() -> Out {
 /// wait long between writes (`logs --follow`) asks this while idle, so a gone reader
 /// ends it then rather than at its next write, which may never come.
 pub fn reader_gone() -> bool {
-    let mut fd = libc::pollfd {
-        fd: 1,
-        events: libc::POLLOUT,
+    poll_now(1, libc::POLLOUT) & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// The events of `fd` among `events` that are there now (a zero-timeout `poll`; errors
+/// and hang-ups are always reported), or 0.
+pub fn poll_now(fd: libc::c_int, events: libc::c_short) -> libc::c_short {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
         revents: 0,
     };
     // SAFETY: poll reads and writes only the one pollfd given, and does not block
     // (timeout 0).
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready == 1 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if ready == 1 {
+        pfd.revents
+    } else {
+        0
+    }
 }
 
 /// Forces written data to stable storage when stdout is a regular file, so a secret

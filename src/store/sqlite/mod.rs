@@ -30,6 +30,23 @@ pub const APPLICATION_ID: i32 = 0x6b79_6374;
 /// Prepared statements a connection keeps (rusqlite's LRU cache).
 const STATEMENT_CACHE: usize = 64;
 
+/// The most verifications in one group-committed transaction (`Store::group_limit`).
+/// One writer holds the whole store, and a commit writes each page it changed once,
+/// however many requests of the group changed it: with keys drawn at random from a
+/// large store, requests share pages only in groups of thousands (100k keys: 8192 a
+/// group give 1.6x the requests a second of 256, docs/benchmarks.md).
+const GROUP_LIMIT: usize = 8192;
+
+/// The page cache for groups of `group` verifications, in KiB: 16 KiB a request (the
+/// key, pool, ledger and log pages it reads and changes, so a group's pages are not
+/// spilled and read back before its commit), at least 16 MiB (a stream of random keys
+/// otherwise reads most key and pool pages back from the file on every request), at
+/// most 128 MiB. Only pages touched take memory.
+fn group_cache_kib(group: usize) -> u32 {
+    let kib = u32::try_from(group.saturating_mul(16)).unwrap_or(u32::MAX);
+    kib.clamp(16 * 1024, 128 * 1024)
+}
+
 /// How long a command waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 
@@ -45,6 +62,8 @@ pub struct SqliteStore {
     relaxed: bool,
     /// The connection's page cache is `Bulk`'s.
     big_cache: bool,
+    /// The page cache `serve_many` set, in KiB (0: SQLite's default).
+    cache_kib: u32,
     /// Checkpoints the WAL in a thread of its own under `Verify` (`serve_long`).
     /// Declared after `conn`, so the serving connection closes first and the thread's,
     /// the last one, checkpoints and removes the WAL as it closes.
@@ -170,6 +189,7 @@ fn open_sqlite(path: &Path, opts: &OpenOptions) -> Result<(SqliteStore, bool)> {
         path: path.to_path_buf(),
         relaxed: false,
         big_cache: false,
+        cache_kib: 0,
         checkpointer: None,
     };
     store.check_and_migrate()?;
@@ -423,18 +443,23 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn serve_many(&mut self) -> Result<()> {
-        // 16 MiB of pages instead of SQLite's 2 MB: a stream of random keys otherwise
-        // reads most credit pool and key pages back from the file on every request
-        // (measured in docs/benchmarks.md). Only touched pages take memory. Not for
-        // one request at a time: a commit after some b-tree splits walks every cached
-        // page, which costs such a verifier more than the reads save.
-        if !self.big_cache {
-            self.conn
-                .execute_batch("PRAGMA cache_size = -16384")
-                .map_err(|e| sql_error(&self.path, e))?;
+    fn serve_many(&mut self, group: usize) -> Result<()> {
+        // Not for one request at a time (never called for it): a commit after some
+        // b-tree splits walks every cached page, which costs such a verifier more than
+        // the reads a big cache saves.
+        let kib = group_cache_kib(group);
+        if self.big_cache || kib <= self.cache_kib {
+            return Ok(());
         }
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = -{kib}"))
+            .map_err(|e| sql_error(&self.path, e))?;
+        self.cache_kib = kib;
         Ok(())
+    }
+
+    fn group_limit(&self) -> usize {
+        GROUP_LIMIT
     }
 
     fn serve_long(&mut self) -> Result<()> {
