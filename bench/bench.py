@@ -473,6 +473,10 @@ def stream_figures(args):
         loop = None if AGAINST else sw.limit_loop(limits_db, args.lines)
         for label, path, text, n, valid in files(2 * round_):
             sw.KEYCTL = KEYCTL
+            # Written again: two cases share a file, which the other build's lines of
+            # the case before replaced.
+            with open(path, "w") as f:
+                f.write(text)
             ours[label].append(rate(label, path, text, n, valid))
             if AGAINST:
                 # The other build gets lines of its own seed too.
