@@ -35,7 +35,7 @@ const STATEMENT_CACHE: usize = 64;
 /// however many requests of the group changed it: with keys drawn at random from a
 /// large store, requests share pages only in groups of thousands (100k keys: 8192 a
 /// group give 1.6x the requests a second of 256, docs/benchmarks.md).
-const GROUP_LIMIT: usize = 8192;
+const SQLITE_GROUP_LIMIT: usize = 8192;
 
 /// The page cache for groups of `group` verifications, in KiB: 16 KiB a request (the
 /// key, pool, ledger and log pages it reads and changes, so a group's pages are not
@@ -459,7 +459,7 @@ impl Store for SqliteStore {
     }
 
     fn group_limit(&self) -> usize {
-        GROUP_LIMIT
+        SQLITE_GROUP_LIMIT
     }
 
     fn serve_long(&mut self) -> Result<()> {
@@ -578,6 +578,22 @@ mod tests {
         assert_eq!(tuning(&store), default);
         drop(store.begin(Intent::Bulk).unwrap());
         assert_eq!(tuning(&store), [2, 1000, -262_144]);
+    }
+
+    #[test]
+    fn the_page_cache_follows_the_largest_group_and_never_shrinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = new_store(dir.path());
+        let default = tuning(&store)[2];
+        store.serve_many(2).unwrap();
+        assert_eq!(tuning(&store)[2], -16_384, "16 MiB at least");
+        store.serve_many(4096).unwrap();
+        assert_eq!(tuning(&store)[2], -65_536, "16 KiB a request");
+        store.serve_many(100).unwrap();
+        assert_eq!(tuning(&store)[2], -65_536, "a smaller group keeps it");
+        store.serve_many(SQLITE_GROUP_LIMIT * 4).unwrap();
+        assert_eq!(tuning(&store)[2], -131_072, "128 MiB at most");
+        assert_ne!(default, -131_072);
     }
 
     #[test]
