@@ -498,6 +498,41 @@ fn an_overlong_line_is_a_bad_request_and_the_stream_goes_on() {
     assert_bad_request(&results[0]);
 }
 
+/// Pipelined input longer than one read of stdin: lines of many lengths end up split
+/// across reads, and each still gets its own answer, in order, with its record.
+#[test]
+fn lines_split_across_reads_are_each_answered_in_order() {
+    let env = TestEnv::initialized();
+    let k = env.create("svc", &[]);
+    let unknown = forge_secret("sk", "live", "SplitSplitSplitSplitSplitSplit00");
+    const LINES: usize = 3000;
+    let mut input = String::new();
+    let mut want = Vec::new();
+    for i in 0..LINES {
+        // 0 to 997 bytes of padding: the line ends fall anywhere in a read.
+        let endpoint = format!("GET /{}", "p".repeat(i * 37 % 998));
+        if i % 7 == 3 {
+            input.push_str(&format!("{{\"key\": \"{}\", \"endpoint\": 5}}\n", k.secret));
+            want.push("bad_request");
+        } else if i % 10 == 9 {
+            // Each from an address of its own: no address reaches the failure limit.
+            let ip = format!("10.{}.{}.1", i / 256 % 256, i % 256);
+            input.push_str(&req(
+                json!({"key": unknown, "ip": ip, "endpoint": endpoint}),
+            ));
+            want.push("invalid");
+        } else {
+            input.push_str(&req(json!({"key": k.secret, "endpoint": endpoint})));
+            want.push("valid");
+        }
+    }
+    assert!(input.len() > 8 * 64 * 1024, "{} bytes", input.len());
+    let (_, results) = stream(&env, NOW, &[], input.as_bytes());
+    assert_eq!(codes(&results), want);
+    let recorded = want.iter().filter(|c| **c != "bad_request").count();
+    assert_eq!(env.count_rows("requests"), recorded as i64);
+}
+
 #[test]
 fn no_record_in_stream_mode_writes_nothing() {
     let env = TestEnv::initialized();
