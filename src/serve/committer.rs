@@ -1,7 +1,8 @@
 //! Group commit over HTTP (SPEC §7): handlers queue their requests, in the order they
 //! were fully read, to the one thread that owns the store. It takes the first waiting
 //! request, then whatever is queued already (never waiting for more, at most the
-//! store's `Store::group_limit`), decides and records them in one transaction, and only then answers.
+//! store's `Store::group_limit`), decides and records them in one transaction, and
+//! only then answers.
 
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;

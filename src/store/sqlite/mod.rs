@@ -34,7 +34,7 @@ const STATEMENT_CACHE: usize = 64;
 /// One writer holds the whole store, and a commit writes each page it changed once,
 /// however many requests of the group changed it: with keys drawn at random from a
 /// large store, requests share pages only in groups of thousands (100k keys: 8192 a
-/// group give 1.6x the requests a second of 256, docs/benchmarks.md).
+/// group give 1.6-1.8x the requests a second of 256, docs/benchmarks.md).
 const SQLITE_GROUP_LIMIT: usize = 8192;
 
 /// The page cache for groups of `group` verifications, in KiB: 16 KiB a request (the
