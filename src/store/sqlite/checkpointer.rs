@@ -6,7 +6,7 @@
 //! Here that commit only wakes this thread, which checkpoints through its own
 //! connection while the serving one goes on writing (a PASSIVE checkpoint never blocks
 //! a writer). As many checkpoint cycles as before; what is left in a request's path is
-//! copying and syncing the few frames written while the thread worked.
+//! copying and syncing the few frames written during the thread's last round.
 
 use std::ffi::c_int;
 use std::fs::File;
@@ -26,6 +26,11 @@ use crate::store::Result;
 /// WAL pages after which a checkpoint is due, as the serving connection's automatic
 /// checkpoint was set (`Intent::Verify`).
 pub(super) const CHECKPOINT_PAGES: c_int = 8192;
+/// Checkpoint rounds of the thread per cycle, at most (see [`run`]).
+const MAX_ROUNDS: usize = 8;
+/// WAL frames a round may copy and still end the thread's rounds: what the serving
+/// connection then copies itself is what arrived while such a round ran.
+const SHORT_TAIL: c_int = 512;
 /// WAL pages after which the committing connection checkpoints itself after all: the
 /// thread is far behind (starved of CPU, or gone).
 const BACKSTOP_PAGES: c_int = 4 * CHECKPOINT_PAGES;
@@ -83,6 +88,13 @@ impl Checkpointer {
         self.done.load(Ordering::Acquire)
     }
 
+    /// True once the thread finished a cycle's rounds (until the serving connection
+    /// copies the tail).
+    #[cfg(test)]
+    pub(super) fn copied(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == COPIED
+    }
+
     /// The WAL hook for the serving connection. Past [`CHECKPOINT_PAGES`] a commit
     /// hands the checkpoint to the thread. The thread copies what the WAL held when it
     /// started, while requests go on adding frames; the first commit after it is done
@@ -125,20 +137,31 @@ impl Checkpointer {
 
 fn run(conn: &Connection, db: &File, woken: &Receiver<Wake>, done: &AtomicU64, phase: &AtomicU8) {
     while let Ok(Wake::Checkpoint) = woken.recv() {
-        // Twice: the second round copies what requests wrote during the first, so the
-        // serving connection's tail is short. SQLite syncs the database file only when
-        // a checkpoint copied everything, which with requests arriving is the tail's;
+        // Rounds, each copying what requests wrote during the one before, until one
+        // copies a short tail (at least two, at most MAX_ROUNDS): the serving
+        // connection's own checkpoint then copies and syncs only what came during that
+        // round, in a request's path. SQLite syncs the database file only when a
+        // checkpoint copied everything, which with requests arriving is that tail's;
         // syncing it here after each round leaves that sync only the tail's pages.
-        for _ in 0..2 {
-            // Busy (another checkpoint) or failing: the serving connection's next
-            // commits try again, and its backstop still bounds the WAL.
-            if conn
-                .wal_checkpoint_v2(Some(MAIN_DB), CheckpointMode::PASSIVE)
-                .is_ok()
-            {
-                done.fetch_add(1, Ordering::Release);
-            }
+        let mut copied_before = 0;
+        for round in 0..MAX_ROUNDS {
+            // Busy (another checkpoint) or failing: nothing copied; the serving
+            // connection's next commits try again, and its backstop bounds the WAL.
+            let copied = match conn.wal_checkpoint_v2(Some(MAIN_DB), CheckpointMode::PASSIVE) {
+                Ok((_, backfilled)) => {
+                    done.fetch_add(1, Ordering::Release);
+                    // Frames copied so far count from the WAL's start; a WAL started
+                    // over meanwhile makes this negative, which ends the rounds too.
+                    let copied = backfilled - copied_before;
+                    copied_before = backfilled;
+                    copied
+                }
+                Err(_) => 0,
+            };
             let _ = db.sync_data();
+            if round > 0 && copied <= SHORT_TAIL {
+                break;
+            }
         }
         phase.store(COPIED, Ordering::Release);
     }

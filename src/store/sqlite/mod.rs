@@ -616,14 +616,20 @@ mod tests {
             .unwrap();
         // The thread checkpointed them, with no further commit (the serving
         // connection's own automatic checkpoint is replaced by the hook).
-        let ran = |store: &SqliteStore| store.checkpointer.as_ref().unwrap().checkpoints();
+        let thread = |store: &SqliteStore| {
+            let c = store.checkpointer.as_ref().unwrap();
+            (c.copied(), c.checkpoints())
+        };
         let waited = (0..6000).find(|_| {
-            ran(&store) > 0 || {
+            thread(&store).0 || {
                 std::thread::sleep(StdDuration::from_millis(10));
                 false
             }
         });
         assert!(waited.is_some(), "no checkpoint by the thread");
+        // Nothing was written during its first round: the second copied nothing and
+        // ended the cycle.
+        assert_eq!(thread(&store).1, 2);
         let now = fs::metadata(&db).unwrap().len();
         assert!(
             now > small + u64::try_from(pages).unwrap() * 3000,
