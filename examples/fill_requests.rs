@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             credits: 1,
             accepted: true,
             refill: None,
+            totals: None,
         })?;
     }
     tx.commit()?;

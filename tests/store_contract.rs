@@ -23,7 +23,9 @@ use keyctl::core::audit::{chain_hash, AuditEvent, GENESIS};
 use keyctl::core::key::{self, Mode};
 use keyctl::core::limits::Quotas;
 use keyctl::core::meta::KeyMeta;
-use keyctl::core::model::{KeySettings, NewKey, RequestRow, State, Status, UsageFigures};
+use keyctl::core::model::{
+    KeySettings, NewKey, RequestRow, RunningTotals, State, Status, UsageFigures,
+};
 use keyctl::core::policy::{Outcome, Request};
 use keyctl::core::refill::{Interval, Mode as RefillMode, Refill};
 use keyctl::core::time::{parse_datetime, to_millis};
@@ -715,6 +717,152 @@ fn refilled_key(n: u32, name: &str, limit: u64, refill: Refill) -> (String, NewK
 
 fn at(text: &str) -> DateTime<Utc> {
     parse_datetime(text).unwrap()
+}
+
+/// One recorded verification of `secret` (cost `cost`) at `at`, decided and recorded
+/// as `verify` does; with `read_back` the request goes to the store without the
+/// running totals read with the key, so the store advances them itself.
+fn verify_recording(
+    store: &mut dyn Store,
+    secret: &str,
+    at: DateTime<Utc>,
+    cost: u64,
+    read_back: bool,
+) -> Outcome {
+    let ip = Some("203.0.113.7".parse().unwrap());
+    let hash = key::hash_secret(secret);
+    let mut tx = store.begin(Intent::Verify).unwrap();
+    let view = tx
+        .load_for_verify(Some(&hash), ip, true, Clock::Fixed(at))
+        .unwrap();
+    let req = Request {
+        ip,
+        cost,
+        ..Request::default()
+    };
+    let d = keyctl::core::policy::decide(view, true, &req, at);
+    let outcome = record_decision(tx.as_mut(), d, at, "/v1", read_back);
+    tx.commit().unwrap();
+    outcome
+}
+
+/// Records decision `d` (made at `at`) as `verify` does, tagged with `endpoint`;
+/// with `read_back`, without the running totals read with the key.
+fn record_decision(
+    tx: &mut dyn Txn,
+    d: keyctl::core::policy::Decision,
+    at: DateTime<Utc>,
+    endpoint: &str,
+    read_back: bool,
+) -> Outcome {
+    let totals = d.key.as_ref().and_then(RunningTotals::of);
+    let request = keyctl::core::model::RequestRecord {
+        at,
+        key: d
+            .key
+            .as_ref()
+            .map(|k| (k.id.clone(), k.settings.name.clone())),
+        endpoint: Some(endpoint.to_string()),
+        http_status: d.outcome.http_status(),
+        code: d.outcome.code().to_string(),
+        ip: Some("203.0.113.7".to_string()),
+        duration_ms: None,
+        credits: d.credits,
+        accepted: d.outcome.is_valid(),
+        refill: d.key.as_ref().and_then(keyctl::core::refill::to_write),
+        totals: if read_back { None } else { totals },
+    };
+    tx.record_verdict(&keyctl::store::VerdictRecord {
+        request,
+        auth_failure: d.auth_failure,
+        prune_before: d.prune_before,
+        store_ledger: None,
+    })
+    .unwrap();
+    d.outcome
+}
+
+/// SQLite writes a key's running totals advanced from what the verification read
+/// under its lock, instead of advancing them in SQL and reading them back: both ways
+/// leave every row of the store the same, through accepted and rejected requests, a
+/// refill, a clock stepping back, a rotation and an unknown key. (PostgreSQL always
+/// reads them back: its key rows carry no totals to advance.)
+#[test]
+fn recording_with_the_totals_read_writes_what_reading_them_back_writes_sqlite() {
+    let runs = [false, true].map(|read_back| {
+        let dir = TempDir::new().unwrap();
+        let location = Location::Sqlite(dir.path().join("keys.db"));
+        let mut store = handle(&location);
+        let store = store.as_mut();
+        let (secret, mut k) = numbered_key(1, "billing");
+        k.settings.quotas.daily = Some(3);
+        k.settings.credit_limit = Some(5);
+        k.settings.refill = Some(Refill {
+            amount: 2,
+            interval: Interval::Day,
+            mode: RefillMode::Add,
+        });
+        let (plain_secret, plain) = numbered_key(2, "plain");
+        insert(store, &k);
+        insert(store, &plain);
+        let (unknown, _) = numbered_key(99, "unknown");
+        let (new_secret, mut successor) = numbered_key(3, "billing");
+        successor.settings = k.settings.clone();
+        successor.rotated_from = Some(k.id.clone());
+        let s = Duration::seconds(1);
+        let mut outcomes = vec![
+            verify_recording(store, &secret, now(), 2, read_back),
+            verify_recording(store, &secret, now() + s, 2, read_back),
+            verify_recording(store, &secret, now() + s * 2, 2, read_back),
+            // The clock steps back an hour: the ledgers' times stay where they were.
+            verify_recording(store, &secret, now() - Duration::hours(1), 1, read_back),
+            verify_recording(store, &secret, now() + s * 3, 1, read_back),
+            verify_recording(store, &plain_secret, now(), 0, read_back),
+            verify_recording(store, &unknown, now(), 1, read_back),
+        ];
+        let mut tx = store.begin(Intent::Admin).unwrap();
+        rotate_in(
+            tx.as_mut(),
+            &k.id,
+            &successor,
+            Some(now() + Duration::days(2)),
+        );
+        tx.commit().unwrap();
+        // A day later: the refill's two credits, shared by the pair (the old key
+        // still in its grace period).
+        let day = now() + Duration::days(1);
+        outcomes.push(verify_recording(store, &new_secret, day, 1, read_back));
+        outcomes.push(verify_recording(store, &secret, day + s, 1, read_back));
+        outcomes.push(verify_recording(
+            store,
+            &new_secret,
+            day + s * 2,
+            1,
+            read_back,
+        ));
+        (outcomes, dump_all(&location))
+    });
+    let [(advanced, advanced_rows), (read, read_rows)] = runs;
+    assert_eq!(
+        advanced,
+        [
+            Outcome::Valid,
+            Outcome::Valid,
+            Outcome::CreditsExhausted,
+            Outcome::Valid,
+            Outcome::QuotaExceeded("daily"),
+            Outcome::Valid,
+            Outcome::Invalid,
+            Outcome::Valid,
+            Outcome::Valid,
+            Outcome::CreditsExhausted,
+        ]
+    );
+    assert_eq!(advanced, read);
+    assert_eq!(advanced_rows.len(), read_rows.len());
+    for (a, b) in advanced_rows.iter().zip(&read_rows) {
+        assert_eq!(a, b);
+    }
 }
 
 /// A group of requests in one transaction, each at its own time across midnights,
@@ -1528,30 +1676,9 @@ fn verify_on_db_clock(
         ..Request::default()
     };
     let d = keyctl::core::policy::decide(view, true, &req, now);
-    let request = keyctl::core::model::RequestRecord {
-        at: now,
-        key: d
-            .key
-            .as_ref()
-            .map(|k| (k.id.clone(), k.settings.name.clone())),
-        endpoint: Some(endpoint.to_string()),
-        http_status: d.outcome.http_status(),
-        code: d.outcome.code().to_string(),
-        ip: Some("203.0.113.7".to_string()),
-        duration_ms: None,
-        credits: d.credits,
-        accepted: d.outcome.is_valid(),
-        refill: d.key.as_ref().and_then(keyctl::core::refill::to_write),
-    };
-    tx.record_verdict(&keyctl::store::VerdictRecord {
-        request,
-        auth_failure: d.auth_failure,
-        prune_before: d.prune_before,
-        store_ledger: None,
-    })
-    .unwrap();
+    let outcome = record_decision(tx.as_mut(), d, now, endpoint, false);
     tx.commit().unwrap();
-    (d.outcome, now)
+    (outcome, now)
 }
 
 /// Two API hosts whose clocks are a day apart still count one daily quota exactly:
@@ -1693,6 +1820,7 @@ fn a_verification_waits_for_the_key_row_another_holds_and_sees_its_spend() {
             credits: 1,
             accepted: true,
             refill: None,
+            totals: None,
         };
         tx.record_request(&request).unwrap();
         tx.commit().unwrap();

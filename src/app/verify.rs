@@ -4,7 +4,7 @@
 
 use crate::app::retry::with_retry;
 use crate::core::key::{self, hash_secret};
-use crate::core::model::{KeyRecord, RequestRecord};
+use crate::core::model::{KeyRecord, RequestRecord, RunningTotals};
 use crate::core::policy::{decide, Decision, Outcome, QuotaRemaining, Request};
 use crate::core::refill;
 use chrono::{DateTime, Utc};
@@ -193,6 +193,7 @@ fn run_group(
                     credits: d.credits,
                     accepted: d.outcome.is_valid(),
                     refill: d.key.as_ref().and_then(refill::to_write),
+                    totals: d.key.as_ref().and_then(RunningTotals::of),
                 },
                 auth_failure: d.auth_failure.take(),
                 prune_before: None,

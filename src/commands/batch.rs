@@ -307,6 +307,7 @@ fn record_of(new: NewKey) -> ([u8; 32], KeyRecord) {
         rotated_from: new.rotated_from,
         rotated_to: None,
         refilled_at,
+        heads: None,
     };
     (new.hash, record)
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::key::Mode;
-use super::limits::{Quotas, RateLimit};
+use super::limits::{Quotas, RateLimit, MAX_COUNT};
 use super::meta::KeyMeta;
 use super::refill::Refill;
 
@@ -119,6 +119,23 @@ pub struct KeyRecord {
     pub rotated_to: Option<String>,
     /// The last credit refill boundary applied to the key's pool (`core::refill`).
     pub refilled_at: Option<DateTime<Utc>>,
+    /// Read only with a key looked up for a verification, by a store that then writes
+    /// the running totals advanced instead of reading them back ([`RunningTotals`]).
+    pub heads: Option<LedgerHeads>,
+}
+
+/// The running totals a recorded request advances that no reader shows, read with the
+/// key (see [`KeyRecord::heads`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerHeads {
+    /// Rejected requests over the key's lifetime.
+    pub rejected_total: u64,
+    /// The newest recorded request's time, kept non-decreasing per key.
+    pub last_event_at: Option<DateTime<Utc>>,
+    /// The key's credit pool (its rotation lineage), as the store numbers it.
+    pub pool_id: i64,
+    /// The lineage's newest accepted request's time, kept non-decreasing per pool.
+    pub pool_last_event_at: Option<DateTime<Utc>>,
 }
 
 impl KeyRecord {
@@ -143,6 +160,7 @@ impl KeyRecord {
             rotated_from: new.rotated_from.clone(),
             rotated_to: None,
             refilled_at: new.refilled_at(),
+            heads: None,
         }
     }
 
@@ -260,6 +278,68 @@ pub struct RequestRecord {
     /// For a key whose credit refill applies: its pool's balance as of this request,
     /// written before the charge (`core::refill::to_write`); None adds to the stored one.
     pub refill: Option<super::refill::Balance>,
+    /// The key's running totals as the recording transaction read them with the key,
+    /// under the lock it still holds; None: the store reads them itself.
+    pub totals: Option<RunningTotals>,
+}
+
+/// A key's and its lineage's running totals: what recording one request advances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunningTotals {
+    /// Recorded requests, accepted or not (numbering the key's window ledger).
+    pub events: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Credits this key itself has spent.
+    pub credits: u64,
+    pub last_event_at: Option<DateTime<Utc>>,
+    pub pool_id: i64,
+    /// The pool's credits used: the stored figure, or the refilled balance as of the
+    /// request when a refill applies (`KeyRecord::credits_used` after the catch-up).
+    pub pool_credits_used: u64,
+    /// Accepted requests of the lineage (numbering its window ledger).
+    pub pool_accepted: u64,
+    pub pool_last_event_at: Option<DateTime<Utc>>,
+}
+
+impl RunningTotals {
+    /// The totals read with `key`, when they were ([`KeyRecord::heads`]).
+    pub fn of(key: &KeyRecord) -> Option<RunningTotals> {
+        key.heads.map(|h| RunningTotals {
+            events: key.events_total,
+            accepted: key.accepted_total,
+            rejected: h.rejected_total,
+            credits: key.credits_total,
+            last_event_at: h.last_event_at,
+            pool_id: h.pool_id,
+            pool_credits_used: key.credits_used,
+            pool_accepted: key.pool_accepted_total,
+            pool_last_event_at: h.pool_last_event_at,
+        })
+    }
+
+    /// The totals after one more recorded request at `at` charging `cost` credits
+    /// (0 unless accepted), exactly as the store's SQL would advance them: counts stop
+    /// at [`MAX_COUNT`], times never go back. The pool moves only for an accepted one.
+    pub fn after(&self, accepted: bool, cost: u64, at: DateTime<Utc>) -> RunningTotals {
+        let add = |n: u64, by: u64| n.saturating_add(by).min(MAX_COUNT);
+        let later = |t: Option<DateTime<Utc>>| Some(t.map_or(at, |t| t.max(at)));
+        let mut next = RunningTotals {
+            events: add(self.events, 1),
+            credits: add(self.credits, cost),
+            last_event_at: later(self.last_event_at),
+            ..*self
+        };
+        if accepted {
+            next.accepted = add(self.accepted, 1);
+            next.pool_credits_used = add(self.pool_credits_used, cost);
+            next.pool_accepted = add(self.pool_accepted, 1);
+            next.pool_last_event_at = later(self.pool_last_event_at);
+        } else {
+            next.rejected = add(self.rejected, 1);
+        }
+        next
+    }
 }
 
 /// One request-log row, as `logs` shows it.
@@ -298,5 +378,49 @@ mod tests {
         );
         assert_eq!(derive_status(State::Disabled, past, now), Status::Disabled);
         assert_eq!(derive_status(State::Revoked, past, now), Status::Revoked);
+    }
+
+    #[test]
+    fn running_totals_advance_as_the_stores_sql_does() {
+        let t = |s: &str| parse_datetime(s).unwrap();
+        let before = RunningTotals {
+            events: 9,
+            accepted: MAX_COUNT,
+            rejected: 4,
+            credits: MAX_COUNT - 1,
+            last_event_at: Some(t("2026-11-23T12:00:00Z")),
+            pool_id: 7,
+            pool_credits_used: 10,
+            pool_accepted: 20,
+            pool_last_event_at: None,
+        };
+        // Accepted, with the clock stepped back: counts stop at the ceiling, the key's
+        // last event stays, the pool's first one is this request's time.
+        let back = t("2026-11-23T11:00:00Z");
+        let accepted = before.after(true, 5, back);
+        assert_eq!(
+            accepted,
+            RunningTotals {
+                events: 10,
+                accepted: MAX_COUNT,
+                credits: MAX_COUNT,
+                pool_credits_used: 15,
+                pool_accepted: 21,
+                pool_last_event_at: Some(back),
+                ..before
+            }
+        );
+        // Rejected, later: the pool does not move.
+        let later = t("2026-11-23T13:00:00Z");
+        let rejected = accepted.after(false, 0, later);
+        assert_eq!(
+            rejected,
+            RunningTotals {
+                events: 11,
+                rejected: 5,
+                last_event_at: Some(later),
+                ..accepted
+            }
+        );
     }
 }

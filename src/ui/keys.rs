@@ -810,6 +810,7 @@ pub(crate) mod tests {
                 rotated_from,
                 rotated_to,
                 refilled_at,
+                heads: None,
             }
         }
     }

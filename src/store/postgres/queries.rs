@@ -255,6 +255,7 @@ fn key_from_row(row: &Row) -> std::result::Result<KeyRecord, String> {
         credits_total: count(row, 31)?,
         pool_accepted_total: count(row, 32)?,
         refilled_at: opt_time(row, 35)?,
+        heads: None,
     })
 }
 

@@ -19,7 +19,8 @@ use crate::core::limits::{
 };
 use crate::core::meta::KeyMeta;
 use crate::core::model::{
-    KeyRecord, KeySettings, NewKey, RequestRecord, RequestRow, State, StatusCounts, UsageFigures,
+    KeyRecord, KeySettings, LedgerHeads, NewKey, RequestRecord, RequestRow, RunningTotals, State,
+    StatusCounts, UsageFigures,
 };
 use crate::core::refill::{self, Balance, Refill};
 use crate::core::store_limits::StoreFigures;
@@ -119,14 +120,21 @@ impl Drop for Held<'_> {
 /// literal so fixed lookups (one per `verify`) need no formatting.
 macro_rules! select_keys {
     () => {
-        "SELECT k.id, k.name, k.description, k.owner, k.key_prefix, k.livemode, \
-         k.category, k.grp, k.scopes, k.deployment, k.allowed_models, k.allowed_ips, \
-         k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, k.rate_unit, \
-         k.credit_limit, p.credits_used, k.created_at, k.expires_at, k.last_used_at, \
-         k.last_used_ip, k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, \
-         k.requests_total, k.events_total, k.credits_total, p.accepted_total, k.meta, \
-         p.refill, p.refilled_at \
-         FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
+        select_keys!("")
+    };
+    // `$more`: columns after the record's (36 onwards).
+    ($more:literal) => {
+        concat!(
+            "SELECT k.id, k.name, k.description, k.owner, k.key_prefix, k.livemode, \
+             k.category, k.grp, k.scopes, k.deployment, k.allowed_models, k.allowed_ips, \
+             k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, \
+             k.rate_unit, k.credit_limit, p.credits_used, k.created_at, k.expires_at, \
+             k.last_used_at, k.last_used_ip, k.state, k.rotated_from, k.rotated_to, \
+             k.revoked_at, k.revoke_reason, k.requests_total, k.events_total, \
+             k.credits_total, p.accepted_total, k.meta, p.refill, p.refilled_at",
+            $more,
+            " FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
+        )
     };
 }
 
@@ -321,7 +329,22 @@ fn key_from_row(row: &Row) -> rusqlite::Result<KeyRecord> {
         credits_total: count(row, 31)?,
         pool_accepted_total: count(row, 32)?,
         refilled_at: opt_time(row, 35)?,
+        heads: None,
     })
+}
+
+/// A key read for a verification, with the running totals recording it advances (the
+/// four columns after the record's): the verifying transaction's write lock holds
+/// them until its request is recorded, so `record_request` writes them advanced.
+fn key_with_heads(row: &Row) -> rusqlite::Result<KeyRecord> {
+    let mut key = key_from_row(row)?;
+    key.heads = Some(LedgerHeads {
+        rejected_total: count(row, 36)?,
+        last_event_at: opt_time(row, 37)?,
+        pool_id: row.get(38)?,
+        pool_last_event_at: opt_time(row, 39)?,
+    });
+    Ok(key)
 }
 
 /// A pool's refill from its column (see `core::refill::stored`).
@@ -379,6 +402,127 @@ impl<'a> SqliteTxn<'a> {
         self.with(
             "SELECT at, n, credits FROM store_events ORDER BY at DESC, n DESC LIMIT 1",
             |st| st.query_row([], store_tail).optional(),
+        )
+    }
+
+    /// Writes key `key_id`'s running totals `t` (already advanced by request `r`), and
+    /// for an accepted request its last use.
+    fn write_key_totals(
+        &self,
+        key_id: &str,
+        t: &RunningTotals,
+        r: &RequestRecord,
+    ) -> rusqlite::Result<()> {
+        let event_at = t.last_event_at.map(to_millis);
+        if r.accepted {
+            self.with(
+                "UPDATE keys SET events_total = ?2, requests_total = ?3, credits_total = ?4, \
+                 last_event_at = ?5, last_used_at = ?6, last_used_ip = ?7 WHERE id = ?1",
+                |st| {
+                    st.execute(params![
+                        key_id,
+                        t.events as i64,
+                        t.accepted as i64,
+                        t.credits as i64,
+                        event_at,
+                        to_millis(r.at),
+                        r.ip
+                    ])
+                },
+            )?;
+        } else {
+            self.with(
+                "UPDATE keys SET events_total = ?2, rejected_total = ?3, credits_total = ?4, \
+                 last_event_at = ?5 WHERE id = ?1",
+                |st| {
+                    st.execute(params![
+                        key_id,
+                        t.events as i64,
+                        t.rejected as i64,
+                        t.credits as i64,
+                        event_at
+                    ])
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Advances key `key_id`'s running totals in SQL and reads them back: (events,
+    /// accepted, credits, last event's time, pool), for a request recorded without
+    /// the totals read with the key.
+    fn advance_key_totals(
+        &self,
+        key_id: &str,
+        accepted: i64,
+        credits: i64,
+        at: i64,
+        ip: Option<&str>,
+    ) -> rusqlite::Result<(i64, i64, i64, i64, i64)> {
+        // `at` is kept non-decreasing per key so that the window seeks stay exact if
+        // the clock steps back.
+        self.with(
+            concat!(
+                "UPDATE keys SET events_total = ",
+                saturating_add!("events_total", "1"),
+                ", requests_total = ",
+                saturating_add!("requests_total", "?2"),
+                ", rejected_total = ",
+                saturating_add!("rejected_total", "1 - ?2"),
+                ", credits_total = ",
+                saturating_add!("credits_total", "?3"),
+                ", last_event_at = max(coalesce(last_event_at, ?4), ?4), \
+                 last_used_at = CASE WHEN ?2 = 1 THEN ?4 ELSE last_used_at END, \
+                 last_used_ip = CASE WHEN ?2 = 1 THEN ?5 ELSE last_used_ip END \
+                 WHERE id = ?1",
+            ),
+            |st| st.execute(params![key_id, accepted, credits, at, ip]),
+        )?;
+        self.with(
+            "SELECT events_total, requests_total, credits_total, last_event_at, pool_id \
+             FROM keys WHERE id = ?1",
+            |st| {
+                st.query_row([key_id], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                })
+            },
+        )
+    }
+
+    /// Charges pool `pool_id` for an accepted request (cost `credits` at `at`) in SQL
+    /// and reads back its accepted total and last event's time.
+    fn charge_pool(
+        &self,
+        pool_id: i64,
+        credits: i64,
+        at: i64,
+        refill: Option<Balance>,
+    ) -> rusqlite::Result<(i64, i64)> {
+        match refill {
+            None => self.with(charge_pool!("credits_used", ""), |st| {
+                st.execute(params![pool_id, credits, at])
+            })?,
+            // A refilled pool: the balance as of this request (read and caught up
+            // under this lock) plus the charge, and the boundary it is as of.
+            Some(b) => self.with(charge_pool!("?4", ", refilled_at = ?5"), |st| {
+                st.execute(params![
+                    pool_id,
+                    credits,
+                    at,
+                    count_to_sql(Some(b.used)),
+                    b.refilled_at.map(to_millis)
+                ])
+            })?,
+        };
+        self.with(
+            "SELECT accepted_total, last_event_at FROM credit_pools WHERE id = ?1",
+            |st| st.query_row([pool_id], |row| Ok((row.get(0)?, row.get(1)?))),
         )
     }
 
@@ -853,8 +997,12 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>> {
-        self.with(concat!(select_keys!(), " WHERE k.secret_hash = ?1"), |st| {
-            st.query_row([&hash[..]], key_from_row).optional()
+        let sql = concat!(
+            select_keys!(", k.rejected_total, k.last_event_at, k.pool_id, p.last_event_at"),
+            " WHERE k.secret_hash = ?1"
+        );
+        self.with(sql, |st| {
+            st.query_row([&hash[..]], key_with_heads).optional()
         })
         .map_err(|e| self.err(e))
     }
@@ -985,42 +1133,31 @@ impl Txn for SqliteTxn<'_> {
             let Some((key_id, _)) = &r.key else {
                 return Ok(());
             };
-            // The key's running totals; `at` is kept non-decreasing per key so the
-            // window seeks in usage_windows stay exact if the clock steps back.
-            // Updated, then read back: SQLite's RETURNING builds a temporary table (a
-            // zeroed page) per execution, three times a request's cost of this read.
-            tx.with(
-                concat!(
-                    "UPDATE keys SET events_total = ",
-                    saturating_add!("events_total", "1"),
-                    ", requests_total = ",
-                    saturating_add!("requests_total", "?2"),
-                    ", rejected_total = ",
-                    saturating_add!("rejected_total", "1 - ?2"),
-                    ", credits_total = ",
-                    saturating_add!("credits_total", "?3"),
-                    ", last_event_at = max(coalesce(last_event_at, ?4), ?4), \
-                 last_used_at = CASE WHEN ?2 = 1 THEN ?4 ELSE last_used_at END, \
-                 last_used_ip = CASE WHEN ?2 = 1 THEN ?5 ELSE last_used_ip END \
-                 WHERE id = ?1",
-                ),
-                |st| st.execute(params![key_id, accepted, credits, at, r.ip]),
-            )?;
-            let (n, acc_cum, cr_cum, event_at, pool_id): (i64, i64, i64, i64, i64) = tx.with(
-                "SELECT events_total, requests_total, credits_total, last_event_at, pool_id \
-                     FROM keys WHERE id = ?1",
-                |st| {
-                    st.query_row([key_id], |row| {
-                        Ok((
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                        ))
-                    })
-                },
-            )?;
+            // The key's running totals, advanced from what the verification read
+            // under this lock, or else updated and read back. SQLite's RETURNING builds
+            // a temporary table (a zeroed page) per execution, three times a request's
+            // cost of the read back.
+            let after = r.totals.map(|t| {
+                // A refilled pool is charged from its balance as of this request.
+                let t = RunningTotals {
+                    pool_credits_used: r.refill.map_or(t.pool_credits_used, |b| b.used),
+                    ..t
+                };
+                t.after(r.accepted, r.credits, r.at)
+            });
+            let (n, acc_cum, cr_cum, event_at, pool_id) = match &after {
+                Some(t) => {
+                    tx.write_key_totals(key_id, t, r)?;
+                    (
+                        t.events as i64,
+                        t.accepted as i64,
+                        t.credits as i64,
+                        t.last_event_at.map_or(at, to_millis),
+                        t.pool_id,
+                    )
+                }
+                None => tx.advance_key_totals(key_id, accepted, credits, at, r.ip.as_deref())?,
+            };
             // OR IGNORE: a counter stopped at the ceiling repeats its n; the ledger then
             // misses a row rather than failing the request.
             tx.with(
@@ -1044,26 +1181,34 @@ impl Txn for SqliteTxn<'_> {
             }
             // The lineage's credits, total and window ledger: what quotas, rate limits
             // and credit limits of every key in the rotation chain count.
-            match r.refill {
-                None => tx.with(charge_pool!("credits_used", ""), |st| {
-                    st.execute(params![pool_id, credits, at])
-                })?,
-                // A refilled pool: the balance as of this request (read and caught up
-                // under this lock) plus the charge, and the boundary it is as of.
-                Some(b) => tx.with(charge_pool!("?4", ", refilled_at = ?5"), |st| {
-                    st.execute(params![
-                        pool_id,
-                        credits,
-                        at,
-                        count_to_sql(Some(b.used)),
-                        b.refilled_at.map(to_millis)
-                    ])
-                })?,
+            let (pool_n, pool_at) = match &after {
+                Some(t) => {
+                    let at_ms = t.pool_last_event_at.map_or(at, to_millis);
+                    let used = t.pool_credits_used as i64;
+                    match r.refill {
+                        None => tx.with(
+                            "UPDATE credit_pools SET credits_used = ?2, accepted_total = ?3, \
+                             last_event_at = ?4 WHERE id = ?1",
+                            |st| st.execute(params![pool_id, used, t.pool_accepted as i64, at_ms]),
+                        )?,
+                        Some(b) => tx.with(
+                            "UPDATE credit_pools SET credits_used = ?2, accepted_total = ?3, \
+                             last_event_at = ?4, refilled_at = ?5 WHERE id = ?1",
+                            |st| {
+                                st.execute(params![
+                                    pool_id,
+                                    used,
+                                    t.pool_accepted as i64,
+                                    at_ms,
+                                    b.refilled_at.map(to_millis)
+                                ])
+                            },
+                        )?,
+                    };
+                    (t.pool_accepted as i64, at_ms)
+                }
+                None => tx.charge_pool(pool_id, credits, at, r.refill)?,
             };
-            let (pool_n, pool_at): (i64, i64) = tx.with(
-                "SELECT accepted_total, last_event_at FROM credit_pools WHERE id = ?1",
-                |st| st.query_row([pool_id], |row| Ok((row.get(0)?, row.get(1)?))),
-            )?;
             tx.with(
                 "INSERT OR IGNORE INTO pool_events (pool_id, at, n) VALUES (?1, ?2, ?3)",
                 |st| st.execute(params![pool_id, pool_at, pool_n]),
