@@ -1789,6 +1789,57 @@ fn wait_for_a_lock_wait(location: &Location) {
     }
 }
 
+/// PostgreSQL guards the spend in the statement that records it: a charge beyond the
+/// key's credit limit (which a decision under the pool's lock never asks for) is
+/// refused as a retry, and nothing of that request stays once its transaction ends.
+#[test]
+fn a_spend_beyond_the_credit_limit_is_refused_and_leaves_nothing_postgres() {
+    let location = pg::fresh_database();
+    let (_, mut k) = numbered_key(1, "one-credit");
+    k.settings.credit_limit = Some(1);
+    insert(handle(&location).as_mut(), &k);
+    let mut store = handle(&location);
+    let request = keyctl::core::model::RequestRecord {
+        at: now(),
+        key: Some((k.id.clone(), k.settings.name.clone())),
+        endpoint: Some("/1".to_string()),
+        http_status: 200,
+        code: "valid".to_string(),
+        ip: None,
+        duration_ms: None,
+        credits: 2,
+        accepted: true,
+        refill: None,
+        totals: None,
+    };
+    {
+        let mut tx = store.begin(Intent::Verify).unwrap();
+        let refused = tx.record_request(&request).err().unwrap();
+        assert_eq!(refused.kind(), Some(ErrorKind::Retry), "{refused}");
+    }
+    // Within the limit, the same request is recorded.
+    let mut tx = store.begin(Intent::Verify).unwrap();
+    tx.record_request(&keyctl::core::model::RequestRecord {
+        credits: 1,
+        ..request.clone()
+    })
+    .unwrap();
+    tx.commit().unwrap();
+    let tx = store.begin(Intent::Read).unwrap();
+    let key = tx.key_by_id(&k.id).unwrap().unwrap();
+    assert_eq!(
+        (key.accepted_total, key.events_total, key.credits_used),
+        (1, 1, 1)
+    );
+    let mut endpoints = Vec::new();
+    tx.for_each_request(&RequestQuery::default(), &mut |row| {
+        endpoints.push(row.endpoint.clone());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(endpoints, [Some("/1".to_string())]);
+}
+
 /// The concurrency stories really run at once on PostgreSQL: a verification of a key
 /// waits for the row lock another verification of it holds, and then decides on what
 /// that one recorded (its credit is spent).

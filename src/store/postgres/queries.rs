@@ -110,23 +110,71 @@ macro_rules! saturating_add {
     };
 }
 
-/// The charge of an accepted request of key $4 to its pool $1 (cost $2 at $3), spent
-/// only while the credits last: `used` is what the cost is added to (the stored
-/// credits, or a refilled balance), `guard` the same figure for the limit's test,
-/// `more` sets more.
-macro_rules! charge_pool {
+/// What an existing usage day becomes with one more request (`excluded`), after
+/// `SET accepted = `.
+macro_rules! usage_day_sums {
+    () => {
+        concat!(
+            saturating_add!("usage_days.accepted", "excluded.accepted"),
+            ", rejected = ",
+            saturating_add!("usage_days.rejected", "excluded.rejected"),
+            ", credits = ",
+            saturating_add!("usage_days.credits", "excluded.credits"),
+        )
+    };
+}
+
+/// One recorded request of a known key in one round trip: its log row ($1 at, $2 key,
+/// $3 name, $4 endpoint, $5 status, $6 code, $7 ip, $8 duration, $9 credits), its usage
+/// day ($10), its running totals and window row, and for an accepted one ($11 = 1) the
+/// lineage's charge and window row. The charge is added to `used` (the stored credits,
+/// or a refilled balance), `more` sets more, and it happens only when `guard` (what
+/// was used before) plus the charge stays within the key's credit limit: no pool row
+/// back means the spend was refused.
+/// Returns the key's events total and last event's time, its pool, and the pool's
+/// accepted total and last event's time (NULL when nothing was charged); no row when
+/// the key is gone.
+macro_rules! record_known {
     ($used:literal, $guard:literal, $more:literal) => {
         concat!(
-            "UPDATE credit_pools SET credits_used = ",
-            saturating_add!($used, "$2::bigint"),
+            "WITH r AS (INSERT INTO requests (at, key_id, key_name, endpoint, http_status, \
+             code, ip, duration_ms, credits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)), \
+             u AS (INSERT INTO usage_days (key_id, day, accepted, rejected, credits) \
+             VALUES ($2, $10, $11, 1 - $11::bigint, $9) ON CONFLICT (key_id, day) DO UPDATE \
+             SET accepted = ",
+            usage_day_sums!(),
+            "), k AS (UPDATE keys SET events_total = ",
+            saturating_add!("events_total", "1"),
+            ", requests_total = ",
+            saturating_add!("requests_total", "$11::bigint"),
+            ", rejected_total = ",
+            saturating_add!("rejected_total", "(1 - $11::bigint)"),
+            ", credits_total = ",
+            saturating_add!("credits_total", "$9::bigint"),
+            ", last_event_at = GREATEST(coalesce(last_event_at, $1::bigint), $1::bigint), \
+             last_used_at = CASE WHEN $11::bigint = 1 THEN $1::bigint ELSE last_used_at END, \
+             last_used_ip = CASE WHEN $11::bigint = 1 THEN $7::text ELSE last_used_ip END \
+             WHERE id = $2 \
+             RETURNING events_total, requests_total, credits_total, last_event_at, pool_id, \
+             credit_limit), \
+             e AS (INSERT INTO key_events (key_id, at, n, accepted_cum, credits_cum, accepted, \
+             cost) SELECT $2, last_event_at, events_total, requests_total, credits_total, $11, \
+             $9 FROM k ON CONFLICT DO NOTHING), \
+             p AS (UPDATE credit_pools SET credits_used = ",
+            saturating_add!($used, "$9::bigint"),
             $more,
             ", accepted_total = ",
             saturating_add!("accepted_total", "1"),
-            ", last_event_at = GREATEST(coalesce(last_event_at, $3::bigint), $3::bigint) \
-             WHERE id = $1 AND ($2::bigint = 0 OR NOT EXISTS (SELECT 1 FROM keys k \
-             WHERE k.id = $4 AND k.credit_limit IS NOT NULL AND ",
+            ", last_event_at = GREATEST(coalesce(credit_pools.last_event_at, $1::bigint), \
+             $1::bigint) FROM k WHERE $11::bigint = 1 AND credit_pools.id = k.pool_id \
+             AND ($9::bigint = 0 OR k.credit_limit IS NULL OR ",
             $guard,
-            " + $2::bigint > k.credit_limit)) RETURNING accepted_total, last_event_at",
+            " + $9::bigint <= k.credit_limit) \
+             RETURNING credit_pools.accepted_total, credit_pools.last_event_at), \
+             pe AS (INSERT INTO pool_events (pool_id, at, n) SELECT k.pool_id, \
+             p.last_event_at, p.accepted_total FROM k, p ON CONFLICT DO NOTHING) \
+             SELECT k.events_total, k.last_event_at, k.pool_id, p.accepted_total, \
+             p.last_event_at FROM k LEFT JOIN p ON true",
         )
     };
 }
@@ -1032,88 +1080,92 @@ impl Txn for PgTxn<'_> {
         let day = at.div_euclid(86_400_000);
         let accepted = i64::from(r.accepted);
         let credits = count_to_sql(Some(r.credits)).unwrap_or(0);
-        let key_id = r.key.as_ref().map(|k| &k.0);
-        self.exec(
-            "INSERT INTO requests (at, key_id, key_name, endpoint, http_status, code, ip, \
-             duration_ms, credits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                &at,
-                &key_id,
-                &r.key.as_ref().map(|k| &k.1),
-                &r.endpoint,
-                &i64::from(r.http_status),
-                &r.code,
-                &r.ip,
-                &count_to_sql(r.duration_ms),
-                &credits,
-            ],
-        )?;
-        self.exec(
-            concat!(
-                "INSERT INTO usage_days (key_id, day, accepted, rejected, credits) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id, day) DO UPDATE SET accepted = ",
-                saturating_add!("usage_days.accepted", "excluded.accepted"),
-                ", rejected = ",
-                saturating_add!("usage_days.rejected", "excluded.rejected"),
-                ", credits = ",
-                saturating_add!("usage_days.credits", "excluded.credits"),
-            ),
-            &[
-                &key_id.map_or("", |k| k.as_str()),
-                &day,
-                &accepted,
-                &(1 - accepted),
-                &credits,
-            ],
-        )?;
-        let Some(key_id) = key_id else {
+        let status = i64::from(r.http_status);
+        let duration = count_to_sql(r.duration_ms);
+        let Some((key_id, key_name)) = &r.key else {
+            // A presented key that matched nothing: its log row and the usage day of
+            // key '' only, in one round trip.
+            self.exec(
+                concat!(
+                    "WITH r AS (INSERT INTO requests (at, key_id, key_name, endpoint, \
+                     http_status, code, ip, duration_ms, credits) \
+                     VALUES ($1, NULL, NULL, $2, $3, $4, $5, $6, $7)) \
+                     INSERT INTO usage_days (key_id, day, accepted, rejected, credits) \
+                     VALUES ('', $8, $9, 1 - $9::bigint, $7) ON CONFLICT (key_id, day) \
+                     DO UPDATE SET accepted = ",
+                    usage_day_sums!(),
+                ),
+                &[
+                    &at,
+                    &r.endpoint,
+                    &status,
+                    &r.code,
+                    &r.ip,
+                    &duration,
+                    &credits,
+                    &day,
+                    &accepted,
+                ],
+            )?;
             return Ok(());
         };
-        // The key's running totals; `at` kept non-decreasing per key (as SQLite).
-        let totals = self
-            .row(
-                concat!(
-                    "UPDATE keys SET events_total = ",
-                    saturating_add!("events_total", "1"),
-                    ", requests_total = ",
-                    saturating_add!("requests_total", "$2::bigint"),
-                    ", rejected_total = ",
-                    saturating_add!("rejected_total", "(1 - $2::bigint)"),
-                    ", credits_total = ",
-                    saturating_add!("credits_total", "$3::bigint"),
-                    ", last_event_at = GREATEST(coalesce(last_event_at, $4::bigint), $4::bigint), \
-                     last_used_at = CASE WHEN $2::bigint = 1 THEN $4::bigint ELSE last_used_at END, \
-                     last_used_ip = CASE WHEN $2::bigint = 1 THEN $5::text ELSE last_used_ip END \
-                     WHERE id = $1 \
-                     RETURNING events_total, requests_total, credits_total, last_event_at, pool_id",
+        // Everything else in one statement: a round trip is most of what a statement
+        // costs here. The key's `at` is kept non-decreasing (as SQLite); credits are
+        // spent only while they last (the decision saw them under the pool's lock;
+        // the statement guards it).
+        let used = r.refill.map(|b| count_to_sql(Some(b.used)));
+        let refilled_at = r.refill.and_then(|b| b.refilled_at.map(to_millis));
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &at,
+            key_id,
+            key_name,
+            &r.endpoint,
+            &status,
+            &r.code,
+            &r.ip,
+            &duration,
+            &credits,
+            &day,
+            &accepted,
+        ];
+        let row = match &used {
+            None => self.row(
+                record_known!(
+                    "credits_used",
+                    "LEAST(GREATEST(credit_pools.credits_used, 0), 9007199254740991)",
+                    ""
                 ),
-                &[key_id, &accepted, &credits, &at, &r.ip],
-            )?
-            .map(|row| -> std::result::Result<[i64; 5], String> {
-                Ok([
-                    col(&row, 0)?,
-                    col(&row, 1)?,
-                    col(&row, 2)?,
-                    col(&row, 3)?,
-                    col(&row, 4)?,
-                ])
-            })
-            .transpose()
-            .map_err(|why| self.damaged(why))?;
-        let Some([n, acc_cum, cr_cum, event_at, pool_id]) = totals else {
+                &params,
+            )?,
+            // A refilled pool: the balance as of this request (read and caught up under
+            // the pool's lock) plus the charge, guarded the same way, and its boundary.
+            Some(used) => {
+                params.push(used);
+                params.push(&refilled_at);
+                self.row(
+                    record_known!("$12::bigint", "$12::bigint", ", refilled_at = $13::bigint"),
+                    &params,
+                )?
+            }
+        };
+        let Some(row) = row else {
             return Err(StoreError::at(
                 ErrorKind::NotFound,
                 self.location,
                 format!("key {key_id} vanished during the verification"),
             ));
         };
-        self.exec(
-            "INSERT INTO key_events (key_id, at, n, accepted_cum, credits_cum, accepted, cost) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            &[
-                key_id, &event_at, &n, &acc_cum, &cr_cum, &accepted, &credits,
-            ],
-        )?;
+        let figures = (|| -> std::result::Result<_, String> {
+            let n: i64 = col(&row, 0)?;
+            let event_at: i64 = col(&row, 1)?;
+            let pool_id: i64 = col(&row, 2)?;
+            let pool_n: Option<i64> = col(&row, 3)?;
+            let pool_at: Option<i64> = col(&row, 4)?;
+            Ok((n, event_at, pool_id, pool_n.zip(pool_at)))
+        })()
+        .map_err(|why| self.damaged(why))?;
+        let (n, event_at, pool_id, pool) = figures;
+        // Every 64th request, drop this key's events older than the longest window.
         if n % 64 == 0 {
             self.exec(
                 "DELETE FROM key_events WHERE key_id = $1 AND at <= $2",
@@ -1123,35 +1175,8 @@ impl Txn for PgTxn<'_> {
         if accepted == 0 {
             return Ok(());
         }
-        // Credits are spent only while they last (the decision saw them under the
-        // pool's lock; this guards it): no row back means the spend was refused.
-        let pool = match r.refill {
-            None => self.row(
-                charge_pool!(
-                    "credits_used",
-                    "LEAST(GREATEST(credit_pools.credits_used, 0), 9007199254740991)",
-                    ""
-                ),
-                &[&pool_id, &credits, &at, key_id],
-            )?,
-            // A refilled pool: the balance as of this request (read and caught up under
-            // the pool's lock) plus the charge, guarded the same way, and its boundary.
-            Some(b) => self.row(
-                charge_pool!("$5::bigint", "$5::bigint", ", refilled_at = $6::bigint"),
-                &[
-                    &pool_id,
-                    &credits,
-                    &at,
-                    key_id,
-                    &count_to_sql(Some(b.used)),
-                    &b.refilled_at.map(to_millis),
-                ],
-            )?,
-        }
-        .map(|row| -> std::result::Result<[i64; 2], String> { Ok([col(&row, 0)?, col(&row, 1)?]) })
-        .transpose()
-        .map_err(|why| self.damaged(why))?;
-        let Some([pool_n, pool_at]) = pool else {
+        // No pool row back means the spend was refused.
+        let Some((pool_n, pool_at)) = pool else {
             return Err(StoreError::at(
                 ErrorKind::Retry,
                 self.location,
@@ -1161,10 +1186,6 @@ impl Txn for PgTxn<'_> {
                 ),
             ));
         };
-        self.exec(
-            "INSERT INTO pool_events (pool_id, at, n) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&pool_id, &pool_at, &pool_n],
-        )?;
         if pool_n % 64 == 0 {
             self.exec(
                 "DELETE FROM pool_events WHERE pool_id = $1 AND at <= $2",
