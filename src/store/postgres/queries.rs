@@ -871,21 +871,30 @@ impl Txn for PgTxn<'_> {
     }
 
     fn pool_windows(&self, key: &KeyRecord, starts: &[DateTime<Utc>]) -> Result<Vec<u64>> {
+        if starts.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Every window in one round trip: the lineage's first ledger row after each
+        // start, one seek each, in the order of the starts.
         let total = key.pool_accepted_total as i64;
-        starts
-            .iter()
-            .map(|start| {
-                let first = self
-                    .row(
-                        "SELECT n FROM pool_events \
-                         WHERE pool_id = (SELECT pool_id FROM keys WHERE id = $1) AND at > $2 \
-                         ORDER BY at, n LIMIT 1",
-                        &[&key.id, &to_millis(*start)],
-                    )?
-                    .map(|r| count(&r, 0))
-                    .transpose()
-                    .map_err(|why| self.damaged(why))?;
-                Ok(first.map_or(0, |n| clamp_stored(total - (n as i64 - 1))))
+        let millis: Vec<i64> = starts.iter().map(|s| to_millis(*s)).collect();
+        let rows = self.rows(
+            "SELECT (SELECT n FROM pool_events WHERE pool_id = p.pool_id AND at > w.start \
+             ORDER BY at, n LIMIT 1) \
+             FROM (SELECT pool_id FROM keys WHERE id = $1) p, \
+             unnest($2::bigint[]) WITH ORDINALITY AS w(start, i) ORDER BY w.i",
+            &[&key.id, &millis],
+        )?;
+        // No rows: the key row is gone (not in a verification, which holds it), so
+        // nothing is counted.
+        if rows.is_empty() {
+            return Ok(vec![0; starts.len()]);
+        }
+        rows.iter()
+            .map(|r| {
+                let first: Option<i64> = col(r, 0).map_err(|why| self.damaged(why))?;
+                // The stored n read clamped, as every count is.
+                Ok(first.map_or(0, |n| clamp_stored(total - (clamp_stored(n) as i64 - 1))))
             })
             .collect()
     }
