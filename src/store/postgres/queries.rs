@@ -1467,31 +1467,30 @@ impl Txn for PgTxn<'_> {
     fn record_store_usage(&mut self, at: DateTime<Utc>, credits: u64, ledger: bool) -> Result<()> {
         let at = to_millis(at);
         let credits = count_to_sql(Some(credits)).unwrap_or(0);
+        // The counter and, while a store-wide rate limit is set ($3), its ledger row, in
+        // one round trip.
         let row = self.row(
             concat!(
-                "INSERT INTO store_usage (id, credits_used, accepted_total, last_event_at) \
-                 VALUES (1, $1, 1, $2) ON CONFLICT (id) DO UPDATE SET credits_used = ",
+                "WITH s AS (INSERT INTO store_usage (id, credits_used, accepted_total, \
+                 last_event_at) VALUES (1, $1, 1, $2) ON CONFLICT (id) DO UPDATE SET \
+                 credits_used = ",
                 saturating_add!("store_usage.credits_used", "$1::bigint"),
                 ", accepted_total = ",
                 saturating_add!("store_usage.accepted_total", "1"),
-                ", last_event_at = GREATEST(coalesce(store_usage.last_event_at, $2::bigint), $2::bigint) \
-                 RETURNING accepted_total, last_event_at",
+                ", last_event_at = GREATEST(coalesce(store_usage.last_event_at, $2::bigint), \
+                 $2::bigint) RETURNING accepted_total, last_event_at), \
+                 e AS (INSERT INTO store_events (at, n) SELECT last_event_at, accepted_total \
+                 FROM s WHERE $3::boolean ON CONFLICT DO NOTHING) \
+                 SELECT accepted_total, last_event_at FROM s",
             ),
-            &[&credits, &at],
+            &[&credits, &at, &ledger],
         )?;
         let [n, event_at] = row
             .map(|r| -> std::result::Result<[i64; 2], String> { Ok([col(&r, 0)?, col(&r, 1)?]) })
             .transpose()
             .map_err(|why| self.damaged(why))?
             .unwrap_or([0, at]);
-        if !ledger {
-            return Ok(());
-        }
-        self.exec(
-            "INSERT INTO store_events (at, n) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&event_at, &n],
-        )?;
-        if n % 64 == 0 {
+        if ledger && n % 64 == 0 {
             self.exec(
                 "DELETE FROM store_events WHERE at <= $1",
                 &[&(event_at - STORE_RATE_WINDOW_MS)],
