@@ -794,14 +794,13 @@ fn recording_with_the_totals_read_writes_what_reading_them_back_writes_sqlite() 
         let location = Location::Sqlite(dir.path().join("keys.db"));
         let mut store = handle(&location);
         let store = store.as_mut();
-        let (secret, mut k) = numbered_key(1, "billing");
-        k.settings.quotas.daily = Some(3);
-        k.settings.credit_limit = Some(5);
-        k.settings.refill = Some(Refill {
+        let refill = Refill {
             amount: 2,
             interval: Interval::Day,
             mode: RefillMode::Add,
-        });
+        };
+        let (secret, mut k) = refilled_key(1, "billing", 5, refill);
+        k.settings.quotas.daily = Some(3);
         let (plain_secret, plain) = numbered_key(2, "plain");
         insert(store, &k);
         insert(store, &plain);

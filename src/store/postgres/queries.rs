@@ -110,23 +110,32 @@ macro_rules! saturating_add {
     };
 }
 
-/// What an existing usage day becomes with one more request (`excluded`), after
-/// `SET accepted = `.
-macro_rules! usage_day_sums {
-    () => {
+/// The first two parts of a recorded request's statement: its log row ($1 at, $2 key,
+/// $3 name, $4 endpoint, $5 status, $6 code, $7 ip, $8 duration, $9 credits) and its
+/// usage day ($10) under `usage_key`, counting it accepted when $11 = 1. A `WITH`
+/// whose final part the caller adds.
+macro_rules! log_row_and_usage_day {
+    ($usage_key:literal) => {
         concat!(
+            "WITH r AS (INSERT INTO requests (at, key_id, key_name, endpoint, http_status, \
+             code, ip, duration_ms, credits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)), \
+             u AS (INSERT INTO usage_days (key_id, day, accepted, rejected, credits) \
+             VALUES (",
+            $usage_key,
+            ", $10, $11, 1 - $11::bigint, $9) ON CONFLICT (key_id, day) DO UPDATE \
+             SET accepted = ",
             saturating_add!("usage_days.accepted", "excluded.accepted"),
             ", rejected = ",
             saturating_add!("usage_days.rejected", "excluded.rejected"),
             ", credits = ",
             saturating_add!("usage_days.credits", "excluded.credits"),
+            ")"
         )
     };
 }
 
-/// One recorded request of a known key in one round trip: its log row ($1 at, $2 key,
-/// $3 name, $4 endpoint, $5 status, $6 code, $7 ip, $8 duration, $9 credits), its usage
-/// day ($10), its running totals and window row, and for an accepted one ($11 = 1) the
+/// One recorded request of a known key in one round trip: its log row and usage day
+/// ([`log_row_and_usage_day!`], $1 to $11), its running totals and window row, and for an accepted one ($11 = 1) the
 /// lineage's charge and window row. The charge is added to `used` (the stored credits,
 /// or a refilled balance), `more` sets more, and it happens only when `guard` (what
 /// was used before) plus the charge stays within the key's credit limit: no pool row
@@ -137,13 +146,8 @@ macro_rules! usage_day_sums {
 macro_rules! record_known {
     ($used:literal, $guard:literal, $more:literal) => {
         concat!(
-            "WITH r AS (INSERT INTO requests (at, key_id, key_name, endpoint, http_status, \
-             code, ip, duration_ms, credits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)), \
-             u AS (INSERT INTO usage_days (key_id, day, accepted, rejected, credits) \
-             VALUES ($2, $10, $11, 1 - $11::bigint, $9) ON CONFLICT (key_id, day) DO UPDATE \
-             SET accepted = ",
-            usage_day_sums!(),
-            "), k AS (UPDATE keys SET events_total = ",
+            log_row_and_usage_day!("$2"),
+            ", k AS (UPDATE keys SET events_total = ",
             saturating_add!("events_total", "1"),
             ", requests_total = ",
             saturating_add!("requests_total", "$11::bigint"),
@@ -1091,43 +1095,14 @@ impl Txn for PgTxn<'_> {
         let credits = count_to_sql(Some(r.credits)).unwrap_or(0);
         let status = i64::from(r.http_status);
         let duration = count_to_sql(r.duration_ms);
-        let Some((key_id, key_name)) = &r.key else {
-            // A presented key that matched nothing: its log row and the usage day of
-            // key '' only, in one round trip.
-            self.exec(
-                concat!(
-                    "WITH r AS (INSERT INTO requests (at, key_id, key_name, endpoint, \
-                     http_status, code, ip, duration_ms, credits) \
-                     VALUES ($1, NULL, NULL, $2, $3, $4, $5, $6, $7)) \
-                     INSERT INTO usage_days (key_id, day, accepted, rejected, credits) \
-                     VALUES ('', $8, $9, 1 - $9::bigint, $7) ON CONFLICT (key_id, day) \
-                     DO UPDATE SET accepted = ",
-                    usage_day_sums!(),
-                ),
-                &[
-                    &at,
-                    &r.endpoint,
-                    &status,
-                    &r.code,
-                    &r.ip,
-                    &duration,
-                    &credits,
-                    &day,
-                    &accepted,
-                ],
-            )?;
-            return Ok(());
-        };
-        // Everything else in one statement: a round trip is most of what a statement
-        // costs here. The key's `at` is kept non-decreasing (as SQLite); credits are
-        // spent only while they last (the decision saw them under the pool's lock;
-        // the statement guards it).
         let used = r.refill.map(|b| count_to_sql(Some(b.used)));
         let refilled_at = r.refill.and_then(|b| b.refilled_at.map(to_millis));
+        let key_id = r.key.as_ref().map(|k| &k.0);
+        let key_name = r.key.as_ref().map(|k| &k.1);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![
             &at,
-            key_id,
-            key_name,
+            &key_id,
+            &key_name,
             &r.endpoint,
             &status,
             &r.code,
@@ -1137,6 +1112,16 @@ impl Txn for PgTxn<'_> {
             &day,
             &accepted,
         ];
+        // One statement each: a round trip is most of what a statement costs here.
+        let Some(key_id) = key_id else {
+            // A presented key that matched nothing: its log row and the usage day of
+            // key '' only.
+            self.exec(concat!(log_row_and_usage_day!("''"), " SELECT 1"), &params)?;
+            return Ok(());
+        };
+        // The key's `at` is kept non-decreasing (as SQLite); credits are spent only
+        // while they last (the decision saw them under the pool's lock; the statement
+        // guards it).
         let row = match &used {
             None => self.row(
                 record_known!(
