@@ -2448,6 +2448,28 @@ fn a_schema_3_store_gains_the_store_wide_tables_and_counts_earlier_spending() {
     );
 }
 
+/// Builds the schema of SQLite version `version` on `c` with the migrations as they
+/// shipped, stamped as keyctl stamps it.
+fn schema_store(c: &rusqlite::Connection, version: usize) {
+    let migrations = [
+        include_str!("../src/store/sqlite/migrations/001_init.sql"),
+        include_str!("../src/store/sqlite/migrations/002_verification.sql"),
+        include_str!("../src/store/sqlite/migrations/003_shared_limits.sql"),
+        include_str!("../src/store/sqlite/migrations/004_import.sql"),
+        include_str!("../src/store/sqlite/migrations/005_meta.sql"),
+        include_str!("../src/store/sqlite/migrations/006_refill.sql"),
+        include_str!("../src/store/sqlite/migrations/007_store_limits.sql"),
+        include_str!("../src/store/sqlite/migrations/008_store_counter_in_ledger.sql"),
+    ];
+    for sql in &migrations[..version] {
+        c.execute_batch(sql).unwrap();
+    }
+    c.execute_batch(&format!(
+        "PRAGMA application_id = 1803117428; PRAGMA user_version = {version};"
+    ))
+    .unwrap();
+}
+
 /// SQLite-only: a store of schema 7 (the store-wide counter in a row of its own)
 /// migrates: the counter moves into the ledger's last row, so the credits charged and
 /// the rate window read back the same and counting goes on from them.
@@ -2458,19 +2480,7 @@ fn a_schema_7_store_keeps_its_store_wide_counter_and_window() {
     let at = to_millis(now());
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        for sql in [
-            include_str!("../src/store/sqlite/migrations/001_init.sql"),
-            include_str!("../src/store/sqlite/migrations/002_verification.sql"),
-            include_str!("../src/store/sqlite/migrations/003_shared_limits.sql"),
-            include_str!("../src/store/sqlite/migrations/004_import.sql"),
-            include_str!("../src/store/sqlite/migrations/005_meta.sql"),
-            include_str!("../src/store/sqlite/migrations/006_refill.sql"),
-            include_str!("../src/store/sqlite/migrations/007_store_limits.sql"),
-        ] {
-            c.execute_batch(sql).unwrap();
-        }
-        c.execute_batch("PRAGMA application_id = 1803117428; PRAGMA user_version = 7;")
-            .unwrap();
+        schema_store(&c, 7);
         // 12 accepted requests in all, the last 3 within the last minute; 40 credits.
         c.execute(
             "INSERT INTO store_usage (id, credits_used, accepted_total, last_event_at) \
@@ -2512,6 +2522,156 @@ fn a_schema_7_store_keeps_its_store_wide_counter_and_window() {
         )
         .unwrap();
     assert_eq!(tables, 0, "the counter's own table is gone");
+}
+
+/// SQLite-only: a store of schema 8 (a key's running totals in its keys row) migrates:
+/// the totals, the last use and the ledger read back the same, recording goes on from
+/// them (an accepted request moves the last use, a rejected one keeps it), a key whose
+/// ledger is empty keeps its totals, and a copy carries the totals as they read.
+#[test]
+fn a_schema_8_store_keeps_its_keys_totals_and_last_use() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("keys.db");
+    let (secret, used) = numbered_key(1, "used");
+    let (_, idle) = numbered_key(2, "idle");
+    let ms = |t: DateTime<Utc>| to_millis(t);
+    let last_event = now() - Duration::hours(2);
+    let last_use = now() - Duration::hours(3);
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        schema_store(&c, 8);
+        // Key 1: 7 recorded requests, 5 accepted (its quota allows 6 in all), 2
+        // rejected, 9 credits; the newest ledger row carries the counts as schema 8
+        // wrote them. Key 2: counts from before the ledger existed, no ledger row.
+        for (pool, k, totals, quota) in [
+            (1, &used, (5, 7, 2, 9), Some(6)),
+            (2, &idle, (3, 0, 0, 4), None),
+        ] {
+            c.execute(
+                "INSERT INTO credit_pools (id, credits_used, accepted_total, last_event_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![pool, totals.3, totals.0, ms(last_event)],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO keys (id, secret_hash, name, owner, livemode, scopes, \
+                 allowed_models, allowed_ips, quota_total, pool_id, requests_total, \
+                 created_at, last_used_at, last_used_ip, state, events_total, \
+                 rejected_total, credits_total, last_event_at) VALUES (?1, ?2, ?3, 'ops', \
+                 1, '[]', '[]', '[]', ?4, ?5, ?6, ?7, ?8, '198.51.100.1', 'active', ?9, \
+                 ?10, ?11, ?12)",
+                rusqlite::params![
+                    k.id,
+                    &k.hash[..],
+                    k.settings.name,
+                    quota,
+                    pool,
+                    totals.0,
+                    ms(now() - Duration::days(3)),
+                    ms(last_use),
+                    totals.1,
+                    totals.2,
+                    totals.3,
+                    ms(last_event)
+                ],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO key_events (key_id, at, n, accepted_cum, credits_cum, accepted, cost) \
+             VALUES (?1, ?2, 7, 5, 9, 0, 0)",
+            rusqlite::params![used.id, ms(last_event)],
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        keyctl::store::migrate(&Location::Sqlite(path.clone())).unwrap(),
+        (8, current_schema_version())
+    );
+    let location = Location::Sqlite(path.clone());
+    let mut store = handle(&location);
+    // (accepted, recorded, credits, last use, its IP) as a reader sees them.
+    let figures = |store: &mut dyn Store, id: &str| {
+        let tx = store.begin(Intent::Read).unwrap();
+        let k = tx.key_by_id(id).unwrap().unwrap();
+        (
+            k.accepted_total,
+            k.events_total,
+            k.credits_total,
+            k.last_used_at,
+            k.last_used_ip,
+        )
+    };
+    let before = Some("198.51.100.1".to_string());
+    assert_eq!(
+        figures(store.as_mut(), &used.id),
+        (5, 7, 9, Some(last_use), before.clone())
+    );
+    assert_eq!(
+        figures(store.as_mut(), &idle.id),
+        (3, 0, 4, Some(last_use), before.clone())
+    );
+    let ip = Some("203.0.113.7".to_string());
+    assert_eq!(
+        verify_recording(store.as_mut(), &secret, now(), 2, false),
+        Outcome::Valid
+    );
+    assert_eq!(
+        figures(store.as_mut(), &used.id),
+        (6, 8, 11, Some(now()), ip.clone())
+    );
+    let later = now() + Duration::minutes(1);
+    assert_eq!(
+        verify_recording(store.as_mut(), &secret, later, 2, true),
+        Outcome::QuotaExceeded("total")
+    );
+    assert_eq!(
+        figures(store.as_mut(), &used.id),
+        (6, 9, 11, Some(now()), ip.clone())
+    );
+    {
+        let tx = store.begin(Intent::Read).unwrap();
+        let k = tx.key_by_id(&used.id).unwrap().unwrap();
+        // The last hour: the two requests recorded since the migration.
+        let hour = tx.usage_windows(&k, &[later - Duration::hours(1)]).unwrap();
+        assert_eq!(
+            hour[0],
+            UsageFigures {
+                accepted: 1,
+                rejected: 1,
+                credits: 2
+            }
+        );
+    }
+    // A copy holds the totals as they read, in the keys row of the copy.
+    let copied = Location::Sqlite(dir.path().join("copy.db"));
+    copy(&location, &copied);
+    let mut copy_store = handle(&copied);
+    assert_eq!(
+        figures(copy_store.as_mut(), &used.id),
+        (6, 9, 11, Some(now()), ip)
+    );
+    let row: (i64, i64, i64, i64, i64, String) = rusqlite::Connection::open(
+        dir.path().join("copy.db"),
+    )
+    .unwrap()
+    .query_row(
+        "SELECT requests_total, events_total, rejected_total, credits_total, last_event_at, \
+             last_used_ip FROM keys WHERE id = ?1",
+        [&used.id],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        },
+    )
+    .unwrap();
+    assert_eq!(row, (6, 9, 3, 11, ms(later), "203.0.113.7".to_string()));
 }
 
 /// The store-wide counter outlives the pruning of the rate window's ledger, counts

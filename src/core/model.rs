@@ -284,7 +284,7 @@ pub struct RequestRecord {
 }
 
 /// A key's and its lineage's running totals: what recording one request advances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningTotals {
     /// Recorded requests, accepted or not (numbering the key's window ledger).
     pub events: u64,
@@ -293,6 +293,9 @@ pub struct RunningTotals {
     /// Credits this key itself has spent.
     pub credits: u64,
     pub last_event_at: Option<DateTime<Utc>>,
+    /// The last accepted request's time and IP (`KeyRecord::last_used_at`, `_ip`).
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
     pub pool_id: i64,
     /// The pool's credits used: the stored figure, or the refilled balance as of the
     /// request when a refill applies (`KeyRecord::credits_used` after the catch-up).
@@ -311,6 +314,8 @@ impl RunningTotals {
             rejected: h.rejected_total,
             credits: key.credits_total,
             last_event_at: h.last_event_at,
+            last_used_at: key.last_used_at,
+            last_used_ip: key.last_used_ip.clone(),
             pool_id: h.pool_id,
             pool_credits_used: key.credits_used,
             pool_accepted: key.pool_accepted_total,
@@ -318,19 +323,28 @@ impl RunningTotals {
         })
     }
 
-    /// The totals after one more recorded request at `at` charging `cost` credits
-    /// (0 unless accepted), exactly as the store's SQL would advance them: counts stop
-    /// at [`MAX_COUNT`], times never go back. The pool moves only for an accepted one.
-    pub fn after(&self, accepted: bool, cost: u64, at: DateTime<Utc>) -> RunningTotals {
+    /// The totals after one more recorded request at `at` from `ip` charging `cost`
+    /// credits (0 unless accepted): counts stop at [`MAX_COUNT`], the event times never
+    /// go back (the last use is the accepted request's own time, as shown). The pool
+    /// and the last use move only for an accepted one.
+    pub fn after(
+        &self,
+        accepted: bool,
+        cost: u64,
+        at: DateTime<Utc>,
+        ip: Option<&str>,
+    ) -> RunningTotals {
         let add = |n: u64, by: u64| n.saturating_add(by).min(MAX_COUNT);
         let later = |t: Option<DateTime<Utc>>| Some(t.map_or(at, |t| t.max(at)));
         let mut next = RunningTotals {
             events: add(self.events, 1),
             credits: add(self.credits, cost),
             last_event_at: later(self.last_event_at),
-            ..*self
+            ..self.clone()
         };
         if accepted {
+            next.last_used_at = Some(at);
+            next.last_used_ip = ip.map(str::to_owned);
             next.accepted = add(self.accepted, 1);
             next.pool_credits_used = add(self.pool_credits_used, cost);
             next.pool_accepted = add(self.pool_accepted, 1);
@@ -389,6 +403,8 @@ mod tests {
             rejected: 4,
             credits: MAX_COUNT - 1,
             last_event_at: Some(t("2026-11-23T12:00:00Z")),
+            last_used_at: Some(t("2026-11-23T12:00:00Z")),
+            last_used_ip: Some("10.0.0.1".into()),
             pool_id: 7,
             pool_credits_used: 10,
             pool_accepted: 20,
@@ -397,7 +413,7 @@ mod tests {
         // Accepted, with the clock stepped back: counts stop at the ceiling, the key's
         // last event stays, the pool's first one is this request's time.
         let back = t("2026-11-23T11:00:00Z");
-        let accepted = before.after(true, 5, back);
+        let accepted = before.after(true, 5, back, Some("10.0.0.2"));
         assert_eq!(
             accepted,
             RunningTotals {
@@ -407,19 +423,21 @@ mod tests {
                 pool_credits_used: 15,
                 pool_accepted: 21,
                 pool_last_event_at: Some(back),
-                ..before
+                last_used_at: Some(back),
+                last_used_ip: Some("10.0.0.2".into()),
+                ..before.clone()
             }
         );
-        // Rejected, later: the pool does not move.
+        // Rejected, later: the pool and the last use do not move.
         let later = t("2026-11-23T13:00:00Z");
-        let rejected = accepted.after(false, 0, later);
+        let rejected = accepted.after(false, 0, later, Some("10.0.0.3"));
         assert_eq!(
             rejected,
             RunningTotals {
                 events: 11,
                 rejected: 5,
                 last_event_at: Some(later),
-                ..accepted
+                ..accepted.clone()
             }
         );
     }

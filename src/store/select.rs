@@ -75,6 +75,8 @@ pub(crate) struct KeyDialect {
     pub name_order: &'static str,
     /// Argument 1 (now) as an expression of its type.
     pub now: &'static str,
+    /// `list --sort last-used`'s order: the key's last use as this backend keeps it.
+    pub last_used_order: &'static str,
 }
 
 /// The keys matching `query` in its order; argument 1 is `now`.
@@ -126,7 +128,7 @@ pub(crate) fn keys(query: &KeyQuery, now: DateTime<Utc>, d: &KeyDialect) -> (Str
     let order = match query.sort {
         SortBy::Name => d.name_order,
         SortBy::Created => "k.seq DESC",
-        SortBy::LastUsed => "k.last_used_at IS NULL, k.last_used_at DESC, k.seq DESC",
+        SortBy::LastUsed => d.last_used_order,
         SortBy::Expires => "k.expires_at IS NULL, k.expires_at, k.seq DESC",
     };
     (

@@ -829,9 +829,12 @@ fn stream_command(env: &TestEnv) -> Command {
 fn assert_log_matches_counters(conn: &mut Rows, id: &str, at: &str) {
     let counters = first_row(
         conn,
-        "SELECT k.events_total, k.requests_total, k.rejected_total, k.last_used_at, \
-         k.last_used_ip, p.credits_used FROM keys k JOIN credit_pools p ON p.id = k.pool_id \
-         WHERE k.id = ?1",
+        &format!(
+            "SELECT k.events_total, k.requests_total, k.rejected_total, k.last_used_at, \
+             k.last_used_ip, p.credits_used FROM {} k \
+             JOIN credit_pools p ON p.id = k.pool_id WHERE k.id = ?1",
+            keys_as_read()
+        ),
         &[id],
     )
     .expect("the key's counters");

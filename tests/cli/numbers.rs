@@ -296,6 +296,10 @@ fn stored_values_out_of_range_read_as_the_ceiling_or_zero_and_break_nothing() {
              WHERE id = (SELECT pool_id FROM keys WHERE name = 'svc');
              UPDATE keys SET credits_total = -7, requests_total = -7, events_total = -7,
              quota_daily = -3 WHERE name = 'neg';
+             UPDATE key_events SET n = {big}, accepted_cum = {big}, credits_cum = {big}
+             WHERE key_id = (SELECT id FROM keys WHERE name = 'svc');
+             UPDATE key_events SET n = -7, accepted_cum = -7, credits_cum = -7
+             WHERE key_id = (SELECT id FROM keys WHERE name = 'neg');
              UPDATE credit_pools SET credits_used = -9, accepted_total = -9
              WHERE id = (SELECT pool_id FROM keys WHERE name = 'neg');
              INSERT INTO usage_days (key_id, day, accepted, rejected, credits)
@@ -395,8 +399,13 @@ fn stored_values_out_of_range_read_as_the_ceiling_or_zero_and_break_nothing() {
     out.ok();
     assert_eq!(out.stdout_lines().len(), 2, "{out}");
     // Counters written at the stored extreme stay at the ceiling.
-    let events = env.query_i64("SELECT events_total FROM keys WHERE name = 'svc'");
-    let accepted = env.query_i64("SELECT requests_total FROM keys WHERE name = 'svc'");
+    let keys = keys_as_read();
+    let events = env.query_i64(&format!(
+        "SELECT events_total FROM {keys} k WHERE name = 'svc'"
+    ));
+    let accepted = env.query_i64(&format!(
+        "SELECT requests_total FROM {keys} k WHERE name = 'svc'"
+    ));
     assert_eq!((events, accepted), (MAX as i64, MAX as i64));
     assert_eq!(env.key_json_at(&at(5), "neg")["credits_used"], 2);
     every_reader_works(&env, "svc");

@@ -211,6 +211,7 @@ const KEY_DIALECT: select::KeyDialect = select::KeyDialect {
     select: select_keys!(),
     name_order: concat!(ascii_lower!("k.name"), " COLLATE \"C\", k.seq"),
     now: "$1::bigint",
+    last_used_order: "k.last_used_at IS NULL, k.last_used_at DESC, k.seq DESC",
 };
 
 fn col<'r, T: postgres::types::FromSql<'r>>(

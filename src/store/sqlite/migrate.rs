@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/006_refill.sql"),
     include_str!("migrations/007_store_limits.sql"),
     include_str!("migrations/008_store_counter_in_ledger.sql"),
+    include_str!("migrations/009_key_totals_in_ledger.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -123,18 +123,64 @@ macro_rules! select_keys {
         select_keys!("")
     };
     // `$more`: columns after the record's (36 onwards).
-    ($more:literal) => {
+    ($more:expr) => {
         concat!(
             "SELECT k.id, k.name, k.description, k.owner, k.key_prefix, k.livemode, \
              k.category, k.grp, k.scopes, k.deployment, k.allowed_models, k.allowed_ips, \
              k.quota_total, k.quota_daily, k.quota_weekly, k.quota_monthly, k.rate_count, \
-             k.rate_unit, k.credit_limit, p.credits_used, k.created_at, k.expires_at, \
-             k.last_used_at, k.last_used_ip, k.state, k.rotated_from, k.rotated_to, \
-             k.revoked_at, k.revoke_reason, k.requests_total, k.events_total, \
-             k.credits_total, p.accepted_total, k.meta, p.refill, p.refilled_at",
+             k.rate_unit, k.credit_limit, p.credits_used, k.created_at, k.expires_at, ",
+            key_figure!("last_used_at", "used_at"),
+            ", ",
+            key_figure!("last_used_ip", "used_ip"),
+            ", k.state, k.rotated_from, k.rotated_to, k.revoked_at, k.revoke_reason, ",
+            key_figure!("requests_total", "accepted_cum"),
+            ", ",
+            key_figure!("events_total", "n"),
+            ", ",
+            key_figure!("credits_total", "credits_cum"),
+            ", p.accepted_total, k.meta, p.refill, p.refilled_at",
             $more,
-            " FROM keys k JOIN credit_pools p ON p.id = k.pool_id"
+            " FROM keys k JOIN credit_pools p ON p.id = k.pool_id",
+            newest_key_event!()
         )
+    };
+}
+
+/// [`select_keys`] and the four columns after the record's that a verification's
+/// recording advances ([`key_with_heads`]).
+macro_rules! select_keys_with_heads {
+    () => {
+        select_keys!(concat!(
+            ", ",
+            key_figure!("rejected_total", "rejected_cum"),
+            ", ",
+            key_figure!("last_event_at", "at"),
+            ", k.pool_id, p.last_event_at"
+        ))
+    };
+}
+
+/// One of a key's running totals: from its ledger's newest row (`e`, joined by
+/// [`newest_key_event`]) when that row carries them, else the keys row's (migration
+/// 009: rows recorded before it carry no rejected count).
+macro_rules! key_figure {
+    ($base:literal, $ledger:literal) => {
+        concat!(
+            "iif(e.rejected_cum IS NULL, k.",
+            $base,
+            ", e.",
+            $ledger,
+            ")"
+        )
+    };
+}
+
+/// `LEFT JOIN` of key `k`'s newest window-ledger row as `e`: two seeks in its primary
+/// key (`at` is non-decreasing per key and `n` grows, so the newest row is the last).
+macro_rules! newest_key_event {
+    () => {
+        " LEFT JOIN key_events e ON e.key_id = k.id AND (e.at, e.n) = \
+         (SELECT at, n FROM key_events WHERE key_id = k.id ORDER BY at DESC, n DESC LIMIT 1)"
     };
 }
 
@@ -143,21 +189,6 @@ macro_rules! select_keys {
 macro_rules! saturating_add {
     ($column:literal, $add:literal) => {
         concat!("min(max(", $column, ", 0) + ", $add, ", 9007199254740991)")
-    };
-}
-
-/// The charge of an accepted request to its pool ?1 (cost ?2 at ?3): `used` is what
-/// the cost is added to (the stored credits, or a refilled balance), `more` sets more.
-macro_rules! charge_pool {
-    ($used:literal, $more:literal) => {
-        concat!(
-            "UPDATE credit_pools SET credits_used = ",
-            saturating_add!($used, "?2"),
-            $more,
-            ", accepted_total = ",
-            saturating_add!("accepted_total", "1"),
-            ", last_event_at = max(coalesce(last_event_at, ?3), ?3) WHERE id = ?1",
-        )
     };
 }
 
@@ -200,6 +231,12 @@ const KEY_DIALECT: select::KeyDialect = select::KeyDialect {
     select: select_keys!(),
     name_order: "k.name COLLATE NOCASE, k.seq",
     now: "?1",
+    last_used_order: concat!(
+        key_figure!("last_used_at", "used_at"),
+        " IS NULL, ",
+        key_figure!("last_used_at", "used_at"),
+        " DESC, k.seq DESC"
+    ),
 };
 
 fn conversion_error(col: usize, msg: String) -> rusqlite::Error {
@@ -405,125 +442,14 @@ impl<'a> SqliteTxn<'a> {
         )
     }
 
-    /// Writes key `key_id`'s running totals `t` (already advanced by request `r`), and
-    /// for an accepted request its last use.
-    fn write_key_totals(
-        &self,
-        key_id: &str,
-        t: &RunningTotals,
-        r: &RequestRecord,
-    ) -> rusqlite::Result<()> {
-        let event_at = t.last_event_at.map(to_millis);
-        if r.accepted {
-            self.with(
-                "UPDATE keys SET events_total = ?2, requests_total = ?3, credits_total = ?4, \
-                 last_event_at = ?5, last_used_at = ?6, last_used_ip = ?7 WHERE id = ?1",
-                |st| {
-                    st.execute(params![
-                        key_id,
-                        t.events as i64,
-                        t.accepted as i64,
-                        t.credits as i64,
-                        event_at,
-                        to_millis(r.at),
-                        r.ip
-                    ])
-                },
-            )?;
-        } else {
-            self.with(
-                "UPDATE keys SET events_total = ?2, rejected_total = ?3, credits_total = ?4, \
-                 last_event_at = ?5 WHERE id = ?1",
-                |st| {
-                    st.execute(params![
-                        key_id,
-                        t.events as i64,
-                        t.rejected as i64,
-                        t.credits as i64,
-                        event_at
-                    ])
-                },
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Advances key `key_id`'s running totals in SQL and reads them back: (events,
-    /// accepted, credits, last event's time, pool), for a request recorded without
-    /// the totals read with the key.
-    fn advance_key_totals(
-        &self,
-        key_id: &str,
-        accepted: i64,
-        credits: i64,
-        at: i64,
-        ip: Option<&str>,
-    ) -> rusqlite::Result<(i64, i64, i64, i64, i64)> {
-        // `at` is kept non-decreasing per key so that the window seeks stay exact if
-        // the clock steps back.
-        self.with(
-            concat!(
-                "UPDATE keys SET events_total = ",
-                saturating_add!("events_total", "1"),
-                ", requests_total = ",
-                saturating_add!("requests_total", "?2"),
-                ", rejected_total = ",
-                saturating_add!("rejected_total", "1 - ?2"),
-                ", credits_total = ",
-                saturating_add!("credits_total", "?3"),
-                ", last_event_at = max(coalesce(last_event_at, ?4), ?4), \
-                 last_used_at = CASE WHEN ?2 = 1 THEN ?4 ELSE last_used_at END, \
-                 last_used_ip = CASE WHEN ?2 = 1 THEN ?5 ELSE last_used_ip END \
-                 WHERE id = ?1",
-            ),
-            |st| st.execute(params![key_id, accepted, credits, at, ip]),
+    /// Key `key_id`'s and its lineage's running totals, read as a verification reads
+    /// them, for a request recorded without them.
+    fn read_totals(&self, key_id: &str) -> rusqlite::Result<RunningTotals> {
+        let key = self.with(
+            concat!(select_keys_with_heads!(), " WHERE k.id = ?1"),
+            |st| st.query_row([key_id], key_with_heads),
         )?;
-        self.with(
-            "SELECT events_total, requests_total, credits_total, last_event_at, pool_id \
-             FROM keys WHERE id = ?1",
-            |st| {
-                st.query_row([key_id], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                })
-            },
-        )
-    }
-
-    /// Charges pool `pool_id` for an accepted request (cost `credits` at `at`) in SQL
-    /// and reads back its accepted total and last event's time.
-    fn charge_pool(
-        &self,
-        pool_id: i64,
-        credits: i64,
-        at: i64,
-        refill: Option<Balance>,
-    ) -> rusqlite::Result<(i64, i64)> {
-        match refill {
-            None => self.with(charge_pool!("credits_used", ""), |st| {
-                st.execute(params![pool_id, credits, at])
-            })?,
-            // A refilled pool: the balance as of this request (read and caught up
-            // under this lock) plus the charge, and the boundary it is as of.
-            Some(b) => self.with(charge_pool!("?4", ", refilled_at = ?5"), |st| {
-                st.execute(params![
-                    pool_id,
-                    credits,
-                    at,
-                    count_to_sql(Some(b.used)),
-                    b.refilled_at.map(to_millis)
-                ])
-            })?,
-        };
-        self.with(
-            "SELECT accepted_total, last_event_at FROM credit_pools WHERE id = ?1",
-            |st| st.query_row([pool_id], |row| Ok((row.get(0)?, row.get(1)?))),
-        )
+        RunningTotals::of(&key).ok_or(rusqlite::Error::QueryReturnedNoRows)
     }
 
     /// Runs `f` on the prepared statement of `sql`, which this transaction and then
@@ -997,10 +923,7 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>> {
-        let sql = concat!(
-            select_keys!(", k.rejected_total, k.last_event_at, k.pool_id, p.last_event_at"),
-            " WHERE k.secret_hash = ?1"
-        );
+        let sql = concat!(select_keys_with_heads!(), " WHERE k.secret_hash = ?1");
         self.with(sql, |st| {
             st.query_row([&hash[..]], key_with_heads).optional()
         })
@@ -1133,43 +1056,45 @@ impl Txn for SqliteTxn<'_> {
             let Some((key_id, _)) = &r.key else {
                 return Ok(());
             };
-            // The key's running totals, advanced from what the verification read
-            // under this lock, or else updated and read back. SQLite's RETURNING builds
-            // a temporary table (a zeroed page) per execution, three times a request's
-            // cost of the read back.
-            let after = r.totals.map(|t| {
-                // A refilled pool is charged from its balance as of this request.
-                let t = RunningTotals {
-                    pool_credits_used: r.refill.map_or(t.pool_credits_used, |b| b.used),
-                    ..t
-                };
-                t.after(r.accepted, r.credits, r.at)
-            });
-            let (n, acc_cum, cr_cum, event_at, pool_id) = match &after {
-                Some(t) => {
-                    tx.write_key_totals(key_id, t, r)?;
-                    (
-                        t.events as i64,
-                        t.accepted as i64,
-                        t.credits as i64,
-                        t.last_event_at.map_or(at, to_millis),
-                        t.pool_id,
-                    )
-                }
-                None => tx.advance_key_totals(key_id, accepted, credits, at, r.ip.as_deref())?,
+            // The key's and its lineage's running totals as the verification read them
+            // under this lock, or else read now (under the same lock), advanced in Rust.
+            let before = match &r.totals {
+                Some(t) => t.clone(),
+                None => tx.read_totals(key_id)?,
             };
-            // OR IGNORE: a counter stopped at the ceiling repeats its n; the ledger then
-            // misses a row rather than failing the request.
+            // A refilled pool is charged from its balance as of this request.
+            let t = RunningTotals {
+                pool_credits_used: r.refill.map_or(before.pool_credits_used, |b| b.used),
+                ..before
+            }
+            .after(r.accepted, r.credits, r.at, r.ip.as_deref());
+            let n = t.events as i64;
+            let event_at = t.last_event_at.map_or(at, to_millis);
+            // The ledger row carries the key's totals after this request: its newest
+            // row is where readers find them (migration 009). OR IGNORE: a counter
+            // stopped at the ceiling repeats its n; the ledger then misses a row rather
+            // than failing the request.
             tx.with(
                 "INSERT OR IGNORE INTO key_events (key_id, at, n, accepted_cum, credits_cum, \
-                 accepted, cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 accepted, cost, rejected_cum, used_at, used_ip) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 |st| {
                     st.execute(params![
-                        key_id, event_at, n, acc_cum, cr_cum, accepted, credits
+                        key_id,
+                        event_at,
+                        n,
+                        t.accepted as i64,
+                        t.credits as i64,
+                        accepted,
+                        credits,
+                        t.rejected as i64,
+                        t.last_used_at.map(to_millis),
+                        t.last_used_ip,
                     ])
                 },
             )?;
-            // Every 64th request, drop this key's events older than the longest window.
+            // Every 64th request, drop this key's events older than the longest window
+            // (never the row just written, the newest).
             if n % 64 == 0 {
                 tx.with(
                     "DELETE FROM key_events WHERE key_id = ?1 AND at <= ?2",
@@ -1181,42 +1106,37 @@ impl Txn for SqliteTxn<'_> {
             }
             // The lineage's credits, total and window ledger: what quotas, rate limits
             // and credit limits of every key in the rotation chain count.
-            let (pool_n, pool_at) = match &after {
-                Some(t) => {
-                    let at_ms = t.pool_last_event_at.map_or(at, to_millis);
-                    let used = t.pool_credits_used as i64;
-                    match r.refill {
-                        None => tx.with(
-                            "UPDATE credit_pools SET credits_used = ?2, accepted_total = ?3, \
-                             last_event_at = ?4 WHERE id = ?1",
-                            |st| st.execute(params![pool_id, used, t.pool_accepted as i64, at_ms]),
-                        )?,
-                        Some(b) => tx.with(
-                            "UPDATE credit_pools SET credits_used = ?2, accepted_total = ?3, \
-                             last_event_at = ?4, refilled_at = ?5 WHERE id = ?1",
-                            |st| {
-                                st.execute(params![
-                                    pool_id,
-                                    used,
-                                    t.pool_accepted as i64,
-                                    at_ms,
-                                    b.refilled_at.map(to_millis)
-                                ])
-                            },
-                        )?,
-                    };
-                    (t.pool_accepted as i64, at_ms)
-                }
-                None => tx.charge_pool(pool_id, credits, at, r.refill)?,
+            let pool_at = t.pool_last_event_at.map_or(at, to_millis);
+            let pool_n = t.pool_accepted as i64;
+            let used = t.pool_credits_used as i64;
+            match r.refill {
+                None => tx.with(
+                    "UPDATE credit_pools SET credits_used = ?2, accepted_total = ?3, \
+                     last_event_at = ?4 WHERE id = ?1",
+                    |st| st.execute(params![t.pool_id, used, pool_n, pool_at]),
+                )?,
+                Some(b) => tx.with(
+                    "UPDATE credit_pools SET credits_used = ?2, accepted_total = ?3, \
+                     last_event_at = ?4, refilled_at = ?5 WHERE id = ?1",
+                    |st| {
+                        st.execute(params![
+                            t.pool_id,
+                            used,
+                            pool_n,
+                            pool_at,
+                            b.refilled_at.map(to_millis)
+                        ])
+                    },
+                )?,
             };
             tx.with(
                 "INSERT OR IGNORE INTO pool_events (pool_id, at, n) VALUES (?1, ?2, ?3)",
-                |st| st.execute(params![pool_id, pool_at, pool_n]),
+                |st| st.execute(params![t.pool_id, pool_at, pool_n]),
             )?;
             if pool_n % 64 == 0 {
                 tx.with(
                     "DELETE FROM pool_events WHERE pool_id = ?1 AND at <= ?2",
-                    |st| st.execute(params![pool_id, pool_at - LONGEST_WINDOW_MS]),
+                    |st| st.execute(params![t.pool_id, pool_at - LONGEST_WINDOW_MS]),
                 )?;
             }
             Ok(())
@@ -1379,7 +1299,8 @@ impl Txn for SqliteTxn<'_> {
     fn has_requests(&self, key_id: &str) -> Result<bool> {
         self.tx
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM keys WHERE id = ?1 AND events_total > 0) \
+                "SELECT EXISTS (SELECT 1 FROM key_events WHERE key_id = ?1) \
+                 OR EXISTS (SELECT 1 FROM keys WHERE id = ?1 AND events_total > 0) \
                  OR EXISTS (SELECT 1 FROM requests WHERE key_id = ?1)",
                 [key_id],
                 |r| r.get(0),
@@ -1588,6 +1509,28 @@ impl Txn for SqliteTxn<'_> {
                 Table::StoreEvents => {
                     "SELECT at, n FROM store_events WHERE n > 0 ORDER BY at, n".to_string()
                 }
+                // A key's running totals as it reads them: from its ledger's newest row
+                // when that row carries them (migration 009).
+                Table::Keys => format!(
+                    "SELECT {} FROM keys k{} ORDER BY k.seq",
+                    columns
+                        .iter()
+                        .map(|c| match *c {
+                            "requests_total" =>
+                                key_figure!("requests_total", "accepted_cum").into(),
+                            "events_total" => key_figure!("events_total", "n").into(),
+                            "rejected_total" =>
+                                key_figure!("rejected_total", "rejected_cum").into(),
+                            "credits_total" => key_figure!("credits_total", "credits_cum").into(),
+                            "last_event_at" => key_figure!("last_event_at", "at").into(),
+                            "last_used_at" => key_figure!("last_used_at", "used_at").into(),
+                            "last_used_ip" => key_figure!("last_used_ip", "used_ip").into(),
+                            other => format!("k.{other}"),
+                        })
+                        .collect::<Vec<String>>()
+                        .join(", "),
+                    newest_key_event!()
+                ),
                 _ => format!(
                     "SELECT {} FROM {} ORDER BY {}",
                     columns.join(", "),

@@ -62,6 +62,25 @@ pub fn on_postgres() -> bool {
     test_backend() == "postgres"
 }
 
+/// The keys table with each key's running totals as keyctl reads them, for SQL that
+/// checks them (`SELECT ... FROM {keys_as_read()} k`): PostgreSQL keeps them in the
+/// keys row; SQLite in the key's newest window-ledger row once that row carries them
+/// (its migration 009), else in the keys row.
+pub fn keys_as_read() -> &'static str {
+    if on_postgres() {
+        return "keys";
+    }
+    "(SELECT k.id, k.name, k.pool_id, \
+     iif(e.rejected_cum IS NULL, k.events_total, e.n) AS events_total, \
+     iif(e.rejected_cum IS NULL, k.requests_total, e.accepted_cum) AS requests_total, \
+     iif(e.rejected_cum IS NULL, k.rejected_total, e.rejected_cum) AS rejected_total, \
+     iif(e.rejected_cum IS NULL, k.credits_total, e.credits_cum) AS credits_total, \
+     iif(e.rejected_cum IS NULL, k.last_used_at, e.used_at) AS last_used_at, \
+     iif(e.rejected_cum IS NULL, k.last_used_ip, e.used_ip) AS last_used_ip \
+     FROM keys k LEFT JOIN key_events e ON e.key_id = k.id AND (e.at, e.n) = \
+     (SELECT at, n FROM key_events WHERE key_id = k.id ORDER BY at DESC, n DESC LIMIT 1))"
+}
+
 /// The schema keyctl keeps its tables in on PostgreSQL unless told otherwise.
 pub const PG_SCHEMA: &str = "keyctl";
 
