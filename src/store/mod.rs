@@ -655,6 +655,15 @@ pub trait Txn {
 
     /// The key whose secret has this sha256, if any.
     fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>>;
+    /// [`Txn::key_by_hash`] for a verification. One that records nothing decides on
+    /// the key's settings and its lineage's figures, never its own running totals
+    /// (`events_total`, `accepted_total`, `credits_total`, the last use), so a backend
+    /// may leave those as stored in the key row when `recording` is false (SQLite: the
+    /// newest ledger row that carries them is not read).
+    fn key_to_verify(&self, hash: &[u8; 32], recording: bool) -> Result<Option<KeyRecord>> {
+        let _ = recording;
+        self.key_by_hash(hash)
+    }
     /// The keys whose secrets have these sha256s (`scan`), each with its hash; hashes
     /// of no key are left out, the order is the backend's. PostgreSQL asks for many
     /// at once (one round trip per batch); SQLite seeks the index once per hash.
@@ -820,7 +829,7 @@ pub trait Txn {
         if view.ip_blocked_until.is_some() {
             return Ok(view);
         }
-        self.load_key_for_verify(hash, &mut view)?;
+        self.load_key_for_verify(hash, recording, &mut view)?;
         if let Some(key) = &view.key {
             // Without the settings at hand (`--no-record`), one small read says
             // whether anything store-wide applies before they are read.
@@ -840,9 +849,19 @@ pub trait Txn {
         Ok(view)
     }
     /// The key with this secret hash and its lineage's counts in each window it
-    /// limits, as of `view.now`, into `view` (nothing for a None hash or no such key).
-    fn load_key_for_verify(&self, hash: Option<&[u8; 32]>, view: &mut VerifyView) -> Result<()> {
-        if let Some(mut found) = hash.map(|h| self.key_by_hash(h)).transpose()?.flatten() {
+    /// limits, as of `view.now`, into `view` (nothing for a None hash or no such key);
+    /// its own running totals only when `recording` (see [`Txn::key_to_verify`]).
+    fn load_key_for_verify(
+        &self,
+        hash: Option<&[u8; 32]>,
+        recording: bool,
+        view: &mut VerifyView,
+    ) -> Result<()> {
+        if let Some(mut found) = hash
+            .map(|h| self.key_to_verify(h, recording))
+            .transpose()?
+            .flatten()
+        {
             // The credits as of now (a refill is applied by whoever reads; nothing for
             // a key without one).
             crate::core::refill::catch_up(&mut found, view.now);
@@ -887,7 +906,7 @@ pub trait Txn {
             now,
             store: None,
         };
-        self.load_key_for_verify(hash, &mut view)?;
+        self.load_key_for_verify(hash, true, &mut view)?;
         if let (Some(key), Some(settings)) = (&view.key, &view.settings) {
             let store = self.store_view(key, &settings.store, now)?;
             view.store = store;
