@@ -608,6 +608,39 @@ fn a_coprocess_gets_each_answer_before_sending_the_next_request() {
     assert_eq!(env.count_rows("requests"), 3);
 }
 
+/// A running stream decides each request on the settings as they are then: a store-wide
+/// rate limit another process sets applies from the next line, and so does its removal
+/// (the stream keeps the settings it read only while nothing else wrote the store).
+#[test]
+fn a_stream_applies_settings_another_process_changes_while_it_runs() {
+    let env = TestEnv::initialized();
+    let k = env.create("svc", &[]);
+    let mut stream = LiveProcess::spawn({
+        let mut c = env.command();
+        c.args(["verify", "--stream"]);
+        c
+    });
+    let mut ask = || -> String {
+        stream
+            .write_raw(req(json!({"key": k.secret})).as_bytes())
+            .unwrap();
+        let answer = stream.next_line();
+        let v: Value =
+            serde_json::from_str(&answer).unwrap_or_else(|e| panic!("not json ({e}): {answer}"));
+        v["code"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(ask(), "valid");
+    assert_eq!(ask(), "valid");
+    // Two accepted in this minute already: a limit of 3 a minute leaves one.
+    env.run(&["config", "set", "rate-limit", "3/m"]).ok();
+    assert_eq!(ask(), "valid");
+    assert_eq!(ask(), "rate_limited");
+    env.run(&["config", "set", "rate-limit", "none"]).ok();
+    assert_eq!(ask(), "valid");
+    let ended = stream.end();
+    assert_eq!(ended.code, Some(0), "exit 0 at end of input");
+}
+
 /// Issue 5, the stream form: 8 `--stream` processes × 100 lines of one key at once.
 #[test]
 fn eight_streams_verifying_one_key_at_once_lose_nothing() {

@@ -64,6 +64,8 @@ pub struct SqliteStore {
     big_cache: bool,
     /// The page cache `serve_many` set, in KiB (0: SQLite's default).
     cache_kib: u32,
+    /// The settings this connection's verifications last read ([`queries::SettingsCache`]).
+    settings_cache: queries::SettingsCache,
     /// Checkpoints the WAL in a thread of its own under `Verify` (`serve_long`).
     /// Declared after `conn`, so the serving connection closes first and the thread's,
     /// the last one, checkpoints and removes the WAL as it closes.
@@ -107,7 +109,7 @@ pub(super) fn write_new_store(
             .map_err(|e| sql_error(dest, e))?;
         migrate::migrate(&mut conn, dest, None)?;
         {
-            let mut txn = SqliteTxn::begin(&conn, TransactionBehavior::Immediate, dest, None)
+            let mut txn = SqliteTxn::begin(&conn, TransactionBehavior::Immediate, dest, None, None)
                 .map_err(|e| sql_error(dest, e))?;
             fill(&mut txn)?;
             Box::new(txn).commit()?;
@@ -185,6 +187,7 @@ fn open_sqlite(path: &Path, opts: &OpenOptions) -> Result<(SqliteStore, bool)> {
     let conn = connect(path)?;
     let mut store = SqliteStore {
         kept: queries::Kept::default(),
+        settings_cache: queries::SettingsCache::default(),
         conn: Box::new(conn),
         path: path.to_path_buf(),
         relaxed: false,
@@ -503,11 +506,21 @@ impl Store for SqliteStore {
             Intent::Read => TransactionBehavior::Deferred,
             Intent::Admin | Intent::Verify | Intent::Bulk => TransactionBehavior::Immediate,
         };
+        // Only a verification may use the settings an earlier one read; any other
+        // transaction may change them.
+        if intent != Intent::Verify {
+            self.settings_cache.get_mut().take();
+        }
         let SqliteStore {
-            conn, path, kept, ..
+            conn,
+            path,
+            kept,
+            settings_cache,
+            ..
         } = self;
-        let txn =
-            SqliteTxn::begin(conn, behavior, path, Some(kept)).map_err(|e| sql_error(path, e))?;
+        let cache = (intent == Intent::Verify).then_some(&*settings_cache);
+        let txn = SqliteTxn::begin(conn, behavior, path, Some(kept), cache)
+            .map_err(|e| sql_error(path, e))?;
         Ok(Box::new(txn))
     }
 

@@ -23,6 +23,7 @@ use crate::core::model::{
     StatusCounts, UsageFigures,
 };
 use crate::core::refill::{self, Balance, Refill};
+use crate::core::settings::Settings;
 use crate::core::store_limits::StoreFigures;
 use crate::core::time::{from_millis, to_millis};
 use crate::store::select;
@@ -50,7 +51,16 @@ pub(super) struct SqliteTxn<'a> {
     /// Indexes dropped for a bulk insert ([`Txn::expect_new_keys`]): their own
     /// `CREATE INDEX` text as `sqlite_master` held it, run again just before the commit.
     deferred: RefCell<Vec<String>>,
+    /// The store's settings as its verifications last read them (`Verify` only).
+    settings_cache: Option<&'a SettingsCache>,
 }
+
+/// The settings a connection's verifications read last, with the connection's
+/// `PRAGMA data_version` then. The version changes when another connection commits;
+/// this one's verifications never write a setting, and any other transaction on it
+/// empties the cache when it begins. So a verify stream, one transaction per request,
+/// reads the settings table only when something else changed the store.
+pub(super) type SettingsCache = RefCell<Option<(i64, Settings)>>;
 
 /// The indexes a bulk insert may build after its rows instead of row by row, and the
 /// table each indexes. The unique ones (key id, secret hash) are part of the table.
@@ -437,6 +447,7 @@ impl<'a> SqliteTxn<'a> {
         behavior: TransactionBehavior,
         path: &'a Path,
         kept: Option<&'a Kept>,
+        settings_cache: Option<&'a SettingsCache>,
     ) -> rusqlite::Result<Self> {
         let tx = rusqlite::Transaction::new_unchecked(conn, behavior)?;
         let stmts: Vec<(&'static str, CachedStatement<'a>)> = kept
@@ -452,6 +463,7 @@ impl<'a> SqliteTxn<'a> {
             path,
             store_tail: Cell::new(Tail::Unread),
             deferred: RefCell::new(Vec::new()),
+            settings_cache,
         })
     }
 
@@ -685,7 +697,33 @@ impl Txn for SqliteTxn<'_> {
             .map_err(|e| self.err(e))
     }
 
+    fn settings(&self) -> Result<Settings> {
+        let read = || {
+            let pairs = self.setting_pairs()?;
+            Ok(Settings::from_pairs(
+                pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            ))
+        };
+        let Some(cache) = self.settings_cache else {
+            return read();
+        };
+        let version: i64 = self
+            .with("PRAGMA data_version", |st| st.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        if let Some((seen, settings)) = &*cache.borrow() {
+            if *seen == version {
+                return Ok(settings.clone());
+            }
+        }
+        let settings: Settings = read()?;
+        *cache.borrow_mut() = Some((version, settings.clone()));
+        Ok(settings)
+    }
+
     fn set_setting(&mut self, name: &str, value: Option<&str>) -> Result<()> {
+        if let Some(cache) = self.settings_cache {
+            cache.take();
+        }
         let result = match value {
             Some(v) => self.tx.execute(
                 "INSERT INTO settings (name, value) VALUES (?1, ?2) \
@@ -1723,6 +1761,7 @@ mod tests {
             &conn,
             TransactionBehavior::Deferred,
             Path::new(":memory:"),
+            None,
             None,
         )
         .unwrap();
