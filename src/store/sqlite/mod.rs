@@ -7,6 +7,7 @@ mod checkpointer;
 mod files;
 mod migrate;
 mod queries;
+mod transaction;
 
 use std::fs;
 use std::io;

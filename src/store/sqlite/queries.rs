@@ -12,6 +12,7 @@ use rusqlite::{
 };
 
 use super::sql_error;
+use super::transaction::Transaction;
 use crate::core::audit::AuditEvent;
 use crate::core::key::Mode;
 use crate::core::limits::{
@@ -41,7 +42,7 @@ pub(super) struct SqliteTxn<'a> {
     /// The statements this transaction has run ([`SqliteTxn::with`]). Declared before
     /// `tx`, so they are put away (or dropped) before it commits or rolls back.
     held: Held<'a>,
-    pub(super) tx: rusqlite::Transaction<'a>,
+    pub(super) tx: Transaction<'a>,
     conn: &'a Connection,
     pub(super) path: &'a Path,
     /// The store-wide ledger's last row as this transaction last read or wrote it:
@@ -449,7 +450,7 @@ impl<'a> SqliteTxn<'a> {
         kept: Option<&'a Kept>,
         settings_cache: Option<&'a SettingsCache>,
     ) -> rusqlite::Result<Self> {
-        let tx = rusqlite::Transaction::new_unchecked(conn, behavior)?;
+        let tx = Transaction::begin(conn, behavior)?;
         let stmts: Vec<(&'static str, CachedStatement<'a>)> = kept
             .map(|k| std::mem::take(&mut *k.borrow_mut()))
             .unwrap_or_default();
@@ -1570,7 +1571,7 @@ impl Txn for SqliteTxn<'_> {
                 .map_err(|e| self.err(e))?
                 .map_or(0, |t| t.credits)
         };
-        let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
+        let run = |tx: &Transaction| -> rusqlite::Result<()> {
             if rate {
                 tx.execute("DELETE FROM store_events", [])?;
                 tx.execute(
