@@ -1788,6 +1788,24 @@ fn wait_for_a_lock_wait(location: &Location) {
     }
 }
 
+/// An accepted request of key `k` at `now()` charging `credits`, tagged `/1`, handed
+/// to the store without the totals read with the key.
+fn accepted_at_now(k: &NewKey, credits: u64) -> keyctl::core::model::RequestRecord {
+    keyctl::core::model::RequestRecord {
+        at: now(),
+        key: Some((k.id.clone(), k.settings.name.clone())),
+        endpoint: Some("/1".to_string()),
+        http_status: 200,
+        code: "valid".to_string(),
+        ip: None,
+        duration_ms: None,
+        credits,
+        accepted: true,
+        refill: None,
+        totals: None,
+    }
+}
+
 /// PostgreSQL guards the spend in the statement that records it: a charge beyond the
 /// key's credit limit (which a decision under the pool's lock never asks for) is
 /// refused as a retry, and nothing of that request stays once its transaction ends.
@@ -1798,19 +1816,7 @@ fn a_spend_beyond_the_credit_limit_is_refused_and_leaves_nothing_postgres() {
     k.settings.credit_limit = Some(1);
     insert(handle(&location).as_mut(), &k);
     let mut store = handle(&location);
-    let request = keyctl::core::model::RequestRecord {
-        at: now(),
-        key: Some((k.id.clone(), k.settings.name.clone())),
-        endpoint: Some("/1".to_string()),
-        http_status: 200,
-        code: "valid".to_string(),
-        ip: None,
-        duration_ms: None,
-        credits: 2,
-        accepted: true,
-        refill: None,
-        totals: None,
-    };
+    let request = accepted_at_now(&k, 2);
     {
         let mut tx = store.begin(Intent::Verify).unwrap();
         let refused = tx.record_request(&request).err().unwrap();
@@ -1859,19 +1865,7 @@ fn a_verification_waits_for_the_key_row_another_holds_and_sees_its_spend() {
         let waiter =
             scope.spawn(|| verify_at(handle(&location).as_mut(), &secret, now(), "/2").outcome);
         wait_for_a_lock_wait(&location);
-        let request = keyctl::core::model::RequestRecord {
-            at: now(),
-            key: Some((k.id.clone(), k.settings.name.clone())),
-            endpoint: Some("/1".to_string()),
-            http_status: 200,
-            code: "valid".to_string(),
-            ip: None,
-            duration_ms: None,
-            credits: 1,
-            accepted: true,
-            refill: None,
-            totals: None,
-        };
+        let request = accepted_at_now(&k, 1);
         tx.record_request(&request).unwrap();
         tx.commit().unwrap();
         waiter.join().unwrap()
