@@ -1170,16 +1170,24 @@ impl Txn for SqliteTxn<'_> {
             };
             // The key's and its lineage's running totals as the verification read them
             // under this lock, or else read now (under the same lock), advanced in Rust.
+            let read;
             let before = match &r.totals {
-                Some(t) => t.clone(),
-                None => tx.read_totals(key_id)?,
+                Some(t) => t,
+                None => {
+                    read = tx.read_totals(key_id)?;
+                    &read
+                }
             };
-            // A refilled pool is charged from its balance as of this request.
-            let t = RunningTotals {
-                pool_credits_used: r.refill.map_or(before.pool_credits_used, |b| b.used),
-                ..before
-            }
-            .after(r.accepted, r.credits, r.at, r.ip.as_deref());
+            let (cost, ip) = (r.credits, r.ip.as_deref());
+            let t = match r.refill {
+                None => before.after(r.accepted, cost, r.at, ip),
+                // A refilled pool is charged from its balance as of this request.
+                Some(b) => RunningTotals {
+                    pool_credits_used: b.used,
+                    ..before.clone()
+                }
+                .after(r.accepted, cost, r.at, ip),
+            };
             let n = t.events as i64;
             let event_at = t.last_event_at.map_or(at, to_millis);
             // The ledger row carries the key's totals after this request: its newest
