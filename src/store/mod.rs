@@ -535,15 +535,20 @@ pub struct VerdictRecord {
 }
 
 /// One transaction. Dropping it without [`Txn::commit`] rolls everything back.
+/// The settings `txn` stores, typed ([`Txn::settings`] without a backend's cache).
+pub(crate) fn read_settings<T: Txn + ?Sized>(txn: &T) -> Result<Settings> {
+    let pairs = txn.setting_pairs()?;
+    Ok(Settings::from_pairs(
+        pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+    ))
+}
+
 pub trait Txn {
     /// Stored settings as (name, value) pairs; absent settings have their default.
     fn setting_pairs(&self) -> Result<Vec<(String, String)>>;
     /// The settings in force (stored values over defaults), typed.
     fn settings(&self) -> Result<Settings> {
-        let pairs = self.setting_pairs()?;
-        Ok(Settings::from_pairs(
-            pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        ))
+        read_settings(self)
     }
     /// Sets (`Some`) or resets to the default (`None`) one setting.
     fn set_setting(&mut self, name: &str, value: Option<&str>) -> Result<()>;

@@ -29,8 +29,8 @@ use crate::core::store_limits::StoreFigures;
 use crate::core::time::{from_millis, to_millis};
 use crate::store::select;
 use crate::store::{
-    prefix_bound, AuditHead, AuditQuery, ErrorKind, KeyQuery, LogCursor, RequestQuery, Result,
-    Starting, StoreError, StoredAuditEvent, Table, Txn, Value,
+    prefix_bound, read_settings, AuditHead, AuditQuery, ErrorKind, KeyQuery, LogCursor,
+    RequestQuery, Result, Starting, StoreError, StoredAuditEvent, Table, Txn, Value,
 };
 
 /// The longest rolling window (monthly quota: 30 days), in milliseconds.
@@ -699,14 +699,8 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn settings(&self) -> Result<Settings> {
-        let read = || {
-            let pairs = self.setting_pairs()?;
-            Ok(Settings::from_pairs(
-                pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-            ))
-        };
         let Some(cache) = self.settings_cache else {
-            return read();
+            return read_settings(self);
         };
         let version: i64 = self
             .with("PRAGMA data_version", |st| st.query_row([], |r| r.get(0)))
@@ -716,7 +710,7 @@ impl Txn for SqliteTxn<'_> {
                 return Ok(settings.clone());
             }
         }
-        let settings: Settings = read()?;
+        let settings = read_settings(self)?;
         *cache.borrow_mut() = Some((version, settings.clone()));
         Ok(settings)
     }
