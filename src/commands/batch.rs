@@ -199,26 +199,63 @@ pub(crate) fn read_json_lines(
     Ok(lines)
 }
 
-fn parse_lines(ctx: &Ctx, lines: Vec<(usize, Vec<u8>)>) -> Result<Vec<(usize, KeySettings, Mode)>> {
-    let mut parsed = Vec::with_capacity(lines.len());
-    let mut first_line: std::collections::HashMap<String, usize> =
-        std::collections::HashMap::with_capacity(lines.len());
-    for (number, bytes) in lines {
-        let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+/// Checks batch lines one at a time, in order: each line's fields, and its name
+/// against every earlier line's.
+struct LineParser<'a> {
+    actor: &'a str,
+    now: DateTime<Utc>,
+    first_line: std::collections::HashMap<String, usize>,
+}
+
+impl<'a> LineParser<'a> {
+    fn new(actor: &'a str, now: DateTime<Utc>, lines: usize) -> Self {
+        LineParser {
+            actor,
+            now,
+            first_line: std::collections::HashMap::with_capacity(lines),
+        }
+    }
+
+    fn parse(&mut self, number: usize, bytes: &[u8]) -> Result<(KeySettings, Mode)> {
+        let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         let line_error =
             |why: String| Error::usage(format!("line {number}: {}", in_field_words(&why)));
         let (name, fields, mode) = batch_fields(bytes).map_err(line_error)?;
-        let settings = new_settings(&fields, name, ctx.actor(), ctx.now()).map_err(line_error)?;
-        if let Some(first) = first_line.insert(settings.name.clone(), number) {
+        let settings = new_settings(&fields, name, self.actor, self.now).map_err(line_error)?;
+        if let Some(first) = self.first_line.insert(settings.name.clone(), number) {
             return Err(Error::usage(format!(
                 "line {number}: the name '{}' is also on line {first} of this batch: names must be unique",
                 settings.name
             )));
         }
-        parsed.push((number, settings, mode));
+        Ok((settings, mode))
     }
-    Ok(parsed)
+}
+
+/// Every line parsed, or the first bad one's error.
+fn parse_lines(ctx: &Ctx, lines: &[(usize, Vec<u8>)]) -> Result<Vec<(usize, KeySettings, Mode)>> {
+    let mut parser = LineParser::new(ctx.actor(), ctx.now(), lines.len());
+    lines
+        .iter()
+        .map(|(number, bytes)| {
+            let (settings, mode) = parser.parse(*number, bytes)?;
+            Ok((*number, settings, mode))
+        })
+        .collect()
+}
+
+/// Maps an error of the store, or of one line's insert, to the first bad line's error
+/// when the batch has one: a bad line fails the batch as if every line had been checked
+/// before the store was touched.
+fn bad_line_first<'a, E: Into<Error>>(
+    ctx: &'a Ctx,
+    lines: &'a [(usize, Vec<u8>)],
+) -> impl FnOnce(E) -> Error + 'a {
+    move |e| match parse_lines(ctx, lines) {
+        Err(bad_line) => bad_line,
+        Ok(_) => e.into(),
+    }
 }
 
 /// Fuzzing entry point: parses and validates batch input (must never panic).
@@ -230,7 +267,7 @@ pub fn fuzz_batch_input(input: &[u8]) {
         .enumerate()
         .map(|(i, l)| (i + 1, l.to_vec()))
         .collect();
-    let _ = parse_lines(&ctx, lines);
+    let _ = parse_lines(&ctx, &lines);
 }
 
 /// A key made ready off the database thread: what to insert and its audit event,
@@ -332,48 +369,62 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
             "--batch takes every key's fields from its input: drop the other create flags",
         ));
     }
-    let parsed = parse_lines(ctx, read_lines(source)?)?;
-    if parsed.is_empty() {
+    let lines = read_lines(source)?;
+    if lines.is_empty() {
         return Err(Error::usage(
             "the batch input has no lines: give one json object per line",
         ));
     }
-    let total = parsed.len();
+    let total = lines.len();
+    // The lines are parsed on the producer thread below, while this one inserts the
+    // keys before them; bad_line_first keeps a bad line's error first.
     // One attempt, never retried (app::retry): the secrets of a batch are drawn as it
     // runs, and a failure leaves nothing behind, so the user runs it again as a whole.
-    let mut store = ctx.open_write()?;
-    let mut tx = store.begin(Intent::Bulk)?;
-    let settings = tx.settings()?;
-    let mut limit = KeyLimit::read(tx.as_ref(), &settings, ctx.now())?;
+    let mut store = ctx.open_write().map_err(bad_line_first(ctx, &lines))?;
+    let mut tx = store
+        .begin(Intent::Bulk)
+        .map_err(bad_line_first(ctx, &lines))?;
+    let settings = tx.settings().map_err(bad_line_first(ctx, &lines))?;
     let now = ctx.now();
+    let mut limit =
+        KeyLimit::read(tx.as_ref(), &settings, now).map_err(bad_line_first(ctx, &lines))?;
     let prefix = settings.key_prefix.clone();
     // Names are held only by keys that count toward max-keys (active or disabled and
     // unexpired; see Txn::count_limited), so when none does, no name in the store is
-    // taken and only in-batch duplicates could clash: parse_lines refused those. Then
+    // taken and only in-batch duplicates could clash: the parser refuses those. Then
     // the per-key name lookup is skipped (it is a third of the database work of a
     // batch into an empty store).
-    let names_held = tx.count_limited(now)? > 0;
+    let names_held = tx.count_limited(now).map_err(bad_line_first(ctx, &lines))? > 0;
     if !names_held {
-        tx.expect_new_keys(total)?;
+        tx.expect_new_keys(total)
+            .map_err(bad_line_first(ctx, &lines))?;
     }
     // The chain's head, read (and locked) once: the producer links every event to the
     // one before, as AuditTrail would, off the database thread.
-    let head = tx.audit_head_for_append()?;
+    let head = tx
+        .audit_head_for_append()
+        .map_err(bad_line_first(ctx, &lines))?;
     let actor = ctx.actor().to_string();
     let created_at_ms = crate::core::time::to_millis(now);
 
-    // Two stages on two cores: a producer draws secrets, hashes them, renders the
-    // output lines (kept in memory: nothing is printed until every key is in) and
-    // chains the audit events, while this thread does the database work in order.
+    // Two stages on two cores: a producer parses the lines, draws secrets, hashes
+    // them, renders the output lines (kept in memory: nothing is printed until every
+    // key is in) and chains the audit events, while this thread does the database
+    // work in order.
     const CHUNK: usize = 512;
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(8);
     let output = std::thread::scope(|scope| -> Result<Vec<u8>> {
+        let lines = &lines;
         let producer = scope.spawn(move || -> Result<Vec<u8>> {
             let mut out = Vec::with_capacity(total * 1024);
             let mut chunk = Vec::with_capacity(CHUNK);
             let mut random = RandomPool::new();
             let mut head = head;
-            for (number, key_settings, mode) in parsed {
+            let mut parser = LineParser::new(&actor, now, total);
+            let mut rest = lines.iter();
+            for (number, bytes) in rest.by_ref() {
+                let number = *number;
+                let (key_settings, mode) = parser.parse(number, bytes)?;
                 let (secret, new_key) = generate_with(
                     &mut |buf| random.fill(buf),
                     &prefix,
@@ -404,8 +455,13 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
                 });
                 // Hand over in chunks: one wake-up per chunk, not per key.
                 if chunk.len() == CHUNK && sender.send(std::mem::take(&mut chunk)).is_err() {
-                    return Ok(out); // the database stage failed; its error is reported
+                    break; // the database stage failed
                 }
+            }
+            // After a failed insert the lines left are only checked: a bad one's error
+            // is the one reported.
+            for (number, bytes) in rest {
+                parser.parse(*number, bytes)?;
             }
             if !chunk.is_empty() {
                 let _ = sender.send(chunk);
@@ -441,8 +497,9 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
         let produced = producer
             .join()
             .map_err(|_| Error::runtime("the batch worker thread failed"))?;
-        consumed?;
+        // A bad line's error before the database stage's (see bad_line_first).
         let out = produced?;
+        consumed?;
         Ok(out)
     })?;
 

@@ -595,6 +595,73 @@ fn the_key_limit_holds_across_the_batch() {
         .fails(4);
 }
 
+/// Lines are checked as the keys before them are inserted, yet a bad line fails the
+/// batch as if every line had been checked first: its error (exit 2) comes before the
+/// key limit's, a taken name's or the store's own, wherever the lines are, and
+/// however far the inserts got before the error.
+#[test]
+fn a_bad_line_is_reported_before_any_problem_of_the_store() {
+    let env = TestEnv::initialized();
+    env.run(&["config", "set", "max-keys", "2"]).ok();
+    env.create("taken", &[]);
+    let before = env.snapshot();
+    let good = |from: usize, to: usize| -> String {
+        (from..to)
+            .map(|i| format!("{{\"name\": \"n{i}\"}}\n"))
+            .collect()
+    };
+    let bad = "{\"name\": \"last\", \"quota_daily\": \"many\"}\n";
+    // The limit is reached at line 2, the store's name is taken on line 1, each with
+    // a bad last line: after a few lines, and after thousands (more than are handed
+    // to the inserting thread before it fails).
+    for (what, lines) in [
+        ("limit, 3 lines", good(1, 3) + bad),
+        ("limit, 6000 lines", good(1, 6000) + bad),
+        (
+            "taken name, 3 lines",
+            "{\"name\": \"taken\"}\n".to_string() + &good(2, 3) + bad,
+        ),
+        (
+            "taken name, 6000 lines",
+            "{\"name\": \"taken\"}\n".to_string() + &good(2, 6000) + bad,
+        ),
+    ] {
+        let last = lines.lines().count();
+        let out = env.run_with_stdin(&["create", "--batch", "-"], lines.as_bytes());
+        let line = out.fails(2);
+        assert!(
+            line.starts_with(&format!("error: line {last}: ")) && line.contains("quota"),
+            "{what}: {line}"
+        );
+        assert!(out.stdout.is_empty(), "{what}");
+        assert_eq!(env.snapshot(), before, "{what}");
+    }
+    // Without the bad line, the store's problems are the ones told.
+    let out = env.run_with_stdin(&["create", "--batch", "-"], good(1, 6000).as_bytes());
+    assert!(out.fails(4).starts_with("error: line 2: key limit reached"));
+    assert_eq!(env.snapshot(), before);
+}
+
+/// A file that is not a store is reported only when every line is good.
+#[test]
+fn a_bad_line_is_reported_before_a_store_that_cannot_open() {
+    sqlite_only!("a foreign file as the store");
+    let env = TestEnv::new();
+    fs::write(env.db_file(), "not a database\n").unwrap();
+    let out = env.run_with_stdin(
+        &["create", "--batch", "-"],
+        b"{\"name\": \"a\"}\n{\"name\": \"b\", \"x\": 1}\n",
+    );
+    assert!(out.fails(2).starts_with("error: line 2: unknown field `x`"));
+    let out = env.run_with_stdin(&["create", "--batch", "-"], b"{\"name\": \"a\"}\n");
+    assert!(
+        out.fails(1).contains("not an SQLite database"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fs::read(env.db_file()).unwrap(), b"not a database\n");
+}
+
 #[test]
 fn batch_names_may_reuse_a_revoked_keys_name() {
     let env = TestEnv::initialized();
