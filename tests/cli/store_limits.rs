@@ -411,12 +411,39 @@ fn the_order_is_key_rate_store_rate_quotas_key_credits_store_credits() {
     );
 }
 
+/// A key whose credits refill is charged from its balance as of the request, and the
+/// same charge goes to the store-wide counter and its rate ledger (on PostgreSQL both
+/// in the request's own statement).
+#[test]
+fn a_refilled_key_is_charged_store_wide_as_any_other() {
+    let env = TestEnv::initialized();
+    set(&env, "credit-limit", "100");
+    set(&env, "rate-limit", "50/m");
+    let key = env.create("refilled", &["--credits", "10", "--refill", "10/day"]);
+    for _ in 0..3 {
+        env.verify(NOW, &key.secret, &["--cost", "2"]).ok();
+    }
+    assert_eq!(store_credits(&env), 6);
+    assert_eq!(env.key_json("refilled")["credits_used"], 6);
+    let out = env.verify(NOW, &key.secret, &["--cost", "5"]);
+    assert_eq!(out.code, Some(15), "{out}");
+    assert_eq!(store_credits(&env), 6);
+    assert_eq!(
+        env.logs_json(&["--limit", "10", "--status", "valid"]).len(),
+        3
+    );
+}
+
 /// Runs `verify ARGS` in `procs` processes at once, each again and again until it
-/// is refused: the accepted count of each, and every refusal's exit code.
+/// is refused: the accepted count of each, and every refusal's exit code. A process
+/// stops unrefused (None) once it alone was accepted `most` times, more than the
+/// limit under test allows all of them: a limit that never refuses fails the test
+/// instead of hanging it.
 fn verify_until_refused(
     env: &TestEnv,
     secrets: &[String],
     args: &[&str],
+    most: u64,
 ) -> (Vec<u64>, Vec<Option<i32>>) {
     std::thread::scope(|s| {
         let runs: Vec<_> = secrets
@@ -431,6 +458,9 @@ fn verify_until_refused(
                             return (accepted, out.code);
                         }
                         accepted += 1;
+                        if accepted == most {
+                            return (accepted, None);
+                        }
                     }
                 })
             })
@@ -452,7 +482,7 @@ fn four_processes_at_once_spend_exactly_the_store_credit_limit() {
     let env = TestEnv::initialized();
     let secrets = four_keys(&env);
     set(&env, "credit-limit", "30");
-    let (accepted, refusals) = verify_until_refused(&env, &secrets, &["--cost", "1"]);
+    let (accepted, refusals) = verify_until_refused(&env, &secrets, &["--cost", "1"], 31);
     assert_eq!(accepted.iter().sum::<u64>(), 30, "{accepted:?}");
     assert_eq!(refusals, [Some(15); 4]);
     assert_eq!(store_credits(&env), 30);
@@ -474,7 +504,7 @@ fn four_processes_at_once_get_exactly_the_store_rate_limit_in_one_window() {
     let secrets = four_keys(&env);
     set(&env, "rate-limit", "25/m");
     // KEYCTL_NOW is fixed: every request falls in one window.
-    let (accepted, refusals) = verify_until_refused(&env, &secrets, &[]);
+    let (accepted, refusals) = verify_until_refused(&env, &secrets, &[], 26);
     assert_eq!(accepted.iter().sum::<u64>(), 25, "{accepted:?}");
     assert_eq!(refusals, [Some(21); 4]);
     let valid = env.logs_json(&["--limit", "1000", "--status", "valid"]);

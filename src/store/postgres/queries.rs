@@ -145,6 +145,17 @@ macro_rules! log_row_and_usage_day {
 /// the key is gone.
 macro_rules! record_known {
     ($used:literal, $guard:literal, $more:literal) => {
+        record_known!(
+            $used,
+            $guard,
+            $more,
+            "",
+            "NULL::bigint, NULL::bigint FROM k LEFT JOIN p ON true"
+        )
+    };
+    // `store` adds CTEs after the lineage's; `select` ends the statement (two more
+    // columns, and the FROM clause).
+    ($used:literal, $guard:literal, $more:literal, $store:expr, $select:literal) => {
         concat!(
             log_row_and_usage_day!("$2"),
             ", k AS (UPDATE keys SET events_total = ",
@@ -176,9 +187,40 @@ macro_rules! record_known {
             " + $9::bigint <= k.credit_limit) \
              RETURNING credit_pools.accepted_total, credit_pools.last_event_at), \
              pe AS (INSERT INTO pool_events (pool_id, at, n) SELECT k.pool_id, \
-             p.last_event_at, p.accepted_total FROM k, p ON CONFLICT DO NOTHING) \
-             SELECT k.events_total, k.last_event_at, k.pool_id, p.accepted_total, \
-             p.last_event_at FROM k LEFT JOIN p ON true",
+             p.last_event_at, p.accepted_total FROM k, p ON CONFLICT DO NOTHING)",
+            $store,
+            " SELECT k.events_total, k.last_event_at, k.pool_id, p.accepted_total, \
+             p.last_event_at, ",
+            $select,
+        )
+    };
+}
+
+/// [`record_known!`] that also charges an accepted request to the store-wide counter
+/// (what [`Txn::record_store_usage`] does), after the lineage's charge and only when
+/// it went through; `$ledger` is the parameter saying whether the store-wide rate
+/// ledger gets its row. The counter's total and time come back as the last columns.
+macro_rules! record_known_charging_store {
+    ($used:literal, $guard:literal, $more:literal, $ledger:literal) => {
+        record_known!(
+            $used,
+            $guard,
+            $more,
+            concat!(
+                ", s AS (INSERT INTO store_usage (id, credits_used, accepted_total, \
+                 last_event_at) SELECT 1, $9::bigint, 1, $1::bigint FROM p \
+                 ON CONFLICT (id) DO UPDATE SET credits_used = ",
+                saturating_add!("store_usage.credits_used", "$9::bigint"),
+                ", accepted_total = ",
+                saturating_add!("store_usage.accepted_total", "1"),
+                ", last_event_at = GREATEST(coalesce(store_usage.last_event_at, \
+                 $1::bigint), $1::bigint) RETURNING accepted_total, last_event_at), \
+                 se AS (INSERT INTO store_events (at, n) SELECT last_event_at, \
+                 accepted_total FROM s WHERE ",
+                $ledger,
+                "::boolean ON CONFLICT DO NOTHING)"
+            ),
+            "s.accepted_total, s.last_event_at FROM k LEFT JOIN p ON true LEFT JOIN s ON true"
         )
     };
 }
@@ -553,6 +595,144 @@ impl<'a> PgTxn<'a> {
             .map(|r| col(&r, 0))
             .transpose()
             .map_err(|why| self.damaged(why))
+    }
+
+    /// One recorded request ([`Txn::record_request`]) and, with `store_ledger`, its
+    /// store-wide charge ([`Txn::record_store_usage`]) in the same statement.
+    fn record(&mut self, r: &RequestRecord, store_ledger: Option<bool>) -> Result<()> {
+        let at = to_millis(r.at);
+        let day = at.div_euclid(86_400_000);
+        let accepted = i64::from(r.accepted);
+        let credits = count_to_sql(Some(r.credits)).unwrap_or(0);
+        let status = i64::from(r.http_status);
+        let duration = count_to_sql(r.duration_ms);
+        let used = r.refill.map(|b| count_to_sql(Some(b.used)));
+        let refilled_at = r.refill.and_then(|b| b.refilled_at.map(to_millis));
+        let key_id = r.key.as_ref().map(|k| &k.0);
+        let key_name = r.key.as_ref().map(|k| &k.1);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &at,
+            &key_id,
+            &key_name,
+            &r.endpoint,
+            &status,
+            &r.code,
+            &r.ip,
+            &duration,
+            &credits,
+            &day,
+            &accepted,
+        ];
+        // One statement each: a round trip is most of what a statement costs here.
+        let Some(key_id) = key_id else {
+            // A presented key that matched nothing: its log row and the usage day of
+            // key '' only.
+            self.exec(concat!(log_row_and_usage_day!("''"), " SELECT 1"), &params)?;
+            return Ok(());
+        };
+        // The key's `at` is kept non-decreasing (as SQLite); credits are spent only
+        // while they last (the decision saw them under the pool's lock; the statement
+        // guards it).
+        let sql = match (&used, store_ledger) {
+            (None, None) => record_known!(
+                "credits_used",
+                "LEAST(GREATEST(credit_pools.credits_used, 0), 9007199254740991)",
+                ""
+            ),
+            (None, Some(_)) => record_known_charging_store!(
+                "credits_used",
+                "LEAST(GREATEST(credit_pools.credits_used, 0), 9007199254740991)",
+                "",
+                "$12"
+            ),
+            // A refilled pool: the balance as of this request (read and caught up under
+            // the pool's lock) plus the charge, guarded the same way, and its boundary.
+            (Some(_), None) => {
+                record_known!("$12::bigint", "$12::bigint", ", refilled_at = $13::bigint")
+            }
+            (Some(_), Some(_)) => record_known_charging_store!(
+                "$12::bigint",
+                "$12::bigint",
+                ", refilled_at = $13::bigint",
+                "$14"
+            ),
+        };
+        if let Some(used) = &used {
+            params.push(used);
+            params.push(&refilled_at);
+        }
+        if let Some(ledger) = &store_ledger {
+            params.push(ledger);
+        }
+        let row = self.row(sql, &params)?;
+        let Some(row) = row else {
+            return Err(StoreError::at(
+                ErrorKind::NotFound,
+                self.location,
+                format!("key {key_id} vanished during the verification"),
+            ));
+        };
+        let figures = (|| -> std::result::Result<_, String> {
+            let n: i64 = col(&row, 0)?;
+            let event_at: i64 = col(&row, 1)?;
+            let pool_id: i64 = col(&row, 2)?;
+            let pool_n: Option<i64> = col(&row, 3)?;
+            let pool_at: Option<i64> = col(&row, 4)?;
+            let store_n: Option<i64> = col(&row, 5)?;
+            let store_at: Option<i64> = col(&row, 6)?;
+            Ok((
+                n,
+                event_at,
+                pool_id,
+                pool_n.zip(pool_at),
+                store_n.zip(store_at),
+            ))
+        })()
+        .map_err(|why| self.damaged(why))?;
+        let (n, event_at, pool_id, pool, store) = figures;
+        // Every 64th request, drop this key's events older than the longest window.
+        if n % 64 == 0 {
+            self.exec(
+                "DELETE FROM key_events WHERE key_id = $1 AND at <= $2",
+                &[key_id, &(event_at - LONGEST_WINDOW_MS)],
+            )?;
+        }
+        if accepted == 0 {
+            return Ok(());
+        }
+        // No pool row back means the spend was refused.
+        let Some((pool_n, pool_at)) = pool else {
+            return Err(StoreError::at(
+                ErrorKind::Retry,
+                self.location,
+                format!(
+                    "key store {}: the key's credits changed while it was verified",
+                    self.location
+                ),
+            ));
+        };
+        if pool_n % 64 == 0 {
+            self.exec(
+                "DELETE FROM pool_events WHERE pool_id = $1 AND at <= $2",
+                &[&pool_id, &(pool_at - LONGEST_WINDOW_MS)],
+            )?;
+        }
+        if let (Some(true), Some((store_n, store_at))) = (store_ledger, store) {
+            self.prune_store_ledger(store_n, store_at)?;
+        }
+        Ok(())
+    }
+
+    /// Every 64th request the store-wide ledger notes, its rows older than the
+    /// store-wide rate window go (`n`, `event_at`: the counter after this request).
+    fn prune_store_ledger(&self, n: i64, event_at: i64) -> Result<()> {
+        if n % 64 == 0 {
+            self.exec(
+                "DELETE FROM store_events WHERE at <= $1",
+                &[&(event_at - STORE_RATE_WINDOW_MS)],
+            )?;
+        }
+        Ok(())
     }
 
     /// Locks one row of `store_locks` until the transaction ends.
@@ -1090,104 +1270,16 @@ impl Txn for PgTxn<'_> {
     }
 
     fn record_request(&mut self, r: &RequestRecord) -> Result<()> {
-        let at = to_millis(r.at);
-        let day = at.div_euclid(86_400_000);
-        let accepted = i64::from(r.accepted);
-        let credits = count_to_sql(Some(r.credits)).unwrap_or(0);
-        let status = i64::from(r.http_status);
-        let duration = count_to_sql(r.duration_ms);
-        let used = r.refill.map(|b| count_to_sql(Some(b.used)));
-        let refilled_at = r.refill.and_then(|b| b.refilled_at.map(to_millis));
-        let key_id = r.key.as_ref().map(|k| &k.0);
-        let key_name = r.key.as_ref().map(|k| &k.1);
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-            &at,
-            &key_id,
-            &key_name,
-            &r.endpoint,
-            &status,
-            &r.code,
-            &r.ip,
-            &duration,
-            &credits,
-            &day,
-            &accepted,
-        ];
-        // One statement each: a round trip is most of what a statement costs here.
-        let Some(key_id) = key_id else {
-            // A presented key that matched nothing: its log row and the usage day of
-            // key '' only.
-            self.exec(concat!(log_row_and_usage_day!("''"), " SELECT 1"), &params)?;
-            return Ok(());
-        };
-        // The key's `at` is kept non-decreasing (as SQLite); credits are spent only
-        // while they last (the decision saw them under the pool's lock; the statement
-        // guards it).
-        let row = match &used {
-            None => self.row(
-                record_known!(
-                    "credits_used",
-                    "LEAST(GREATEST(credit_pools.credits_used, 0), 9007199254740991)",
-                    ""
-                ),
-                &params,
-            )?,
-            // A refilled pool: the balance as of this request (read and caught up under
-            // the pool's lock) plus the charge, guarded the same way, and its boundary.
-            Some(used) => {
-                params.push(used);
-                params.push(&refilled_at);
-                self.row(
-                    record_known!("$12::bigint", "$12::bigint", ", refilled_at = $13::bigint"),
-                    &params,
-                )?
-            }
-        };
-        let Some(row) = row else {
-            return Err(StoreError::at(
-                ErrorKind::NotFound,
-                self.location,
-                format!("key {key_id} vanished during the verification"),
-            ));
-        };
-        let figures = (|| -> std::result::Result<_, String> {
-            let n: i64 = col(&row, 0)?;
-            let event_at: i64 = col(&row, 1)?;
-            let pool_id: i64 = col(&row, 2)?;
-            let pool_n: Option<i64> = col(&row, 3)?;
-            let pool_at: Option<i64> = col(&row, 4)?;
-            Ok((n, event_at, pool_id, pool_n.zip(pool_at)))
-        })()
-        .map_err(|why| self.damaged(why))?;
-        let (n, event_at, pool_id, pool) = figures;
-        // Every 64th request, drop this key's events older than the longest window.
-        if n % 64 == 0 {
-            self.exec(
-                "DELETE FROM key_events WHERE key_id = $1 AND at <= $2",
-                &[key_id, &(event_at - LONGEST_WINDOW_MS)],
-            )?;
-        }
-        if accepted == 0 {
-            return Ok(());
-        }
-        // No pool row back means the spend was refused.
-        let Some((pool_n, pool_at)) = pool else {
-            return Err(StoreError::at(
-                ErrorKind::Retry,
-                self.location,
-                format!(
-                    "key store {}: the key's credits changed while it was verified",
-                    self.location
-                ),
-            ));
-        };
-        if pool_n % 64 == 0 {
-            self.exec(
-                "DELETE FROM pool_events WHERE pool_id = $1 AND at <= $2",
-                &[&pool_id, &(pool_at - LONGEST_WINDOW_MS)],
-            )?;
-        }
-        Ok(())
+        self.record(r, None)
+    }
+
+    fn record_request_charging_store(
+        &mut self,
+        request: &RequestRecord,
+        store_ledger: Option<bool>,
+    ) -> Result<()> {
+        // Only an accepted request is charged store-wide.
+        self.record(request, store_ledger.filter(|_| request.accepted))
     }
 
     fn for_each_request(
@@ -1476,11 +1568,8 @@ impl Txn for PgTxn<'_> {
             .transpose()
             .map_err(|why| self.damaged(why))?
             .unwrap_or([0, at]);
-        if ledger && n % 64 == 0 {
-            self.exec(
-                "DELETE FROM store_events WHERE at <= $1",
-                &[&(event_at - STORE_RATE_WINDOW_MS)],
-            )?;
+        if ledger {
+            self.prune_store_ledger(n, event_at)?;
         }
         Ok(())
     }
