@@ -1771,6 +1771,55 @@ fn a_deadlock_is_reported_as_retry_and_a_retried_transaction_succeeds() {
     }
 }
 
+/// SPEC §6: a recording verification decides at the database's clock read after its
+/// locks. One that waited for the key row another verification held decides at a time
+/// after that one committed, not when it asked for the row (PostgreSQL reads the lock
+/// and the clock in one statement).
+#[test]
+fn a_verification_that_waited_for_the_key_row_decides_after_the_holder_committed() {
+    let location = pg::fresh_database();
+    let (secret, k) = numbered_key(1, "held");
+    insert(handle(&location).as_mut(), &k);
+    let hash = key::hash_secret(&secret);
+    let mut holder = handle(&location);
+    let mut tx = holder.begin(Intent::Verify).unwrap();
+    tx.lock_for_verify(Some(&hash), None).unwrap();
+    let db = pg::database_of(&location);
+    let (decided_at, released) = thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            let mut store = handle(&location);
+            let mut tx = store.begin(Intent::Verify).unwrap();
+            tx.lock_for_verify(Some(&hash), None).unwrap();
+            tx.db_clock().unwrap().unwrap()
+        });
+        wait_for_a_lock_wait(&location);
+        // The holder lets the database's clock get well past the moment the waiter
+        // asked for the row, then commits.
+        let mut admin = pg::admin_client();
+        let released = loop {
+            let row = admin
+                .query_one(
+                    "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint, \
+                     floor(extract(epoch FROM max(query_start)) * 1000)::bigint \
+                     FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+                    &[&db],
+                )
+                .unwrap();
+            let (clock, asked): (i64, Option<i64>) = (row.get(0), row.get(1));
+            if asked.is_some_and(|asked| clock - asked >= 5) {
+                break clock;
+            }
+            thread::yield_now();
+        };
+        tx.commit().unwrap();
+        (waiter.join().unwrap(), released)
+    });
+    assert!(
+        to_millis(decided_at) >= released,
+        "decided at {decided_at}, before the holder committed (clock {released} ms)"
+    );
+}
+
 /// Waits until some connection to the store's database waits for a row lock.
 fn wait_for_a_lock_wait(location: &Location) {
     let db = pg::database_of(location);

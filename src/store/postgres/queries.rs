@@ -582,6 +582,41 @@ impl<'a> PgTxn<'a> {
             .map_err(|why| self.damaged(why))
     }
 
+    /// Locks the key row with this hash and its credit pool's row (a Verify
+    /// transaction's lock, as [`Self::read_key_by_hash`] takes it) and reads the
+    /// database's clock in the same statement, after the locks: the clock is computed
+    /// in the outer query, when the locking CTE has returned its row (or none).
+    fn lock_key_reading_clock(&self, hash: &[u8; 32]) -> Result<(Option<KeyRecord>, i64)> {
+        macro_rules! locked_with_clock {
+            ($lock:literal) => {
+                concat!(
+                    "WITH locked AS (",
+                    select_keys!(),
+                    " WHERE k.secret_hash = $1 ",
+                    $lock,
+                    ") SELECT locked.*, ",
+                    now_ms_sql!(),
+                    " FROM (SELECT 1) one LEFT JOIN locked ON true"
+                )
+            };
+        }
+        let sql = if self.holds_request_locks.get() {
+            locked_with_clock!("FOR UPDATE OF k, p NOWAIT")
+        } else {
+            locked_with_clock!("FOR UPDATE OF k, p")
+        };
+        let row = self.row(sql, &[&&hash[..]])?;
+        let read = |row: &Row| -> std::result::Result<(Option<KeyRecord>, i64), String> {
+            let clock: i64 = col(row, row.len() - 1)?;
+            let id: Option<String> = col(row, 0)?;
+            Ok((id.map(|_| key_from_row(row)).transpose()?, clock))
+        };
+        match row {
+            Some(row) => read(&row).map_err(|why| self.damaged(why)),
+            None => Err(self.damaged("the key's lock read no row".into())),
+        }
+    }
+
     /// The IP's stored block end (locked in a Verify transaction), if it has a row.
     fn read_block(&self, ip: &str) -> Result<Option<i64>> {
         let sql = if self.intent != Intent::Verify {
@@ -1183,15 +1218,18 @@ impl Txn for PgTxn<'_> {
             let until = self.read_block(&subject)?;
             *self.locked_ip.borrow_mut() = Some((subject, until));
         }
-        if let Some(hash) = hash {
-            let key = self.read_key_by_hash(hash)?;
-            *self.locked_key.borrow_mut() = Some((*hash, key));
-        }
-        self.holds_request_locks.set(true);
         // "Now" is read after these locks (SPEC §6), also for the second and later
         // request of a group (SPEC §7): each decides at the clock read after its own
-        // locks, never before a verification that held them first committed.
+        // locks, never before a verification that held them first committed. The key's
+        // lock is the last, so it reads the clock too (one round trip fewer); a lock
+        // taken after it (the store-wide counter's) reads it again.
         self.clock = None;
+        if let Some(hash) = hash {
+            let (key, clock) = self.lock_key_reading_clock(hash)?;
+            *self.locked_key.borrow_mut() = Some((*hash, key));
+            self.clock = Some(from_millis(clock));
+        }
+        self.holds_request_locks.set(true);
         Ok(())
     }
 
@@ -1539,6 +1577,8 @@ impl Txn for PgTxn<'_> {
         };
         self.exec(sql, &[])?;
         self.store_usage_locked.set(true);
+        // "Now" comes after this lock too.
+        self.clock = None;
         Ok(())
     }
 
