@@ -21,7 +21,7 @@ Figures (each round runs every side once, alternating; medians over rounds):
             location answering 204, against the same nginx answering a static 204;
 - postgres: `keyctl serve` on a copy of the store in PostgreSQL (`--pg URL`, default
             /tmp/pg-lead.url; a database of its own, made and dropped here), beside
-            the SQLite figure;
+            the SQLite figure, after an unmeasured load and an ANALYZE;
 - peak RSS of each serve process under that load (VmHWM; target <= 64 MiB).
 """
 import argparse
