@@ -377,7 +377,12 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
     }
     let total = lines.len();
     // The lines are parsed on the producer thread below, while this one inserts the
-    // keys before them; bad_line_first keeps a bad line's error first.
+    // keys before them; bad_line_first keeps a bad line's error first. A store this
+    // command would create (a missing SQLite file) is made only for a batch whose
+    // every line is good, so its lines are checked before it is opened.
+    if ctx.db.sqlite_path().is_some_and(|path| !path.exists()) {
+        parse_lines(ctx, &lines)?;
+    }
     // One attempt, never retried (app::retry): the secrets of a batch are drawn as it
     // runs, and a failure leaves nothing behind, so the user runs it again as a whole.
     let mut store = ctx.open_write().map_err(bad_line_first(ctx, &lines))?;

@@ -642,6 +642,20 @@ fn a_bad_line_is_reported_before_any_problem_of_the_store() {
     assert_eq!(env.snapshot(), before);
 }
 
+/// A batch with a bad line does not create the store it names, as it creates no key.
+#[test]
+fn a_bad_batch_creates_no_store() {
+    sqlite_only!("a write command creates a missing store only on SQLite (on PostgreSQL only init and copy do)");
+    let env = TestEnv::new();
+    let lines = b"{\"name\": \"a\"}\n{\"name\": \"b\", \"x\": 1}\n";
+    let out = env.run_with_stdin(&["create", "--batch", "-"], lines);
+    assert!(out.fails(2).starts_with("error: line 2: unknown field `x`"));
+    assert!(!env.db_file().exists(), "the store was created");
+    let out = env.run_with_stdin(&["create", "--batch", "-"], b"{\"name\": \"a\"}\n");
+    out.ok();
+    assert!(env.db_file().exists());
+}
+
 /// A file that is not a store is reported only when every line is good.
 #[test]
 fn a_bad_line_is_reported_before_a_store_that_cannot_open() {
