@@ -575,22 +575,30 @@ fn stream_mode_takes_no_single_request_flags() {
     }
 }
 
+/// A `verify --stream` process on `env`'s store, left running for a test to talk to.
+fn running_stream(env: &TestEnv) -> LiveProcess {
+    LiveProcess::spawn({
+        let mut c = env.command();
+        c.args(["verify", "--stream"]);
+        c
+    })
+}
+
+/// Writes `line` to a running stream and reads its answer, which must be json.
+fn answer(stream: &mut LiveProcess, line: &str) -> Value {
+    stream.write_raw(line.as_bytes()).unwrap();
+    let answer = stream.next_line();
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("not json ({e}): {answer}"))
+}
+
 /// A coprocess gets each answer before it sends the next request (results are
 /// flushed), and each request sees the store as it is then (its own transaction).
 #[test]
 fn a_coprocess_gets_each_answer_before_sending_the_next_request() {
     let env = TestEnv::initialized();
     let k = env.create("svc", &[]);
-    let mut stream = LiveProcess::spawn({
-        let mut c = env.command();
-        c.args(["verify", "--stream"]);
-        c
-    });
-    let mut ask = |line: String| -> Value {
-        stream.write_raw(line.as_bytes()).unwrap();
-        let answer = stream.next_line();
-        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("not json ({e}): {answer}"))
-    };
+    let mut stream = running_stream(&env);
+    let mut ask = |line: String| -> Value { answer(&mut stream, &line) };
     assert_eq!(ask(req(json!({"key": k.secret})))["code"], "valid");
     // Another process disables the key while the stream runs.
     env.run(&["disable", "svc"]).ok();
@@ -615,18 +623,9 @@ fn a_coprocess_gets_each_answer_before_sending_the_next_request() {
 fn a_stream_applies_settings_another_process_changes_while_it_runs() {
     let env = TestEnv::initialized();
     let k = env.create("svc", &[]);
-    let mut stream = LiveProcess::spawn({
-        let mut c = env.command();
-        c.args(["verify", "--stream"]);
-        c
-    });
+    let mut stream = running_stream(&env);
     let mut ask = || -> String {
-        stream
-            .write_raw(req(json!({"key": k.secret})).as_bytes())
-            .unwrap();
-        let answer = stream.next_line();
-        let v: Value =
-            serde_json::from_str(&answer).unwrap_or_else(|e| panic!("not json ({e}): {answer}"));
+        let v = answer(&mut stream, &req(json!({"key": k.secret})));
         v["code"].as_str().unwrap_or_default().to_string()
     };
     assert_eq!(ask(), "valid");
