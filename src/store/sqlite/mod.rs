@@ -8,6 +8,7 @@ mod files;
 mod migrate;
 mod queries;
 mod transaction;
+mod wal_writes;
 
 use std::fs;
 use std::io;
@@ -222,7 +223,11 @@ pub fn use_arena() -> bool {
 
 fn connect(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, e))?;
+    let conn = match wal_writes::name() {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+        None => Connection::open_with_flags(path, flags),
+    }
+    .map_err(|e| sql_error(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| sql_error(path, e))?;
     // A recorded verification runs about twenty distinct statements (more with the
