@@ -616,6 +616,29 @@ fn a_coprocess_gets_each_answer_before_sending_the_next_request() {
     assert_eq!(env.count_rows("requests"), 3);
 }
 
+/// Each answer comes only after its request's record is in the store, where any other
+/// process reads it at once, while the stream goes on running and writing (SPEC §7:
+/// a verdict is written after the commit that holds its record).
+#[test]
+fn every_answered_request_is_in_the_store_for_other_processes_at_once() {
+    let env = TestEnv::initialized();
+    let k = env.create("svc", &[]);
+    let mut stream = running_stream(&env);
+    for n in 1..=40u64 {
+        assert_eq!(
+            answer(&mut stream, &req(json!({"key": k.secret})))["code"],
+            "valid"
+        );
+        assert_eq!(env.count_rows("requests"), n as i64, "after answer {n}");
+        if n % 10 == 0 {
+            let shown = env.run(&["show", "--json", "svc"]).ok().json();
+            assert_eq!(shown["usage"]["last_24h"]["accepted"], json!(n), "{shown}");
+        }
+    }
+    let ended = stream.end();
+    assert_eq!(ended.code, Some(0), "exit 0 at end of input");
+}
+
 /// A running stream decides each request on the settings as they are then: a store-wide
 /// rate limit another process sets applies from the next line, and so does its removal
 /// (the stream keeps the settings it read only while nothing else wrote the store).
