@@ -12,8 +12,8 @@
 //!
 //! What is gathered, and nothing else: frames appended one after another, starting
 //! with a frame header written right after the previous write to the file. Any other
-//! write (the WAL header, a frame overwritten in place, checksums rewritten after a
-//! commit, a write elsewhere after another process appended) first writes out what
+//! write (the WAL header, a frame overwritten in place, the checksums a commit after a
+//! spill rewrites, a write elsewhere after another process appended) first writes out what
 //! is gathered and then goes through as it came, as does every read, sync, truncate,
 //! size, lock and file control: the file is, at every point where SQLite or another
 //! connection could look at it, what it would be without this layer. A failed write
