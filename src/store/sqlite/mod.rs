@@ -6,6 +6,7 @@ mod arena;
 mod checkpointer;
 mod files;
 mod migrate;
+mod page_cache;
 mod queries;
 mod transaction;
 mod wal_writes;
@@ -213,6 +214,8 @@ pub fn setup_process() {
     unsafe {
         rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int);
     }
+    // SQLite's page cache without its full scans at commit (`page_cache`).
+    page_cache::install();
 }
 
 /// SQLite's allocator for a `verify` process ([`arena`]), installed when SQLite has not
