@@ -16,13 +16,13 @@ use std::ffi::{c_int, c_uint, c_void};
 use std::sync::OnceLock;
 
 /// SQLite's page cache methods, as they were before [`install`].
-struct Default(ffi::sqlite3_pcache_methods2);
+struct SqliteCache(ffi::sqlite3_pcache_methods2);
 // SAFETY: SQLite's page cache methods are process-wide functions SQLite calls from
 // any thread; `pArg` is only handed back to them.
-unsafe impl Send for Default {}
-unsafe impl Sync for Default {}
+unsafe impl Send for SqliteCache {}
+unsafe impl Sync for SqliteCache {}
 
-static DEFAULT: OnceLock<Default> = OnceLock::new();
+static DEFAULT: OnceLock<SqliteCache> = OnceLock::new();
 
 /// SQLite's locking page: the page holding byte 2^30 of the file, never stored.
 const PENDING_BYTE: c_uint = 0x4000_0000;
@@ -69,7 +69,7 @@ pub fn install() -> bool {
             && default.xRekey.is_some()
             && default.xTruncate.is_some()
             && default.xDestroy.is_some();
-        if !complete || DEFAULT.set(Default(default)).is_err() {
+        if !complete || DEFAULT.set(SqliteCache(default)).is_err() {
             return false;
         }
         let ours = methods();
@@ -99,7 +99,7 @@ fn default() -> &'static ffi::sqlite3_pcache_methods2 {
     // Our methods are installed only after DEFAULT is set (install), so SQLite never
     // calls them without it.
     match DEFAULT.get() {
-        Some(Default(m)) => m,
+        Some(SqliteCache(m)) => m,
         None => std::process::abort(),
     }
 }
@@ -322,7 +322,7 @@ mod tests {
 
     fn with_mock() {
         DEFAULT.get_or_init(|| {
-            Default(ffi::sqlite3_pcache_methods2 {
+            SqliteCache(ffi::sqlite3_pcache_methods2 {
                 iVersion: 1,
                 pArg: std::ptr::null_mut(),
                 xInit: Some(m_init),
