@@ -22,12 +22,19 @@ Figures (each round runs every side once, alternating; medians over rounds):
 - postgres: `keyctl serve` on a copy of the store in PostgreSQL (`--pg URL`, default
             /tmp/pg-lead.url; a database of its own, made and dropped here), beside
             the SQLite figure, after an unmeasured load and an ANALYZE;
-- peak RSS of each serve process under that load (VmHWM; target <= 64 MiB).
+- ceiling: `keyctl serve --no-record` on a fresh copy of the same store, the same
+            load: what this machine answers when nothing is recorded (HTTP, wrk and
+            the verification's reads, no write transaction), the bound any recording
+            serve stays under;
+- peak RSS of each serve process under that load (VmHWM; target <= 64 MiB);
+- CPU a request of wrk and of serve (user + system, per answered request): the
+  machine's two cores are shared by the load and the server.
 """
 import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -103,11 +110,19 @@ def uptime():
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def wrk(url, lines_file, mode, args, work):
-    """One wrk run: (rate/s, p50 ms, p99 ms, statuses)."""
+def children_cpu():
+    """CPU seconds (user + system) of the waited-for children so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def wrk(url, lines_file, mode, args, work, cpu=None):
+    """One wrk run: (rate/s, p50 ms, p99 ms, statuses); with `cpu` (a dict), wrk's CPU
+    seconds a request there as "wrk"."""
     script = os.path.join(work, "draw.lua")
     with open(script, "w") as f:
         f.write(WRK_SCRIPT)
+    before = children_cpu()
     out = subprocess.run(
         ["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.seconds}s",
          "--timeout", "10s", "-s", script, url, "--", lines_file, mode],
@@ -121,6 +136,8 @@ def wrk(url, lines_file, mode, args, work):
                 (p.split("=") for p in m.group(6).split(",") if p)}
     if errors:
         sys.exit(f"wrk saw {errors} socket errors:\n{out}")
+    if cpu is not None and requests:
+        cpu["wrk"] = (children_cpu() - before) / requests
     return requests / (duration / 1e6), p50 / 1000, p99 / 1000, statuses
 
 
@@ -147,6 +164,12 @@ class Serve:
             self.proc.kill()
             sys.exit(f"keyctl serve did not start: {first}{self.proc.stderr.read()}")
         self.addr = first.removeprefix("listening on http://")
+
+    def cpu_seconds(self):
+        """User + system CPU of every thread so far (/proc/PID/stat, clock ticks)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -308,7 +331,7 @@ def main():
     ap.add_argument("--dir", default=os.path.join(ROOT, "target", "bench", "stream"))
     ap.add_argument("--pg", default=None,
                     help="base PostgreSQL URL (default: the content of /tmp/pg-lead.url)")
-    ap.add_argument("--only", default="sqlite,nginx,postgres")
+    ap.add_argument("--only", default="sqlite,ceiling,nginx,postgres")
     ap.add_argument("--keyctl", default=KEYCTL, help="the keyctl binary (default: release)")
     args = ap.parse_args()
     set_keyctl(args.keyctl)
@@ -330,6 +353,7 @@ def main():
 
     figures = {}  # name -> list of (rate, p50, p99)
     rss = {}      # name -> peak MiB (max over rounds)
+    cpus = {}     # name -> list of {"wrk": s, "serve": s} a request
     loads = []
     seed = int(time.time())
     try:
@@ -342,21 +366,28 @@ def main():
             sides = []
             if "sqlite" in only or "nginx" in only:
                 sides.append(("sqlite", db))
+            if "ceiling" in only:
+                sides.append(("ceiling", db))
             if pg:
                 sides.append(("postgres", pg[1]))
             for name, store in sides:
-                if name == "sqlite":
+                if name in ("sqlite", "ceiling"):
                     # A fresh copy of the template store each round, as the stream figures.
                     store = sw.fresh_copy(db)
-                server = Serve(store, ["--trust-proxy", "127.0.0.1/32"])
+                extra = ["--no-record"] if name == "ceiling" else []
+                server = Serve(store, ["--trust-proxy", "127.0.0.1/32", *extra])
                 try:
                     if name == "postgres" and r == 0:
                         warm_postgres(server, bodies, args, pg[1])
                     if name != "sqlite" or "sqlite" in only:
+                        cpu, served = {}, server.cpu_seconds()
                         rate, p50, p99, st = wrk(f"http://{server.addr}", bodies, "verify",
-                                                 args, args.dir)
+                                                 args, args.dir, cpu)
+                        answered = sum(st.values())
+                        cpu["serve"] = (server.cpu_seconds() - served) / max(answered, 1)
                         check(st, 200)
                         figures.setdefault(name, []).append((rate, p50, p99))
+                        cpus.setdefault(name, []).append(cpu)
                     if name == "sqlite" and "nginx" in only:
                         proxy = Nginx(server.addr, args.dir)
                         try:
@@ -398,6 +429,12 @@ def main():
               f"| {rate / limit:.2f}x | {med('sqlite', 1):.2f} ms | {med('sqlite', 2):.2f} ms "
               f"| {rss['sqlite']:.1f} MiB | >= 3x, <= 64 MiB: "
               f"{'met' if rate / limit >= 3 and rss['sqlite'] <= 64 else 'NOT met'} |")
+    if "ceiling" in figures:
+        rate = med("ceiling", 0)
+        print(f"| ceiling: serve --no-record, SQLite, {args.connections} keep-alive clients "
+              f"| {rate:.0f}/s | limit-verify --loop 20000: {limit:.0f}/s "
+              f"| {rate / limit:.2f}x | {med('ceiling', 1):.2f} ms | {med('ceiling', 2):.2f} ms "
+              f"| {rss['ceiling']:.1f} MiB | reported |")
     if "postgres" in figures:
         rate = med("postgres", 0)
         sq = f"SQLite: {med('sqlite', 0):.0f}/s" if "sqlite" in figures else "-"
@@ -412,6 +449,21 @@ def main():
               f"| {rate / base:.2f}x | {med('nginx', 1):.2f} ms | {med('nginx', 2):.2f} ms "
               f"| - | reported (static 204: p50 {med('static', 1):.2f} ms, "
               f"p99 {med('static', 2):.2f} ms) |")
+    if cpus:
+        cores = os.cpu_count()
+        print()
+        print(f"CPU a request (user + system, medians; the machine has {cores} cores, "
+              f"{cores * 1e6:.0f} µs of CPU a second):")
+        print()
+        print("| serve | rate | wrk | keyctl serve | both: of the machine |")
+        print("|---|---|---|---|---|")
+        for name, runs in cpus.items():
+            w = statistics.median(c["wrk"] for c in runs) * 1e6
+            k = statistics.median(c["serve"] for c in runs) * 1e6
+            rate = med(name, 0)
+            unseen = " (the PostgreSQL server's own not counted)" if name == "postgres" else ""
+            print(f"| {name} | {rate:.0f}/s | {w:.1f} µs | {k:.1f} µs "
+                  f"| {(w + k) * rate / (cores * 1e6):.0%}{unseen} |")
 
 
 if __name__ == "__main__":
