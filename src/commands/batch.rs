@@ -389,26 +389,28 @@ pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<()> {
     let mut tx = store
         .begin(Intent::Bulk)
         .map_err(bad_line_first(ctx, &lines))?;
-    let settings = tx.settings().map_err(bad_line_first(ctx, &lines))?;
+    // Taken under the write lock: the keys and audit events come after every commit
+    // before this one.
     let now = ctx.now();
-    let mut limit =
-        KeyLimit::read(tx.as_ref(), &settings, now).map_err(bad_line_first(ctx, &lines))?;
+    let (settings, mut limit, names_held, head) = (|| -> Result<_> {
+        let settings = tx.settings()?;
+        let limit = KeyLimit::read(tx.as_ref(), &settings, now)?;
+        // Names are held only by keys that count toward max-keys (active or disabled
+        // and unexpired; see Txn::count_limited), so when none does, no name in the
+        // store is taken and only in-batch duplicates could clash: the parser refuses
+        // those. Then the per-key name lookup is skipped (it is a third of the
+        // database work of a batch into an empty store).
+        let names_held = tx.count_limited(now)? > 0;
+        if !names_held {
+            tx.expect_new_keys(total)?;
+        }
+        // The chain's head, read (and locked) once: the producer links every event to
+        // the one before, as AuditTrail would, off the database thread.
+        let head = tx.audit_head_for_append()?;
+        Ok((settings, limit, names_held, head))
+    })()
+    .map_err(bad_line_first(ctx, &lines))?;
     let prefix = settings.key_prefix.clone();
-    // Names are held only by keys that count toward max-keys (active or disabled and
-    // unexpired; see Txn::count_limited), so when none does, no name in the store is
-    // taken and only in-batch duplicates could clash: the parser refuses those. Then
-    // the per-key name lookup is skipped (it is a third of the database work of a
-    // batch into an empty store).
-    let names_held = tx.count_limited(now).map_err(bad_line_first(ctx, &lines))? > 0;
-    if !names_held {
-        tx.expect_new_keys(total)
-            .map_err(bad_line_first(ctx, &lines))?;
-    }
-    // The chain's head, read (and locked) once: the producer links every event to the
-    // one before, as AuditTrail would, off the database thread.
-    let head = tx
-        .audit_head_for_append()
-        .map_err(bad_line_first(ctx, &lines))?;
     let actor = ctx.actor().to_string();
     let created_at_ms = crate::core::time::to_millis(now);
 
