@@ -399,6 +399,9 @@ fn traefik(keyctl: &str) -> Proxy {
                     "--global.checkNewVersion=false",
                     "--global.sendAnonymousUsage=false",
                     "--log.level=ERROR",
+                    // Traefik logs to stdout by default; the start reads stderr
+                    // (a port taken meanwhile is retried).
+                    "--log.filePath=/dev/stderr",
                 ])
                 .env_clear()
                 .env("PATH", "/usr/bin:/bin")
