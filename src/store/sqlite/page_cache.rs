@@ -112,6 +112,18 @@ unsafe fn ours<'a>(cache: *mut ffi::sqlite3_pcache) -> &'a mut Cache {
     unsafe { &mut *cache.cast::<Cache>() }
 }
 
+/// Calls SQLite's method `$m` on the inner cache of `$c`, or answers `$missing` if it
+/// has none.
+macro_rules! forward {
+    ($c:expr, $m:ident, $missing:expr $(, $arg:expr)*) => {
+        match default().$m {
+            // SAFETY: the inner cache came from SQLite's xCreate and is not destroyed.
+            Some(method) => unsafe { method($c.inner $(, $arg)*) },
+            None => $missing,
+        }
+    };
+}
+
 unsafe extern "C" fn x_init(_: *mut c_void) -> c_int {
     let d = default();
     match d.xInit {
@@ -155,17 +167,12 @@ unsafe extern "C" fn x_create(
 
 unsafe extern "C" fn x_cachesize(cache: *mut ffi::sqlite3_pcache, pages: c_int) {
     let c = unsafe { ours(cache) };
-    if let Some(f) = default().xCachesize {
-        unsafe { f(c.inner, pages) }
-    }
+    forward!(c, xCachesize, (), pages)
 }
 
 unsafe extern "C" fn x_pagecount(cache: *mut ffi::sqlite3_pcache) -> c_int {
     let c = unsafe { ours(cache) };
-    match default().xPagecount {
-        Some(f) => unsafe { f(c.inner) },
-        None => 0,
-    }
+    forward!(c, xPagecount, 0)
 }
 
 unsafe extern "C" fn x_fetch(
@@ -174,10 +181,7 @@ unsafe extern "C" fn x_fetch(
     create: c_int,
 ) -> *mut ffi::sqlite3_pcache_page {
     let c = unsafe { ours(cache) };
-    let Some(fetch) = default().xFetch else {
-        return std::ptr::null_mut();
-    };
-    let page = unsafe { fetch(c.inner, key, create) };
+    let page = forward!(c, xFetch, std::ptr::null_mut(), key, create);
     // A page found at the locking page is one moved there, already counted.
     let moved_there = key == c.lock_page && c.at_lock_page > 0;
     if !page.is_null() && key > c.max_key && !moved_there {
@@ -192,9 +196,7 @@ unsafe extern "C" fn x_unpin(
     discard: c_int,
 ) {
     let c = unsafe { ours(cache) };
-    if let Some(f) = default().xUnpin {
-        unsafe { f(c.inner, page, discard) }
-    }
+    forward!(c, xUnpin, (), page, discard)
 }
 
 unsafe extern "C" fn x_rekey(
@@ -204,9 +206,7 @@ unsafe extern "C" fn x_rekey(
     new: c_uint,
 ) {
     let c = unsafe { ours(cache) };
-    if let Some(f) = default().xRekey {
-        unsafe { f(c.inner, page, old, new) }
-    }
+    forward!(c, xRekey, (), page, old, new);
     if new == c.lock_page {
         c.at_lock_page += 1;
     } else if new > c.max_key {
@@ -223,9 +223,7 @@ unsafe extern "C" fn x_truncate(cache: *mut ffi::sqlite3_pcache, limit: c_uint) 
     if c.at_lock_page == 0 && limit > c.max_key {
         return;
     }
-    if let Some(f) = default().xTruncate {
-        unsafe { f(c.inner, limit) }
-    }
+    forward!(c, xTruncate, (), limit);
     c.max_key = c.max_key.min(limit.saturating_sub(1));
     if c.lock_page >= limit {
         c.at_lock_page = 0;
@@ -235,16 +233,12 @@ unsafe extern "C" fn x_truncate(cache: *mut ffi::sqlite3_pcache, limit: c_uint) 
 unsafe extern "C" fn x_destroy(cache: *mut ffi::sqlite3_pcache) {
     // SAFETY: SQLite destroys each cache once, and uses it no more.
     let c = unsafe { Box::from_raw(cache.cast::<Cache>()) };
-    if let Some(f) = default().xDestroy {
-        unsafe { f(c.inner) }
-    }
+    forward!(c, xDestroy, ())
 }
 
 unsafe extern "C" fn x_shrink(cache: *mut ffi::sqlite3_pcache) {
     let c = unsafe { ours(cache) };
-    if let Some(f) = default().xShrink {
-        unsafe { f(c.inner) }
-    }
+    forward!(c, xShrink, ())
 }
 
 #[cfg(test)]
